@@ -1,0 +1,112 @@
+import type { Db } from './database';
+
+interface Migration {
+  version: number;
+  description: string;
+  sql: string;
+}
+
+// Append only. A released migration is never edited: a change is a new migration.
+const MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    description: 'accounts, sessions, invitations, audit log',
+    sql: `
+      CREATE TABLE users (
+        id TEXT PRIMARY KEY,
+        username TEXT NOT NULL UNIQUE,
+        display_name TEXT NOT NULL,
+        email TEXT,
+        role TEXT NOT NULL CHECK (role IN ('admin', 'member')),
+        status TEXT NOT NULL CHECK (status IN ('active', 'disabled')),
+        password_hash TEXT NOT NULL,
+        must_change_password INTEGER NOT NULL DEFAULT 0 CHECK (must_change_password IN (0, 1)),
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL,
+        last_login_at INTEGER
+      );
+
+      CREATE TABLE sessions (
+        id TEXT PRIMARY KEY,
+        user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        token_hash TEXT NOT NULL UNIQUE,
+        created_at INTEGER NOT NULL,
+        last_seen_at INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL,
+        ip TEXT,
+        user_agent TEXT
+      );
+      CREATE INDEX sessions_by_user ON sessions(user_id);
+
+      CREATE TABLE invitations (
+        id TEXT PRIMARY KEY,
+        secret_hash TEXT NOT NULL UNIQUE,
+        role TEXT NOT NULL CHECK (role IN ('admin', 'member')),
+        username TEXT,
+        email TEXT,
+        created_by TEXT REFERENCES users(id) ON DELETE SET NULL,
+        created_at INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL,
+        accepted_at INTEGER,
+        accepted_user_id TEXT REFERENCES users(id) ON DELETE SET NULL,
+        revoked_at INTEGER
+      );
+      CREATE INDEX invitations_by_created ON invitations(created_at);
+
+      -- No foreign keys: the trail must outlive the users it mentions.
+      CREATE TABLE audit_log (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        at INTEGER NOT NULL,
+        action TEXT NOT NULL,
+        actor_id TEXT,
+        actor_username TEXT,
+        target_type TEXT,
+        target_id TEXT,
+        target_label TEXT,
+        ip TEXT,
+        detail TEXT NOT NULL DEFAULT '{}'
+      );
+      CREATE INDEX audit_by_at ON audit_log(at);
+      CREATE INDEX audit_by_action ON audit_log(action, at);
+      CREATE INDEX audit_by_actor ON audit_log(actor_username, at);
+      CREATE TRIGGER audit_log_append_only_update BEFORE UPDATE ON audit_log
+        BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END;
+      CREATE TRIGGER audit_log_append_only_delete BEFORE DELETE ON audit_log
+        BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END;
+
+      -- One row rewritten by the readiness probe to prove the database accepts writes.
+      CREATE TABLE readiness_probe (id INTEGER PRIMARY KEY CHECK (id = 1), at INTEGER NOT NULL);
+    `,
+  },
+];
+
+export const LATEST_SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]?.version ?? 0;
+
+export class DatabaseTooNewError extends Error {
+  constructor(readonly found: number, readonly supported: number) {
+    super(
+      `The database has schema version ${found}, but this build of ClawLoops only knows up to version ${supported}. ` +
+        'It was written by a newer ClawLoops: run that version (or restore a backup made before the upgrade).',
+    );
+    this.name = 'DatabaseTooNewError';
+  }
+}
+
+export function schemaVersion(db: Db): number {
+  return Number(db.pragma('user_version', { simple: true }));
+}
+
+/** Applies pending migrations, each in its own transaction together with the version bump. */
+export function migrate(db: Db): { from: number; to: number } {
+  const from = schemaVersion(db);
+  if (from > LATEST_SCHEMA_VERSION) throw new DatabaseTooNewError(from, LATEST_SCHEMA_VERSION);
+  for (const migration of MIGRATIONS) {
+    db.transaction(() => {
+      // Re-read inside the write lock: another process (the operator CLI) may have migrated meanwhile.
+      if (migration.version <= schemaVersion(db)) return;
+      db.exec(migration.sql);
+      db.pragma(`user_version = ${migration.version}`);
+    }).immediate();
+  }
+  return { from, to: schemaVersion(db) };
+}

@@ -1,0 +1,82 @@
+import type { Db } from '../database';
+
+export interface Session {
+  id: string;
+  userId: string;
+  tokenHash: string;
+  createdAt: number;
+  lastSeenAt: number;
+  expiresAt: number;
+  ip: string | null;
+  userAgent: string | null;
+}
+
+interface SessionRow {
+  id: string;
+  user_id: string;
+  token_hash: string;
+  created_at: number;
+  last_seen_at: number;
+  expires_at: number;
+  ip: string | null;
+  user_agent: string | null;
+}
+
+const toSession = (row: SessionRow): Session => ({
+  id: row.id,
+  userId: row.user_id,
+  tokenHash: row.token_hash,
+  createdAt: row.created_at,
+  lastSeenAt: row.last_seen_at,
+  expiresAt: row.expires_at,
+  ip: row.ip,
+  userAgent: row.user_agent,
+});
+
+export class SessionRepository {
+  constructor(private readonly db: Db) {}
+
+  insert(session: Session): void {
+    this.db
+      .prepare(
+        `INSERT INTO sessions (id, user_id, token_hash, created_at, last_seen_at, expires_at, ip, user_agent)
+         VALUES (@id, @userId, @tokenHash, @createdAt, @lastSeenAt, @expiresAt, @ip, @userAgent)`,
+      )
+      .run(session);
+  }
+
+  findByTokenHash(tokenHash: string): Session | null {
+    const row = this.db.prepare('SELECT * FROM sessions WHERE token_hash = ?').get(tokenHash) as SessionRow | undefined;
+    return row ? toSession(row) : null;
+  }
+
+  listForUser(userId: string): Session[] {
+    const rows = this.db
+      .prepare('SELECT * FROM sessions WHERE user_id = ? ORDER BY last_seen_at DESC')
+      .all(userId) as SessionRow[];
+    return rows.map(toSession);
+  }
+
+  touch(id: string, lastSeenAt: number, ip: string | null): void {
+    this.db.prepare('UPDATE sessions SET last_seen_at = ?, ip = COALESCE(?, ip) WHERE id = ?').run(lastSeenAt, ip, id);
+  }
+
+  /** Deletes one session only if it belongs to the user; returns whether it did. */
+  deleteForUser(id: string, userId: string): boolean {
+    return this.db.prepare('DELETE FROM sessions WHERE id = ? AND user_id = ?').run(id, userId).changes > 0;
+  }
+
+  delete(id: string): void {
+    this.db.prepare('DELETE FROM sessions WHERE id = ?').run(id);
+  }
+
+  deleteAllForUser(userId: string, exceptSessionId: string | null = null): number {
+    return this.db
+      .prepare('DELETE FROM sessions WHERE user_id = ? AND (? IS NULL OR id <> ?)')
+      .run(userId, exceptSessionId, exceptSessionId).changes;
+  }
+
+  deleteExpired(now: number, idleCutoff: number): number {
+    return this.db.prepare('DELETE FROM sessions WHERE expires_at <= ? OR last_seen_at <= ?').run(now, idleCutoff).changes;
+  }
+}

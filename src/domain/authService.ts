@@ -1,0 +1,148 @@
+import type { Session } from '../db/repositories/sessionRepository';
+import type { User, UserRepository } from '../db/repositories/userRepository';
+import type { Clock } from '../lib/clock';
+import { AppError, badRequest, unauthorized } from '../lib/errors';
+import { newSecret } from '../lib/secrets';
+import { assertAcceptablePassword, normalizePassword, normalizeUsername, PASSWORD_MAX_LENGTH } from './accountRules';
+import type { AuditLog, RequestOrigin } from './audit';
+import type { LoginThrottle } from './loginThrottle';
+import type { PasswordHasher } from './passwordHasher';
+import type { AuthenticatedSession, SessionService } from './sessions';
+import type { Transactor } from './transactor';
+
+export interface SignedIn {
+  user: User;
+  session: Session;
+  token: string;
+}
+
+const INVALID_CREDENTIALS_MESSAGE = 'Invalid username or password.';
+
+function tooManyAttempts(waitMs: number): AppError {
+  const seconds = Math.max(1, Math.ceil(waitMs / 1000));
+  return new AppError(
+    429,
+    'TOO_MANY_ATTEMPTS',
+    `Too many failed attempts. Try again in ${seconds} second${seconds === 1 ? '' : 's'}.`,
+    { 'Retry-After': String(seconds) },
+  );
+}
+
+/** Sign-in, sign-out and a signed-in user's own password and sessions. */
+export class AuthService {
+  // Unknown usernames are checked against this so they cost the same scrypt run as real ones.
+  private readonly dummyHash: Promise<string>;
+
+  constructor(
+    private readonly users: UserRepository,
+    private readonly sessions: SessionService,
+    private readonly hasher: PasswordHasher,
+    private readonly throttle: LoginThrottle,
+    private readonly audit: AuditLog,
+    private readonly transact: Transactor,
+    private readonly clock: Clock,
+  ) {
+    this.dummyHash = hasher.hash(newSecret());
+  }
+
+  async login(usernameInput: string, passwordInput: string, origin: RequestOrigin): Promise<SignedIn> {
+    const username = normalizeUsername(usernameInput).slice(0, 64);
+    const wait = this.throttle.retryAfterMs(username, origin.ip);
+    if (wait > 0) {
+      this.audit.record({ action: 'login.throttled', actor: null, target: { type: 'user', id: null, label: username }, origin });
+      throw tooManyAttempts(wait);
+    }
+    const user = this.users.findByUsername(username);
+    const password = normalizePassword(passwordInput).slice(0, PASSWORD_MAX_LENGTH + 1);
+    const passwordOk = await this.hasher.verify(password, user?.passwordHash ?? (await this.dummyHash));
+    if (!user || !passwordOk || user.status !== 'active') {
+      this.throttle.recordFailure(username, origin.ip);
+      const reason = !user ? 'unknown_user' : !passwordOk ? 'wrong_password' : 'disabled';
+      this.audit.record({
+        action: 'login.failure',
+        actor: null,
+        target: { type: 'user', id: user?.id ?? null, label: username },
+        origin,
+        detail: { reason },
+      });
+      throw unauthorized('INVALID_CREDENTIALS', INVALID_CREDENTIALS_MESSAGE);
+    }
+    this.throttle.recordSuccess(username);
+    return this.transact(() => {
+      this.users.recordLogin(user.id, this.clock.now());
+      const { token, session } = this.sessions.create(user.id, origin);
+      this.audit.record({
+        action: 'login.success',
+        actor: { id: user.id, username: user.username },
+        target: { type: 'user', id: user.id, label: user.username },
+        origin,
+      });
+      return { user, session, token };
+    });
+  }
+
+  logout(auth: AuthenticatedSession, origin: RequestOrigin): void {
+    this.transact(() => {
+      this.sessions.revoke(auth.session.id);
+      this.audit.record({ action: 'logout', actor: actorOf(auth.user), origin, detail: { sessionId: auth.session.id } });
+    });
+  }
+
+  async changePassword(
+    auth: AuthenticatedSession,
+    currentPassword: string,
+    newPasswordInput: string,
+    origin: RequestOrigin,
+  ): Promise<void> {
+    const { user } = auth;
+    const wait = this.throttle.retryAfterMs(user.username, origin.ip);
+    if (wait > 0) throw tooManyAttempts(wait);
+    if (!(await this.hasher.verify(normalizePassword(currentPassword), user.passwordHash))) {
+      this.throttle.recordFailure(user.username, origin.ip);
+      this.audit.record({ action: 'password.change_failed', actor: actorOf(user), origin, detail: { reason: 'wrong_current_password' } });
+      throw badRequest('INVALID_CURRENT_PASSWORD', 'The current password is not correct.');
+    }
+    const newPassword = normalizePassword(newPasswordInput);
+    assertAcceptablePassword(newPassword, user.username);
+    if (newPassword === normalizePassword(currentPassword)) {
+      throw badRequest('PASSWORD_UNCHANGED', 'The new password must differ from the current one.');
+    }
+    const hash = await this.hasher.hash(newPassword);
+    this.transact(() => {
+      this.users.setPassword(user.id, hash, false, this.clock.now());
+      const revoked = this.sessions.revokeAllForUser(user.id, auth.session.id);
+      this.audit.record({
+        action: 'password.change',
+        actor: actorOf(user),
+        target: { type: 'user', id: user.id, label: user.username },
+        origin,
+        detail: { otherSessionsRevoked: revoked },
+      });
+    });
+  }
+
+  listSessions(auth: AuthenticatedSession): Session[] {
+    return this.sessions.listForUser(auth.user.id);
+  }
+
+  /** False when the id is not one of the caller's sessions (someone else's looks the same as none). */
+  revokeSession(auth: AuthenticatedSession, sessionId: string, origin: RequestOrigin): boolean {
+    return this.transact(() => {
+      const revoked = this.sessions.revokeOwn(sessionId, auth.user.id);
+      if (revoked) this.audit.record({ action: 'session.revoke', actor: actorOf(auth.user), origin, detail: { sessionId } });
+      return revoked;
+    });
+  }
+
+  revokeOtherSessions(auth: AuthenticatedSession, origin: RequestOrigin): number {
+    return this.transact(() => {
+      const count = this.sessions.revokeAllForUser(auth.user.id, auth.session.id);
+      this.audit.record({ action: 'session.revoke_others', actor: actorOf(auth.user), origin, detail: { count } });
+      return count;
+    });
+  }
+}
+
+export function actorOf(user: User): { id: string; username: string } {
+  return { id: user.id, username: user.username };
+}

@@ -1,0 +1,79 @@
+import type { User, UserRepository } from '../db/repositories/userRepository';
+import type { Clock } from '../lib/clock';
+import { conflict, badRequest } from '../lib/errors';
+import { newId } from '../lib/secrets';
+import {
+  assertAcceptablePassword,
+  assertValidUsername,
+  normalizePassword,
+  normalizeUsername,
+  type Role,
+} from './accountRules';
+import type { PasswordHasher } from './passwordHasher';
+
+export interface NewUserInput {
+  username: string;
+  password: string;
+  role: Role;
+  displayName?: string | null | undefined;
+  email?: string | null | undefined;
+  mustChangePassword: boolean;
+}
+
+const CONTROL_CHARS = /[\u0000-\u001f\u007f-\u009f]/;
+
+/** Display names are free text in any script, but one line of printable characters. */
+export function cleanDisplayName(input: string): string {
+  const name = input.normalize('NFC').trim();
+  if (name.length < 1 || name.length > 100) throw badRequest('INVALID_DISPLAY_NAME', 'Display name must be 1–100 characters.');
+  if (CONTROL_CHARS.test(name)) throw badRequest('INVALID_DISPLAY_NAME', 'Display name must not contain control characters.');
+  return name;
+}
+
+/**
+ * Builds a validated, hashed user that is not yet stored. Hashing is slow and async, so it
+ * happens before the caller's (synchronous) transaction inserts the row.
+ */
+export class UserFactory {
+  constructor(
+    private readonly users: UserRepository,
+    private readonly hasher: PasswordHasher,
+    private readonly clock: Clock,
+  ) {}
+
+  async build(input: NewUserInput): Promise<User> {
+    const username = normalizeUsername(input.username);
+    assertValidUsername(username);
+    const password = normalizePassword(input.password);
+    assertAcceptablePassword(password, username);
+    // Checked here for a fast answer; insertNew() checks again inside the transaction.
+    this.assertUsernameFree(username);
+    const displayName = input.displayName ? cleanDisplayName(input.displayName) : username;
+    const now = this.clock.now();
+    return {
+      id: newId(),
+      username,
+      displayName,
+      email: input.email ?? null,
+      role: input.role,
+      status: 'active',
+      passwordHash: await this.hasher.hash(password),
+      mustChangePassword: input.mustChangePassword,
+      createdAt: now,
+      updatedAt: now,
+      lastLoginAt: null,
+    };
+  }
+
+  /** Call inside a transaction. */
+  insertNew(user: User): void {
+    this.assertUsernameFree(user.username);
+    this.users.insert(user);
+  }
+
+  private assertUsernameFree(username: string): void {
+    if (this.users.usernameExists(username)) {
+      throw conflict('USERNAME_TAKEN', `The username "${username}" is already taken.`);
+    }
+  }
+}

@@ -1,0 +1,93 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import express, { type Express } from 'express';
+import type { AuditLog } from '../domain/audit';
+import type { AuthService } from '../domain/authService';
+import type { InvitationService } from '../domain/invitationService';
+import type { ReadinessService } from '../domain/readiness';
+import type { SessionService } from '../domain/sessions';
+import type { SetupService } from '../domain/setupService';
+import type { UserAdminService } from '../domain/userAdminService';
+import type { TrustProxySetting } from '../config';
+import type { Clock } from '../lib/clock';
+import type { Logger } from '../lib/logger';
+import { errorHandler, notFoundHandler } from './errorHandling';
+import { loadSession } from './middleware/authentication';
+import { requireJsonBody, requirePlatformOrigin } from './middleware/originCheck';
+import { requestContext, securityHeaders } from './middleware/requestContext';
+import { accountRouter } from './routes/account';
+import { adminRouter } from './routes/admin';
+import { authRouter } from './routes/auth';
+import { healthRouter } from './routes/health';
+import { invitationsRouter } from './routes/invitations';
+import { setupRouter } from './routes/setup';
+
+export interface HttpConfig {
+  publicUrl: string;
+  publicOrigin: string;
+  secureCookies: boolean;
+  trustProxy: TrustProxySetting;
+  jsonBodyLimitBytes: number;
+  /** Directory of the built web UI; served when it exists. */
+  webRoot: string | null;
+}
+
+export interface HttpServices {
+  logger: Logger;
+  clock: Clock;
+  readiness: ReadinessService;
+  sessions: SessionService;
+  auth: AuthService;
+  setup: SetupService;
+  invitations: InvitationService;
+  users: UserAdminService;
+  audit: AuditLog;
+}
+
+export function createApp(config: HttpConfig, services: HttpServices): Express {
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('trust proxy', config.trustProxy);
+  app.set('query parser', 'simple');
+
+  const cookies = { secure: config.secureCookies, maxAgeMs: services.sessions.maxAgeMs };
+
+  app.use(requestContext(services.logger));
+  app.use(healthRouter(services.readiness));
+
+  const api = express.Router();
+  api.use(securityHeaders);
+  api.use(requirePlatformOrigin(config.publicOrigin));
+  api.use(requireJsonBody);
+  api.use(express.json({ limit: config.jsonBodyLimitBytes, strict: true }));
+  api.use(loadSession(services.sessions));
+  api.use('/setup', setupRouter(services.setup, cookies));
+  api.use('/auth', authRouter(services.auth, cookies));
+  api.use('/account', accountRouter(services.auth));
+  api.use('/invitations', invitationsRouter(services.invitations, cookies));
+  api.use(
+    '/admin',
+    adminRouter({
+      users: services.users,
+      invitations: services.invitations,
+      audit: services.audit,
+      clock: services.clock,
+      invitationLink: (secret) => `${config.publicUrl}/invite/${secret}`,
+    }),
+  );
+  app.use('/api/v1', api);
+
+  if (config.webRoot && fs.existsSync(path.join(config.webRoot, 'index.html'))) {
+    const webRoot = config.webRoot;
+    app.use(express.static(webRoot, { index: false, maxAge: '1h' }));
+    // Client-side routes (/setup, /invite/…, /login) all load the single-page app.
+    app.get(/^\/(?!api\/|healthz$|readyz$).*/, (_req, res) => {
+      res.setHeader('Cache-Control', 'no-cache');
+      res.sendFile(path.join(webRoot, 'index.html'));
+    });
+  }
+
+  app.use(notFoundHandler);
+  app.use(errorHandler);
+  return app;
+}

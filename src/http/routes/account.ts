@@ -1,0 +1,40 @@
+import { Router } from 'express';
+import type { AuthService } from '../../domain/authService';
+import { notFound } from '../../lib/errors';
+import { authOf, originOf } from '../context';
+import { requireAuth } from '../middleware/authentication';
+import { presentSession } from '../presenters';
+import { body, idParam, parseInput, passwordField } from '../validation';
+
+const passwordBody = body({ currentPassword: passwordField, newPassword: passwordField });
+
+export function accountRouter(auth: AuthService): Router {
+  const router = Router();
+
+  router.post('/password', requireAuth({ allowPendingPasswordChange: true }), async (req, res) => {
+    const { currentPassword, newPassword } = parseInput(passwordBody, req.body);
+    await auth.changePassword(authOf(req), currentPassword, newPassword, originOf(req));
+    res.status(204).end();
+  });
+
+  router.use(requireAuth());
+
+  router.get('/sessions', (req, res) => {
+    const caller = authOf(req);
+    res.json({ items: auth.listSessions(caller).map((s) => presentSession(s, caller.session.id)) });
+  });
+
+  router.post('/sessions/revoke-others', (req, res) => {
+    res.json({ revoked: auth.revokeOtherSessions(authOf(req), originOf(req)) });
+  });
+
+  router.delete('/sessions/:id', (req, res) => {
+    const id = parseInput(idParam, req.params.id, 'path');
+    if (!auth.revokeSession(authOf(req), id, originOf(req))) {
+      throw notFound('SESSION_NOT_FOUND', 'You have no session with this id.');
+    }
+    res.status(204).end();
+  });
+
+  return router;
+}

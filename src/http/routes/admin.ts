@@ -1,0 +1,144 @@
+import { Router } from 'express';
+import { z } from 'zod';
+import type { AuditLog } from '../../domain/audit';
+import { actorOf } from '../../domain/authService';
+import { INVITATION_MAX_HOURS, type InvitationService } from '../../domain/invitationService';
+import type { UserAdminService } from '../../domain/userAdminService';
+import type { Clock } from '../../lib/clock';
+import { badRequest } from '../../lib/errors';
+import { authOf, originOf } from '../context';
+import { requireAuth } from '../middleware/authentication';
+import { page, presentAuditEntry, presentInvitation, presentUser } from '../presenters';
+import {
+  body,
+  displayNameField,
+  emailField,
+  idParam,
+  pagination,
+  parseInput,
+  passwordField,
+  roleField,
+  statusField,
+  usernameField,
+} from '../validation';
+
+const userListQuery = z.object({
+  search: z.string().max(100).optional(),
+  role: roleField.optional(),
+  status: statusField.optional(),
+  ...pagination,
+});
+
+const createUserBody = body({
+  username: usernameField,
+  role: roleField.default('member'),
+  displayName: displayNameField.optional(),
+  email: emailField.optional(),
+  password: passwordField.optional(),
+});
+
+const updateUserBody = body({
+  displayName: displayNameField.optional(),
+  email: emailField.nullable().optional(),
+  role: roleField.optional(),
+  status: statusField.optional(),
+});
+
+const createInvitationBody = body({
+  role: roleField.default('member'),
+  username: usernameField.optional(),
+  email: emailField.optional(),
+  expiresInHours: z.number().int('must be a whole number').min(1).max(INVITATION_MAX_HOURS).default(72),
+});
+
+const isoTime = z.iso.datetime({ offset: true, message: 'must be an ISO 8601 time such as 2026-01-31T12:00:00Z' });
+
+const auditQuery = z.object({
+  actor: z.string().max(100).optional(),
+  action: z.string().max(100).optional(),
+  from: isoTime.optional(),
+  to: isoTime.optional(),
+  ...pagination,
+});
+
+export interface AdminDeps {
+  users: UserAdminService;
+  invitations: InvitationService;
+  audit: AuditLog;
+  clock: Clock;
+  invitationLink: (secret: string) => string;
+}
+
+export function adminRouter(deps: AdminDeps): Router {
+  const router = Router();
+  router.use(requireAuth({ adminOnly: true }));
+
+  router.get('/users', (req, res) => {
+    const query = parseInput(userListQuery, req.query, 'query');
+    const { items, total } = deps.users.list(query);
+    res.json(page(items.map(presentUser), total, query.limit, query.offset));
+  });
+
+  router.post('/users', async (req, res) => {
+    const input = parseInput(createUserBody, req.body);
+    const { user, temporaryPassword } = await deps.users.create(actorOf(authOf(req).user), input, originOf(req));
+    res.status(201).json({ user: presentUser(user), temporaryPassword });
+  });
+
+  router.get('/users/:id', (req, res) => {
+    res.json({ user: presentUser(deps.users.get(parseInput(idParam, req.params.id, 'path'))) });
+  });
+
+  router.patch('/users/:id', (req, res) => {
+    const id = parseInput(idParam, req.params.id, 'path');
+    const change = parseInput(updateUserBody, req.body);
+    if (Object.keys(change).length === 0) throw badRequest('VALIDATION_FAILED', 'Nothing to change: send displayName, email, role or status.');
+    const user = deps.users.update(actorOf(authOf(req).user), id, change, originOf(req));
+    res.json({ user: presentUser(user) });
+  });
+
+  router.delete('/users/:id', (req, res) => {
+    deps.users.delete(actorOf(authOf(req).user), parseInput(idParam, req.params.id, 'path'), originOf(req));
+    res.status(204).end();
+  });
+
+  router.post('/users/:id/password-reset', async (req, res) => {
+    const id = parseInput(idParam, req.params.id, 'path');
+    const { user, temporaryPassword } = await deps.users.resetPassword(actorOf(authOf(req).user), id, originOf(req));
+    res.json({ user: presentUser(user), temporaryPassword });
+  });
+
+  router.get('/invitations', (req, res) => {
+    const query = parseInput(z.object(pagination), req.query, 'query');
+    const { items, total } = deps.invitations.list(query.limit, query.offset);
+    const now = deps.clock.now();
+    res.json(page(items.map((i) => presentInvitation(i, now)), total, query.limit, query.offset));
+  });
+
+  router.post('/invitations', (req, res) => {
+    const input = parseInput(createInvitationBody, req.body);
+    const { invitation, secret } = deps.invitations.create(actorOf(authOf(req).user), input, originOf(req));
+    res.status(201).json({ invitation: presentInvitation(invitation, deps.clock.now()), link: deps.invitationLink(secret) });
+  });
+
+  router.post('/invitations/:id/revoke', (req, res) => {
+    const id = parseInput(idParam, req.params.id, 'path');
+    const invitation = deps.invitations.revoke(actorOf(authOf(req).user), id, originOf(req));
+    res.json({ invitation: presentInvitation(invitation, deps.clock.now()) });
+  });
+
+  router.get('/audit', (req, res) => {
+    const q = parseInput(auditQuery, req.query, 'query');
+    const { items, total } = deps.audit.query({
+      actor: q.actor,
+      action: q.action,
+      from: q.from === undefined ? undefined : Date.parse(q.from),
+      to: q.to === undefined ? undefined : Date.parse(q.to),
+      limit: q.limit,
+      offset: q.offset,
+    });
+    res.json(page(items.map(presentAuditEntry), total, q.limit, q.offset));
+  });
+
+  return router;
+}

@@ -1,0 +1,37 @@
+import { ConfigError, loadConfig } from './config';
+import { DatabaseTooNewError } from './db/migrations';
+import { createLogger } from './lib/logger';
+import { startServer } from './server';
+
+async function main(): Promise<void> {
+  let config;
+  try {
+    config = loadConfig(process.env);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`ClawLoops cannot start.\n${err.message}\nSee the configuration table in README.md.\n`);
+      process.exit(78); // EX_CONFIG
+    }
+    throw err;
+  }
+  const logger = createLogger(config.logLevel);
+  try {
+    const running = await startServer(config, logger);
+    for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+      process.once(signal, () => {
+        void running.shutdown(signal).then(() => process.exit(0));
+      });
+    }
+  } catch (err) {
+    if (err instanceof DatabaseTooNewError) {
+      logger.fatal({ found: err.found, supported: err.supported }, err.message);
+    } else {
+      logger.fatal({ err }, 'ClawLoops failed to start');
+    }
+    process.exitCode = 1;
+    logger.flush();
+    setImmediate(() => process.exit(1));
+  }
+}
+
+void main();

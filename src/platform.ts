@@ -1,0 +1,97 @@
+import path from 'node:path';
+import type { Express } from 'express';
+import type { AppConfig } from './config';
+import { openDatabase, type Db } from './db/database';
+import { migrate } from './db/migrations';
+import { SqliteReadinessProbe } from './db/readinessProbe';
+import { AuditRepository } from './db/repositories/auditRepository';
+import { InvitationRepository } from './db/repositories/invitationRepository';
+import { SessionRepository } from './db/repositories/sessionRepository';
+import { UserRepository } from './db/repositories/userRepository';
+import { DockerodeEngine, type DockerEngine } from './docker/dockerEngine';
+import { AuditLog } from './domain/audit';
+import { AuthService } from './domain/authService';
+import { InvitationService } from './domain/invitationService';
+import { DEFAULT_LOGIN_THROTTLE, LoginThrottle, type LoginThrottleOptions } from './domain/loginThrottle';
+import { ScryptPasswordHasher, type PasswordHasher } from './domain/passwordHasher';
+import { ReadinessService } from './domain/readiness';
+import { SessionService } from './domain/sessions';
+import { SetupService } from './domain/setupService';
+import { sqliteTransactor } from './domain/transactor';
+import { UserAdminService } from './domain/userAdminService';
+import { UserFactory } from './domain/userFactory';
+import { createApp } from './http/app';
+import { systemClock, type Clock } from './lib/clock';
+import type { Logger } from './lib/logger';
+
+/** Seams tests (and benchmarks) may replace; production uses the defaults. */
+export interface PlatformOverrides {
+  clock?: Clock;
+  hasher?: PasswordHasher;
+  docker?: DockerEngine;
+  loginThrottle?: LoginThrottleOptions;
+  database?: Db;
+  webRoot?: string | null;
+}
+
+export interface Platform {
+  app: Express;
+  db: Db;
+  setup: SetupService;
+  users: UserAdminService;
+  sessions: SessionService;
+  close(): void;
+}
+
+/**
+ * The composition root: config → database → Docker client → services → HTTP. Nothing else
+ * constructs adapters or services, so every dependency is visible here.
+ */
+export function buildPlatform(config: AppConfig, logger: Logger, overrides: PlatformOverrides = {}): Platform {
+  const clock = overrides.clock ?? systemClock;
+
+  const db = overrides.database ?? openDatabase(config.dataDir);
+  const migration = migrate(db);
+  if (migration.from !== migration.to) logger.info(migration, 'database migrated');
+
+  const docker = overrides.docker ?? new DockerodeEngine(config.dockerSocket);
+
+  const userRepo = new UserRepository(db);
+  const transact = sqliteTransactor(db);
+  const hasher = overrides.hasher ?? new ScryptPasswordHasher();
+  const audit = new AuditLog(new AuditRepository(db), clock);
+  const sessions = new SessionService(new SessionRepository(db), userRepo, clock, {
+    idleTimeoutMs: config.sessionIdleTimeoutMs,
+    maxAgeMs: config.sessionMaxAgeMs,
+  });
+  const factory = new UserFactory(userRepo, hasher, clock);
+  const throttle = new LoginThrottle(clock, overrides.loginThrottle ?? DEFAULT_LOGIN_THROTTLE);
+  const auth = new AuthService(userRepo, sessions, hasher, throttle, audit, transact, clock);
+  const setup = new SetupService(userRepo, factory, sessions, audit, transact);
+  const invitations = new InvitationService(new InvitationRepository(db), userRepo, factory, sessions, audit, transact, clock);
+  const users = new UserAdminService(userRepo, factory, hasher, sessions, audit, transact, clock);
+  const readiness = new ReadinessService(new SqliteReadinessProbe(db), docker);
+
+  const app = createApp(
+    {
+      publicUrl: config.publicUrl,
+      publicOrigin: config.publicOrigin,
+      secureCookies: config.secureCookies,
+      trustProxy: config.trustProxy,
+      jsonBodyLimitBytes: config.jsonBodyLimitBytes,
+      webRoot: overrides.webRoot === undefined ? path.resolve(__dirname, '..', 'web', 'dist') : overrides.webRoot,
+    },
+    { logger, clock, readiness, sessions, auth, setup, invitations, users, audit },
+  );
+
+  return {
+    app,
+    db,
+    setup,
+    users,
+    sessions,
+    close: () => {
+      if (db.open) db.close();
+    },
+  };
+}

@@ -1,0 +1,64 @@
+import type { Server } from 'node:http';
+import type { AppConfig } from './config';
+import type { Logger } from './lib/logger';
+import { buildPlatform, type Platform, type PlatformOverrides } from './platform';
+
+export interface RunningServer {
+  platform: Platform;
+  server: Server;
+  /** Resolves once in-flight requests finished (or the timeout cut them) and the database closed. */
+  shutdown(reason: string): Promise<void>;
+}
+
+const SESSION_SWEEP_INTERVAL_MS = 60 * 60_000;
+
+/** Builds the platform, prepares first-run setup, and listens. */
+export async function startServer(config: AppConfig, logger: Logger, overrides: PlatformOverrides = {}): Promise<RunningServer> {
+  const platform = buildPlatform(config, logger, overrides);
+
+  const initialAdmin = await platform.setup.ensureInitialAdmin(config.initialAdmin);
+  if (initialAdmin === 'created') logger.info({ username: config.initialAdmin?.username }, 'initial administrator created from environment');
+  const setupToken = platform.setup.issueToken();
+  if (setupToken) {
+    // The one place a secret is logged on purpose: the operator needs it to claim the instance.
+    logger.warn(
+      { setupUrl: `${config.publicUrl}/setup?token=${setupToken}` },
+      'No administrator exists yet. Open the setup URL to create one; it works once and only for this run.',
+    );
+  }
+
+  const sweep = setInterval(() => platform.sessions.purgeExpired(), SESSION_SWEEP_INTERVAL_MS);
+  sweep.unref();
+
+  const server = platform.app.listen(config.port, config.host);
+  await new Promise<void>((resolve, reject) => {
+    server.once('listening', resolve);
+    server.once('error', reject);
+  });
+  const address = server.address();
+  logger.info({ address, publicUrl: config.publicUrl }, 'ClawLoops control plane listening');
+
+  let closing: Promise<void> | null = null;
+  const shutdown = (reason: string): Promise<void> => {
+    closing ??= new Promise<void>((resolve) => {
+      logger.info({ reason }, 'shutting down: no new connections, finishing in-flight requests');
+      clearInterval(sweep);
+      const force = setTimeout(() => {
+        logger.warn('shutdown timeout reached; closing remaining connections');
+        server.closeAllConnections();
+      }, config.shutdownTimeoutMs);
+      force.unref();
+      server.close(() => {
+        clearTimeout(force);
+        platform.close();
+        logger.info('shutdown complete');
+        resolve();
+      });
+      // Keep-alive sockets with no request in flight would otherwise hold close() open.
+      server.closeIdleConnections();
+    });
+    return closing;
+  };
+
+  return { platform, server, shutdown };
+}
