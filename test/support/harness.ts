@@ -1,0 +1,144 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { Writable } from 'node:stream';
+import supertest from 'supertest';
+import type TestAgent from 'supertest/lib/agent';
+import { loadConfig, type AppConfig } from '../../src/config';
+import type { DockerEngine, EngineVersion } from '../../src/docker/dockerEngine';
+import type { LoginThrottleOptions } from '../../src/domain/loginThrottle';
+import { ScryptPasswordHasher } from '../../src/domain/passwordHasher';
+import type { Clock } from '../../src/lib/clock';
+import { createLogger } from '../../src/lib/logger';
+import { buildPlatform, type Platform } from '../../src/platform';
+
+export const PUBLIC_URL = 'http://platform.test:8080';
+export const STRONG_PASSWORD = 'correct horse battery staple';
+export const OTHER_STRONG_PASSWORD = 'violet kangaroo piano 42';
+
+/** scrypt at a test-only cost: same code path, a fraction of the CPU. */
+export const fastHasher = new ScryptPasswordHasher({ N: 1024, r: 8, p: 1 });
+
+export class ManualClock implements Clock {
+  constructor(private current = Date.parse('2026-06-01T12:00:00Z')) {}
+  now(): number {
+    return this.current;
+  }
+  advance(ms: number): void {
+    this.current += ms;
+  }
+}
+
+/** A Docker engine stand-in at the interface we own; the real engine is covered in test/integration. */
+export class FakeDockerEngine implements DockerEngine {
+  reachable = true;
+  async ping(): Promise<EngineVersion> {
+    if (!this.reachable) throw new Error('connect ENOENT /var/run/docker.sock');
+    return { version: 'fake', apiVersion: '1.41' };
+  }
+}
+
+/** Collects every log line so tests can assert what was (and was not) logged. */
+export class LogCapture extends Writable {
+  readonly lines: string[] = [];
+  override _write(chunk: Buffer, _enc: BufferEncoding, done: () => void): void {
+    this.lines.push(...chunk.toString('utf8').split('\n').filter(Boolean));
+    done();
+  }
+  get text(): string {
+    return this.lines.join('\n');
+  }
+}
+
+export function tempDataDir(prefix = 'clawloops-test-'): string {
+  return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+}
+
+export interface HarnessOptions {
+  env?: Record<string, string>;
+  dataDir?: string;
+  docker?: DockerEngine;
+  loginThrottle?: LoginThrottleOptions;
+  clock?: ManualClock;
+}
+
+export interface Harness {
+  config: AppConfig;
+  platform: Platform;
+  clock: ManualClock;
+  docker: FakeDockerEngine | DockerEngine;
+  logs: LogCapture;
+  dataDir: string;
+  /** A browser-like client: keeps cookies and sends the platform's Origin. */
+  client(): TestAgent;
+  /** A client with no Origin header (curl, scripts). */
+  bareClient(): TestAgent;
+  /** Runs first-run setup and returns a client signed in as that admin. */
+  setupAdmin(username?: string, password?: string): Promise<{ client: TestAgent; userId: string }>;
+  /** Creates a member through an invitation and returns a client signed in as them. */
+  createMember(admin: TestAgent, username: string, password?: string): Promise<{ client: TestAgent; userId: string }>;
+  close(): void;
+}
+
+export function createHarness(options: HarnessOptions = {}): Harness {
+  const dataDir = options.dataDir ?? tempDataDir();
+  const config = loadConfig({
+    CLAWLOOPS_DATA_DIR: dataDir,
+    CLAWLOOPS_PUBLIC_URL: PUBLIC_URL,
+    CLAWLOOPS_LOG_LEVEL: 'info',
+    ...options.env,
+  });
+  const logs = new LogCapture();
+  const logger = createLogger(config.logLevel, logs);
+  const clock = options.clock ?? new ManualClock();
+  const docker = options.docker ?? new FakeDockerEngine();
+  const platform = buildPlatform(config, logger, {
+    clock,
+    hasher: fastHasher,
+    docker,
+    webRoot: null,
+    ...(options.loginThrottle ? { loginThrottle: options.loginThrottle } : {}),
+  });
+  const client = (): TestAgent => supertest.agent(platform.app).set('Origin', PUBLIC_URL);
+  const bareClient = (): TestAgent => supertest.agent(platform.app);
+
+  return {
+    config,
+    platform,
+    clock,
+    docker,
+    logs,
+    dataDir,
+    client,
+    bareClient,
+    async setupAdmin(username = 'admin', password = STRONG_PASSWORD) {
+      const token = platform.setup.issueToken();
+      if (!token) throw new Error('setup already done');
+      const admin = client();
+      const res = await admin.post('/api/v1/setup').send({ token, username, password });
+      if (res.status !== 201) throw new Error(`setup failed: ${res.status} ${JSON.stringify(res.body)}`);
+      return { client: admin, userId: (res.body as { user: { id: string } }).user.id };
+    },
+    async createMember(admin, username, password = STRONG_PASSWORD) {
+      const inv = await admin.post('/api/v1/admin/invitations').send({ role: 'member' });
+      if (inv.status !== 201) throw new Error(`invite failed: ${inv.status} ${JSON.stringify(inv.body)}`);
+      const secret = (inv.body as { link: string }).link.split('/invite/')[1];
+      const member = client();
+      const res = await member.post(`/api/v1/invitations/${secret}/accept`).send({ username, password });
+      if (res.status !== 201) throw new Error(`accept failed: ${res.status} ${JSON.stringify(res.body)}`);
+      return { client: member, userId: (res.body as { user: { id: string } }).user.id };
+    },
+    close() {
+      platform.close();
+      if (!options.dataDir) fs.rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Asserts the uniform error shape and returns the code. */
+export function errorCode(res: { body: unknown }): string {
+  const body = res.body as { error?: { code?: unknown; message?: unknown } };
+  expect(typeof body.error?.code).toBe('string');
+  expect(typeof body.error?.message).toBe('string');
+  return body.error?.code as string;
+}
