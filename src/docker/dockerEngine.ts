@@ -15,6 +15,10 @@ export interface DockerEngine {
   ping(timeoutMs: number): Promise<EngineVersion>;
 }
 
+// dockerode accepts `{ abortSignal }` on version() (docker-modem forwards it), but its typings
+// only declare the callback form.
+type VersionWithOptions = (opts: { abortSignal: AbortSignal }) => Promise<Docker.DockerVersion>;
+
 export class DockerodeEngine implements DockerEngine {
   readonly client: Docker;
 
@@ -23,15 +27,15 @@ export class DockerodeEngine implements DockerEngine {
   }
 
   async ping(timeoutMs: number): Promise<EngineVersion> {
-    const version = await withTimeout(this.client.version(), timeoutMs, `Docker engine did not answer within ${timeoutMs} ms`);
-    return { version: version.Version, apiVersion: version.ApiVersion };
+    // Aborting (not just racing) the request: a hung engine must not pile up open sockets
+    // from every readiness probe.
+    const signal = AbortSignal.timeout(timeoutMs);
+    try {
+      const version = await (this.client.version as unknown as VersionWithOptions).call(this.client, { abortSignal: signal });
+      return { version: version.Version, apiVersion: version.ApiVersion };
+    } catch (err) {
+      if (signal.aborted) throw new Error(`Docker engine did not answer within ${timeoutMs} ms`);
+      throw err;
+    }
   }
-}
-
-function withTimeout<T>(promise: Promise<T>, ms: number, message: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(message)), ms);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }

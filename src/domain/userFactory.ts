@@ -20,6 +20,7 @@ export interface NewUserInput {
   mustChangePassword: boolean;
 }
 
+// eslint-disable-next-line no-control-regex -- matching control characters is the point
 const CONTROL_CHARS = /[\u0000-\u001f\u007f-\u009f]/;
 
 /** Display names are free text in any script, but one line of printable characters. */

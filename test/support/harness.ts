@@ -99,7 +99,7 @@ export function createHarness(options: HarnessOptions = {}): Harness {
     webRoot: null,
     ...(options.loginThrottle ? { loginThrottle: options.loginThrottle } : {}),
   });
-  const client = (): TestAgent => supertest.agent(platform.app).set('Origin', PUBLIC_URL);
+  const client = (): TestAgent => supertest.agent(platform.app).set('Origin', config.publicOrigin);
   const bareClient = (): TestAgent => supertest.agent(platform.app);
 
   return {

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# The one command that tests ClawLoops on a fresh machine or a developer's workstation:
+# installs dependencies (reusing node_modules when the lockfile has not changed), makes sure a
+# Docker engine is reachable, type-checks, lints, builds, and runs the whole jest suite.
+# Extra arguments go to jest (e.g. `scripts/test.sh test/http`).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n== %s\n' "$*"; }
+
+step "dependencies"
+# A stamp of the lockfile we installed from: an unchanged lockfile reuses node_modules.
+lock_hash="$(sha256sum package-lock.json | cut -d' ' -f1)"
+stamp=node_modules/.clawloops-installed-lock
+if [[ -f "$stamp" && "$(cat "$stamp")" == "$lock_hash" ]]; then
+  echo "node_modules matches package-lock.json"
+else
+  npm ci --no-audit --no-fund
+  echo "$lock_hash" > "$stamp"
+fi
+
+step "docker engine"
+bash scripts/ensure-docker.sh
+
+step "typecheck"
+npm run --silent typecheck
+
+step "lint"
+npm run --silent lint
+
+step "build"
+npm run --silent build
+
+step "tests"
+npx jest --ci "$@"
