@@ -79,7 +79,7 @@ export function buildPlatform(config: AppConfig, logger: Logger, overrides: Plat
       secureCookies: config.secureCookies,
       trustProxy: config.trustProxy,
       jsonBodyLimitBytes: config.jsonBodyLimitBytes,
-      webRoot: overrides.webRoot === undefined ? path.resolve(__dirname, '..', 'web', 'dist') : overrides.webRoot,
+      webRoot: overrides.webRoot === undefined ? path.resolve(__dirname, '..', 'web', 'static') : overrides.webRoot,
     },
     { logger, clock, readiness, sessions, auth, setup, invitations, users, audit },
   );

@@ -83,6 +83,9 @@ export function createApp(config: HttpConfig, services: HttpServices): Express {
     // Client-side routes (/setup, /invite/…, /login) all load the single-page app.
     app.get(/^\/(?!api\/|healthz$|readyz$).*/, (_req, res) => {
       res.setHeader('Cache-Control', 'no-cache');
+      res.setHeader('Content-Security-Policy', "default-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'");
+      res.setHeader('X-Content-Type-Options', 'nosniff');
+      res.setHeader('Referrer-Policy', 'same-origin');
       res.sendFile(path.join(webRoot, 'index.html'));
     });
   }
