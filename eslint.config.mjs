@@ -6,6 +6,7 @@ export default tseslint.config(
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
+    files: ['**/*.ts'],
     languageOptions: { parserOptions: { projectService: true, tsconfigRootDir: import.meta.dirname } },
     rules: {
       '@typescript-eslint/no-explicit-any': 'error',
@@ -15,6 +16,14 @@ export default tseslint.config(
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_' }],
       eqeqeq: 'error',
       'no-console': 'error',
+    },
+  },
+  {
+    // The placeholder page is plain browser JavaScript (no build step until the web UI issue).
+    files: ['web/static/**/*.js'],
+    languageOptions: {
+      sourceType: 'module',
+      globals: { window: 'readonly', document: 'readonly', fetch: 'readonly', location: 'readonly', URLSearchParams: 'readonly', history: 'readonly', console: 'readonly', FormData: 'readonly' },
     },
   },
   {

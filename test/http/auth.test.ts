@@ -84,7 +84,7 @@ describe('login', () => {
     expect(answers[2]).toEqual(answers[0]);
   });
 
-  test.each([
+  test.each<[object, string]>([
     [{}, 'missing fields'],
     [{ username: 'admin' }, 'missing password'],
     [{ username: 42, password: 'x' }, 'number as username'],
