@@ -19,6 +19,9 @@ export function openDatabase(dataDir: string): Db {
     fs.chmodSync(file, 0o600);
     db.pragma('journal_mode = WAL');
     db.pragma('foreign_keys = ON');
+    // Without this, INSERT OR REPLACE deletes a conflicting row without firing DELETE triggers,
+    // which would let it overwrite audit_log rows despite the append-only triggers.
+    db.pragma('recursive_triggers = ON');
     db.pragma('busy_timeout = 5000');
     db.pragma('synchronous = NORMAL');
   } catch (err) {
@@ -31,5 +34,6 @@ export function openDatabase(dataDir: string): Db {
 export function openMemoryDatabase(): Db {
   const db = new Database(':memory:');
   db.pragma('foreign_keys = ON');
+  db.pragma('recursive_triggers = ON');
   return db;
 }

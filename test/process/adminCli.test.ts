@@ -1,0 +1,575 @@
+/**
+ * The BUILT operator CLI (dist/cli/admin.js) against a data directory, with the server stopped
+ * and with the built server (dist/main.js) running on the same directory. scripts/test.sh
+ * builds before running jest.
+ */
+import { spawn, type ChildProcessByStdio } from 'node:child_process';
+import fs from 'node:fs';
+import http from 'node:http';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import type { Readable } from 'node:stream';
+import Database from 'better-sqlite3';
+import { DATABASE_FILE_NAME } from '../../src/db/database';
+import { LATEST_SCHEMA_VERSION } from '../../src/db/migrations';
+import { createHarness } from '../support/harness';
+
+const ROOT = path.resolve(__dirname, '..', '..');
+const MAIN = path.join(ROOT, 'dist', 'main.js');
+const CLI = path.join(ROOT, 'dist', 'cli', 'admin.js');
+const DOCKER_SOCKET = process.env.CLAWLOOPS_DOCKER_SOCKET ?? '/var/run/docker.sock';
+/** How long to wait for a log line, an HTTP answer or an exit. Generous: CI machines are slow. */
+const WAIT_MS = 15_000;
+const TEST_TIMEOUT_MS = 90_000;
+
+const ADMIN_PASSWORD = 'correct horse battery staple';
+const MEMBER_PASSWORD = 'violet kangaroo piano 42';
+const NEW_PASSWORD = 'a brand new passphrase 7';
+/** What newTemporaryPassword() produces: four dash-separated groups of five, no look-alikes. */
+const TEMPORARY_PASSWORD = /^[a-km-z2-9]{5}(?:-[a-km-z2-9]{5}){3}$/;
+const STACK_FRAME = /^\s+at .+/m;
+
+// ---------------------------------------------------------------------------------------------
+// Child processes
+
+interface LogLine {
+  level: number;
+  msg: string;
+  [key: string]: unknown;
+}
+
+interface Exit {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+}
+
+function isLogLine(value: unknown): value is LogLine {
+  if (typeof value !== 'object' || value === null) return false;
+  const record = value as Record<string, unknown>;
+  return typeof record.level === 'number' && typeof record.msg === 'string';
+}
+
+class Child {
+  readonly proc: ChildProcessByStdio<null, Readable, Readable>;
+  stdout = '';
+  stderr = '';
+  exit: Exit | null = null;
+  readonly closed: Promise<Exit>;
+
+  constructor(
+    readonly label: string,
+    script: string,
+    args: string[],
+    env: NodeJS.ProcessEnv,
+  ) {
+    this.proc = spawn(process.execPath, [script, ...args], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    this.proc.stdout.setEncoding('utf8').on('data', (chunk: string) => (this.stdout += chunk));
+    this.proc.stderr.setEncoding('utf8').on('data', (chunk: string) => (this.stderr += chunk));
+    // 'close' (not 'exit'): fires once the output pipes are drained too.
+    this.closed = new Promise((resolve) => {
+      this.proc.once('close', (code, signal) => {
+        this.exit = { code, signal };
+        resolve(this.exit);
+      });
+    });
+  }
+
+  get output(): string {
+    return this.stdout + this.stderr;
+  }
+
+  logs(): LogLine[] {
+    const lines: LogLine[] = [];
+    for (const text of this.stdout.split('\n')) {
+      if (!text.trim()) continue;
+      try {
+        const parsed: unknown = JSON.parse(text);
+        if (isLogLine(parsed)) lines.push(parsed);
+      } catch {
+        // Not a log line; kept in stdout for the failure report.
+      }
+    }
+    return lines;
+  }
+
+  /** Resolves with the first log line matching; rejects if the process ends or WAIT_MS passes first. */
+  async waitForLog(matches: (line: LogLine) => boolean, what: string): Promise<LogLine> {
+    const deadline = Date.now() + WAIT_MS;
+    for (;;) {
+      const found = this.logs().find(matches);
+      if (found) return found;
+      if (this.exit) throw new Error(`${this.label} exited (${JSON.stringify(this.exit)}) before logging ${what}`);
+      if (Date.now() > deadline) throw new Error(`${this.label} did not log ${what} within ${WAIT_MS} ms`);
+      await sleep(25);
+    }
+  }
+
+  async waitForExit(): Promise<Exit> {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_resolve, reject) => {
+      timer = setTimeout(() => reject(new Error(`${this.label} did not exit within ${WAIT_MS} ms`)), WAIT_MS);
+    });
+    try {
+      return await Promise.race([this.closed, timeout]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  report(): string {
+    return [
+      `----- ${this.label} (pid ${this.proc.pid ?? '?'}, exit ${JSON.stringify(this.exit)}) -----`,
+      '--- stdout ---',
+      this.stdout || '(empty)',
+      '--- stderr ---',
+      this.stderr || '(empty)',
+    ].join('\n');
+  }
+}
+
+const children: Child[] = [];
+const tempDirs: string[] = [];
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+function tempDir(): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'clawloops-cli-'));
+  tempDirs.push(dir);
+  return dir;
+}
+
+/** The test runner's environment minus every CLAWLOOPS_ variable, plus the given ones. */
+function childEnv(vars: Record<string, string>): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {};
+  for (const [key, value] of Object.entries(process.env)) {
+    if (!key.startsWith('CLAWLOOPS_')) env[key] = value;
+  }
+  return { ...env, ...vars };
+}
+
+function spawnNode(label: string, script: string, args: string[], vars: Record<string, string>): Child {
+  const child = new Child(label, script, args, childEnv(vars));
+  children.push(child);
+  return child;
+}
+
+interface CliResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs `node dist/cli/admin.js <args>` on the data directory and waits for it to finish. */
+async function runCli(dataDir: string, args: string[], vars: Record<string, string> = {}): Promise<CliResult> {
+  const child = spawnNode(`admin CLI ${args.join(' ')}`, CLI, args, { CLAWLOOPS_DATA_DIR: dataDir, ...vars });
+  const exit = await child.waitForExit();
+  expect(exit.signal).toBeNull();
+  return { code: exit.code, stdout: child.stdout, stderr: child.stderr };
+}
+
+/** The temporary password the CLI deliberately prints for `reset-password <username>`. */
+function printedPassword(result: CliResult, username: string): string {
+  const match = new RegExp(`^Temporary password for ${username}: (\\S+)$`, 'm').exec(result.stdout);
+  if (!match?.[1]) throw new Error(`no temporary password in the CLI output:\n${result.stdout}`);
+  return match[1];
+}
+
+async function freePort(): Promise<number> {
+  const probe = net.createServer();
+  await new Promise<void>((resolve, reject) => {
+    probe.once('error', reject);
+    probe.listen(0, '127.0.0.1', resolve);
+  });
+  const address = probe.address();
+  await new Promise<void>((resolve) => probe.close(() => resolve()));
+  if (typeof address !== 'object' || address === null) throw new Error('could not find a free port');
+  return address.port;
+}
+
+interface Server {
+  child: Child;
+  port: number;
+  publicUrl: string;
+}
+
+/** Starts dist/main.js on a free port and waits for its "listening" line (retrying if the port was taken). */
+async function startServer(dataDir: string, vars: Record<string, string> = {}): Promise<Server> {
+  for (let attempt = 1; ; attempt++) {
+    const port = await freePort();
+    const publicUrl = `http://127.0.0.1:${port}`;
+    const child = spawnNode(`server (attempt ${attempt})`, MAIN, [], {
+      CLAWLOOPS_PORT: String(port),
+      CLAWLOOPS_HOST: '127.0.0.1',
+      CLAWLOOPS_PUBLIC_URL: publicUrl,
+      CLAWLOOPS_DATA_DIR: dataDir,
+      CLAWLOOPS_LOG_LEVEL: 'info',
+      CLAWLOOPS_DOCKER_SOCKET: DOCKER_SOCKET,
+      ...vars,
+    });
+    try {
+      await child.waitForLog((l) => l.msg === 'ClawLoops control plane listening', 'that it is listening');
+      return { child, port, publicUrl };
+    } catch (err) {
+      if (attempt < 3 && child.output.includes('EADDRINUSE')) continue;
+      throw err;
+    }
+  }
+}
+
+async function stopServer(server: Server): Promise<void> {
+  server.child.proc.kill('SIGTERM');
+  expect(await server.child.waitForExit()).toEqual({ code: 0, signal: null });
+}
+
+/** Wraps a test body so that a failure prints every child's captured output. */
+function reporting<A extends unknown[]>(body: (...args: A) => Promise<void>): (...args: A) => Promise<void> {
+  return async (...args) => {
+    try {
+      await body(...args);
+    } catch (err) {
+      for (const child of children) console.error(child.report());
+      throw err;
+    }
+  };
+}
+
+function processTest(name: string, body: () => Promise<void>): void {
+  test(name, reporting(body), TEST_TIMEOUT_MS);
+}
+
+afterEach(async () => {
+  for (const child of children.splice(0)) {
+    if (!child.exit) {
+      child.proc.kill('SIGKILL');
+      await child.closed;
+    }
+  }
+  for (const dir of tempDirs.splice(0)) fs.rmSync(dir, { recursive: true, force: true });
+});
+
+// ---------------------------------------------------------------------------------------------
+// HTTP
+
+interface Reply {
+  status: number;
+  headers: http.IncomingHttpHeaders;
+  body: unknown;
+}
+
+function call(server: Server, method: string, urlPath: string, options: { json?: unknown; cookie?: string } = {}): Promise<Reply> {
+  const payload = options.json === undefined ? undefined : JSON.stringify(options.json);
+  const headers: Record<string, string> = { Origin: server.publicUrl };
+  if (options.cookie) headers.Cookie = options.cookie;
+  if (payload !== undefined) {
+    headers['Content-Type'] = 'application/json';
+    headers['Content-Length'] = String(Buffer.byteLength(payload));
+  }
+  return new Promise((resolve, reject) => {
+    const req = http.request(
+      { host: '127.0.0.1', port: server.port, method, path: urlPath, headers, agent: false, timeout: WAIT_MS },
+      (res) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (chunk: string) => (text += chunk));
+        res.on('end', () => {
+          let body: unknown = null;
+          try {
+            body = text ? JSON.parse(text) : null;
+          } catch {
+            body = null;
+          }
+          resolve({ status: res.statusCode ?? 0, headers: res.headers, body });
+        });
+        res.on('error', reject);
+      },
+    );
+    req.on('timeout', () => req.destroy(new Error(`${method} ${urlPath}: no answer within ${WAIT_MS} ms`)));
+    req.on('error', reject);
+    req.end(payload);
+  });
+}
+
+function field(body: unknown, dotted: string): unknown {
+  let current: unknown = body;
+  for (const key of dotted.split('.')) {
+    if (typeof current !== 'object' || current === null) return undefined;
+    current = (current as Record<string, unknown>)[key];
+  }
+  return current;
+}
+
+function sessionCookie(reply: Reply): string {
+  const cookie = (reply.headers['set-cookie'] ?? []).find((c) => c.startsWith('clawloops_session='));
+  if (!cookie) throw new Error(`no session cookie in ${JSON.stringify(reply.headers)}`);
+  return cookie.split(';')[0] as string;
+}
+
+function login(server: Server, username: string, password: string): Promise<Reply> {
+  return call(server, 'POST', '/api/v1/auth/login', { json: { username, password } });
+}
+
+// ---------------------------------------------------------------------------------------------
+// The data directory
+
+interface Prepared {
+  dataDir: string;
+  adminId: string;
+  memberId: string;
+}
+
+/**
+ * A data directory with admin `admin`, member `bob` and optionally a second admin `backup`,
+ * made in-process with the test harness (the server is not running).
+ */
+async function prepareDataDir(options: { disableMember?: boolean; secondAdmin?: 'active' | 'disabled' } = {}): Promise<Prepared> {
+  const dataDir = tempDir();
+  const h = createHarness({ dataDir });
+  try {
+    const { client: admin, userId: adminId } = await h.setupAdmin('admin', ADMIN_PASSWORD);
+    const { userId: memberId } = await h.createMember(admin, 'bob', MEMBER_PASSWORD);
+    if (options.disableMember) await admin.patch(`/api/v1/admin/users/${memberId}`).send({ status: 'disabled' }).expect(200);
+    if (options.secondAdmin) {
+      const created = await admin.post('/api/v1/admin/users').send({ username: 'backup', role: 'admin', displayName: 'Backup Admin' }).expect(201);
+      const backupId = String(field(created.body, 'user.id'));
+      if (options.secondAdmin === 'disabled') await admin.patch(`/api/v1/admin/users/${backupId}`).send({ status: 'disabled' }).expect(200);
+    }
+    return { dataDir, adminId, memberId };
+  } finally {
+    h.close();
+  }
+}
+
+/** Reads the database directly (read-only), the way an auditor would. */
+function inspect<T>(dataDir: string, read: (db: Database.Database) => T): T {
+  const db = new Database(path.join(dataDir, DATABASE_FILE_NAME), { readonly: true, fileMustExist: true });
+  try {
+    return read(db);
+  } finally {
+    db.close();
+  }
+}
+
+interface UserRow {
+  username: string;
+  status: string;
+  must_change_password: number;
+  password_hash: string;
+}
+
+function userRow(dataDir: string, username: string): UserRow {
+  const row = inspect(dataDir, (db) => db.prepare('SELECT username, status, must_change_password, password_hash FROM users WHERE username = ?').get(username)) as
+    | UserRow
+    | undefined;
+  if (!row) throw new Error(`no user ${username} in the database`);
+  return row;
+}
+
+function sessionCount(dataDir: string, userId: string): number {
+  return (inspect(dataDir, (db) => db.prepare('SELECT COUNT(*) AS n FROM sessions WHERE user_id = ?').get(userId)) as { n: number }).n;
+}
+
+/** Every stored secret-derived value: no CLI output may contain any of them. */
+function storedSecrets(dataDir: string): string[] {
+  return inspect(dataDir, (db) => {
+    const hashes = db.prepare('SELECT password_hash AS v FROM users').all() as { v: string }[];
+    const tokens = db.prepare('SELECT token_hash AS v FROM sessions').all() as { v: string }[];
+    return [...hashes, ...tokens].map((r) => r.v);
+  });
+}
+
+function expectNoSecrets(output: string, dataDir: string, extra: string[] = []): void {
+  expect(output).not.toMatch(/scrypt\$/);
+  for (const secret of [...storedSecrets(dataDir), ADMIN_PASSWORD, MEMBER_PASSWORD, NEW_PASSWORD, ...extra]) {
+    expect(output).not.toContain(secret);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+
+beforeAll(() => {
+  for (const file of [CLI, MAIN]) {
+    if (!fs.existsSync(file)) {
+      throw new Error(`${path.relative(ROOT, file)} is missing. These tests run the built code: run \`npm run build\` first (scripts/test.sh does).`);
+    }
+  }
+  const built = Math.min(fs.statSync(CLI).mtimeMs, fs.statSync(MAIN).mtimeMs);
+  const stale = fs
+    .readdirSync(path.join(ROOT, 'src'), { recursive: true, encoding: 'utf8' })
+    .filter((file) => file.endsWith('.ts'))
+    .filter((file) => fs.statSync(path.join(ROOT, 'src', file)).mtimeMs > built);
+  if (stale.length > 0) {
+    // A warning, not a failure: src/ may be mid-edit. These tests exercise whatever dist/ holds.
+    console.warn(`dist/ is older than src/ (${stale.slice(0, 3).join(', ')} changed since the build): these tests run dist/; run \`npm run build\` to test the current source.`);
+  }
+});
+
+describe('reset-password with the server stopped', () => {
+  processTest('prints a temporary password once; it signs in (change required), the old one does not; sessions end; audited', async () => {
+    const { dataDir, adminId } = await prepareDataDir();
+    expect(sessionCount(dataDir, adminId)).toBeGreaterThan(0);
+    const hashBefore = userRow(dataDir, 'admin').password_hash;
+
+    const result = await runCli(dataDir, ['reset-password', 'admin']);
+    expect(result.code).toBe(0);
+    expect(result.stderr).toBe('');
+    const temporary = printedPassword(result, 'admin');
+    expect(temporary).toMatch(TEMPORARY_PASSWORD);
+    expect(result.stdout.split(temporary)).toHaveLength(2); // printed exactly once
+    expect(result.stdout).toMatch(/must be changed at the next sign-in/);
+    expect(result.stdout).not.toMatch(/re-enabled/);
+    expectNoSecrets(result.stdout, dataDir, [hashBefore]);
+
+    const row = userRow(dataDir, 'admin');
+    expect(row.password_hash).not.toBe(hashBefore);
+    expect(row.must_change_password).toBe(1);
+    expect(row.status).toBe('active');
+    expect(sessionCount(dataDir, adminId)).toBe(0);
+    const audit = inspect(dataDir, (db) => db.prepare("SELECT actor_username, target_label FROM audit_log WHERE action = 'password.reset'").all());
+    expect(audit).toEqual([{ actor_username: '(cli)', target_label: 'admin' }]);
+
+    const server = await startServer(dataDir);
+    expect((await login(server, 'admin', ADMIN_PASSWORD)).status).toBe(401);
+    const signedIn = await login(server, 'admin', temporary);
+    expect(signedIn.status).toBe(200);
+    expect(field(signedIn.body, 'user.mustChangePassword')).toBe(true);
+    const cookie = sessionCookie(signedIn);
+    const blocked = await call(server, 'GET', '/api/v1/admin/users', { cookie });
+    expect([blocked.status, field(blocked.body, 'error.code')]).toEqual([403, 'PASSWORD_CHANGE_REQUIRED']);
+
+    const changed = await call(server, 'POST', '/api/v1/account/password', { cookie, json: { currentPassword: temporary, newPassword: NEW_PASSWORD } });
+    expect(changed.status).toBe(204);
+    expect((await login(server, 'admin', temporary)).status).toBe(401);
+    const after = await login(server, 'admin', NEW_PASSWORD);
+    expect([after.status, field(after.body, 'user.mustChangePassword')]).toEqual([200, false]);
+    await stopServer(server);
+    expect(server.child.output).not.toContain(temporary);
+  });
+
+  processTest('re-enables a disabled account and says so', async () => {
+    const { dataDir, memberId } = await prepareDataDir({ disableMember: true });
+    expect(userRow(dataDir, 'bob').status).toBe('disabled');
+
+    const result = await runCli(dataDir, ['reset-password', 'BOB']);
+    expect(result.code).toBe(0);
+    const temporary = printedPassword(result, 'bob');
+    expect(result.stdout).toMatch(/The account was disabled and has been re-enabled\./);
+    expectNoSecrets(result.stdout + result.stderr, dataDir);
+    expect(userRow(dataDir, 'bob').status).toBe('active');
+    expect(sessionCount(dataDir, memberId)).toBe(0);
+
+    const server = await startServer(dataDir);
+    expect((await login(server, 'bob', MEMBER_PASSWORD)).status).toBe(401);
+    const signedIn = await login(server, 'bob', temporary);
+    expect(signedIn.status).toBe(200);
+    expect(field(signedIn.body, 'user')).toMatchObject({ username: 'bob', status: 'active', mustChangePassword: true });
+  });
+
+  processTest('an unknown user exits non-zero with a clear message and changes nothing', async () => {
+    const { dataDir } = await prepareDataDir();
+    const hashesBefore = storedSecrets(dataDir);
+    const auditBefore = inspect(dataDir, (db) => db.prepare('SELECT COUNT(*) AS n FROM audit_log').get());
+
+    const result = await runCli(dataDir, ['reset-password', 'ghost']);
+    expect(result.code).not.toBe(0);
+    expect(result.stderr).toContain('No user named "ghost".');
+    expect(result.stdout).toBe('');
+    expect(result.stderr).not.toMatch(STACK_FRAME);
+    expect(storedSecrets(dataDir)).toEqual(hashesBefore);
+    expect(inspect(dataDir, (db) => db.prepare('SELECT COUNT(*) AS n FROM audit_log').get())).toEqual(auditBefore);
+  });
+});
+
+describe('list-admins', () => {
+  processTest('lists administrators with their status, not members, and no secrets', async () => {
+    const { dataDir } = await prepareDataDir({ secondAdmin: 'disabled' });
+    const result = await runCli(dataDir, ['list-admins']);
+    expect(result.code).toBe(0);
+    expect(result.stderr).toBe('');
+    expect(result.stdout.trim().split('\n').sort()).toEqual(['admin\tactive\tadmin', 'backup\tdisabled\tBackup Admin']);
+    expectNoSecrets(result.stdout, dataDir);
+  });
+
+  processTest('says how to create the first administrator when there is none', async () => {
+    const result = await runCli(path.join(tempDir(), 'fresh'), ['list-admins']);
+    expect(result.code).toBe(0);
+    expect(result.stdout).toMatch(/No administrator exists yet/);
+  });
+});
+
+describe('with the server running on the same data directory', () => {
+  processTest('reset-password ends the running session; the old password stops working and the new one works', async () => {
+    const dataDir = tempDir();
+    const server = await startServer(dataDir, { CLAWLOOPS_ADMIN_USERNAME: 'admin', CLAWLOOPS_ADMIN_PASSWORD: ADMIN_PASSWORD });
+    const before = await login(server, 'admin', ADMIN_PASSWORD);
+    expect(before.status).toBe(200);
+    const oldCookie = sessionCookie(before);
+    expect((await call(server, 'GET', '/api/v1/auth/me', { cookie: oldCookie })).status).toBe(200);
+
+    const result = await runCli(dataDir, ['reset-password', 'admin']);
+    expect(result.code).toBe(0);
+    expect(result.stderr).toBe('');
+    const temporary = printedPassword(result, 'admin');
+    expectNoSecrets(result.stdout, dataDir, [oldCookie.split('=')[1] as string]);
+
+    expect((await call(server, 'GET', '/api/v1/auth/me', { cookie: oldCookie })).status).toBe(401);
+    expect((await login(server, 'admin', ADMIN_PASSWORD)).status).toBe(401);
+    const after = await login(server, 'admin', temporary);
+    expect([after.status, field(after.body, 'user.mustChangePassword')]).toEqual([200, true]);
+
+    const listed = await runCli(dataDir, ['list-admins']);
+    expect([listed.code, listed.stdout]).toEqual([0, 'admin\tactive\tadmin\n']);
+
+    // The server kept serving throughout and shuts down cleanly.
+    expect((await call(server, 'GET', '/healthz')).status).toBe(200);
+    await stopServer(server);
+    expect(server.child.output).not.toContain(temporary);
+    expect(server.child.output).not.toContain(ADMIN_PASSWORD);
+  });
+});
+
+describe('usage and start-up errors', () => {
+  test.each<[string[], number, RegExp]>([
+    [[], 2, /Usage: npm run admin -- <command>/],
+    [['help'], 0, /reset-password <username>/],
+    [['--help'], 0, /list-admins/],
+    [['reset-password'], 2, /reset-password needs exactly one username/],
+    [['reset-password', 'a', 'b'], 2, /reset-password needs exactly one username/],
+    [['frobnicate'], 2, /Unknown command "frobnicate"/],
+  ])(
+    'admin %j exits %d',
+    reporting(async (args: string[], code: number, message: RegExp) => {
+      const dir = path.join(tempDir(), 'data');
+      const child = spawnNode(`admin CLI ${args.join(' ')}`, CLI, args, { CLAWLOOPS_DATA_DIR: dir });
+      const exit = await child.waitForExit();
+      expect(exit).toEqual({ code, signal: null });
+      expect(child.output).toMatch(message);
+      expect(child.output).not.toMatch(STACK_FRAME);
+    }),
+    TEST_TIMEOUT_MS,
+  );
+
+  processTest('a bad variable exits non-zero naming it', async () => {
+    const result = await runCli(path.join(tempDir(), 'data'), ['list-admins'], { CLAWLOOPS_SESSION_MAX_AGE: 'forever' });
+    expect(result.code).not.toBe(0);
+    expect(result.stderr).toContain('CLAWLOOPS_SESSION_MAX_AGE');
+    expect(result.stderr).not.toMatch(STACK_FRAME);
+  });
+
+  processTest('a database written by a newer ClawLoops is refused and left untouched', async () => {
+    const dataDir = tempDir();
+    const tooNew = LATEST_SCHEMA_VERSION + 1;
+    const raw = new Database(path.join(dataDir, DATABASE_FILE_NAME));
+    raw.pragma(`user_version = ${tooNew}`);
+    raw.close();
+
+    const result = await runCli(dataDir, ['list-admins']);
+    expect(result.code).not.toBe(0);
+    expect(result.stderr).toContain(`schema version ${tooNew}`);
+    expect(result.stderr).toContain(`only knows up to version ${LATEST_SCHEMA_VERSION}`);
+    expect(result.stderr).not.toMatch(STACK_FRAME);
+    expect(inspect(dataDir, (db) => db.pragma('user_version', { simple: true }))).toBe(tooNew);
+  });
+});

@@ -1,0 +1,325 @@
+import path from 'node:path';
+import { ConfigError, loadConfig } from '../../src/config';
+
+const CWD = path.resolve('/srv/clawloops');
+const STRONG_PASSWORD = 'correct horse battery staple';
+
+/** Runs loadConfig and returns the ConfigError it must throw. */
+function configError(env: Record<string, string>): ConfigError {
+  try {
+    loadConfig(env, CWD);
+  } catch (err) {
+    if (err instanceof ConfigError) return err;
+    throw err;
+  }
+  throw new Error(`expected a ConfigError for ${JSON.stringify(env)}, but the configuration was accepted`);
+}
+
+describe('defaults', () => {
+  test('an empty environment gives the documented defaults', () => {
+    const config = loadConfig({}, CWD);
+    expect(config).toEqual({
+      port: 8080,
+      host: '0.0.0.0',
+      dataDir: path.join(CWD, 'data'),
+      publicUrl: 'http://localhost:8080',
+      publicOrigin: 'http://localhost:8080',
+      secureCookies: false,
+      dockerSocket: '/var/run/docker.sock',
+      initialAdmin: null,
+      trustProxy: false,
+      logLevel: 'info',
+      sessionIdleTimeoutMs: 7 * 86_400_000,
+      sessionMaxAgeMs: 30 * 86_400_000,
+      jsonBodyLimitBytes: 100 * 1024,
+      shutdownTimeoutMs: 10_000,
+    });
+  });
+
+  test('unrelated variables are ignored', () => {
+    expect(loadConfig({ PATH: '/usr/bin', HOME: '/root', PORT: 'nonsense' }, CWD).port).toBe(8080);
+  });
+
+  test('the default public URL follows the configured port', () => {
+    expect(loadConfig({ CLAWLOOPS_PORT: '9000' }, CWD).publicUrl).toBe('http://localhost:9000');
+  });
+
+  test('a relative data directory is resolved against the given cwd; an absolute one is kept', () => {
+    expect(loadConfig({ CLAWLOOPS_DATA_DIR: 'var/state' }, CWD).dataDir).toBe(path.join(CWD, 'var', 'state'));
+    expect(loadConfig({ CLAWLOOPS_DATA_DIR: '../elsewhere' }, CWD).dataDir).toBe(path.resolve(CWD, '..', 'elsewhere'));
+    expect(loadConfig({ CLAWLOOPS_DATA_DIR: '/var/lib/clawloops' }, CWD).dataDir).toBe('/var/lib/clawloops');
+  });
+
+  test('the cwd defaults to the process working directory', () => {
+    expect(loadConfig({}).dataDir).toBe(path.resolve(process.cwd(), 'data'));
+  });
+});
+
+describe('accepted values', () => {
+  test('every variable is read', () => {
+    const config = loadConfig(
+      {
+        CLAWLOOPS_PORT: '3000',
+        CLAWLOOPS_HOST: '127.0.0.1',
+        CLAWLOOPS_DATA_DIR: '/data',
+        CLAWLOOPS_PUBLIC_URL: 'https://claw.example.com',
+        CLAWLOOPS_DOCKER_SOCKET: '/run/docker.sock',
+        CLAWLOOPS_ADMIN_USERNAME: 'root-admin',
+        CLAWLOOPS_ADMIN_PASSWORD: STRONG_PASSWORD,
+        CLAWLOOPS_TRUST_PROXY: '1',
+        CLAWLOOPS_LOG_LEVEL: 'debug',
+        CLAWLOOPS_SESSION_IDLE_TIMEOUT: '30m',
+        CLAWLOOPS_SESSION_MAX_AGE: '12h',
+        CLAWLOOPS_JSON_BODY_LIMIT: '1mb',
+        CLAWLOOPS_SHUTDOWN_TIMEOUT: '500ms',
+      },
+      CWD,
+    );
+    expect(config).toEqual({
+      port: 3000,
+      host: '127.0.0.1',
+      dataDir: '/data',
+      publicUrl: 'https://claw.example.com',
+      publicOrigin: 'https://claw.example.com',
+      secureCookies: true,
+      dockerSocket: '/run/docker.sock',
+      initialAdmin: { username: 'root-admin', password: STRONG_PASSWORD },
+      trustProxy: 1,
+      logLevel: 'debug',
+      sessionIdleTimeoutMs: 30 * 60_000,
+      sessionMaxAgeMs: 12 * 3_600_000,
+      jsonBodyLimitBytes: 1024 * 1024,
+      shutdownTimeoutMs: 500,
+    });
+  });
+
+  test.each(['1', '80', '8080', '65535'])('port %s', (port) => {
+    expect(loadConfig({ CLAWLOOPS_PORT: port }, CWD).port).toBe(Number(port));
+  });
+
+  test.each(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const)('log level %s', (level) => {
+    expect(loadConfig({ CLAWLOOPS_LOG_LEVEL: level }, CWD).logLevel).toBe(level);
+  });
+
+  test.each([
+    ['0.0.0.0', '0.0.0.0'],
+    ['127.0.0.1', '127.0.0.1'],
+    ['::', '::'],
+    ['localhost', 'localhost'],
+  ])('host %s', (raw, expected) => {
+    expect(loadConfig({ CLAWLOOPS_HOST: raw }, CWD).host).toBe(expected);
+  });
+
+  test.each([
+    ['45', 45_000],
+    ['30s', 30_000],
+    ['90m', 90 * 60_000],
+    ['2h', 7_200_000],
+    [' 3d ', 3 * 86_400_000],
+    ['0', 0],
+  ])('shutdown timeout %j is %d ms', (raw, ms) => {
+    expect(loadConfig({ CLAWLOOPS_SHUTDOWN_TIMEOUT: raw }, CWD).shutdownTimeoutMs).toBe(ms);
+  });
+
+  test('idle timeout may equal the maximum session age', () => {
+    const config = loadConfig({ CLAWLOOPS_SESSION_IDLE_TIMEOUT: '1d', CLAWLOOPS_SESSION_MAX_AGE: '24h' }, CWD);
+    expect(config.sessionIdleTimeoutMs).toBe(86_400_000);
+    expect(config.sessionMaxAgeMs).toBe(86_400_000);
+  });
+
+  test.each([
+    ['2048', 2048],
+    ['1kb', 1024],
+    ['512KB', 512 * 1024],
+    ['2mb', 2 * 1024 * 1024],
+  ])('JSON body limit %j is %d bytes', (raw, bytes) => {
+    expect(loadConfig({ CLAWLOOPS_JSON_BODY_LIMIT: raw }, CWD).jsonBodyLimitBytes).toBe(bytes);
+  });
+});
+
+describe('public URL and cookies', () => {
+  test.each([
+    ['http://claw.example.com', 'http://claw.example.com', false],
+    ['https://claw.example.com', 'https://claw.example.com', true],
+    ['https://claw.example.com/', 'https://claw.example.com', true],
+    ['https://claw.example.com:8443', 'https://claw.example.com:8443', true],
+    ['https://claw.example.com:443', 'https://claw.example.com', true],
+    ['http://127.0.0.1:8080', 'http://127.0.0.1:8080', false],
+    ['HTTPS://Claw.Example.COM', 'https://claw.example.com', true],
+  ])('%s → origin %s, Secure cookies %s', (raw, origin, secure) => {
+    const config = loadConfig({ CLAWLOOPS_PUBLIC_URL: raw }, CWD);
+    expect(config.publicUrl).toBe(origin);
+    expect(config.publicOrigin).toBe(origin);
+    expect(config.secureCookies).toBe(secure);
+  });
+
+  test('the default public URL is plain http, so cookies are not Secure', () => {
+    expect(loadConfig({}, CWD).secureCookies).toBe(false);
+  });
+});
+
+describe('trusted proxies', () => {
+  test.each<[string, boolean | number | string[]]>([
+    ['false', false],
+    ['', false],
+    ['  ', false],
+    ['true', true],
+    ['0', 0],
+    ['2', 2],
+    ['loopback', ['loopback']],
+    ['loopback, linklocal,uniquelocal', ['loopback', 'linklocal', 'uniquelocal']],
+    ['10.0.0.1', ['10.0.0.1']],
+    ['10.0.0.0/8,192.168.1.0/24', ['10.0.0.0/8', '192.168.1.0/24']],
+    ['::1, fd00::/8', ['::1', 'fd00::/8']],
+    ['10.0.0.0/0,2001:db8::/128', ['10.0.0.0/0', '2001:db8::/128']],
+    ['loopback,,10.1.2.3,', ['loopback', '10.1.2.3']],
+  ])('%j → %j', (raw, expected) => {
+    expect(loadConfig({ CLAWLOOPS_TRUST_PROXY: raw }, CWD).trustProxy).toEqual(expected);
+  });
+
+  test.each([
+    ['yes', 'yes'],
+    ['example.com', 'example.com'],
+    ['10.0.0.0/33', '10.0.0.0/33'],
+    ['::1/129', '::1/129'],
+    ['10.0.0.0/8/1', '10.0.0.0/8/1'],
+    ['10.0.0.0/abc', '10.0.0.0/abc'],
+    ['10.0.0.0/', '10.0.0.0/'],
+    ['-1', '-1'],
+    ['loopback,300.1.1.1', '300.1.1.1'],
+  ])('%j is refused naming the bad entry', (raw, badEntry) => {
+    const err = configError({ CLAWLOOPS_TRUST_PROXY: raw });
+    expect(err.problems).toHaveLength(1);
+    expect(err.problems[0]).toMatch(/^CLAWLOOPS_TRUST_PROXY: /);
+    expect(err.problems[0]).toContain(`bad entries: ${badEntry}`);
+  });
+});
+
+describe('bad values are refused with a ConfigError naming the variable', () => {
+  test.each<[string, Record<string, string>, RegExp]>([
+    ['non-numeric port', { CLAWLOOPS_PORT: 'abc' }, /^CLAWLOOPS_PORT: must be an integer between 1 and 65535 \(got "abc"\)$/],
+    ['port 0', { CLAWLOOPS_PORT: '0' }, /^CLAWLOOPS_PORT: .*\(got "0"\)$/],
+    ['port above 65535', { CLAWLOOPS_PORT: '65536' }, /^CLAWLOOPS_PORT: .*\(got "65536"\)$/],
+    ['negative port', { CLAWLOOPS_PORT: '-1' }, /^CLAWLOOPS_PORT: /],
+    ['fractional port', { CLAWLOOPS_PORT: '80.5' }, /^CLAWLOOPS_PORT: /],
+    ['empty port', { CLAWLOOPS_PORT: '' }, /^CLAWLOOPS_PORT: /],
+    ['host name instead of an address', { CLAWLOOPS_HOST: 'example.com' }, /^CLAWLOOPS_HOST: must be an IP address.*\(got "example.com"\)$/],
+    ['empty data dir', { CLAWLOOPS_DATA_DIR: '' }, /^CLAWLOOPS_DATA_DIR: must not be empty/],
+    ['empty docker socket', { CLAWLOOPS_DOCKER_SOCKET: '' }, /^CLAWLOOPS_DOCKER_SOCKET: /],
+    ['unknown log level', { CLAWLOOPS_LOG_LEVEL: 'verbose' }, /^CLAWLOOPS_LOG_LEVEL: .*\(got "verbose"\)$/],
+    ['upper-case log level', { CLAWLOOPS_LOG_LEVEL: 'INFO' }, /^CLAWLOOPS_LOG_LEVEL: /],
+    ['idle timeout in words', { CLAWLOOPS_SESSION_IDLE_TIMEOUT: '7 days' }, /^CLAWLOOPS_SESSION_IDLE_TIMEOUT: must be a duration like .*got "7 days"/],
+    ['idle timeout below a minute', { CLAWLOOPS_SESSION_IDLE_TIMEOUT: '30s' }, /^CLAWLOOPS_SESSION_IDLE_TIMEOUT: .*at least 60s.*got "30s"/],
+    ['negative max age', { CLAWLOOPS_SESSION_MAX_AGE: '-1d' }, /^CLAWLOOPS_SESSION_MAX_AGE: must be a duration/],
+    ['max age with unknown unit', { CLAWLOOPS_SESSION_MAX_AGE: '4w' }, /^CLAWLOOPS_SESSION_MAX_AGE: .*got "4w"/],
+    ['empty max age', { CLAWLOOPS_SESSION_MAX_AGE: '' }, /^CLAWLOOPS_SESSION_MAX_AGE: /],
+    ['fractional shutdown timeout', { CLAWLOOPS_SHUTDOWN_TIMEOUT: '1.5s' }, /^CLAWLOOPS_SHUTDOWN_TIMEOUT: .*got "1.5s"/],
+    ['idle timeout longer than max age', { CLAWLOOPS_SESSION_IDLE_TIMEOUT: '31d' }, /^CLAWLOOPS_SESSION_IDLE_TIMEOUT: must not be longer than CLAWLOOPS_SESSION_MAX_AGE$/],
+    ['JSON body limit below 1kb', { CLAWLOOPS_JSON_BODY_LIMIT: '512' }, /^CLAWLOOPS_JSON_BODY_LIMIT: .*got "512"/],
+    ['JSON body limit in gigabytes', { CLAWLOOPS_JSON_BODY_LIMIT: '1gb' }, /^CLAWLOOPS_JSON_BODY_LIMIT: /],
+    ['public URL that is not a URL', { CLAWLOOPS_PUBLIC_URL: 'claw.example.com' }, /^CLAWLOOPS_PUBLIC_URL: must be an absolute http\(s\) URL.*got "claw.example.com"/],
+    ['public URL with another scheme', { CLAWLOOPS_PUBLIC_URL: 'ftp://claw.example.com' }, /^CLAWLOOPS_PUBLIC_URL: must use http or https, got "ftp:"$/],
+    ['public URL with a path', { CLAWLOOPS_PUBLIC_URL: 'https://example.com/claw' }, /^CLAWLOOPS_PUBLIC_URL: must be an origin only/],
+    ['public URL with a query', { CLAWLOOPS_PUBLIC_URL: 'https://example.com/?a=1' }, /^CLAWLOOPS_PUBLIC_URL: must be an origin only/],
+    ['public URL with a fragment', { CLAWLOOPS_PUBLIC_URL: 'https://example.com/#x' }, /^CLAWLOOPS_PUBLIC_URL: must be an origin only/],
+    ['public URL with credentials', { CLAWLOOPS_PUBLIC_URL: 'https://user:pw@example.com' }, /^CLAWLOOPS_PUBLIC_URL: must be an origin only/],
+    ['empty public URL', { CLAWLOOPS_PUBLIC_URL: '' }, /^CLAWLOOPS_PUBLIC_URL: /],
+  ])('%s', (_what, env, problem) => {
+    const err = configError(env);
+    expect(err).toBeInstanceOf(Error);
+    expect(err.name).toBe('ConfigError');
+    expect(err.problems).toHaveLength(1);
+    expect(err.problems[0]).toMatch(problem);
+    expect(err.message).toMatch(/^Invalid configuration:\n {2}- /);
+    expect(err.message).toContain(err.problems[0] as string);
+  });
+
+  test('several bad variables are all reported at once', () => {
+    const err = configError({ CLAWLOOPS_PORT: 'abc', CLAWLOOPS_LOG_LEVEL: 'loud', CLAWLOOPS_SESSION_MAX_AGE: 'forever' });
+    expect(err.problems.map((p) => p.split(':')[0]).sort()).toEqual([
+      'CLAWLOOPS_LOG_LEVEL',
+      'CLAWLOOPS_PORT',
+      'CLAWLOOPS_SESSION_MAX_AGE',
+    ]);
+    for (const problem of err.problems) expect(err.message).toContain(`  - ${problem}`);
+  });
+
+  test('problems found after parsing are reported together too', () => {
+    const err = configError({
+      CLAWLOOPS_PUBLIC_URL: 'nope',
+      CLAWLOOPS_ADMIN_USERNAME: 'admin',
+      CLAWLOOPS_SESSION_IDLE_TIMEOUT: '40d',
+    });
+    expect(err.problems.map((p) => p.split(':')[0]).sort()).toEqual([
+      'CLAWLOOPS_ADMIN_USERNAME and CLAWLOOPS_ADMIN_PASSWORD must be set together (or both left unset)',
+      'CLAWLOOPS_PUBLIC_URL',
+      'CLAWLOOPS_SESSION_IDLE_TIMEOUT',
+    ]);
+  });
+});
+
+describe('initial administrator', () => {
+  test('username and password together create the initial admin; the username is normalized', () => {
+    const config = loadConfig({ CLAWLOOPS_ADMIN_USERNAME: '  Ops-Admin ', CLAWLOOPS_ADMIN_PASSWORD: STRONG_PASSWORD }, CWD);
+    expect(config.initialAdmin).toEqual({ username: 'ops-admin', password: STRONG_PASSWORD });
+  });
+
+  test.each<[string, Record<string, string>]>([
+    ['username without password', { CLAWLOOPS_ADMIN_USERNAME: 'admin' }],
+    ['username with an empty password', { CLAWLOOPS_ADMIN_USERNAME: 'admin', CLAWLOOPS_ADMIN_PASSWORD: '' }],
+    ['password without username', { CLAWLOOPS_ADMIN_PASSWORD: STRONG_PASSWORD }],
+    ['password with a blank username', { CLAWLOOPS_ADMIN_USERNAME: '   ', CLAWLOOPS_ADMIN_PASSWORD: STRONG_PASSWORD }],
+  ])('%s is refused', (_what, env) => {
+    const err = configError(env);
+    expect(err.problems).toEqual([
+      'CLAWLOOPS_ADMIN_USERNAME and CLAWLOOPS_ADMIN_PASSWORD must be set together (or both left unset)',
+    ]);
+    expect(err.message).not.toContain(STRONG_PASSWORD);
+  });
+
+  test('both empty means not configured', () => {
+    expect(loadConfig({ CLAWLOOPS_ADMIN_USERNAME: '', CLAWLOOPS_ADMIN_PASSWORD: '' }, CWD).initialAdmin).toBeNull();
+  });
+
+  test.each([
+    ['a', /2–31 characters/],
+    ['-admin', /starting with a letter or digit/],
+    ['admin-', /must not end with a hyphen/],
+    ['ad_min', /lowercase letters/],
+    ['adm in', /lowercase letters/],
+    ['x'.repeat(32), /2–31 characters/],
+    ['ädmin', /lowercase letters/],
+  ])('invalid username %j is refused naming CLAWLOOPS_ADMIN_USERNAME', (username, reason) => {
+    const err = configError({ CLAWLOOPS_ADMIN_USERNAME: username, CLAWLOOPS_ADMIN_PASSWORD: STRONG_PASSWORD });
+    expect(err.problems).toHaveLength(1);
+    expect(err.problems[0]).toMatch(/^CLAWLOOPS_ADMIN_USERNAME: /);
+    expect(err.problems[0]).toMatch(reason);
+  });
+
+  test.each([
+    ['too short', 'Sh0rt!pw', /at least 10 characters/],
+    ['the username', 'clawadmin1', /not be the username/],
+    ['a small variation of the username', 'Clawadmin1-24', /not be the username/],
+    ['a common password', 'Password123', /too common/],
+    ['too few distinct characters', 'abababababab', /too few distinct characters/],
+    ['absurdly long', 'long passphrase '.repeat(20), /at most 256 characters/],
+  ])('a password that is %s is refused without echoing it', (_what, password, reason) => {
+    const err = configError({ CLAWLOOPS_ADMIN_USERNAME: 'clawadmin1', CLAWLOOPS_ADMIN_PASSWORD: password });
+    expect(err.problems).toHaveLength(1);
+    expect(err.problems[0]).toMatch(/^CLAWLOOPS_ADMIN_PASSWORD: /);
+    expect(err.problems[0]).toMatch(reason);
+    expect(err.message).not.toContain(password);
+  });
+
+  test('a bad username and a weak password are both reported', () => {
+    const err = configError({ CLAWLOOPS_ADMIN_USERNAME: 'Bad Name', CLAWLOOPS_ADMIN_PASSWORD: 'short' });
+    expect(err.problems.map((p) => p.split(':')[0]).sort()).toEqual(['CLAWLOOPS_ADMIN_PASSWORD', 'CLAWLOOPS_ADMIN_USERNAME']);
+  });
+
+  test('a password that fails earlier validation is never echoed either', () => {
+    // A bad port fails the schema step; the password variable must not leak into that message.
+    const err = configError({ CLAWLOOPS_PORT: 'x', CLAWLOOPS_ADMIN_USERNAME: 'admin', CLAWLOOPS_ADMIN_PASSWORD: STRONG_PASSWORD });
+    expect(err.message).toContain('CLAWLOOPS_PORT');
+    expect(err.message).not.toContain(STRONG_PASSWORD);
+  });
+});

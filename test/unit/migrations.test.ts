@@ -1,0 +1,237 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import Database from 'better-sqlite3';
+import { DATABASE_FILE_NAME, openDatabase, type Db } from '../../src/db/database';
+import { DatabaseTooNewError, LATEST_SCHEMA_VERSION, migrate, schemaVersion } from '../../src/db/migrations';
+
+const EXPECTED_TABLES = ['audit_log', 'invitations', 'readiness_probe', 'sessions', 'users'];
+
+let tempRoot: string;
+let dataDir: string;
+const opened: Db[] = [];
+
+/** Opens the data directory's database the way the platform does, closed again in afterEach. */
+function open(dir = dataDir): Db {
+  const db = openDatabase(dir);
+  opened.push(db);
+  return db;
+}
+
+/** A connection that bypasses openDatabase (no pragmas), as another tool would open the file. */
+function openRaw(dir = dataDir): Db {
+  const db = new Database(path.join(dir, DATABASE_FILE_NAME));
+  opened.push(db);
+  return db;
+}
+
+function tables(db: Db): string[] {
+  const rows = db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name").all() as { name: string }[];
+  return rows.map((r) => r.name);
+}
+
+function insertUser(db: Db, id: string, username: string): void {
+  db.prepare(
+    `INSERT INTO users (id, username, display_name, role, status, password_hash, created_at, updated_at)
+     VALUES (?, ?, ?, 'member', 'active', 'scrypt$1$1$1$x$y', 1, 1)`,
+  ).run(id, username, username);
+}
+
+function insertAudit(db: Db, action: string): number {
+  return Number(db.prepare("INSERT INTO audit_log (at, action, actor_username, detail) VALUES (?, ?, 'tester', '{}')").run(Date.now(), action).lastInsertRowid);
+}
+
+beforeEach(() => {
+  tempRoot = fs.mkdtempSync(path.join(os.tmpdir(), 'clawloops-migrations-'));
+  dataDir = path.join(tempRoot, 'data');
+});
+
+afterEach(() => {
+  for (const db of opened.splice(0)) if (db.open) db.close();
+  fs.rmSync(tempRoot, { recursive: true, force: true });
+});
+
+test('the latest schema version is a positive integer', () => {
+  expect(Number.isSafeInteger(LATEST_SCHEMA_VERSION)).toBe(true);
+  expect(LATEST_SCHEMA_VERSION).toBeGreaterThanOrEqual(1);
+});
+
+describe('fresh database', () => {
+  test('starts at version 0 and is migrated to the latest version with every table', () => {
+    const db = open();
+    expect(schemaVersion(db)).toBe(0);
+    expect(tables(db)).toEqual([]);
+
+    expect(migrate(db)).toEqual({ from: 0, to: LATEST_SCHEMA_VERSION });
+    expect(schemaVersion(db)).toBe(LATEST_SCHEMA_VERSION);
+    expect(tables(db)).toEqual(expect.arrayContaining(EXPECTED_TABLES));
+  });
+
+  test('the version is stored in the file, visible to a later connection', () => {
+    migrate(open());
+    expect(Number(openRaw().pragma('user_version', { simple: true }))).toBe(LATEST_SCHEMA_VERSION);
+  });
+});
+
+describe('running migrations again', () => {
+  test('on the same connection does nothing and keeps the data', () => {
+    const db = open();
+    migrate(db);
+    insertUser(db, 'u1', 'alice');
+    const auditId = insertAudit(db, 'test.event');
+
+    expect(() => migrate(db)).not.toThrow();
+    expect(migrate(db)).toEqual({ from: LATEST_SCHEMA_VERSION, to: LATEST_SCHEMA_VERSION });
+    expect(schemaVersion(db)).toBe(LATEST_SCHEMA_VERSION);
+    expect(db.prepare('SELECT id, username FROM users').all()).toEqual([{ id: 'u1', username: 'alice' }]);
+    expect(db.prepare('SELECT id, action FROM audit_log').all()).toEqual([{ id: auditId, action: 'test.event' }]);
+  });
+
+  test('after reopening the database (a restart) does nothing and keeps the data', () => {
+    const first = open();
+    migrate(first);
+    insertUser(first, 'u1', 'alice');
+    first.close();
+
+    const second = open();
+    expect(migrate(second)).toEqual({ from: LATEST_SCHEMA_VERSION, to: LATEST_SCHEMA_VERSION });
+    expect(tables(second)).toEqual(expect.arrayContaining(EXPECTED_TABLES));
+    expect(second.prepare('SELECT username FROM users').all()).toEqual([{ username: 'alice' }]);
+  });
+
+  test('from a second connection while the first is open (server and CLI) does nothing', () => {
+    const server = open();
+    const cli = open();
+    migrate(server);
+    insertUser(server, 'u1', 'alice');
+    expect(migrate(cli)).toEqual({ from: LATEST_SCHEMA_VERSION, to: LATEST_SCHEMA_VERSION });
+    expect(cli.prepare('SELECT COUNT(*) AS n FROM users').get()).toEqual({ n: 1 });
+  });
+});
+
+describe('a database from a newer ClawLoops', () => {
+  const TOO_NEW = LATEST_SCHEMA_VERSION + 1;
+
+  function makeTooNew(extra = 0): void {
+    fs.mkdirSync(dataDir, { recursive: true });
+    const raw = new Database(path.join(dataDir, DATABASE_FILE_NAME));
+    raw.exec('CREATE TABLE future_things (id INTEGER PRIMARY KEY)');
+    raw.pragma(`user_version = ${TOO_NEW + extra}`);
+    raw.close();
+  }
+
+  test('is refused with DatabaseTooNewError saying which versions are involved', () => {
+    makeTooNew();
+    const db = open();
+    let thrown: unknown;
+    try {
+      migrate(db);
+    } catch (err) {
+      thrown = err;
+    }
+    expect(thrown).toBeInstanceOf(DatabaseTooNewError);
+    const err = thrown as DatabaseTooNewError;
+    expect(err.name).toBe('DatabaseTooNewError');
+    expect(err.found).toBe(TOO_NEW);
+    expect(err.supported).toBe(LATEST_SCHEMA_VERSION);
+    expect(err.message).toContain(`schema version ${TOO_NEW}`);
+    expect(err.message).toContain(`only knows up to version ${LATEST_SCHEMA_VERSION}`);
+    expect(err.message).toMatch(/newer ClawLoops/);
+  });
+
+  test('is left untouched', () => {
+    makeTooNew(41);
+    const db = open();
+    expect(() => migrate(db)).toThrow(DatabaseTooNewError);
+    expect(schemaVersion(db)).toBe(TOO_NEW + 41);
+    expect(tables(db)).toEqual(['future_things']);
+  });
+});
+
+describe('connection settings', () => {
+  test('WAL journal, foreign keys on, and a busy timeout', () => {
+    const db = open();
+    expect(db.pragma('journal_mode', { simple: true })).toBe('wal');
+    expect(db.pragma('foreign_keys', { simple: true })).toBe(1);
+    expect(Number(db.pragma('busy_timeout', { simple: true }))).toBeGreaterThan(0);
+  });
+
+  test('WAL persists in the file: a plain connection sees it too', () => {
+    open();
+    expect(openRaw().pragma('journal_mode', { simple: true })).toBe('wal');
+  });
+
+  test('foreign keys are enforced', () => {
+    const db = open();
+    migrate(db);
+    const orphanSession = () =>
+      db
+        .prepare("INSERT INTO sessions (id, user_id, token_hash, created_at, last_seen_at, expires_at) VALUES ('s1', 'no-such-user', 'h', 1, 1, 2)")
+        .run();
+    expect(orphanSession).toThrow(/FOREIGN KEY constraint failed/);
+
+    insertUser(db, 'u1', 'alice');
+    db.prepare("INSERT INTO sessions (id, user_id, token_hash, created_at, last_seen_at, expires_at) VALUES ('s1', 'u1', 'h', 1, 1, 2)").run();
+    db.prepare("DELETE FROM users WHERE id = 'u1'").run();
+    expect(db.prepare('SELECT COUNT(*) AS n FROM sessions').get()).toEqual({ n: 0 });
+  });
+});
+
+describe('files on disk', () => {
+  test('a missing data directory is created (owner-only) and the database file is mode 0600', () => {
+    const nested = path.join(tempRoot, 'a', 'b', 'data');
+    open(nested);
+    expect(fs.statSync(nested).isDirectory()).toBe(true);
+    expect(fs.statSync(nested).mode & 0o777).toBe(0o700);
+    expect(fs.statSync(path.join(nested, DATABASE_FILE_NAME)).mode & 0o777).toBe(0o600);
+  });
+
+  test('an existing database file with loose permissions is tightened to 0600', () => {
+    fs.mkdirSync(dataDir, { recursive: true });
+    const file = path.join(dataDir, DATABASE_FILE_NAME);
+    new Database(file).close();
+    fs.chmodSync(file, 0o644);
+    open();
+    expect(fs.statSync(file).mode & 0o777).toBe(0o600);
+  });
+});
+
+describe('audit_log is append-only', () => {
+  let db: Db;
+  let id: number;
+  beforeEach(() => {
+    db = open();
+    migrate(db);
+    id = insertAudit(db, 'login.success');
+  });
+
+  test('rows can be appended', () => {
+    insertAudit(db, 'logout');
+    expect(db.prepare('SELECT action FROM audit_log ORDER BY id').all()).toEqual([{ action: 'login.success' }, { action: 'logout' }]);
+  });
+
+  test.each<[string, (db: Db, id: number) => unknown]>([
+    ['UPDATE one row', (d, rowId) => d.prepare("UPDATE audit_log SET action = 'tampered' WHERE id = ?").run(rowId)],
+    ['UPDATE every row', (d) => d.prepare("UPDATE audit_log SET actor_username = 'someone-else'").run()],
+    ['DELETE one row', (d, rowId) => d.prepare('DELETE FROM audit_log WHERE id = ?').run(rowId)],
+    ['DELETE every row', (d) => d.prepare('DELETE FROM audit_log').run()],
+    ['INSERT OR REPLACE over an existing row', (d, rowId) => d.prepare("INSERT OR REPLACE INTO audit_log (id, at, action) VALUES (?, 1, 'forged')").run(rowId)],
+    ['REPLACE over an existing row', (d, rowId) => d.prepare("REPLACE INTO audit_log (id, at, action) VALUES (?, 1, 'forged')").run(rowId)],
+    [
+      'an upsert over an existing row',
+      (d, rowId) => d.prepare("INSERT INTO audit_log (id, at, action) VALUES (?, 1, 'forged') ON CONFLICT (id) DO UPDATE SET action = excluded.action").run(rowId),
+    ],
+  ])('%s is refused and changes nothing', (_what, tamper) => {
+    insertAudit(db, 'logout');
+    const before = db.prepare('SELECT * FROM audit_log ORDER BY id').all();
+    expect(() => tamper(db, id)).toThrow(/audit_log is append-only/);
+    expect(db.prepare('SELECT * FROM audit_log ORDER BY id').all()).toEqual(before);
+  });
+
+  test('the triggers survive a reopen', () => {
+    db.close();
+    const again = open();
+    expect(() => again.prepare('DELETE FROM audit_log').run()).toThrow(/audit_log is append-only/);
+    expect(again.prepare('SELECT COUNT(*) AS n FROM audit_log').get()).toEqual({ n: 1 });
+  });
+});
