@@ -22,6 +22,9 @@ fi
 step "docker engine"
 bash scripts/ensure-docker.sh
 
+step "test images"
+bash scripts/images/build-standin-image.sh
+
 step "typecheck"
 npm run --silent typecheck
 

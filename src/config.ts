@@ -3,6 +3,7 @@ import { isIP } from 'node:net';
 import { z } from 'zod';
 import { normalizeUsername, passwordProblem, usernameProblem } from './domain/accountRules';
 import { parseDuration, parseSize } from './lib/duration';
+import { DEFAULT_RUNTIME_COMMAND, DEFAULT_RUNTIME_IMAGE, type RuntimeSettings } from './runtime/runtimeSettings';
 
 export type TrustProxySetting = boolean | number | string[];
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
@@ -16,6 +17,8 @@ export interface AppConfig {
   publicOrigin: string;
   secureCookies: boolean;
   dockerSocket: string;
+  /** Stamped on every container, network and volume this installation creates. */
+  instance: string;
   initialAdmin: { username: string; password: string } | null;
   trustProxy: TrustProxySetting;
   logLevel: LogLevel;
@@ -23,6 +26,7 @@ export interface AppConfig {
   sessionMaxAgeMs: number;
   jsonBodyLimitBytes: number;
   shutdownTimeoutMs: number;
+  runtime: RuntimeSettings;
 }
 
 /** Thrown at start-up; its message names every bad variable and is meant for the operator. */
@@ -32,6 +36,9 @@ export class ConfigError extends Error {
     this.name = 'ConfigError';
   }
 }
+
+/** Three exits within five minutes: past that, the restart policy is only hiding a broken runtime. */
+const CRASH_LOOP_POLICY = { maxExits: 3, windowMs: 5 * 60_000 };
 
 const PROXY_KEYWORDS = new Set(['loopback', 'linklocal', 'uniquelocal']);
 
@@ -60,6 +67,31 @@ const durationVar = (fallback: string, minMs: number) =>
       return ms;
     });
 
+const sizeVar = (fallback: string, minBytes: number, example: string) =>
+  z
+    .string()
+    .default(fallback)
+    .transform((value, ctx) => {
+      const bytes = parseSize(value);
+      if (bytes === null || bytes < minBytes) {
+        ctx.addIssue({ code: 'custom', message: `must be a size like ${example} (at least ${minBytes} bytes), got "${value}"` });
+        return z.NEVER;
+      }
+      return bytes;
+    });
+
+const intVar = (fallback: number, min: number, max: number) =>
+  z
+    .string()
+    .default(String(fallback))
+    .refine((v) => /^\d+$/.test(v.trim()) && Number(v) >= min && Number(v) <= max, {
+      message: `must be a whole number between ${min} and ${max}`,
+    })
+    .transform(Number);
+
+// A digest can never be satisfied without a registry, and a bare name means "latest", which moves.
+const IMAGE_BY_TAG = /^[a-z0-9]+(?:[._-][a-z0-9]+)*(?::\d+)?(?:\/[a-z0-9]+(?:[._-][a-z0-9]+)*)*:[\w][\w.-]{0,127}$/;
+
 const envSchema = z.object({
   CLAWLOOPS_PORT: z
     .string()
@@ -74,6 +106,10 @@ const envSchema = z.object({
   CLAWLOOPS_DATA_DIR: z.string().min(1, 'must not be empty').default('./data'),
   CLAWLOOPS_PUBLIC_URL: z.string().optional(),
   CLAWLOOPS_DOCKER_SOCKET: z.string().min(1).default('/var/run/docker.sock'),
+  CLAWLOOPS_INSTANCE: z
+    .string()
+    .default('clawloops')
+    .refine((v) => /^[a-z0-9][a-z0-9-]{0,39}$/.test(v), { message: 'must be 1-40 lowercase letters, digits or dashes' }),
   CLAWLOOPS_ADMIN_USERNAME: z.string().optional(),
   CLAWLOOPS_ADMIN_PASSWORD: z.string().optional(),
   CLAWLOOPS_TRUST_PROXY: z
@@ -104,12 +140,60 @@ const envSchema = z.object({
     .default('100kb')
     .transform((value, ctx) => {
       const bytes = parseSize(value);
-      if (bytes === null || bytes < 1024) {
-        ctx.addIssue({ code: 'custom', message: `must be a size like 100kb or 1mb (at least 1kb), got "${value}"` });
+      if (bytes === null || bytes < 1024 || bytes > 64 * 1024 ** 2) {
+        ctx.addIssue({ code: 'custom', message: `must be a size like 100kb or 1mb (between 1kb and 64mb), got "${value}"` });
         return z.NEVER;
       }
       return bytes;
     }),
+  CLAWLOOPS_RUNTIME_IMAGE: z
+    .string()
+    .default(DEFAULT_RUNTIME_IMAGE)
+    .refine((v) => IMAGE_BY_TAG.test(v), {
+      message: 'must be an image reference pinned by tag, like ghcr.io/openclaw/openclaw:2026.9.6 (no digest, no implicit latest)',
+    }),
+  CLAWLOOPS_RUNTIME_MEMORY: sizeVar('2gb', 256 * 1024 ** 2, '2gb or 3072mb'),
+  CLAWLOOPS_RUNTIME_CPUS: z
+    .string()
+    .default('2')
+    .refine((v) => /^\d+(\.\d{1,2})?$/.test(v.trim()) && Number(v) >= 0.1 && Number(v) <= 64, {
+      message: 'must be a number of CPUs between 0.1 and 64, like 2 or 1.5',
+    })
+    .transform(Number),
+  CLAWLOOPS_RUNTIME_PIDS: intVar(512, 64, 65536),
+  CLAWLOOPS_RUNTIME_READY_TIMEOUT: durationVar('180s', 5_000),
+  CLAWLOOPS_RUNTIME_STOP_TIMEOUT: durationVar('10s', 1_000),
+  CLAWLOOPS_RUNTIME_MAX_PARALLEL: intVar(4, 1, 64),
+  CLAWLOOPS_IDLE_STOP: z
+    .string()
+    .default('off')
+    .transform((value, ctx) => {
+      if (['off', '0', ''].includes(value.trim())) return 0;
+      const ms = parseDuration(value);
+      if (ms === null || ms < 60_000) {
+        ctx.addIssue({ code: 'custom', message: `must be off or a duration of at least 1m like 30m or 2h, got "${value}"` });
+        return z.NEVER;
+      }
+      return ms;
+    }),
+  CLAWLOOPS_DOMAIN: z
+    .string()
+    .default('localhost')
+    .refine((v) => /^(?=.{1,200}$)[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$/.test(v), {
+      message: 'must be a lowercase DNS name like localhost or claw.example.com (workspaces live at <username>.<domain>)',
+    }),
+  CLAWLOOPS_MODEL_GATEWAY_URL: z.string().optional(),
+  CLAWLOOPS_RUNTIME_MODELS: z
+    .string()
+    .default('')
+    .transform((v) => v.split(',').map((m) => m.trim()).filter(Boolean))
+    .refine((models) => models.every((m) => /^[\w.:/-]{1,100}$/.test(m)), {
+      message: 'must be a comma-separated list of model ids (letters, digits, . _ : / -)',
+    }),
+  CLAWLOOPS_CONTROL_PLANE_CONTAINER: z
+    .string()
+    .default('')
+    .refine((v) => v === '' || /^[\w][\w.-]{0,127}$/.test(v), { message: 'must be a container name or id' }),
 });
 
 function parsePublicUrl(raw: string, problems: string[]): URL | null {
@@ -166,6 +250,11 @@ export function loadConfig(env: NodeJS.ProcessEnv, cwd: string = process.cwd()):
     problems.push('CLAWLOOPS_SESSION_IDLE_TIMEOUT: must not be longer than CLAWLOOPS_SESSION_MAX_AGE');
   }
 
+  const modelGatewayUrl = e.CLAWLOOPS_MODEL_GATEWAY_URL ?? `http://host.docker.internal:${e.CLAWLOOPS_PORT}/llm/v1`;
+  if (!/^https?:\/\/[^\s/]+(\/\S*)?$/.test(modelGatewayUrl)) {
+    problems.push(`CLAWLOOPS_MODEL_GATEWAY_URL: must be an http(s) URL such as http://clawloops:8080/llm/v1, got "${modelGatewayUrl}"`);
+  }
+
   if (problems.length > 0 || !publicUrl) throw new ConfigError(problems);
 
   return {
@@ -176,6 +265,7 @@ export function loadConfig(env: NodeJS.ProcessEnv, cwd: string = process.cwd()):
     publicOrigin: publicUrl.origin,
     secureCookies: publicUrl.protocol === 'https:',
     dockerSocket: e.CLAWLOOPS_DOCKER_SOCKET,
+    instance: e.CLAWLOOPS_INSTANCE,
     initialAdmin,
     trustProxy: e.CLAWLOOPS_TRUST_PROXY,
     logLevel: e.CLAWLOOPS_LOG_LEVEL,
@@ -183,5 +273,23 @@ export function loadConfig(env: NodeJS.ProcessEnv, cwd: string = process.cwd()):
     sessionMaxAgeMs: e.CLAWLOOPS_SESSION_MAX_AGE,
     jsonBodyLimitBytes: e.CLAWLOOPS_JSON_BODY_LIMIT,
     shutdownTimeoutMs: e.CLAWLOOPS_SHUTDOWN_TIMEOUT,
+    runtime: {
+      image: e.CLAWLOOPS_RUNTIME_IMAGE,
+      command: DEFAULT_RUNTIME_COMMAND,
+      workingDir: '/app',
+      memoryBytes: e.CLAWLOOPS_RUNTIME_MEMORY,
+      nanoCpus: Math.round(e.CLAWLOOPS_RUNTIME_CPUS * 1e9),
+      pidsLimit: e.CLAWLOOPS_RUNTIME_PIDS,
+      readyTimeoutMs: e.CLAWLOOPS_RUNTIME_READY_TIMEOUT,
+      stopTimeoutSeconds: Math.ceil(e.CLAWLOOPS_RUNTIME_STOP_TIMEOUT / 1000),
+      maxParallelOperations: e.CLAWLOOPS_RUNTIME_MAX_PARALLEL,
+      idleStopMs: e.CLAWLOOPS_IDLE_STOP,
+      domain: e.CLAWLOOPS_DOMAIN,
+      workspaceScheme: publicUrl.protocol === 'https:' ? 'https' : 'http',
+      modelGatewayUrl: modelGatewayUrl.replace(/\/+$/, ''),
+      models: e.CLAWLOOPS_RUNTIME_MODELS,
+      controlPlaneContainer: e.CLAWLOOPS_CONTROL_PLANE_CONTAINER || null,
+      crashLoop: CRASH_LOOP_POLICY,
+    },
   };
 }

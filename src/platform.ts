@@ -8,7 +8,10 @@ import { AuditRepository } from './db/repositories/auditRepository';
 import { InvitationRepository } from './db/repositories/invitationRepository';
 import { SessionRepository } from './db/repositories/sessionRepository';
 import { UserRepository } from './db/repositories/userRepository';
+import { RuntimeRepository } from './db/repositories/runtimeRepository';
 import { DockerodeEngine, type DockerEngine } from './docker/dockerEngine';
+import { DockerodeRuntimeBackend } from './docker/dockerodeRuntimeBackend';
+import type { RuntimeBackend } from './docker/runtimeBackend';
 import { AuditLog } from './domain/audit';
 import { AuthService } from './domain/authService';
 import { InvitationService } from './domain/invitationService';
@@ -21,8 +24,14 @@ import { sqliteTransactor } from './domain/transactor';
 import { UserAdminService } from './domain/userAdminService';
 import { UserFactory } from './domain/userFactory';
 import { createApp } from './http/app';
+import { EventStreams } from './http/sse';
 import { systemClock, type Clock } from './lib/clock';
 import type { Logger } from './lib/logger';
+import { RuntimeEventHub } from './runtime/operations';
+import { runtimeHttpProbe, type HttpProbe } from './runtime/readinessProbe';
+import { RuntimeManager } from './runtime/runtimeManager';
+import type { RuntimeSettings } from './runtime/runtimeSettings';
+import { RuntimeWatcher } from './runtime/runtimeWatcher';
 
 /** Seams tests (and benchmarks) may replace; production uses the defaults. */
 export interface PlatformOverrides {
@@ -32,6 +41,9 @@ export interface PlatformOverrides {
   loginThrottle?: LoginThrottleOptions;
   database?: Db;
   webRoot?: string | null;
+  runtimeBackend?: RuntimeBackend;
+  runtimeProbe?: HttpProbe;
+  runtimeSettings?: Partial<RuntimeSettings>;
 }
 
 export interface Platform {
@@ -40,6 +52,9 @@ export interface Platform {
   setup: SetupService;
   users: UserAdminService;
   sessions: SessionService;
+  runtimes: RuntimeManager;
+  watcher: RuntimeWatcher;
+  streams: EventStreams;
   close(): void;
 }
 
@@ -54,7 +69,10 @@ export function buildPlatform(config: AppConfig, logger: Logger, overrides: Plat
   const migration = migrate(db);
   if (migration.from !== migration.to) logger.info(migration, 'database migrated');
 
-  const docker = overrides.docker ?? new DockerodeEngine(config.dockerSocket);
+  const dockerode = overrides.docker ? null : new DockerodeEngine(config.dockerSocket);
+  const docker = overrides.docker ?? (dockerode as DockerodeEngine);
+  const runtimeBackend =
+    overrides.runtimeBackend ?? new DockerodeRuntimeBackend((dockerode ?? new DockerodeEngine(config.dockerSocket)).client, config.instance);
 
   const userRepo = new UserRepository(db);
   const transact = sqliteTransactor(db);
@@ -69,9 +87,41 @@ export function buildPlatform(config: AppConfig, logger: Logger, overrides: Plat
   const auth = new AuthService(userRepo, sessions, hasher, throttle, audit, transact, clock);
   const setup = new SetupService(userRepo, factory, sessions, audit, transact);
   const invitations = new InvitationService(new InvitationRepository(db), userRepo, factory, sessions, audit, transact, clock);
-  const users = new UserAdminService(userRepo, factory, hasher, sessions, audit, transact, clock);
+  const runtimeSettings: RuntimeSettings = { ...config.runtime, ...overrides.runtimeSettings };
+  const runtimeRepo = new RuntimeRepository(db);
+  const runtimeHub = new RuntimeEventHub();
+  const runtimes = new RuntimeManager({
+    runtimes: runtimeRepo,
+    users: userRepo,
+    backend: runtimeBackend,
+    probe: overrides.runtimeProbe ?? runtimeHttpProbe,
+    hub: runtimeHub,
+    audit,
+    transact,
+    clock,
+    logger: logger.child({ component: 'runtimes' }),
+    settings: runtimeSettings,
+  });
+  const watcher = new RuntimeWatcher({
+    manager: runtimes,
+    runtimes: runtimeRepo,
+    backend: runtimeBackend,
+    audit,
+    clock,
+    logger: logger.child({ component: 'runtime-watcher' }),
+    settings: runtimeSettings,
+  });
+  const users = new UserAdminService(userRepo, factory, hasher, sessions, audit, transact, clock, {
+    onUserDisabled: (user) => runtimes.onUserDisabled(user.id),
+    onUserDeleted: (user) => {
+      runtimes.purgeUserResources(user.id, user.username).catch((err: unknown) => {
+        logger.error({ userId: user.id, err: (err as Error).message }, 'removing the runtime of a deleted user failed: its container and network go at the next start-up sweep, its data volume must be removed by hand');
+      });
+    },
+  });
   const readiness = new ReadinessService(new SqliteReadinessProbe(db), docker);
 
+  const streams = new EventStreams();
   const app = createApp(
     {
       publicUrl: config.publicUrl,
@@ -81,7 +131,7 @@ export function buildPlatform(config: AppConfig, logger: Logger, overrides: Plat
       jsonBodyLimitBytes: config.jsonBodyLimitBytes,
       webRoot: overrides.webRoot === undefined ? path.resolve(__dirname, '..', 'web', 'static') : overrides.webRoot,
     },
-    { logger, clock, readiness, sessions, auth, setup, invitations, users, audit },
+    { logger, clock, readiness, sessions, auth, setup, invitations, users, audit, runtimes, runtimeHub, streams },
   );
 
   return {
@@ -90,7 +140,11 @@ export function buildPlatform(config: AppConfig, logger: Logger, overrides: Plat
     setup,
     users,
     sessions,
+    runtimes,
+    watcher,
+    streams,
     close: () => {
+      watcher.close();
       if (db.open) db.close();
     },
   };

@@ -37,6 +37,11 @@ export async function startServer(config: AppConfig, logger: Logger, overrides: 
   });
   const address = server.address();
   logger.info({ address, publicUrl: config.publicUrl }, 'ClawLoops control plane listening');
+  // Not awaited: an unreachable engine must not keep the platform (sign-in, admin) from serving;
+  // the watcher keeps retrying and reconciles once the engine answers.
+  void platform.watcher.start().then((report) => {
+    if (report) logger.info(report, 'runtime state reconciled with the Docker engine');
+  });
 
   let closing: Promise<void> | null = null;
   const shutdown = (reason: string): Promise<void> => {
@@ -50,10 +55,15 @@ export async function startServer(config: AppConfig, logger: Logger, overrides: 
       force.unref();
       server.close(() => {
         clearTimeout(force);
-        platform.close();
-        logger.info('shutdown complete');
-        resolve();
+        // A runtime operation half-way through (a container created but not yet recorded) must
+        // finish its database writes before the database closes.
+        void platform.runtimes.drain(config.shutdownTimeoutMs).then(() => {
+          platform.close();
+          logger.info('shutdown complete');
+          resolve();
+        });
       });
+      platform.streams.endAll('The server is shutting down.');
       // Keep-alive sockets with no request in flight would otherwise hold close() open.
       server.closeIdleConnections();
     });

@@ -78,6 +78,29 @@ const MIGRATIONS: readonly Migration[] = [
       CREATE TABLE readiness_probe (id INTEGER PRIMARY KEY CHECK (id = 1), at INTEGER NOT NULL);
     `,
   },
+  {
+    version: 2,
+    description: 'runtimes',
+    sql: `
+      -- Its own id, not the user's: the volume and network are named after it, and a user may
+      -- one day have more than one runtime.
+      CREATE TABLE runtimes (
+        id TEXT PRIMARY KEY,
+        user_id TEXT NOT NULL UNIQUE REFERENCES users(id) ON DELETE CASCADE,
+        desired_state TEXT NOT NULL CHECK (desired_state IN ('running', 'stopped', 'deleted')),
+        container_id TEXT,
+        image TEXT,
+        config_hash TEXT,
+        model_key_hash TEXT,
+        last_error_code TEXT,
+        last_error_message TEXT,
+        last_error_at INTEGER,
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL,
+        last_started_at INTEGER
+      );
+    `,
+  },
 ];
 
 export const LATEST_SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]?.version ?? 0;

@@ -11,8 +11,11 @@ import type { UserAdminService } from '../domain/userAdminService';
 import type { TrustProxySetting } from '../config';
 import type { Clock } from '../lib/clock';
 import type { Logger } from '../lib/logger';
+import type { RuntimeEventHub } from '../runtime/operations';
+import type { RuntimeManager } from '../runtime/runtimeManager';
 import { errorHandler, notFoundHandler } from './errorHandling';
-import { loadSession } from './middleware/authentication';
+import type { EventStreams } from './sse';
+import { loadSession, requireAuth } from './middleware/authentication';
 import { requireJsonBody, requirePlatformOrigin } from './middleware/originCheck';
 import { requestContext, securityHeaders } from './middleware/requestContext';
 import { accountRouter } from './routes/account';
@@ -20,6 +23,7 @@ import { adminRouter } from './routes/admin';
 import { authRouter } from './routes/auth';
 import { healthRouter } from './routes/health';
 import { invitationsRouter } from './routes/invitations';
+import { adminRuntimeRoutes, ownRuntimeRouter } from './routes/runtime';
 import { setupRouter } from './routes/setup';
 
 export interface HttpConfig {
@@ -42,6 +46,9 @@ export interface HttpServices {
   invitations: InvitationService;
   users: UserAdminService;
   audit: AuditLog;
+  runtimes: RuntimeManager;
+  runtimeHub: RuntimeEventHub;
+  streams: EventStreams;
 }
 
 export function createApp(config: HttpConfig, services: HttpServices): Express {
@@ -65,6 +72,9 @@ export function createApp(config: HttpConfig, services: HttpServices): Express {
   api.use('/auth', authRouter(services.auth, cookies));
   api.use('/account', accountRouter(services.auth));
   api.use('/invitations', invitationsRouter(services.invitations, cookies));
+  const runtimeDeps = { manager: services.runtimes, hub: services.runtimeHub, streams: services.streams };
+  api.use('/runtime', ownRuntimeRouter(runtimeDeps));
+  api.use('/admin', requireAuth({ adminOnly: true }), adminRuntimeRoutes(runtimeDeps));
   api.use(
     '/admin',
     adminRouter({

@@ -10,11 +10,11 @@ export function parseDuration(text: string): number | null {
   return Number.isSafeInteger(ms) ? ms : null;
 }
 
-const SIZE_UNITS: Record<string, number> = { b: 1, kb: 1024, mb: 1024 * 1024 };
+const SIZE_UNITS: Record<string, number> = { b: 1, kb: 1024, mb: 1024 ** 2, gb: 1024 ** 3 };
 
-/** Parses `100kb`, `1mb`, `2048` (bytes). Returns bytes or null. */
+/** Parses `100kb`, `1mb`, `2gb`, `2048` (bytes); units are binary (1kb = 1024 bytes). Returns bytes or null. */
 export function parseSize(text: string): number | null {
-  const match = /^\s*(\d+)\s*(b|kb|mb)?\s*$/i.exec(text);
+  const match = /^\s*(\d+)\s*(b|kb|mb|gb)?\s*$/i.exec(text);
   if (!match) return null;
   const bytes = Number(match[1]) * (SIZE_UNITS[(match[2] ?? 'b').toLowerCase()] ?? 1);
   return Number.isSafeInteger(bytes) ? bytes : null;

@@ -11,6 +11,9 @@ import { ScryptPasswordHasher } from '../../src/domain/passwordHasher';
 import type { Clock } from '../../src/lib/clock';
 import { createLogger } from '../../src/lib/logger';
 import { buildPlatform, type Platform } from '../../src/platform';
+import type { RuntimeBackend } from '../../src/docker/runtimeBackend';
+import type { HttpProbe } from '../../src/runtime/readinessProbe';
+import type { RuntimeSettings } from '../../src/runtime/runtimeSettings';
 
 export const PUBLIC_URL = 'http://platform.test:8080';
 export const STRONG_PASSWORD = 'correct horse battery staple';
@@ -26,6 +29,17 @@ export class ManualClock implements Clock {
   }
   advance(ms: number): void {
     this.current += ms;
+  }
+}
+
+/** Real time that tests can still push forward (integration tests wait on real containers). */
+export class RealTimeClock extends ManualClock {
+  private offset = 0;
+  override now(): number {
+    return Date.now() + this.offset;
+  }
+  override advance(ms: number): void {
+    this.offset += ms;
   }
 }
 
@@ -60,6 +74,9 @@ export interface HarnessOptions {
   docker?: DockerEngine;
   loginThrottle?: LoginThrottleOptions;
   clock?: ManualClock;
+  runtimeBackend?: RuntimeBackend;
+  runtimeSettings?: Partial<RuntimeSettings>;
+  runtimeProbe?: HttpProbe;
 }
 
 export interface Harness {
@@ -97,6 +114,9 @@ export function createHarness(options: HarnessOptions = {}): Harness {
     hasher: fastHasher,
     docker,
     webRoot: null,
+    ...(options.runtimeBackend ? { runtimeBackend: options.runtimeBackend } : {}),
+    ...(options.runtimeSettings ? { runtimeSettings: options.runtimeSettings } : {}),
+    ...(options.runtimeProbe ? { runtimeProbe: options.runtimeProbe } : {}),
     ...(options.loginThrottle ? { loginThrottle: options.loginThrottle } : {}),
   });
   const client = (): TestAgent => supertest.agent(platform.app).set('Origin', config.publicOrigin);

@@ -1,0 +1,133 @@
+import type { Db } from '../database';
+
+export type DesiredState = 'running' | 'stopped' | 'deleted';
+
+export interface RuntimeRecord {
+  id: string;
+  userId: string;
+  desiredState: DesiredState;
+  containerId: string | null;
+  image: string | null;
+  configHash: string | null;
+  modelKeyHash: string | null;
+  lastError: { code: string; message: string; at: number } | null;
+  createdAt: number;
+  updatedAt: number;
+  lastStartedAt: number | null;
+}
+
+/** A runtime together with the account it belongs to: every caller needs both. */
+export interface RuntimeWithOwner extends RuntimeRecord {
+  username: string;
+  userStatus: 'active' | 'disabled';
+}
+
+interface RuntimeRow {
+  id: string;
+  user_id: string;
+  desired_state: DesiredState;
+  container_id: string | null;
+  image: string | null;
+  config_hash: string | null;
+  model_key_hash: string | null;
+  last_error_code: string | null;
+  last_error_message: string | null;
+  last_error_at: number | null;
+  created_at: number;
+  updated_at: number;
+  last_started_at: number | null;
+  username: string;
+  user_status: 'active' | 'disabled';
+}
+
+const toRuntime = (row: RuntimeRow): RuntimeWithOwner => ({
+  id: row.id,
+  userId: row.user_id,
+  desiredState: row.desired_state,
+  containerId: row.container_id,
+  image: row.image,
+  configHash: row.config_hash,
+  modelKeyHash: row.model_key_hash,
+  lastError:
+    row.last_error_code === null ? null : { code: row.last_error_code, message: row.last_error_message ?? '', at: row.last_error_at ?? 0 },
+  createdAt: row.created_at,
+  updatedAt: row.updated_at,
+  lastStartedAt: row.last_started_at,
+  username: row.username,
+  userStatus: row.user_status,
+});
+
+const SELECT = `SELECT r.*, u.username AS username, u.status AS user_status FROM runtimes r JOIN users u ON u.id = r.user_id`;
+
+export interface ContainerChange {
+  containerId: string | null;
+  image?: string | null;
+  configHash?: string | null;
+  modelKeyHash?: string | null;
+}
+
+export class RuntimeRepository {
+  constructor(private readonly db: Db) {}
+
+  findById(id: string): RuntimeWithOwner | null {
+    const row = this.db.prepare(`${SELECT} WHERE r.id = ?`).get(id) as RuntimeRow | undefined;
+    return row ? toRuntime(row) : null;
+  }
+
+  findByUserId(userId: string): RuntimeWithOwner | null {
+    const row = this.db.prepare(`${SELECT} WHERE r.user_id = ?`).get(userId) as RuntimeRow | undefined;
+    return row ? toRuntime(row) : null;
+  }
+
+  list(): RuntimeWithOwner[] {
+    return (this.db.prepare(`${SELECT} ORDER BY u.username`).all() as RuntimeRow[]).map(toRuntime);
+  }
+
+  /** Creates the user's runtime row unless one exists; returns whichever is stored. */
+  ensureForUser(id: string, userId: string, now: number): RuntimeWithOwner {
+    this.db
+      .prepare(
+        `INSERT INTO runtimes (id, user_id, desired_state, created_at, updated_at)
+         VALUES (?, ?, 'stopped', ?, ?) ON CONFLICT(user_id) DO NOTHING`,
+      )
+      .run(id, userId, now, now);
+    const runtime = this.findByUserId(userId);
+    if (!runtime) throw new Error(`runtime row for user ${userId} vanished`);
+    return runtime;
+  }
+
+  setDesiredState(id: string, state: DesiredState, now: number): void {
+    this.db.prepare('UPDATE runtimes SET desired_state = ?, updated_at = ? WHERE id = ?').run(state, now, id);
+  }
+
+  setContainer(id: string, change: ContainerChange, now: number): void {
+    const sets = ['container_id = @containerId', 'updated_at = @now'];
+    if (change.image !== undefined) sets.push('image = @image');
+    if (change.configHash !== undefined) sets.push('config_hash = @configHash');
+    if (change.modelKeyHash !== undefined) sets.push('model_key_hash = @modelKeyHash');
+    this.db.prepare(`UPDATE runtimes SET ${sets.join(', ')} WHERE id = @id`).run({
+      id,
+      now,
+      containerId: change.containerId,
+      image: change.image ?? null,
+      configHash: change.configHash ?? null,
+      modelKeyHash: change.modelKeyHash ?? null,
+    });
+  }
+
+  markStarted(id: string, now: number): void {
+    this.db
+      .prepare('UPDATE runtimes SET last_started_at = ?, updated_at = ?, last_error_code = NULL, last_error_message = NULL, last_error_at = NULL WHERE id = ?')
+      .run(now, now, id);
+  }
+
+  setError(id: string, error: { code: string; message: string } | null, now: number): void {
+    this.db
+      .prepare('UPDATE runtimes SET last_error_code = ?, last_error_message = ?, last_error_at = ?, updated_at = ? WHERE id = ?')
+      .run(error?.code ?? null, error?.message ?? null, error ? now : null, now, id);
+  }
+
+  delete(id: string): void {
+    this.db.prepare('DELETE FROM runtimes WHERE id = ?').run(id);
+  }
+}

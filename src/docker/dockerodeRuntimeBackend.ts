@@ -1,0 +1,409 @@
+import { PassThrough, Readable, Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import type Docker from 'dockerode';
+import { pack } from 'tar-stream';
+import {
+  LABELS,
+  MANAGED_LABEL,
+  type ContainerEvent,
+  type ContainerSnapshot,
+  type ContainerSpec,
+  type ContainerStats,
+  type ContainerStatus,
+  type EventSubscription,
+  type FileEntry,
+  type LogLine,
+  type NetworkInfo,
+  type PullProgress,
+  type RuntimeBackend,
+} from './runtimeBackend';
+
+const MS_TO_NS = 1_000_000;
+
+function statusCode(err: unknown): number | undefined {
+  return typeof err === 'object' && err !== null && 'statusCode' in err ? Number((err as { statusCode: unknown }).statusCode) : undefined;
+}
+
+/** The engine's own sentence, without dockerode's "(HTTP code 404) no such container -" prefix. */
+export function engineReason(err: unknown): string {
+  if (typeof err === 'object' && err !== null) {
+    const json = (err as { json?: unknown }).json;
+    if (json && typeof json === 'object' && 'message' in json) return String((json as { message: unknown }).message);
+    if (Buffer.isBuffer(json)) return json.toString('utf8').trim();
+    if ('message' in err) return String((err as { message: unknown }).message);
+  }
+  return String(err);
+}
+
+async function ignoreNotFound<T>(work: Promise<T>): Promise<T | null> {
+  try {
+    return await work;
+  } catch (err) {
+    if (statusCode(err) === 404) return null;
+    throw err;
+  }
+}
+
+function parseTime(value: string | undefined): number | null {
+  if (!value || value.startsWith('0001-')) return null;
+  const ms = Date.parse(value);
+  return Number.isNaN(ms) ? null : ms;
+}
+
+function snapshotOf(info: Docker.ContainerInspectInfo): ContainerSnapshot {
+  const networks = info.NetworkSettings?.Networks ?? {};
+  const addresses: Record<string, string> = {};
+  for (const [name, net] of Object.entries(networks)) if (net.IPAddress) addresses[name] = net.IPAddress;
+  const health = info.State.Health?.Status;
+  return {
+    id: info.Id,
+    name: info.Name.replace(/^\//, ''),
+    image: info.Config.Image,
+    labels: info.Config.Labels ?? {},
+    status: info.State.Status as ContainerStatus,
+    health: health === 'starting' || health === 'healthy' || health === 'unhealthy' ? health : null,
+    exitCode: info.State.Status === 'exited' || info.State.Status === 'dead' ? info.State.ExitCode : null,
+    oomKilled: info.State.OOMKilled,
+    restartCount: info.RestartCount,
+    error: info.State.Error || null,
+    createdAt: parseTime(info.Created),
+    startedAt: parseTime(info.State.StartedAt),
+    finishedAt: parseTime(info.State.FinishedAt),
+    addresses,
+    memoryLimitBytes: info.HostConfig.Memory ?? 0,
+    nanoCpus: info.HostConfig.NanoCpus ?? 0,
+    pidsLimit: info.HostConfig.PidsLimit ?? null,
+  };
+}
+
+/** Splits a byte stream into lines, keeping a partial last line until more arrives. */
+function lineSplitter(stream: LogLine['stream']): Transform {
+  let pending = '';
+  return new Transform({
+    readableObjectMode: true,
+    transform(chunk: Buffer, _enc, done) {
+      pending += chunk.toString('utf8');
+      const lines = pending.split('\n');
+      pending = lines.pop() ?? '';
+      for (const line of lines) this.push({ stream, line: line.replace(/\r$/, '') } satisfies LogLine);
+      done();
+    },
+    flush(done) {
+      if (pending) this.push({ stream, line: pending } satisfies LogLine);
+      done();
+    },
+  });
+}
+
+export class DockerodeRuntimeBackend implements RuntimeBackend {
+  /**
+   * `instance` separates ClawLoops installations sharing one engine (a test run next to a real
+   * one): everything created is stamped with it, and only resources carrying it are ever listed,
+   * watched, adopted or swept.
+   */
+  constructor(
+    private readonly docker: Docker,
+    private readonly instance: string,
+  ) {}
+
+  private managedFilter(extra: Record<string, string[]> = {}): string {
+    return JSON.stringify({ label: [`${MANAGED_LABEL}=true`, `${LABELS.instance}=${this.instance}`], ...extra });
+  }
+
+  private stamp(labels: Record<string, string>): Record<string, string> {
+    return { ...labels, [MANAGED_LABEL]: 'true', [LABELS.instance]: this.instance };
+  }
+
+  async imageExists(image: string): Promise<boolean> {
+    return (await ignoreNotFound(this.docker.getImage(image).inspect())) !== null;
+  }
+
+  async pullImage(image: string, onProgress: (progress: PullProgress) => void, signal?: AbortSignal): Promise<void> {
+    let stream: NodeJS.ReadableStream;
+    try {
+      stream = (await this.docker.pull(image, signal ? { abortSignal: signal } : {})) as NodeJS.ReadableStream;
+    } catch (err) {
+      throw new Error(`Pulling image ${image} failed: ${engineReason(err)}`);
+    }
+    const layers = new Map<string, { current: number; total: number }>();
+    await new Promise<void>((resolve, reject) => {
+      this.docker.modem.followProgress(
+        stream,
+        (err: Error | null, output: unknown[]) => {
+          // The engine reports a failed pull as a final {error} message on a 200 stream.
+          const failure = output?.find((o): o is { error: string } => typeof o === 'object' && o !== null && 'error' in o);
+          if (err || failure) reject(new Error(`Pulling image ${image} failed: ${failure?.error ?? engineReason(err)}`));
+          else resolve();
+        },
+        (event: { id?: string; status?: string; progressDetail?: { current?: number; total?: number } }) => {
+          if (event.id && event.progressDetail?.total) {
+            layers.set(event.id, { current: event.progressDetail.current ?? 0, total: event.progressDetail.total });
+          }
+          let bytesDone = 0;
+          let bytesTotal = 0;
+          for (const layer of layers.values()) {
+            bytesDone += layer.current;
+            bytesTotal += layer.total;
+          }
+          onProgress({ bytesDone, bytesTotal, status: event.status ?? '' });
+        },
+      );
+    });
+  }
+
+  async ensureNetwork(name: string, labels: Record<string, string>): Promise<NetworkInfo> {
+    let info = await ignoreNotFound(this.docker.getNetwork(name).inspect() as Promise<Docker.NetworkInspectInfo>);
+    if (!info) {
+      try {
+        await this.docker.createNetwork({ Name: name, Driver: 'bridge', Labels: this.stamp(labels), CheckDuplicate: true });
+      } catch (err) {
+        // Two starts racing for one network: the loser uses the winner's.
+        if (statusCode(err) !== 409) throw err;
+      }
+      info = (await this.docker.getNetwork(name).inspect()) as Docker.NetworkInspectInfo;
+    }
+    const ipam = info.IPAM?.Config?.[0];
+    if (!ipam?.Subnet) throw new Error(`Network ${name} has no IPv4 subnet`);
+    return { id: info.Id, name, subnet: ipam.Subnet, gateway: ipam.Gateway ?? '' };
+  }
+
+  async removeNetwork(name: string): Promise<void> {
+    const network = this.docker.getNetwork(name);
+    const info = await ignoreNotFound(network.inspect() as Promise<Docker.NetworkInspectInfo>);
+    if (!info) return;
+    // The control plane (and later the proxy) joined it; the engine refuses to remove a network with endpoints.
+    for (const containerId of Object.keys(info.Containers ?? {})) {
+      await ignoreNotFound(network.disconnect({ Container: containerId, Force: true }));
+    }
+    await ignoreNotFound(network.remove());
+  }
+
+  async connectToNetwork(networkName: string, containerId: string): Promise<void> {
+    try {
+      await this.docker.getNetwork(networkName).connect({ Container: containerId });
+    } catch (err) {
+      // Already attached is the state we wanted.
+      if (statusCode(err) === 403 && /already exists/.test(engineReason(err))) return;
+      throw err;
+    }
+  }
+
+  async listManagedNetworks(): Promise<(NetworkInfo & { labels: Record<string, string> })[]> {
+    const networks = await this.docker.listNetworks({ filters: this.managedFilter() });
+    return networks.map((n) => ({
+      id: n.Id,
+      name: n.Name,
+      subnet: n.IPAM?.Config?.[0]?.Subnet ?? '',
+      gateway: n.IPAM?.Config?.[0]?.Gateway ?? '',
+      labels: n.Labels ?? {},
+    }));
+  }
+
+  async ensureVolume(name: string, labels: Record<string, string>): Promise<{ created: boolean }> {
+    if (await this.volumeExists(name)) return { created: false };
+    await this.docker.createVolume({ Name: name, Labels: this.stamp(labels) });
+    return { created: true };
+  }
+
+  async listManagedVolumes(): Promise<{ name: string; labels: Record<string, string> }[]> {
+    const { Volumes } = await this.docker.listVolumes({ filters: this.managedFilter() });
+    return (Volumes ?? []).map((v) => ({ name: v.Name, labels: v.Labels ?? {} }));
+  }
+
+  async volumeExists(name: string): Promise<boolean> {
+    return (await ignoreNotFound(this.docker.getVolume(name).inspect())) !== null;
+  }
+
+  async removeVolume(name: string): Promise<void> {
+    await ignoreNotFound(this.docker.getVolume(name).remove());
+  }
+
+  async createContainer(spec: ContainerSpec): Promise<string> {
+    const container = await this.docker.createContainer({
+      name: spec.name,
+      Image: spec.image,
+      Labels: this.stamp(spec.labels),
+      Env: Object.entries(spec.env).map(([k, v]) => `${k}=${v}`),
+      User: spec.user,
+      ...(spec.cmd ? { Cmd: spec.cmd } : {}),
+      ...(spec.workingDir ? { WorkingDir: spec.workingDir } : {}),
+      // No ExposedPorts/PortBindings: a runtime is reached on its own network, never on the host.
+      Healthcheck: {
+        Test: spec.healthcheck.test,
+        Interval: spec.healthcheck.intervalMs * MS_TO_NS,
+        Timeout: spec.healthcheck.timeoutMs * MS_TO_NS,
+        StartPeriod: spec.healthcheck.startPeriodMs * MS_TO_NS,
+        Retries: spec.healthcheck.retries,
+      },
+      HostConfig: {
+        Init: true,
+        CapDrop: ['ALL'],
+        SecurityOpt: ['no-new-privileges'],
+        Privileged: false,
+        ReadonlyRootfs: false,
+        Memory: spec.memoryBytes,
+        // Equal to Memory: no swap on top of the limit, so the limit means what it says.
+        MemorySwap: spec.memoryBytes,
+        NanoCpus: spec.nanoCpus,
+        PidsLimit: spec.pidsLimit,
+        RestartPolicy: { Name: 'unless-stopped', MaximumRetryCount: 0 },
+        NetworkMode: spec.networkName,
+        Mounts: [{ Type: 'volume', Source: spec.volumeName, Target: spec.volumeMountPath }],
+        ExtraHosts: spec.extraHosts,
+        LogConfig: { Type: 'json-file', Config: { 'max-size': '10m', 'max-file': '3' } },
+      },
+      NetworkingConfig: { EndpointsConfig: { [spec.networkName]: { Aliases: spec.networkAliases } } },
+    });
+    return container.id;
+  }
+
+  async putFiles(containerId: string, dir: string, entries: FileEntry[]): Promise<void> {
+    const archive = pack();
+    for (const entry of entries) {
+      const header = { name: entry.path, mode: entry.mode, uid: entry.uid, gid: entry.gid, mtime: new Date() };
+      if (entry.type === 'directory') archive.entry({ ...header, type: 'directory' });
+      else archive.entry({ ...header, type: 'file', size: entry.content?.length ?? 0 }, entry.content ?? Buffer.alloc(0));
+    }
+    archive.finalize();
+    const chunks: Buffer[] = [];
+    await pipeline(archive, new PassThrough().on('data', (c: Buffer) => chunks.push(c)));
+    await this.docker.getContainer(containerId).putArchive(Buffer.concat(chunks), { path: dir });
+  }
+
+  async startContainer(id: string): Promise<void> {
+    try {
+      await this.docker.getContainer(id).start();
+    } catch (err) {
+      if (statusCode(err) === 304) return; // already started
+      throw new Error(`Starting the container failed: ${engineReason(err)}`);
+    }
+  }
+
+  async stopContainer(id: string, timeoutSeconds: number): Promise<void> {
+    try {
+      await this.docker.getContainer(id).stop({ t: timeoutSeconds });
+    } catch (err) {
+      if (statusCode(err) === 304 || statusCode(err) === 404) return; // already stopped / gone
+      throw err;
+    }
+  }
+
+  async removeContainer(id: string): Promise<void> {
+    try {
+      await this.docker.getContainer(id).remove({ force: true, v: false });
+    } catch (err) {
+      // 404: gone already; 409: removal already in progress.
+      if (statusCode(err) === 404 || statusCode(err) === 409) return;
+      throw err;
+    }
+  }
+
+  async inspectContainer(id: string): Promise<ContainerSnapshot | null> {
+    const info = await ignoreNotFound(this.docker.getContainer(id).inspect());
+    return info ? snapshotOf(info) : null;
+  }
+
+  async listManagedContainers(): Promise<ContainerSnapshot[]> {
+    const list = await this.docker.listContainers({ all: true, filters: this.managedFilter() });
+    const snapshots = await Promise.all(list.map((c) => this.inspectContainer(c.Id)));
+    return snapshots.filter((s): s is ContainerSnapshot => s !== null);
+  }
+
+  async subscribeEvents(onEvent: (event: ContainerEvent) => void, onEnd: (error: Error | null) => void): Promise<EventSubscription> {
+    const stream = (await this.docker.getEvents({
+      filters: this.managedFilter({ type: ['container'] }),
+    })) as Readable;
+    let buffered = '';
+    let ended = false;
+    const finish = (error: Error | null) => {
+      if (ended) return;
+      ended = true;
+      onEnd(error);
+    };
+    stream.on('data', (chunk: Buffer) => {
+      buffered += chunk.toString('utf8');
+      const lines = buffered.split('\n');
+      buffered = lines.pop() ?? '';
+      for (const line of lines) {
+        if (!line.trim()) continue;
+        let raw: {
+          Action?: string;
+          id?: string;
+          timeNano?: number;
+          Actor?: { ID?: string; Attributes?: Record<string, string> };
+        };
+        try {
+          raw = JSON.parse(line) as typeof raw;
+        } catch {
+          continue; // not an event; the engine never sends this, but one bad line must not kill the watcher
+        }
+        const attributes = raw.Actor?.Attributes ?? {};
+        const exitCode = attributes.exitCode === undefined ? null : Number(attributes.exitCode);
+        onEvent({
+          containerId: raw.Actor?.ID ?? raw.id ?? '',
+          action: raw.Action ?? '',
+          labels: attributes,
+          exitCode,
+          at: raw.timeNano ? Math.floor(raw.timeNano / MS_TO_NS) : Date.now(),
+        });
+      }
+    });
+    stream.on('error', (err: Error) => finish(err));
+    stream.on('end', () => finish(null));
+    stream.on('close', () => finish(null));
+    return {
+      close: () => {
+        ended = true;
+        stream.destroy();
+      },
+    };
+  }
+
+  async stats(id: string): Promise<ContainerStats | null> {
+    const stats = await ignoreNotFound(this.docker.getContainer(id).stats({ stream: false }));
+    if (!stats) return null;
+    const cpuDelta = stats.cpu_stats.cpu_usage.total_usage - stats.precpu_stats.cpu_usage.total_usage;
+    const systemDelta = (stats.cpu_stats.system_cpu_usage ?? 0) - (stats.precpu_stats.system_cpu_usage ?? 0);
+    const cpus = stats.cpu_stats.online_cpus ?? stats.cpu_stats.cpu_usage.percpu_usage?.length ?? 1;
+    // Page cache is not the runtime's own memory: the engine CLI subtracts it the same way.
+    const cache = (stats.memory_stats.stats as Record<string, number> | undefined)?.total_inactive_file ?? 0;
+    return {
+      memoryBytes: Math.max(0, (stats.memory_stats.usage ?? 0) - cache),
+      memoryLimitBytes: stats.memory_stats.limit ?? 0,
+      cpuPercent: systemDelta > 0 && cpuDelta > 0 ? (cpuDelta / systemDelta) * cpus * 100 : 0,
+    };
+  }
+
+  async logs(id: string, options: { tail: number; follow: boolean }): Promise<Readable> {
+    const container = this.docker.getContainer(id);
+    const raw = (await container.logs({
+      stdout: true,
+      stderr: true,
+      tail: options.tail,
+      follow: options.follow as true,
+    })) as unknown as Readable | Buffer;
+    const source = Buffer.isBuffer(raw) ? Readable.from([raw]) : raw;
+    const stdout = lineSplitter('stdout');
+    const stderr = lineSplitter('stderr');
+    const out = new PassThrough({ objectMode: true });
+    stdout.pipe(out, { end: false });
+    stderr.pipe(out, { end: false });
+    let open = 2;
+    const endOne = () => {
+      if (--open === 0) out.end();
+    };
+    stdout.on('end', endOne);
+    stderr.on('end', endOne);
+    this.docker.modem.demuxStream(source, stdout, stderr);
+    source.on('end', () => {
+      stdout.end();
+      stderr.end();
+    });
+    source.on('error', (err) => out.destroy(err));
+    out.on('close', () => {
+      if ('destroy' in source) source.destroy();
+    });
+    return out;
+  }
+}
+

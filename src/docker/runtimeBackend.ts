@@ -1,0 +1,144 @@
+import type { Readable } from 'node:stream';
+
+/**
+ * What the runtime manager needs from a container engine, in our own terms. The dockerode
+ * implementation lives next to this file; domain code and its unit tests only see this interface.
+ */
+
+export const MANAGED_LABEL = 'io.clawloops.managed';
+export const LABELS = {
+  managed: MANAGED_LABEL,
+  runtimeId: 'io.clawloops.runtime-id',
+  userId: 'io.clawloops.user-id',
+  username: 'io.clawloops.username',
+  configHash: 'io.clawloops.config-hash',
+  role: 'io.clawloops.role',
+  /** Which ClawLoops installation owns it, when several share one engine. */
+  instance: 'io.clawloops.instance',
+} as const;
+
+export interface PullProgress {
+  /** Sum over layers of bytes downloaded so far, and of their sizes once known. */
+  bytesDone: number;
+  bytesTotal: number;
+  status: string;
+}
+
+export interface NetworkInfo {
+  id: string;
+  name: string;
+  /** CIDR of the network, e.g. 172.20.0.0/16: every proxy that reaches the runtime sits in it. */
+  subnet: string;
+  gateway: string;
+}
+
+export interface FileEntry {
+  /** Relative to the directory the archive is put into. */
+  path: string;
+  type: 'file' | 'directory';
+  content?: Buffer;
+  mode: number;
+  uid: number;
+  gid: number;
+}
+
+export interface ContainerSpec {
+  name: string;
+  image: string;
+  labels: Record<string, string>;
+  env: Record<string, string>;
+  user: string;
+  cmd?: string[];
+  workingDir?: string;
+  volumeName: string;
+  volumeMountPath: string;
+  networkName: string;
+  networkAliases: string[];
+  memoryBytes: number;
+  nanoCpus: number;
+  pidsLimit: number;
+  /** The command Docker runs to mark the container healthy; its events feed observed state. */
+  healthcheck: { test: string[]; intervalMs: number; timeoutMs: number; startPeriodMs: number; retries: number };
+  extraHosts: string[];
+}
+
+export type ContainerStatus = 'created' | 'running' | 'paused' | 'restarting' | 'removing' | 'exited' | 'dead';
+
+export interface ContainerSnapshot {
+  id: string;
+  name: string;
+  image: string;
+  labels: Record<string, string>;
+  status: ContainerStatus;
+  health: 'starting' | 'healthy' | 'unhealthy' | null;
+  exitCode: number | null;
+  oomKilled: boolean;
+  restartCount: number;
+  error: string | null;
+  createdAt: number | null;
+  startedAt: number | null;
+  finishedAt: number | null;
+  /** IP address on each attached network, by network name. */
+  addresses: Record<string, string>;
+  memoryLimitBytes: number;
+  nanoCpus: number;
+  pidsLimit: number | null;
+}
+
+export interface ContainerEvent {
+  containerId: string;
+  /** Docker's action: create, start, die, oom, kill, stop, destroy, health_status: healthy, ... */
+  action: string;
+  labels: Record<string, string>;
+  exitCode: number | null;
+  at: number;
+}
+
+export interface EventSubscription {
+  close(): void;
+}
+
+export interface ContainerStats {
+  memoryBytes: number;
+  memoryLimitBytes: number;
+  cpuPercent: number;
+}
+
+export interface LogLine {
+  stream: 'stdout' | 'stderr';
+  line: string;
+}
+
+export interface RuntimeBackend {
+  imageExists(image: string): Promise<boolean>;
+  /** Rejects with a message that names the image and the engine's reason. */
+  pullImage(image: string, onProgress: (progress: PullProgress) => void, signal?: AbortSignal): Promise<void>;
+
+  ensureNetwork(name: string, labels: Record<string, string>): Promise<NetworkInfo>;
+  /** Detaches whatever still joins it (the control plane, a proxy) first; absent is fine. */
+  removeNetwork(name: string): Promise<void>;
+  /** Attaches a container we do not manage (the control plane itself, a proxy) to a runtime network. */
+  connectToNetwork(networkName: string, containerId: string): Promise<void>;
+  listManagedNetworks(): Promise<(NetworkInfo & { labels: Record<string, string> })[]>;
+
+  ensureVolume(name: string, labels: Record<string, string>): Promise<{ created: boolean }>;
+  removeVolume(name: string): Promise<void>;
+  volumeExists(name: string): Promise<boolean>;
+  listManagedVolumes(): Promise<{ name: string; labels: Record<string, string> }[]>;
+
+  createContainer(spec: ContainerSpec): Promise<string>;
+  /** Writes entries into `dir` of a created, running or stopped container. */
+  putFiles(containerId: string, dir: string, entries: FileEntry[]): Promise<void>;
+  startContainer(id: string): Promise<void>;
+  stopContainer(id: string, timeoutSeconds: number): Promise<void>;
+  removeContainer(id: string): Promise<void>;
+  /** null when the container does not exist. */
+  inspectContainer(id: string): Promise<ContainerSnapshot | null>;
+  listManagedContainers(): Promise<ContainerSnapshot[]>;
+
+  /** Calls `onEvent` for every event of a managed container; `onEnd` once when the stream drops. */
+  subscribeEvents(onEvent: (event: ContainerEvent) => void, onEnd: (error: Error | null) => void): Promise<EventSubscription>;
+  stats(id: string): Promise<ContainerStats | null>;
+  /** Log lines of a container; with `follow` the stream stays open until destroyed. */
+  logs(id: string, options: { tail: number; follow: boolean }): Promise<Readable>;
+}

@@ -1,0 +1,129 @@
+import { Router, type Request, type Response } from 'express';
+import { z } from 'zod';
+import type { LogLine } from '../../docker/runtimeBackend';
+import { actorOf } from '../../domain/authService';
+import type { RuntimeEventHub } from '../../runtime/operations';
+import type { RuntimeManager, StartedOperation } from '../../runtime/runtimeManager';
+import { authOf, originOf } from '../context';
+import { requireAuth } from '../middleware/authentication';
+import type { EventStreams } from '../sse';
+import { body, idParam, parseInput } from '../validation';
+
+export interface RuntimeRouteDeps {
+  manager: RuntimeManager;
+  hub: RuntimeEventHub;
+  streams: EventStreams;
+}
+
+const flag = z.enum(['0', '1', 'true', 'false']).transform((v) => v === '1' || v === 'true');
+
+const deleteQuery = z.strictObject({
+  purge: flag.default(false),
+  confirm: z.string().max(64).optional(),
+});
+const deleteBody = body({ confirm: z.string().max(64).optional() });
+const emptyBody = body({});
+
+const logsQuery = z.strictObject({
+  tail: z.coerce.number().int('must be a whole number').min(0).max(10_000).default(200),
+  follow: flag.default(false),
+});
+
+const answer = (res: Response, result: StartedOperation) => res.status(result.operation ? 202 : 200).json(result);
+
+/**
+ * The lifecycle endpoints of one runtime. The same router serves a member's own runtime
+ * (`/runtime`) and any user's for admins (`/admin/users/:id/runtime`); only how the user id is
+ * found differs.
+ */
+function runtimeEndpoints(deps: RuntimeRouteDeps, userIdOf: (req: Request) => string): Router {
+  const { manager, hub, streams } = deps;
+  const router = Router({ mergeParams: true });
+
+  router.get('/', (req, res) => {
+    res.json(manager.viewForUser(userIdOf(req)));
+  });
+
+  router.post('/start', (req, res) => {
+    parseInput(emptyBody, req.body ?? {});
+    answer(res, manager.start(actorOf(authOf(req).user), userIdOf(req), originOf(req)));
+  });
+
+  router.post('/stop', (req, res) => {
+    parseInput(emptyBody, req.body ?? {});
+    answer(res, manager.stop(actorOf(authOf(req).user), userIdOf(req), originOf(req)));
+  });
+
+  router.post('/restart', (req, res) => {
+    parseInput(emptyBody, req.body ?? {});
+    answer(res, manager.restart(actorOf(authOf(req).user), userIdOf(req), originOf(req)));
+  });
+
+  router.delete('/', (req, res) => {
+    const query = parseInput(deleteQuery, req.query, 'query');
+    const fromBody = parseInput(deleteBody, req.body ?? {});
+    answer(
+      res,
+      manager.remove(actorOf(authOf(req).user), userIdOf(req), originOf(req), { purge: query.purge, confirm: query.confirm ?? fromBody.confirm }),
+    );
+  });
+
+  router.get('/events', (req, res) => {
+    const userId = userIdOf(req);
+    const initial = manager.viewForUser(userId);
+    const stream = streams.start(req, res);
+    // The current state (with the operation in flight, if any) first, so a client that connects
+    // mid-operation knows at once where it stands.
+    stream.send('state', initial);
+    const runtimeId = initial.id ?? manager.runtimeIdForUser(userId);
+    const follow = (id: string) =>
+      stream.onClose(
+        hub.subscribe(id, (event) => {
+          if (event.type === 'progress') stream.send('progress', event.operation);
+          else stream.send('state', manager.viewForUser(userId));
+        }),
+      );
+    if (runtimeId) follow(runtimeId);
+    else {
+      // No runtime yet: its first start creates one; pick it up then.
+      const unsubscribe = hub.subscribeCreated(userId, (id) => {
+        unsubscribe();
+        follow(id);
+      });
+      stream.onClose(unsubscribe);
+    }
+  });
+
+  router.get('/logs', async (req, res) => {
+    const query = parseInput(logsQuery, req.query, 'query');
+    const lines = await manager.logs(userIdOf(req), query);
+    const stream = streams.start(req, res);
+    stream.onClose(() => lines.destroy());
+    lines.on('data', (entry: LogLine) => stream.send('log', entry));
+    lines.on('end', () => stream.end('end', { reason: query.follow ? 'the runtime stopped' : 'end of log' }));
+    lines.on('error', (err: Error) => stream.end('error', { code: 'LOGS_FAILED', message: `Reading the log failed: ${err.message}` }));
+  });
+
+  return router;
+}
+
+/** `/api/v1/runtime`: the signed-in user's own runtime. */
+export function ownRuntimeRouter(deps: RuntimeRouteDeps): Router {
+  const router = Router();
+  router.use(requireAuth());
+  router.use('/', runtimeEndpoints(deps, (req) => authOf(req).user.id));
+  return router;
+}
+
+/** Admin routes: any user's runtime, and the list of all runtimes. Mounted behind the admin guard. */
+export function adminRuntimeRoutes(deps: RuntimeRouteDeps): Router {
+  const router = Router();
+  router.use(
+    '/users/:id/runtime',
+    runtimeEndpoints(deps, (req) => parseInput(z.object({ id: idParam }), req.params, 'path').id),
+  );
+  router.get('/runtimes', async (_req, res) => {
+    res.json({ items: await deps.manager.listWithStats() });
+  });
+  return router;
+}

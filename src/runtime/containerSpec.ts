@@ -1,0 +1,125 @@
+import { createHash } from 'node:crypto';
+import { LABELS, type ContainerSpec, type FileEntry } from '../docker/runtimeBackend';
+import { MODEL_KEY_ENV, renderOpenClawConfig } from './openclawConfig';
+import { OPENCLAW_HOME, OPENCLAW_PORT, RUNTIME_UID, type RuntimeSettings } from './runtimeSettings';
+
+export interface RuntimeIdentity {
+  runtimeId: string;
+  userId: string;
+  username: string;
+}
+
+export const runtimeNames = (runtimeId: string) => ({
+  network: `clawloops-net-${runtimeId}`,
+  volume: `clawloops-home-${runtimeId}`,
+});
+
+export const containerName = (id: RuntimeIdentity) => `clawloops-${id.username}-${id.runtimeId.slice(0, 8)}`;
+
+export function ownerLabels(id: RuntimeIdentity, role: 'runtime' | 'network' | 'volume'): Record<string, string> {
+  return {
+    [LABELS.managed]: 'true',
+    [LABELS.role]: role,
+    [LABELS.runtimeId]: id.runtimeId,
+    [LABELS.userId]: id.userId,
+    [LABELS.username]: id.username,
+  };
+}
+
+export const workspaceOrigin = (settings: Pick<RuntimeSettings, 'domain' | 'workspaceScheme'>, username: string) =>
+  `${settings.workspaceScheme}://${username}.${settings.domain}`;
+
+export interface RenderedRuntime {
+  spec: ContainerSpec;
+  /** Written into the volume before every start. */
+  files: FileEntry[];
+  /** Changes whenever anything we render changes; secrets are excluded so it is stable across re-creation. */
+  configHash: string;
+  openclawConfig: Record<string, unknown>;
+}
+
+export interface RuntimeSecrets {
+  gatewayPassword: string;
+  modelKey: string;
+}
+
+const READY_CHECK = `fetch('http://127.0.0.1:${OPENCLAW_PORT}/readyz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))`;
+
+function stableJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(stableJson).join(',')}]`;
+  if (value && typeof value === 'object') {
+    const entries = Object.entries(value as Record<string, unknown>).sort(([a], [b]) => a.localeCompare(b));
+    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${stableJson(v)}`).join(',')}}`;
+  }
+  return JSON.stringify(value);
+}
+
+export function renderRuntime(
+  id: RuntimeIdentity,
+  settings: RuntimeSettings,
+  network: { subnet: string },
+  secrets: RuntimeSecrets,
+): RenderedRuntime {
+  const names = runtimeNames(id.runtimeId);
+  const openclawConfig = renderOpenClawConfig({
+    username: id.username,
+    workspaceOrigin: workspaceOrigin(settings, id.username),
+    trustedProxies: [network.subnet],
+    settings,
+  });
+  const publicEnv: Record<string, string> = {
+    HOME: '/home/node',
+    // tini is the image's entrypoint and Docker's init runs above it: without this it warns on every start.
+    TINI_SUBREAPER: '1',
+    OPENCLAW_DISABLE_BONJOUR: '1',
+    OPENCLAW_NO_AUTO_UPDATE: '1',
+    // The platform owns openclaw.json; OpenClaw's own editors must not rewrite it.
+    OPENCLAW_CONFIG_READONLY: '1',
+  };
+  const healthcheck = { test: ['CMD', 'node', '-e', READY_CHECK], intervalMs: 15_000, timeoutMs: 5_000, startPeriodMs: 180_000, retries: 3 };
+  const hashed = {
+    image: settings.image,
+    command: settings.command,
+    workingDir: settings.workingDir,
+    env: publicEnv,
+    secretEnv: ['OPENCLAW_GATEWAY_PASSWORD', MODEL_KEY_ENV],
+    limits: [settings.memoryBytes, settings.nanoCpus, settings.pidsLimit],
+    healthcheck,
+    openclawConfig,
+  };
+  const configHash = createHash('sha256').update(stableJson(hashed)).digest('hex').slice(0, 16);
+
+  const spec: ContainerSpec = {
+    name: containerName(id),
+    image: settings.image,
+    labels: { ...ownerLabels(id, 'runtime'), [LABELS.configHash]: configHash },
+    env: { ...publicEnv, OPENCLAW_GATEWAY_PASSWORD: secrets.gatewayPassword, [MODEL_KEY_ENV]: secrets.modelKey },
+    user: `${RUNTIME_UID}:${RUNTIME_UID}`,
+    ...(settings.command.length > 0 ? { cmd: settings.command } : {}),
+    workingDir: settings.workingDir,
+    volumeName: names.volume,
+    volumeMountPath: OPENCLAW_HOME,
+    networkName: names.network,
+    networkAliases: ['openclaw'],
+    memoryBytes: settings.memoryBytes,
+    nanoCpus: settings.nanoCpus,
+    pidsLimit: settings.pidsLimit,
+    healthcheck,
+    extraHosts: ['host.docker.internal:host-gateway'],
+  };
+
+  // Put at /home/node so the `.openclaw/` entry also gives a fresh volume's root to uid 1000;
+  // nothing else under it (the user's workspace) is touched.
+  const files: FileEntry[] = [
+    { path: '.openclaw', type: 'directory', mode: 0o700, uid: RUNTIME_UID, gid: RUNTIME_UID },
+    {
+      path: '.openclaw/openclaw.json',
+      type: 'file',
+      content: Buffer.from(`${JSON.stringify(openclawConfig, null, 2)}\n`),
+      mode: 0o600,
+      uid: RUNTIME_UID,
+      gid: RUNTIME_UID,
+    },
+  ];
+  return { spec, files, configHash, openclawConfig };
+}

@@ -1,0 +1,176 @@
+import { EventEmitter } from 'node:events';
+import { newId } from '../lib/secrets';
+
+export type OperationKind = 'start' | 'stop' | 'restart' | 'delete' | 'purge';
+export type OperationStatus = 'queued' | 'running' | 'succeeded' | 'failed';
+export type OperationStep =
+  | 'queued'
+  | 'pulling'
+  | 'preparing'
+  | 'creating'
+  | 'configuring'
+  | 'starting'
+  | 'waiting-for-health'
+  | 'ready'
+  | 'stopping'
+  | 'removing'
+  | 'done'
+  | 'failed';
+
+export interface OperationView {
+  id: string;
+  runtimeId: string;
+  kind: OperationKind;
+  status: OperationStatus;
+  step: OperationStep;
+  percent: number;
+  message: string;
+  /** While queued: operations of other users ahead of this one. */
+  queuePosition: number | null;
+  bytesDone: number | null;
+  bytesTotal: number | null;
+  error: { code: string; message: string } | null;
+  startedAt: string;
+  finishedAt: string | null;
+}
+
+export interface StepUpdate {
+  step: OperationStep;
+  percent: number;
+  message: string;
+  queuePosition?: number | null;
+  bytesDone?: number | null;
+  bytesTotal?: number | null;
+}
+
+/** A failure a user can act on: the code is stable, the message says what happened and why. */
+export class OperationError extends Error {
+  constructor(
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'OperationError';
+  }
+}
+
+export class Operation {
+  readonly id = newId();
+  private view: OperationView;
+  readonly done: Promise<OperationView>;
+  private settle!: (view: OperationView) => void;
+
+  constructor(
+    readonly runtimeId: string,
+    readonly userId: string,
+    readonly kind: OperationKind,
+    private readonly publish: (view: OperationView) => void,
+    now: number,
+  ) {
+    this.view = {
+      id: this.id,
+      runtimeId,
+      kind,
+      status: 'queued',
+      step: 'queued',
+      percent: 0,
+      message: 'Waiting to begin',
+      queuePosition: null,
+      bytesDone: null,
+      bytesTotal: null,
+      error: null,
+      startedAt: new Date(now).toISOString(),
+      finishedAt: null,
+    };
+    this.done = new Promise((resolve) => (this.settle = resolve));
+  }
+
+  get snapshot(): OperationView {
+    return this.view;
+  }
+
+  get finished(): boolean {
+    return this.view.finishedAt !== null;
+  }
+
+  update(update: StepUpdate): void {
+    if (this.finished) return;
+    this.view = {
+      ...this.view,
+      status: update.step === 'queued' ? 'queued' : 'running',
+      step: update.step,
+      percent: Math.max(0, Math.min(100, Math.round(update.percent))),
+      message: update.message,
+      queuePosition: update.queuePosition ?? null,
+      bytesDone: update.bytesDone ?? null,
+      bytesTotal: update.bytesTotal ?? null,
+    };
+    this.publish(this.view);
+  }
+
+  succeed(message: string, now: number): void {
+    this.finish({ status: 'succeeded', step: this.kind === 'start' || this.kind === 'restart' ? 'ready' : 'done', percent: 100, message, error: null }, now);
+  }
+
+  fail(error: { code: string; message: string }, now: number): void {
+    this.finish({ status: 'failed', step: 'failed', message: error.message, error }, now);
+  }
+
+  private finish(change: Partial<OperationView>, now: number): void {
+    if (this.finished) return;
+    this.view = { ...this.view, queuePosition: null, ...change, finishedAt: new Date(now).toISOString() };
+    this.publish(this.view);
+    this.settle(this.view);
+  }
+}
+
+export type RuntimeStreamEvent = { type: 'progress'; operation: OperationView } | { type: 'state'; runtimeId: string };
+
+/**
+ * Fan-out of what happens to each runtime, for the progress streams. It keeps each runtime's
+ * latest operation so a client that connects mid-operation (or just after) sees where it is.
+ */
+export class RuntimeEventHub {
+  private readonly emitter = new EventEmitter();
+  private readonly latest = new Map<string, Operation>();
+
+  constructor() {
+    // One listener per open browser tab; a team's worth is far above the default warning at 10.
+    this.emitter.setMaxListeners(0);
+  }
+
+  track(operation: Operation): void {
+    this.latest.set(operation.runtimeId, operation);
+  }
+
+  latestOperation(runtimeId: string): Operation | null {
+    return this.latest.get(runtimeId) ?? null;
+  }
+
+  publishProgress(view: OperationView): void {
+    this.emitter.emit(view.runtimeId, { type: 'progress', operation: view } satisfies RuntimeStreamEvent);
+  }
+
+  publishState(runtimeId: string): void {
+    this.emitter.emit(runtimeId, { type: 'state', runtimeId } satisfies RuntimeStreamEvent);
+  }
+
+  subscribe(runtimeId: string, listener: (event: RuntimeStreamEvent) => void): () => void {
+    this.emitter.on(runtimeId, listener);
+    return () => this.emitter.off(runtimeId, listener);
+  }
+
+  publishCreated(userId: string, runtimeId: string): void {
+    this.emitter.emit(`created:${userId}`, runtimeId);
+  }
+
+  /** For streams opened before the user had a runtime: told the id when the first start creates it. */
+  subscribeCreated(userId: string, listener: (runtimeId: string) => void): () => void {
+    this.emitter.on(`created:${userId}`, listener);
+    return () => this.emitter.off(`created:${userId}`, listener);
+  }
+
+  forget(runtimeId: string): void {
+    this.latest.delete(runtimeId);
+  }
+}
