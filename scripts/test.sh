@@ -23,7 +23,7 @@ step "docker engine"
 bash scripts/ensure-docker.sh
 
 step "test images"
-bash scripts/images/build-standin-image.sh
+bash scripts/images/build-test-images.sh
 
 step "typecheck"
 npm run --silent typecheck

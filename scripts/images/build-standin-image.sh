@@ -140,6 +140,7 @@ echo "   $(du -h "$rootfs_tar" | cut -f1), layer sha256 $(sha256sum "$rootfs_tar
 step_done
 
 step "docker import as $IMAGE"
+previous_id="$(docker image inspect --format '{{.Id}}' "$IMAGE" 2>/dev/null || true)"
 docker import \
   --change 'USER 1000:1000' \
   --change 'WORKDIR /app' \
@@ -151,6 +152,10 @@ docker import \
   --message "clawloops runtime stand-in ($inputs_hash)" \
   "$rootfs_tar" "$IMAGE" >/dev/null
 echo "   $(docker image inspect --format '{{.Id}} {{.Size}} bytes' "$IMAGE")"
+# The tag moved to the new image: drop the old one unless a container still uses it.
+if [[ -n "$previous_id" && "$previous_id" != "$(docker image inspect --format '{{.Id}}' "$IMAGE")" ]]; then
+  docker image rm "$previous_id" >/dev/null 2>&1 || true
+fi
 step_done
 
 step "smoke test: node runs inside the image"

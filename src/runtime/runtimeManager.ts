@@ -61,6 +61,10 @@ export interface RuntimeManagerDeps {
   sleep?: (ms: number) => Promise<void>;
 }
 
+// Probing starts fast and backs off: a light image answers within a few hundred milliseconds and
+// should not wait out a fixed interval, while OpenClaw's ~10 s boot should not be hammered.
+const PROBE_FIRST_INTERVAL_MS = 20;
+const PROBE_MAX_INTERVAL_MS = 500;
 const PROBE_INTERVAL_MS = 250;
 const LOG_TAIL_ON_FAILURE = 20;
 const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
@@ -336,7 +340,12 @@ export class RuntimeManager {
             ? { code: err.code, message: err.message }
             : { code: 'ENGINE_ERROR', message: `The Docker engine refused the ${kind}: ${err instanceof Error ? err.message : String(err)}` };
         logger.warn({ runtimeId: runtime.id, username: runtime.username, kind, code: error.code, reason: error.message }, 'runtime operation failed');
-        if (this.deps.runtimes.findById(runtime.id)) this.deps.runtimes.setError(runtime.id, error, clock.now());
+        if (this.deps.runtimes.findById(runtime.id)) {
+          this.deps.runtimes.setError(runtime.id, error, clock.now());
+          // A failed start is not retried behind the user's back (at the next reconcile, say):
+          // they see the reason and start again when it is fixed.
+          if (kind === 'start' || kind === 'restart') this.deps.runtimes.setDesiredState(runtime.id, 'stopped', clock.now());
+        }
         op.fail(error, clock.now());
       } finally {
         release();
@@ -430,6 +439,7 @@ export class RuntimeManager {
     const startedAt = clock.now();
     const deadline = startedAt + settings.readyTimeoutMs;
     let live = false;
+    let interval = PROBE_FIRST_INTERVAL_MS;
     for (;;) {
       const snapshot = await backend.inspectContainer(containerId);
       this.snapshots.set(runtimeId, snapshot);
@@ -466,7 +476,8 @@ export class RuntimeManager {
         percent: 70 + Math.min(29, (elapsed / settings.readyTimeoutMs) * 29 * 3),
         message: live ? 'Waiting for OpenClaw to finish starting' : 'Waiting for OpenClaw to answer',
       });
-      await this.sleep(PROBE_INTERVAL_MS);
+      await this.sleep(interval);
+      interval = Math.min(PROBE_MAX_INTERVAL_MS, Math.round(interval * 1.5));
     }
   }
 

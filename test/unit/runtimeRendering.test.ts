@@ -1,0 +1,131 @@
+import { LABELS } from '../../src/docker/runtimeBackend';
+import { containerName, renderRuntime, runtimeNames } from '../../src/runtime/containerSpec';
+import { DEFAULT_RUNTIME_COMMAND, DEFAULT_RUNTIME_IMAGE, type RuntimeSettings } from '../../src/runtime/runtimeSettings';
+
+const settings: RuntimeSettings = {
+  image: DEFAULT_RUNTIME_IMAGE,
+  command: DEFAULT_RUNTIME_COMMAND,
+  workingDir: '/app',
+  memoryBytes: 2 * 1024 ** 3,
+  nanoCpus: 2e9,
+  pidsLimit: 512,
+  readyTimeoutMs: 180_000,
+  stopTimeoutSeconds: 10,
+  maxParallelOperations: 4,
+  idleStopMs: 0,
+  domain: 'claw.example.com',
+  workspaceScheme: 'https',
+  modelGatewayUrl: 'http://clawloops:8080/llm/v1',
+  models: ['gpt-4o', 'claude-sonnet'],
+  controlPlaneContainer: null,
+  crashLoop: { maxExits: 3, windowMs: 300_000 },
+};
+const id = { runtimeId: '0b7f3c1e-1111-4222-8333-444455556666', userId: 'user-1', username: 'alice' };
+const network = { subnet: '172.30.0.0/16' };
+const secrets = { gatewayPassword: 'gw-secret-value-1234567890', modelKey: 'model-key-value-1234567890' };
+
+describe('rendered OpenClaw configuration', () => {
+  const { openclawConfig: config } = renderRuntime(id, settings, network, secrets);
+  const gateway = config.gateway as Record<string, unknown>;
+
+  test('the gateway binds the LAN on 18789 and trusts only the proxies on the runtime network, for the owner only', () => {
+    expect(gateway).toMatchObject({
+      mode: 'local',
+      bind: 'lan',
+      port: 18789,
+      trustedProxies: ['172.30.0.0/16'],
+      auth: {
+        mode: 'trusted-proxy',
+        trustedProxy: { userHeader: 'x-forwarded-user', allowUsers: ['alice'] },
+        identityScopes: { alice: ['operator.read', 'operator.write'] },
+      },
+      controlUi: { allowedOrigins: ['https://alice.claw.example.com'] },
+    });
+    // A shared token next to trusted-proxy stops OpenClaw at start-up.
+    expect(JSON.stringify(gateway)).not.toMatch(/"token"/);
+  });
+
+  test('outbound update checks and catalog refreshes are off; models come only from the platform gateway', () => {
+    expect(config.update).toEqual({ checkOnStart: false });
+    const models = config.models as { mode: string; catalogRefresh: unknown; providers: Record<string, { baseUrl: string; apiKey: string; models: { id: string; compat: unknown }[] }> };
+    expect(models.mode).toBe('replace');
+    expect(models.catalogRefresh).toEqual({ enabled: false });
+    expect(models.providers.platform?.baseUrl).toBe('http://clawloops:8080/llm/v1');
+    expect(models.providers.platform?.apiKey).toBe('${CLAWLOOPS_MODEL_KEY}');
+    expect(models.providers.platform?.models.map((m) => m.id)).toEqual(['gpt-4o', 'claude-sonnet']);
+    expect(models.providers.platform?.models.every((m) => JSON.stringify(m.compat) === '{"supportsUsageInStreaming":true}')).toBe(true);
+    expect(config.agents).toEqual({ defaults: { model: { primary: 'platform/gpt-4o' } } });
+  });
+
+  test('no secret value appears in the config file; it refers to the environment instead', () => {
+    const text = JSON.stringify(config);
+    expect(text).not.toContain(secrets.modelKey);
+    expect(text).not.toContain(secrets.gatewayPassword);
+  });
+});
+
+describe('container spec', () => {
+  const { spec, files } = renderRuntime(id, settings, network, secrets);
+
+  test('is named and labelled as ours, with its own network and volume', () => {
+    expect(spec.name).toBe(containerName(id));
+    expect(spec.name).toBe('clawloops-alice-0b7f3c1e');
+    expect(spec.networkName).toBe(runtimeNames(id.runtimeId).network);
+    expect(spec.volumeName).toBe(runtimeNames(id.runtimeId).volume);
+    expect(spec.volumeMountPath).toBe('/home/node/.openclaw');
+    expect(spec.labels).toMatchObject({
+      [LABELS.managed]: 'true',
+      [LABELS.role]: 'runtime',
+      [LABELS.runtimeId]: id.runtimeId,
+      [LABELS.userId]: 'user-1',
+      [LABELS.username]: 'alice',
+    });
+  });
+
+  test('runs as 1000:1000 with the configured limits and the secrets only in its environment', () => {
+    expect(spec.user).toBe('1000:1000');
+    expect(spec).toMatchObject({ memoryBytes: 2 * 1024 ** 3, nanoCpus: 2e9, pidsLimit: 512, image: DEFAULT_RUNTIME_IMAGE });
+    expect(spec.env).toMatchObject({
+      OPENCLAW_GATEWAY_PASSWORD: secrets.gatewayPassword,
+      CLAWLOOPS_MODEL_KEY: secrets.modelKey,
+      OPENCLAW_DISABLE_BONJOUR: '1',
+      OPENCLAW_NO_AUTO_UPDATE: '1',
+      OPENCLAW_CONFIG_READONLY: '1',
+      TINI_SUBREAPER: '1',
+    });
+    expect(spec.cmd).toEqual(['node', 'dist/index.js', 'gateway', '--bind', 'lan', '--port', '18789']);
+  });
+
+  test('writes only .openclaw/ (owned by 1000, 0700) and openclaw.json (0600), never the workspace', () => {
+    expect(files.map((f) => [f.path, f.type, f.mode.toString(8), f.uid, f.gid])).toEqual([
+      ['.openclaw', 'directory', '700', 1000, 1000],
+      ['.openclaw/openclaw.json', 'file', '600', 1000, 1000],
+    ]);
+    expect(JSON.parse(files[1]?.content?.toString('utf8') ?? '')).toEqual(renderRuntime(id, settings, network, secrets).openclawConfig);
+  });
+});
+
+describe('config hash', () => {
+  const hash = (s: Partial<RuntimeSettings> = {}, net = network, sec = secrets) => renderRuntime(id, { ...settings, ...s }, net, sec).configHash;
+
+  test('is the same for new secrets, so re-creating a container with fresh keys is not "stale"', () => {
+    expect(hash()).toBe(hash({}, network, { gatewayPassword: 'other-password-000000000', modelKey: 'other-key-000000000000' }));
+  });
+
+  test.each<[string, Partial<RuntimeSettings>]>([
+    ['the model list', { models: ['gpt-4o'] }],
+    ['the gateway URL', { modelGatewayUrl: 'http://elsewhere:8080/llm/v1' }],
+    ['the memory limit', { memoryBytes: 3 * 1024 ** 3 }],
+    ['the CPU limit', { nanoCpus: 1e9 }],
+    ['the pids limit', { pidsLimit: 256 }],
+    ['the image', { image: 'ghcr.io/openclaw/openclaw:2026.10.1' }],
+    ['the domain (allowed origin)', { domain: 'other.example.com' }],
+    ['the command', { command: ['node', 'dist/index.js', 'gateway'] }],
+  ])('changes with %s', (_what, change) => {
+    expect(hash(change)).not.toBe(hash());
+  });
+
+  test('changes with the network (trusted proxies)', () => {
+    expect(hash({}, { subnet: '172.31.0.0/16' })).not.toBe(hash());
+  });
+});
