@@ -40,33 +40,9 @@ BASE_RECIPE="$SUITE-minbase-$BASE_PACKAGES-slim-v1"
 # debootstrap lives in /usr/sbin, which a non-login shell may not have on PATH.
 export PATH="$PATH:/usr/sbin:/sbin"
 
-force=0
-for arg in "$@"; do
-  case "$arg" in
-    --force) force=1 ;;
-    -h | --help)
-      sed -n '2,26p' "$SCRIPT_PATH"
-      exit 0
-      ;;
-    *)
-      echo "unknown argument: $arg (usage: $0 [--force])" >&2
-      exit 2
-      ;;
-  esac
-done
-
-# Elapsed times in seconds with millisecond precision (bash 5's EPOCHREALTIME).
-now_ms() { local t="${EPOCHREALTIME/[.,]/}"; echo "${t:0:-3}"; }
-fmt_since() { local ms=$(($(now_ms) - $1)); printf '%d.%03ds' "$((ms / 1000))" "$((ms % 1000))"; }
-started=$(now_ms)
-step_started=$started
-current_step="start"
-step() {
-  current_step="$*"
-  printf '== %s\n' "$*"
-  step_started=$(now_ms)
-}
-step_done() { printf '   (%s)\n' "$(fmt_since "$step_started")"; }
+# shellcheck source=lib.sh
+source "$REPO_ROOT/scripts/images/lib.sh"
+parse_build_args "$SCRIPT_PATH" '2,26p' "$@"
 die() {
   echo "build-openclaw-image: FAILED in step \"$current_step\": $*" >&2
   exit 1
@@ -108,14 +84,7 @@ inputs_hash="$(
 echo "openclaw $OPENCLAW_VERSION, node $NODE_VERSION, base $BASE_IMAGE, inputs hash $inputs_hash"
 step_done
 
-if [[ "$force" == 0 ]] && docker image inspect "$IMAGE" >/dev/null 2>&1; then
-  existing_hash="$(docker image inspect --format '{{index .Config.Labels "clawloops.openclaw.inputs"}}' "$IMAGE")"
-  if [[ "$existing_hash" == "$inputs_hash" ]]; then
-    echo "== reusing existing image $IMAGE (same inputs; --force rebuilds) ($(fmt_since "$started"))"
-    exit 0
-  fi
-  echo "== image $IMAGE exists but was built from other inputs (${existing_hash:-no label}): rebuilding"
-fi
+exit_if_current "$IMAGE" clawloops.openclaw.inputs "$inputs_hash"
 
 command -v npm >/dev/null || die "the host's npm is required (it installs OpenClaw for the image)"
 NPM_CACHE="$CACHE_DIR/npm"

@@ -22,31 +22,9 @@ SCRIPT_PATH="$REPO_ROOT/scripts/images/build-standin-image.sh"
 # Fixed timestamps in the tar make the layer (its diff id) the same for the same inputs.
 SOURCE_DATE_EPOCH="${SOURCE_DATE_EPOCH:-1700000000}"
 
-force=0
-for arg in "$@"; do
-  case "$arg" in
-    --force) force=1 ;;
-    -h | --help)
-      sed -n '2,15p' "$SCRIPT_PATH"
-      exit 0
-      ;;
-    *)
-      echo "unknown argument: $arg (usage: $0 [--force])" >&2
-      exit 2
-      ;;
-  esac
-done
-
-# Elapsed times in seconds with millisecond precision (bash 5's EPOCHREALTIME).
-now_ms() { local t="${EPOCHREALTIME/[.,]/}"; echo "${t:0:-3}"; }
-fmt_since() { local ms=$(($(now_ms) - $1)); printf '%d.%03ds' "$((ms / 1000))" "$((ms % 1000))"; }
-started=$(now_ms)
-step_started=$started
-step() {
-  printf '== %s\n' "$*"
-  step_started=$(now_ms)
-}
-step_done() { printf '   (%s)\n' "$(fmt_since "$step_started")"; }
+# shellcheck source=lib.sh
+source "$REPO_ROOT/scripts/images/lib.sh"
+parse_build_args "$SCRIPT_PATH" '2,15p' "$@"
 
 step "standin image $IMAGE: docker engine"
 bash "$REPO_ROOT/scripts/ensure-docker.sh"
@@ -59,21 +37,14 @@ NODE_BIN="$(readlink -f "$(command -v node)")"
 [[ -f "$SERVER_JS" ]] || { echo "missing $SERVER_JS" >&2; exit 1; }
 inputs_hash="$(
   {
-    sha256sum "$NODE_BIN" "$SERVER_JS" "$SCRIPT_PATH" | cut -d' ' -f1
+    sha256sum "$NODE_BIN" "$SERVER_JS" "$SCRIPT_PATH" "$REPO_ROOT/scripts/images/lib.sh" | cut -d' ' -f1
     echo "$SOURCE_DATE_EPOCH"
   } | sha256sum | cut -c1-16
 )"
 echo "node: $NODE_BIN ($("$NODE_BIN" --version)), inputs hash: $inputs_hash"
 step_done
 
-if [[ "$force" == 0 ]] && docker image inspect "$IMAGE" >/dev/null 2>&1; then
-  existing_hash="$(docker image inspect --format '{{index .Config.Labels "clawloops.standin.inputs"}}' "$IMAGE")"
-  if [[ "$existing_hash" == "$inputs_hash" ]]; then
-    echo "== reusing existing image $IMAGE (same inputs; --force rebuilds) ($(fmt_since "$started"))"
-    exit 0
-  fi
-  echo "== image $IMAGE exists but was built from other inputs ($existing_hash): rebuilding"
-fi
+exit_if_current "$IMAGE" clawloops.standin.inputs "$inputs_hash"
 
 workdir="$(mktemp -d)"
 trap 'rm -rf "$workdir"' EXIT

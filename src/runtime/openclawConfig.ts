@@ -16,7 +16,8 @@ export interface OpenClawConfigInput {
 
 /**
  * Renders openclaw.json. OpenClaw validates it strictly (an unknown key stops start-up), so
- * every key here was checked against the pinned OpenClaw release; see docs/runtime.md.
+ * every key here was checked against the pinned release (`openclaw config validate` in
+ * test/integration/openclawRuntime.test.ts runs it against the real image).
  */
 export function renderOpenClawConfig(input: OpenClawConfigInput): Record<string, unknown> {
   const { username } = input;
