@@ -53,6 +53,7 @@ export interface Platform {
   users: UserAdminService;
   sessions: SessionService;
   runtimes: RuntimeManager;
+  runtimeHub: RuntimeEventHub;
   watcher: RuntimeWatcher;
   streams: EventStreams;
   close(): void;
@@ -141,6 +142,7 @@ export function buildPlatform(config: AppConfig, logger: Logger, overrides: Plat
     users,
     sessions,
     runtimes,
+    runtimeHub,
     watcher,
     streams,
     close: () => {

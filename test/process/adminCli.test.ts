@@ -141,13 +141,17 @@ function tempDir(): string {
   return dir;
 }
 
+const TEST_INSTANCE = `test-proc-${process.pid}`;
+
 /** The test runner's environment minus every CLAWLOOPS_ variable, plus the given ones. */
 function childEnv(vars: Record<string, string>): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {};
   for (const [key, value] of Object.entries(process.env)) {
     if (!key.startsWith('CLAWLOOPS_')) env[key] = value;
   }
-  return { ...env, ...vars };
+  // Its own instance label: the server's runtime watcher must never adopt or sweep containers of
+  // a real installation on the same engine.
+  return { ...env, CLAWLOOPS_INSTANCE: TEST_INSTANCE, ...vars };
 }
 
 function spawnNode(label: string, script: string, args: string[], vars: Record<string, string>): Child {

@@ -135,13 +135,17 @@ function tempDir(): string {
   return dir;
 }
 
+const TEST_INSTANCE = `test-proc-${process.pid}`;
+
 /** The test runner's environment minus every CLAWLOOPS_ variable, plus the given ones. */
 function childEnv(vars: Record<string, string>): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {};
   for (const [key, value] of Object.entries(process.env)) {
     if (!key.startsWith('CLAWLOOPS_')) env[key] = value;
   }
-  return { ...env, ...vars };
+  // Its own instance label: the server's runtime watcher must never adopt or sweep containers of
+  // a real installation on the same engine.
+  return { ...env, CLAWLOOPS_INSTANCE: TEST_INSTANCE, ...vars };
 }
 
 function spawnMain(label: string, vars: Record<string, string>): Child {
@@ -450,6 +454,35 @@ describe('shutdown', () => {
       expect(server.child.stderr).toBe('');
     });
   }
+});
+
+describe('shutdown with a progress stream open', () => {
+  processTest('SIGTERM ends open event streams with a shutdown event instead of waiting for the timeout', async () => {
+    const server = await startServer(tempDir(), { CLAWLOOPS_ADMIN_USERNAME: 'admin', CLAWLOOPS_ADMIN_PASSWORD: ADMIN_PASSWORD, CLAWLOOPS_SHUTDOWN_TIMEOUT: '60s' });
+    const cookie = sessionCookie(await login(server, 'admin', ADMIN_PASSWORD));
+    let received = '';
+    let signalled = false;
+    const ended = new Promise<void>((resolve, reject) => {
+      const req = http.get({ host: '127.0.0.1', port: server.port, path: '/api/v1/runtime/events', headers: { cookie } }, (res) => {
+        expect(res.headers['content-type']).toMatch(/^text\/event-stream/);
+        res.setEncoding('utf8');
+        res.on('data', (chunk: string) => {
+          received += chunk;
+          if (!signalled && received.includes('event: state')) {
+            signalled = true;
+            server.child.proc.kill('SIGTERM');
+          }
+        });
+        res.on('end', resolve);
+      });
+      req.on('error', reject);
+    });
+    await ended;
+    expect(received).toMatch(/event: state\ndata: \{.*"state":"absent"/);
+    expect(received).toMatch(/event: shutdown\ndata: \{"reason":"The server is shutting down."\}/);
+    expect(await server.child.waitForExit()).toEqual({ code: 0, signal: null });
+    expect(server.child.logs().some((l) => l.msg.startsWith('shutdown timeout reached'))).toBe(false);
+  });
 });
 
 describe('start-up failures', () => {

@@ -1,0 +1,173 @@
+/**
+ * Runtime API behaviour that the real engine cannot show on our machines (image pulls need a
+ * registry) or that depends on time (idle stop), with an in-memory backend at our own interface.
+ * Everything else about runtimes is tested against the real engine in test/integration.
+ */
+import type { OperationView } from '../../src/runtime/operations';
+import { alwaysReadyProbe, FakeRuntimeBackend } from '../support/fakeRuntimeBackend';
+import { createHarness, errorCode, type Harness } from '../support/harness';
+
+const IMAGE = 'ghcr.io/openclaw/openclaw:2026.9.6';
+let h: Harness;
+let backend: FakeRuntimeBackend;
+
+function harness(settings: Record<string, unknown> = {}): Harness {
+  backend = new FakeRuntimeBackend();
+  h = createHarness({ runtimeBackend: backend, runtimeProbe: alwaysReadyProbe, runtimeSettings: { image: IMAGE, ...settings } });
+  return h;
+}
+
+afterEach(async () => {
+  await h.platform.runtimes.drain(5_000);
+  h.close();
+});
+
+/** Records every progress event of the user's runtime, from the moment its first start creates it. */
+function recordProgress(userId: string): OperationView[] {
+  const seen: OperationView[] = [];
+  h.platform.runtimeHub.subscribeCreated(userId, (runtimeId) =>
+    h.platform.runtimeHub.subscribe(runtimeId, (event) => {
+      if (event.type === 'progress') seen.push(event.operation);
+    }),
+  );
+  return seen;
+}
+
+describe('image pull', () => {
+  test('a missing image is pulled first, and the progress stream carries the bytes', async () => {
+    harness();
+    backend.pullScript = [
+      { bytesDone: 0, bytesTotal: 0, status: 'Pulling fs layer' },
+      { bytesDone: 100, bytesTotal: 400, status: 'Downloading' },
+      { bytesDone: 400, bytesTotal: 400, status: 'Download complete' },
+    ];
+    const { client, userId } = await h.setupAdmin();
+    const seen = recordProgress(userId);
+    const res = await client.post('/api/v1/runtime/start');
+    expect(res.status).toBe(202);
+    await h.platform.runtimes.settled(res.body.runtime.id);
+    const pulling = seen.filter((p) => p.step === 'pulling');
+    expect(pulling.map((p) => [p.bytesDone, p.bytesTotal])).toEqual([
+      [null, null],
+      [0, 0],
+      [100, 400],
+      [400, 400],
+    ]);
+    expect(pulling[0]?.message).toBe(`Downloading ${IMAGE}`);
+    expect(pulling.map((p) => p.percent)).toEqual([2, 2, 14, 50]);
+    expect(seen.at(-1)).toMatchObject({ status: 'succeeded', step: 'ready', percent: 100 });
+    expect(backend.images.has(IMAGE)).toBe(true);
+    expect((await client.get('/api/v1/runtime')).body.state).toBe('running');
+  });
+
+  test('a failed pull ends the start with IMAGE_PULL_FAILED naming the image and the reason', async () => {
+    harness();
+    backend.pullScript = 'dial tcp: lookup ghcr.io: no such host';
+    const { client, userId } = await h.setupAdmin();
+    const seen = recordProgress(userId);
+    const res = await client.post('/api/v1/runtime/start');
+    await h.platform.runtimes.settled(res.body.runtime.id);
+    expect(seen.at(-1)).toMatchObject({
+      status: 'failed',
+      step: 'failed',
+      error: { code: 'IMAGE_PULL_FAILED', message: expect.stringContaining(`${IMAGE} is not on this host and could not be downloaded`) },
+    });
+    expect(seen.at(-1)?.error?.message).toContain('no such host');
+    const view = (await client.get('/api/v1/runtime')).body;
+    expect(view).toMatchObject({ state: 'absent', desiredState: 'stopped', lastError: { code: 'IMAGE_PULL_FAILED' } });
+  });
+});
+
+describe('queueing across users', () => {
+  test('beyond the parallel limit, starts queue in order and say how many are ahead', async () => {
+    harness({ maxParallelOperations: 1 });
+    backend.images.add(IMAGE);
+    const { client: admin } = await h.setupAdmin();
+    const members = await Promise.all(['ann', 'ben', 'cid'].map((u) => h.createMember(admin, u)));
+    let open = () => {};
+    backend.startGate = new Promise((resolve) => (open = resolve));
+    const answers = [];
+    for (const m of members) answers.push(await m.client.post('/api/v1/runtime/start'));
+    expect(answers.map((a) => [a.body.operation.message, a.body.operation.queuePosition])).toEqual([
+      ['Waiting to begin', null],
+      ['Queued: next in line', 0],
+      ['Queued behind 1 other runtime', 1],
+    ]);
+    // A stop of a runtime whose start is still queued is refused, not queued behind it.
+    const busy = await members[2]?.client.post('/api/v1/runtime/stop');
+    expect(busy?.status).toBe(409);
+    open();
+    await Promise.all(answers.map((a) => h.platform.runtimes.settled(a.body.runtime.id)));
+    for (const m of members) expect((await m.client.get('/api/v1/runtime')).body.state).toBe('running');
+  });
+});
+
+describe('idle stop', () => {
+  test('stops a runtime with no activity for the configured time; activity keeps it running', async () => {
+    harness({ idleStopMs: 30 * 60_000 });
+    backend.images.add(IMAGE);
+    const { client, userId } = await h.setupAdmin();
+    const res = await client.post('/api/v1/runtime/start');
+    await h.platform.runtimes.settled(res.body.runtime.id);
+
+    h.clock.advance(20 * 60_000);
+    h.platform.runtimes.touchUser(userId);
+    h.clock.advance(20 * 60_000);
+    expect(h.platform.runtimes.stopIdle()).toBe(0);
+
+    h.clock.advance(11 * 60_000);
+    expect(h.platform.runtimes.stopIdle()).toBe(1);
+    await h.platform.runtimes.settled(res.body.runtime.id);
+    expect((await client.get('/api/v1/runtime')).body).toMatchObject({ state: 'stopped', desiredState: 'stopped' });
+    const audit = (await client.get('/api/v1/admin/audit?action=runtime.stop')).body.items;
+    expect(audit[0].actor.username).toBe('(idle stop)');
+  });
+
+  test('is off by default', async () => {
+    harness();
+    backend.images.add(IMAGE);
+    const { client } = await h.setupAdmin();
+    const res = await client.post('/api/v1/runtime/start');
+    await h.platform.runtimes.settled(res.body.runtime.id);
+    h.clock.advance(365 * 86_400_000);
+    expect(h.platform.runtimes.stopIdle()).toBe(0);
+  });
+});
+
+describe('audit and access', () => {
+  test('every lifecycle action is audited with its actor', async () => {
+    harness();
+    backend.images.add(IMAGE);
+    const { client } = await h.setupAdmin();
+    for (const action of ['start', 'stop', 'restart']) {
+      const res = await client.post(`/api/v1/runtime/${action}`);
+      await h.platform.runtimes.settled(res.body.runtime.id);
+    }
+    const del = await client.delete('/api/v1/runtime?purge=true&confirm=admin');
+    expect(del.status).toBe(202);
+    await h.platform.runtimes.settled(del.body.runtime.id);
+    const actions = (await client.get('/api/v1/admin/audit?action=runtime.*')).body.items.map((e: { action: string }) => e.action);
+    expect(actions.sort()).toEqual(['runtime.purge', 'runtime.restart', 'runtime.start', 'runtime.stop']);
+    expect(backend.volumes.size).toBe(0);
+  });
+
+  test('a user with a pending password change cannot use the runtime API yet', async () => {
+    harness();
+    const { client: admin } = await h.setupAdmin();
+    const created = await admin.post('/api/v1/admin/users').send({ username: 'temp', password: 'correct horse battery staple' });
+    expect(created.status).toBe(201);
+    const temp = h.client();
+    await temp.post('/api/v1/auth/login').send({ username: 'temp', password: 'correct horse battery staple' });
+    const res = await temp.get('/api/v1/runtime');
+    expect(res.status).toBe(403);
+    expect(errorCode(res)).toBe('PASSWORD_CHANGE_REQUIRED');
+  });
+
+  test('a state-changing runtime request from a workspace origin is refused', async () => {
+    harness();
+    const { client } = await h.setupAdmin();
+    const res = await client.post('/api/v1/runtime/start').set('Origin', 'http://admin.localhost');
+    expect(res.status).toBe(403);
+    expect(errorCode(res)).toBe('ORIGIN_NOT_ALLOWED');
+  });
+});

@@ -1,0 +1,172 @@
+/**
+ * An in-memory RuntimeBackend at the interface we own, for unit tests of what the real engine
+ * cannot show on our machines (an image pull with byte progress needs a registry). Everything
+ * the engine really does is covered by test/integration against the real engine.
+ */
+import { Readable } from 'node:stream';
+import type {
+  ContainerEvent,
+  ContainerSnapshot,
+  ContainerSpec,
+  ContainerStats,
+  EventSubscription,
+  FileEntry,
+  NetworkInfo,
+  PullProgress,
+  RuntimeBackend,
+} from '../../src/docker/runtimeBackend';
+
+export class FakeRuntimeBackend implements RuntimeBackend {
+  readonly images = new Set<string>();
+  readonly containers = new Map<string, ContainerSnapshot & { spec: ContainerSpec; files: FileEntry[] }>();
+  readonly networks = new Map<string, NetworkInfo & { labels: Record<string, string> }>();
+  readonly volumes = new Map<string, Record<string, string>>();
+  /** What a pull reports, layer by layer; a string makes the pull fail with that reason. */
+  pullScript: PullProgress[] | string = [];
+  /** While set, container starts wait for it: holds operations in flight for the test. */
+  startGate: Promise<void> | null = null;
+  private nextId = 1;
+  private listeners: ((event: ContainerEvent) => void)[] = [];
+
+  async imageExists(image: string): Promise<boolean> {
+    return this.images.has(image);
+  }
+
+  async pullImage(image: string, onProgress: (progress: PullProgress) => void): Promise<void> {
+    if (typeof this.pullScript === 'string') throw new Error(`Pulling image ${image} failed: ${this.pullScript}`);
+    for (const step of this.pullScript) {
+      await Promise.resolve();
+      onProgress(step);
+    }
+    this.images.add(image);
+  }
+
+  async ensureNetwork(name: string, labels: Record<string, string>): Promise<NetworkInfo> {
+    const existing = this.networks.get(name);
+    if (existing) return existing;
+    const n = this.networks.size + 20;
+    const network = { id: `net-${n}`, name, subnet: `172.${n}.0.0/16`, gateway: `172.${n}.0.1`, labels };
+    this.networks.set(name, network);
+    return network;
+  }
+
+  async removeNetwork(name: string): Promise<void> {
+    this.networks.delete(name);
+  }
+
+  async connectToNetwork(): Promise<void> {}
+
+  async listManagedNetworks() {
+    return [...this.networks.values()];
+  }
+
+  async ensureVolume(name: string, labels: Record<string, string>): Promise<{ created: boolean }> {
+    if (this.volumes.has(name)) return { created: false };
+    this.volumes.set(name, labels);
+    return { created: true };
+  }
+
+  async removeVolume(name: string): Promise<void> {
+    this.volumes.delete(name);
+  }
+
+  async volumeExists(name: string): Promise<boolean> {
+    return this.volumes.has(name);
+  }
+
+  async listManagedVolumes() {
+    return [...this.volumes.entries()].map(([name, labels]) => ({ name, labels }));
+  }
+
+  async createContainer(spec: ContainerSpec): Promise<string> {
+    const id = `c${this.nextId++}`.padEnd(64, '0');
+    this.containers.set(id, {
+      id,
+      name: spec.name,
+      image: spec.image,
+      labels: spec.labels,
+      status: 'created',
+      health: null,
+      exitCode: null,
+      oomKilled: false,
+      restartCount: 0,
+      error: null,
+      createdAt: Date.now(),
+      startedAt: null,
+      finishedAt: null,
+      addresses: {},
+      memoryLimitBytes: spec.memoryBytes,
+      nanoCpus: spec.nanoCpus,
+      pidsLimit: spec.pidsLimit,
+      spec,
+      files: [],
+    });
+    return id;
+  }
+
+  async putFiles(containerId: string, _dir: string, entries: FileEntry[]): Promise<void> {
+    this.require(containerId).files.push(...entries);
+  }
+
+  async startContainer(id: string): Promise<void> {
+    await this.startGate;
+    const c = this.require(id);
+    const network = this.networks.get(c.spec.networkName);
+    Object.assign(c, { status: 'running', startedAt: Date.now(), addresses: { [c.spec.networkName]: network?.gateway.replace(/\.1$/, '.2') ?? '' } });
+    this.emit(id, 'start');
+  }
+
+  async stopContainer(id: string): Promise<void> {
+    const c = this.containers.get(id);
+    if (!c || c.status !== 'running') return;
+    Object.assign(c, { status: 'exited', exitCode: 0, finishedAt: Date.now() });
+    this.emit(id, 'die');
+  }
+
+  async removeContainer(id: string): Promise<void> {
+    if (this.containers.delete(id)) this.emit(id, 'destroy');
+  }
+
+  async inspectContainer(id: string): Promise<ContainerSnapshot | null> {
+    const c = this.containers.get(id);
+    if (!c) return null;
+    const snapshot: ContainerSnapshot & { spec?: unknown; files?: unknown } = { ...c };
+    delete snapshot.spec;
+    delete snapshot.files;
+    return snapshot;
+  }
+
+  async listManagedContainers(): Promise<ContainerSnapshot[]> {
+    const all = await Promise.all([...this.containers.keys()].map((id) => this.inspectContainer(id)));
+    return all.filter((c): c is ContainerSnapshot => c !== null);
+  }
+
+  async subscribeEvents(onEvent: (event: ContainerEvent) => void): Promise<EventSubscription> {
+    this.listeners.push(onEvent);
+    return { close: () => (this.listeners = this.listeners.filter((l) => l !== onEvent)) };
+  }
+
+  async stats(id: string): Promise<ContainerStats | null> {
+    const c = this.containers.get(id);
+    return c ? { memoryBytes: 50 * 1024 ** 2, memoryLimitBytes: c.memoryLimitBytes, cpuPercent: 1 } : null;
+  }
+
+  async logs(): Promise<Readable> {
+    return Readable.from([{ stream: 'stdout', line: 'fake gateway listening' }]);
+  }
+
+  private require(id: string) {
+    const c = this.containers.get(id);
+    if (!c) throw new Error(`no such container: ${id}`);
+    return c;
+  }
+
+  private emit(containerId: string, action: string): void {
+    const c = this.containers.get(containerId);
+    const event = { containerId, action, labels: c?.labels ?? {}, exitCode: c?.exitCode ?? null, at: Date.now() };
+    for (const listener of this.listeners) listener(event);
+  }
+}
+
+/** Every address answers 200: the fake containers are "ready" as soon as they run. */
+export const alwaysReadyProbe = { status: async () => 200 };
