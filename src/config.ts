@@ -3,6 +3,7 @@ import { isIP } from 'node:net';
 import { z } from 'zod';
 import { normalizeUsername, passwordProblem, usernameProblem } from './domain/accountRules';
 import { parseDuration, parseSize } from './lib/duration';
+import { DEFAULT_SUBNET_POOL, subnetPoolProblem, type SubnetPool } from './docker/subnetPool';
 import { DEFAULT_RUNTIME_COMMAND, DEFAULT_RUNTIME_IMAGE, type RuntimeSettings } from './runtime/runtimeSettings';
 
 export type TrustProxySetting = boolean | number | string[];
@@ -19,6 +20,8 @@ export interface AppConfig {
   dockerSocket: string;
   /** Stamped on every container, network and volume this installation creates. */
   instance: string;
+  /** Runtime networks take their subnets from here. */
+  subnetPool: SubnetPool;
   initialAdmin: { username: string; password: string } | null;
   trustProxy: TrustProxySetting;
   logLevel: LogLevel;
@@ -110,6 +113,13 @@ const envSchema = z.object({
     .string()
     .default('clawloops')
     .refine((v) => /^[a-z0-9][a-z0-9-]{0,39}$/.test(v), { message: 'must be 1-40 lowercase letters, digits or dashes' }),
+  CLAWLOOPS_RUNTIME_SUBNET_POOL: z
+    .string()
+    .default(DEFAULT_SUBNET_POOL.base)
+    .superRefine((v, ctx) => {
+      const problem = subnetPoolProblem({ base: v, prefix: DEFAULT_SUBNET_POOL.prefix });
+      if (problem) ctx.addIssue({ code: 'custom', message: `${problem} (each runtime takes a /${DEFAULT_SUBNET_POOL.prefix})` });
+    }),
   CLAWLOOPS_ADMIN_USERNAME: z.string().optional(),
   CLAWLOOPS_ADMIN_PASSWORD: z.string().optional(),
   CLAWLOOPS_TRUST_PROXY: z
@@ -266,6 +276,7 @@ export function loadConfig(env: NodeJS.ProcessEnv, cwd: string = process.cwd()):
     secureCookies: publicUrl.protocol === 'https:',
     dockerSocket: e.CLAWLOOPS_DOCKER_SOCKET,
     instance: e.CLAWLOOPS_INSTANCE,
+    subnetPool: { base: e.CLAWLOOPS_RUNTIME_SUBNET_POOL, prefix: DEFAULT_SUBNET_POOL.prefix },
     initialAdmin,
     trustProxy: e.CLAWLOOPS_TRUST_PROXY,
     logLevel: e.CLAWLOOPS_LOG_LEVEL,

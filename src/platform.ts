@@ -73,7 +73,7 @@ export function buildPlatform(config: AppConfig, logger: Logger, overrides: Plat
   const dockerode = overrides.docker ? null : new DockerodeEngine(config.dockerSocket);
   const docker = overrides.docker ?? (dockerode as DockerodeEngine);
   const runtimeBackend =
-    overrides.runtimeBackend ?? new DockerodeRuntimeBackend((dockerode ?? new DockerodeEngine(config.dockerSocket)).client, config.instance);
+    overrides.runtimeBackend ?? new DockerodeRuntimeBackend((dockerode ?? new DockerodeEngine(config.dockerSocket)).client, config.instance, config.subnetPool);
 
   const userRepo = new UserRepository(db);
   const transact = sqliteTransactor(db);

@@ -17,6 +17,7 @@ import {
   type PullProgress,
   type RuntimeBackend,
 } from './runtimeBackend';
+import { DEFAULT_SUBNET_POOL, nextFreeSubnet, poolCapacity, type SubnetPool } from './subnetPool';
 
 const MS_TO_NS = 1_000_000;
 
@@ -104,6 +105,7 @@ export class DockerodeRuntimeBackend implements RuntimeBackend {
   constructor(
     private readonly docker: Docker,
     private readonly instance: string,
+    private readonly subnetPool: SubnetPool = DEFAULT_SUBNET_POOL,
   ) {}
 
   private managedFilter(extra: Record<string, string[]> = {}): string {
@@ -152,19 +154,59 @@ export class DockerodeRuntimeBackend implements RuntimeBackend {
   }
 
   async ensureNetwork(name: string, labels: Record<string, string>): Promise<NetworkInfo> {
-    let info = await ignoreNotFound(this.docker.getNetwork(name).inspect() as Promise<Docker.NetworkInspectInfo>);
-    if (!info) {
-      try {
-        await this.docker.createNetwork({ Name: name, Driver: 'bridge', Labels: this.stamp(labels), CheckDuplicate: true });
-      } catch (err) {
-        // Two starts racing for one network: the loser uses the winner's.
-        if (statusCode(err) !== 409) throw err;
-      }
-      info = (await this.docker.getNetwork(name).inspect()) as Docker.NetworkInspectInfo;
-    }
+    const existing = await this.inspectNetwork(name);
+    if (existing) return existing;
+    // Allocation reads every network's subnet, then claims a free one: two allocations in this
+    // process must not pick the same subnet, so they take turns.
+    const allocation = this.networkAllocation.then(() => this.createNetwork(name, labels));
+    this.networkAllocation = allocation.then(
+      () => undefined,
+      () => undefined,
+    );
+    return allocation;
+  }
+
+  private networkAllocation: Promise<void> = Promise.resolve();
+
+  private async inspectNetwork(name: string): Promise<NetworkInfo | null> {
+    const info = await ignoreNotFound(this.docker.getNetwork(name).inspect() as Promise<Docker.NetworkInspectInfo>);
+    if (!info) return null;
     const ipam = info.IPAM?.Config?.[0];
     if (!ipam?.Subnet) throw new Error(`Network ${name} has no IPv4 subnet`);
     return { id: info.Id, name, subnet: ipam.Subnet, gateway: ipam.Gateway ?? '' };
+  }
+
+  private async createNetwork(name: string, labels: Record<string, string>): Promise<NetworkInfo> {
+    const raced = await this.inspectNetwork(name);
+    if (raced) return raced;
+    const used = (await this.docker.listNetworks()).flatMap((n) => (n.IPAM?.Config ?? []).map((c) => c.Subnet ?? '')).filter(Boolean);
+    // Another installation on the engine may claim a subnet between our read and our create.
+    for (let attempt = 0; attempt < 5; attempt++) {
+      const free = nextFreeSubnet(this.subnetPool, used);
+      if (!free) {
+        throw new Error(
+          `no free /${this.subnetPool.prefix} subnet left in ${this.subnetPool.base} (${poolCapacity(this.subnetPool)} runtime networks fit): widen CLAWLOOPS_RUNTIME_SUBNET_POOL`,
+        );
+      }
+      try {
+        const network = await this.docker.createNetwork({
+          Name: name,
+          Driver: 'bridge',
+          Labels: this.stamp(labels),
+          CheckDuplicate: true,
+          IPAM: { Driver: 'default', Config: [{ Subnet: free.subnet, Gateway: free.gateway }] },
+        });
+        return { id: network.id, name, subnet: free.subnet, gateway: free.gateway };
+      } catch (err) {
+        if (statusCode(err) === 409) {
+          const winner = await this.inspectNetwork(name);
+          if (winner) return winner;
+        }
+        if (!/overlap/i.test(engineReason(err))) throw err;
+        used.push(free.subnet);
+      }
+    }
+    throw new Error(`could not claim a free subnet in ${this.subnetPool.base}: other networks kept taking them`);
   }
 
   async removeNetwork(name: string): Promise<void> {
@@ -374,14 +416,12 @@ export class DockerodeRuntimeBackend implements RuntimeBackend {
     };
   }
 
-  async logs(id: string, options: { tail: number; follow: boolean }): Promise<Readable> {
+  async logs(id: string, options: { tail: number; follow: boolean }): Promise<Readable | null> {
     const container = this.docker.getContainer(id);
-    const raw = (await container.logs({
-      stdout: true,
-      stderr: true,
-      tail: options.tail,
-      follow: options.follow as true,
-    })) as unknown as Readable | Buffer;
+    const raw = (await ignoreNotFound(
+      container.logs({ stdout: true, stderr: true, tail: options.tail, follow: options.follow as true }),
+    )) as unknown as Readable | Buffer | null;
+    if (raw === null) return null;
     const source = Buffer.isBuffer(raw) ? Readable.from([raw]) : raw;
     const stdout = lineSplitter('stdout');
     const stderr = lineSplitter('stderr');

@@ -139,6 +139,6 @@ export interface RuntimeBackend {
   /** Calls `onEvent` for every event of a managed container; `onEnd` once when the stream drops. */
   subscribeEvents(onEvent: (event: ContainerEvent) => void, onEnd: (error: Error | null) => void): Promise<EventSubscription>;
   stats(id: string): Promise<ContainerStats | null>;
-  /** Log lines of a container; with `follow` the stream stays open until destroyed. */
-  logs(id: string, options: { tail: number; follow: boolean }): Promise<Readable>;
+  /** Log lines of a container (null when it does not exist); with `follow` the stream stays open until destroyed. */
+  logs(id: string, options: { tail: number; follow: boolean }): Promise<Readable | null>;
 }

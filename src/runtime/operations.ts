@@ -95,11 +95,23 @@ export class Operation {
 
   update(update: StepUpdate): void {
     if (this.finished) return;
+    const percent = Math.max(0, Math.min(100, Math.round(update.percent)));
+    const v = this.view;
+    // Readiness probing updates many times a second; streams only hear about real changes.
+    const unchanged =
+      v.step === update.step &&
+      v.percent === percent &&
+      v.message === update.message &&
+      v.queuePosition === (update.queuePosition ?? null) &&
+      v.bytesDone === (update.bytesDone ?? null) &&
+      v.bytesTotal === (update.bytesTotal ?? null) &&
+      v.status !== 'queued';
+    if (unchanged) return;
     this.view = {
       ...this.view,
       status: update.step === 'queued' ? 'queued' : 'running',
       step: update.step,
-      percent: Math.max(0, Math.min(100, Math.round(update.percent))),
+      percent,
       message: update.message,
       queuePosition: update.queuePosition ?? null,
       bytesDone: update.bytesDone ?? null,

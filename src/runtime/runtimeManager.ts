@@ -63,8 +63,10 @@ export interface RuntimeManagerDeps {
 
 // Probing starts fast and backs off: a light image answers within a few hundred milliseconds and
 // should not wait out a fixed interval, while OpenClaw's ~10 s boot should not be hammered.
-const PROBE_FIRST_INTERVAL_MS = 20;
+const PROBE_FIRST_INTERVAL_MS = 10;
+const FAST_PROBING_MS = 2_000;
 const PROBE_MAX_INTERVAL_MS = 500;
+const INSPECT_WHILE_WAITING_MS = 250;
 const PROBE_INTERVAL_MS = 250;
 const LOG_TAIL_ON_FAILURE = 20;
 const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
@@ -260,11 +262,12 @@ export class RuntimeManager {
     await this.inFlight.get(runtimeId)?.done;
   }
 
-  logs(userId: string, options: { tail: number; follow: boolean }): Promise<Readable> {
+  async logs(userId: string, options: { tail: number; follow: boolean }): Promise<Readable> {
     const runtime = this.requireRuntime(userId);
-    const snapshot = this.snapshots.get(runtime.id);
-    if (!snapshot) throw notFound('RUNTIME_NOT_CREATED', 'This runtime has no container yet, so it has no log. Start it first.');
-    return this.deps.backend.logs(snapshot.id, options);
+    const containerId = this.snapshots.get(runtime.id)?.id ?? runtime.containerId;
+    const lines = containerId ? await this.deps.backend.logs(containerId, options) : null;
+    if (!lines) throw notFound('RUNTIME_NOT_CREATED', 'This runtime has no container at the moment, so it has no log. Start it first.');
+    return lines;
   }
 
   async stats(runtimeId: string): Promise<ContainerStats | null> {
@@ -364,13 +367,24 @@ export class RuntimeManager {
     runtimes.setError(runtimeId, null, clock.now());
     const names = runtimeNames(runtimeId);
 
-    if (!(await backend.imageExists(settings.image))) {
-      op.update({ step: 'pulling', percent: 2, message: `Downloading ${settings.image}` });
+    op.update({ step: 'preparing', percent: 2, message: 'Preparing the network and the data volume' });
+    // Independent engine calls go out together: each is a round trip, and they add up.
+    const [hasImage, network, , existing] = await Promise.all([
+      backend.imageExists(settings.image),
+      backend.ensureNetwork(names.network, ownerLabels(identityOf(runtime), 'network')),
+      backend.ensureVolume(names.volume, ownerLabels(identityOf(runtime), 'volume')),
+      runtime.containerId ? backend.inspectContainer(runtime.containerId) : Promise.resolve(null),
+    ]);
+    this.subnets.set(runtimeId, network.subnet);
+    if (settings.controlPlaneContainer) await backend.connectToNetwork(names.network, settings.controlPlaneContainer);
+
+    if (!hasImage) {
+      op.update({ step: 'pulling', percent: 5, message: `Downloading ${settings.image}` });
       try {
         await backend.pullImage(settings.image, (p) =>
           op.update({
             step: 'pulling',
-            percent: 2 + (p.bytesTotal > 0 ? (p.bytesDone / p.bytesTotal) * 48 : 0),
+            percent: 5 + (p.bytesTotal > 0 ? (p.bytesDone / p.bytesTotal) * 45 : 0),
             message: `Downloading ${settings.image}`,
             bytesDone: p.bytesDone,
             bytesTotal: p.bytesTotal,
@@ -381,14 +395,8 @@ export class RuntimeManager {
       }
     }
 
-    op.update({ step: 'preparing', percent: 52, message: 'Preparing the network and the data volume' });
-    const network = await backend.ensureNetwork(names.network, ownerLabels(identityOf(runtime), 'network'));
-    this.subnets.set(runtimeId, network.subnet);
-    if (settings.controlPlaneContainer) await backend.connectToNetwork(names.network, settings.controlPlaneContainer);
-    await backend.ensureVolume(names.volume, ownerLabels(identityOf(runtime), 'volume'));
-
     const probeRender = this.render(runtime, network.subnet, { gatewayPassword: '', modelKey: '' });
-    let snapshot = runtime.containerId ? await backend.inspectContainer(runtime.containerId) : null;
+    let snapshot = existing;
     const reusable = snapshot !== null && snapshot.image === settings.image && snapshot.labels[LABELS.configHash] === probeRender.configHash;
     if (snapshot && !reusable) {
       op.update({ step: 'removing', percent: 55, message: 'Replacing the container with the current configuration' });
@@ -415,50 +423,69 @@ export class RuntimeManager {
         { containerId, image: settings.image, configHash: rendered.configHash, modelKeyHash: hashSecret(secrets.modelKey) },
         clock.now(),
       );
-      snapshot = await backend.inspectContainer(containerId);
-      if (!snapshot) throw new OperationError('CONTAINER_VANISHED', 'The runtime container was removed while it was being created.');
+      op.update({ step: 'configuring', percent: 62, message: 'Writing the OpenClaw configuration' });
+      const [created] = await Promise.all([backend.inspectContainer(containerId), backend.putFiles(containerId, '/home/node', rendered.files)]);
+      if (!created) throw new OperationError('CONTAINER_VANISHED', 'The runtime container was removed while it was being created.');
+      snapshot = created;
+    } else if (snapshot.startedAt === null) {
+      // Created but never started (the control plane stopped half-way): its config may be missing.
+      op.update({ step: 'configuring', percent: 62, message: 'Writing the OpenClaw configuration' });
+      await backend.putFiles(snapshot.id, '/home/node', rendered.files);
     }
+    // A container reused with the same config hash already has exactly this file (the secrets it
+    // refers to live in the container's environment, and OPENCLAW_CONFIG_READONLY keeps OpenClaw
+    // from rewriting it), so the ~35 ms archive write is skipped.
     this.snapshots.set(runtimeId, snapshot);
-
-    op.update({ step: 'configuring', percent: 62, message: 'Writing the OpenClaw configuration' });
-    await backend.putFiles(snapshot.id, '/home/node', rendered.files);
 
     op.update({ step: 'starting', percent: 66, message: 'Starting OpenClaw' });
     this.readyContainers.delete(snapshot.id);
     await backend.startContainer(snapshot.id);
     snapshot = await this.refresh(runtimeId, snapshot.id);
 
-    await this.waitUntilReady(op, runtimeId, snapshot?.id ?? '', names.network);
+    if (!snapshot) throw new OperationError('CONTAINER_VANISHED', 'The runtime container was removed while it was starting.');
+    await this.waitUntilReady(op, runtimeId, snapshot, names.network);
     runtimes.markStarted(runtimeId, clock.now());
     this.touch(runtimeId);
-    await this.refresh(runtimeId, snapshot?.id ?? '');
+    this.deps.hub.publishState(runtimeId);
   }
 
-  private async waitUntilReady(op: Operation, runtimeId: string, containerId: string, networkName: string): Promise<void> {
+  /**
+   * Probes the container's address often while a light image may answer any moment, then backs
+   * off; it re-inspects the container only every few hundred milliseconds (or while it has no
+   * address yet) to notice an exit without a Docker round trip per probe.
+   */
+  private async waitUntilReady(op: Operation, runtimeId: string, started: ContainerSnapshot, networkName: string): Promise<void> {
     const { backend, clock, settings, probe } = this.deps;
+    const containerId = started.id;
     const startedAt = clock.now();
     const deadline = startedAt + settings.readyTimeoutMs;
+    let snapshot: ContainerSnapshot = started;
+    let inspectedAt = startedAt;
     let live = false;
     let interval = PROBE_FIRST_INTERVAL_MS;
     for (;;) {
-      const snapshot = await backend.inspectContainer(containerId);
-      this.snapshots.set(runtimeId, snapshot);
-      if (!snapshot) throw new OperationError('CONTAINER_VANISHED', 'The runtime container was removed while it was starting.');
-      if (snapshot.status === 'exited' || snapshot.status === 'dead' || snapshot.status === 'restarting') {
-        const tail = await this.logTail(containerId);
-        const why = snapshot.oomKilled
-          ? `ran out of memory (limit ${Math.round(snapshot.memoryLimitBytes / 1024 ** 2)} MiB)`
-          : `exited with code ${snapshot.exitCode ?? 'unknown'}`;
-        await backend.stopContainer(containerId, settings.stopTimeoutSeconds).catch(() => undefined);
-        this.deps.runtimes.setDesiredState(runtimeId, 'stopped', clock.now());
-        throw new OperationError('RUNTIME_EXITED', `OpenClaw ${why} while starting.${tail}`);
-      }
       const address = snapshot.addresses[networkName];
       if (address) {
         if (!live) live = (await probe.status(address, '/healthz', 2_000)) === 200;
         if (live && (await probe.status(address, '/readyz', 2_000)) === 200) {
           this.readyContainers.add(containerId);
           return;
+        }
+      }
+      if (!address || clock.now() - inspectedAt >= INSPECT_WHILE_WAITING_MS) {
+        const fresh = await backend.inspectContainer(containerId);
+        inspectedAt = clock.now();
+        this.snapshots.set(runtimeId, fresh);
+        if (!fresh) throw new OperationError('CONTAINER_VANISHED', 'The runtime container was removed while it was starting.');
+        snapshot = fresh;
+        if (fresh.status === 'exited' || fresh.status === 'dead' || fresh.status === 'restarting') {
+          const tail = await this.logTail(containerId);
+          const why = fresh.oomKilled
+            ? `ran out of memory (limit ${Math.round(fresh.memoryLimitBytes / 1024 ** 2)} MiB)`
+            : `exited with code ${fresh.exitCode ?? 'unknown'}`;
+          await backend.stopContainer(containerId, settings.stopTimeoutSeconds).catch(() => undefined);
+          this.deps.runtimes.setDesiredState(runtimeId, 'stopped', clock.now());
+          throw new OperationError('RUNTIME_EXITED', `OpenClaw ${why} while starting.${tail}`);
         }
       }
       const elapsed = clock.now() - startedAt;
@@ -477,13 +504,14 @@ export class RuntimeManager {
         message: live ? 'Waiting for OpenClaw to finish starting' : 'Waiting for OpenClaw to answer',
       });
       await this.sleep(interval);
-      interval = Math.min(PROBE_MAX_INTERVAL_MS, Math.round(interval * 1.5));
+      if (elapsed > FAST_PROBING_MS) interval = Math.min(PROBE_MAX_INTERVAL_MS, Math.round(interval * 1.5));
     }
   }
 
   private async logTail(containerId: string): Promise<string> {
     try {
       const stream = await this.deps.backend.logs(containerId, { tail: LOG_TAIL_ON_FAILURE, follow: false });
+      if (!stream) return '';
       const lines: string[] = [];
       for await (const entry of stream as AsyncIterable<{ stream: string; line: string }>) {
         lines.push(`${entry.stream === 'stderr' ? '! ' : ''}${entry.line}`);

@@ -54,7 +54,7 @@ describe('image pull', () => {
       [400, 400],
     ]);
     expect(pulling[0]?.message).toBe(`Downloading ${IMAGE}`);
-    expect(pulling.map((p) => p.percent)).toEqual([2, 2, 14, 50]);
+    expect(pulling.map((p) => p.percent)).toEqual([5, 5, 16, 50]);
     expect(seen.at(-1)).toMatchObject({ status: 'succeeded', step: 'ready', percent: 100 });
     expect(backend.images.has(IMAGE)).toBe(true);
     expect((await client.get('/api/v1/runtime')).body.state).toBe('running');
