@@ -624,6 +624,8 @@ export class RuntimeManager {
     const { backend, runtimes, clock, settings, audit, logger } = this.deps;
     const runtime = runtimes.findById(runtimeId);
     if (!runtime || this.inFlight.has(runtimeId)) return;
+    // Stopped first, recorded second: whoever reads "stopped" must find it really stopped.
+    if (runtime.containerId) await backend.stopContainer(runtime.containerId, settings.stopTimeoutSeconds).catch(() => undefined);
     runtimes.setDesiredState(runtimeId, 'stopped', clock.now());
     runtimes.setError(runtimeId, error, clock.now());
     logger.warn({ runtimeId, username: runtime.username, code: error.code, reason: error.message }, 'runtime stopped after a failure');
@@ -634,10 +636,8 @@ export class RuntimeManager {
       origin: NO_ORIGIN,
       detail: { code: error.code },
     });
-    if (runtime.containerId) {
-      await backend.stopContainer(runtime.containerId, settings.stopTimeoutSeconds).catch(() => undefined);
-      await this.refresh(runtimeId, runtime.containerId);
-    } else this.deps.hub.publishState(runtimeId);
+    if (runtime.containerId) await this.refresh(runtimeId, runtime.containerId);
+    else this.deps.hub.publishState(runtimeId);
   }
 
   /** The last log lines of a container, formatted for an error message ('' when there are none). */

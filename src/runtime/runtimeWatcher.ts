@@ -49,6 +49,7 @@ export class RuntimeWatcher {
 
   constructor(private readonly deps: RuntimeWatcherDeps) {
     this.maxReconnectDelayMs = deps.maxReconnectDelayMs ?? 30_000;
+    this.reconnectDelayMs = Math.min(this.reconnectDelayMs, this.maxReconnectDelayMs);
   }
 
   /** Subscribes first and reconciles second, so nothing that happens in between is missed. */
@@ -92,7 +93,7 @@ export class RuntimeWatcher {
       },
       (error) => this.onStreamEnd(error),
     );
-    this.reconnectDelayMs = 500;
+    this.reconnectDelayMs = Math.min(500, this.maxReconnectDelayMs);
   }
 
   private onStreamEnd(error: Error | null): void {

@@ -362,11 +362,16 @@ describe('event stream drops', () => {
       closes[0]?.();
       ends[0]?.(new Error('socket hang up'));
       // While nobody listens, the container goes away.
-      await docker.getContainer(containerIdOf(view.id)).remove({ force: true });
-      await eventually(() => (ends.length > 1 ? true : undefined), 'a new event subscription');
-      await eventually(stateIs(client, 'running'), 'the reconcile after reconnecting to restart the runtime that should run');
+      const before = containerIdOf(view.id);
+      await docker.getContainer(before).remove({ force: true });
+      await eventually(() => (/Docker event stream restored and state re-read/.test(h.logs.text) ? true : undefined), 'the reconnect');
+      expect(ends.length).toBeGreaterThan(1);
       expect(h.logs.text).toMatch(/Docker event stream dropped; reconnecting/);
-      expect(h.logs.text).toMatch(/Docker event stream restored and state re-read/);
+      // The reconcile found the container gone and started the runtime again, since it should run.
+      await eventually(async () => {
+        const current = containerIdOf(view.id);
+        return current && current !== before && (await viewOf(client)).state === 'running' ? true : undefined;
+      }, 'a new container, running');
     } finally {
       watcher.close();
     }
