@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Benchmarks against the local Docker engine. Every figure is printed next to a baseline measured
+# in the same run (ratios, never absolute thresholds); nothing here is asserted by the test suite.
+#   bash bench/run.sh              everything, ~3 minutes:
+#   bash bench/run.sh start        1. API start → ready vs raw dockerode (stand-in image), cold and
+#                                     warm, with a breakdown of where an API start spends its time
+#   bash bench/run.sh concurrent   2. 20 new users starting at once vs 20 × a single start
+#   bash bench/run.sh openclaw     3. the real OpenClaw: start → ready and idle memory per runtime
+# Knobs: BENCH_ITERATIONS (15), BENCH_CONCURRENT (20), BENCH_BURSTS (3), BENCH_PROFILE_ITERATIONS (8),
+# OPENCLAW_ITERATIONS (5), CLAWLOOPS_RUNTIME_MAX_PARALLEL (unset: the product default, 4).
+# Everything a run creates carries one instance label and is swept at the end, even on failure.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+which="${1:-all}"
+case "$which" in all | start | concurrent | openclaw) ;; *) echo "usage: $0 [all|start|concurrent|openclaw]" >&2; exit 2 ;; esac
+
+docker info >/dev/null 2>&1 || bash scripts/ensure-docker.sh >/dev/null
+# The image scripts reuse an image whose inputs have not changed (a fraction of a second).
+if [[ "$which" == openclaw || "$which" == all ]]; then
+  bash scripts/images/build-test-images.sh >/dev/null
+else
+  CLAWLOOPS_SKIP_OPENCLAW_IMAGE=1 bash scripts/images/build-test-images.sh >/dev/null
+fi
+
+BENCH_INSTANCE="bench-$(od -An -N4 -tx1 /dev/urandom | tr -d ' \n')"
+export BENCH_INSTANCE
+sweep() {
+  local label="io.clawloops.instance=$BENCH_INSTANCE"
+  docker ps -aq --filter "label=$label" | xargs -r docker rm -f >/dev/null 2>&1 || true
+  docker network ls -q --filter "label=$label" | xargs -r docker network rm >/dev/null 2>&1 || true
+  docker volume ls -q --filter "label=$label" | xargs -r docker volume rm -f >/dev/null 2>&1 || true
+}
+trap sweep EXIT
+
+echo "machine: $(nproc) CPUs, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo) RAM, Docker $(docker version --format '{{.Server.Version}}'), Node $(node --version), commit $(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet HEAD -- src 2>/dev/null || echo ' (src/ has uncommitted changes)')"
+
+status=0
+case "$which" in
+  start) npx tsx bench/runtimeStart.ts start || status=$? ;;
+  concurrent) npx tsx bench/runtimeStart.ts concurrent || status=$? ;;
+  openclaw) npx tsx bench/openclawStart.ts "${OPENCLAW_ITERATIONS:-5}" || status=$? ;;
+  all)
+    npx tsx bench/runtimeStart.ts start concurrent || status=$?
+    npx tsx bench/openclawStart.ts "${OPENCLAW_ITERATIONS:-5}" || status=$?
+    ;;
+esac
+exit "$status"

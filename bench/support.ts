@@ -1,0 +1,411 @@
+/**
+ * Shared pieces of the benchmarks: a real ClawLoops control plane (the production `startServer`,
+ * listening on a loopback port, talking to the local Docker engine under a unique instance
+ * label), members signed in over HTTP, a timed start/stop through the public API that follows the
+ * runtime's Server-Sent Events, the sweep that removes everything the run created, and small
+ * statistics/table helpers. Nothing here depends on jest.
+ */
+import fs from 'node:fs';
+import http from 'node:http';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { Writable } from 'node:stream';
+import Docker from 'dockerode';
+import { loadConfig } from '../src/config';
+import { LABELS, type RuntimeBackend } from '../src/docker/runtimeBackend';
+import { ScryptPasswordHasher } from '../src/domain/passwordHasher';
+import { createLogger } from '../src/lib/logger';
+import { newSecret } from '../src/lib/secrets';
+import type { Platform } from '../src/platform';
+import type { HttpProbe } from '../src/runtime/readinessProbe';
+import type { RuntimeSettings } from '../src/runtime/runtimeSettings';
+import { startServer } from '../src/server';
+
+export const SOCKET = process.env.CLAWLOOPS_DOCKER_SOCKET ?? '/var/run/docker.sock';
+export const docker = new Docker({ socketPath: SOCKET });
+export const STANDIN_IMAGE = process.env.STANDIN_IMAGE ?? 'clawloops/runtime-standin:1';
+const ADMIN_PASSWORD = 'bench admin passphrase 2026';
+const MEMBER_PASSWORD = 'bench member passphrase 2026';
+
+/** The run's instance label: from bench/run.sh (so its trap can sweep too), else a fresh one. */
+export function benchInstance(): string {
+  const fromEnv = process.env.BENCH_INSTANCE;
+  if (fromEnv && /^[a-z0-9][a-z0-9-]{0,39}$/.test(fromEnv)) return fromEnv;
+  return `bench-${newSecret().replace(/[^a-z0-9]/gi, '').slice(0, 8).toLowerCase()}`;
+}
+
+// ---- statistics and output ----
+
+/** Nearest-rank percentile. */
+export function percentile(values: number[], p: number): number {
+  if (values.length === 0) return NaN;
+  const sorted = [...values].sort((a, b) => a - b);
+  const index = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
+  return sorted[index] ?? NaN;
+}
+
+export const p50 = (values: number[]) => percentile(values, 50);
+export const p95 = (values: number[]) => percentile(values, 95);
+
+export const fmt = (ms: number) => (Number.isNaN(ms) ? '-' : ms >= 10_000 ? `${(ms / 1000).toFixed(2)} s` : `${Math.round(ms)} ms`);
+export const ratio = (a: number, b: number) => (b > 0 ? (a / b).toFixed(2) : '-');
+export const mib = (bytes: number) => `${Math.round(bytes / 1024 ** 2)} MiB`;
+
+export function table(rows: (string | number)[][]): string {
+  const widths = rows[0]?.map((_, i) => Math.max(...rows.map((r) => String(r[i] ?? '').length))) ?? [];
+  const line = (r: (string | number)[]) => r.map((c, i) => String(c).padEnd(widths[i] ?? 0)).join('  ').trimEnd();
+  const [head, ...body] = rows;
+  return head ? [line(head), widths.map((w) => '-'.repeat(w)).join('  '), ...body.map(line)].join('\n') : '';
+}
+
+function cpuTimes(): { busy: number; total: number } {
+  const line = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0] ?? '';
+  const fields = line.trim().split(/\s+/).slice(1).map(Number);
+  const total = fields.reduce((a, b) => a + b, 0);
+  const idle = (fields[3] ?? 0) + (fields[4] ?? 0); // idle + iowait
+  return { busy: total - idle, total };
+}
+
+/**
+ * How busy the machine is BEFORE a part starts (a second's sample of /proc/stat): other work
+ * (a test suite next door) skews every figure, so it is said next to them.
+ */
+export async function machineNote(): Promise<string> {
+  const a = cpuTimes();
+  await new Promise((resolve) => setTimeout(resolve, 1000));
+  const b = cpuTimes();
+  const busy = b.total > a.total ? ((b.busy - a.busy) / (b.total - a.total)) * 100 : 0;
+  return `CPU busy before the run: ${busy.toFixed(0)} % of ${os.cpus().length} CPUs${busy > 20 ? '  ← other work is running: figures are skewed' : ''}`;
+}
+
+export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+// ---- cleanup ----
+
+/** Removes every container, network and volume carrying the instance label. */
+export async function sweep(instance: string): Promise<{ containers: number; networks: number; volumes: number }> {
+  const filters = JSON.stringify({ label: [`${LABELS.instance}=${instance}`] });
+  const containers = await docker.listContainers({ all: true, filters });
+  await Promise.all(containers.map((c) => docker.getContainer(c.Id).remove({ force: true, v: true }).catch(() => undefined)));
+  const networks = await docker.listNetworks({ filters });
+  for (const n of networks) {
+    const info = (await docker.getNetwork(n.Id).inspect().catch(() => null)) as Docker.NetworkInspectInfo | null;
+    for (const id of Object.keys(info?.Containers ?? {})) await docker.getNetwork(n.Id).disconnect({ Container: id, Force: true }).catch(() => undefined);
+    await docker.getNetwork(n.Id).remove().catch(() => undefined);
+  }
+  const { Volumes } = await docker.listVolumes({ filters });
+  await Promise.all((Volumes ?? []).map((v) => docker.getVolume(v.Name).remove({ force: true }).catch(() => undefined)));
+  return { containers: containers.length, networks: networks.length, volumes: (Volumes ?? []).length };
+}
+
+/** Ctrl-C / kill during a run: sweep before leaving. */
+export function sweepOnSignal(instance: string): void {
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(signal, () => {
+      console.error(`\n${signal}: sweeping ${instance}`);
+      void sweep(instance).finally(() => process.exit(130));
+    });
+  }
+}
+
+// ---- HTTP ----
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as net.AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+interface Answer {
+  status: number;
+  body: unknown;
+  headers: http.IncomingHttpHeaders;
+}
+
+export interface ProgressEvent {
+  /** performance.now() when the client received it. */
+  at: number;
+  id: string;
+  kind: string;
+  status: 'queued' | 'running' | 'succeeded' | 'failed';
+  step: string;
+  message: string;
+  error: { code: string; message: string } | null;
+  startedAt: string;
+  finishedAt: string | null;
+}
+
+export interface TimedOperation {
+  /** From sending the POST to receiving the progress event that ends the operation. */
+  ms: number;
+  status: 'succeeded' | 'failed' | 'noop';
+  error: string | null;
+  /** Client-side arrival of each first-seen step, in ms after the POST was sent. */
+  steps: { step: string; at: number }[];
+  /** When the POST's answer arrived, ms after it was sent. */
+  answeredAt: number;
+  runtimeId: string | null;
+}
+
+export interface Member {
+  username: string;
+  userId: string;
+  cookie: string;
+}
+
+export interface BenchPlatform {
+  platform: Platform;
+  instance: string;
+  baseUrl: string;
+  origin: string;
+  adminCookie: string;
+  /** An account created by invitation, then signed in through POST /api/v1/auth/login. */
+  newMember(username: string): Promise<Member>;
+  /** Opens the member's event stream and waits until it is following. */
+  follow(member: Member): Promise<EventFollower>;
+  /** POST /api/v1/runtime/<action> as the member, timed until the SSE stream reports the end. */
+  operate(member: Member, action: 'start' | 'stop' | 'restart'): Promise<TimedOperation>;
+  request(method: string, path: string, cookie: string | null, body?: unknown): Promise<Answer>;
+  close(): Promise<void>;
+  /** The platform's log (warnings and worse), for a failure report. */
+  logText(): string;
+}
+
+export interface EventFollower {
+  /** Sends the POST and resolves when the operation it started (or joined) ends. */
+  run(action: 'start' | 'stop' | 'restart'): Promise<TimedOperation>;
+  close(): void;
+}
+
+export interface BenchPlatformOptions {
+  instance: string;
+  runtimeSettings?: Partial<RuntimeSettings>;
+  runtimeBackend?: RuntimeBackend;
+  runtimeProbe?: HttpProbe;
+  /** Extra CLAWLOOPS_* variables. */
+  env?: Record<string, string>;
+}
+
+/**
+ * The production server (`startServer`: composition root, initial admin from the environment,
+ * the runtime watcher, app.listen) on 127.0.0.1 with CLAWLOOPS_PUBLIC_URL set to its own address,
+ * so the browser-origin check is the real one. Only the password hasher's cost is lowered (sign-in
+ * is not what is measured) and the runtime settings are overridden as the caller asks.
+ */
+export async function startBenchPlatform(options: BenchPlatformOptions): Promise<BenchPlatform> {
+  const { instance } = options;
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'clawloops-bench-'));
+  const port = await freePort();
+  const origin = `http://127.0.0.1:${port}`;
+  const config = loadConfig({
+    CLAWLOOPS_DATA_DIR: dataDir,
+    CLAWLOOPS_HOST: '127.0.0.1',
+    CLAWLOOPS_PORT: String(port),
+    CLAWLOOPS_PUBLIC_URL: origin,
+    CLAWLOOPS_INSTANCE: instance,
+    CLAWLOOPS_LOG_LEVEL: 'warn',
+    CLAWLOOPS_ADMIN_USERNAME: 'admin',
+    CLAWLOOPS_ADMIN_PASSWORD: ADMIN_PASSWORD,
+    ...options.env,
+  });
+  const logLines: string[] = [];
+  const logger = createLogger(
+    config.logLevel,
+    new Writable({
+      write(chunk: Buffer, _enc, done) {
+        logLines.push(...chunk.toString('utf8').split('\n').filter(Boolean));
+        if (logLines.length > 200) logLines.splice(0, logLines.length - 200);
+        done();
+      },
+    }),
+  );
+  const running = await startServer(config, logger, {
+    hasher: new ScryptPasswordHasher({ N: 1024, r: 8, p: 1 }),
+    webRoot: null,
+    ...(options.runtimeSettings ? { runtimeSettings: options.runtimeSettings } : {}),
+    ...(options.runtimeBackend ? { runtimeBackend: options.runtimeBackend } : {}),
+    ...(options.runtimeProbe ? { runtimeProbe: options.runtimeProbe } : {}),
+  });
+  const baseUrl = origin;
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 512 });
+
+  const request = (method: string, urlPath: string, cookie: string | null, body?: unknown): Promise<Answer> =>
+    new Promise((resolve, reject) => {
+      const payload = body === undefined ? null : Buffer.from(JSON.stringify(body));
+      const headers: Record<string, string> = { origin };
+      if (cookie) headers.cookie = cookie;
+      if (payload) {
+        headers['content-type'] = 'application/json';
+        headers['content-length'] = String(payload.length);
+      }
+      const req = http.request(`${baseUrl}${urlPath}`, { method, headers, agent }, (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => {
+          const text = Buffer.concat(chunks).toString('utf8');
+          let parsed: unknown = text;
+          try {
+            parsed = text ? JSON.parse(text) : null;
+          } catch {
+            // not JSON: keep the text
+          }
+          resolve({ status: res.statusCode ?? 0, body: parsed, headers: res.headers });
+        });
+      });
+      req.on('error', reject);
+      req.end(payload ?? undefined);
+    });
+
+  const login = async (username: string, password: string): Promise<string> => {
+    const res = await request('POST', '/api/v1/auth/login', null, { username, password });
+    if (res.status !== 200) throw new Error(`sign-in of ${username} failed: ${res.status} ${JSON.stringify(res.body)}`);
+    const cookie = [res.headers['set-cookie'] ?? []].flat()[0]?.split(';')[0];
+    if (!cookie) throw new Error(`sign-in of ${username} set no cookie`);
+    return cookie;
+  };
+
+  const adminCookie = await login('admin', ADMIN_PASSWORD);
+  const openStreams = new Set<http.ClientRequest>();
+
+  const follow = (member: Member): Promise<EventFollower> =>
+    new Promise((resolveFollower, rejectFollower) => {
+      let pending: { action: string; started: number; answeredAt: number; steps: { step: string; at: number }[]; opId: string | null; runtimeId: string | null; done: (r: TimedOperation) => void; fail: (e: Error) => void } | null = null;
+      let following = false;
+      const sse = http.get(`${baseUrl}/api/v1/runtime/events`, { headers: { cookie: member.cookie, accept: 'text/event-stream' }, agent: false }, (res) => {
+        if (res.statusCode !== 200) {
+          rejectFollower(new Error(`event stream answered ${res.statusCode}`));
+          res.resume();
+          return;
+        }
+        let buffer = '';
+        res.setEncoding('utf8');
+        res.on('data', (chunk: string) => {
+          const at = performance.now();
+          buffer += chunk;
+          let cut: number;
+          while ((cut = buffer.indexOf('\n\n')) >= 0) {
+            const block = buffer.slice(0, cut);
+            buffer = buffer.slice(cut + 2);
+            const event = /^event: (.*)$/m.exec(block)?.[1];
+            const data = /^data: (.*)$/m.exec(block)?.[1];
+            if (!event || data === undefined) continue;
+            if (event === 'state' && !following) {
+              // The route subscribes right after this first event: the stream now follows the runtime.
+              following = true;
+              resolveFollower(follower);
+              continue;
+            }
+            if (event !== 'progress') continue;
+            const progress = { ...(JSON.parse(data) as Omit<ProgressEvent, 'at'>), at };
+            handle(progress);
+          }
+        });
+      });
+      openStreams.add(sse);
+      sse.on('close', () => openStreams.delete(sse));
+      sse.on('error', (err) => {
+        if (!following) rejectFollower(err);
+        else pending?.fail(err);
+      });
+
+      function handle(progress: ProgressEvent): void {
+        const p = pending;
+        if (!p || progress.kind !== p.action) return;
+        if (p.opId && progress.id !== p.opId) return;
+        const at = progress.at - p.started;
+        // The probe loop says when /healthz answered (live) but /readyz not yet: worth its own line.
+        const live = progress.step === 'waiting-for-health' && /finish starting/i.test(progress.message);
+        const label = progress.status === 'queued' ? 'queued' : live ? 'waiting-for-health, /healthz answered' : progress.step;
+        if (!p.steps.some((s) => s.step === label)) p.steps.push({ step: label, at });
+        if (progress.status === 'succeeded' || progress.status === 'failed') {
+          pending = null;
+          p.done({ ms: at, status: progress.status, error: progress.error?.message ?? null, steps: p.steps, answeredAt: p.answeredAt, runtimeId: p.runtimeId });
+        }
+      }
+
+      const follower: EventFollower = {
+        run(action) {
+          return new Promise<TimedOperation>((done, fail) => {
+            const started = performance.now();
+            pending = { action, started, answeredAt: NaN, steps: [], opId: null, runtimeId: null, done, fail };
+            const current = pending;
+            const req = http.request(
+              `${baseUrl}/api/v1/runtime/${action}`,
+              { method: 'POST', headers: { cookie: member.cookie, origin }, agent },
+              (res) => {
+                const chunks: Buffer[] = [];
+                res.on('data', (c: Buffer) => chunks.push(c));
+                res.on('end', () => {
+                  current.answeredAt = performance.now() - started;
+                  const text = Buffer.concat(chunks).toString('utf8');
+                  if (res.statusCode === 200) {
+                    pending = null;
+                    done({ ms: current.answeredAt, status: 'noop', error: null, steps: [], answeredAt: current.answeredAt, runtimeId: null });
+                    return;
+                  }
+                  if (res.statusCode !== 202) {
+                    pending = null;
+                    fail(new Error(`${action} answered ${res.statusCode}: ${text}`));
+                    return;
+                  }
+                  const answer = JSON.parse(text) as { operation: { id: string }; runtime: { id: string } };
+                  current.runtimeId = answer.runtime.id;
+                  // From here on only this operation's events count.
+                  current.opId = answer.operation.id;
+                });
+              },
+            );
+            req.on('error', (err) => {
+              pending = null;
+              fail(err);
+            });
+            req.end();
+          });
+        },
+        close() {
+          sse.destroy();
+        },
+      };
+    });
+
+  return {
+    platform: running.platform,
+    instance,
+    baseUrl,
+    origin,
+    adminCookie,
+    request,
+    follow,
+    async newMember(username) {
+      const invitation = await request('POST', '/api/v1/admin/invitations', adminCookie, { role: 'member' });
+      if (invitation.status !== 201) throw new Error(`invitation failed: ${invitation.status} ${JSON.stringify(invitation.body)}`);
+      const secret = (invitation.body as { link: string }).link.split('/invite/')[1] ?? '';
+      const accepted = await request('POST', `/api/v1/invitations/${secret}/accept`, null, { username, password: MEMBER_PASSWORD });
+      if (accepted.status !== 201) throw new Error(`accepting the invitation failed: ${accepted.status} ${JSON.stringify(accepted.body)}`);
+      const userId = (accepted.body as { user: { id: string } }).user.id;
+      return { username, userId, cookie: await login(username, MEMBER_PASSWORD) };
+    },
+    async operate(member, action) {
+      const follower = await follow(member);
+      try {
+        return await follower.run(action);
+      } finally {
+        follower.close();
+      }
+    },
+    logText: () => logLines.join('\n'),
+    async close() {
+      for (const stream of openStreams) stream.destroy();
+      agent.destroy();
+      await running.shutdown('benchmark finished');
+      await sweep(instance);
+      fs.rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
