@@ -9,12 +9,14 @@ import { InvitationRepository } from './db/repositories/invitationRepository';
 import { SessionRepository } from './db/repositories/sessionRepository';
 import { UserRepository } from './db/repositories/userRepository';
 import { RuntimeRepository } from './db/repositories/runtimeRepository';
+import { SettingsRepository } from './db/repositories/settingsRepository';
 import { DockerodeEngine, type DockerEngine } from './docker/dockerEngine';
 import { DockerodeRuntimeBackend } from './docker/dockerodeRuntimeBackend';
 import type { RuntimeBackend } from './docker/runtimeBackend';
 import { AuditLog } from './domain/audit';
 import { AuthService } from './domain/authService';
 import { InvitationService } from './domain/invitationService';
+import { PlatformSettingsService } from './domain/platformSettings';
 import { DEFAULT_LOGIN_THROTTLE, LoginThrottle, type LoginThrottleOptions } from './domain/loginThrottle';
 import { ScryptPasswordHasher, type PasswordHasher } from './domain/passwordHasher';
 import { ReadinessService } from './domain/readiness';
@@ -89,6 +91,8 @@ export function buildPlatform(config: AppConfig, logger: Logger, overrides: Plat
   const setup = new SetupService(userRepo, factory, sessions, audit, transact);
   const invitations = new InvitationService(new InvitationRepository(db), userRepo, factory, sessions, audit, transact, clock);
   const runtimeSettings: RuntimeSettings = { ...config.runtime, ...overrides.runtimeSettings };
+  // Stored admin settings are applied to the live runtime settings before anything reads them.
+  const settings = new PlatformSettingsService(new SettingsRepository(db), runtimeSettings, audit, transact, clock);
   const runtimeRepo = new RuntimeRepository(db);
   const runtimeHub = new RuntimeEventHub();
   const runtimes = new RuntimeManager({
@@ -132,7 +136,7 @@ export function buildPlatform(config: AppConfig, logger: Logger, overrides: Plat
       jsonBodyLimitBytes: config.jsonBodyLimitBytes,
       webRoot: overrides.webRoot === undefined ? path.resolve(__dirname, '..', 'web', 'static') : overrides.webRoot,
     },
-    { logger, clock, readiness, sessions, auth, setup, invitations, users, audit, runtimes, runtimeHub, streams },
+    { logger, clock, readiness, sessions, auth, setup, invitations, users, audit, runtimes, runtimeHub, streams, settings },
   );
 
   return {

@@ -3,6 +3,7 @@ import path from 'node:path';
 import express, { type Express } from 'express';
 import type { AuditLog } from '../domain/audit';
 import type { AuthService } from '../domain/authService';
+import type { PlatformSettingsService } from '../domain/platformSettings';
 import type { InvitationService } from '../domain/invitationService';
 import type { ReadinessService } from '../domain/readiness';
 import type { SessionService } from '../domain/sessions';
@@ -24,6 +25,7 @@ import { authRouter } from './routes/auth';
 import { healthRouter } from './routes/health';
 import { invitationsRouter } from './routes/invitations';
 import { adminRuntimeRoutes, ownRuntimeRouter } from './routes/runtime';
+import { adminSettingsRoutes } from './routes/adminSettings';
 import { setupRouter } from './routes/setup';
 
 export interface HttpConfig {
@@ -49,6 +51,7 @@ export interface HttpServices {
   runtimes: RuntimeManager;
   runtimeHub: RuntimeEventHub;
   streams: EventStreams;
+  settings: PlatformSettingsService;
 }
 
 export function createApp(config: HttpConfig, services: HttpServices): Express {
@@ -74,7 +77,7 @@ export function createApp(config: HttpConfig, services: HttpServices): Express {
   api.use('/invitations', invitationsRouter(services.invitations, cookies));
   const runtimeDeps = { manager: services.runtimes, hub: services.runtimeHub, streams: services.streams };
   api.use('/runtime', ownRuntimeRouter(runtimeDeps));
-  api.use('/admin', requireAuth({ adminOnly: true }), adminRuntimeRoutes(runtimeDeps));
+  api.use('/admin', requireAuth({ adminOnly: true }), adminRuntimeRoutes(runtimeDeps), adminSettingsRoutes(services.settings));
   api.use(
     '/admin',
     adminRouter({

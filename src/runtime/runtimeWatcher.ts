@@ -14,7 +14,7 @@ export interface RuntimeWatcherDeps {
   audit: AuditLog;
   clock: Clock;
   logger: Logger;
-  settings: Pick<RuntimeSettings, 'crashLoop' | 'idleStopMs' | 'memoryBytes'>;
+  settings: Pick<RuntimeSettings, 'crashLoop' | 'memoryBytes'>;
   /** Waits between reconnection attempts to a dropped event stream: 0.5 s doubling up to this. */
   maxReconnectDelayMs?: number;
 }
@@ -28,6 +28,7 @@ export interface ReconcileReport {
 }
 
 export const CRASH_LOOP = 'CRASH_LOOP';
+const IDLE_CHECK_INTERVAL_MS = 30_000;
 
 /**
  * Keeps the runtime manager's picture true to what the engine really runs. It reconciles the whole
@@ -54,11 +55,9 @@ export class RuntimeWatcher {
 
   /** Subscribes first and reconciles second, so nothing that happens in between is missed. */
   async start(): Promise<ReconcileReport | null> {
-    const { idleStopMs } = this.deps.settings;
-    if (idleStopMs > 0) {
-      this.idleTimer = setInterval(() => this.deps.manager.stopIdle(), Math.max(1_000, Math.min(60_000, idleStopMs / 4)));
-      this.idleTimer.unref();
-    }
+    // Always ticking: an administrator may turn idle stop on (or change it) while we run.
+    this.idleTimer = setInterval(() => this.deps.manager.stopIdle(), IDLE_CHECK_INTERVAL_MS);
+    this.idleTimer.unref();
     try {
       await this.subscribe();
       return await this.reconcile();

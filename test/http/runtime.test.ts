@@ -171,3 +171,60 @@ describe('audit and access', () => {
     expect(errorCode(res)).toBe('ORIGIN_NOT_ALLOWED');
   });
 });
+
+describe('idle stop as an admin setting', () => {
+  test('off by default; an admin turns it on at runtime, it applies at once and survives a restart', async () => {
+    harness();
+    backend.images.add(IMAGE);
+    const { client } = await h.setupAdmin();
+    expect((await client.get('/api/v1/admin/settings')).body).toEqual({ idleStopMinutes: 0 });
+
+    const res = await client.post('/api/v1/runtime/start');
+    await h.platform.runtimes.settled(res.body.runtime.id);
+    const patched = await client.patch('/api/v1/admin/settings').send({ idleStopMinutes: 45 });
+    expect(patched.status).toBe(200);
+    expect(patched.body).toEqual({ idleStopMinutes: 45 });
+    h.clock.advance(46 * 60_000);
+    expect(h.platform.runtimes.stopIdle()).toBe(1);
+    await h.platform.runtimes.settled(res.body.runtime.id);
+
+    const audit = (await client.get('/api/v1/admin/audit?action=settings.update')).body.items;
+    expect(audit[0].detail).toEqual({ before: { idleStopMinutes: 0 }, after: { idleStopMinutes: 45 } });
+
+    // A restart of the control plane keeps the stored value over the environment's default.
+    const dataDir = h.dataDir;
+    h.platform.close();
+    const again = createHarness({ dataDir, runtimeBackend: backend, runtimeProbe: alwaysReadyProbe, runtimeSettings: { image: IMAGE } });
+    try {
+      const admin = again.client();
+      await admin.post('/api/v1/auth/login').send({ username: 'admin', password: 'correct horse battery staple' });
+      expect((await admin.get('/api/v1/admin/settings')).body).toEqual({ idleStopMinutes: 45 });
+      expect(again.platform.runtimes.settings.idleStopMs).toBe(45 * 60_000);
+    } finally {
+      again.close();
+    }
+  });
+
+  test.each<[unknown, string]>([
+    [{ idleStopMinutes: -1 }, 'idleStopMinutes'],
+    [{ idleStopMinutes: 1.5 }, 'whole number'],
+    [{ idleStopMinutes: 7 * 24 * 60 + 1 }, 'idleStopMinutes'],
+    [{ idleStopMinutes: '30' }, 'idleStopMinutes'],
+    [{ idleStop: 30 }, 'idleStop'],
+  ])('refuses %j', async (payload, mention) => {
+    harness();
+    const { client } = await h.setupAdmin();
+    const res = await client.patch('/api/v1/admin/settings').send(payload as object);
+    expect(res.status).toBe(400);
+    expect(errorCode(res)).toBe('VALIDATION_FAILED');
+    expect(res.body.error.message).toContain(mention);
+  });
+
+  test('members can neither read nor change settings', async () => {
+    harness();
+    const { client: admin } = await h.setupAdmin();
+    const { client } = await h.createMember(admin, 'mia');
+    expect((await client.get('/api/v1/admin/settings')).status).toBe(403);
+    expect((await client.patch('/api/v1/admin/settings').send({ idleStopMinutes: 5 })).status).toBe(403);
+  });
+});
