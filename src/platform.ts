@@ -29,6 +29,7 @@ import { createApp } from './http/app';
 import { EventStreams } from './http/sse';
 import { systemClock, type Clock } from './lib/clock';
 import type { Logger } from './lib/logger';
+import { AccountRuntimeHooks } from './runtime/accountRuntimeHooks';
 import { RuntimeEventHub } from './runtime/operations';
 import { runtimeHttpProbe, type HttpProbe } from './runtime/readinessProbe';
 import { RuntimeManager } from './runtime/runtimeManager';
@@ -116,10 +117,11 @@ export function buildPlatform(config: AppConfig, logger: Logger, overrides: Plat
     logger: logger.child({ component: 'runtime-watcher' }),
     settings: runtimeSettings,
   });
+  const accountHooks = new AccountRuntimeHooks({ manager: runtimes, backend: runtimeBackend, audit, logger: logger.child({ component: 'runtimes' }) });
   const users = new UserAdminService(userRepo, factory, hasher, sessions, audit, transact, clock, {
-    onUserDisabled: (user) => runtimes.onUserDisabled(user.id),
+    onUserDisabled: (user) => accountHooks.userDisabled(user.id),
     onUserDeleted: (user) => {
-      runtimes.purgeUserResources(user.id, user.username).catch((err: unknown) => {
+      accountHooks.userDeleted(user.id, user.username).catch((err: unknown) => {
         logger.error({ userId: user.id, err: (err as Error).message }, 'removing the runtime of a deleted user failed: its container and network go at the next start-up sweep, its data volume must be removed by hand');
       });
     },

@@ -645,57 +645,9 @@ export class RuntimeManager {
     return this.logTail(containerId);
   }
 
-  // ---- account lifecycle ----
-
-  /** A disabled user's runtime stops; its data stays until the account is deleted. */
-  onUserDisabled(userId: string): void {
-    const runtime = this.deps.runtimes.findByUserId(userId);
-    if (!runtime) return;
-    try {
-      this.stop({ ...SYSTEM_ACTOR, username: '(account disabled)' }, userId, NO_ORIGIN);
-    } catch (err) {
-      // RUNTIME_BUSY: a start is in flight; the start refuses disabled users at its next step.
-      this.deps.logger.warn({ userId, err: (err as Error).message }, 'could not stop the runtime of a disabled user');
-      void this.settled(runtime.id).then(() => {
-        if (this.deps.runtimes.findById(runtime.id)) this.onUserDisabled(userId);
-      });
-    }
-  }
-
-  /**
-   * A deleted user's row (and its runtime row) is already gone: everything the engine still holds
-   * for that user is found by label and removed, the data volume included.
-   */
-  async purgeUserResources(userId: string, username: string): Promise<{ containers: number; networks: number; volumes: number }> {
-    const { backend, logger, audit } = this.deps;
-    const ours = (labels: Record<string, string>) => labels[LABELS.userId] === userId;
-    const removed = { containers: 0, networks: 0, volumes: 0 };
-    // An operation still running for this user could create something after the sweep below.
+  /** Waits for every operation in flight on any runtime of this user. */
+  async settledForUser(userId: string): Promise<void> {
     await Promise.all([...this.inFlight.values()].filter((op) => op.userId === userId).map((op) => op.done));
-    for (const container of (await backend.listManagedContainers()).filter((c) => ours(c.labels))) {
-      const runtimeId = container.labels[LABELS.runtimeId];
-      if (runtimeId) await this.settled(runtimeId);
-      await backend.removeContainer(container.id);
-      if (runtimeId) this.forgetContainer(runtimeId, container.id);
-      removed.containers++;
-    }
-    for (const network of (await backend.listManagedNetworks()).filter((n) => ours(n.labels))) {
-      await backend.removeNetwork(network.name);
-      removed.networks++;
-    }
-    for (const volume of (await backend.listManagedVolumes()).filter((v) => ours(v.labels))) {
-      await backend.removeVolume(volume.name);
-      removed.volumes++;
-    }
-    logger.info({ userId, username, ...removed }, 'removed the runtime resources of a deleted user');
-    audit.record({
-      action: 'runtime.purge',
-      actor: { ...SYSTEM_ACTOR, username: '(account deleted)' },
-      target: { type: 'user', id: userId, label: username },
-      origin: NO_ORIGIN,
-      detail: removed,
-    });
-    return removed;
   }
 
   rememberSubnet(runtimeId: string, subnet: string): void {
