@@ -3,302 +3,38 @@
  * HTTP on a real port, signals, exit codes. scripts/test.sh builds before running jest and
  * makes sure a Docker engine answers at /var/run/docker.sock.
  */
-import { spawn, type ChildProcessByStdio } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
-import net from 'node:net';
-import os from 'node:os';
 import path from 'node:path';
-import type { Readable } from 'node:stream';
 import Database from 'better-sqlite3';
 import { DATABASE_FILE_NAME } from '../../src/db/database';
 import { LATEST_SCHEMA_VERSION } from '../../src/db/migrations';
-
-const ROOT = path.resolve(__dirname, '..', '..');
-const MAIN = path.join(ROOT, 'dist', 'main.js');
-const DOCKER_SOCKET = process.env.CLAWLOOPS_DOCKER_SOCKET ?? '/var/run/docker.sock';
-/** How long to wait for a log line, an HTTP answer or an exit. Generous: CI machines are slow. */
-const WAIT_MS = 15_000;
-const TEST_TIMEOUT_MS = 90_000;
+import {
+  assertBuilt,
+  call,
+  cleanUpProcesses,
+  DOCKER_SOCKET,
+  freePort,
+  field,
+  isListening,
+  login,
+  MAIN,
+  processTest,
+  sessionCookie,
+  spawnMain,
+  startServer,
+  stopServer,
+  tempDir,
+  type Child,
+  type LogLine,
+  type Server,
+} from '../support/processes';
 
 const ADMIN_PASSWORD = 'correct horse battery staple';
 const OTHER_PASSWORD = 'violet kangaroo piano 42';
 
 // ---------------------------------------------------------------------------------------------
-// Child processes
-
-interface LogLine {
-  level: number;
-  msg: string;
-  [key: string]: unknown;
-}
-
-interface Exit {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-}
-
-function isLogLine(value: unknown): value is LogLine {
-  if (typeof value !== 'object' || value === null) return false;
-  const record = value as Record<string, unknown>;
-  return typeof record.level === 'number' && typeof record.msg === 'string';
-}
-
-class Child {
-  readonly proc: ChildProcessByStdio<null, Readable, Readable>;
-  stdout = '';
-  stderr = '';
-  exit: Exit | null = null;
-  readonly closed: Promise<Exit>;
-
-  constructor(
-    readonly label: string,
-    script: string,
-    args: string[],
-    env: NodeJS.ProcessEnv,
-  ) {
-    this.proc = spawn(process.execPath, [script, ...args], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
-    this.proc.stdout.setEncoding('utf8').on('data', (chunk: string) => (this.stdout += chunk));
-    this.proc.stderr.setEncoding('utf8').on('data', (chunk: string) => (this.stderr += chunk));
-    // 'close' (not 'exit'): fires once the output pipes are drained too.
-    this.closed = new Promise((resolve) => {
-      this.proc.once('close', (code, signal) => {
-        this.exit = { code, signal };
-        resolve(this.exit);
-      });
-    });
-  }
-
-  get output(): string {
-    return this.stdout + this.stderr;
-  }
-
-  logs(): LogLine[] {
-    const lines: LogLine[] = [];
-    for (const text of this.stdout.split('\n')) {
-      if (!text.trim()) continue;
-      try {
-        const parsed: unknown = JSON.parse(text);
-        if (isLogLine(parsed)) lines.push(parsed);
-      } catch {
-        // Not a log line; kept in stdout for the failure report.
-      }
-    }
-    return lines;
-  }
-
-  /** Resolves with the first log line matching; rejects if the process ends or WAIT_MS passes first. */
-  async waitForLog(matches: (line: LogLine) => boolean, what: string): Promise<LogLine> {
-    const deadline = Date.now() + WAIT_MS;
-    for (;;) {
-      const found = this.logs().find(matches);
-      if (found) return found;
-      if (this.exit) throw new Error(`${this.label} exited (${JSON.stringify(this.exit)}) before logging ${what}`);
-      if (Date.now() > deadline) throw new Error(`${this.label} did not log ${what} within ${WAIT_MS} ms`);
-      await sleep(25);
-    }
-  }
-
-  async waitForExit(): Promise<Exit> {
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<never>((_resolve, reject) => {
-      timer = setTimeout(() => reject(new Error(`${this.label} did not exit within ${WAIT_MS} ms`)), WAIT_MS);
-    });
-    try {
-      return await Promise.race([this.closed, timeout]);
-    } finally {
-      clearTimeout(timer);
-    }
-  }
-
-  report(): string {
-    return [
-      `----- ${this.label} (pid ${this.proc.pid ?? '?'}, exit ${JSON.stringify(this.exit)}) -----`,
-      '--- stdout ---',
-      this.stdout || '(empty)',
-      '--- stderr ---',
-      this.stderr || '(empty)',
-    ].join('\n');
-  }
-}
-
-const children: Child[] = [];
-const tempDirs: string[] = [];
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-function tempDir(): string {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'clawloops-process-'));
-  tempDirs.push(dir);
-  return dir;
-}
-
-const TEST_INSTANCE = `test-proc-${process.pid}`;
-
-/** The test runner's environment minus every CLAWLOOPS_ variable, plus the given ones. */
-function childEnv(vars: Record<string, string>): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = {};
-  for (const [key, value] of Object.entries(process.env)) {
-    if (!key.startsWith('CLAWLOOPS_')) env[key] = value;
-  }
-  // Its own instance label: the server's runtime watcher must never adopt or sweep containers of
-  // a real installation on the same engine.
-  return { ...env, CLAWLOOPS_INSTANCE: TEST_INSTANCE, ...vars };
-}
-
-function spawnMain(label: string, vars: Record<string, string>): Child {
-  const child = new Child(label, MAIN, [], childEnv(vars));
-  children.push(child);
-  return child;
-}
-
-async function freePort(): Promise<number> {
-  const probe = net.createServer();
-  await new Promise<void>((resolve, reject) => {
-    probe.once('error', reject);
-    probe.listen(0, '127.0.0.1', resolve);
-  });
-  const address = probe.address();
-  await new Promise<void>((resolve) => probe.close(() => resolve()));
-  if (typeof address !== 'object' || address === null) throw new Error('could not find a free port');
-  return address.port;
-}
-
-interface Server {
-  child: Child;
-  port: number;
-  publicUrl: string;
-}
-
-const isListening = (line: LogLine): boolean => line.msg === 'ClawLoops control plane listening';
-
-/**
- * Starts dist/main.js on a free port (CLAWLOOPS_PORT=0 is refused by the configuration) and
- * waits for its "listening" line. Retries with another port if the probe port was taken meanwhile.
- */
-async function startServer(dataDir: string, vars: Record<string, string> = {}, label = 'server'): Promise<Server> {
-  for (let attempt = 1; ; attempt++) {
-    const port = await freePort();
-    const publicUrl = `http://127.0.0.1:${port}`;
-    const child = spawnMain(`${label} (attempt ${attempt})`, {
-      CLAWLOOPS_PORT: String(port),
-      CLAWLOOPS_HOST: '127.0.0.1',
-      CLAWLOOPS_PUBLIC_URL: publicUrl,
-      CLAWLOOPS_DATA_DIR: dataDir,
-      CLAWLOOPS_LOG_LEVEL: 'info',
-      CLAWLOOPS_DOCKER_SOCKET: DOCKER_SOCKET,
-      ...vars,
-    });
-    try {
-      const listening = await child.waitForLog(isListening, 'that it is listening');
-      expect(listening.address).toMatchObject({ port });
-      return { child, port, publicUrl };
-    } catch (err) {
-      if (attempt < 3 && child.output.includes('EADDRINUSE')) continue;
-      throw err;
-    }
-  }
-}
-
-async function stopServer(server: Server, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
-  server.child.proc.kill(signal);
-  expect(await server.child.waitForExit()).toEqual({ code: 0, signal: null });
-}
-
-/** A test that prints every child's captured output when it fails. */
-function processTest(name: string, body: () => Promise<void>): void {
-  test(
-    name,
-    async () => {
-      try {
-        await body();
-      } catch (err) {
-        for (const child of children) console.error(child.report());
-        throw err;
-      }
-    },
-    TEST_TIMEOUT_MS,
-  );
-}
-
-afterEach(async () => {
-  for (const child of children.splice(0)) {
-    if (!child.exit) {
-      child.proc.kill('SIGKILL');
-      await child.closed;
-    }
-  }
-  for (const dir of tempDirs.splice(0)) fs.rmSync(dir, { recursive: true, force: true });
-});
-
-// ---------------------------------------------------------------------------------------------
-// HTTP
-
-interface Reply {
-  status: number;
-  headers: http.IncomingHttpHeaders;
-  text: string;
-  body: unknown;
-}
-
-function call(
-  server: Server,
-  method: string,
-  urlPath: string,
-  options: { json?: unknown; headers?: Record<string, string>; agent?: http.Agent } = {},
-): Promise<Reply> {
-  const payload = options.json === undefined ? undefined : JSON.stringify(options.json);
-  const headers: Record<string, string> = { ...options.headers };
-  if (payload !== undefined) {
-    headers['Content-Type'] = 'application/json';
-    headers['Content-Length'] = String(Buffer.byteLength(payload));
-  }
-  return new Promise((resolve, reject) => {
-    const req = http.request(
-      { host: '127.0.0.1', port: server.port, method, path: urlPath, headers, agent: options.agent ?? false, timeout: WAIT_MS },
-      (res) => {
-        let text = '';
-        res.setEncoding('utf8');
-        res.on('data', (chunk: string) => (text += chunk));
-        res.on('end', () => {
-          let body: unknown = null;
-          try {
-            body = text ? JSON.parse(text) : null;
-          } catch {
-            body = null;
-          }
-          resolve({ status: res.statusCode ?? 0, headers: res.headers, text, body });
-        });
-        res.on('error', reject);
-      },
-    );
-    req.on('timeout', () => req.destroy(new Error(`${method} ${urlPath}: no answer within ${WAIT_MS} ms`)));
-    req.on('error', reject);
-    req.end(payload);
-  });
-}
-
-/** The field at a dotted path of a JSON body, or undefined. */
-function field(body: unknown, dotted: string): unknown {
-  let current: unknown = body;
-  for (const key of dotted.split('.')) {
-    if (typeof current !== 'object' || current === null) return undefined;
-    current = (current as Record<string, unknown>)[key];
-  }
-  return current;
-}
-
-function sessionCookie(reply: Reply): string {
-  const cookie = (reply.headers['set-cookie'] ?? []).find((c) => c.startsWith('clawloops_session='));
-  if (!cookie) throw new Error(`no session cookie in ${JSON.stringify(reply.headers)}`);
-  return cookie.split(';')[0] as string;
-}
-
-function login(server: Server, username: string, password: string): Promise<Reply> {
-  return call(server, 'POST', '/api/v1/auth/login', { json: { username, password }, headers: { Origin: server.publicUrl } });
-}
+// What only these tests need
 
 function setupLines(child: Child): LogLine[] {
   return child.logs().filter((line) => 'setupUrl' in line);
@@ -332,20 +68,8 @@ async function claim(server: Server, username = 'admin', password = ADMIN_PASSWO
 
 // ---------------------------------------------------------------------------------------------
 
-beforeAll(() => {
-  if (!fs.existsSync(MAIN)) {
-    throw new Error(`${path.relative(ROOT, MAIN)} is missing. These tests run the built server: run \`npm run build\` first (scripts/test.sh does).`);
-  }
-  const built = fs.statSync(MAIN).mtimeMs;
-  const stale = fs
-    .readdirSync(path.join(ROOT, 'src'), { recursive: true, encoding: 'utf8' })
-    .filter((file) => file.endsWith('.ts'))
-    .filter((file) => fs.statSync(path.join(ROOT, 'src', file)).mtimeMs > built);
-  if (stale.length > 0) {
-    // A warning, not a failure: src/ may be mid-edit. These tests exercise whatever dist/ holds.
-    console.warn(`dist/ is older than src/ (${stale.slice(0, 3).join(', ')} changed since the build): these tests run dist/; run \`npm run build\` to test the current source.`);
-  }
-});
+beforeAll(() => assertBuilt([MAIN]));
+afterEach(cleanUpProcesses);
 
 describe('first start', () => {
   processTest('logs the setup URL once; GET /setup says needed; the token creates the admin and then no longer works', async () => {
