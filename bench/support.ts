@@ -21,6 +21,7 @@ import type { Platform } from '../src/platform';
 import type { HttpProbe } from '../src/runtime/readinessProbe';
 import type { RuntimeSettings } from '../src/runtime/runtimeSettings';
 import { startServer } from '../src/server';
+import { SseParser } from '../test/support/sseParser';
 
 export const SOCKET = process.env.CLAWLOOPS_DOCKER_SOCKET ?? '/var/run/docker.sock';
 export const docker = new Docker({ socketPath: SOCKET });
@@ -283,18 +284,11 @@ export async function startBenchPlatform(options: BenchPlatformOptions): Promise
           res.resume();
           return;
         }
-        let buffer = '';
+        const parser = new SseParser();
         res.setEncoding('utf8');
         res.on('data', (chunk: string) => {
           const at = performance.now();
-          buffer += chunk;
-          let cut: number;
-          while ((cut = buffer.indexOf('\n\n')) >= 0) {
-            const block = buffer.slice(0, cut);
-            buffer = buffer.slice(cut + 2);
-            const event = /^event: (.*)$/m.exec(block)?.[1];
-            const data = /^data: (.*)$/m.exec(block)?.[1];
-            if (!event || data === undefined) continue;
+          for (const { event, data } of parser.push(chunk)) {
             if (event === 'state' && !following) {
               // The route subscribes right after this first event: the stream now follows the runtime.
               following = true;

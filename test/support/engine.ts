@@ -11,6 +11,7 @@ import { DockerodeRuntimeBackend } from '../../src/docker/dockerodeRuntimeBacken
 import { LABELS } from '../../src/docker/runtimeBackend';
 import { newSecret } from '../../src/lib/secrets';
 import type { RuntimeSettings } from '../../src/runtime/runtimeSettings';
+import { SseParser } from './sseParser';
 import { createHarness, RealTimeClock, STRONG_PASSWORD, type Harness, type HarnessOptions } from './harness';
 
 export const SOCKET = process.env.CLAWLOOPS_DOCKER_SOCKET ?? '/var/run/docker.sock';
@@ -183,16 +184,9 @@ export function readEvents(
         return;
       }
       onOpen();
-      let buffer = '';
+      const parser = new SseParser();
       res.on('data', (chunk: Buffer) => {
-        buffer += chunk.toString('utf8');
-        let cut: number;
-        while ((cut = buffer.indexOf('\n\n')) >= 0) {
-          const block = buffer.slice(0, cut);
-          buffer = buffer.slice(cut + 2);
-          const event = /^event: (.*)$/m.exec(block)?.[1];
-          const data = /^data: (.*)$/m.exec(block)?.[1];
-          if (!event || data === undefined) continue;
+        for (const { event, data } of parser.push(chunk.toString('utf8'))) {
           const parsed = { event, data: JSON.parse(data) as unknown };
           events.push(parsed);
           if (done(parsed, events)) {
