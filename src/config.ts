@@ -1,10 +1,11 @@
+import os from 'node:os';
 import path from 'node:path';
 import { isIP } from 'node:net';
 import { z } from 'zod';
 import { normalizeUsername, passwordProblem, usernameProblem } from './domain/accountRules';
 import { parseDuration, parseSize } from './lib/duration';
 import { DEFAULT_SUBNET_POOL, subnetPoolProblem, type SubnetPool } from './docker/subnetPool';
-import { DEFAULT_RUNTIME_COMMAND, DEFAULT_RUNTIME_IMAGE, type RuntimeSettings } from './runtime/runtimeSettings';
+import { CONTROL_PLANE_ALIAS, DEFAULT_RUNTIME_COMMAND, DEFAULT_RUNTIME_IMAGE, type RuntimeSettings } from './runtime/runtimeSettings';
 
 export type TrustProxySetting = boolean | number | string[];
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
@@ -192,6 +193,17 @@ const envSchema = z.object({
     .refine((v) => /^(?=.{1,200}$)[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$/.test(v), {
       message: 'must be a lowercase DNS name like localhost or claw.example.com (workspaces live at <username>.<domain>)',
     }),
+  CLAWLOOPS_WORKSPACE_ROUTING: z.enum(['host', 'path'], { message: 'must be host (alice.<domain>) or path (<platform>/w/alice/)' }).default('host'),
+  CLAWLOOPS_ROUTER: z.enum(['builtin', 'traefik'], { message: 'must be builtin (the control plane routes workspaces) or traefik' }).default('builtin'),
+  CLAWLOOPS_TRAEFIK_ENTRYPOINT: z.string().default('web').refine((v) => /^[A-Za-z0-9_-]{1,64}$/.test(v), { message: 'must be a Traefik entrypoint name like web' }),
+  CLAWLOOPS_TRAEFIK_CERTRESOLVER: z
+    .string()
+    .default('')
+    .refine((v) => v === '' || /^[A-Za-z0-9_-]{1,64}$/.test(v), { message: 'must be empty or a Traefik certificate resolver name like letsencrypt' }),
+  CLAWLOOPS_TRAEFIK_MIDDLEWARE: z
+    .string()
+    .default('clawloops-auth@docker')
+    .refine((v) => /^[A-Za-z0-9_-]{1,64}@[a-z]{1,32}$/.test(v), { message: 'must be a Traefik middleware reference like clawloops-auth@docker' }),
   CLAWLOOPS_MODEL_GATEWAY_URL: z.string().optional(),
   CLAWLOOPS_RUNTIME_MODELS: z
     .string()
@@ -203,7 +215,7 @@ const envSchema = z.object({
   CLAWLOOPS_CONTROL_PLANE_CONTAINER: z
     .string()
     .default('')
-    .refine((v) => v === '' || /^[\w][\w.-]{0,127}$/.test(v), { message: 'must be a container name or id' }),
+    .refine((v) => v === '' || /^[\w][\w.-]{0,127}$/.test(v), { message: 'must be a container name or id, or self (this container)' }),
 });
 
 function parsePublicUrl(raw: string, problems: string[]): URL | null {
@@ -238,7 +250,7 @@ export function loadConfig(env: NodeJS.ProcessEnv, cwd: string = process.cwd()):
   }
   const e = parsed.data;
 
-  const publicUrl = parsePublicUrl(e.CLAWLOOPS_PUBLIC_URL ?? `http://localhost:${e.CLAWLOOPS_PORT}`, problems);
+  const publicUrl = parsePublicUrl(e.CLAWLOOPS_PUBLIC_URL ?? `http://${e.CLAWLOOPS_DOMAIN}:${e.CLAWLOOPS_PORT}`, problems);
 
   let initialAdmin: AppConfig['initialAdmin'] = null;
   const adminUser = e.CLAWLOOPS_ADMIN_USERNAME?.trim() ? normalizeUsername(e.CLAWLOOPS_ADMIN_USERNAME) : '';
@@ -260,7 +272,10 @@ export function loadConfig(env: NodeJS.ProcessEnv, cwd: string = process.cwd()):
     problems.push('CLAWLOOPS_SESSION_IDLE_TIMEOUT: must not be longer than CLAWLOOPS_SESSION_MAX_AGE');
   }
 
-  const modelGatewayUrl = e.CLAWLOOPS_MODEL_GATEWAY_URL ?? `http://host.docker.internal:${e.CLAWLOOPS_PORT}/llm/v1`;
+  // Runtimes reach the control plane by a network alias when it runs in a container (it joins
+  // every runtime network), and through the host gateway when it runs on the host.
+  const gatewayHost = e.CLAWLOOPS_CONTROL_PLANE_CONTAINER ? CONTROL_PLANE_ALIAS : 'host.docker.internal';
+  const modelGatewayUrl = e.CLAWLOOPS_MODEL_GATEWAY_URL ?? `http://${gatewayHost}:${e.CLAWLOOPS_PORT}/llm/v1`;
   if (!/^https?:\/\/[^\s/]+(\/\S*)?$/.test(modelGatewayUrl)) {
     problems.push(`CLAWLOOPS_MODEL_GATEWAY_URL: must be an http(s) URL such as http://clawloops:8080/llm/v1, got "${modelGatewayUrl}"`);
   }
@@ -295,11 +310,17 @@ export function loadConfig(env: NodeJS.ProcessEnv, cwd: string = process.cwd()):
       stopTimeoutSeconds: Math.ceil(e.CLAWLOOPS_RUNTIME_STOP_TIMEOUT / 1000),
       maxParallelOperations: e.CLAWLOOPS_RUNTIME_MAX_PARALLEL,
       idleStopMs: e.CLAWLOOPS_IDLE_STOP,
-      domain: e.CLAWLOOPS_DOMAIN,
-      workspaceScheme: publicUrl.protocol === 'https:' ? 'https' : 'http',
+      addressing: { mode: e.CLAWLOOPS_WORKSPACE_ROUTING, domain: e.CLAWLOOPS_DOMAIN, platformOrigin: publicUrl.origin },
+      router: e.CLAWLOOPS_ROUTER,
+      traefik: {
+        entrypoint: e.CLAWLOOPS_TRAEFIK_ENTRYPOINT,
+        certResolver: e.CLAWLOOPS_TRAEFIK_CERTRESOLVER || null,
+        middleware: e.CLAWLOOPS_TRAEFIK_MIDDLEWARE,
+      },
       modelGatewayUrl: modelGatewayUrl.replace(/\/+$/, ''),
       models: e.CLAWLOOPS_RUNTIME_MODELS,
-      controlPlaneContainer: e.CLAWLOOPS_CONTROL_PLANE_CONTAINER || null,
+      // In a container the hostname is the container's short id unless set otherwise.
+      controlPlaneContainer: e.CLAWLOOPS_CONTROL_PLANE_CONTAINER === 'self' ? os.hostname() : e.CLAWLOOPS_CONTROL_PLANE_CONTAINER || null,
       crashLoop: CRASH_LOOP_POLICY,
     },
   };

@@ -25,7 +25,12 @@ import { SetupService } from './domain/setupService';
 import { sqliteTransactor } from './domain/transactor';
 import { UserAdminService } from './domain/userAdminService';
 import { UserFactory } from './domain/userFactory';
-import { createApp } from './http/app';
+import { createApp, type WorkspaceUpgrade } from './http/app';
+import { WorkspaceAccessRepository } from './db/repositories/workspaceAccessRepository';
+import { WorkspaceAddresses } from './domain/workspaceAddresses';
+import { WorkspaceGatekeeper } from './domain/workspaceGatekeeper';
+import { WorkspaceSessionService } from './domain/workspaceSessions';
+import { ProxyAttachments } from './runtime/proxyAttachments';
 import { EventStreams } from './http/sse';
 import { systemClock, type Clock } from './lib/clock';
 import type { Logger } from './lib/logger';
@@ -59,6 +64,9 @@ export interface Platform {
   runtimeHub: RuntimeEventHub;
   watcher: RuntimeWatcher;
   streams: EventStreams;
+  workspaceSessions: WorkspaceSessionService;
+  /** For the HTTP server's `upgrade` event: WebSockets to workspaces. */
+  upgrade: WorkspaceUpgrade;
   close(): void;
 }
 
@@ -96,6 +104,15 @@ export function buildPlatform(config: AppConfig, logger: Logger, overrides: Plat
   const settings = new PlatformSettingsService(new SettingsRepository(db), runtimeSettings, audit, transact, clock);
   const runtimeRepo = new RuntimeRepository(db);
   const runtimeHub = new RuntimeEventHub();
+  const proxies = new ProxyAttachments(runtimeBackend, runtimeSettings, logger.child({ component: 'runtimes' }));
+  const addresses = new WorkspaceAddresses(runtimeSettings.addressing);
+  const workspaceSessions = new WorkspaceSessionService(new WorkspaceAccessRepository(db), userRepo, sessions, clock);
+  const gatekeeper = new WorkspaceGatekeeper(addresses, workspaceSessions, config.secureCookies);
+  // A stopped (or stopping, re-created, deleted) runtime ends its owner's workspace sessions:
+  // the next visit goes through the platform again.
+  runtimeHub.subscribeLaunched((operation) => {
+    if (operation.kind !== 'start') workspaceSessions.revokeForUser(operation.userId);
+  });
   const runtimes = new RuntimeManager({
     runtimes: runtimeRepo,
     users: userRepo,
@@ -107,6 +124,7 @@ export function buildPlatform(config: AppConfig, logger: Logger, overrides: Plat
     clock,
     logger: logger.child({ component: 'runtimes' }),
     settings: runtimeSettings,
+    proxies,
   });
   const watcher = new RuntimeWatcher({
     manager: runtimes,
@@ -116,10 +134,14 @@ export function buildPlatform(config: AppConfig, logger: Logger, overrides: Plat
     clock,
     logger: logger.child({ component: 'runtime-watcher' }),
     settings: runtimeSettings,
+    proxies,
   });
   const accountHooks = new AccountRuntimeHooks({ manager: runtimes, backend: runtimeBackend, audit, logger: logger.child({ component: 'runtimes' }) });
   const users = new UserAdminService(userRepo, factory, hasher, sessions, audit, transact, clock, {
-    onUserDisabled: (user) => accountHooks.userDisabled(user.id),
+    onUserDisabled: (user) => {
+      workspaceSessions.revokeForUser(user.id);
+      accountHooks.userDisabled(user.id);
+    },
     onUserDeleted: (user) => {
       accountHooks.userDeleted(user.id, user.username).catch((err: unknown) => {
         logger.error({ userId: user.id, err: (err as Error).message }, 'removing the runtime of a deleted user failed: its container and network go at the next start-up sweep, its data volume must be removed by hand');
@@ -133,16 +155,19 @@ export function buildPlatform(config: AppConfig, logger: Logger, overrides: Plat
     {
       publicUrl: config.publicUrl,
       publicOrigin: config.publicOrigin,
+      router: runtimeSettings.router,
       secureCookies: config.secureCookies,
       trustProxy: config.trustProxy,
       jsonBodyLimitBytes: config.jsonBodyLimitBytes,
       webRoot: overrides.webRoot === undefined ? path.resolve(__dirname, '..', 'web', 'static') : overrides.webRoot,
     },
-    { logger, clock, readiness, sessions, auth, setup, invitations, users, audit, runtimes, runtimeHub, streams, settings },
+    { logger, clock, readiness, sessions, auth, setup, invitations, users, audit, runtimes, runtimeHub, streams, settings, workspaceSessions, gatekeeper, addresses },
   );
 
   return {
-    app,
+    app: app.express,
+    upgrade: app.upgrade,
+    workspaceSessions,
     db,
     setup,
     users,
@@ -152,6 +177,7 @@ export function buildPlatform(config: AppConfig, logger: Logger, overrides: Plat
     watcher,
     streams,
     close: () => {
+      app.closeWorkspaceSockets();
       watcher.close();
       if (db.open) db.close();
     },

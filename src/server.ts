@@ -27,10 +27,19 @@ export async function startServer(config: AppConfig, logger: Logger, overrides: 
     );
   }
 
-  const sweep = setInterval(() => platform.sessions.purgeExpired(), SESSION_SWEEP_INTERVAL_MS);
+  const sweep = setInterval(() => {
+    platform.sessions.purgeExpired();
+    platform.workspaceSessions.purgeExpired();
+  }, SESSION_SWEEP_INTERVAL_MS);
   sweep.unref();
 
   const server = platform.app.listen(config.port, config.host);
+  server.on('upgrade', platform.upgrade);
+  if (config.runtime.addressing.mode === 'path') {
+    logger.warn(
+      'Workspaces use path routing (/w/<username>/): they share the platform\'s origin, so pages in a workspace can act on the platform as their owner. Prefer host routing when a wildcard DNS name is available.',
+    );
+  }
   await new Promise<void>((resolve, reject) => {
     server.once('listening', resolve);
     server.once('error', reject);

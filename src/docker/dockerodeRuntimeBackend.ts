@@ -17,7 +17,7 @@ import {
   type PullProgress,
   type RuntimeBackend,
 } from './runtimeBackend';
-import { DEFAULT_SUBNET_POOL, nextFreeSubnet, poolCapacity, type SubnetPool } from './subnetPool';
+import { DEFAULT_SUBNET_POOL, nextFreeSubnet, poolCapacity, type SubnetPool, upperHalf } from './subnetPool';
 
 const MS_TO_NS = 1_000_000;
 
@@ -194,7 +194,8 @@ export class DockerodeRuntimeBackend implements RuntimeBackend {
           Driver: 'bridge',
           Labels: this.stamp(labels),
           CheckDuplicate: true,
-          IPAM: { Driver: 'default', Config: [{ Subnet: free.subnet, Gateway: free.gateway }] },
+          // The lower half stays free for the proxies' fixed addresses (see runtime/networkPlan.ts).
+          IPAM: { Driver: 'default', Config: [{ Subnet: free.subnet, Gateway: free.gateway, IPRange: upperHalf(free.subnet) }] },
         });
         return { id: network.id, name, subnet: free.subnet, gateway: free.gateway };
       } catch (err) {
@@ -220,14 +221,28 @@ export class DockerodeRuntimeBackend implements RuntimeBackend {
     await ignoreNotFound(network.remove());
   }
 
-  async connectToNetwork(networkName: string, containerId: string): Promise<void> {
+  async connectToNetwork(networkName: string, containerId: string, attachment: { ipv4Address: string; aliases: string[] }): Promise<void> {
     try {
-      await this.docker.getNetwork(networkName).connect({ Container: containerId });
+      await this.docker.getNetwork(networkName).connect({
+        Container: containerId,
+        EndpointConfig: { IPAMConfig: { IPv4Address: attachment.ipv4Address }, Aliases: attachment.aliases },
+      });
     } catch (err) {
       // Already attached is the state we wanted.
       if (statusCode(err) === 403 && /already exists/.test(engineReason(err))) return;
       throw err;
     }
+  }
+
+  async findProxyContainers(): Promise<{ id: string; role: string; networks: string[] }[]> {
+    const list = await this.docker.listContainers({
+      filters: JSON.stringify({ label: [LABELS.proxy, `${LABELS.instance}=${this.instance}`], status: ['running'] }),
+    });
+    return list.map((c) => ({
+      id: c.Id,
+      role: c.Labels?.[LABELS.proxy] ?? '',
+      networks: Object.keys(c.NetworkSettings?.Networks ?? {}),
+    }));
   }
 
   async listManagedNetworks(): Promise<(NetworkInfo & { labels: Record<string, string> })[]> {

@@ -15,6 +15,8 @@ export const LABELS = {
   role: 'io.clawloops.role',
   /** Which ClawLoops installation owns it, when several share one engine. */
   instance: 'io.clawloops.instance',
+  /** On containers we do not manage that must join every runtime network: control-plane | traefik. */
+  proxy: 'io.clawloops.proxy',
 } as const;
 
 export interface PullProgress {
@@ -117,8 +119,10 @@ export interface RuntimeBackend {
   ensureNetwork(name: string, labels: Record<string, string>): Promise<NetworkInfo>;
   /** Detaches whatever still joins it (the control plane, a proxy) first; absent is fine. */
   removeNetwork(name: string): Promise<void>;
-  /** Attaches a container we do not manage (the control plane itself, a proxy) to a runtime network. */
-  connectToNetwork(networkName: string, containerId: string): Promise<void>;
+  /** Attaches a container we do not manage (the control plane itself, a proxy) to a runtime network at a fixed address. */
+  connectToNetwork(networkName: string, containerId: string, attachment: { ipv4Address: string; aliases: string[] }): Promise<void>;
+  /** Running containers of this installation labelled as proxies, with the networks they are on. */
+  findProxyContainers(): Promise<{ id: string; role: string; networks: string[] }[]>;
   listManagedNetworks(): Promise<(NetworkInfo & { labels: Record<string, string> })[]>;
 
   ensureVolume(name: string, labels: Record<string, string>): Promise<{ created: boolean }>;

@@ -76,3 +76,20 @@ export const poolCapacity = (pool: SubnetPool): number => {
   const range = parseCidr(pool.base);
   return range ? Math.floor((range.end - range.start + 1) / 2 ** (32 - pool.prefix)) : 0;
 };
+
+/**
+ * 10.213.0.0/27 → 10.213.0.16/28: the upper half of a runtime subnet, where Docker allocates
+ * addresses; the lower half holds the fixed addresses of the proxies (runtime/networkPlan.ts).
+ */
+export function upperHalf(subnet: string): string {
+  const range = parseCidr(subnet);
+  const bits = Number(subnet.split('/')[1]);
+  if (!range) throw new Error(`${subnet} is not an IPv4 CIDR`);
+  return `${intToIp(range.start + (range.end - range.start + 1) / 2)}/${bits + 1}`;
+}
+
+export const ipAt = (subnet: string, offset: number): string => {
+  const range = parseCidr(subnet);
+  if (!range) throw new Error(`${subnet} is not an IPv4 CIDR`);
+  return intToIp(range.start + offset);
+};

@@ -63,6 +63,25 @@ export class SessionService {
     return { user, session };
   }
 
+  /**
+   * A platform session by id if it is still live (sessions derived from it, such as workspace
+   * sessions, depend on it); with `touch`, records activity on it.
+   */
+  liveSession(sessionId: string, touch = false): Session | null {
+    const session = this.sessions.findById(sessionId);
+    if (!session) return null;
+    const now = this.clock.now();
+    if (now >= session.expiresAt || now - session.lastSeenAt >= this.policy.idleTimeoutMs) {
+      this.sessions.delete(session.id);
+      return null;
+    }
+    if (touch && now - session.lastSeenAt >= TOUCH_INTERVAL_MS) {
+      this.sessions.touch(session.id, now, null);
+      session.lastSeenAt = now;
+    }
+    return session;
+  }
+
   listForUser(userId: string): Session[] {
     const now = this.clock.now();
     return this.sessions

@@ -1,4 +1,6 @@
 import fs from 'node:fs';
+import type { IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
 import path from 'node:path';
 import express, { type Express } from 'express';
 import type { AuditLog } from '../domain/audit';
@@ -27,10 +29,18 @@ import { invitationsRouter } from './routes/invitations';
 import { adminRuntimeRoutes, ownRuntimeRouter } from './routes/runtime';
 import { adminSettingsRoutes } from './routes/adminSettings';
 import { setupRouter } from './routes/setup';
+import type { WorkspaceAddresses } from '../domain/workspaceAddresses';
+import type { WorkspaceGatekeeper } from '../domain/workspaceGatekeeper';
+import type { WorkspaceSessionService } from '../domain/workspaceSessions';
+import type { RouterMode } from '../runtime/runtimeSettings';
+import { forwardAuthHandler, FORWARD_AUTH_PATH } from './workspace/forwardAuth';
+import { workspaceOpenHandler, WORKSPACE_OPEN_PATH } from './workspace/workspaceOpen';
+import { createWorkspaceRouter } from './workspace/workspaceRouter';
 
 export interface HttpConfig {
   publicUrl: string;
   publicOrigin: string;
+  router: RouterMode;
   secureCookies: boolean;
   trustProxy: TrustProxySetting;
   jsonBodyLimitBytes: number;
@@ -52,18 +62,46 @@ export interface HttpServices {
   runtimeHub: RuntimeEventHub;
   streams: EventStreams;
   settings: PlatformSettingsService;
+  workspaceSessions: WorkspaceSessionService;
+  gatekeeper: WorkspaceGatekeeper;
+  addresses: WorkspaceAddresses;
 }
 
-export function createApp(config: HttpConfig, services: HttpServices): Express {
+export type WorkspaceUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer) => void;
+
+export interface HttpApp {
+  express: Express;
+  upgrade: WorkspaceUpgrade;
+  closeWorkspaceSockets(): void;
+}
+
+export function createApp(config: HttpConfig, services: HttpServices): HttpApp {
   const app = express();
   app.disable('x-powered-by');
   app.set('trust proxy', config.trustProxy);
   app.set('query parser', 'simple');
 
   const cookies = { secure: config.secureCookies, maxAgeMs: services.sessions.maxAgeMs };
+  const runtimeDeps = { manager: services.runtimes, hub: services.runtimeHub, streams: services.streams };
 
   app.use(requestContext(services.logger));
+  // Workspace hosts (or /w/<user>/ paths) first: none of the platform's routes apply to them.
+  const workspaces = createWorkspaceRouter({
+    ...runtimeDeps,
+    gatekeeper: services.gatekeeper,
+    addresses: services.addresses,
+    workspaceSessions: services.workspaceSessions,
+    mode: config.router,
+    platformOrigin: config.publicOrigin,
+    logger: services.logger.child({ component: 'workspace-router' }),
+  });
+  app.use(workspaces.handle);
   app.use(healthRouter(services.readiness));
+  app.all(FORWARD_AUTH_PATH, forwardAuthHandler({ gatekeeper: services.gatekeeper, manager: services.runtimes, logger: services.logger }));
+  app.get(
+    WORKSPACE_OPEN_PATH,
+    workspaceOpenHandler({ sessions: services.sessions, workspaceSessions: services.workspaceSessions, addresses: services.addresses, audit: services.audit }),
+  );
 
   const api = express.Router();
   api.use(securityHeaders);
@@ -75,7 +113,6 @@ export function createApp(config: HttpConfig, services: HttpServices): Express {
   api.use('/auth', authRouter(services.auth, cookies));
   api.use('/account', accountRouter(services.auth));
   api.use('/invitations', invitationsRouter(services.invitations, cookies));
-  const runtimeDeps = { manager: services.runtimes, hub: services.runtimeHub, streams: services.streams };
   api.use('/runtime', ownRuntimeRouter(runtimeDeps));
   api.use('/admin', requireAuth({ adminOnly: true }), adminRuntimeRoutes(runtimeDeps), adminSettingsRoutes(services.settings));
   api.use(
@@ -94,7 +131,7 @@ export function createApp(config: HttpConfig, services: HttpServices): Express {
     const webRoot = config.webRoot;
     app.use(express.static(webRoot, { index: false, maxAge: '1h' }));
     // Client-side routes (/setup, /invite/…, /login) all load the single-page app.
-    app.get(/^\/(?!api\/|healthz$|readyz$).*/, (_req, res) => {
+    app.get(/^\/(?!api\/|_clawloops\/|healthz$|readyz$).*/, (_req, res) => {
       res.setHeader('Cache-Control', 'no-cache');
       res.setHeader('Content-Security-Policy', "default-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'");
       res.setHeader('X-Content-Type-Options', 'nosniff');
@@ -105,5 +142,5 @@ export function createApp(config: HttpConfig, services: HttpServices): Express {
 
   app.use(notFoundHandler);
   app.use(errorHandler);
-  return app;
+  return { express: app, upgrade: workspaces.upgrade, closeWorkspaceSockets: workspaces.closeAll };
 }

@@ -1,5 +1,7 @@
 import { createHash } from 'node:crypto';
 import { LABELS, type ContainerSpec, type FileEntry } from '../docker/runtimeBackend';
+import { WorkspaceAddresses } from '../domain/workspaceAddresses';
+import { planNetwork, trustedProxies } from './networkPlan';
 import { MODEL_KEY_ENV, renderOpenClawConfig } from './openclawConfig';
 import { OPENCLAW_HOME, OPENCLAW_PORT, RUNTIME_UID, type RuntimeSettings } from './runtimeSettings';
 
@@ -26,8 +28,29 @@ export function ownerLabels(id: RuntimeIdentity, role: 'runtime' | 'network' | '
   };
 }
 
-export const workspaceOrigin = (settings: Pick<RuntimeSettings, 'domain' | 'workspaceScheme'>, username: string) =>
-  `${settings.workspaceScheme}://${username}.${settings.domain}`;
+export const workspaceAddresses = (settings: Pick<RuntimeSettings, 'addressing'>) => new WorkspaceAddresses(settings.addressing);
+
+/**
+ * Traefik's Docker provider reads these: one router for the workspace's host (or path), through
+ * the forward-auth middleware, to OpenClaw's port on the runtime's own network. They live and
+ * die with the container, so a stopped workspace has no route and falls to the catch-all.
+ */
+export function traefikLabels(id: RuntimeIdentity, settings: Pick<RuntimeSettings, 'addressing' | 'traefik'>, networkName: string): Record<string, string> {
+  const addresses = workspaceAddresses(settings);
+  const name = `clawloops-rt-${id.runtimeId}`;
+  const host = `Host(\`${addresses.hostName(id.username)}\`)`;
+  const rule = addresses.mode === 'host' ? host : `${host} && PathPrefix(\`${addresses.basePath(id.username)}/\`)`;
+  return {
+    'traefik.enable': 'true',
+    'traefik.docker.network': networkName,
+    [`traefik.http.routers.${name}.rule`]: rule,
+    [`traefik.http.routers.${name}.entrypoints`]: settings.traefik.entrypoint,
+    [`traefik.http.routers.${name}.middlewares`]: settings.traefik.middleware,
+    [`traefik.http.routers.${name}.service`]: name,
+    ...(settings.traefik.certResolver ? { [`traefik.http.routers.${name}.tls.certresolver`]: settings.traefik.certResolver } : {}),
+    [`traefik.http.services.${name}.loadbalancer.server.port`]: String(OPENCLAW_PORT),
+  };
+}
 
 export interface RenderedRuntime {
   spec: ContainerSpec;
@@ -61,12 +84,15 @@ export function renderRuntime(
   secrets: RuntimeSecrets,
 ): RenderedRuntime {
   const names = runtimeNames(id.runtimeId);
+  const addresses = workspaceAddresses(settings);
   const openclawConfig = renderOpenClawConfig({
     username: id.username,
-    workspaceOrigin: workspaceOrigin(settings, id.username),
-    trustedProxies: [network.subnet],
+    workspaceOrigin: addresses.origin(id.username),
+    basePath: addresses.basePath(id.username),
+    trustedProxies: trustedProxies(planNetwork(network.subnet), settings),
     settings,
   });
+  const routing = settings.router === 'traefik' ? traefikLabels(id, settings, names.network) : {};
   const publicEnv: Record<string, string> = {
     HOME: '/home/node',
     // tini is the image's entrypoint and Docker's init runs above it: without this it warns on every start.
@@ -86,13 +112,14 @@ export function renderRuntime(
     limits: [settings.memoryBytes, settings.nanoCpus, settings.pidsLimit],
     healthcheck,
     openclawConfig,
+    routing,
   };
   const configHash = createHash('sha256').update(stableJson(hashed)).digest('hex').slice(0, 16);
 
   const spec: ContainerSpec = {
     name: containerName(id),
     image: settings.image,
-    labels: { ...ownerLabels(id, 'runtime'), [LABELS.configHash]: configHash },
+    labels: { ...ownerLabels(id, 'runtime'), ...routing, [LABELS.configHash]: configHash },
     env: { ...publicEnv, OPENCLAW_GATEWAY_PASSWORD: secrets.gatewayPassword, [MODEL_KEY_ENV]: secrets.modelKey },
     user: `${RUNTIME_UID}:${RUNTIME_UID}`,
     ...(settings.command.length > 0 ? { cmd: settings.command } : {}),

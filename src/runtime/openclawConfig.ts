@@ -9,7 +9,9 @@ export const MODEL_KEY_ENV = 'CLAWLOOPS_MODEL_KEY';
 export interface OpenClawConfigInput {
   username: string;
   workspaceOrigin: string;
-  /** CIDR of the runtime's network: only the proxies joined to it can assert a user. */
+  /** `/w/<username>` in path mode: OpenClaw serves its UI and WebSocket under it. Empty in host mode. */
+  basePath: string;
+  /** The proxy addresses on the runtime's network: only they can assert a user. */
   trustedProxies: string[];
   settings: Pick<RuntimeSettings, 'modelGatewayUrl' | 'models'>;
 }
@@ -43,7 +45,7 @@ export function renderOpenClawConfig(input: OpenClawConfigInput): Record<string,
         identityScopes: { [username]: ['operator.read', 'operator.write'] },
       },
       trustedProxies: input.trustedProxies,
-      controlUi: { allowedOrigins: [input.workspaceOrigin] },
+      controlUi: { allowedOrigins: [input.workspaceOrigin], ...(input.basePath ? { basePath: input.basePath } : {}) },
     },
     update: { checkOnStart: false },
     models: {

@@ -153,6 +153,13 @@ export class RuntimeEventHub {
 
   track(operation: Operation): void {
     this.latest.set(operation.runtimeId, operation);
+    this.emitter.emit('launched', operation);
+  }
+
+  /** Every operation as it is launched (before it runs): stops end workspace sessions at once. */
+  subscribeLaunched(listener: (operation: Operation) => void): () => void {
+    this.emitter.on('launched', listener);
+    return () => this.emitter.off('launched', listener);
   }
 
   latestOperation(runtimeId: string): Operation | null {

@@ -9,9 +9,10 @@ import { badRequest, conflict, notFound } from '../lib/errors';
 import type { Logger } from '../lib/logger';
 import { hashSecret, newId, newSecret } from '../lib/secrets';
 import { Semaphore } from '../lib/semaphore';
-import { ownerLabels, renderRuntime, runtimeNames, workspaceOrigin, type RenderedRuntime } from './containerSpec';
+import { ownerLabels, renderRuntime, runtimeNames, workspaceAddresses, type RenderedRuntime } from './containerSpec';
 import { Operation, OperationError, type RuntimeEventHub, type OperationKind, type OperationView } from './operations';
 import { observe, type ObservedState } from './observedState';
+import type { ProxyAttachments } from './proxyAttachments';
 import type { HttpProbe } from './readinessProbe';
 import type { RuntimeSettings } from './runtimeSettings';
 
@@ -58,6 +59,7 @@ export interface RuntimeManagerDeps {
   clock: Clock;
   logger: Logger;
   settings: RuntimeSettings;
+  proxies: ProxyAttachments;
   sleep?: (ms: number) => Promise<void>;
 }
 
@@ -132,18 +134,34 @@ export class RuntimeManager {
     return this.deps.runtimes.findByUserId(userId)?.id ?? null;
   }
 
-  view(runtime: RuntimeWithOwner): RuntimeView {
-    const { settings } = this.deps;
+  /**
+   * Where a user's workspace traffic goes right now: the container's address on its network
+   * while it runs and is ready, else null. On the request path of every proxied request, so it
+   * reads only memory and one row.
+   */
+  routeForUser(userId: string): { runtimeId: string | null; address: string | null } {
+    const runtime = this.deps.runtimes.findByUserId(userId);
+    if (!runtime) return { runtimeId: null, address: null };
     const snapshot = this.snapshots.get(runtime.id) ?? null;
-    const operation = this.inFlight.get(runtime.id) ?? null;
-    const observed = observe({
+    if (!snapshot || this.observed(runtime, snapshot).state !== 'running') return { runtimeId: runtime.id, address: null };
+    return { runtimeId: runtime.id, address: snapshot.addresses[runtimeNames(runtime.id).network] ?? null };
+  }
+
+  private observed(runtime: RuntimeWithOwner, snapshot: ContainerSnapshot | null) {
+    return observe({
       snapshot,
       readyConfirmed: snapshot !== null && this.readyContainers.has(snapshot.id),
-      operation,
+      operation: this.inFlight.get(runtime.id) ?? null,
       desiredState: runtime.desiredState,
       lastErrorCode: runtime.lastError?.code ?? null,
       lastErrorMessage: runtime.lastError?.message ?? null,
     });
+  }
+
+  view(runtime: RuntimeWithOwner): RuntimeView {
+    const { settings } = this.deps;
+    const snapshot = this.snapshots.get(runtime.id) ?? null;
+    const observed = this.observed(runtime, snapshot);
     const latest = this.deps.hub.latestOperation(runtime.id);
     return {
       ...this.emptyView(runtime.userId, runtime.username),
@@ -176,7 +194,7 @@ export class RuntimeManager {
       configStale: false,
       createdAt: null,
       startedAt: null,
-      workspaceUrl: `${workspaceOrigin(settings, username)}/`,
+      workspaceUrl: workspaceAddresses(settings).url(username),
       limits: { memoryBytes: settings.memoryBytes, cpus: settings.nanoCpus / 1e9, pidsLimit: settings.pidsLimit },
       lastError: null,
       operation: null,
@@ -376,7 +394,7 @@ export class RuntimeManager {
       runtime.containerId ? backend.inspectContainer(runtime.containerId) : Promise.resolve(null),
     ]);
     this.subnets.set(runtimeId, network.subnet);
-    if (settings.controlPlaneContainer) await backend.connectToNetwork(names.network, settings.controlPlaneContainer);
+    await this.deps.proxies.attach(names.network, network.subnet);
 
     if (!hasImage) {
       op.update({ step: 'pulling', percent: 5, message: `Downloading ${settings.image}` });

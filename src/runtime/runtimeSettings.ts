@@ -1,3 +1,16 @@
+import type { WorkspaceAddressingConfig } from '../domain/workspaceAddresses';
+
+export type RouterMode = 'builtin' | 'traefik';
+
+export interface TraefikSettings {
+  /** Entrypoint the runtimes' routers listen on (web, or websecure with TLS). */
+  entrypoint: string;
+  /** Certificate resolver for the runtimes' routers; null without TLS. */
+  certResolver: string | null;
+  /** The forward-auth middleware every runtime router uses, as Traefik names it (name@provider). */
+  middleware: string;
+}
+
 /** How runtimes are built and run; parsed from the environment in config.ts. */
 export interface RuntimeSettings {
   /** Pinned by tag, never by digest: digests cannot be satisfied without a registry. */
@@ -14,13 +27,18 @@ export interface RuntimeSettings {
   maxParallelOperations: number;
   /** 0 turns idle stop off. */
   idleStopMs: number;
-  /** Workspace host names are `<username>.<domain>`. */
-  domain: string;
-  workspaceScheme: 'http' | 'https';
+  /** Where workspaces live: `<username>.<domain>` (host mode) or `<platform>/w/<username>/` (path mode). */
+  addressing: WorkspaceAddressingConfig;
+  /** Who routes browsers to runtimes: the control plane itself, or Traefik through the runtimes' labels. */
+  router: RouterMode;
+  traefik: TraefikSettings;
   /** Base URL (…/v1) of the model gateway as a runtime reaches it. */
   modelGatewayUrl: string;
   models: string[];
-  /** The control plane's own container, joined to every runtime network; null when it runs on the host. */
+  /**
+   * The control plane's own container, joined to every runtime network at a fixed address; null
+   * when it runs on the host (it then reaches runtimes through each network's gateway).
+   */
   controlPlaneContainer: string | null;
   crashLoop: { maxExits: number; windowMs: number };
 }
@@ -30,3 +48,5 @@ export const OPENCLAW_HOME = '/home/node/.openclaw';
 export const RUNTIME_UID = 1000;
 export const DEFAULT_RUNTIME_IMAGE = 'ghcr.io/openclaw/openclaw:2026.9.6';
 export const DEFAULT_RUNTIME_COMMAND = ['node', 'dist/index.js', 'gateway', '--bind', 'lan', '--port', String(OPENCLAW_PORT)];
+/** The control plane's name on every runtime network (when it runs in a container). */
+export const CONTROL_PLANE_ALIAS = 'clawloops-control-plane';

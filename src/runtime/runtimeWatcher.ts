@@ -5,6 +5,7 @@ import type { Clock } from '../lib/clock';
 import type { Logger } from '../lib/logger';
 import { formatBytes, OOM_KILLED } from './observedState';
 import type { RuntimeManager } from './runtimeManager';
+import type { ProxyAttachments } from './proxyAttachments';
 import type { RuntimeSettings } from './runtimeSettings';
 
 export interface RuntimeWatcherDeps {
@@ -15,6 +16,7 @@ export interface RuntimeWatcherDeps {
   clock: Clock;
   logger: Logger;
   settings: Pick<RuntimeSettings, 'crashLoop' | 'memoryBytes'>;
+  proxies: ProxyAttachments;
   /** Waits between reconnection attempts to a dropped event stream: 0.5 s doubling up to this. */
   maxReconnectDelayMs?: number;
 }
@@ -56,11 +58,16 @@ export class RuntimeWatcher {
   /** Subscribes first and reconciles second, so nothing that happens in between is missed. */
   async start(): Promise<ReconcileReport | null> {
     // Always ticking: an administrator may turn idle stop on (or change it) while we run.
-    this.idleTimer = setInterval(() => this.deps.manager.stopIdle(), IDLE_CHECK_INTERVAL_MS);
+    this.idleTimer = setInterval(() => {
+      this.deps.manager.stopIdle();
+      void this.reattachProxies();
+    }, IDLE_CHECK_INTERVAL_MS);
     this.idleTimer.unref();
     try {
       await this.subscribe();
-      return await this.reconcile();
+      const report = await this.reconcile();
+      await this.reattachProxies();
+      return report;
     } catch (err) {
       this.subscription?.close();
       this.subscription = null;
@@ -76,6 +83,15 @@ export class RuntimeWatcher {
     this.subscription = null;
     if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
     if (this.idleTimer) clearInterval(this.idleTimer);
+  }
+
+  /** A re-created Traefik container has lost the runtime networks: join it to them again. */
+  async reattachProxies(): Promise<void> {
+    try {
+      await this.deps.proxies.ensureAll(await this.deps.backend.listManagedNetworks());
+    } catch (err) {
+      this.deps.logger.warn({ err: (err as Error).message }, 'checking the proxies on runtime networks failed');
+    }
   }
 
   /** Resolves once every event received so far has been handled (tests, shutdown). */

@@ -76,7 +76,8 @@ it('the rendered config is in place, owned by the runtime user, and accepted by 
   const config = JSON.parse((await execIn(containerId, ['cat', '/home/node/.openclaw/openclaw.json'])).stdout);
   expect(config.gateway.auth).toMatchObject({ mode: 'trusted-proxy', trustedProxy: { allowUsers: ['alice'] } });
   const network = await docker.getNetwork(runtimeNames(runtimeId).network).inspect();
-  expect(config.gateway.trustedProxies).toEqual([network.IPAM?.Config?.[0]?.Subnet]);
+  // Exactly the proxy in front: the control plane runs on the host, on the network's gateway.
+  expect(config.gateway.trustedProxies).toEqual([network.IPAM?.Config?.[0]?.Gateway]);
   const validate = await execIn(containerId, ['openclaw', 'config', 'validate', '--json']);
   expect(JSON.parse(validate.stdout)).toMatchObject({ valid: true });
   const stat = await execIn(containerId, ['stat', '-c', '%u:%g %a', '/home/node/.openclaw', '/home/node/.openclaw/openclaw.json']);

@@ -85,7 +85,7 @@ describe('start, stop, restart', () => {
       configuredImage: STANDIN_IMAGE,
       outdatedImage: false,
       configStale: false,
-      workspaceUrl: 'http://alice.localhost/',
+      workspaceUrl: 'http://alice.localhost:8080/',
       limits: { memoryBytes: 256 * 1024 ** 2, cpus: 0.5, pidsLimit: 128 },
       lastError: null,
       operation: { kind: 'start', status: 'succeeded', step: 'ready', percent: 100 },
@@ -201,9 +201,16 @@ describe('the container is hardened', () => {
       bind: 'lan',
       port: 18789,
       auth: { mode: 'trusted-proxy', trustedProxy: { userHeader: 'x-forwarded-user', allowUsers: ['alice'] } },
-      trustedProxies: [network.IPAM?.Config?.[0]?.Subnet],
-      controlUi: { allowedOrigins: ['http://alice.localhost'] },
+      // The control plane runs on the host here: it reaches the runtime through the network's gateway.
+      trustedProxies: [network.IPAM?.Config?.[0]?.Gateway],
+      controlUi: { allowedOrigins: ['http://alice.localhost:8080'] },
     });
+    // Docker hands out addresses only from the upper half; the lower half is for the proxies' fixed ones.
+    const ipam = network.IPAM?.Config?.[0] as { Subnet?: string; IPRange?: string } | undefined;
+    const base = Number((ipam?.Subnet ?? '').split('.')[3]?.split('/')[0]);
+    expect(ipam?.IPRange).toBe(`${(ipam?.Subnet ?? '').split('.').slice(0, 3).join('.')}.${base + 16}/28`);
+    const own = (await docker.getContainer(id).inspect()).NetworkSettings.Networks[network.Name]?.IPAddress ?? '';
+    expect(Number(own.split('.')[3])).toBeGreaterThanOrEqual(base + 16);
     expect(config.models.providers.platform.apiKey).toBe('${CLAWLOOPS_MODEL_KEY}');
 
     const env = (await docker.getContainer(id).inspect()).Config.Env;

@@ -13,6 +13,7 @@ import { RuntimeRepository } from '../../src/db/repositories/runtimeRepository';
 import { AuditLog } from '../../src/domain/audit';
 import { createLogger } from '../../src/lib/logger';
 import { runtimeNames } from '../../src/runtime/containerSpec';
+import { ProxyAttachments } from '../../src/runtime/proxyAttachments';
 import { RuntimeWatcher } from '../../src/runtime/runtimeWatcher';
 import { STRONG_PASSWORD, errorCode, tempDataDir } from '../support/harness';
 import {
@@ -354,6 +355,7 @@ describe('event stream drops', () => {
       clock: h.clock,
       logger: createLogger('info', h.logs),
       settings: h.platform.runtimes.settings,
+      proxies: new ProxyAttachments(backend, h.platform.runtimes.settings, createLogger('silent')),
       maxReconnectDelayMs: 200,
     });
     try {

@@ -25,6 +25,8 @@ export class FakeRuntimeBackend implements RuntimeBackend {
   pullScript: PullProgress[] | string = [];
   /** While set, container starts wait for it: holds operations in flight for the test. */
   startGate: Promise<void> | null = null;
+  /** When set, running containers get this address (a loopback address a test serves OpenClaw's port on). */
+  containerAddress: string | null = null;
   private nextId = 1;
   private listeners: ((event: ContainerEvent) => void)[] = [];
 
@@ -54,7 +56,16 @@ export class FakeRuntimeBackend implements RuntimeBackend {
     this.networks.delete(name);
   }
 
-  async connectToNetwork(): Promise<void> {}
+  /** Proxy attachments requested, as `network→container@address`. */
+  readonly attachments: string[] = [];
+  async connectToNetwork(network: string, containerId: string, attachment: { ipv4Address: string }): Promise<void> {
+    this.attachments.push(`${network}→${containerId}@${attachment.ipv4Address}`);
+  }
+
+  proxies: { id: string; role: string; networks: string[] }[] = [];
+  async findProxyContainers() {
+    return this.proxies;
+  }
 
   async listManagedNetworks() {
     return [...this.networks.values()];
@@ -112,7 +123,8 @@ export class FakeRuntimeBackend implements RuntimeBackend {
     await this.startGate;
     const c = this.require(id);
     const network = this.networks.get(c.spec.networkName);
-    Object.assign(c, { status: 'running', startedAt: Date.now(), addresses: { [c.spec.networkName]: network?.gateway.replace(/\.1$/, '.2') ?? '' } });
+    const address = this.containerAddress ?? network?.gateway.replace(/\.1$/, '.2') ?? '';
+    Object.assign(c, { status: 'running', startedAt: Date.now(), addresses: { [c.spec.networkName]: address } });
     this.emit(id, 'start');
   }
 

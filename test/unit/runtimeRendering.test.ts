@@ -13,15 +13,16 @@ const settings: RuntimeSettings = {
   stopTimeoutSeconds: 10,
   maxParallelOperations: 4,
   idleStopMs: 0,
-  domain: 'claw.example.com',
-  workspaceScheme: 'https',
+  addressing: { mode: 'host', domain: 'claw.example.com', platformOrigin: 'https://claw.example.com' },
+  router: 'builtin',
+  traefik: { entrypoint: 'web', certResolver: null, middleware: 'clawloops-auth@docker' },
   modelGatewayUrl: 'http://clawloops:8080/llm/v1',
   models: ['gpt-4o', 'claude-sonnet'],
   controlPlaneContainer: null,
   crashLoop: { maxExits: 3, windowMs: 300_000 },
 };
 const id = { runtimeId: '0b7f3c1e-1111-4222-8333-444455556666', userId: 'user-1', username: 'alice' };
-const network = { subnet: '172.30.0.0/16' };
+const network = { subnet: '10.213.0.32/27' };
 const secrets = { gatewayPassword: 'gw-secret-value-1234567890', modelKey: 'model-key-value-1234567890' };
 
 describe('rendered OpenClaw configuration', () => {
@@ -33,7 +34,8 @@ describe('rendered OpenClaw configuration', () => {
       mode: 'local',
       bind: 'lan',
       port: 18789,
-      trustedProxies: ['172.30.0.0/16'],
+      // The control plane on the host reaches the runtime through the network's gateway.
+      trustedProxies: ['10.213.0.33'],
       auth: {
         mode: 'trusted-proxy',
         trustedProxy: { userHeader: 'x-forwarded-user', allowUsers: ['alice'] },
@@ -119,13 +121,50 @@ describe('config hash', () => {
     ['the CPU limit', { nanoCpus: 1e9 }],
     ['the pids limit', { pidsLimit: 256 }],
     ['the image', { image: 'ghcr.io/openclaw/openclaw:2026.10.1' }],
-    ['the domain (allowed origin)', { domain: 'other.example.com' }],
+    ['the domain (allowed origin)', { addressing: { ...settings.addressing, domain: 'other.example.com' } }],
+    ['the routing mode (base path)', { addressing: { ...settings.addressing, mode: 'path' } }],
+    ['the router (Traefik labels, trusted proxies)', { router: 'traefik' }],
     ['the command', { command: ['node', 'dist/index.js', 'gateway'] }],
   ])('changes with %s', (_what, change) => {
     expect(hash(change)).not.toBe(hash());
   });
 
   test('changes with the network (trusted proxies)', () => {
-    expect(hash({}, { subnet: '172.31.0.0/16' })).not.toBe(hash());
+    expect(hash({}, { subnet: '10.213.0.64/27' })).not.toBe(hash());
+  });
+});
+
+describe('workspace routing', () => {
+  const traefik: RuntimeSettings = { ...settings, router: 'traefik', controlPlaneContainer: 'cp' };
+
+  test('behind Traefik, exactly the control plane and Traefik at their fixed addresses are trusted', () => {
+    const gw = renderRuntime(id, traefik, network, secrets).openclawConfig.gateway as Record<string, unknown>;
+    expect(gw.trustedProxies).toEqual(['10.213.0.34', '10.213.0.35']);
+  });
+
+  test('host mode: the runtime carries one Traefik router for its host, through forward-auth, to port 18789 on its own network', () => {
+    const { spec } = renderRuntime(id, { ...traefik, traefik: { entrypoint: 'websecure', certResolver: 'letsencrypt', middleware: 'clawloops-auth@docker' } }, network, secrets);
+    const router = `clawloops-rt-${id.runtimeId}`;
+    expect(spec.labels).toMatchObject({
+      'traefik.enable': 'true',
+      'traefik.docker.network': runtimeNames(id.runtimeId).network,
+      [`traefik.http.routers.${router}.rule`]: 'Host(`alice.claw.example.com`)',
+      [`traefik.http.routers.${router}.entrypoints`]: 'websecure',
+      [`traefik.http.routers.${router}.middlewares`]: 'clawloops-auth@docker',
+      [`traefik.http.routers.${router}.service`]: router,
+      [`traefik.http.routers.${router}.tls.certresolver`]: 'letsencrypt',
+      [`traefik.http.services.${router}.loadbalancer.server.port`]: '18789',
+    });
+  });
+
+  test('path mode: the router matches /w/<user>/ on the platform host and OpenClaw serves under that base path', () => {
+    const pathMode: RuntimeSettings = { ...traefik, addressing: { mode: 'path', domain: '192.168.1.10', platformOrigin: 'http://192.168.1.10' } };
+    const { spec, openclawConfig } = renderRuntime(id, pathMode, network, secrets);
+    expect(spec.labels[`traefik.http.routers.clawloops-rt-${id.runtimeId}.rule`]).toBe('Host(`192.168.1.10`) && PathPrefix(`/w/alice/`)');
+    expect((openclawConfig.gateway as { controlUi: unknown }).controlUi).toEqual({ allowedOrigins: ['http://192.168.1.10'], basePath: '/w/alice' });
+  });
+
+  test('with the built-in router no Traefik label is set', () => {
+    expect(Object.keys(renderRuntime(id, settings, network, secrets).spec.labels).filter((k) => k.startsWith('traefik.'))).toEqual([]);
   });
 });

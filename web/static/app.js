@@ -47,10 +47,18 @@ function onSubmit(id, handler) {
   });
 }
 
+// Where to go after signing in: only the workspace hand-off on this origin, never another site.
+function nextDestination() {
+  const next = new URLSearchParams(location.search).get('next');
+  return next && next.startsWith('/_clawloops/open') ? next : null;
+}
+
 async function showHome() {
   try {
     const { user } = await api('GET', '/auth/me');
     if (user.mustChangePassword) return show('password', 'Your password must be changed before you continue.');
+    const next = nextDestination();
+    if (next) return location.assign(next);
     $('whoami').textContent = `Signed in as ${user.displayName} (${user.username}, ${user.role}).`;
     show('home', 'Your workspace console is coming soon.');
   } catch {

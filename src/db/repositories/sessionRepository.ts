@@ -50,6 +50,11 @@ export class SessionRepository {
     return row ? toSession(row) : null;
   }
 
+  findById(id: string): Session | null {
+    const row = this.db.prepare('SELECT * FROM sessions WHERE id = ?').get(id) as SessionRow | undefined;
+    return row ? toSession(row) : null;
+  }
+
   listForUser(userId: string): Session[] {
     const rows = this.db
       .prepare('SELECT * FROM sessions WHERE user_id = ? ORDER BY last_seen_at DESC')

@@ -32,12 +32,41 @@ const logsQuery = z.strictObject({
 const answer = (res: Response, result: StartedOperation) => res.status(result.operation ? 202 : 200).json(result);
 
 /**
+ * Streams a user's runtime state and operation progress as SSE: the current state first (with
+ * the operation in flight, if any), so a client that connects mid-operation knows at once where
+ * it stands. Also used by the wake page on workspace hosts.
+ */
+export function streamRuntimeEvents(deps: RuntimeRouteDeps, req: Request, res: Response, userId: string): void {
+  const { manager, hub, streams } = deps;
+  const initial = manager.viewForUser(userId);
+  const stream = streams.start(req, res);
+  stream.send('state', initial);
+  const runtimeId = initial.id ?? manager.runtimeIdForUser(userId);
+  const follow = (id: string) =>
+    stream.onClose(
+      hub.subscribe(id, (event) => {
+        if (event.type === 'progress') stream.send('progress', event.operation);
+        else stream.send('state', manager.viewForUser(userId));
+      }),
+    );
+  if (runtimeId) follow(runtimeId);
+  else {
+    // No runtime yet: its first start creates one; pick it up then.
+    const unsubscribe = hub.subscribeCreated(userId, (id) => {
+      unsubscribe();
+      follow(id);
+    });
+    stream.onClose(unsubscribe);
+  }
+}
+
+/**
  * The lifecycle endpoints of one runtime. The same router serves a member's own runtime
  * (`/runtime`) and any user's for admins (`/admin/users/:id/runtime`); only how the user id is
  * found differs.
  */
 function runtimeEndpoints(deps: RuntimeRouteDeps, userIdOf: (req: Request) => string): Router {
-  const { manager, hub, streams } = deps;
+  const { manager, streams } = deps;
   const router = Router({ mergeParams: true });
 
   router.get('/', (req, res) => {
@@ -69,29 +98,7 @@ function runtimeEndpoints(deps: RuntimeRouteDeps, userIdOf: (req: Request) => st
   });
 
   router.get('/events', (req, res) => {
-    const userId = userIdOf(req);
-    const initial = manager.viewForUser(userId);
-    const stream = streams.start(req, res);
-    // The current state (with the operation in flight, if any) first, so a client that connects
-    // mid-operation knows at once where it stands.
-    stream.send('state', initial);
-    const runtimeId = initial.id ?? manager.runtimeIdForUser(userId);
-    const follow = (id: string) =>
-      stream.onClose(
-        hub.subscribe(id, (event) => {
-          if (event.type === 'progress') stream.send('progress', event.operation);
-          else stream.send('state', manager.viewForUser(userId));
-        }),
-      );
-    if (runtimeId) follow(runtimeId);
-    else {
-      // No runtime yet: its first start creates one; pick it up then.
-      const unsubscribe = hub.subscribeCreated(userId, (id) => {
-        unsubscribe();
-        follow(id);
-      });
-      stream.onClose(unsubscribe);
-    }
+    streamRuntimeEvents(deps, req, res, userIdOf(req));
   });
 
   router.get('/logs', async (req, res) => {
