@@ -163,7 +163,9 @@ export interface Member {
 export interface BenchPlatform {
   platform: Platform;
   instance: string;
+  /** http://127.0.0.1:<port>, where the server listens (whatever publicHost says). */
   baseUrl: string;
+  port: number;
   origin: string;
   adminCookie: string;
   /** An account created by invitation, then signed in through POST /api/v1/auth/login. */
@@ -191,6 +193,12 @@ export interface BenchPlatformOptions {
   runtimeProbe?: HttpProbe;
   /** Extra CLAWLOOPS_* variables. */
   env?: Record<string, string>;
+  /**
+   * Host name of CLAWLOOPS_PUBLIC_URL (default 127.0.0.1). Workspace hosts (`<user>.<domain>`)
+   * need a name: with `localhost` (the default CLAWLOOPS_DOMAIN) alice's workspace is
+   * `alice.localhost:<port>`. The server listens on 127.0.0.1 either way.
+   */
+  publicHost?: string;
 }
 
 /**
@@ -203,7 +211,7 @@ export async function startBenchPlatform(options: BenchPlatformOptions): Promise
   const { instance } = options;
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'clawloops-bench-'));
   const port = await freePort();
-  const origin = `http://127.0.0.1:${port}`;
+  const origin = `http://${options.publicHost ?? '127.0.0.1'}:${port}`;
   const config = loadConfig({
     CLAWLOOPS_DATA_DIR: dataDir,
     CLAWLOOPS_HOST: '127.0.0.1',
@@ -233,7 +241,7 @@ export async function startBenchPlatform(options: BenchPlatformOptions): Promise
     ...(options.runtimeBackend ? { runtimeBackend: options.runtimeBackend } : {}),
     ...(options.runtimeProbe ? { runtimeProbe: options.runtimeProbe } : {}),
   });
-  const baseUrl = origin;
+  const baseUrl = `http://127.0.0.1:${port}`;
   const agent = new http.Agent({ keepAlive: true, maxSockets: 512 });
 
   const request = (method: string, urlPath: string, cookie: string | null, body?: unknown): Promise<Answer> =>
@@ -372,6 +380,7 @@ export async function startBenchPlatform(options: BenchPlatformOptions): Promise
     platform: running.platform,
     instance,
     baseUrl,
+    port,
     origin,
     adminCookie,
     request,

@@ -25,6 +25,9 @@ bash scripts/ensure-docker.sh
 step "docker compose (validates the appliance's compose files)"
 bash scripts/ensure-compose.sh
 
+step "browser (Debian's chromium, for test/browser)"
+bash scripts/ensure-chromium.sh
+
 step "test images"
 bash scripts/images/build-test-images.sh
 

@@ -77,6 +77,8 @@ export interface HarnessOptions {
   runtimeBackend?: RuntimeBackend;
   runtimeSettings?: Partial<RuntimeSettings>;
   runtimeProbe?: HttpProbe;
+  /** Serve the web UI from this directory (browser tests); none by default. */
+  webRoot?: string | null;
 }
 
 export interface Harness {
@@ -113,7 +115,7 @@ export function createHarness(options: HarnessOptions = {}): Harness {
     clock,
     hasher: fastHasher,
     docker,
-    webRoot: null,
+    webRoot: options.webRoot ?? null,
     ...(options.runtimeBackend ? { runtimeBackend: options.runtimeBackend } : {}),
     ...(options.runtimeSettings ? { runtimeSettings: options.runtimeSettings } : {}),
     ...(options.runtimeProbe ? { runtimeProbe: options.runtimeProbe } : {}),

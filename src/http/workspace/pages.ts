@@ -137,7 +137,9 @@ export function sendWakePage(res: ServerResponse, options: WakePageOptions): voi
       const res = await fetch(cfg.startPath, { method: 'POST', credentials: 'same-origin' });
       const data = await res.json().catch(() => null);
       if (!res.ok) { fail((data && data.error && data.error.message) || 'The workspace could not be started.'); $('start').disabled = false; return; }
-      render(data.runtime);
+      $('start').hidden = true;
+      say('Starting your workspace…');
+      if (data.operation) { $('progress').hidden = false; $('progress').value = data.operation.percent; $('step').textContent = data.operation.message; }
       follow();
     } catch { fail('The platform does not answer.'); $('start').disabled = false; }
   });
