@@ -1,19 +1,25 @@
 #!/usr/bin/env bash
 # Benchmarks against the local Docker engine. Every figure is printed next to a baseline measured
 # in the same run (ratios, never absolute thresholds); nothing here is asserted by the test suite.
-#   bash bench/run.sh              everything, ~3 minutes:
+#   bash bench/run.sh              everything, ~6 minutes:
 #   bash bench/run.sh start        1. API start → ready vs raw dockerode (stand-in image), cold and
 #                                     warm, with a breakdown of where an API start spends its time
 #   bash bench/run.sh concurrent   2. 20 new users starting at once vs 20 × a single start
 #   bash bench/run.sh openclaw     3. the real OpenClaw: start → ready and idle memory per runtime
+#   bash bench/run.sh routing      4. workspace traffic, ~3 minutes: the built-in router vs the
+#                                     runtime directly (latency, req/s, 1 MiB MB/s, WebSocket echo),
+#                                     and Traefik's forward-auth decision vs /healthz
+#                                     (throughput with wrk when on PATH: apt-get install wrk)
 # Knobs: BENCH_ITERATIONS (15), BENCH_CONCURRENT (20), BENCH_BURSTS (3), BENCH_PROFILE_ITERATIONS (8),
-# OPENCLAW_ITERATIONS (5), CLAWLOOPS_RUNTIME_MAX_PARALLEL (unset: the product default, 4).
+# OPENCLAW_ITERATIONS (5), CLAWLOOPS_RUNTIME_MAX_PARALLEL (unset: the product default, 4);
+# routing: BENCH_SAMPLES (2000), BENCH_CONNECTIONS (16), BENCH_DURATION (4), BENCH_ROUNDS (3),
+# BENCH_WS_MESSAGES (2000), BENCH_CLIENT (wrk|node), BENCH_LOG_LEVEL (info).
 # Everything a run creates carries one instance label and is swept at the end, even on failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 which="${1:-all}"
-case "$which" in all | start | concurrent | openclaw) ;; *) echo "usage: $0 [all|start|concurrent|openclaw]" >&2; exit 2 ;; esac
+case "$which" in all | start | concurrent | openclaw | routing) ;; *) echo "usage: $0 [all|start|concurrent|openclaw|routing]" >&2; exit 2 ;; esac
 
 docker info >/dev/null 2>&1 || bash scripts/ensure-docker.sh >/dev/null
 # The image scripts reuse an image whose inputs have not changed (a fraction of a second).
@@ -40,9 +46,11 @@ case "$which" in
   start) npx tsx bench/runtimeStart.ts start || status=$? ;;
   concurrent) npx tsx bench/runtimeStart.ts concurrent || status=$? ;;
   openclaw) npx tsx bench/openclawStart.ts "${OPENCLAW_ITERATIONS:-5}" || status=$? ;;
+  routing) npx tsx bench/workspaceRouting.ts proxy forwardauth || status=$? ;;
   all)
     npx tsx bench/runtimeStart.ts start concurrent || status=$?
     npx tsx bench/openclawStart.ts "${OPENCLAW_ITERATIONS:-5}" || status=$?
+    npx tsx bench/workspaceRouting.ts proxy forwardauth || status=$?
     ;;
 esac
 exit "$status"

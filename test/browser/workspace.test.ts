@@ -114,14 +114,14 @@ it('the owner goes from their workspace address to the platform sign-in and back
   await signInThroughPlatform(page, 'alice');
 
   await page.waitForURL(`http://alice.localhost:${port}/**`, { timeout: 30_000 });
-  await page.waitForFunction(() => document.querySelector('textarea') !== null, undefined, { timeout: 60_000 });
+  await page.waitForSelector('textarea', { timeout: 60_000 });
   await waitUntil(() => connected, 30_000, 'the gateway hello-ok frame');
   await page.screenshot({ path: path.join(shots, '2-control-ui-connected.png') });
 
   await page.fill('textarea', 'Hello from the ClawLoops browser test');
   await page.keyboard.press('Enter');
   await waitUntil(() => upstream.requests.length > 0, 60_000, 'the model upstream to be called');
-  await page.waitForFunction((text) => document.body.innerText.includes(text), ANSWER, { timeout: 60_000 });
+  await page.getByText(ANSWER).first().waitFor({ timeout: 60_000 });
   await page.screenshot({ path: path.join(shots, '3-chat-answered.png') });
   expect(JSON.stringify(upstream.requests[0]?.body)).toContain('Hello from the ClawLoops browser test');
   process.stdout.write(`console errors: ${consoleErrors.length ? consoleErrors.join(' | ').slice(0, 500) : 'none'}\nfailed responses: ${failed.join(' | ') || 'none'}\n`);
@@ -160,7 +160,7 @@ it('wake on visit: a stopped workspace offers to start, follows the progress, th
   await page.click('#start');
   await page.waitForSelector('#progress:not([hidden])');
   await page.screenshot({ path: path.join(shots, '6-wake-progress.png') });
-  await page.waitForFunction(() => document.querySelector('textarea') !== null, undefined, { timeout: 120_000 });
+  await page.waitForSelector('textarea', { timeout: 120_000 });
   expect(new URL(page.url()).host).toBe(`alice.localhost:${port}`);
   await page.screenshot({ path: path.join(shots, '7-woken-workspace.png') });
   await context.close();
