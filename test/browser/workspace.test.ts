@@ -160,7 +160,12 @@ it('wake on visit: a stopped workspace offers to start, follows the progress, th
   await page.click('#start');
   await page.waitForSelector('#progress:not([hidden])');
   await page.screenshot({ path: path.join(shots, '6-wake-progress.png') });
-  await page.waitForSelector('textarea', { timeout: 120_000 });
+  try {
+    await page.waitForSelector('textarea', { timeout: 120_000 });
+  } catch (err) {
+    await page.screenshot({ path: path.join(shots, 'wake-failure.png') });
+    throw new Error(`${(err as Error).message}\nurl: ${page.url()}\npage: ${(await page.textContent('body'))?.slice(0, 500)}`);
+  }
   expect(new URL(page.url()).host).toBe(`alice.localhost:${port}`);
   await page.screenshot({ path: path.join(shots, '7-woken-workspace.png') });
   await context.close();
