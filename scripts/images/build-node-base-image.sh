@@ -153,21 +153,10 @@ echo "   $(du -sh --apparent-size "$ctx" | cut -f1) (hard links to the cache)"
 step_done
 
 step "docker build --network none -t $IMAGE"
-previous_id="$(docker image inspect --format '{{.Id}}' "$IMAGE" 2>/dev/null || true)"
-docker build --network none --quiet \
-  --label "clawloops.node-base.inputs=$inputs_hash" \
-  --label "clawloops.node-base.node=$NODE_VERSION" \
-  --label "clawloops.node-base.npm=$NPM_VERSION" \
-  -t "$IMAGE" "$ctx" >"$workdir/build.log" 2>&1 || {
-  cat "$workdir/build.log" >&2
-  die "docker build failed"
-}
-echo "   $(docker image inspect --format '{{.Id}} {{.Size}} bytes' "$IMAGE")"
-# The image this tag named before is now untagged: drop it unless a container still uses it.
-if [[ -n "$previous_id" && "$previous_id" != "$(docker image inspect --format '{{.Id}}' "$IMAGE")" &&
-  "$(docker image inspect --format '{{len .RepoTags}}' "$previous_id" 2>/dev/null)" == 0 ]]; then
-  if docker rmi "$previous_id" >/dev/null 2>&1; then echo "   removed the previous, now untagged image ${previous_id:7:12}"; fi
-fi
+build_image_offline "$IMAGE" "$ctx" "$workdir/build.log" \
+  "clawloops.node-base.inputs=$inputs_hash" \
+  "clawloops.node-base.node=$NODE_VERSION" \
+  "clawloops.node-base.npm=$NPM_VERSION"
 step_done
 
 step "smoke test: node, npm, headers and apt in the image"

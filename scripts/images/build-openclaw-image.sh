@@ -202,22 +202,10 @@ echo "   $(du -sh --apparent-size "$ctx" | cut -f1) (hard links to the cache)"
 step_done
 
 step "docker build --network none -t $IMAGE"
-previous_id="$(docker image inspect --format '{{.Id}}' "$IMAGE" 2>/dev/null || true)"
-docker build --network none --quiet \
-  --label "clawloops.openclaw.inputs=$inputs_hash" \
-  --label "org.opencontainers.image.version=$OPENCLAW_VERSION" \
-  --label "clawloops.openclaw.node=$NODE_VERSION" \
-  -t "$IMAGE" "$ctx" >"$workdir/build.log" 2>&1 || {
-  cat "$workdir/build.log" >&2
-  die "docker build failed"
-}
-echo "   $(docker image inspect --format '{{.Id}} {{.Size}} bytes' "$IMAGE")"
-# The image this tag named before is now untagged: drop it (its layers are shared anyway),
-# unless a container still uses it.
-if [[ -n "$previous_id" && "$previous_id" != "$(docker image inspect --format '{{.Id}}' "$IMAGE")" &&
-  "$(docker image inspect --format '{{len .RepoTags}}' "$previous_id" 2>/dev/null)" == 0 ]]; then
-  docker rmi "$previous_id" >/dev/null 2>&1 && echo "   removed the previous, now untagged image ${previous_id:7:12}" || true
-fi
+build_image_offline "$IMAGE" "$ctx" "$workdir/build.log" \
+  "clawloops.openclaw.inputs=$inputs_hash" \
+  "org.opencontainers.image.version=$OPENCLAW_VERSION" \
+  "clawloops.openclaw.node=$NODE_VERSION"
 step_done
 
 step "smoke test: node and openclaw run inside the image as uid 1000"

@@ -185,3 +185,23 @@ ensure_debian_base() {
   echo "   $(docker image inspect --format '{{.Id}} {{.Size}} bytes' "$base_image")"
   step_done
 }
+
+# Builds $1 from the prepared context $2 with no network (everything was fetched on the host),
+# logging to $3; the remaining arguments are labels (key=value). The image the tag named before
+# is removed when it is left untagged and no container uses it. Needs `die` from the caller.
+build_image_offline() {
+  local image="$1" ctx="$2" log="$3" previous_id label
+  shift 3
+  local labels=()
+  for label in "$@"; do labels+=(--label "$label"); done
+  previous_id="$(docker image inspect --format '{{.Id}}' "$image" 2>/dev/null || true)"
+  docker build --network none --quiet "${labels[@]}" -t "$image" "$ctx" >"$log" 2>&1 || {
+    cat "$log" >&2
+    die "docker build failed"
+  }
+  echo "   $(docker image inspect --format '{{.Id}} {{.Size}} bytes' "$image")"
+  if [[ -n "$previous_id" && "$previous_id" != "$(docker image inspect --format '{{.Id}}' "$image")" &&
+    "$(docker image inspect --format '{{len .RepoTags}}' "$previous_id" 2>/dev/null)" == 0 ]]; then
+    if docker rmi "$previous_id" >/dev/null 2>&1; then echo "   removed the previous, now untagged image ${previous_id:7:12}"; fi
+  fi
+}

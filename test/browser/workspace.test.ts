@@ -12,7 +12,7 @@ import path from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import type TestAgent from 'supertest/lib/agent';
 import { DEFAULT_RUNTIME_IMAGE } from '../../src/runtime/runtimeSettings';
-import { engineHarness, newInstanceId, sweep, withDiagnostics, type EngineHarness } from '../support/engine';
+import { engineHarness, eventually, newInstanceId, sweep, withDiagnostics, type EngineHarness } from '../support/engine';
 import { STRONG_PASSWORD } from '../support/harness';
 import { freePort } from '../support/hostClient';
 import { startTestModelUpstream, type TestModelUpstream } from '../support/testModelUpstream';
@@ -30,14 +30,6 @@ let upstream: TestModelUpstream;
 let browser: Browser;
 let aliceApi: TestAgent;
 const it = (name: string, body: () => Promise<void>) => test(name, withDiagnostics(() => instance, () => h.logs.text, body));
-
-async function waitUntil(condition: () => boolean, timeoutMs: number, what: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 async function signInThroughPlatform(page: Page, username: string): Promise<void> {
   await page.waitForSelector('#login:not([hidden])');
@@ -115,12 +107,12 @@ it('the owner goes from their workspace address to the platform sign-in and back
 
   await page.waitForURL(`http://alice.localhost:${port}/**`, { timeout: 30_000 });
   await page.waitForSelector('textarea', { timeout: 60_000 });
-  await waitUntil(() => connected, 30_000, 'the gateway hello-ok frame');
+  await eventually(() => (connected ? true : undefined), 'the gateway hello-ok frame', 30_000);
   await page.screenshot({ path: path.join(shots, '2-control-ui-connected.png') });
 
   await page.fill('textarea', 'Hello from the ClawLoops browser test');
   await page.keyboard.press('Enter');
-  await waitUntil(() => upstream.requests.length > 0, 60_000, 'the model upstream to be called');
+  await eventually(() => (upstream.requests.length > 0 ? true : undefined), 'the model upstream to be called', 60_000);
   await page.getByText(ANSWER).first().waitFor({ timeout: 60_000 });
   await page.screenshot({ path: path.join(shots, '3-chat-answered.png') });
   expect(JSON.stringify(upstream.requests[0]?.body)).toContain('Hello from the ClawLoops browser test');
