@@ -40,5 +40,14 @@ npm run --silent lint
 step "build"
 npm run --silent build
 
+if [[ $# -gt 0 ]]; then
+  step "tests ($*)"
+  npx jest --ci "$@"
+  exit
+fi
 step "tests"
-npx jest --ci "$@"
+npx jest --ci --testPathIgnorePatterns '/test/browser/'
+# Alone: Chromium rendering OpenClaw's UI next to other suites' OpenClaw runtimes would compete
+# for the machine's two cores and turn waits into timeouts.
+step "browser tests"
+npx jest --ci test/browser

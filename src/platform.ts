@@ -67,6 +67,8 @@ export interface Platform {
   workspaceSessions: WorkspaceSessionService;
   /** For the HTTP server's `upgrade` event: WebSockets to workspaces. */
   upgrade: WorkspaceUpgrade;
+  /** Ends every proxied WebSocket (shutdown: the HTTP server does not track upgraded sockets). */
+  closeWorkspaceSockets(): void;
   close(): void;
 }
 
@@ -167,6 +169,7 @@ export function buildPlatform(config: AppConfig, logger: Logger, overrides: Plat
   return {
     app: app.express,
     upgrade: app.upgrade,
+    closeWorkspaceSockets: app.closeWorkspaceSockets,
     workspaceSessions,
     db,
     setup,

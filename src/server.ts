@@ -73,6 +73,7 @@ export async function startServer(config: AppConfig, logger: Logger, overrides: 
         });
       });
       platform.streams.endAll('The server is shutting down.');
+      platform.closeWorkspaceSockets();
       // Keep-alive sockets with no request in flight would otherwise hold close() open.
       server.closeIdleConnections();
     });

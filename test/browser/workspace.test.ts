@@ -106,7 +106,10 @@ it('the owner goes from their workspace address to the platform sign-in and back
   await signInThroughPlatform(page, 'alice');
 
   await page.waitForURL(`http://alice.localhost:${port}/**`, { timeout: 30_000 });
-  await page.waitForSelector('textarea', { timeout: 60_000 });
+  await page.waitForSelector('textarea', { timeout: 90_000 }).catch(async (err: Error) => {
+    await page.screenshot({ path: path.join(shots, 'control-ui-failure.png') });
+    throw new Error(`${err.message}\nurl: ${page.url()}\nfailed responses: ${failed.join(' | ')}\nconsole errors: ${consoleErrors.join(' | ').slice(0, 800)}`);
+  });
   await eventually(() => (connected ? true : undefined), 'the gateway hello-ok frame', 30_000);
   await page.screenshot({ path: path.join(shots, '2-control-ui-connected.png') });
 
@@ -138,6 +141,8 @@ it("another user's browser is refused with a page that says why", async () => {
 it('wake on visit: a stopped workspace offers to start, follows the progress, then opens the workspace', async () => {
   const context = await browser.newContext();
   const page = await context.newPage();
+  let connected = false;
+  page.on('websocket', (ws) => ws.on('framereceived', (frame) => (connected ||= String(frame.payload).includes('"hello-ok"'))));
   await page.goto(`http://localhost:${port}/login`);
   await signInThroughPlatform(page, 'alice');
   await page.waitForSelector('#home:not([hidden])');
@@ -152,12 +157,11 @@ it('wake on visit: a stopped workspace offers to start, follows the progress, th
   await page.click('#start');
   await page.waitForSelector('#progress:not([hidden])');
   await page.screenshot({ path: path.join(shots, '6-wake-progress.png') });
-  try {
-    await page.waitForSelector('textarea', { timeout: 120_000 });
-  } catch (err) {
+  // The woken workspace is open once its Control UI completes the gateway handshake.
+  await eventually(() => (connected ? true : undefined), 'the woken workspace to connect', 120_000).catch(async (err: Error) => {
     await page.screenshot({ path: path.join(shots, 'wake-failure.png') });
-    throw new Error(`${(err as Error).message}\nurl: ${page.url()}\npage: ${(await page.textContent('body'))?.slice(0, 500)}`);
-  }
+    throw new Error(`${err.message}\nurl: ${page.url()}\npage: ${(await page.textContent('body'))?.slice(0, 500)}`);
+  });
   expect(new URL(page.url()).host).toBe(`alice.localhost:${port}`);
   await page.screenshot({ path: path.join(shots, '7-woken-workspace.png') });
   await context.close();
