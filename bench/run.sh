@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Benchmarks against the local Docker engine. Every figure is printed next to a baseline measured
 # in the same run (ratios, never absolute thresholds); nothing here is asserted by the test suite.
-#   bash bench/run.sh              everything, ~6 minutes:
+#   bash bench/run.sh              everything, ~5 minutes:
 #   bash bench/run.sh start        1. API start → ready vs raw dockerode (stand-in image), cold and
 #                                     warm, with a breakdown of where an API start spends its time
 #   bash bench/run.sh concurrent   2. 20 new users starting at once vs 20 × a single start
 #   bash bench/run.sh openclaw     3. the real OpenClaw: start → ready and idle memory per runtime
-#   bash bench/run.sh routing      4. workspace traffic, ~3 minutes: the built-in router vs the
+#   bash bench/run.sh routing      4. workspace traffic, ~2 minutes: the built-in router vs the
 #                                     runtime directly (latency, req/s, 1 MiB MB/s, WebSocket echo),
 #                                     and Traefik's forward-auth decision vs /healthz
 #                                     (throughput with wrk when on PATH: apt-get install wrk)

@@ -108,6 +108,8 @@ interface LoadResult {
   p99: number;
   /** Bytes read per request, headers included (wrk) or body only (node). */
   bytesPerRequest: number;
+  /** CPU ms of the load generator when it is a child process (wrk); null when it is the worker thread. */
+  clientCpuMs: number | null;
 }
 
 function oneRequest(agent: http.Agent, t: HttpTarget): Promise<number> {
@@ -161,7 +163,7 @@ async function nodeLoad(t: HttpTarget, connections: number, seconds: number): Pr
   } finally {
     agent.destroy();
   }
-  return { requests: latencies.length, seconds: (performance.now() - started) / 1000, p50: percentile(latencies, 50), p99: percentile(latencies, 99), bytesPerRequest: t.bytes ?? NaN };
+  return { requests: latencies.length, seconds: (performance.now() - started) / 1000, p50: percentile(latencies, 50), p99: percentile(latencies, 99), bytesPerRequest: t.bytes ?? NaN, clientCpuMs: null };
 }
 
 function openSocket(t: WsTarget): Promise<WebSocket> {
@@ -297,7 +299,14 @@ function onPath(command: string): boolean {
 const UNIT_MS: Record<string, number> = { us: 0.001, ms: 1, s: 1000, m: 60_000 };
 const UNIT_BYTES: Record<string, number> = { B: 1, KB: 1024, MB: 1024 ** 2, GB: 1024 ** 3, TB: 1024 ** 4 };
 
-function parseWrk(out: string, t: HttpTarget): LoadResult {
+/** bash's `times` after wrk: its second line is the children's user and system time ("0m1.234s 0m0.567s"). */
+function childCpuMs(times: string): number | null {
+  const line = times.trim().split('\n').pop() ?? '';
+  const parts = [...line.matchAll(/(\d+)m([\d.]+)s/g)].map((m) => (Number(m[1]) * 60 + Number(m[2])) * 1000);
+  return parts.length === 2 ? (parts[0] ?? 0) + (parts[1] ?? 0) : null;
+}
+
+function parseWrk(out: string, t: HttpTarget, clientCpuMs: number | null): LoadResult {
   const summary = /(\d+) requests in ([\d.]+)(us|ms|s|m), ([\d.]+)(B|KB|MB|GB|TB) read/.exec(out);
   if (!summary) throw new Error(`${t.name}: unreadable wrk output:\n${out}`);
   const requests = Number(summary[1]);
@@ -314,7 +323,7 @@ function parseWrk(out: string, t: HttpTarget): LoadResult {
   const bytesPerRequest = bytes / Math.max(1, requests);
   // wrk rounds "read" to two decimals of its unit: allow 2 % below the body size.
   if (t.bytes !== null && bytesPerRequest < t.bytes * 0.98) throw new Error(`${t.name}: ${bytesPerRequest.toFixed(0)} bytes read per request, the body alone is ${t.bytes}`);
-  return { requests, seconds, p50: latency(50), p99: latency(99), bytesPerRequest };
+  return { requests, seconds, p50: latency(50), p99: latency(99), bytesPerRequest, clientCpuMs };
 }
 
 function wrkLoad(t: HttpTarget, connections: number, seconds: number): Promise<LoadResult> {
@@ -322,15 +331,17 @@ function wrkLoad(t: HttpTarget, connections: number, seconds: number): Promise<L
   for (const [name, value] of Object.entries(t.headers)) args.push('-H', `${name}: ${value}`);
   args.push(`http://${t.address}:${t.port}${t.path}`);
   return new Promise((resolve, reject) => {
-    const child = spawn('wrk', args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    // Through bash, whose `times` then reports wrk's own CPU time on stderr.
+    const child = spawn('bash', ['-c', 'wrk "$@"; status=$?; times >&2; exit $status', 'wrk', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
+    let err = '';
     child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString('utf8')));
-    child.stderr.on('data', (chunk: Buffer) => (out += chunk.toString('utf8')));
+    child.stderr.on('data', (chunk: Buffer) => (err += chunk.toString('utf8')));
     child.on('error', reject);
     child.on('close', (code) => {
-      if (code !== 0) return reject(new Error(`wrk exited ${code}:\n${out}`));
+      if (code !== 0) return reject(new Error(`wrk exited ${code}:\n${out}${err}`));
       try {
-        resolve(parseWrk(out, t));
+        resolve(parseWrk(out, t, childCpuMs(err)));
       } catch (err) {
         reject(err as Error);
       }
@@ -379,26 +390,40 @@ function machineCpu(): { busy: number; total: number } {
 interface CpuUse {
   /** In cores (1 = one CPU fully busy) over the run. */
   main: number;
+  /** The load generator: wrk's own CPU, or this process's other threads (the client worker). */
+  client: number;
   runtime: number | null;
   machine: number;
+  /** The machine minus this process, wrk and the runtime: the kernel's share not charged to them, and any other work. */
+  rest: number;
   /** The control plane's main-thread CPU per request, µs. */
   mainPerRequest: number;
 }
 
-async function withCpu<T extends { requests: number }>(runtimeCpu: () => number | null, run: () => Promise<T>): Promise<T & { cpu: CpuUse }> {
-  const before = { at: performance.now(), main: threadCpuMs(process.pid), runtime: runtimeCpu(), machine: machineCpu() };
+const processCpuMs = () => {
+  const { user, system } = process.cpuUsage();
+  return (user + system) / 1000;
+};
+
+async function withCpu(runtimeCpu: () => number | null, run: () => Promise<LoadResult>): Promise<LoadResult & { cpu: CpuUse }> {
+  const before = { at: performance.now(), main: threadCpuMs(process.pid), process: processCpuMs(), runtime: runtimeCpu(), machine: machineCpu() };
   const result = await run();
   const wall = performance.now() - before.at;
   const main = threadCpuMs(process.pid) - before.main;
+  const processCpu = processCpuMs() - before.process;
   const runtimeAfter = runtimeCpu();
-  const machine = machineCpu();
-  const cores = os.cpus().length;
+  const runtime = runtimeAfter !== null && before.runtime !== null ? (runtimeAfter - before.runtime) / wall : null;
+  const machineAfter = machineCpu();
+  const machine = machineAfter.total > before.machine.total ? ((machineAfter.busy - before.machine.busy) / (machineAfter.total - before.machine.total)) * os.cpus().length : NaN;
+  const client = result.clientCpuMs !== null ? result.clientCpuMs / wall : Math.max(0, processCpu - main) / wall;
   return {
     ...result,
     cpu: {
       main: main / wall,
-      runtime: runtimeAfter !== null && before.runtime !== null ? (runtimeAfter - before.runtime) / wall : null,
-      machine: machine.total > before.machine.total ? ((machine.busy - before.machine.busy) / (machine.total - before.machine.total)) * cores : NaN,
+      client,
+      runtime,
+      machine,
+      rest: machine - processCpu / wall - (result.clientCpuMs ?? 0) / wall - (runtime ?? 0),
       mainPerRequest: (main * 1000) / Math.max(1, result.requests),
     },
   };
@@ -459,10 +484,12 @@ function throughputTable(rows: LoadRow[], bodyBytes: number | null): string {
       'each round',
       'vs baseline',
       'latency p50 / p99 under load',
-      'CPU, cores: control plane',
+      'CPU in cores: control plane',
+      'client',
       'runtime',
+      'rest',
       `machine (of ${os.cpus().length})`,
-      'control plane µs/req',
+      'control plane CPU µs/req',
     ],
     ...rows.map((row) => [
       row.name,
@@ -472,7 +499,9 @@ function throughputTable(rows: LoadRow[], bodyBytes: number | null): string {
       row === rows[0] ? '' : pct(rate(row), base),
       `${ms(pick(row, (r) => r.p50))} / ${ms(pick(row, (r) => r.p99))}`,
       cores(pick(row, (r) => r.cpu.main)),
+      cores(pick(row, (r) => r.cpu.client)),
       cores(pick(row, (r) => r.cpu.runtime)),
+      cores(pick(row, (r) => r.cpu.rest)),
       cores(pick(row, (r) => r.cpu.machine)),
       pick(row, (r) => r.cpu.mainPerRequest).toFixed(0),
     ]),
@@ -480,6 +509,14 @@ function throughputTable(rows: LoadRow[], bodyBytes: number | null): string {
 }
 
 const rateOf = (row: LoadRow) => median(row.runs.map((r) => r.requests / r.seconds));
+const cpuPerRequest = (row: LoadRow) => median(row.runs.map((r) => r.cpu.mainPerRequest));
+
+const CPU_LEGEND = [
+  'CPU columns, in cores, medians of the rounds: control plane = this process\'s main thread; client = wrk\'s own CPU (or the',
+  'client worker thread); runtime = the container\'s cgroup; rest = the machine minus this process, the client and the runtime',
+  '(network stack work charged to no one of them, and anything else running). 1e6 / "control plane CPU µs/req" is the',
+  'ceiling of that path in req/s on one core, whatever the client.',
+].join('\n');
 
 // ---- the setup ----
 
@@ -578,6 +615,7 @@ async function proxyPart(s: Setup, summary: Summary): Promise<void> {
     await throughput(smallRows, s.load, s.runtimeCpu);
     console.log(`\n### Throughput, ${SMALL}-byte body, ${CONNECTIONS} keep-alive connections, ${ROUNDS} × ${DURATION_S} s per path, rounds alternating\n`);
     console.log(throughputTable(smallRows, SMALL));
+    console.log(CPU_LEGEND);
 
     const largeRows = rows(LARGE);
     await throughput(largeRows, s.load, s.runtimeCpu);
@@ -601,7 +639,7 @@ async function proxyPart(s: Setup, summary: Summary): Promise<void> {
     const share = rateOf(router!) / rateOf(direct!);
     summary.lines.push(
       `proxy latency (${SMALL} B): router p50 ${ms(percentile(seq[1]!, 50))} vs direct ${ms(percentile(seq[0]!, 50))}: ${plus(added)} added (target ≤ 2 ms: ${added <= 2 ? 'met' : 'MISSED'}); p99 ${plus(percentile(seq[1]!, 99) - percentile(seq[0]!, 99))}`,
-      `proxy throughput (${SMALL} B, ${CONNECTIONS} connections): router ${rps(rateOf(router!))} req/s vs direct ${rps(rateOf(direct!))} = ${pct(rateOf(router!), rateOf(direct!))} (target ≥ 80 %: ${share >= 0.8 ? 'met' : 'MISSED'}); bare http-proxy ${pct(rateOf(bareRow!), rateOf(direct!))}`,
+      `proxy throughput (${SMALL} B, ${CONNECTIONS} connections): router ${rps(rateOf(router!))} req/s vs direct ${rps(rateOf(direct!))} = ${pct(rateOf(router!), rateOf(direct!))} (target ≥ 80 %: ${share >= 0.8 ? 'met' : 'MISSED'}); bare http-proxy ${pct(rateOf(bareRow!), rateOf(direct!))}; control-plane CPU per request: router ${cpuPerRequest(router!).toFixed(0)} µs, bare http-proxy ${cpuPerRequest(bareRow!).toFixed(0)} µs`,
       `proxy throughput (1 MiB): router ${((rateOf(routerLarge!) * LARGE) / 1024 ** 2).toFixed(0)} MiB/s vs direct ${((rateOf(directLarge!) * LARGE) / 1024 ** 2).toFixed(0)} MiB/s = ${pct(rateOf(routerLarge!), rateOf(directLarge!))}`,
       `WebSocket echo RTT: router p50 ${ms(percentile(echo[1]!, 50))} vs direct ${ms(percentile(echo[0]!, 50))}: ${plus(percentile(echo[1]!, 50) - percentile(echo[0]!, 50))} added; p99 ${plus(percentile(echo[1]!, 99) - percentile(echo[0]!, 99))}`,
       `WebSocket handshake: router p50 ${ms(percentile(handshakes[1]!, 50))} vs direct ${ms(percentile(handshakes[0]!, 50))}: ${plus(percentile(handshakes[1]!, 50) - percentile(handshakes[0]!, 50))}`,
@@ -644,6 +682,7 @@ async function forwardAuthPart(s: Setup, summary: Summary): Promise<void> {
   await throughput(rows, s.load, s.runtimeCpu);
   console.log(`\n### Throughput, ${CONNECTIONS} keep-alive connections, ${ROUNDS} × ${DURATION_S} s per path; one Node process, so at most one core for the server\n`);
   console.log(throughputTable(rows, null));
+  console.log(CPU_LEGEND);
 
   // The decision alone: the same class over the platform's own workspace sessions and database.
   const gatekeeper = new WorkspaceGatekeeper(new WorkspaceAddresses({ mode: 'host', domain: 'localhost', platformOrigin: s.bench.origin }), s.bench.platform.workspaceSessions, false);
@@ -681,10 +720,9 @@ async function forwardAuthPart(s: Setup, summary: Summary): Promise<void> {
   );
 
   const [health, auth] = rows;
-  const cpuOf = (row: LoadRow) => median(row.runs.map((r) => r.cpu.mainPerRequest));
   summary.lines.push(
     `forward-auth latency: p50 ${ms(percentile(seq[1]!, 50))} vs /healthz ${ms(percentile(seq[0]!, 50))}: ${plus(percentile(seq[1]!, 50) - percentile(seq[0]!, 50))}; p99 ${ms(percentile(seq[1]!, 99))} vs ${ms(percentile(seq[0]!, 99))}`,
-    `forward-auth throughput (${CONNECTIONS} connections, one Node process): ${rps(rateOf(auth!))} req/s vs /healthz ${rps(rateOf(health!))} = ${pct(rateOf(auth!), rateOf(health!))}; control-plane CPU ${cpuOf(auth!).toFixed(0)} vs ${cpuOf(health!).toFixed(0)} µs/request`,
+    `forward-auth throughput (${CONNECTIONS} connections, one Node process): ${rps(rateOf(auth!))} req/s vs /healthz ${rps(rateOf(health!))} = ${pct(rateOf(auth!), rateOf(health!))}; control-plane CPU ${cpuPerRequest(auth!).toFixed(0)} vs ${cpuPerRequest(health!).toFixed(0)} µs/request`,
     `forward-auth decision in-process: ${us(median(decideOnly))} per gatekeeper.decide, ${us(median(asForwardAuth))} with routeForUser + touch`,
   );
 }
