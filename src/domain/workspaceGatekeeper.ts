@@ -52,7 +52,6 @@ export class WorkspaceGatekeeper {
     if (target.kind === 'platform') return { kind: 'platform' };
     if (target.kind === 'invalid') return { kind: 'invalid', status: 404, code: 'NO_SUCH_WORKSPACE', message: target.reason };
     const { username } = target;
-    const query = new URLSearchParams(queryAt === -1 ? '' : request.uri.slice(queryAt + 1));
     const innerPath = `${target.innerPath}${queryAt === -1 ? '' : request.uri.slice(queryAt)}`;
     const reserved = target.innerPath.startsWith(RESERVED_PREFIX) ? target.innerPath.slice(RESERVED_PREFIX.length) : null;
     const reopen = this.signInUrl(username, '/');
@@ -61,6 +60,7 @@ export class WorkspaceGatekeeper {
       if (request.method !== 'GET' && request.method !== 'HEAD') {
         return { kind: 'denied', status: 403, code: 'TICKET_METHOD', message: 'A sign-in link is opened with GET.', retryUrl: reopen };
       }
+      const query = new URLSearchParams(queryAt === -1 ? '' : request.uri.slice(queryAt + 1));
       const result = this.workspaceSessions.redeem(query.get('ticket') ?? '', username);
       if (!result.ok) return { kind: 'denied', status: 403, code: result.code, message: result.message, retryUrl: reopen };
       return {

@@ -44,8 +44,7 @@ export function forwardAuthHandler(deps: { gatekeeper: WorkspaceGatekeeper; mana
           res.status(403).json({ error: { code: 'RESERVED_PATH', message: 'This path is served by the control plane.' } });
           return;
         }
-        const runtimeId = deps.manager.routeForUser(decision.user.id).runtimeId;
-        if (runtimeId) deps.manager.touch(runtimeId);
+        deps.manager.touchUser(decision.user.id);
         res.setHeader('X-Forwarded-User', decision.username);
         res.status(200).end();
         return;

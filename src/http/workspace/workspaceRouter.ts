@@ -131,30 +131,30 @@ export function createWorkspaceRouter(deps: WorkspaceRouterDeps): WorkspaceRoute
     }
   };
 
+  /** Points a request (or upgrade) at the owner's runtime: activity for idle stop, rebuilt identity headers, the target. */
+  const aimAtRuntime = (req: IncomingMessage, username: string, runtimeId: string, address: string) => {
+    manager.touch(runtimeId);
+    rebuildForwardedHeaders(req, username, scheme);
+    (req as Routed)[TARGET] = `http://${address}:${OPENCLAW_PORT}`;
+  };
+
   const handle: RequestHandler = (req: Request, res: Response, next: NextFunction) => {
     // Path mode: `/w/alice` without its slash is outside both OpenClaw's base path and the
     // runtime's route; send the browser to the workspace's root.
     const bare = addresses.mode === 'path' ? /^\/w\/([a-z0-9-]+)(\?.*)?$/.exec(req.url) : null;
     if (bare?.[1]) return res.redirect(308, `${addresses.basePath(bare[1])}/${bare[2] ?? ''}`);
-    const decision = gatekeeper.decide({
-      host: req.headers.host,
-      uri: req.url,
-      method: req.method,
-      cookieHeader: req.headers.cookie,
-      navigation: isNavigation(req.method, req.headers.accept, req.headers.upgrade),
-    });
+    const navigation = isNavigation(req.method, req.headers.accept, req.headers.upgrade);
+    const decision = gatekeeper.decide({ host: req.headers.host, uri: req.url, method: req.method, cookieHeader: req.headers.cookie, navigation });
     if (decision.kind === 'platform') return next();
     if (decision.kind !== 'allow') return sendRefusal(req, res, decision);
     if (decision.reserved !== null) return reservedEndpoint(decision, req, res);
 
     const route = manager.routeForUser(decision.user.id);
     if (route.address && route.runtimeId && deps.mode === 'builtin') {
-      manager.touch(route.runtimeId);
-      rebuildForwardedHeaders(req, decision.username, scheme);
-      (req as Routed)[TARGET] = `http://${route.address}:${OPENCLAW_PORT}`;
+      aimAtRuntime(req, decision.username, route.runtimeId, route.address);
       return void proxy(req, res, next);
     }
-    if (isNavigation(req.method, req.headers.accept, req.headers.upgrade)) {
+    if (navigation) {
       return sendWakePage(res, {
         username: decision.username,
         statusPath: addresses.reservedPath(decision.username, 'status'),
@@ -187,11 +187,9 @@ export function createWorkspaceRouter(deps: WorkspaceRouterDeps): WorkspaceRoute
       return refuseUpgrade(socket, 503, 'WORKSPACE_NOT_RUNNING', 'This workspace is not running.');
     }
     const runtimeId = route.runtimeId;
-    manager.touch(runtimeId);
+    aimAtRuntime(req, decision.username, runtimeId, route.address);
     // Frames from the browser are activity for idle stop: an agent session in an open tab is in use.
     socket.on('data', () => manager.touch(runtimeId));
-    rebuildForwardedHeaders(req, decision.username, scheme);
-    (req as Routed)[TARGET] = `http://${route.address}:${OPENCLAW_PORT}`;
     const userId = decision.user.id;
     const owned = sockets.get(userId) ?? new Set<Duplex>();
     sockets.set(userId, owned);
