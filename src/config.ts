@@ -5,7 +5,8 @@ import { z } from 'zod';
 import { normalizeUsername, passwordProblem, usernameProblem } from './domain/accountRules';
 import { parseDuration, parseSize } from './lib/duration';
 import { DEFAULT_SUBNET_POOL, subnetPoolProblem, type SubnetPool } from './docker/subnetPool';
-import { CONTROL_PLANE_ALIAS, DEFAULT_RUNTIME_COMMAND, DEFAULT_RUNTIME_IMAGE, type RuntimeSettings } from './runtime/runtimeSettings';
+import { CONTROL_PLANE_ALIAS, DEFAULT_RUNTIME_COMMAND, DEFAULT_RUNTIME_IMAGE, OPENCLAW_HOME, type RuntimeSettings } from './runtime/runtimeSettings';
+import type { FilesSettings } from './files/filesSettings';
 
 export type TrustProxySetting = boolean | number | string[];
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
@@ -31,6 +32,7 @@ export interface AppConfig {
   jsonBodyLimitBytes: number;
   shutdownTimeoutMs: number;
   runtime: RuntimeSettings;
+  files: FilesSettings;
 }
 
 /** Thrown at start-up; its message names every bad variable and is meant for the operator. */
@@ -216,6 +218,18 @@ const envSchema = z.object({
     .string()
     .default('')
     .refine((v) => v === '' || /^[\w][\w.-]{0,127}$/.test(v), { message: 'must be a container name or id, or self (this container)' }),
+  CLAWLOOPS_FILES_ROOT: z
+    .string()
+    .default(`${OPENCLAW_HOME}/workspace`)
+    .refine((v) => v.startsWith(`${OPENCLAW_HOME}/`) && path.posix.normalize(v) === v && !v.endsWith('/') && !v.includes('/.clawloops-staging'), {
+      message: `must be a normalised absolute folder inside the runtime's volume ${OPENCLAW_HOME}, like ${OPENCLAW_HOME}/workspace`,
+    }),
+  CLAWLOOPS_FILES_QUOTA: sizeVar('10gb', 1024 ** 2, '10gb or 500mb'),
+  CLAWLOOPS_FILES_MAX_FILE_SIZE: sizeVar('4gb', 1024, '4gb or 100mb'),
+  CLAWLOOPS_FILES_MAX_REQUEST_SIZE: sizeVar('8gb', 1024, '8gb or 1gb'),
+  CLAWLOOPS_FILES_MAX_UPLOAD_FILES: intVar(1000, 1, 100_000),
+  CLAWLOOPS_FILES_TEXT_MAX_SIZE: sizeVar('2mb', 1024, '2mb or 512kb'),
+  CLAWLOOPS_FILES_IMPORT_MAX_ENTRIES: intVar(100_000, 1, 10_000_000),
 });
 
 function parsePublicUrl(raw: string, problems: string[]): URL | null {
@@ -280,12 +294,15 @@ export function loadConfig(env: NodeJS.ProcessEnv, cwd: string = process.cwd()):
     problems.push(`CLAWLOOPS_MODEL_GATEWAY_URL: must be an http(s) URL such as http://clawloops:8080/llm/v1, got "${modelGatewayUrl}"`);
   }
 
+  if (e.CLAWLOOPS_FILES_TEXT_MAX_SIZE > 64 * 1024 ** 2) problems.push('CLAWLOOPS_FILES_TEXT_MAX_SIZE: at most 64mb (a text file is edited in memory)');
+
   if (problems.length > 0 || !publicUrl) throw new ConfigError(problems);
+  const dataDir = path.resolve(cwd, e.CLAWLOOPS_DATA_DIR);
 
   return {
     port: e.CLAWLOOPS_PORT,
     host: e.CLAWLOOPS_HOST,
-    dataDir: path.resolve(cwd, e.CLAWLOOPS_DATA_DIR),
+    dataDir,
     publicUrl: publicUrl.origin,
     publicOrigin: publicUrl.origin,
     secureCookies: publicUrl.protocol === 'https:',
@@ -322,6 +339,17 @@ export function loadConfig(env: NodeJS.ProcessEnv, cwd: string = process.cwd()):
       // In a container the hostname is the container's short id unless set otherwise.
       controlPlaneContainer: e.CLAWLOOPS_CONTROL_PLANE_CONTAINER === 'self' ? os.hostname() : e.CLAWLOOPS_CONTROL_PLANE_CONTAINER || null,
       crashLoop: CRASH_LOOP_POLICY,
+    },
+    files: {
+      root: e.CLAWLOOPS_FILES_ROOT,
+      volumeRoot: OPENCLAW_HOME,
+      quotaBytes: e.CLAWLOOPS_FILES_QUOTA,
+      maxFileBytes: e.CLAWLOOPS_FILES_MAX_FILE_SIZE,
+      maxRequestBytes: e.CLAWLOOPS_FILES_MAX_REQUEST_SIZE,
+      maxFilesPerUpload: e.CLAWLOOPS_FILES_MAX_UPLOAD_FILES,
+      textMaxBytes: e.CLAWLOOPS_FILES_TEXT_MAX_SIZE,
+      importMaxEntries: e.CLAWLOOPS_FILES_IMPORT_MAX_ENTRIES,
+      spoolDir: path.join(dataDir, 'upload-spool'),
     },
   };
 }

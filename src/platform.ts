@@ -1,3 +1,4 @@
+import fs from 'node:fs';
 import path from 'node:path';
 import type { Express } from 'express';
 import type { AppConfig } from './config';
@@ -40,6 +41,9 @@ import { runtimeHttpProbe, type HttpProbe } from './runtime/readinessProbe';
 import { RuntimeManager } from './runtime/runtimeManager';
 import type { RuntimeSettings } from './runtime/runtimeSettings';
 import { RuntimeWatcher } from './runtime/runtimeWatcher';
+import { WorkspaceFileHosts } from './files/fileHosts';
+import type { FilesSettings } from './files/filesSettings';
+import { WorkspaceFiles } from './files/workspaceFiles';
 
 /** Seams tests (and benchmarks) may replace; production uses the defaults. */
 export interface PlatformOverrides {
@@ -52,6 +56,9 @@ export interface PlatformOverrides {
   runtimeBackend?: RuntimeBackend;
   runtimeProbe?: HttpProbe;
   runtimeSettings?: Partial<RuntimeSettings>;
+  files?: Partial<FilesSettings>;
+  /** How long an unused file helper container lives (default one minute). */
+  fileHelperIdleMs?: number;
 }
 
 export interface Platform {
@@ -65,6 +72,8 @@ export interface Platform {
   watcher: RuntimeWatcher;
   streams: EventStreams;
   workspaceSessions: WorkspaceSessionService;
+  files: WorkspaceFiles;
+  fileHosts: WorkspaceFileHosts;
   /** For the HTTP server's `upgrade` event: WebSockets to workspaces. */
   upgrade: WorkspaceUpgrade;
   /** Ends every proxied WebSocket (shutdown: the HTTP server does not track upgraded sockets). */
@@ -150,6 +159,27 @@ export function buildPlatform(config: AppConfig, logger: Logger, overrides: Plat
       });
     },
   });
+  const filesSettings: FilesSettings = { ...config.files, ...overrides.files };
+  // Spooled uploads of a previous run are incomplete by definition.
+  fs.rmSync(filesSettings.spoolDir, { recursive: true, force: true });
+  fs.mkdirSync(filesSettings.spoolDir, { recursive: true, mode: 0o700 });
+  const fileHosts = new WorkspaceFileHosts({
+    backend: runtimeBackend,
+    targets: runtimes,
+    settings: runtimeSettings,
+    logger: logger.child({ component: 'files' }),
+    idleMs: overrides.fileHelperIdleMs ?? 60_000,
+  });
+  runtimes.beforePurge((runtimeId) => fileHosts.removeForRuntime(runtimeId));
+  const files = new WorkspaceFiles({
+    hosts: fileHosts,
+    backend: runtimeBackend,
+    settings: filesSettings,
+    audit,
+    clock,
+    logger: logger.child({ component: 'files' }),
+    onActivity: (userId) => runtimes.touchUser(userId),
+  });
   const readiness = new ReadinessService(new SqliteReadinessProbe(db), docker);
 
   const streams = new EventStreams();
@@ -163,7 +193,7 @@ export function buildPlatform(config: AppConfig, logger: Logger, overrides: Plat
       jsonBodyLimitBytes: config.jsonBodyLimitBytes,
       webRoot: overrides.webRoot === undefined ? path.resolve(__dirname, '..', 'web', 'static') : overrides.webRoot,
     },
-    { logger, clock, readiness, sessions, auth, setup, invitations, users, audit, runtimes, runtimeHub, streams, settings, workspaceSessions, gatekeeper, addresses },
+    { logger, clock, readiness, sessions, auth, setup, invitations, users, audit, runtimes, runtimeHub, streams, settings, workspaceSessions, gatekeeper, addresses, files },
   );
 
   return {
@@ -171,6 +201,8 @@ export function buildPlatform(config: AppConfig, logger: Logger, overrides: Plat
     upgrade: app.upgrade,
     closeWorkspaceSockets: app.closeWorkspaceSockets,
     workspaceSessions,
+    files,
+    fileHosts,
     db,
     setup,
     users,

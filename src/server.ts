@@ -51,6 +51,8 @@ export async function startServer(config: AppConfig, logger: Logger, overrides: 
   void platform.watcher.start().then((report) => {
     if (report) logger.info(report, 'runtime state reconciled with the Docker engine');
   });
+  // File helpers are disposable: one left by a previous run holds nothing worth keeping.
+  void platform.fileHosts.removeAll().catch((err: unknown) => logger.warn({ err: (err as Error).message }, 'could not sweep old file helper containers'));
 
   let closing: Promise<void> | null = null;
   const shutdown = (reason: string): Promise<void> => {
@@ -66,7 +68,10 @@ export async function startServer(config: AppConfig, logger: Logger, overrides: 
         clearTimeout(force);
         // A runtime operation half-way through (a container created but not yet recorded) must
         // finish its database writes before the database closes.
-        void platform.runtimes.drain(config.shutdownTimeoutMs).then(() => {
+        void Promise.all([
+          platform.runtimes.drain(config.shutdownTimeoutMs),
+          platform.fileHosts.removeAll().catch(() => 0),
+        ]).then(() => {
           platform.close();
           logger.info('shutdown complete');
           resolve();

@@ -1,4 +1,4 @@
-import { PassThrough, Readable, Transform } from 'node:stream';
+import { PassThrough, Readable, Transform, Writable, type Duplex } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type Docker from 'dockerode';
 import { pack } from 'tar-stream';
@@ -11,6 +11,8 @@ import {
   type ContainerStats,
   type ContainerStatus,
   type EventSubscription,
+  type ExecResult,
+  type HelperContainerSpec,
   type FileEntry,
   type LogLine,
   type NetworkInfo,
@@ -325,6 +327,89 @@ export class DockerodeRuntimeBackend implements RuntimeBackend {
     const chunks: Buffer[] = [];
     await pipeline(archive, new PassThrough().on('data', (c: Buffer) => chunks.push(c)));
     await this.docker.getContainer(containerId).putArchive(Buffer.concat(chunks), { path: dir });
+  }
+
+  async createHelperContainer(spec: HelperContainerSpec): Promise<string> {
+    const container = await this.docker.createContainer({
+      name: spec.name,
+      Image: spec.image,
+      Labels: this.stamp(spec.labels),
+      User: spec.user,
+      Entrypoint: spec.entrypoint,
+      Cmd: [],
+      Env: ['PATH=/usr/local/bin:/usr/bin:/bin', 'HOME=/home/node'],
+      HostConfig: {
+        Init: true,
+        CapDrop: ['ALL'],
+        SecurityOpt: ['no-new-privileges'],
+        Privileged: false,
+        Memory: spec.memoryBytes,
+        MemorySwap: spec.memoryBytes,
+        PidsLimit: spec.pidsLimit,
+        NetworkMode: 'none',
+        Mounts: [{ Type: 'volume', Source: spec.volumeName, Target: spec.volumeMountPath }],
+        LogConfig: { Type: 'json-file', Config: { 'max-size': '1m', 'max-file': '1' } },
+      },
+    });
+    return container.id;
+  }
+
+  async exec(
+    containerId: string,
+    command: string[],
+    options: { user: string; stdin: string; maxOutputBytes: number; timeoutMs: number },
+  ): Promise<ExecResult> {
+    const exec = await this.docker.getContainer(containerId).exec({
+      Cmd: command,
+      User: options.user,
+      AttachStdin: true,
+      AttachStdout: true,
+      AttachStderr: true,
+      Tty: false,
+    });
+    const socket = (await exec.start({ hijack: true, stdin: true })) as Duplex;
+    const stdout: Buffer[] = [];
+    const stderr: Buffer[] = [];
+    let size = 0;
+    await new Promise<void>((resolve, reject) => {
+      const fail = (err: Error) => {
+        clearTimeout(timer);
+        socket.destroy();
+        reject(err);
+      };
+      const timer = setTimeout(() => fail(new Error(`the command did not finish within ${Math.round(options.timeoutMs / 1000)} s`)), options.timeoutMs);
+      const collect = (into: Buffer[]) =>
+        new Writable({
+          write(chunk: Buffer, _enc, done) {
+            size += chunk.length;
+            if (size > options.maxOutputBytes) fail(new Error(`the command wrote more than ${options.maxOutputBytes} bytes`));
+            else into.push(chunk);
+            done();
+          },
+        });
+      this.docker.modem.demuxStream(socket, collect(stdout), collect(stderr));
+      socket.on('error', fail);
+      socket.on('end', () => {
+        clearTimeout(timer);
+        resolve();
+      });
+      socket.end(options.stdin);
+    });
+    const info = await exec.inspect();
+    return { exitCode: info.ExitCode ?? -1, stdout: Buffer.concat(stdout).toString('utf8'), stderr: Buffer.concat(stderr).toString('utf8') };
+  }
+
+  async putArchive(containerId: string, dir: string, archive: Readable, signal?: AbortSignal): Promise<void> {
+    try {
+      await this.docker.getContainer(containerId).putArchive(archive, { path: dir, ...(signal ? { abortSignal: signal } : {}) });
+    } catch (err) {
+      throw new Error(`Writing into the container failed: ${engineReason(err)}`);
+    }
+  }
+
+  async getArchive(containerId: string, path: string, signal?: AbortSignal): Promise<Readable | null> {
+    const stream = await ignoreNotFound(this.docker.getContainer(containerId).getArchive({ path, ...(signal ? { abortSignal: signal } : {}) }));
+    return stream as Readable | null;
   }
 
   async startContainer(id: string): Promise<void> {

@@ -44,6 +44,26 @@ export interface FileEntry {
   gid: number;
 }
 
+/** A short-lived container that only holds a runtime's volume (file access while the runtime is stopped). */
+export interface HelperContainerSpec {
+  name: string;
+  image: string;
+  labels: Record<string, string>;
+  user: string;
+  /** Replaces the image's entrypoint: the helper idles while commands are exec'd into it. */
+  entrypoint: string[];
+  volumeName: string;
+  volumeMountPath: string;
+  memoryBytes: number;
+  pidsLimit: number;
+}
+
+export interface ExecResult {
+  exitCode: number;
+  stdout: string;
+  stderr: string;
+}
+
 export interface ContainerSpec {
   name: string;
   image: string;
@@ -133,6 +153,20 @@ export interface RuntimeBackend {
   createContainer(spec: ContainerSpec): Promise<string>;
   /** Writes entries into `dir` of a created, running or stopped container. */
   putFiles(containerId: string, dir: string, entries: FileEntry[]): Promise<void>;
+  /** No network, no restart policy, the runtime's hardening; see HelperContainerSpec. */
+  createHelperContainer(spec: HelperContainerSpec): Promise<string>;
+  /**
+   * Runs a command in a running container as `user` with `stdin` as its input. Output beyond
+   * `maxOutputBytes` or a run longer than `timeoutMs` fails the call.
+   */
+  exec(containerId: string, command: string[], options: { user: string; stdin: string; maxOutputBytes: number; timeoutMs: number }): Promise<ExecResult>;
+  /**
+   * Streams a tar archive into the existing folder `dir` of a container, running or stopped
+   * (Docker's archive API). Rejects when the engine refuses it or `archive` fails.
+   */
+  putArchive(containerId: string, dir: string, archive: Readable, signal?: AbortSignal): Promise<void>;
+  /** A tar stream of `path` (the entry itself, links not followed) from a running or stopped container; null when it does not exist. */
+  getArchive(containerId: string, path: string, signal?: AbortSignal): Promise<Readable | null>;
   startContainer(id: string): Promise<void>;
   stopContainer(id: string, timeoutSeconds: number): Promise<void>;
   removeContainer(id: string): Promise<void>;

@@ -29,6 +29,8 @@ import { invitationsRouter } from './routes/invitations';
 import { adminRuntimeRoutes, ownRuntimeRouter } from './routes/runtime';
 import { adminSettingsRoutes } from './routes/adminSettings';
 import { setupRouter } from './routes/setup';
+import { adminFilesRouter, ownFilesRouter } from './routes/files';
+import type { WorkspaceFiles } from '../files/workspaceFiles';
 import type { WorkspaceAddresses } from '../domain/workspaceAddresses';
 import type { WorkspaceGatekeeper } from '../domain/workspaceGatekeeper';
 import type { WorkspaceSessionService } from '../domain/workspaceSessions';
@@ -65,6 +67,7 @@ export interface HttpServices {
   workspaceSessions: WorkspaceSessionService;
   gatekeeper: WorkspaceGatekeeper;
   addresses: WorkspaceAddresses;
+  files: WorkspaceFiles;
 }
 
 export type WorkspaceUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer) => void;
@@ -106,9 +109,13 @@ export function createApp(config: HttpConfig, services: HttpServices): HttpApp {
   const api = express.Router();
   api.use(securityHeaders);
   api.use(requirePlatformOrigin(config.publicOrigin));
+  api.use(loadSession(services.sessions));
+  // File routes take multipart and raw bodies and parse their own JSON: mounted before the JSON-only guard.
+  const fileDeps = { files: services.files, audit: services.audit, spoolDir: services.files.settings.spoolDir };
+  api.use('/files', ownFilesRouter(fileDeps));
+  api.use('/admin/users/:id/files', requireAuth({ adminOnly: true }), adminFilesRouter(fileDeps));
   api.use(requireJsonBody);
   api.use(express.json({ limit: config.jsonBodyLimitBytes, strict: true }));
-  api.use(loadSession(services.sessions));
   api.use('/setup', setupRouter(services.setup, cookies));
   api.use('/auth', authRouter(services.auth, cookies));
   api.use('/account', accountRouter(services.auth));

@@ -28,7 +28,7 @@ export const errorHandler: ErrorRequestHandler = (err: unknown, req, res, _next)
   }
   if (err instanceof AppError) {
     for (const [name, value] of Object.entries(err.headers)) res.setHeader(name, value);
-    sendError(res, err.status, err.code, err.message);
+    sendError(res, err.status, err.code, err.message, err.details);
     return;
   }
   const parser = bodyParserError(err);

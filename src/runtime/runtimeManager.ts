@@ -130,6 +130,20 @@ export class RuntimeManager {
     );
   }
 
+  /** Where a user's files can be reached: the runtime (its record made if missing) and its container if running. */
+  fileTarget(userId: string): { runtimeId: string; username: string; runningContainerId: string | null } {
+    const runtime = this.ensureRuntime(userId);
+    const snapshot = this.snapshots.get(runtime.id);
+    return { runtimeId: runtime.id, username: runtime.username, runningContainerId: snapshot?.status === 'running' ? snapshot.id : null };
+  }
+
+  private readonly purgeHooks: ((runtimeId: string) => Promise<void>)[] = [];
+
+  /** Runs before a runtime's volume is removed: whatever else mounts it must let go first. */
+  beforePurge(hook: (runtimeId: string) => Promise<void>): void {
+    this.purgeHooks.push(hook);
+  }
+
   runtimeIdForUser(userId: string): string | null {
     return this.deps.runtimes.findByUserId(userId)?.id ?? null;
   }
@@ -564,6 +578,7 @@ export class RuntimeManager {
     await backend.removeNetwork(names.network);
     this.subnets.delete(runtimeId);
     if (purge) {
+      for (const hook of this.purgeHooks) await hook(runtimeId);
       await backend.removeVolume(names.volume);
       runtimes.delete(runtimeId);
       logger.info({ runtimeId, username: runtime?.username }, 'runtime purged with its data volume');

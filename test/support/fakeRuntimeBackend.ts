@@ -10,6 +10,7 @@ import type {
   ContainerSpec,
   ContainerStats,
   EventSubscription,
+  ExecResult,
   FileEntry,
   NetworkInfo,
   PullProgress,
@@ -117,6 +118,23 @@ export class FakeRuntimeBackend implements RuntimeBackend {
 
   async putFiles(containerId: string, _dir: string, entries: FileEntry[]): Promise<void> {
     this.require(containerId).files.push(...entries);
+  }
+
+  // File access needs a real engine (exec, archives): test/integration covers it.
+  async createHelperContainer(): Promise<string> {
+    throw new Error('the fake backend has no file access: use the real engine');
+  }
+
+  async exec(): Promise<ExecResult> {
+    throw new Error('the fake backend has no file access: use the real engine');
+  }
+
+  async putArchive(): Promise<void> {
+    throw new Error('the fake backend has no file access: use the real engine');
+  }
+
+  async getArchive(): Promise<Readable | null> {
+    throw new Error('the fake backend has no file access: use the real engine');
   }
 
   async startContainer(id: string): Promise<void> {

@@ -14,6 +14,7 @@ import { buildPlatform, type Platform } from '../../src/platform';
 import type { RuntimeBackend } from '../../src/docker/runtimeBackend';
 import type { HttpProbe } from '../../src/runtime/readinessProbe';
 import type { RuntimeSettings } from '../../src/runtime/runtimeSettings';
+import type { FilesSettings } from '../../src/files/filesSettings';
 
 export const PUBLIC_URL = 'http://platform.test:8080';
 export const STRONG_PASSWORD = 'correct horse battery staple';
@@ -79,6 +80,8 @@ export interface HarnessOptions {
   runtimeProbe?: HttpProbe;
   /** Serve the web UI from this directory (browser tests); none by default. */
   webRoot?: string | null;
+  files?: Partial<FilesSettings>;
+  fileHelperIdleMs?: number;
 }
 
 export interface Harness {
@@ -120,6 +123,8 @@ export function createHarness(options: HarnessOptions = {}): Harness {
     ...(options.runtimeSettings ? { runtimeSettings: options.runtimeSettings } : {}),
     ...(options.runtimeProbe ? { runtimeProbe: options.runtimeProbe } : {}),
     ...(options.loginThrottle ? { loginThrottle: options.loginThrottle } : {}),
+    ...(options.files ? { files: options.files } : {}),
+    ...(options.fileHelperIdleMs !== undefined ? { fileHelperIdleMs: options.fileHelperIdleMs } : {}),
   });
   const client = (): TestAgent => supertest.agent(platform.app).set('Origin', config.publicOrigin);
   const bareClient = (): TestAgent => supertest.agent(platform.app);

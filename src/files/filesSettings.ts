@@ -1,0 +1,15 @@
+/** Limits and places of the file manager; parsed from the environment in config.ts. */
+export interface FilesSettings {
+  /** Absolute path of the file root inside the runtime; must lie in the volume (`volumeRoot`). */
+  root: string;
+  /** The runtime volume's mount point: staging happens here so a rename can move files into place. */
+  volumeRoot: string;
+  quotaBytes: number;
+  maxFileBytes: number;
+  maxRequestBytes: number;
+  maxFilesPerUpload: number;
+  textMaxBytes: number;
+  importMaxEntries: number;
+  /** Host folder for uploads whose size is not known up front; emptied at start-up. */
+  spoolDir: string;
+}

@@ -1,0 +1,664 @@
+import { createHash } from 'node:crypto';
+import { pipeline } from 'node:stream/promises';
+import { PassThrough, Transform, type Readable } from 'node:stream';
+import { createGzip } from 'node:zlib';
+import { extract, pack, type Pack } from 'tar-stream';
+import type { RuntimeBackend } from '../docker/runtimeBackend';
+import type { Actor, AuditLog, RequestOrigin } from '../domain/audit';
+import type { Clock } from '../lib/clock';
+import { AppError, badRequest } from '../lib/errors';
+import type { Logger } from '../lib/logger';
+import { newId } from '../lib/secrets';
+import { RUNTIME_UID } from '../runtime/runtimeSettings';
+import { repackArchive, type ImportTotals } from './archiveImport';
+import { FILE_AGENT_SCRIPT, type AgentConflict, type AgentEntry, type AgentRequest, type AgentResponse, type StagedFile } from './fileAgent';
+import { unavailable, type FileHostLease, type WorkspaceFileHosts } from './fileHosts';
+import type { FilesSettings } from './filesSettings';
+import { baseName, joinPath, ROOT_PATH, type WorkspacePath } from './workspacePath';
+
+export interface FileEntryView {
+  name: string;
+  path: string;
+  type: AgentEntry['type'];
+  size: number;
+  modifiedAt: string;
+  /** Permission bits in octal, e.g. "0644". */
+  mode: string;
+  target?: string;
+  targetType?: AgentEntry['type'] | null;
+}
+
+export interface Usage {
+  bytes: number;
+  files: number;
+  quotaBytes: number;
+  measuredAt: string;
+}
+
+export interface OpenedFile {
+  name: string;
+  size: number;
+  modifiedAt: Date;
+  body: Readable;
+}
+
+export interface WrittenFile {
+  path: string;
+  size: number;
+}
+
+/** Who asks, for the audit log: the owner, or an admin acting on someone's files. */
+export interface FileActor {
+  actor: Actor;
+  origin: RequestOrigin;
+}
+
+const STAGING_DIR = '.clawloops-staging';
+const AGENT_COMMAND = ['node', '-e', FILE_AGENT_SCRIPT];
+const AGENT_MAX_OUTPUT = 64 * 1024 ** 2;
+const AGENT_TIMEOUT_MS = 5 * 60_000;
+const USAGE_FRESH_MS = 10_000;
+
+const STATUS_OF: Record<string, number> = {
+  NOT_FOUND: 404,
+  PATH_OUTSIDE_ROOT: 403,
+  PERMISSION_DENIED: 403,
+  NOT_A_DIRECTORY: 400,
+  NOT_A_FILE: 400,
+  INVALID_PATH: 400,
+  INVALID_MOVE: 400,
+  NAME_TOO_LONG: 400,
+  ALREADY_EXISTS: 409,
+  CONFLICT: 409,
+  RECURSIVE_REQUIRED: 409,
+  ROOT_UNAVAILABLE: 409,
+  PRECONDITION_FAILED: 412,
+  NO_SPACE: 507,
+};
+
+const collator = new Intl.Collator('en', { numeric: true, sensitivity: 'base' });
+const stagingHeader = { uid: RUNTIME_UID, gid: RUNTIME_UID, type: 'directory' as const, mode: 0o700 };
+
+/** True when the container went away between choosing it and using it (stopped meanwhile). */
+const hostGone = (err: unknown) => err instanceof Error && /is not running|No such container|is restarting/i.test(err.message);
+
+/**
+ * The file manager: a user's files inside their runtime's volume, whatever state the runtime is
+ * in. Bytes travel as tar streams through the Docker archive API (nothing is held in memory
+ * whole); names are checked and moved by the in-container agent (fileAgent.ts). New content is
+ * always staged under `.clawloops-staging/` in the volume and moved into place by rename or
+ * link, so no half-written file ever appears under its final name.
+ */
+export class WorkspaceFiles {
+  private readonly usageCache = new Map<string, { usage: Omit<Usage, 'quotaBytes'>; at: number }>();
+  /** Bytes of uploads in flight, per user: two uploads at once cannot both take the last free space. */
+  private readonly reserved = new Map<string, number>();
+
+  constructor(
+    private readonly deps: {
+      hosts: WorkspaceFileHosts;
+      backend: RuntimeBackend;
+      settings: FilesSettings;
+      audit: AuditLog;
+      clock: Clock;
+      logger: Logger;
+      /** File work counts as activity for the runtime's idle stop. */
+      onActivity: (userId: string) => void;
+    },
+  ) {}
+
+  get settings(): FilesSettings {
+    return this.deps.settings;
+  }
+
+  // ---- reading ----
+
+  async list(userId: string, path: WorkspacePath): Promise<{ path: string; entries: FileEntryView[] }> {
+    const result = await this.withHost(userId, (lease) => this.agent<{ entries: AgentEntry[] }>(lease, { op: 'list', root: this.deps.settings.root, path }));
+    const entries = result.entries
+      .map((e) => ({
+        name: e.name,
+        path: joinPath(path, e.name as WorkspacePath),
+        type: e.type,
+        size: e.size,
+        modifiedAt: new Date(e.mtimeMs).toISOString(),
+        mode: `0${e.mode.toString(8).padStart(3, '0')}`,
+        ...(e.target !== undefined ? { target: e.target, targetType: e.targetType ?? null } : {}),
+      }))
+      .sort((a, b) => Number(b.type === 'dir') - Number(a.type === 'dir') || collator.compare(a.name, b.name) || (a.name < b.name ? -1 : 1));
+    return { path, entries };
+  }
+
+  async usage(userId: string, options: { fresh?: boolean } = {}): Promise<Usage> {
+    const cached = this.usageCache.get(userId);
+    if (cached && !options.fresh && this.deps.clock.now() - cached.at < USAGE_FRESH_MS) return { ...cached.usage, quotaBytes: this.deps.settings.quotaBytes };
+    const totals = await this.withHost(userId, (lease) => this.agent<{ bytes: number; files: number }>(lease, { op: 'usage', root: this.deps.settings.root }));
+    const usage = { bytes: totals.bytes, files: totals.files, measuredAt: new Date(this.deps.clock.now()).toISOString() };
+    this.usageCache.set(userId, { usage, at: this.deps.clock.now() });
+    return { ...usage, quotaBytes: this.deps.settings.quotaBytes };
+  }
+
+  /**
+   * A file's bytes, or a folder as a .tar.gz built while it streams. The lease on the container
+   * is held until the body ends or is destroyed.
+   */
+  async open(userId: string, path: WorkspacePath): Promise<({ kind: 'file' } & OpenedFile) | { kind: 'directory'; name: string; body: Readable }> {
+    const lease = await this.acquire(userId);
+    try {
+      const stat = await this.agent<{ realPath: string; type: string }>(lease, { op: 'stat', root: this.deps.settings.root, path });
+      if (stat.type === 'dir') {
+        const archive = await this.deps.backend.getArchive(lease.containerId, stat.realPath);
+        if (!archive) throw new AppError(404, 'NOT_FOUND', `"${path}" does not exist.`);
+        const body = gzipped(archive);
+        releaseWhenDone(body, lease);
+        return { kind: 'directory', name: path === ROOT_PATH ? 'workspace' : baseName(path), body };
+      }
+      if (stat.type !== 'file') throw badRequest('NOT_A_FILE', `"${path}" is not a regular file.`);
+      const file = await this.firstFileOf(lease, stat.realPath, path);
+      releaseWhenDone(file.body, lease);
+      return { kind: 'file', ...file };
+    } catch (err) {
+      lease.release();
+      throw err;
+    }
+  }
+
+  async readText(userId: string, path: WorkspacePath): Promise<{ path: string; content: string; etag: string; size: number; modifiedAt: string }> {
+    const { textMaxBytes } = this.deps.settings;
+    return this.withHost(userId, async (lease) => {
+      const stat = await this.agent<{ realPath: string; type: string; size: number }>(lease, { op: 'stat', root: this.deps.settings.root, path });
+      if (stat.type !== 'file') throw badRequest('NOT_A_FILE', `"${path}" is not a file.`);
+      if (stat.size > textMaxBytes) {
+        throw new AppError(413, 'TEXT_TOO_LARGE', `"${path}" is ${stat.size} bytes; files up to ${textMaxBytes} bytes can be edited here. Download it instead.`);
+      }
+      const file = await this.firstFileOf(lease, stat.realPath, path);
+      const chunks: Buffer[] = [];
+      let size = 0;
+      for await (const chunk of file.body as AsyncIterable<Buffer>) {
+        size += chunk.length;
+        if (size > textMaxBytes) {
+          file.body.destroy();
+          throw new AppError(413, 'TEXT_TOO_LARGE', `"${path}" grew past ${textMaxBytes} bytes while it was read.`);
+        }
+        chunks.push(chunk);
+      }
+      const content = Buffer.concat(chunks);
+      let text: string;
+      try {
+        text = new TextDecoder('utf-8', { fatal: true }).decode(content);
+      } catch {
+        throw new AppError(415, 'NOT_TEXT', `"${path}" is not UTF-8 text; download it instead.`);
+      }
+      return { path, content: text, etag: etagOf(content), size: content.length, modifiedAt: file.modifiedAt.toISOString() };
+    });
+  }
+
+  /** Streams the whole workspace as .tar.gz (entries under `workspace/`). */
+  async exportArchive(userId: string): Promise<Readable> {
+    const lease = await this.acquire(userId);
+    try {
+      const archive = await this.deps.backend.getArchive(lease.containerId, this.deps.settings.root);
+      // No workspace folder yet: an empty archive is the honest answer.
+      const body = gzipped(archive ?? emptyTar());
+      releaseWhenDone(body, lease);
+      return body;
+    } catch (err) {
+      lease.release();
+      throw err;
+    }
+  }
+
+  // ---- writing ----
+
+  async mkdir(who: FileActor, userId: string, path: WorkspacePath, parents: boolean): Promise<{ path: string }> {
+    await this.withHost(userId, (lease) => this.agent(lease, { op: 'mkdir', root: this.deps.settings.root, path, parents }));
+    this.audit(who, userId, 'files.mkdir', { path });
+    return { path };
+  }
+
+  async move(who: FileActor, userId: string, from: WorkspacePath, to: WorkspacePath, overwrite: boolean): Promise<{ from: string; to: string }> {
+    await this.withHost(userId, (lease) => this.agent(lease, { op: 'move', root: this.deps.settings.root, from, to, overwrite }));
+    this.audit(who, userId, 'files.move', { from, to, overwrite });
+    return { from, to };
+  }
+
+  async remove(who: FileActor, userId: string, path: WorkspacePath, recursive: boolean): Promise<{ path: string; bytes: number; files: number; dirs: number }> {
+    const totals = await this.withHost(userId, (lease) =>
+      this.agent<{ bytes: number; files: number; dirs: number }>(lease, { op: 'remove', root: this.deps.settings.root, path, recursive }),
+    );
+    this.adjustUsage(userId, -totals.bytes);
+    this.audit(who, userId, 'files.delete', { path, bytes: totals.bytes, files: totals.files, dirs: totals.dirs });
+    return { path, ...totals };
+  }
+
+  /**
+   * Saves a text file only if it is still what the editor loaded (`ifMatch`, an ETag from
+   * readText) or, with `ifNoneMatch`, only if it does not exist yet. A mismatch is a 412 that
+   * carries the current ETag: nobody's change is overwritten silently.
+   */
+  async writeText(
+    who: FileActor,
+    userId: string,
+    path: WorkspacePath,
+    content: Buffer,
+    precondition: { ifMatch: string | null; ifNoneMatch: boolean },
+  ): Promise<{ path: string; etag: string; size: number }> {
+    const { textMaxBytes, root } = this.deps.settings;
+    if (content.length > textMaxBytes) throw new AppError(413, 'TEXT_TOO_LARGE', `The text is ${content.length} bytes; files up to ${textMaxBytes} bytes can be edited here.`);
+    const result = await this.withHost(userId, async (lease) => {
+      const upload = this.stage(lease);
+      const name = 'text';
+      try {
+        await upload.add(name, content.length, bufferStream(content));
+        await upload.finish();
+      } catch (err) {
+        await this.discard(lease, upload.staging);
+        throw err;
+      }
+      return this.agent<{ etag: string; size: number }>(lease, { op: 'replaceText', root, staging: upload.staging, name, path, ...precondition });
+    });
+    this.invalidateUsage(userId);
+    this.audit(who, userId, 'files.edit', { path, size: result.size });
+    return { path, ...result };
+  }
+
+  /**
+   * Starts an upload into `dir`: files are added one by one as they arrive and streamed into a
+   * staging folder; `commit` moves them all into place, `abort` leaves nothing behind.
+   * `declaredBytes` (the sum of the sizes the client announced) lets the quota refuse the
+   * upload before a byte is sent.
+   */
+  async beginUpload(who: FileActor, userId: string, dir: WorkspacePath, options: { overwrite: boolean; declaredBytes: number | null; paths: WorkspacePath[] | null }): Promise<UploadSession> {
+    const room = await this.reserveRoom(userId, options.declaredBytes ?? 0);
+    let lease: FileHostLease;
+    try {
+      lease = await this.acquire(userId);
+    } catch (err) {
+      room.release();
+      throw err;
+    }
+    try {
+      if (options.paths) {
+        // Refused before any bytes are sent when the client said which names it brings.
+        const { conflicts } = await this.agent<{ conflicts: AgentConflict[] }>(lease, { op: 'conflicts', root: this.deps.settings.root, dir, paths: options.paths, overwrite: options.overwrite });
+        if (conflicts.length > 0) throw conflictError(conflicts);
+      }
+    } catch (err) {
+      lease.release();
+      room.release();
+      throw err;
+    }
+    return new UploadSession({
+      files: this,
+      stage: this.stage(lease),
+      lease,
+      room,
+      dir,
+      overwrite: options.overwrite,
+      maxFileBytes: this.deps.settings.maxFileBytes,
+      onCommitted: (written) => {
+        const bytes = written.reduce((sum, f) => sum + f.size, 0);
+        this.adjustUsage(userId, bytes);
+        this.audit(who, userId, 'files.upload', { path: dir, files: written.length, bytes, names: written.slice(0, 20).map((f) => f.path) });
+      },
+    });
+  }
+
+  /** Unpacks an uploaded .tar/.tar.gz into `dir` after checking every entry (archiveImport.ts). */
+  async importArchive(who: FileActor, userId: string, dir: WorkspacePath, source: Readable, overwrite: boolean): Promise<ImportTotals & { path: string }> {
+    const { settings } = this.deps;
+    const room = await this.reserveRoom(userId, 0);
+    const lease = await this.acquire(userId).catch((err: unknown) => {
+      room.release();
+      throw err;
+    });
+    const upload = this.stage(lease);
+    try {
+      const totals = await repackArchive(
+        source,
+        upload.archive,
+        `${upload.entryPrefix}/tree`,
+        {
+          maxEntries: settings.importMaxEntries,
+          maxTotalBytes: Math.min(room.available, settings.maxRequestBytes),
+          maxFileBytes: settings.maxFileBytes,
+          totalLimitReason: room.available < settings.maxRequestBytes ? `the ${room.available} bytes left of your quota` : 'the request size limit',
+        },
+        RUNTIME_UID,
+      );
+      await upload.finish();
+      const placed = await this.agent<{ files: number; dirs: number; bytes: number }>(lease, { op: 'commitTree', root: settings.root, staging: upload.staging, dir, overwrite });
+      this.adjustUsage(userId, placed.bytes);
+      this.audit(who, userId, 'files.import', { path: dir, entries: totals.entries, files: placed.files, bytes: placed.bytes, overwrite });
+      return { path: dir, ...totals };
+    } catch (err) {
+      upload.cancel(err as Error);
+      await this.discard(lease, upload.staging);
+      throw err;
+    } finally {
+      room.release();
+      lease.release();
+    }
+  }
+
+  // ---- internals shared with UploadSession ----
+
+  /** Runs the agent in the lease's container; its refusals become AppErrors with the right status. */
+  async agent<T>(lease: FileHostLease, request: AgentRequest): Promise<T> {
+    const result = await this.deps.backend.exec(lease.containerId, AGENT_COMMAND, {
+      user: `${RUNTIME_UID}:${RUNTIME_UID}`,
+      stdin: JSON.stringify(request),
+      maxOutputBytes: AGENT_MAX_OUTPUT,
+      timeoutMs: AGENT_TIMEOUT_MS,
+    });
+    let response: AgentResponse;
+    try {
+      response = JSON.parse(result.stdout) as AgentResponse;
+    } catch {
+      this.deps.logger.error({ op: request.op, exitCode: result.exitCode, stderr: result.stderr.slice(-2000) }, 'file agent failed inside the container');
+      const why = result.exitCode === 137 ? ' (it ran out of memory)' : '';
+      throw new AppError(500, 'FILES_AGENT_FAILED', `The file operation failed inside the runtime${why}. The error was logged.`);
+    }
+    if (response.ok) return response.result as T;
+    if (response.code === 'CONFLICT' && response.conflicts) throw conflictError(response.conflicts);
+    const details = response.etag ? { etag: response.etag } : {};
+    const headers: Record<string, string> = response.etag ? { ETag: response.etag } : {};
+    throw new AppError(STATUS_OF[response.code] ?? 500, response.code, response.message, headers, details);
+  }
+
+  /** A staging folder in the volume and the tar stream that fills it. */
+  stage(lease: FileHostLease): Staging {
+    return new Staging(this.deps.backend, lease.containerId, this.deps.settings.volumeRoot);
+  }
+
+  async discard(lease: FileHostLease, staging: string): Promise<void> {
+    try {
+      await this.agent(lease, { op: 'discard', staging });
+    } catch (err) {
+      this.deps.logger.warn({ staging, err: (err as Error).message }, 'could not remove a staging folder; it goes with the next one');
+    }
+  }
+
+  private async acquire(userId: string): Promise<FileHostLease> {
+    const lease = await this.deps.hosts.acquire(userId);
+    this.deps.onActivity(userId);
+    return lease;
+  }
+
+  /** Runs `work` on a container holding the user's volume; once more on a fresh one if it stopped meanwhile. */
+  private async withHost<T>(userId: string, work: (lease: FileHostLease) => Promise<T>): Promise<T> {
+    for (let attempt = 0; ; attempt++) {
+      const lease = await this.acquire(userId);
+      try {
+        return await work(lease);
+      } catch (err) {
+        if (attempt > 0 || !hostGone(err)) throw hostGone(err) ? unavailable('The runtime changed state during the file operation; try again.') : err;
+      } finally {
+        lease.release();
+      }
+    }
+  }
+
+  private async reserveRoom(userId: string, bytes: number): Promise<Room> {
+    const { quotaBytes } = this.deps.settings;
+    const used = (await this.usage(userId)).bytes + (this.reserved.get(userId) ?? 0);
+    const available = Math.max(0, quotaBytes - used);
+    if (bytes > available) throw quotaError(quotaBytes, available);
+    let held = 0;
+    const hold = (n: number) => {
+      held += n;
+      this.reserved.set(userId, (this.reserved.get(userId) ?? 0) + n);
+    };
+    hold(bytes);
+    return {
+      available,
+      take: (n: number) => {
+        if (n > available) throw quotaError(quotaBytes, available);
+        if (n > held) hold(n - held);
+      },
+      release: () => {
+        const left = (this.reserved.get(userId) ?? 0) - held;
+        held = 0;
+        if (left <= 0) this.reserved.delete(userId);
+        else this.reserved.set(userId, left);
+      },
+    };
+  }
+
+  private adjustUsage(userId: string, delta: number): void {
+    const cached = this.usageCache.get(userId);
+    if (cached) cached.usage = { ...cached.usage, bytes: Math.max(0, cached.usage.bytes + delta) };
+  }
+
+  private invalidateUsage(userId: string): void {
+    this.usageCache.delete(userId);
+  }
+
+  private audit(who: FileActor, userId: string, action: string, detail: Record<string, unknown>): void {
+    this.deps.audit.record({ action, actor: who.actor, target: { type: 'files', id: userId, label: null }, origin: who.origin, detail });
+  }
+
+  /** The single regular file a getArchive of `realPath` holds, with its size from the tar header. */
+  private async firstFileOf(lease: FileHostLease, realPath: string, path: string): Promise<OpenedFile> {
+    const archive = await this.deps.backend.getArchive(lease.containerId, realPath);
+    if (!archive) throw new AppError(404, 'NOT_FOUND', `"${path}" does not exist.`);
+    const reader = extract();
+    return new Promise<OpenedFile>((resolve, reject) => {
+      let found = false;
+      reader.once('entry', (header, body) => {
+        found = true;
+        if (header.type !== 'file') {
+          body.resume();
+          archive.destroy();
+          reject(badRequest('NOT_A_FILE', `"${path}" is not a regular file.`));
+          return;
+        }
+        // Only the first entry matters; ending here also ends the engine's stream.
+        const out = new PassThrough();
+        body.pipe(out);
+        body.on('end', () => archive.destroy());
+        out.on('close', () => archive.destroy());
+        resolve({ name: baseName(path as WorkspacePath), size: header.size ?? 0, modifiedAt: header.mtime ?? new Date(0), body: out });
+      });
+      reader.on('error', (err) => (found ? undefined : reject(err)));
+      reader.on('finish', () => (found ? undefined : reject(new AppError(404, 'NOT_FOUND', `"${path}" does not exist.`))));
+      archive.on('error', (err) => reader.destroy(err));
+      archive.pipe(reader);
+    });
+  }
+}
+
+interface Room {
+  /** Bytes of quota free at the start of this write. */
+  available: number;
+  /** Claims `n` bytes in total for this write; a 413 beyond what is free. */
+  take(n: number): void;
+  release(): void;
+}
+
+/**
+ * One staging folder, `<volume>/.clawloops-staging/<id>/`, and the putArchive request filling
+ * it. Entries go in strictly one after another (tar has no interleaving).
+ */
+export class Staging {
+  readonly id = newId();
+  readonly entryPrefix = `${STAGING_DIR}/${this.id}`;
+  readonly staging: string;
+  readonly archive: Pack = pack();
+  private readonly abort = new AbortController();
+  private readonly put: Promise<void>;
+  private queue: Promise<void> = Promise.resolve();
+
+  constructor(backend: RuntimeBackend, containerId: string, volumeRoot: string) {
+    this.staging = `${volumeRoot}/${this.entryPrefix}`;
+    this.archive.entry({ ...stagingHeader, name: STAGING_DIR, mtime: new Date() });
+    this.archive.entry({ ...stagingHeader, name: this.entryPrefix, mtime: new Date() });
+    // tar-stream's streams are streamx streams: they pipe into Node's like any Readable.
+    this.put = backend.putArchive(containerId, volumeRoot, this.archive as unknown as Readable, this.abort.signal);
+    this.put.catch(() => undefined); // awaited in finish(); a cancel must not surface as unhandled
+  }
+
+  /** Streams `size` bytes from `source` as the staged file `name`; resolves once all are written. */
+  add(name: string, size: number, source: Readable): Promise<void> {
+    const step = this.queue.then(
+      () =>
+        new Promise<void>((resolve, reject) => {
+          const entry = this.archive.entry({ name: `${this.entryPrefix}/${name}`, size, mode: 0o644, uid: RUNTIME_UID, gid: RUNTIME_UID, mtime: new Date() }, (err) =>
+            err ? reject(err) : resolve(),
+          );
+          pipeline(source, entry).catch(reject);
+        }),
+    );
+    this.queue = step.catch(() => undefined);
+    return step;
+  }
+
+  /** Ends the archive and waits until the engine has unpacked all of it. */
+  async finish(): Promise<void> {
+    await this.queue;
+    this.archive.finalize();
+    await this.put;
+  }
+
+  cancel(reason: Error): void {
+    this.abort.abort(reason);
+    this.archive.destroy(reason);
+  }
+}
+
+/** Files arriving one by one (multipart) into one staging folder, moved into place at commit. */
+export class UploadSession {
+  private readonly staged: StagedFile[] = [];
+  private readonly seen = new Set<string>();
+  private bytes = 0;
+  private settled = false;
+
+  constructor(
+    private readonly s: {
+      files: WorkspaceFiles;
+      stage: Staging;
+      lease: FileHostLease;
+      room: Room;
+      dir: WorkspacePath;
+      overwrite: boolean;
+      maxFileBytes: number;
+      onCommitted: (written: WrittenFile[]) => void;
+    },
+  ) {}
+
+  get fileCount(): number {
+    return this.staged.length;
+  }
+
+  /** Checks name and size against the limits, then streams the file into staging. */
+  add(path: WorkspacePath, size: number, source: Readable): Promise<void> {
+    if (path === ROOT_PATH) throw badRequest('INVALID_PATH', 'A file in the upload has no name.');
+    if (this.seen.has(path)) throw badRequest('DUPLICATE_PATH', `"${path}" appears twice in this upload.`);
+    if (size > this.s.maxFileBytes) throw fileTooLarge(path, this.s.maxFileBytes);
+    this.s.room.take(this.bytes + size);
+    this.seen.add(path);
+    this.bytes += size;
+    const name = String(this.staged.length);
+    this.staged.push({ name, path });
+    return this.s.stage.add(name, size, source);
+  }
+
+  async commit(): Promise<WrittenFile[]> {
+    if (this.settled) throw new Error('upload already finished');
+    this.settled = true;
+    const { files, stage, lease, room } = this.s;
+    try {
+      await stage.finish();
+      const { written } = await files.agent<{ written: WrittenFile[] }>(lease, {
+        op: 'commit',
+        root: files.settings.root,
+        staging: stage.staging,
+        dir: this.s.dir,
+        files: this.staged,
+        overwrite: this.s.overwrite,
+      });
+      this.s.onCommitted(written);
+      return written;
+    } catch (err) {
+      stage.cancel(err as Error);
+      await files.discard(lease, stage.staging);
+      throw err;
+    } finally {
+      room.release();
+      lease.release();
+    }
+  }
+
+  /** Nothing of this upload stays: the stream is cut and the staging folder removed. */
+  async abort(reason: Error): Promise<void> {
+    if (this.settled) return;
+    this.settled = true;
+    const { files, stage, lease, room } = this.s;
+    stage.cancel(reason);
+    await files.discard(lease, stage.staging);
+    room.release();
+    lease.release();
+  }
+}
+
+/** Same formula as the agent's, so an ETag from a read matches the one a write checks against. */
+export const etagOf = (content: Buffer): string => `"sha256-${createHash('sha256').update(content).digest('base64url')}"`;
+
+export const fileTooLarge = (path: string, limit: number) =>
+  new AppError(413, 'FILE_TOO_LARGE', `"${path}" is larger than ${limit} bytes, the largest file allowed (CLAWLOOPS_FILES_MAX_FILE_SIZE).`, {}, { limitBytes: limit });
+
+const quotaError = (quota: number, available: number) =>
+  new AppError(413, 'QUOTA_EXCEEDED', `This would exceed your workspace quota of ${quota} bytes: ${available} bytes are free. Delete files or ask an admin for more space.`, {}, {
+    quotaBytes: quota,
+    availableBytes: available,
+  });
+
+const conflictError = (conflicts: AgentConflict[]) =>
+  new AppError(
+    409,
+    'NAME_CONFLICT',
+    `${conflicts.length === 1 ? 'A name is' : `${conflicts.length} names are`} already taken: ${conflicts
+      .slice(0, 5)
+      .map((c) => `"${c.path}"`)
+      .join(', ')}${conflicts.length > 5 ? ', …' : ''}. Repeat with overwrite=1 to replace files.`,
+    {},
+    { conflicts },
+  );
+
+function gzipped(archive: Readable): Readable {
+  const gzip = createGzip({ level: 3 });
+  pipeline(archive, gzip).catch((err: Error) => gzip.destroy(err));
+  return gzip;
+}
+
+function releaseWhenDone(body: Readable, lease: FileHostLease): void {
+  body.once('close', () => lease.release());
+  body.once('end', () => lease.release());
+}
+
+function emptyTar(): Readable {
+  const archive = pack();
+  archive.finalize();
+  return archive as unknown as Readable;
+}
+
+function bufferStream(content: Buffer): Readable {
+  const stream = new PassThrough();
+  stream.end(content);
+  return stream;
+}
+
+/** Passes only bytes [start, end] of a stream, then ends it (HTTP Range). */
+export function byteRange(start: number, end: number): Transform {
+  let offset = 0;
+  return new Transform({
+    transform(chunk: Buffer, _enc, done) {
+      const from = Math.max(0, start - offset);
+      const to = Math.min(chunk.length, end + 1 - offset);
+      offset += chunk.length;
+      if (to > from) this.push(chunk.subarray(from, to));
+      if (offset > end) this.push(null);
+      done();
+    },
+  });
+}

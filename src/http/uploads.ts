@@ -1,0 +1,123 @@
+import { createReadStream, createWriteStream } from 'node:fs';
+import { unlink } from 'node:fs/promises';
+import path from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import type { Request } from 'express';
+import multer, { MulterError, type StorageEngine } from 'multer';
+import { z } from 'zod';
+import { AppError, badRequest } from '../lib/errors';
+import { newId } from '../lib/secrets';
+import type { UploadSession } from '../files/workspaceFiles';
+import { parseWorkspacePath, type WorkspacePath } from '../files/workspacePath';
+import { formatIssues } from './validation';
+
+/**
+ * Optional form field sent BEFORE the files: their paths and sizes, in the order of the file
+ * parts. With it, each file streams straight into the runtime (a tar entry needs its size up
+ * front) and the quota and name conflicts are checked before any byte is sent. Without it,
+ * each file is spooled to disk first.
+ */
+export const MANIFEST_FIELD = 'manifest';
+const manifestSchema = z.array(z.strictObject({ path: z.string().max(4096), size: z.number().int().min(0) })).max(100_000);
+export type UploadManifest = { path: WorkspacePath; size: number }[];
+
+export function parseManifest(raw: unknown): UploadManifest | null {
+  if (raw === undefined) return null;
+  let value: unknown;
+  try {
+    value = JSON.parse(String(raw));
+  } catch {
+    throw badRequest('INVALID_MANIFEST', `The ${MANIFEST_FIELD} field is not valid JSON.`);
+  }
+  const parsed = manifestSchema.safeParse(value);
+  if (!parsed.success) throw badRequest('INVALID_MANIFEST', `Invalid ${MANIFEST_FIELD}: ${formatIssues(parsed.error)}`);
+  return parsed.data.map((entry, i) => ({ path: parseWorkspacePath(entry.path, `${MANIFEST_FIELD}[${i}].path`, { allowRoot: false }), size: entry.size }));
+}
+
+/** Per request: the upload session, opened when the first file arrives. */
+export interface UploadState {
+  open(manifest: UploadManifest | null): Promise<UploadSession>;
+  session: Promise<UploadSession> | null;
+  index: number;
+  spoolDir: string;
+}
+
+const STATES = new WeakMap<Request, UploadState>();
+export const uploadStateOf = (req: Request) => STATES.get(req) ?? null;
+export const setUploadState = (req: Request, state: UploadState) => STATES.set(req, state);
+
+/**
+ * Multer storage that hands each file to the request's UploadSession: streamed directly when
+ * the manifest gave its size, else spooled to a private temp file (removed on every path).
+ */
+export class StagingStorage implements StorageEngine {
+  _handleFile(req: Request, file: Express.Multer.File, callback: (error?: unknown, info?: Partial<Express.Multer.File>) => void): void {
+    const state = uploadStateOf(req);
+    if (!state) return callback(new Error('upload state missing: middleware order is wrong'));
+    void (async () => {
+      const body = req.body as Record<string, unknown> | undefined;
+      const manifest = parseManifest(body?.[MANIFEST_FIELD]);
+      const index = state.index++;
+      state.session ??= state.open(manifest);
+      const session = await state.session;
+      const announced = manifest?.[index];
+      if (manifest && !announced) throw badRequest('INVALID_MANIFEST', `The upload has more files than its ${MANIFEST_FIELD} lists.`);
+      const target = announced?.path ?? parseWorkspacePath(file.originalname, 'file name', { allowRoot: false });
+      if (announced) {
+        await session.add(target, announced.size, file.stream);
+        return announced.size;
+      }
+      const spooled = path.join(state.spoolDir, `upload-${newId()}`);
+      try {
+        let size = 0;
+        file.stream.on('data', (chunk: Buffer) => (size += chunk.length));
+        await pipeline(file.stream, createWriteStream(spooled, { flags: 'wx', mode: 0o600 }));
+        await session.add(target, size, createReadStream(spooled));
+        return size;
+      } finally {
+        await unlink(spooled).catch(() => undefined);
+      }
+    })().then(
+      (size) => callback(null, { size }),
+      (err: unknown) => {
+        file.stream.resume(); // let busboy move on to report the error
+        callback(err);
+      },
+    );
+  }
+
+  _removeFile(_req: Request, _file: Express.Multer.File, callback: (error: Error | null) => void): void {
+    // Nothing to do: spooled copies are gone already, staged ones go with the session's abort.
+    callback(null);
+  }
+}
+
+/** Multer's and busboy's errors in our words. */
+export function uploadError(err: unknown, limits: { maxFileBytes: number; maxFiles: number }): unknown {
+  if (err instanceof MulterError) {
+    switch (err.code) {
+      case 'LIMIT_FILE_SIZE':
+        return new AppError(413, 'FILE_TOO_LARGE', `A file is larger than ${limits.maxFileBytes} bytes, the largest file allowed.`, {}, { limitBytes: limits.maxFileBytes });
+      case 'LIMIT_FILE_COUNT':
+        return new AppError(413, 'TOO_MANY_FILES', `One upload takes at most ${limits.maxFiles} files; send the rest in another request.`);
+      case 'LIMIT_FIELD_VALUE':
+        return new AppError(413, 'FIELD_TOO_LARGE', `The form field "${err.field ?? ''}" is too large.`);
+      default:
+        return badRequest('MALFORMED_UPLOAD', `The upload was refused: ${err.message}.`);
+    }
+  }
+  if (err instanceof AppError) return err;
+  if (err instanceof Error && /Unexpected end of form|Malformed part header|Multipart: Boundary not found|Unexpected end of (multipart )?data/i.test(err.message)) {
+    return badRequest('MALFORMED_UPLOAD', 'The upload was cut off or is not valid multipart/form-data.');
+  }
+  return err;
+}
+
+export function uploadMiddleware(options: { maxFileBytes: number; maxFiles: number }) {
+  return multer({
+    storage: new StagingStorage(),
+    // Keeps "folder/a.txt" of a dropped folder instead of reducing it to "a.txt".
+    preservePath: true,
+    limits: { fileSize: options.maxFileBytes, files: options.maxFiles, fields: 10, fieldSize: 16 * 1024 ** 2, parts: options.maxFiles + 10 },
+  }).any();
+}
