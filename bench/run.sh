@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Benchmarks against the local Docker engine. Every figure is printed next to a baseline measured
 # in the same run (ratios, never absolute thresholds); nothing here is asserted by the test suite.
-#   bash bench/run.sh              everything, ~5 minutes:
+#   bash bench/run.sh              everything, ~6 minutes:
 #   bash bench/run.sh start        1. API start → ready vs raw dockerode (stand-in image), cold and
 #                                     warm, with a breakdown of where an API start spends its time
 #   bash bench/run.sh concurrent   2. 20 new users starting at once vs 20 × a single start
@@ -10,16 +10,20 @@
 #                                     runtime directly (latency, req/s, 1 MiB MB/s, WebSocket echo),
 #                                     and Traefik's forward-auth decision vs /healthz
 #                                     (throughput with wrk when on PATH: apt-get install wrk)
+#   bash bench/run.sh files        5. workspace files, ~1 minute: a 1 GiB upload and download through
+#                                     the file API vs raw putArchive/getArchive (MB/s, control-plane
+#                                     RSS growth), and listing 10,000 empty vs ~1 GiB of files
 # Knobs: BENCH_ITERATIONS (15), BENCH_CONCURRENT (20), BENCH_BURSTS (3), BENCH_PROFILE_ITERATIONS (8),
 # OPENCLAW_ITERATIONS (5), CLAWLOOPS_RUNTIME_MAX_PARALLEL (unset: the product default, 4);
 # routing: BENCH_SAMPLES (2000), BENCH_CONNECTIONS (16), BENCH_DURATION (4), BENCH_ROUNDS (3),
-# BENCH_WS_MESSAGES (2000), BENCH_CLIENT (wrk|node), BENCH_LOG_LEVEL (info).
+# BENCH_WS_MESSAGES (2000), BENCH_CLIENT (wrk|node), BENCH_LOG_LEVEL (info); files: BENCH_FILE_MIB (1024),
+# BENCH_FILE_ROUNDS (2), BENCH_LIST_ENTRIES (10000), BENCH_LIST_SAMPLES (10).
 # Everything a run creates carries one instance label and is swept at the end, even on failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 which="${1:-all}"
-case "$which" in all | start | concurrent | openclaw | routing) ;; *) echo "usage: $0 [all|start|concurrent|openclaw|routing]" >&2; exit 2 ;; esac
+case "$which" in all | start | concurrent | openclaw | routing | files) ;; *) echo "usage: $0 [all|start|concurrent|openclaw|routing|files]" >&2; exit 2 ;; esac
 
 docker info >/dev/null 2>&1 || bash scripts/ensure-docker.sh >/dev/null
 # The image scripts reuse an image whose inputs have not changed (a fraction of a second).
@@ -47,10 +51,12 @@ case "$which" in
   concurrent) npx tsx bench/runtimeStart.ts concurrent || status=$? ;;
   openclaw) npx tsx bench/openclawStart.ts "${OPENCLAW_ITERATIONS:-5}" || status=$? ;;
   routing) npx tsx bench/workspaceRouting.ts proxy forwardauth || status=$? ;;
+  files) npx tsx bench/workspaceFiles.ts transfer list || status=$? ;;
   all)
     npx tsx bench/runtimeStart.ts start concurrent || status=$?
     npx tsx bench/openclawStart.ts "${OPENCLAW_ITERATIONS:-5}" || status=$?
     npx tsx bench/workspaceRouting.ts proxy forwardauth || status=$?
+    npx tsx bench/workspaceFiles.ts transfer list || status=$?
     ;;
 esac
 exit "$status"

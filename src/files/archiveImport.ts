@@ -82,7 +82,30 @@ function checkLinkTarget(entryPath: string, target: string | null | undefined): 
 export async function repackArchive(source: Readable, out: Pack, prefix: string, limits: ImportLimits, uid: number): Promise<ImportTotals> {
   const totals: ImportTotals = { entries: 0, files: 0, bytes: 0 };
   const reader = extract();
+  // Every folder gets its own entry, owned by the runtime user: a folder the engine creates
+  // implicitly for a nested file would belong to root, and the agent could not move out of it.
+  const folders = new Set<string>();
+  const folder = (path: string, mode: number, mtime: Date) => {
+    if (folders.has(path)) return;
+    const parent = posix.dirname(path);
+    if (parent !== '.') folder(parent, 0o755, mtime);
+    folders.add(path);
+    out.entry({ uid, gid: uid, mtime, name: `${prefix}/${path}`, type: 'directory', mode });
+  };
+  const parentsOf = (path: string, mtime: Date) => {
+    const parent = posix.dirname(path);
+    if (parent !== '.') folder(parent, 0o755, mtime);
+  };
+  out.entry({ uid, gid: uid, mtime: new Date(), name: prefix, type: 'directory', mode: 0o700 });
+  /** Links this archive creates: nothing may be unpacked through one (a chain of links could climb out). */
+  const links = new Set<string>();
+  const throughLink = (path: string) => {
+    for (let parent = posix.dirname(path); parent !== '.'; parent = posix.dirname(parent)) if (links.has(parent)) return parent;
+    return null;
+  };
   reader.on('entry', (header: Header, body, next) => {
+    // Destroying the reader destroys this entry with the same error: it must have a listener.
+    body.on('error', () => undefined);
     const fail = (err: Error) => {
       body.resume();
       reader.destroy(err);
@@ -93,10 +116,12 @@ export async function repackArchive(source: Readable, out: Pack, prefix: string,
         throw tooLarge('ARCHIVE_TOO_MANY_ENTRIES', `The archive has more than ${limits.maxEntries} entries, the limit for one import.`);
       }
       const path = safeEntryPath(header.name);
+      const link = path === null ? null : throughLink(path);
+      if (link) throw unsafe(`"${preview(header.name)}" lies beneath the symbolic link "${preview(link)}" of the same archive.`);
       const base = { uid, gid: uid, mtime: header.mtime ?? new Date() };
       switch (header.type) {
         case 'directory': {
-          if (path !== null) out.entry({ ...base, name: `${prefix}/${path}`, type: 'directory', mode: ((header.mode ?? 0o755) & 0o777) | 0o700 });
+          if (path !== null) folder(path, ((header.mode ?? 0o755) & 0o777) | 0o700, base.mtime);
           body.resume();
           body.on('end', () => next());
           return;
@@ -113,10 +138,12 @@ export async function repackArchive(source: Readable, out: Pack, prefix: string,
             throw tooLarge('ARCHIVE_TOO_LARGE', `The archive unpacks to more than ${limits.maxTotalBytes} bytes (${limits.totalLimitReason}).`);
           }
           totals.files++;
+          parentsOf(path, base.mtime);
           const entry = out.entry({ ...base, name: `${prefix}/${path}`, type: 'file', size, mode: ((header.mode ?? 0o644) & 0o777) | 0o600 }, (err) => {
             if (err) fail(err);
             else next();
           });
+          entry.on('error', fail);
           body.pipe(entry);
           body.on('error', fail);
           return;
@@ -124,7 +151,9 @@ export async function repackArchive(source: Readable, out: Pack, prefix: string,
         case 'symlink': {
           if (path === null) throw unsafe('A link entry has an empty name.');
           const linkname = checkLinkTarget(path, header.linkname);
+          links.add(path);
           totals.files++;
+          parentsOf(path, base.mtime);
           out.entry({ ...base, name: `${prefix}/${path}`, type: 'symlink', linkname, mode: 0o777 });
           body.resume();
           body.on('end', () => next());

@@ -366,9 +366,14 @@ export function runFileAgent(request: AgentRequest, modules: AgentModules): Agen
           requireRoot();
           const existingDir = existingDirOrNull(request.dir);
           const conflicts: AgentConflict[] = [];
+          const paths = new Set(request.files.map((file) => file.path));
           for (const file of request.files) {
             const conflict = conflictAt(existingDir, file.path, request.overwrite, joinRel(request.dir, file.path));
             if (conflict) conflicts.push(conflict);
+            // "a" and "a/b.txt" in one request: "a" cannot be a file and a folder.
+            for (let parent = posix.dirname(file.path); parent !== '.'; parent = posix.dirname(parent)) {
+              if (paths.has(parent)) conflicts.push({ path: joinRel(request.dir, parent), reason: 'blocked-by-file' });
+            }
           }
           if (conflicts.length > 0) throw new Refusal('CONFLICT', `${conflicts.length} of the names are taken.`, { conflicts });
           const dir = existingDir ?? ensureDirs(requireRoot(), segmentsOf(request.dir), '');
@@ -407,8 +412,8 @@ export function runFileAgent(request: AgentRequest, modules: AgentModules): Agen
           const conflicts: AgentConflict[] = [];
           for (const entry of staged) {
             if (entry.dir) {
-              // Folders merge into existing folders; only a file in the way blocks them.
-              const conflict = conflictAt(existingDir, entry.rel, true, joinRel(request.dir, entry.rel));
+              // Folders merge into existing folders; anything else at the name (a file, a link) blocks them.
+              const conflict = conflictAt(existingDir, entry.rel, false, joinRel(request.dir, entry.rel));
               if (conflict && conflict.reason !== 'is-directory') conflicts.push({ ...conflict, reason: 'blocked-by-file' });
             } else {
               const conflict = conflictAt(existingDir, entry.rel, request.overwrite, joinRel(request.dir, entry.rel));
@@ -504,6 +509,8 @@ export function runFileAgent(request: AgentRequest, modules: AgentModules): Agen
  * JSON on stdout. Built once from the compiled function above.
  */
 export const FILE_AGENT_SCRIPT = `'use strict';
+// Some TypeScript runners (tsx, esbuild) wrap named functions in __name(); it is not shipped with the text.
+var __name = (target) => target;
 const run = ${runFileAgent.toString()};
 let input = '';
 process.stdin.setEncoding('utf8');

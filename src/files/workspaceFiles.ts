@@ -249,7 +249,7 @@ export class WorkspaceFiles {
       const upload = this.stage(lease);
       const name = 'text';
       try {
-        await upload.add(name, content.length, bufferStream(content));
+        await upload.add(name, content.length, () => bufferStream(content));
         await upload.finish();
       } catch (err) {
         await this.discard(lease, upload.staging);
@@ -498,15 +498,15 @@ export class Staging {
     this.put.catch(() => undefined); // awaited in finish(); a cancel must not surface as unhandled
   }
 
-  /** Streams `size` bytes from `source` as the staged file `name`; resolves once all are written. */
-  add(name: string, size: number, source: Readable): Promise<void> {
+  /** Streams `size` bytes from `open()` as the staged file `name`; resolves once all are written. */
+  add(name: string, size: number, open: () => Readable): Promise<void> {
     const step = this.queue.then(
       () =>
         new Promise<void>((resolve, reject) => {
           const entry = this.archive.entry({ name: `${this.entryPrefix}/${name}`, size, mode: 0o644, uid: RUNTIME_UID, gid: RUNTIME_UID, mtime: new Date() }, (err) =>
             err ? reject(err) : resolve(),
           );
-          pipeline(source, entry).catch(reject);
+          pipeline(open(), entry).catch(reject);
         }),
     );
     this.queue = step.catch(() => undefined);
@@ -530,6 +530,7 @@ export class Staging {
 export class UploadSession {
   private readonly staged: StagedFile[] = [];
   private readonly seen = new Set<string>();
+  private readonly folders = new Set<string>();
   private bytes = 0;
   private settled = false;
 
@@ -550,17 +551,23 @@ export class UploadSession {
     return this.staged.length;
   }
 
-  /** Checks name and size against the limits, then streams the file into staging. */
-  add(path: WorkspacePath, size: number, source: Readable): Promise<void> {
+  /** Checks name and size against the limits, then streams the file into staging (`open` is called only then). */
+  add(path: WorkspacePath, size: number, open: () => Readable): Promise<void> {
     if (path === ROOT_PATH) throw badRequest('INVALID_PATH', 'A file in the upload has no name.');
     if (this.seen.has(path)) throw badRequest('DUPLICATE_PATH', `"${path}" appears twice in this upload.`);
+    // "a" and "a/b.txt" in one upload: one of them would have to be a file and a folder at once.
+    if (this.folders.has(path)) throw badRequest('PATH_CONFLICT_IN_UPLOAD', `"${path}" is both a file and a folder in this upload.`);
+    const parents = path.split('/').slice(0, -1).map((_, i, all) => all.slice(0, i + 1).join('/'));
+    const clash = parents.find((parent) => this.seen.has(parent));
+    if (clash) throw badRequest('PATH_CONFLICT_IN_UPLOAD', `"${clash}" is both a file and a folder in this upload.`);
+    for (const parent of parents) this.folders.add(parent);
     if (size > this.s.maxFileBytes) throw fileTooLarge(path, this.s.maxFileBytes);
     this.s.room.take(this.bytes + size);
     this.seen.add(path);
     this.bytes += size;
     const name = String(this.staged.length);
     this.staged.push({ name, path });
-    return this.s.stage.add(name, size, source);
+    return this.s.stage.add(name, size, open);
   }
 
   async commit(): Promise<WrittenFile[]> {

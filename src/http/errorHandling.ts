@@ -3,6 +3,10 @@ import { AppError } from '../lib/errors';
 import { requestState } from './context';
 
 export function sendError(res: Response, status: number, code: string, message: string, extra: Record<string, unknown> = {}): void {
+  // A download may have set its own headers before it failed.
+  res.removeHeader('Content-Disposition');
+  res.removeHeader('Content-Length');
+  res.setHeader('Content-Type', 'application/json; charset=utf-8');
   res.status(status).json({ error: { code, message, ...extra } });
 }
 

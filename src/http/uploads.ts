@@ -1,6 +1,7 @@
 import { createReadStream, createWriteStream } from 'node:fs';
 import { unlink } from 'node:fs/promises';
 import path from 'node:path';
+import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Request } from 'express';
 import multer, { MulterError, type StorageEngine } from 'multer';
@@ -39,7 +40,20 @@ export interface UploadState {
   open(manifest: UploadManifest | null): Promise<UploadSession>;
   session: Promise<UploadSession> | null;
   index: number;
+  /** File streams being read right now. */
+  streams: Set<Readable>;
   spoolDir: string;
+}
+
+/**
+ * A client that disconnects mid-upload ends the request without ending the multipart parser's
+ * file stream: without this, whatever reads that stream would wait forever.
+ */
+export function failStreamsOnDisconnect(req: Request, streams: () => Iterable<Readable>): void {
+  req.once('close', () => {
+    if (req.complete) return;
+    for (const stream of streams()) stream.destroy(new Error('the client disconnected during the upload'));
+  });
 }
 
 const STATES = new WeakMap<Request, UploadState>();
@@ -54,6 +68,7 @@ export class StagingStorage implements StorageEngine {
   _handleFile(req: Request, file: Express.Multer.File, callback: (error?: unknown, info?: Partial<Express.Multer.File>) => void): void {
     const state = uploadStateOf(req);
     if (!state) return callback(new Error('upload state missing: middleware order is wrong'));
+    state.streams.add(file.stream);
     void (async () => {
       const body = req.body as Record<string, unknown> | undefined;
       const manifest = parseManifest(body?.[MANIFEST_FIELD]);
@@ -64,7 +79,7 @@ export class StagingStorage implements StorageEngine {
       if (manifest && !announced) throw badRequest('INVALID_MANIFEST', `The upload has more files than its ${MANIFEST_FIELD} lists.`);
       const target = announced?.path ?? parseWorkspacePath(file.originalname, 'file name', { allowRoot: false });
       if (announced) {
-        await session.add(target, announced.size, file.stream);
+        await session.add(target, announced.size, () => file.stream);
         return announced.size;
       }
       const spooled = path.join(state.spoolDir, `upload-${newId()}`);
@@ -72,14 +87,18 @@ export class StagingStorage implements StorageEngine {
         let size = 0;
         file.stream.on('data', (chunk: Buffer) => (size += chunk.length));
         await pipeline(file.stream, createWriteStream(spooled, { flags: 'wx', mode: 0o600 }));
-        await session.add(target, size, createReadStream(spooled));
+        await session.add(target, size, () => createReadStream(spooled));
         return size;
       } finally {
         await unlink(spooled).catch(() => undefined);
       }
     })().then(
-      (size) => callback(null, { size }),
+      (size) => {
+        state.streams.delete(file.stream);
+        callback(null, { size });
+      },
       (err: unknown) => {
+        state.streams.delete(file.stream);
         file.stream.resume(); // let busboy move on to report the error
         callback(err);
       },
@@ -118,6 +137,8 @@ export function uploadMiddleware(options: { maxFileBytes: number; maxFiles: numb
     storage: new StagingStorage(),
     // Keeps "folder/a.txt" of a dropped folder instead of reducing it to "a.txt".
     preservePath: true,
+    // Browsers send file names as UTF-8; busboy would read them as Latin-1.
+    defParamCharset: 'utf8',
     limits: { fileSize: options.maxFileBytes, files: options.maxFiles, fields: 10, fieldSize: 16 * 1024 ** 2, parts: options.maxFiles + 10 },
   }).any();
 }

@@ -108,3 +108,26 @@ it('stops cleanly and starts again on the same volume', async () => {
   await h.platform.runtimes.settled(start.body.runtime.id);
   expect((await alice.get('/api/v1/runtime')).body.state).toBe('running');
 });
+
+it('files uploaded while it is stopped are in its workspace when it starts, readable and editable while it runs', async () => {
+  const stop = await alice.post('/api/v1/runtime/stop');
+  if (stop.status === 202) await h.platform.runtimes.settled(runtimeId);
+  expect((await alice.get('/api/v1/runtime')).body.state).toBe('stopped');
+  const plan = Buffer.from('# Plan\n\n- ship the file manager\n');
+  // The stopped runtime is served by a helper made from the real OpenClaw image.
+  const up = await alice.post('/api/v1/files/upload?path=notes').attach('files', plan, { filename: 'plan.md' });
+  expect(up.status).toBe(201);
+  const start = await alice.post('/api/v1/runtime/start');
+  await h.platform.runtimes.settled(start.body.runtime.id);
+  expect((await alice.get('/api/v1/runtime')).body.state).toBe('running');
+  const seen = await execIn(containerIdOf(runtimeId), ['cat', '/home/node/.openclaw/workspace/notes/plan.md']);
+  expect(seen.stdout).toBe(plan.toString());
+  const names = (await alice.get('/api/v1/files')).body.entries.map((e: { name: string }) => e.name);
+  expect(names).toContain('notes');
+  // Now served through the running OpenClaw container itself.
+  const text = await alice.get('/api/v1/files/text?path=notes/plan.md');
+  expect(text.body.content).toBe(plan.toString());
+  const saved = await alice.put('/api/v1/files/text?path=notes/plan.md').set('If-Match', text.headers.etag as string).set('Content-Type', 'text/plain').send('# Plan\n\n- shipped\n');
+  expect(saved.status).toBe(200);
+  expect((await execIn(containerIdOf(runtimeId), ['cat', '/home/node/.openclaw/workspace/notes/plan.md'])).stdout).toBe('# Plan\n\n- shipped\n');
+});

@@ -54,6 +54,17 @@ describe('defaults', () => {
         controlPlaneContainer: null,
         crashLoop: { maxExits: 3, windowMs: 300_000 },
       },
+      files: {
+        root: '/home/node/.openclaw/workspace',
+        volumeRoot: '/home/node/.openclaw',
+        quotaBytes: 10 * 1024 ** 3,
+        maxFileBytes: 4 * 1024 ** 3,
+        maxRequestBytes: 8 * 1024 ** 3,
+        maxFilesPerUpload: 1000,
+        textMaxBytes: 2 * 1024 ** 2,
+        importMaxEntries: 100_000,
+        spoolDir: path.join(CWD, 'data', 'upload-spool'),
+      },
     });
   });
 
@@ -112,6 +123,13 @@ describe('accepted values', () => {
         CLAWLOOPS_TRAEFIK_ENTRYPOINT: 'websecure',
         CLAWLOOPS_TRAEFIK_CERTRESOLVER: 'letsencrypt',
         CLAWLOOPS_TRAEFIK_MIDDLEWARE: 'auth@file',
+        CLAWLOOPS_FILES_ROOT: '/home/node/.openclaw/projects',
+        CLAWLOOPS_FILES_QUOTA: '20gb',
+        CLAWLOOPS_FILES_MAX_FILE_SIZE: '1gb',
+        CLAWLOOPS_FILES_MAX_REQUEST_SIZE: '2gb',
+        CLAWLOOPS_FILES_MAX_UPLOAD_FILES: '500',
+        CLAWLOOPS_FILES_TEXT_MAX_SIZE: '1mb',
+        CLAWLOOPS_FILES_IMPORT_MAX_ENTRIES: '5000',
       },
       CWD,
     );
@@ -150,6 +168,17 @@ describe('accepted values', () => {
         models: ['gpt-4o', 'claude-sonnet-4.5'],
         controlPlaneContainer: 'clawloops-control-1',
         crashLoop: { maxExits: 3, windowMs: 300_000 },
+      },
+      files: {
+        root: '/home/node/.openclaw/projects',
+        volumeRoot: '/home/node/.openclaw',
+        quotaBytes: 20 * 1024 ** 3,
+        maxFileBytes: 1024 ** 3,
+        maxRequestBytes: 2 * 1024 ** 3,
+        maxFilesPerUpload: 500,
+        textMaxBytes: 1024 ** 2,
+        importMaxEntries: 5000,
+        spoolDir: '/data/upload-spool',
       },
     });
   });
@@ -403,5 +432,22 @@ describe('initial administrator', () => {
     const err = configError({ CLAWLOOPS_PORT: 'x', CLAWLOOPS_ADMIN_USERNAME: 'admin', CLAWLOOPS_ADMIN_PASSWORD: STRONG_PASSWORD });
     expect(err.message).toContain('CLAWLOOPS_PORT');
     expect(err.message).not.toContain(STRONG_PASSWORD);
+  });
+});
+
+describe('file manager settings', () => {
+  test.each([
+    ['/etc', 'outside the volume'],
+    ['/home/node/.openclaw', 'the volume itself'],
+    ['/home/node/.openclaw/../x', 'not normalised'],
+    ['workspace', 'relative'],
+    ['/home/node/.openclaw/.clawloops-staging', 'the staging area'],
+  ])('CLAWLOOPS_FILES_ROOT=%s is refused (%s)', (root) => {
+    expect(() => loadConfig({ CLAWLOOPS_FILES_ROOT: root }, CWD)).toThrow(/CLAWLOOPS_FILES_ROOT: must be a normalised absolute folder inside/);
+  });
+
+  test('sizes are checked and named', () => {
+    expect(() => loadConfig({ CLAWLOOPS_FILES_QUOTA: 'lots' }, CWD)).toThrow(/CLAWLOOPS_FILES_QUOTA: must be a size like 10gb/);
+    expect(() => loadConfig({ CLAWLOOPS_FILES_TEXT_MAX_SIZE: '1gb' }, CWD)).toThrow(/CLAWLOOPS_FILES_TEXT_MAX_SIZE: at most 64mb/);
   });
 });

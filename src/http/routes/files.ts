@@ -12,7 +12,7 @@ import { AppError } from '../../lib/errors';
 import { authOf, originOf } from '../context';
 import { requireAuth } from '../middleware/authentication';
 import { requireJsonBody } from '../middleware/originCheck';
-import { setUploadState, uploadError, uploadMiddleware, uploadStateOf } from '../uploads';
+import { failStreamsOnDisconnect, setUploadState, uploadError, uploadMiddleware, uploadStateOf } from '../uploads';
 import { body, idParam, parseInput } from '../validation';
 
 export interface FileRouteDeps {
@@ -226,9 +226,12 @@ function fileEndpoints(deps: FileRouteDeps, userIdOf: (req: Request) => string, 
     checkRequestSize(req, maxRequestBytes);
     const userId = userIdOf(req);
     const actor = who(req);
+    const streams = new Set<Readable>();
+    failStreamsOnDisconnect(req, () => streams);
     setUploadState(req, {
       index: 0,
       session: null,
+      streams,
       spoolDir: deps.spoolDir,
       open: (manifest) =>
         files.beginUpload(actor, userId, dir, {
@@ -256,8 +259,11 @@ function fileEndpoints(deps: FileRouteDeps, userIdOf: (req: Request) => string, 
     requireMultipart(req);
     checkRequestSize(req, maxRequestBytes);
     let result: (ImportTotals & { path: string }) | null = null;
+    const streams = new Set<Readable>();
+    failStreamsOnDisconnect(req, () => streams);
     const importer = multer({
       storage: new ImportStorage(async (_req, source) => {
+        streams.add(source);
         result = await files.importArchive(who(req), userIdOf(req), dir, source, query.overwrite);
         return result;
       }),

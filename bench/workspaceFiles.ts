@@ -1,0 +1,794 @@
+/**
+ * Workspace files: what the file manager API costs next to the Docker archive API it is built on,
+ * each figure next to a baseline measured in the same run, in the same container, interleaved.
+ *
+ *   One member with a running stand-in runtime (clawloops/runtime-standin:1, the product's default
+ *   memory and CPUs), files limits raised through the environment (quota 64 GiB, 8 GiB per file,
+ *   16 GiB per request) so a 1 GiB file is an ordinary upload.
+ *
+ *   part "transfer": a BENCH_FILE_MIB file (1024: 1 GiB; one random MiB repeated, each MiB stamped
+ *   with its index) made in os.tmpdir(), read from disk by every upload, deleted at the end:
+ *     raw upload     tar-stream pack, one entry of the file's size streamed from disk, into
+ *                    dockerode container.putArchive at /home/node/.openclaw until the engine
+ *                    answers: THE baseline
+ *     raw download   container.getArchive of that file, consumed fully (bytes counted)
+ *     API upload     POST /api/v1/files/upload?path=bench&overwrite=1, multipart/form-data built
+ *                    as a stream (field `manifest` first, `[{"path":"big.bin","size":N}]`, then the
+ *                    file part `files`, streamed from disk) with an exact Content-Length, until
+ *                    the 201 (the file is in place: staging, then the agent's rename)
+ *     API download   GET /api/v1/files/download?path=bench/big.bin, consumed fully, byte count checked
+ *     - after an unmeasured 1 MiB warm-up of each path, BENCH_FILE_ROUNDS rounds alternating API
+ *       and raw (who goes first alternates too); MB/s (10^6 B/s) each way, the median of the
+ *       rounds, and API/raw (target: ≥ 70 % both ways)
+ *     - control-plane RSS: process.memoryUsage() of this process (the control plane) every
+ *       50 ms during each API transfer; the growth is the peak over the value just before the
+ *       transfer (target: < 64 MiB), next to the peak growth of ArrayBuffers (Buffers in flight or
+ *       awaiting GC) and of the JS heap. Sampled during the raw transfers too, which do not touch
+ *       this process: the noise floor.
+ *     - context: one API upload WITHOUT the manifest (the server spools the file to disk first,
+ *       then streams it into the container), with its RSS growth too; one raw upload written in
+ *       64 KiB pieces (what the server's socket reads hand its putArchive; the baseline writes 1 MiB)
+ *     - where the time goes: the fixed cost of a request (median of 5 transfers of 1 MiB each way:
+ *       for the API, the agent execs around the bytes) and the rate net of it; an upload's tail
+ *       (last byte sent → answer: staging finished, the agent's commit) and a download's time to
+ *       first byte; CPU of the control plane, of the client, of dockerd (with its waited-for
+ *       children, e.g. the docker-untar that unpacks a putArchive) and of the whole machine, also
+ *       as machine CPU-seconds per GB moved
+ *   part "list": GET /api/v1/files?path=list-small (BENCH_LIST_ENTRIES empty files, 10,000) vs
+ *   list-big (as many files of ~1 GiB apparent size in all, sparse: made by a `node` exec'd in the
+ *   runtime as uid 1000 with fs.truncateSync), BENCH_LIST_SAMPLES listings each (10) alternating,
+ *   p50 and big/small (should be ~1: listing must not read file contents). Context: the same
+ *   listing in-process (platform.files.list: the agent's exec + sort, no HTTP/JSON), an exec of
+ *   `node -e 0` in the runtime (the agent's floor), and readdir + lstat of every entry timed
+ *   inside the container (the agent's own work).
+ *
+ * Where things run: the control plane is this process (its main thread; nothing else runs here
+ * while measuring, apart from the 50 ms RSS sampler). Every client, the HTTP requests and the raw
+ * dockerode calls alike, is a CHILD process (fork of this file), so its buffers, its file reads and
+ * its CPU are not counted as the control plane's: the RSS figure is the server's own.
+ *
+ * Usage: npx tsx bench/workspaceFiles.ts [transfer] [list]   (both when none is named)
+ * Env: BENCH_FILE_MIB (1024), BENCH_FILE_ROUNDS (2), BENCH_LIST_ENTRIES (10000), BENCH_LIST_SAMPLES (10), BENCH_INSTANCE.
+ */
+import { fork, spawnSync, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import http from 'node:http';
+import os from 'node:os';
+import path from 'node:path';
+import { PassThrough, Readable } from 'node:stream';
+import { finished, pipeline } from 'node:stream/promises';
+import { pack } from 'tar-stream';
+import { LABELS } from '../src/docker/runtimeBackend';
+import { parseWorkspacePath } from '../src/files/workspacePath';
+import { OPENCLAW_HOME, RUNTIME_UID } from '../src/runtime/runtimeSettings';
+import { benchInstance, docker, machineNote, mib, percentile, ratio, startBenchPlatform, STANDIN_IMAGE, sweep, sweepOnSignal, table, type BenchPlatform, type Member } from './support';
+
+const ROLE_ENV = 'BENCH_FILES_ROLE';
+const CLIENT_ROLE = 'client';
+
+function knob(name: string, fallback: number): number {
+  const value = Number(process.env[name] ?? fallback);
+  if (!Number.isFinite(value) || value <= 0) throw new Error(`${name} must be a positive number`);
+  return value;
+}
+
+const FILE_MIB = Math.round(knob('BENCH_FILE_MIB', 1024));
+const ROUNDS = Math.round(knob('BENCH_FILE_ROUNDS', 2));
+const LIST_ENTRIES = Math.round(knob('BENCH_LIST_ENTRIES', 10_000));
+const LIST_SAMPLES = Math.round(knob('BENCH_LIST_SAMPLES', 10));
+const MiB = 1024 ** 2;
+const FILE_BYTES = FILE_MIB * MiB;
+const WARMUP_BYTES = MiB;
+/** Read size of the source file, the same for the API client and the raw baseline. */
+const READ_CHUNK = MiB;
+const RSS_EVERY_MS = 50;
+const SMALL_SAMPLES = 5;
+/** What a socket read gives the server, hence what its multipart parser passes on to putArchive. */
+const SERVER_CHUNK = 64 * 1024;
+const RSS_TARGET = 64 * MiB;
+const RATIO_TARGET = 0.7;
+const MEMBER = 'alice';
+/** The API's folder (under the files root, <volume>/workspace) and the raw baseline's (the volume itself). */
+const API_DIR = 'bench';
+const RAW_DIR = OPENCLAW_HOME;
+const FILES_ROOT = `${OPENCLAW_HOME}/workspace`;
+
+// ---- what the client process does ----
+
+interface HttpTarget {
+  baseUrl: string;
+  cookie: string;
+  origin: string;
+}
+
+type Task =
+  | { kind: 'api-upload'; http: HttpTarget; file: string; size: number; dir: string; name: string; manifest: boolean }
+  | { kind: 'api-download'; http: HttpTarget; path: string; size: number }
+  | { kind: 'raw-upload'; containerId: string; file: string; size: number; dir: string; name: string; chunk: number }
+  | { kind: 'raw-download'; containerId: string; path: string; size: number }
+  | { kind: 'list'; http: HttpTarget; paths: string[]; entries: number; warmup: number; samples: number };
+
+interface Transfer {
+  ms: number;
+  /** File bytes moved (the download's body; a raw download's tar framing not counted). */
+  bytes: number;
+  /** CPU the client process used, ms. */
+  clientCpuMs: number;
+  /** Uploads: from the last byte handed to the socket to the answer (the server's or engine's tail). Downloads: time to the first body byte. */
+  edgeMs: number;
+}
+
+const cpuMs = () => {
+  const { user, system } = process.cpuUsage();
+  return (user + system) / 1000;
+};
+
+function source(file: string, size: number, chunk = READ_CHUNK): Readable {
+  return fs.createReadStream(file, { start: 0, end: size - 1, highWaterMark: chunk });
+}
+
+function collectText(res: http.IncomingMessage): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    res.on('data', (c: Buffer) => chunks.push(c));
+    res.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+    res.on('error', reject);
+  });
+}
+
+/** The multipart body as a stream: preamble, the file from disk, epilogue; its exact length. */
+function multipart(file: string, size: number, name: string, manifest: boolean): { boundary: string; length: number; body: () => Readable } {
+  const boundary = `----clawloops-bench-${randomBytes(12).toString('hex')}`;
+  const manifestPart = manifest
+    ? `--${boundary}\r\nContent-Disposition: form-data; name="manifest"\r\n\r\n${JSON.stringify([{ path: name, size }])}\r\n`
+    : '';
+  const preamble = Buffer.from(`${manifestPart}--${boundary}\r\nContent-Disposition: form-data; name="files"; filename="${name}"\r\nContent-Type: application/octet-stream\r\n\r\n`);
+  const epilogue = Buffer.from(`\r\n--${boundary}--\r\n`);
+  async function* parts(): AsyncGenerator<Buffer> {
+    yield preamble;
+    for await (const chunk of source(file, size)) yield chunk as Buffer;
+    yield epilogue;
+  }
+  return { boundary, length: preamble.length + size + epilogue.length, body: () => Readable.from(parts(), { objectMode: false }) };
+}
+
+async function apiUpload(t: Extract<Task, { kind: 'api-upload' }>): Promise<Transfer> {
+  const cpu = cpuMs();
+  const started = performance.now();
+  const form = multipart(t.file, t.size, t.name, t.manifest);
+  const req = http.request(`${t.http.baseUrl}/api/v1/files/upload?path=${encodeURIComponent(t.dir)}&overwrite=1`, {
+    method: 'POST',
+    agent: false,
+    headers: {
+      cookie: t.http.cookie,
+      origin: t.http.origin,
+      'content-type': `multipart/form-data; boundary=${form.boundary}`,
+      'content-length': String(form.length),
+    },
+  });
+  const answer = new Promise<{ status: number; text: string }>((resolve, reject) => {
+    req.on('response', (res) => collectText(res).then((text) => resolve({ status: res.statusCode ?? 0, text }), reject));
+    req.on('error', reject);
+  });
+  // An early refusal cuts the upload short: the answer says why, not the broken pipe.
+  let sentAt = NaN;
+  const sent = pipeline(form.body(), req).then(
+    () => {
+      sentAt = performance.now();
+      return null;
+    },
+    (err: unknown) => err as Error,
+  );
+  const { status, text } = await answer;
+  const answeredAt = performance.now();
+  const ms = answeredAt - started;
+  const sendError = await sent;
+  if (status !== 201) throw new Error(`upload answered ${status}: ${text.slice(0, 500)}`);
+  if (sendError) throw sendError;
+  const written = (JSON.parse(text) as { files: { path: string; size: number }[] }).files;
+  if (written.length !== 1 || written[0]?.size !== t.size) throw new Error(`upload wrote ${JSON.stringify(written)}, expected one file of ${t.size} bytes`);
+  return { ms, bytes: t.size, clientCpuMs: cpuMs() - cpu, edgeMs: answeredAt - sentAt };
+}
+
+function apiDownload(t: Extract<Task, { kind: 'api-download' }>): Promise<Transfer> {
+  const cpu = cpuMs();
+  const started = performance.now();
+  return new Promise((resolve, reject) => {
+    const req = http.get(`${t.http.baseUrl}/api/v1/files/download?path=${encodeURIComponent(t.path)}`, { agent: false, headers: { cookie: t.http.cookie, origin: t.http.origin } }, (res) => {
+      if (res.statusCode !== 200) {
+        collectText(res).then((text) => reject(new Error(`download answered ${res.statusCode}: ${text.slice(0, 500)}`)), reject);
+        return;
+      }
+      let bytes = 0;
+      let firstByte = NaN;
+      res.on('data', (chunk: Buffer) => {
+        if (bytes === 0) firstByte = performance.now() - started;
+        bytes += chunk.length;
+      });
+      res.on('error', reject);
+      res.on('end', () => {
+        const ms = performance.now() - started;
+        if (bytes !== t.size || res.headers['content-length'] !== String(t.size)) {
+          reject(new Error(`download of ${t.path}: ${bytes} bytes, Content-Length ${res.headers['content-length']}, expected ${t.size}`));
+        } else resolve({ ms, bytes, clientCpuMs: cpuMs() - cpu, edgeMs: firstByte });
+      });
+    });
+    req.on('error', reject);
+  });
+}
+
+async function rawUpload(t: Extract<Task, { kind: 'raw-upload' }>): Promise<Transfer> {
+  const cpu = cpuMs();
+  const started = performance.now();
+  const archive = pack();
+  const put = docker.getContainer(t.containerId).putArchive(archive as unknown as Readable, { path: t.dir });
+  put.catch(() => undefined); // awaited below; a failed entry must not leave it unhandled
+  await new Promise<void>((resolve, reject) => {
+    const entry = archive.entry({ name: t.name, size: t.size, mode: 0o644, uid: RUNTIME_UID, gid: RUNTIME_UID, mtime: new Date() }, (err) => (err ? reject(err) : resolve()));
+    pipeline(source(t.file, t.size, t.chunk), entry).catch(reject);
+  });
+  archive.finalize();
+  const sentAt = performance.now();
+  await put;
+  const answeredAt = performance.now();
+  return { ms: answeredAt - started, bytes: t.size, clientCpuMs: cpuMs() - cpu, edgeMs: answeredAt - sentAt };
+}
+
+async function rawDownload(t: Extract<Task, { kind: 'raw-download' }>): Promise<Transfer> {
+  const cpu = cpuMs();
+  const started = performance.now();
+  const stream = (await docker.getContainer(t.containerId).getArchive({ path: t.path })) as Readable;
+  let bytes = 0;
+  let firstByte = NaN;
+  stream.on('data', (chunk: Buffer) => {
+    if (bytes === 0) firstByte = performance.now() - started;
+    bytes += chunk.length;
+  });
+  await finished(stream);
+  const ms = performance.now() - started;
+  // One 512-byte header, the file padded to 512, two empty blocks at least.
+  if (bytes < t.size + 512) throw new Error(`raw download of ${t.path}: ${bytes} bytes of tar for a ${t.size}-byte file`);
+  return { ms, bytes: t.size, clientCpuMs: cpuMs() - cpu, edgeMs: firstByte };
+}
+
+function listOnce(h: HttpTarget, dirPath: string): Promise<{ ms: number; text: string }> {
+  const started = performance.now();
+  return new Promise((resolve, reject) => {
+    const req = http.get(`${h.baseUrl}/api/v1/files?path=${encodeURIComponent(dirPath)}`, { agent: false, headers: { cookie: h.cookie, origin: h.origin } }, (res) => {
+      collectText(res).then((text) => {
+        const ms = performance.now() - started;
+        if (res.statusCode !== 200) reject(new Error(`listing ${dirPath} answered ${res.statusCode}: ${text.slice(0, 500)}`));
+        else resolve({ ms, text });
+      }, reject);
+    });
+    req.on('error', reject);
+  });
+}
+
+/** Listings alternating between the paths (who goes first rotates); ms per path, plus each one's total apparent size. */
+async function listings(t: Extract<Task, { kind: 'list' }>): Promise<{ ms: number[][]; totalBytes: number[]; answerBytes: number[] }> {
+  const ms = t.paths.map(() => [] as number[]);
+  const totalBytes = t.paths.map(() => 0);
+  const answerBytes = t.paths.map(() => 0);
+  for (let i = 0; i < t.warmup + t.samples; i++) {
+    for (let j = 0; j < t.paths.length; j++) {
+      const k = (i + j) % t.paths.length;
+      const answer = await listOnce(t.http, t.paths[k]!);
+      // Checked outside the timing.
+      const entries = (JSON.parse(answer.text) as { entries: { size: number }[] }).entries;
+      if (entries.length !== t.entries) throw new Error(`listing ${t.paths[k]} has ${entries.length} entries, expected ${t.entries}`);
+      totalBytes[k] = entries.reduce((sum, e) => sum + e.size, 0);
+      answerBytes[k] = Buffer.byteLength(answer.text);
+      if (i >= t.warmup) ms[k]!.push(answer.ms);
+    }
+  }
+  return { ms, totalBytes, answerBytes };
+}
+
+function runTask(task: Task): Promise<unknown> {
+  switch (task.kind) {
+    case 'api-upload':
+      return apiUpload(task);
+    case 'api-download':
+      return apiDownload(task);
+    case 'raw-upload':
+      return rawUpload(task);
+    case 'raw-download':
+      return rawDownload(task);
+    case 'list':
+      return listings(task);
+  }
+}
+
+function clientProcess(): void {
+  process.on('disconnect', () => process.exit(0));
+  process.on('message', (message: { id: number; task: Task }) => {
+    runTask(message.task).then(
+      (result) => process.send?.({ id: message.id, result }),
+      (err: unknown) => process.send?.({ id: message.id, error: err instanceof Error ? (err.stack ?? err.message) : String(err) }),
+    );
+  });
+}
+
+/** The client as seen from the control plane's process: tasks sent over IPC, answers awaited. */
+class ClientProcess {
+  private readonly child: ChildProcess;
+  private nextId = 0;
+  private readonly waiting = new Map<number, { resolve: (value: unknown) => void; reject: (err: Error) => void }>();
+
+  constructor() {
+    // The same file again, with tsx's loader (fork keeps process.execArgv).
+    this.child = fork(__filename, [], { env: { ...process.env, [ROLE_ENV]: CLIENT_ROLE }, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    this.child.on('message', (message: { id: number; result?: unknown; error?: string }) => {
+      const waiter = this.waiting.get(message.id);
+      this.waiting.delete(message.id);
+      if (message.error !== undefined) waiter?.reject(new Error(`client process: ${message.error}`));
+      else waiter?.resolve(message.result);
+    });
+    this.child.on('exit', (code, signal) => {
+      for (const waiter of this.waiting.values()) waiter.reject(new Error(`the client process exited (${signal ?? code})`));
+      this.waiting.clear();
+    });
+  }
+
+  get pid(): number | undefined {
+    return this.child.pid;
+  }
+
+  run<T>(task: Task): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      const id = this.nextId++;
+      this.waiting.set(id, { resolve: resolve as (value: unknown) => void, reject });
+      this.child.send({ id, task });
+    });
+  }
+
+  close(): void {
+    if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill();
+  }
+}
+
+// ---- measuring around a task: RSS of this process, CPU of everyone ----
+
+interface RssTrace {
+  before: number;
+  peak: number;
+  after: number;
+  samples: number;
+  /** Peak growth of Buffer/ArrayBuffer memory (in flight, or garbage until a GC) and of the JS heap. */
+  arrayBuffersGrowth: number;
+  heapUsedGrowth: number;
+}
+
+function rssSampler(): { stop: () => RssTrace } {
+  const first = process.memoryUsage();
+  let peak = first.rss;
+  let arrayBuffers = first.arrayBuffers;
+  let heapUsed = first.heapUsed;
+  let samples = 0;
+  const sample = () => {
+    const m = process.memoryUsage();
+    peak = Math.max(peak, m.rss);
+    arrayBuffers = Math.max(arrayBuffers, m.arrayBuffers);
+    heapUsed = Math.max(heapUsed, m.heapUsed);
+    return m;
+  };
+  const timer = setInterval(() => {
+    sample();
+    samples++;
+  }, RSS_EVERY_MS);
+  return {
+    stop() {
+      clearInterval(timer);
+      const last = sample();
+      return { before: first.rss, peak, after: last.rss, samples, arrayBuffersGrowth: arrayBuffers - first.arrayBuffers, heapUsedGrowth: heapUsed - first.heapUsed };
+    },
+  };
+}
+
+const CLOCK_TICKS = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
+
+/** dockerd's CPU ms, its waited-for children included (docker-untar unpacks a putArchive), or null. */
+const dockerdPid = (() => {
+  try {
+    for (const entry of fs.readdirSync('/proc')) {
+      if (!/^\d+$/.test(entry)) continue;
+      try {
+        if (fs.readFileSync(`/proc/${entry}/comm`, 'utf8').trim() === 'dockerd') return Number(entry);
+      } catch {
+        // gone meanwhile
+      }
+    }
+  } catch {
+    // no /proc
+  }
+  return null;
+})();
+
+function dockerdCpuMs(): number | null {
+  if (dockerdPid === null) return null;
+  try {
+    const stat = fs.readFileSync(`/proc/${dockerdPid}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ').map(Number);
+    // utime, stime, cutime, cstime are fields 14-17: indexes 11-14 after "pid (comm) ".
+    return (((f[11] ?? 0) + (f[12] ?? 0) + (f[13] ?? 0) + (f[14] ?? 0)) * 1000) / CLOCK_TICKS;
+  } catch {
+    return null;
+  }
+}
+
+function machineCpu(): { busy: number; total: number } {
+  const fields = (fs.readFileSync('/proc/stat', 'utf8').split('\n')[0] ?? '').trim().split(/\s+/).slice(1).map(Number);
+  const total = fields.reduce((a, b) => a + b, 0);
+  return { busy: total - (fields[3] ?? 0) - (fields[4] ?? 0), total };
+}
+
+interface Measured extends Transfer {
+  rss: RssTrace;
+  /** In cores over the transfer. */
+  cpu: { controlPlane: number; client: number; dockerd: number | null; machine: number };
+}
+
+async function measured(client: ClientProcess, task: Task): Promise<Measured> {
+  const before = { main: cpuMs(), dockerd: dockerdCpuMs(), machine: machineCpu() };
+  const sampler = rssSampler();
+  const result = await client.run<Transfer>(task);
+  const rss = sampler.stop();
+  const wall = result.ms;
+  const dockerdAfter = dockerdCpuMs();
+  const machineAfter = machineCpu();
+  return {
+    ...result,
+    rss,
+    cpu: {
+      controlPlane: (cpuMs() - before.main) / wall,
+      client: result.clientCpuMs / wall,
+      dockerd: dockerdAfter !== null && before.dockerd !== null ? (dockerdAfter - before.dockerd) / wall : null,
+      machine: machineAfter.total > before.machine.total ? ((machineAfter.busy - before.machine.busy) / (machineAfter.total - before.machine.total)) * os.cpus().length : NaN,
+    },
+  };
+}
+
+// ---- output helpers ----
+
+const mbps = (t: Transfer) => t.bytes / 1e6 / (t.ms / 1000);
+/** The true median (mean of the middle two for an even count): with 2 rounds, their mean. */
+function median(values: number[]): number {
+  if (values.length === 0) return NaN;
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+}
+const fixed = (v: number, digits = 0) => (Number.isFinite(v) ? v.toFixed(digits) : '-');
+const pct = (a: number, b: number) => (b > 0 ? `${((a / b) * 100).toFixed(0)} %` : '-');
+const ms = (v: number) => (v >= 100 ? `${v.toFixed(0)} ms` : `${v.toFixed(1)} ms`);
+const growth = (r: RssTrace) => r.peak - r.before;
+const signedMib = (bytes: number) => `${bytes >= 0 ? '+' : '−'}${(Math.abs(bytes) / MiB).toFixed(1)} MiB`;
+const kib = (bytes: number) => `${Math.round(bytes / 1024)} KiB`;
+const cores = (v: number | null) => (v === null || !Number.isFinite(v) ? '-' : v.toFixed(2));
+
+// ---- the setup ----
+
+interface Setup {
+  bench: BenchPlatform;
+  member: Member;
+  containerId: string;
+  http: HttpTarget;
+  client: ClientProcess;
+  sourceFile: string;
+}
+
+const instance = benchInstance();
+
+/** One random MiB repeated, each copy stamped with its index (no two MiB alike), written once. */
+function makeSourceFile(file: string, mibs: number): void {
+  const block = randomBytes(MiB);
+  const fd = fs.openSync(file, 'w', 0o600);
+  try {
+    for (let i = 0; i < mibs; i++) {
+      block.writeUInt32BE(i, 0);
+      fs.writeSync(fd, block);
+    }
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/** `node -e script` in the container as the runtime's user; stdout, checked exit code, wall time. */
+async function execNode(containerId: string, script: string): Promise<{ stdout: string; ms: number }> {
+  const started = performance.now();
+  const exec = await docker.getContainer(containerId).exec({ Cmd: ['node', '-e', script], User: `${RUNTIME_UID}:${RUNTIME_UID}`, AttachStdout: true, AttachStderr: true });
+  const stream = await exec.start({ hijack: true, stdin: false });
+  const out: Buffer[] = [];
+  const err: Buffer[] = [];
+  const stdout = new PassThrough().on('data', (c: Buffer) => out.push(c));
+  const stderr = new PassThrough().on('data', (c: Buffer) => err.push(c));
+  docker.modem.demuxStream(stream, stdout, stderr);
+  await finished(stream);
+  const took = performance.now() - started;
+  const info = await exec.inspect();
+  if (info.ExitCode !== 0) throw new Error(`exec in the runtime exited ${info.ExitCode}: ${Buffer.concat(err).toString('utf8').slice(-1000)}`);
+  return { stdout: Buffer.concat(out).toString('utf8'), ms: took };
+}
+
+async function setUp(): Promise<Setup> {
+  const bench = await startBenchPlatform({
+    instance,
+    env: { CLAWLOOPS_FILES_QUOTA: '64gb', CLAWLOOPS_FILES_MAX_FILE_SIZE: '8gb', CLAWLOOPS_FILES_MAX_REQUEST_SIZE: '16gb' },
+    runtimeSettings: { image: STANDIN_IMAGE, readyTimeoutMs: 60_000, stopTimeoutSeconds: 3 },
+  });
+  let client: ClientProcess | null = null;
+  try {
+    const member = await bench.newMember(MEMBER);
+    const started = await bench.operate(member, 'start');
+    if (started.status !== 'succeeded') throw new Error(`the runtime did not start: ${started.status} ${started.error}`);
+    const filters = JSON.stringify({ label: [`${LABELS.instance}=${instance}`, `${LABELS.role}=runtime`], status: ['running'] });
+    const [container] = await docker.listContainers({ filters });
+    if (!container) throw new Error('no running runtime container carries the instance label');
+    client = new ClientProcess();
+    const sourceFile = path.join(os.tmpdir(), `clawloops-${instance}-${FILE_MIB}mib.bin`);
+    return { bench, member, containerId: container.Id, http: { baseUrl: bench.baseUrl, cookie: member.cookie, origin: bench.origin }, client, sourceFile };
+  } catch (err) {
+    client?.close();
+    await bench.close();
+    throw err;
+  }
+}
+
+interface Summary {
+  lines: string[];
+}
+
+// ---- part "transfer" ----
+
+async function transferPart(s: Setup, summary: Summary): Promise<void> {
+  const made = performance.now();
+  makeSourceFile(s.sourceFile, FILE_MIB);
+  const madeMs = performance.now() - made;
+  const apiPath = `${API_DIR}/big.bin`;
+  const rawPath = `${RAW_DIR}/raw-big.bin`;
+  const up = {
+    api: (size: number, name: string, manifest = true): Task => ({ kind: 'api-upload', http: s.http, file: s.sourceFile, size, dir: API_DIR, name, manifest }),
+    raw: (size: number, name: string, chunk = READ_CHUNK): Task => ({ kind: 'raw-upload', containerId: s.containerId, file: s.sourceFile, size, dir: RAW_DIR, name, chunk }),
+  };
+  const down = {
+    api: (size: number, p: string): Task => ({ kind: 'api-download', http: s.http, path: p, size }),
+    raw: (size: number, p: string): Task => ({ kind: 'raw-download', containerId: s.containerId, path: p, size }),
+  };
+
+  console.log(`\n## Transfer: a ${mib(FILE_BYTES)} file through the API vs the Docker archive API, same container (${await machineNote()})`);
+  console.log(`source: ${s.sourceFile} (${mib(FILE_BYTES)}, written in ${ms(madeMs)}; read from the page cache by every upload); API: ${API_DIR}/big.bin under ${FILES_ROOT}; raw: ${rawPath}`);
+
+  // Unmeasured warm-up: folders created, code paths loaded, connections to the engine opened.
+  await s.client.run(up.api(WARMUP_BYTES, 'warm.bin'));
+  await s.client.run(up.raw(WARMUP_BYTES, 'raw-warm.bin'));
+  await s.client.run(down.api(WARMUP_BYTES, `${API_DIR}/warm.bin`));
+  await s.client.run(down.raw(WARMUP_BYTES, `${RAW_DIR}/raw-warm.bin`));
+  // The fixed cost of one request: 1 MiB each way, alternating, where the bytes cost next to nothing.
+  const small = { apiUp: [] as number[], rawUp: [] as number[], apiDown: [] as number[], rawDown: [] as number[] };
+  for (let i = 0; i < SMALL_SAMPLES; i++) {
+    small.apiUp.push((await s.client.run<Transfer>(up.api(WARMUP_BYTES, 'warm.bin'))).ms);
+    small.rawUp.push((await s.client.run<Transfer>(up.raw(WARMUP_BYTES, 'raw-warm.bin'))).ms);
+    small.apiDown.push((await s.client.run<Transfer>(down.api(WARMUP_BYTES, `${API_DIR}/warm.bin`))).ms);
+    small.rawDown.push((await s.client.run<Transfer>(down.raw(WARMUP_BYTES, `${RAW_DIR}/raw-warm.bin`))).ms);
+  }
+
+  const runs = { apiUp: [] as Measured[], rawUp: [] as Measured[], apiDown: [] as Measured[], rawDown: [] as Measured[] };
+  for (let round = 0; round < ROUNDS; round++) {
+    const apiFirst = round % 2 === 0;
+    const uploads: [Measured[], Task][] = [
+      [runs.apiUp, up.api(FILE_BYTES, 'big.bin')],
+      [runs.rawUp, up.raw(FILE_BYTES, 'raw-big.bin')],
+    ];
+    const downloads: [Measured[], Task][] = [
+      [runs.apiDown, down.api(FILE_BYTES, apiPath)],
+      [runs.rawDown, down.raw(FILE_BYTES, rawPath)],
+    ];
+    if (!apiFirst) {
+      uploads.reverse();
+      downloads.reverse();
+    }
+    for (const [into, task] of [...uploads, ...downloads]) into.push(await measured(s.client, task));
+  }
+  // Context: the same upload without the manifest, so the server spools it to disk first.
+  const spooled = await measured(s.client, up.api(FILE_BYTES, 'big.bin', false));
+  // Context: the raw baseline fed in 64 KiB pieces, the size the server's socket reads hand to its putArchive.
+  const rawSmallWrites = await measured(s.client, up.raw(FILE_BYTES, 'raw-big.bin', SERVER_CHUNK));
+
+  const rows: (string | number)[][] = [['path', 'direction', ...runs.apiUp.map((_, i) => `round ${i + 1} MB/s`), 'median MB/s', 'vs raw', 'tail / first byte', `${mib(WARMUP_BYTES)} request`, `MB/s net of it`, 'machine CPU-s/GB', 'CPU cores: control plane', 'client', 'dockerd', 'machine']];
+  const row = (name: string, direction: string, list: Measured[], baseline: Measured[] | null, fixedMs: number[] | null) => {
+    const value = median(list.map(mbps));
+    const pick = (f: (m: Measured) => number | null) => {
+      const values = list.map(f).filter((v): v is number => v !== null && Number.isFinite(v));
+      return values.length > 0 ? median(values) : null;
+    };
+    rows.push([
+      name,
+      direction,
+      ...list.map((m) => fixed(mbps(m))),
+      ...Array.from({ length: runs.apiUp.length - list.length }, () => ''),
+      fixed(value),
+      baseline ? pct(value, median(baseline.map(mbps))) : '[baseline]',
+      ms(median(list.map((m) => m.edgeMs))),
+      fixedMs ? ms(median(fixedMs)) : '',
+      fixedMs ? fixed(median(list.map((m) => m.bytes / 1e6 / ((m.ms - median(fixedMs)) / 1000)))) : '',
+      fixed(median(list.map((m) => (m.cpu.machine * m.ms) / 1000 / (m.bytes / 1e9))), 2),
+      cores(pick((m) => m.cpu.controlPlane)),
+      cores(pick((m) => m.cpu.client)),
+      cores(pick((m) => m.cpu.dockerd)),
+      cores(pick((m) => m.cpu.machine)),
+    ]);
+  };
+  row('raw putArchive', 'upload', runs.rawUp, null, small.rawUp);
+  row('API, with manifest (streamed)', 'upload', runs.apiUp, runs.rawUp, small.apiUp);
+  row('context: API, no manifest (spooled)', 'upload', [spooled], runs.rawUp, null);
+  row(`context: raw putArchive, ${SERVER_CHUNK / 1024} KiB writes`, 'upload', [rawSmallWrites], runs.rawUp, null);
+  row('raw getArchive', 'download', runs.rawDown, null, small.rawDown);
+  row('API', 'download', runs.apiDown, runs.rawDown, small.apiDown);
+  console.log(`\n### Throughput, ${mib(FILE_BYTES)}, ${ROUNDS} round${ROUNDS === 1 ? '' : 's'} alternating API and raw (MB/s = 10^6 B/s; CPU: medians, in cores over the transfer)\n`);
+  console.log(table(rows));
+  console.log(
+    [
+      `tail = from the last byte handed to the socket to the answer (uploads); first byte = time to the first body byte (downloads).`,
+      `${mib(WARMUP_BYTES)} request = median of ${SMALL_SAMPLES} transfers of ${mib(WARMUP_BYTES)} (the fixed cost of a request: for the API, agent execs for usage/conflicts/commit or stat);`,
+      'MB/s net of it = the big transfer with that fixed cost taken off: the streaming rate proper.',
+      `machine CPU-s/GB = CPU seconds the whole machine spent per GB moved (client, control plane, dockerd, kernel). Raw writes are ${READ_CHUNK / 1024} KiB reads`,
+      `of the file; the server hands putArchive what its socket reads give it (${SERVER_CHUNK / 1024} KiB), hence the context row.`,
+      'control plane = this process (the server); client = the forked client process (file reads, multipart framing, HTTP or',
+      `dockerode); dockerd = the engine with its waited-for children (${dockerdPid === null ? 'not found in /proc: -' : `pid ${dockerdPid}`}); machine = all CPUs busy, of ${os.cpus().length}.`,
+    ].join('\n'),
+  );
+
+  const rssRows: (string | number)[][] = [['transfer', 'RSS before', 'peak', 'growth (peak − before)', 'after', 'peak growth: ArrayBuffers', 'JS heap used', 'samples']];
+  const rssRow = (name: string, m: Measured) =>
+    rssRows.push([name, mib(m.rss.before), mib(m.rss.peak), signedMib(growth(m.rss)), mib(m.rss.after), signedMib(m.rss.arrayBuffersGrowth), signedMib(m.rss.heapUsedGrowth), m.rss.samples]);
+  runs.apiUp.forEach((m, i) => rssRow(`API upload, round ${i + 1}`, m));
+  rssRow('API upload without manifest (spooled)', spooled);
+  runs.apiDown.forEach((m, i) => rssRow(`API download, round ${i + 1}`, m));
+  runs.rawUp.forEach((m, i) => rssRow(`noise floor: raw upload, round ${i + 1} (not through this process)`, m));
+  runs.rawDown.forEach((m, i) => rssRow(`noise floor: raw download, round ${i + 1}`, m));
+  rssRow(`noise floor: raw upload, ${SERVER_CHUNK / 1024} KiB writes`, rawSmallWrites);
+  console.log(`\n### Control-plane RSS (this process, sampled every ${RSS_EVERY_MS} ms)\n`);
+  console.log(table(rssRows));
+  console.log(
+    'ArrayBuffers: Buffer memory not yet reclaimed (in flight, or garbage until the next GC); JS heap used: objects. RSS also keeps what the allocator and V8 grew to,\nwhich is why a first transfer raises it and later ones mostly reuse it.',
+  );
+
+  const upRatio = median(runs.apiUp.map(mbps)) / median(runs.rawUp.map(mbps));
+  const downRatio = median(runs.apiDown.map(mbps)) / median(runs.rawDown.map(mbps));
+  const maxUp = Math.max(...runs.apiUp.map((m) => growth(m.rss)));
+  const maxDown = Math.max(...runs.apiDown.map((m) => growth(m.rss)));
+  const floor = Math.max(...[...runs.rawUp, ...runs.rawDown, rawSmallWrites].map((m) => growth(m.rss)));
+  const met = (ok: boolean) => (ok ? 'met' : 'MISSED');
+  summary.lines.push(
+    `upload ${mib(FILE_BYTES)}: API ${fixed(median(runs.apiUp.map(mbps)))} MB/s vs raw putArchive ${fixed(median(runs.rawUp.map(mbps)))} MB/s = ${ratio(upRatio, 1)} (target ≥ ${RATIO_TARGET}: ${met(upRatio >= RATIO_TARGET)}); without the manifest (spooled) ${fixed(mbps(spooled))} MB/s = ${ratio(mbps(spooled), median(runs.rawUp.map(mbps)))}; raw with ${SERVER_CHUNK / 1024} KiB writes ${fixed(mbps(rawSmallWrites))} MB/s = ${ratio(mbps(rawSmallWrites), median(runs.rawUp.map(mbps)))}`,
+    `download ${mib(FILE_BYTES)}: API ${fixed(median(runs.apiDown.map(mbps)))} MB/s vs raw getArchive ${fixed(median(runs.rawDown.map(mbps)))} MB/s = ${ratio(downRatio, 1)} (target ≥ ${RATIO_TARGET}: ${met(downRatio >= RATIO_TARGET)})`,
+    `control-plane RSS growth, peak over the value before: upload ${signedMib(maxUp)}, download ${signedMib(maxDown)} (worst round; target < ${mib(RSS_TARGET)}: ${met(Math.max(maxUp, maxDown) < RSS_TARGET)}); spooled upload ${signedMib(growth(spooled.rss))}; noise floor during raw transfers ${signedMib(floor)}`,
+  );
+}
+
+// ---- part "list" ----
+
+async function listPart(s: Setup, summary: Summary): Promise<void> {
+  const small = 'list-small';
+  const big = 'list-big';
+  const bigFileBytes = Math.floor(1024 ** 3 / LIST_ENTRIES);
+  // In the runtime as uid 1000: empty files, and sparse ones of bigFileBytes each (truncate, no data written).
+  const create = `
+    const fs = require('fs');
+    for (const [dir, size] of [[${JSON.stringify(`${FILES_ROOT}/${small}`)}, 0], [${JSON.stringify(`${FILES_ROOT}/${big}`)}, ${bigFileBytes}]]) {
+      fs.mkdirSync(dir, { recursive: true });
+      for (let i = 0; i < ${LIST_ENTRIES}; i++) {
+        const file = dir + '/file-' + String(i).padStart(6, '0') + '.bin';
+        fs.writeFileSync(file, '');
+        if (size > 0) fs.truncateSync(file, size);
+      }
+    }`;
+  console.log(`\n## Listing a folder of ${LIST_ENTRIES} entries: empty files vs ~1 GiB of (sparse) files (${await machineNote()})`);
+  const created = await execNode(s.containerId, create);
+  console.log(`made ${small}/ (${LIST_ENTRIES} empty files) and ${big}/ (${LIST_ENTRIES} × ${bigFileBytes} bytes, sparse) inside the runtime in ${ms(created.ms)}`);
+
+  const listed = await s.client.run<{ ms: number[][]; totalBytes: number[]; answerBytes: number[] }>({ kind: 'list', http: s.http, paths: [small, big], entries: LIST_ENTRIES, warmup: 2, samples: LIST_SAMPLES });
+  const [smallMs, bigMs] = listed.ms as [number[], number[]];
+
+  // In-process: the same call the route makes (agent exec, mapping, sort), without HTTP and JSON.
+  const inProcess: [number[], number[]] = [[], []];
+  const paths = [parseWorkspacePath(small), parseWorkspacePath(big)];
+  for (let i = 0; i < 2 + LIST_SAMPLES; i++) {
+    for (let j = 0; j < 2; j++) {
+      const k = (i + j) % 2;
+      const started = performance.now();
+      const result = await s.bench.platform.files.list(s.member.userId, paths[k]!);
+      const took = performance.now() - started;
+      if (result.entries.length !== LIST_ENTRIES) throw new Error(`files.list(${paths[k]}) has ${result.entries.length} entries`);
+      if (i >= 2) inProcess[k]!.push(took);
+    }
+  }
+
+  // The agent's floor: an exec of a node that does nothing.
+  const floor: number[] = [];
+  for (let i = 0; i < 2 + LIST_SAMPLES; i++) {
+    const { ms: took } = await execNode(s.containerId, '0');
+    if (i >= 2) floor.push(took);
+  }
+
+  // The agent's own work, timed inside the container: readdir + lstat of every entry.
+  const readdirScript = `
+    const fs = require('fs');
+    const dirs = [${JSON.stringify(`${FILES_ROOT}/${small}`)}, ${JSON.stringify(`${FILES_ROOT}/${big}`)}];
+    const out = [[], []];
+    for (let i = 0; i < ${2 + LIST_SAMPLES}; i++) {
+      for (let j = 0; j < 2; j++) {
+        const k = (i + j) % 2;
+        const started = process.hrtime.bigint();
+        let n = 0;
+        for (const d of fs.readdirSync(dirs[k], { withFileTypes: true })) { fs.lstatSync(dirs[k] + '/' + d.name); n++; }
+        if (n !== ${LIST_ENTRIES}) throw new Error(dirs[k] + ': ' + n + ' entries');
+        if (i >= 2) out[k].push(Number(process.hrtime.bigint() - started) / 1e6);
+      }
+    }
+    process.stdout.write(JSON.stringify(out));`;
+  const inContainer = JSON.parse((await execNode(s.containerId, readdirScript)).stdout) as [number[], number[]];
+
+  const p50 = (v: number[]) => percentile(v, 50);
+  const p95 = (v: number[]) => percentile(v, 95);
+  const rows: (string | number)[][] = [
+    ['what', `${small}: p50`, 'p95', `${big}: p50`, 'p95', 'big/small (p50)'],
+    ['GET /api/v1/files (HTTP, from the client process)', ms(p50(smallMs)), ms(p95(smallMs)), ms(p50(bigMs)), ms(p95(bigMs)), ratio(p50(bigMs), p50(smallMs))],
+    ['context: platform.files.list in-process (exec + map + sort)', ms(p50(inProcess[0])), ms(p95(inProcess[0])), ms(p50(inProcess[1])), ms(p95(inProcess[1])), ratio(p50(inProcess[1]), p50(inProcess[0]))],
+    ['context: readdir + lstat of each entry, timed in the runtime', ms(p50(inContainer[0])), ms(p95(inContainer[0])), ms(p50(inContainer[1])), ms(p95(inContainer[1])), ratio(p50(inContainer[1]), p50(inContainer[0]))],
+    ['context: exec of `node -e 0` in the runtime (the agent\'s floor)', ms(p50(floor)), ms(p95(floor)), '', '', ''],
+  ];
+  console.log(`\n### ${LIST_SAMPLES} listings per folder after 2 warm-up, alternating; answers: ${small} ${kib(listed.answerBytes[0] ?? 0)} of JSON, its files ${listed.totalBytes[0]} bytes in all; ${big} ${kib(listed.answerBytes[1] ?? 0)}, its files ${mib(listed.totalBytes[1] ?? 0)}\n`);
+  console.log(table(rows));
+
+  summary.lines.push(
+    `listing ${LIST_ENTRIES} entries: ${small} p50 ${ms(p50(smallMs))}, ${big} (${mib(listed.totalBytes[1] ?? 0)} in all) p50 ${ms(p50(bigMs))}: big/small ${ratio(p50(bigMs), p50(smallMs))} (should be ~1); in-process files.list ${ms(p50(inProcess[0]))} / ${ms(p50(inProcess[1]))}, in-container readdir + lstat ${ms(p50(inContainer[0]))} / ${ms(p50(inContainer[1]))}, exec floor ${ms(p50(floor))}`,
+  );
+}
+
+// ---- main ----
+
+async function main(): Promise<void> {
+  const requested = process.argv.slice(2);
+  const parts = new Set(requested.length > 0 ? requested : ['transfer', 'list']);
+  for (const part of parts) if (part !== 'transfer' && part !== 'list') throw new Error(`unknown part "${part}" (transfer, list)`);
+
+  sweepOnSignal(instance);
+  console.log(`instance label ${instance}; engine ${(await docker.version()).Version}; ${new Date().toISOString()}; ${await machineNote()}`);
+  const s = await setUp();
+  // Also on Ctrl-C (sweepOnSignal exits the process): the source file does not stay behind.
+  const removeSource = () => fs.rmSync(s.sourceFile, { force: true });
+  process.once('exit', removeSource);
+  const summary: Summary = { lines: [] };
+  try {
+    console.log(
+      [
+        `control plane: this process (pid ${process.pid}); client: a forked Node process (pid ${s.client.pid}) for the HTTP requests and the raw dockerode calls alike`,
+        `runtime: ${STANDIN_IMAGE}, container ${s.containerId.slice(0, 12)}, ${mib(s.bench.platform.runtimes.settings.memoryBytes)}, ${(s.bench.platform.runtimes.settings.nanoCpus / 1e9).toFixed(1)} CPUs (product defaults); ${os.cpus().length} CPUs shared by client, control plane, dockerd and runtime`,
+      ].join('\n'),
+    );
+    if (parts.has('transfer')) await transferPart(s, summary);
+    if (parts.has('list')) await listPart(s, summary);
+    console.log(`\n## Summary\n\n${summary.lines.join('\n')}`);
+  } catch (err) {
+    console.error(`--- platform log (last lines)\n${s.bench.logText().split('\n').slice(-30).join('\n')}`);
+    throw err;
+  } finally {
+    s.client.close();
+    removeSource();
+    await s.bench.close();
+  }
+}
+
+if (process.env[ROLE_ENV] === CLIENT_ROLE) {
+  clientProcess();
+} else {
+  main()
+    .catch((err: unknown) => {
+      console.error(err);
+      process.exitCode = 1;
+    })
+    .finally(() => sweep(instance).catch(() => undefined));
+}
