@@ -1,8 +1,8 @@
 import { createHash } from 'node:crypto';
 import { pipeline } from 'node:stream/promises';
-import { PassThrough, Transform, type Readable } from 'node:stream';
+import { PassThrough, Readable, Transform } from 'node:stream';
 import { createGzip } from 'node:zlib';
-import { extract, pack, type Pack } from 'tar-stream';
+import { pack } from 'tar-stream';
 import type { RuntimeBackend } from '../docker/runtimeBackend';
 import type { Actor, AuditLog, RequestOrigin } from '../domain/audit';
 import type { Clock } from '../lib/clock';
@@ -11,6 +11,7 @@ import type { Logger } from '../lib/logger';
 import { newId } from '../lib/secrets';
 import { RUNTIME_UID } from '../runtime/runtimeSettings';
 import { repackArchive, type ImportTotals } from './archiveImport';
+import { firstTarFile, TAR_END, tarHeader, tarPadding } from './tarFraming';
 import { FILE_AGENT_SCRIPT, type AgentConflict, type AgentEntry, type AgentRequest, type AgentResponse, type StagedFile } from './fileAgent';
 import { unavailable, type FileHostLease, type WorkspaceFileHosts } from './fileHosts';
 import type { FilesSettings } from './filesSettings';
@@ -313,10 +314,14 @@ export class WorkspaceFiles {
       throw err;
     });
     const upload = this.stage(lease);
+    const repacked = pack();
+    // tar-stream's streams are streamx streams: Readable.from gives the Node stream piping expects.
+    const appended = upload.addArchive(Readable.from(repacked as unknown as AsyncIterable<Buffer>, { objectMode: false }));
+    appended.catch(() => undefined);
     try {
       const totals = await repackArchive(
         source,
-        upload.archive,
+        repacked,
         `${upload.entryPrefix}/tree`,
         {
           maxEntries: settings.importMaxEntries,
@@ -326,12 +331,15 @@ export class WorkspaceFiles {
         },
         RUNTIME_UID,
       );
+      repacked.finalize();
+      await appended;
       await upload.finish();
       const placed = await this.agent<{ files: number; dirs: number; bytes: number }>(lease, { op: 'commitTree', root: settings.root, staging: upload.staging, dir, overwrite });
       this.adjustUsage(userId, placed.bytes);
       this.audit(who, userId, 'files.import', { path: dir, entries: totals.entries, files: placed.files, bytes: placed.bytes, overwrite });
       return { path: dir, ...totals };
     } catch (err) {
+      repacked.destroy();
       upload.cancel(err as Error);
       await this.discard(lease, upload.staging);
       throw err;
@@ -442,29 +450,12 @@ export class WorkspaceFiles {
   private async firstFileOf(lease: FileHostLease, realPath: string, path: string): Promise<OpenedFile> {
     const archive = await this.deps.backend.getArchive(lease.containerId, realPath);
     if (!archive) throw new AppError(404, 'NOT_FOUND', `"${path}" does not exist.`);
-    const reader = extract();
-    return new Promise<OpenedFile>((resolve, reject) => {
-      let found = false;
-      reader.once('entry', (header, body) => {
-        found = true;
-        if (header.type !== 'file') {
-          body.resume();
-          archive.destroy();
-          reject(badRequest('NOT_A_FILE', `"${path}" is not a regular file.`));
-          return;
-        }
-        // Only the first entry matters; ending here also ends the engine's stream.
-        const out = new PassThrough();
-        body.pipe(out);
-        body.on('end', () => archive.destroy());
-        out.on('close', () => archive.destroy());
-        resolve({ name: baseName(path as WorkspacePath), size: header.size ?? 0, modifiedAt: header.mtime ?? new Date(0), body: out });
-      });
-      reader.on('error', (err) => (found ? undefined : reject(err)));
-      reader.on('finish', () => (found ? undefined : reject(new AppError(404, 'NOT_FOUND', `"${path}" does not exist.`))));
-      archive.on('error', (err) => reader.destroy(err));
-      archive.pipe(reader);
-    });
+    const { head, body } = await firstTarFile(archive);
+    if (head.type !== 'file') {
+      body.destroy();
+      throw badRequest('NOT_A_FILE', `"${path}" is not a regular file.`);
+    }
+    return { name: baseName(path as WorkspacePath), size: head.size, modifiedAt: head.mtime, body };
   }
 }
 
@@ -478,51 +469,83 @@ interface Room {
 
 /**
  * One staging folder, `<volume>/.clawloops-staging/<id>/`, and the putArchive request filling
- * it. Entries go in strictly one after another (tar has no interleaving).
+ * it. Entries go in strictly one after another (tar has no interleaving); the tar framing is
+ * written by hand (tarFraming.ts) so file bytes pass straight from the request to the engine.
  */
 export class Staging {
   readonly id = newId();
   readonly entryPrefix = `${STAGING_DIR}/${this.id}`;
   readonly staging: string;
-  readonly archive: Pack = pack();
+  private readonly archive = new PassThrough({ highWaterMark: 1024 * 1024 });
   private readonly abort = new AbortController();
   private readonly put: Promise<void>;
   private queue: Promise<void> = Promise.resolve();
 
   constructor(backend: RuntimeBackend, containerId: string, volumeRoot: string) {
     this.staging = `${volumeRoot}/${this.entryPrefix}`;
-    this.archive.entry({ ...stagingHeader, name: STAGING_DIR, mtime: new Date() });
-    this.archive.entry({ ...stagingHeader, name: this.entryPrefix, mtime: new Date() });
-    // tar-stream's streams are streamx streams: they pipe into Node's like any Readable.
-    this.put = backend.putArchive(containerId, volumeRoot, this.archive as unknown as Readable, this.abort.signal);
+    const mtime = new Date();
+    this.archive.write(tarHeader({ ...stagingHeader, name: STAGING_DIR, size: 0, mtime }));
+    this.archive.write(tarHeader({ ...stagingHeader, name: this.entryPrefix, size: 0, mtime }));
+    this.put = backend.putArchive(containerId, volumeRoot, this.archive, this.abort.signal);
     this.put.catch(() => undefined); // awaited in finish(); a cancel must not surface as unhandled
   }
 
-  /** Streams `size` bytes from `open()` as the staged file `name`; resolves once all are written. */
+  /** Streams exactly `size` bytes from `open()` as the staged file `name`; resolves once all are written. */
   add(name: string, size: number, open: () => Readable): Promise<void> {
-    const step = this.queue.then(
-      () =>
-        new Promise<void>((resolve, reject) => {
-          const entry = this.archive.entry({ name: `${this.entryPrefix}/${name}`, size, mode: 0o644, uid: RUNTIME_UID, gid: RUNTIME_UID, mtime: new Date() }, (err) =>
-            err ? reject(err) : resolve(),
-          );
-          pipeline(open(), entry).catch(reject);
-        }),
-    );
-    this.queue = step.catch(() => undefined);
-    return step;
+    return this.enqueue(async () => {
+      this.archive.write(tarHeader({ name: `${this.entryPrefix}/${name}`, type: 'file', size, mode: 0o644, uid: RUNTIME_UID, gid: RUNTIME_UID, mtime: new Date() }));
+      const written = await this.copy(open(), size);
+      if (written !== size) throw badRequest('SIZE_MISMATCH', `The upload announced ${size} bytes for a file but sent ${written}.`);
+      this.archive.write(tarPadding(size));
+    });
+  }
+
+  /** Appends the entries of a whole tar stream (its own end blocks are harmless: the engine stops at the first). */
+  addArchive(source: Readable): Promise<void> {
+    return this.enqueue(async () => {
+      await this.copy(source, Number.POSITIVE_INFINITY);
+    });
   }
 
   /** Ends the archive and waits until the engine has unpacked all of it. */
   async finish(): Promise<void> {
     await this.queue;
-    this.archive.finalize();
+    this.archive.end(TAR_END);
     await this.put;
   }
 
   cancel(reason: Error): void {
     this.abort.abort(reason);
     this.archive.destroy(reason);
+  }
+
+  private enqueue(step: () => Promise<void>): Promise<void> {
+    const run = this.queue.then(step);
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+
+  /** Copies `source` into the archive with backpressure; fails past `limit` bytes. */
+  private copy(source: Readable, limit: number): Promise<number> {
+    return new Promise<number>((resolve, reject) => {
+      let written = 0;
+      const fail = (err: Error) => {
+        source.unpipe(this.archive);
+        source.destroy();
+        reject(err);
+      };
+      source.on('data', (chunk: Buffer) => {
+        written += chunk.length;
+        if (written > limit) fail(badRequest('SIZE_MISMATCH', `The upload sent more than the ${limit} bytes it announced for a file.`));
+      });
+      source.once('error', fail);
+      this.archive.once('error', fail);
+      source.once('end', () => {
+        this.archive.off('error', fail);
+        resolve(written);
+      });
+      source.pipe(this.archive, { end: false });
+    });
   }
 }
 
