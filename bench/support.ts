@@ -82,6 +82,19 @@ export async function machineNote(): Promise<string> {
 
 export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
+/** The machine's CPU time since boot from /proc/stat, in clock ticks: busy (not idle or iowait) and total. */
+export function machineCpu(): { busy: number; total: number } {
+  const fields = (fs.readFileSync('/proc/stat', 'utf8').split('\n')[0] ?? '').trim().split(/\s+/).slice(1).map(Number);
+  const total = fields.reduce((a, b) => a + b, 0);
+  return { busy: total - (fields[3] ?? 0) - (fields[4] ?? 0), total };
+}
+
+/** CPU this process has used so far (all threads), in milliseconds. */
+export const processCpuMs = (): number => {
+  const { user, system } = process.cpuUsage();
+  return (user + system) / 1000;
+};
+
 // ---- cleanup ----
 
 /** Removes every container, network and volume carrying the instance label. */

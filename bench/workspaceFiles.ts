@@ -62,7 +62,7 @@ import { pack } from 'tar-stream';
 import { LABELS } from '../src/docker/runtimeBackend';
 import { parseWorkspacePath } from '../src/files/workspacePath';
 import { OPENCLAW_HOME, RUNTIME_UID } from '../src/runtime/runtimeSettings';
-import { benchInstance, docker, machineNote, mib, percentile, ratio, startBenchPlatform, STANDIN_IMAGE, sweep, sweepOnSignal, table, type BenchPlatform, type Member } from './support';
+import { benchInstance, docker, machineNote, mib, machineCpu, percentile, processCpuMs, ratio, startBenchPlatform, STANDIN_IMAGE, sweep, sweepOnSignal, table, type BenchPlatform, type Member } from './support';
 
 const ROLE_ENV = 'BENCH_FILES_ROLE';
 const CLIENT_ROLE = 'client';
@@ -119,11 +119,6 @@ interface Transfer {
   edgeMs: number;
 }
 
-const cpuMs = () => {
-  const { user, system } = process.cpuUsage();
-  return (user + system) / 1000;
-};
-
 function source(file: string, size: number, chunk = READ_CHUNK): Readable {
   return fs.createReadStream(file, { start: 0, end: size - 1, highWaterMark: chunk });
 }
@@ -154,7 +149,7 @@ function multipart(file: string, size: number, name: string, manifest: boolean):
 }
 
 async function apiUpload(t: Extract<Task, { kind: 'api-upload' }>): Promise<Transfer> {
-  const cpu = cpuMs();
+  const cpu = processCpuMs();
   const started = performance.now();
   const form = multipart(t.file, t.size, t.name, t.manifest);
   const req = http.request(`${t.http.baseUrl}/api/v1/files/upload?path=${encodeURIComponent(t.dir)}&overwrite=1`, {
@@ -188,11 +183,11 @@ async function apiUpload(t: Extract<Task, { kind: 'api-upload' }>): Promise<Tran
   if (sendError) throw sendError;
   const written = (JSON.parse(text) as { files: { path: string; size: number }[] }).files;
   if (written.length !== 1 || written[0]?.size !== t.size) throw new Error(`upload wrote ${JSON.stringify(written)}, expected one file of ${t.size} bytes`);
-  return { ms, bytes: t.size, clientCpuMs: cpuMs() - cpu, edgeMs: answeredAt - sentAt };
+  return { ms, bytes: t.size, clientCpuMs: processCpuMs() - cpu, edgeMs: answeredAt - sentAt };
 }
 
 function apiDownload(t: Extract<Task, { kind: 'api-download' }>): Promise<Transfer> {
-  const cpu = cpuMs();
+  const cpu = processCpuMs();
   const started = performance.now();
   return new Promise((resolve, reject) => {
     const req = http.get(`${t.http.baseUrl}/api/v1/files/download?path=${encodeURIComponent(t.path)}`, { agent: false, headers: { cookie: t.http.cookie, origin: t.http.origin } }, (res) => {
@@ -211,7 +206,7 @@ function apiDownload(t: Extract<Task, { kind: 'api-download' }>): Promise<Transf
         const ms = performance.now() - started;
         if (bytes !== t.size || res.headers['content-length'] !== String(t.size)) {
           reject(new Error(`download of ${t.path}: ${bytes} bytes, Content-Length ${res.headers['content-length']}, expected ${t.size}`));
-        } else resolve({ ms, bytes, clientCpuMs: cpuMs() - cpu, edgeMs: firstByte });
+        } else resolve({ ms, bytes, clientCpuMs: processCpuMs() - cpu, edgeMs: firstByte });
       });
     });
     req.on('error', reject);
@@ -219,7 +214,7 @@ function apiDownload(t: Extract<Task, { kind: 'api-download' }>): Promise<Transf
 }
 
 async function rawUpload(t: Extract<Task, { kind: 'raw-upload' }>): Promise<Transfer> {
-  const cpu = cpuMs();
+  const cpu = processCpuMs();
   const started = performance.now();
   const archive = pack();
   const put = docker.getContainer(t.containerId).putArchive(archive as unknown as Readable, { path: t.dir });
@@ -232,11 +227,11 @@ async function rawUpload(t: Extract<Task, { kind: 'raw-upload' }>): Promise<Tran
   const sentAt = performance.now();
   await put;
   const answeredAt = performance.now();
-  return { ms: answeredAt - started, bytes: t.size, clientCpuMs: cpuMs() - cpu, edgeMs: answeredAt - sentAt };
+  return { ms: answeredAt - started, bytes: t.size, clientCpuMs: processCpuMs() - cpu, edgeMs: answeredAt - sentAt };
 }
 
 async function rawDownload(t: Extract<Task, { kind: 'raw-download' }>): Promise<Transfer> {
-  const cpu = cpuMs();
+  const cpu = processCpuMs();
   const started = performance.now();
   const stream = (await docker.getContainer(t.containerId).getArchive({ path: t.path })) as Readable;
   let bytes = 0;
@@ -249,7 +244,7 @@ async function rawDownload(t: Extract<Task, { kind: 'raw-download' }>): Promise<
   const ms = performance.now() - started;
   // One 512-byte header, the file padded to 512, two empty blocks at least.
   if (bytes < t.size + 512) throw new Error(`raw download of ${t.path}: ${bytes} bytes of tar for a ${t.size}-byte file`);
-  return { ms, bytes: t.size, clientCpuMs: cpuMs() - cpu, edgeMs: firstByte };
+  return { ms, bytes: t.size, clientCpuMs: processCpuMs() - cpu, edgeMs: firstByte };
 }
 
 function listOnce(h: HttpTarget, dirPath: string): Promise<{ ms: number; text: string }> {
@@ -418,12 +413,6 @@ function dockerdCpuMs(): number | null {
   }
 }
 
-function machineCpu(): { busy: number; total: number } {
-  const fields = (fs.readFileSync('/proc/stat', 'utf8').split('\n')[0] ?? '').trim().split(/\s+/).slice(1).map(Number);
-  const total = fields.reduce((a, b) => a + b, 0);
-  return { busy: total - (fields[3] ?? 0) - (fields[4] ?? 0), total };
-}
-
 interface Measured extends Transfer {
   rss: RssTrace;
   /** In cores over the transfer. */
@@ -431,7 +420,7 @@ interface Measured extends Transfer {
 }
 
 async function measured(client: ClientProcess, task: Task): Promise<Measured> {
-  const before = { main: cpuMs(), dockerd: dockerdCpuMs(), machine: machineCpu() };
+  const before = { main: processCpuMs(), dockerd: dockerdCpuMs(), machine: machineCpu() };
   const sampler = rssSampler();
   const result = await client.run<Transfer>(task);
   const rss = sampler.stop();
@@ -442,7 +431,7 @@ async function measured(client: ClientProcess, task: Task): Promise<Measured> {
     ...result,
     rss,
     cpu: {
-      controlPlane: (cpuMs() - before.main) / wall,
+      controlPlane: (processCpuMs() - before.main) / wall,
       client: result.clientCpuMs / wall,
       dockerd: dockerdAfter !== null && before.dockerd !== null ? (dockerdAfter - before.dockerd) / wall : null,
       machine: machineAfter.total > before.machine.total ? ((machineAfter.busy - before.machine.busy) / (machineAfter.total - before.machine.total)) * os.cpus().length : NaN,

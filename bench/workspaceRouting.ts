@@ -50,7 +50,7 @@ import { WorkspaceAddresses } from '../src/domain/workspaceAddresses';
 import { WorkspaceGatekeeper } from '../src/domain/workspaceGatekeeper';
 import { OPENCLAW_PORT } from '../src/runtime/runtimeSettings';
 import { workspaceSessionCookie } from '../test/support/hostClient';
-import { benchInstance, docker, machineNote, percentile, startBenchPlatform, STANDIN_IMAGE, sweep, sweepOnSignal, table, type BenchPlatform, type Member } from './support';
+import { benchInstance, docker, machineNote, machineCpu, percentile, processCpuMs, startBenchPlatform, STANDIN_IMAGE, sweep, sweepOnSignal, table, type BenchPlatform, type Member } from './support';
 
 const CLIENT_ROLE = 'workspace-routing-client';
 
@@ -381,12 +381,6 @@ function containerCpuReader(id: string): () => number | null {
   };
 }
 
-function machineCpu(): { busy: number; total: number } {
-  const fields = (fs.readFileSync('/proc/stat', 'utf8').split('\n')[0] ?? '').trim().split(/\s+/).slice(1).map(Number);
-  const total = fields.reduce((a, b) => a + b, 0);
-  return { busy: total - (fields[3] ?? 0) - (fields[4] ?? 0), total };
-}
-
 interface CpuUse {
   /** In cores (1 = one CPU fully busy) over the run. */
   main: number;
@@ -399,11 +393,6 @@ interface CpuUse {
   /** The control plane's main-thread CPU per request, µs. */
   mainPerRequest: number;
 }
-
-const processCpuMs = () => {
-  const { user, system } = process.cpuUsage();
-  return (user + system) / 1000;
-};
 
 async function withCpu(runtimeCpu: () => number | null, run: () => Promise<LoadResult>): Promise<LoadResult & { cpu: CpuUse }> {
   const before = { at: performance.now(), main: threadCpuMs(process.pid), process: processCpuMs(), runtime: runtimeCpu(), machine: machineCpu() };

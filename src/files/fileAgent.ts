@@ -266,7 +266,22 @@ export function runFileAgent(request: AgentRequest, modules: AgentModules): Agen
     return totals;
   };
 
-  const discard = (staging: string) => fs.rmSync(staging, { recursive: true, force: true });
+  const discard = (staging: string) => {
+    fs.rmSync(staging, { recursive: true, force: true });
+    // Staging folders of operations cut short by a crash or a stop are cleared a day later.
+    const parent = posix.dirname(staging);
+    const dayAgo = Date.now() - 24 * 3600_000;
+    let siblings: string[] = [];
+    try {
+      siblings = fs.readdirSync(parent);
+    } catch {
+      return;
+    }
+    for (const name of siblings) {
+      const stale = lstatOrNull(`${parent}/${name}`);
+      if (stale && stale.mtimeMs < dayAgo) fs.rmSync(`${parent}/${name}`, { recursive: true, force: true });
+    }
+  };
 
   // ---- operations ----
 

@@ -3,7 +3,7 @@ import { pipeline } from 'node:stream/promises';
 import { PassThrough, Readable, Transform } from 'node:stream';
 import { createGzip } from 'node:zlib';
 import { pack } from 'tar-stream';
-import type { RuntimeBackend } from '../docker/runtimeBackend';
+import type { ExecResult, RuntimeBackend } from '../docker/runtimeBackend';
 import type { Actor, AuditLog, RequestOrigin } from '../domain/audit';
 import type { Clock } from '../lib/clock';
 import { AppError, badRequest } from '../lib/errors';
@@ -59,6 +59,7 @@ const AGENT_COMMAND = ['node', '-e', FILE_AGENT_SCRIPT];
 const AGENT_MAX_OUTPUT = 64 * 1024 ** 2;
 const AGENT_TIMEOUT_MS = 5 * 60_000;
 const USAGE_FRESH_MS = 10_000;
+const RUNTIME_CHANGED = 'RUNTIME_CHANGED';
 
 const STATUS_OF: Record<string, number> = {
   NOT_FOUND: 404,
@@ -353,12 +354,18 @@ export class WorkspaceFiles {
 
   /** Runs the agent in the lease's container; its refusals become AppErrors with the right status. */
   async agent<T>(lease: FileHostLease, request: AgentRequest): Promise<T> {
-    const result = await this.deps.backend.exec(lease.containerId, AGENT_COMMAND, {
-      user: `${RUNTIME_UID}:${RUNTIME_UID}`,
-      stdin: JSON.stringify(request),
-      maxOutputBytes: AGENT_MAX_OUTPUT,
-      timeoutMs: AGENT_TIMEOUT_MS,
-    });
+    let result: ExecResult;
+    try {
+      result = await this.deps.backend.exec(lease.containerId, AGENT_COMMAND, {
+        user: `${RUNTIME_UID}:${RUNTIME_UID}`,
+        stdin: JSON.stringify(request),
+        maxOutputBytes: AGENT_MAX_OUTPUT,
+        timeoutMs: AGENT_TIMEOUT_MS,
+      });
+    } catch (err) {
+      if (hostGone(err)) throw new AppError(503, RUNTIME_CHANGED, 'The runtime was stopped or started during the file operation; try again.');
+      throw unavailable(`The Docker engine did not run the file operation: ${(err as Error).message}`);
+    }
     let response: AgentResponse;
     try {
       response = JSON.parse(result.stdout) as AgentResponse;
@@ -400,7 +407,8 @@ export class WorkspaceFiles {
       try {
         return await work(lease);
       } catch (err) {
-        if (attempt > 0 || !hostGone(err)) throw hostGone(err) ? unavailable('The runtime changed state during the file operation; try again.') : err;
+        // The container went away between choosing it and using it: the next lease picks the right one.
+        if (attempt > 0 || !(err instanceof AppError && err.code === RUNTIME_CHANGED)) throw err;
       } finally {
         lease.release();
       }

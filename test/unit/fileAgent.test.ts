@@ -376,6 +376,16 @@ describe('file agent', () => {
       expect(exists(staging)).toBe(false);
     });
 
+    test('clears staging folders a crash or a stop left behind more than a day ago, and only those', () => {
+      const old = stage(['left over']);
+      const recent = stage(['in flight']);
+      const twoDaysAgo = new Date(Date.now() - 48 * 3600_000);
+      fs.utimesSync(old, twoDaysAgo, twoDaysAgo);
+      resultOf(run({ op: 'commit', root, staging: stage(['x']), dir: '', overwrite: false, files: [{ name: '0', path: 'x.txt' }] }));
+      expect(exists(old)).toBe(false);
+      expect(exists(recent)).toBe(true);
+    });
+
     test('puts files at the root when no folder is named', () => {
       const staging = stage(['top']);
       resultOf(run({ op: 'commit', root, staging, dir: '', overwrite: false, files: [{ name: '0', path: 'top.txt' }] }));
