@@ -7,6 +7,7 @@ import { parseDuration, parseSize } from './lib/duration';
 import { DEFAULT_SUBNET_POOL, subnetPoolProblem, type SubnetPool } from './docker/subnetPool';
 import { CONTROL_PLANE_ALIAS, DEFAULT_RUNTIME_COMMAND, DEFAULT_RUNTIME_IMAGE, OPENCLAW_HOME, type RuntimeSettings } from './runtime/runtimeSettings';
 import type { FilesSettings } from './files/filesSettings';
+import type { LlmSettings } from './llm/llmSettings';
 
 export type TrustProxySetting = boolean | number | string[];
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
@@ -33,6 +34,7 @@ export interface AppConfig {
   shutdownTimeoutMs: number;
   runtime: RuntimeSettings;
   files: FilesSettings;
+  llm: LlmSettings;
 }
 
 /** Thrown at start-up; its message names every bad variable and is meant for the operator. */
@@ -230,6 +232,13 @@ const envSchema = z.object({
   CLAWLOOPS_FILES_MAX_UPLOAD_FILES: intVar(1000, 1, 100_000),
   CLAWLOOPS_FILES_TEXT_MAX_SIZE: sizeVar('2mb', 1024, '2mb or 512kb'),
   CLAWLOOPS_FILES_IMPORT_MAX_ENTRIES: intVar(100_000, 1, 10_000_000),
+  CLAWLOOPS_LLM_UPSTREAM_URL: z
+    .string()
+    .default('')
+    .refine((v) => v === '' || /^https?:\/\/[^\s/]+(\/\S*)?$/.test(v), { message: 'must be empty or the http(s) base URL of an OpenAI-compatible API, like http://litellm:4000/v1' }),
+  CLAWLOOPS_LLM_UPSTREAM_KEY: z.string().default(''),
+  CLAWLOOPS_LLM_TIMEOUT: durationVar('10m', 1_000),
+  CLAWLOOPS_LLM_BODY_LIMIT: sizeVar('4mb', 1024, '4mb or 512kb'),
 });
 
 function parsePublicUrl(raw: string, problems: string[]): URL | null {
@@ -350,6 +359,12 @@ export function loadConfig(env: NodeJS.ProcessEnv, cwd: string = process.cwd()):
       textMaxBytes: e.CLAWLOOPS_FILES_TEXT_MAX_SIZE,
       importMaxEntries: e.CLAWLOOPS_FILES_IMPORT_MAX_ENTRIES,
       spoolDir: path.join(dataDir, 'upload-spool'),
+    },
+    llm: {
+      upstreamUrl: e.CLAWLOOPS_LLM_UPSTREAM_URL ? e.CLAWLOOPS_LLM_UPSTREAM_URL.replace(/\/+$/, '') : null,
+      upstreamKey: e.CLAWLOOPS_LLM_UPSTREAM_KEY || null,
+      timeoutMs: e.CLAWLOOPS_LLM_TIMEOUT,
+      bodyLimitBytes: e.CLAWLOOPS_LLM_BODY_LIMIT,
     },
   };
 }

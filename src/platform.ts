@@ -44,6 +44,9 @@ import { RuntimeWatcher } from './runtime/runtimeWatcher';
 import { WorkspaceFileHosts } from './files/fileHosts';
 import type { FilesSettings } from './files/filesSettings';
 import { WorkspaceFiles } from './files/workspaceFiles';
+import { UsageRepository } from './db/repositories/usageRepository';
+import type { LlmSettings } from './llm/llmSettings';
+import { ModelGateway } from './llm/modelGateway';
 
 /** Seams tests (and benchmarks) may replace; production uses the defaults. */
 export interface PlatformOverrides {
@@ -57,6 +60,7 @@ export interface PlatformOverrides {
   runtimeProbe?: HttpProbe;
   runtimeSettings?: Partial<RuntimeSettings>;
   files?: Partial<FilesSettings>;
+  llm?: Partial<LlmSettings>;
   /** How long an unused file helper container lives (default one minute). */
   fileHelperIdleMs?: number;
 }
@@ -180,6 +184,15 @@ export function buildPlatform(config: AppConfig, logger: Logger, overrides: Plat
     logger: logger.child({ component: 'files' }),
     onActivity: (userId) => runtimes.touchUser(userId),
   });
+  const llmSettings: LlmSettings = { ...config.llm, ...overrides.llm };
+  const gateway = new ModelGateway({
+    runtimes: runtimeRepo,
+    usage: new UsageRepository(db),
+    clock,
+    settings: llmSettings,
+    models: () => runtimeSettings.models,
+    onActivity: (runtimeId) => runtimes.touch(runtimeId),
+  });
   const readiness = new ReadinessService(new SqliteReadinessProbe(db), docker);
 
   const streams = new EventStreams();
@@ -191,9 +204,10 @@ export function buildPlatform(config: AppConfig, logger: Logger, overrides: Plat
       secureCookies: config.secureCookies,
       trustProxy: config.trustProxy,
       jsonBodyLimitBytes: config.jsonBodyLimitBytes,
+      llmBodyLimitBytes: llmSettings.bodyLimitBytes,
       webRoot: overrides.webRoot === undefined ? path.resolve(__dirname, '..', 'web', 'static') : overrides.webRoot,
     },
-    { logger, clock, readiness, sessions, auth, setup, invitations, users, audit, runtimes, runtimeHub, streams, settings, workspaceSessions, gatekeeper, addresses, files },
+    { logger, clock, readiness, sessions, auth, setup, invitations, users, audit, runtimes, runtimeHub, streams, settings, workspaceSessions, gatekeeper, addresses, files, gateway },
   );
 
   return {

@@ -142,6 +142,34 @@ const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX workspace_tickets_expiry ON workspace_tickets(expires_at);
     `,
   },
+  {
+    version: 5,
+    description: 'model usage ledger',
+    sql: `
+      -- One row per model request through the gateway: successes, upstream errors and aborts alike.
+      -- No foreign keys: the ledger outlives deleted users (what was spent stays spent).
+      CREATE TABLE llm_usage (
+        id INTEGER PRIMARY KEY,
+        at INTEGER NOT NULL,
+        user_id TEXT NOT NULL,
+        username TEXT NOT NULL,
+        runtime_id TEXT,
+        endpoint TEXT NOT NULL,
+        model TEXT NOT NULL,
+        streamed INTEGER NOT NULL,
+        status TEXT NOT NULL,
+        http_status INTEGER,
+        prompt_tokens INTEGER NOT NULL DEFAULT 0,
+        completion_tokens INTEGER NOT NULL DEFAULT 0,
+        cost_microdollars INTEGER NOT NULL DEFAULT 0,
+        latency_ms INTEGER NOT NULL
+      );
+      CREATE INDEX llm_usage_user_at ON llm_usage (user_id, at);
+      CREATE INDEX llm_usage_at ON llm_usage (at);
+      -- The gateway finds a request's runtime by its key on every call.
+      CREATE INDEX runtimes_by_model_key ON runtimes (model_key_hash);
+    `,
+  },
 ];
 
 export const LATEST_SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]?.version ?? 0;

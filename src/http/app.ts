@@ -31,6 +31,9 @@ import { adminSettingsRoutes } from './routes/adminSettings';
 import { setupRouter } from './routes/setup';
 import { adminFilesRouter, ownFilesRouter } from './routes/files';
 import type { WorkspaceFiles } from '../files/workspaceFiles';
+import type { ModelGateway } from '../llm/modelGateway';
+import { gatewayRouter, LLM_PREFIX } from './llm/gatewayRouter';
+import { usageRouter } from './routes/usage';
 import type { WorkspaceAddresses } from '../domain/workspaceAddresses';
 import type { WorkspaceGatekeeper } from '../domain/workspaceGatekeeper';
 import type { WorkspaceSessionService } from '../domain/workspaceSessions';
@@ -46,6 +49,7 @@ export interface HttpConfig {
   secureCookies: boolean;
   trustProxy: TrustProxySetting;
   jsonBodyLimitBytes: number;
+  llmBodyLimitBytes: number;
   /** Directory of the built web UI; served when it exists. */
   webRoot: string | null;
 }
@@ -68,6 +72,7 @@ export interface HttpServices {
   gatekeeper: WorkspaceGatekeeper;
   addresses: WorkspaceAddresses;
   files: WorkspaceFiles;
+  gateway: ModelGateway;
 }
 
 export type WorkspaceUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer) => void;
@@ -100,6 +105,8 @@ export function createApp(config: HttpConfig, services: HttpServices): HttpApp {
   });
   app.use(workspaces.handle);
   app.use(healthRouter(services.readiness));
+  // Runtimes call the model gateway with their own key: no cookies, no origin check.
+  app.use(LLM_PREFIX, gatewayRouter({ gateway: services.gateway, clock: services.clock, logger: services.logger.child({ component: 'model-gateway' }), bodyLimitBytes: config.llmBodyLimitBytes }));
   app.all(FORWARD_AUTH_PATH, forwardAuthHandler({ gatekeeper: services.gatekeeper, manager: services.runtimes, logger: services.logger }));
   app.get(
     WORKSPACE_OPEN_PATH,
@@ -121,6 +128,7 @@ export function createApp(config: HttpConfig, services: HttpServices): HttpApp {
   api.use('/account', accountRouter(services.auth));
   api.use('/invitations', invitationsRouter(services.invitations, cookies));
   api.use('/runtime', ownRuntimeRouter(runtimeDeps));
+  api.use('/usage', usageRouter(services.gateway));
   api.use('/admin', requireAuth({ adminOnly: true }), adminRuntimeRoutes(runtimeDeps), adminSettingsRoutes(services.settings));
   api.use(
     '/admin',

@@ -574,7 +574,8 @@ export class RuntimeManager {
     op.update({ step: 'removing', percent: 60, message: purge ? 'Removing the container and all data' : 'Removing the container (data is kept)' });
     if (runtime?.containerId) await backend.removeContainer(runtime.containerId);
     this.forgetContainer(runtimeId, runtime?.containerId ?? null);
-    runtimes.setContainer(runtimeId, { containerId: null }, clock.now());
+    // The model key dies with the container it was made for.
+    runtimes.setContainer(runtimeId, { containerId: null, modelKeyHash: null }, clock.now());
     await backend.removeNetwork(names.network);
     this.subnets.delete(runtimeId);
     if (purge) {
@@ -622,7 +623,7 @@ export class RuntimeManager {
   /** The stored container is gone from the engine (external `docker rm`, or while we were down). */
   containerGone(runtimeId: string, containerId: string): void {
     const runtime = this.deps.runtimes.findById(runtimeId);
-    if (runtime?.containerId === containerId) this.deps.runtimes.setContainer(runtimeId, { containerId: null }, this.deps.clock.now());
+    if (runtime?.containerId === containerId) this.deps.runtimes.setContainer(runtimeId, { containerId: null, modelKeyHash: null }, this.deps.clock.now());
     this.applySnapshot(runtimeId, containerId, null);
   }
 

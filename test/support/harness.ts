@@ -15,6 +15,7 @@ import type { RuntimeBackend } from '../../src/docker/runtimeBackend';
 import type { HttpProbe } from '../../src/runtime/readinessProbe';
 import type { RuntimeSettings } from '../../src/runtime/runtimeSettings';
 import type { FilesSettings } from '../../src/files/filesSettings';
+import type { LlmSettings } from '../../src/llm/llmSettings';
 
 export const PUBLIC_URL = 'http://platform.test:8080';
 export const STRONG_PASSWORD = 'correct horse battery staple';
@@ -82,6 +83,7 @@ export interface HarnessOptions {
   webRoot?: string | null;
   files?: Partial<FilesSettings>;
   fileHelperIdleMs?: number;
+  llm?: Partial<LlmSettings>;
 }
 
 export interface Harness {
@@ -124,6 +126,7 @@ export function createHarness(options: HarnessOptions = {}): Harness {
     ...(options.runtimeProbe ? { runtimeProbe: options.runtimeProbe } : {}),
     ...(options.loginThrottle ? { loginThrottle: options.loginThrottle } : {}),
     ...(options.files ? { files: options.files } : {}),
+    ...(options.llm ? { llm: options.llm } : {}),
     ...(options.fileHelperIdleMs !== undefined ? { fileHelperIdleMs: options.fileHelperIdleMs } : {}),
   });
   const client = (): TestAgent => supertest.agent(platform.app).set('Origin', config.publicOrigin);

@@ -6,8 +6,23 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 
+/** What the next requests meet; tests change it between calls. */
+export interface UpstreamBehaviour {
+  /** Answer every request with this status and an OpenAI-shaped error. */
+  failStatus: number | null;
+  /** Wait this long before answering. */
+  delayMs: number;
+  /** Streamed answers: send this many content chunks, then cut the connection without [DONE]. */
+  failAfterChunks: number | null;
+  /** Streamed answers: content chunks before the final ones. */
+  chunks: number;
+}
+
 export interface TestModelUpstream {
   port: number;
+  behaviour: UpstreamBehaviour;
+  /** Requests whose client went away before the answer ended. */
+  aborted: number;
   /** Bodies of the chat completion requests received. */
   requests: { authorization: string | undefined; body: Record<string, unknown> }[];
   close(): Promise<void>;
@@ -15,32 +30,62 @@ export interface TestModelUpstream {
 
 export async function startTestModelUpstream(answer: string, model = 'test-model'): Promise<TestModelUpstream> {
   const requests: TestModelUpstream['requests'] = [];
+  const behaviour: UpstreamBehaviour = { failStatus: null, delayMs: 0, failAfterChunks: null, chunks: 1 };
+  const state = { aborted: 0 };
   const server = http.createServer((req, res) => {
     const chunks: Buffer[] = [];
+    res.on('close', () => {
+      if (!res.writableFinished) state.aborted++;
+    });
     req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => {
+    req.on('end', () => void answerAfterDelay());
+    const answerAfterDelay = async () => {
+      if (behaviour.delayMs > 0) await new Promise((resolve) => setTimeout(resolve, behaviour.delayMs));
+      if (res.destroyed) return;
+      respond();
+    };
+    const respond = () => {
       const path = (req.url ?? '').replace(/\?.*$/, '');
       if (req.method === 'GET' && path.endsWith('/models')) {
         res.setHeader('content-type', 'application/json');
         res.end(JSON.stringify({ object: 'list', data: [{ id: model, object: 'model', owned_by: 'test' }] }));
         return;
       }
-      if (req.method !== 'POST' || !path.endsWith('/chat/completions')) {
+      if (req.method !== 'POST' || !(path.endsWith('/chat/completions') || path.endsWith('/embeddings'))) {
         res.statusCode = 404;
         res.end(JSON.stringify({ error: { message: `no route ${req.method} ${path}`, type: 'not_found' } }));
         return;
       }
+      if (behaviour.failStatus !== null) {
+        res.statusCode = behaviour.failStatus;
+        res.setHeader('content-type', 'application/json');
+        res.end(JSON.stringify({ error: { message: 'injected failure', type: 'server_error', code: 'injected' } }));
+        return;
+      }
       const body = JSON.parse(Buffer.concat(chunks).toString('utf8') || '{}') as Record<string, unknown>;
       requests.push({ authorization: req.headers.authorization, body });
+      if (path.endsWith('/embeddings')) {
+        res.setHeader('content-type', 'application/json');
+        res.end(JSON.stringify({ object: 'list', model, data: [{ object: 'embedding', index: 0, embedding: [0.1, 0.2, 0.3] }], usage: { prompt_tokens: 5, total_tokens: 5 } }));
+        return;
+      }
       const usage = { prompt_tokens: 11, completion_tokens: 3, total_tokens: 14 };
       const id = `chatcmpl-${requests.length}`;
       const created = Math.floor(Date.now() / 1000);
       if (body.stream) {
         res.setHeader('content-type', 'text/event-stream');
         const send = (data: unknown) => res.write(`data: ${JSON.stringify(data)}\n\n`);
-        send({ id, object: 'chat.completion.chunk', created, model, choices: [{ index: 0, delta: { role: 'assistant', content: answer }, finish_reason: null }] });
+        for (let i = 0; i < behaviour.chunks; i++) {
+          if (behaviour.failAfterChunks !== null && i >= behaviour.failAfterChunks) {
+            // Let what was written reach the client first: a failure MID-stream.
+            setTimeout(() => res.destroy(), 50);
+            return;
+          }
+          send({ id, object: 'chat.completion.chunk', created, model, choices: [{ index: 0, delta: { role: 'assistant', content: answer }, finish_reason: null }] });
+        }
         send({ id, object: 'chat.completion.chunk', created, model, choices: [{ index: 0, delta: {}, finish_reason: 'stop' }] });
-        send({ id, object: 'chat.completion.chunk', created, model, choices: [], usage });
+        // Usage only when asked, as OpenAI does.
+        if ((body.stream_options as { include_usage?: boolean } | undefined)?.include_usage) send({ id, object: 'chat.completion.chunk', created, model, choices: [], usage });
         res.end('data: [DONE]\n\n');
         return;
       }
@@ -48,11 +93,15 @@ export async function startTestModelUpstream(answer: string, model = 'test-model
       res.end(
         JSON.stringify({ id, object: 'chat.completion', created, model, choices: [{ index: 0, message: { role: 'assistant', content: answer }, finish_reason: 'stop' }], usage }),
       );
-    });
+    };
   });
   await new Promise<void>((resolve) => server.listen(0, '0.0.0.0', resolve));
   return {
     port: (server.address() as AddressInfo).port,
+    behaviour,
+    get aborted() {
+      return state.aborted;
+    },
     requests,
     close: () =>
       new Promise((resolve) => {

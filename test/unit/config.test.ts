@@ -65,6 +65,7 @@ describe('defaults', () => {
         importMaxEntries: 100_000,
         spoolDir: path.join(CWD, 'data', 'upload-spool'),
       },
+      llm: { upstreamUrl: null, upstreamKey: null, timeoutMs: 600_000, bodyLimitBytes: 4 * 1024 ** 2 },
     });
   });
 
@@ -130,6 +131,10 @@ describe('accepted values', () => {
         CLAWLOOPS_FILES_MAX_UPLOAD_FILES: '500',
         CLAWLOOPS_FILES_TEXT_MAX_SIZE: '1mb',
         CLAWLOOPS_FILES_IMPORT_MAX_ENTRIES: '5000',
+        CLAWLOOPS_LLM_UPSTREAM_URL: 'http://litellm:4000/v1/',
+        CLAWLOOPS_LLM_UPSTREAM_KEY: 'sk-master',
+        CLAWLOOPS_LLM_TIMEOUT: '2m',
+        CLAWLOOPS_LLM_BODY_LIMIT: '1mb',
       },
       CWD,
     );
@@ -180,6 +185,7 @@ describe('accepted values', () => {
         importMaxEntries: 5000,
         spoolDir: '/data/upload-spool',
       },
+      llm: { upstreamUrl: 'http://litellm:4000/v1', upstreamKey: 'sk-master', timeoutMs: 120_000, bodyLimitBytes: 1024 ** 2 },
     });
   });
 
@@ -449,5 +455,11 @@ describe('file manager settings', () => {
   test('sizes are checked and named', () => {
     expect(() => loadConfig({ CLAWLOOPS_FILES_QUOTA: 'lots' }, CWD)).toThrow(/CLAWLOOPS_FILES_QUOTA: must be a size like 10gb/);
     expect(() => loadConfig({ CLAWLOOPS_FILES_TEXT_MAX_SIZE: '1gb' }, CWD)).toThrow(/CLAWLOOPS_FILES_TEXT_MAX_SIZE: at most 64mb/);
+  });
+});
+
+describe('model gateway settings', () => {
+  test('the upstream must be an http(s) URL', () => {
+    expect(() => loadConfig({ CLAWLOOPS_LLM_UPSTREAM_URL: 'litellm:4000' }, CWD)).toThrow(/CLAWLOOPS_LLM_UPSTREAM_URL: must be empty or the http\(s\) base URL/);
   });
 });

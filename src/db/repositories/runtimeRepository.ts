@@ -74,6 +74,12 @@ export class RuntimeRepository {
     return row ? toRuntime(row) : null;
   }
 
+  /** The runtime whose current container was given this model key (hashed); null once it is rotated or revoked. */
+  findByModelKeyHash(hash: string): RuntimeWithOwner | null {
+    const row = this.db.prepare(`${SELECT} WHERE r.model_key_hash = ?`).get(hash) as RuntimeRow | undefined;
+    return row ? toRuntime(row) : null;
+  }
+
   findByUserId(userId: string): RuntimeWithOwner | null {
     const row = this.db.prepare(`${SELECT} WHERE r.user_id = ?`).get(userId) as RuntimeRow | undefined;
     return row ? toRuntime(row) : null;

@@ -1,0 +1,64 @@
+import type { Db } from '../database';
+
+export type UsageStatus = 'ok' | 'upstream_error' | 'aborted' | 'unreachable';
+
+export interface UsageRecord {
+  at: number;
+  userId: string;
+  username: string;
+  runtimeId: string | null;
+  endpoint: string;
+  model: string;
+  streamed: boolean;
+  status: UsageStatus;
+  httpStatus: number | null;
+  promptTokens: number;
+  completionTokens: number;
+  costMicrodollars: number;
+  latencyMs: number;
+}
+
+export interface UsageTotals {
+  requests: number;
+  promptTokens: number;
+  completionTokens: number;
+  costMicrodollars: number;
+}
+
+const TOTALS = `COUNT(*) AS requests, COALESCE(SUM(prompt_tokens), 0) AS promptTokens,
+  COALESCE(SUM(completion_tokens), 0) AS completionTokens, COALESCE(SUM(cost_microdollars), 0) AS costMicrodollars`;
+
+/** The model usage ledger: append-only rows, aggregated on read. */
+export class UsageRepository {
+  constructor(private readonly db: Db) {}
+
+  append(record: UsageRecord): void {
+    this.db
+      .prepare(
+        `INSERT INTO llm_usage (at, user_id, username, runtime_id, endpoint, model, streamed, status, http_status,
+           prompt_tokens, completion_tokens, cost_microdollars, latency_ms)
+         VALUES (@at, @userId, @username, @runtimeId, @endpoint, @model, @streamed, @status, @httpStatus,
+           @promptTokens, @completionTokens, @costMicrodollars, @latencyMs)`,
+      )
+      .run({ ...record, streamed: record.streamed ? 1 : 0 });
+  }
+
+  totals(userId: string, from: number, to: number): UsageTotals {
+    return this.db.prepare(`SELECT ${TOTALS} FROM llm_usage WHERE user_id = ? AND at >= ? AND at < ?`).get(userId, from, to) as UsageTotals;
+  }
+
+  perDay(userId: string, from: number, to: number): (UsageTotals & { day: string })[] {
+    return this.db
+      .prepare(
+        `SELECT strftime('%Y-%m-%d', at / 1000, 'unixepoch') AS day, ${TOTALS}
+         FROM llm_usage WHERE user_id = ? AND at >= ? AND at < ? GROUP BY day ORDER BY day`,
+      )
+      .all(userId, from, to) as (UsageTotals & { day: string })[];
+  }
+
+  perModel(userId: string, from: number, to: number): (UsageTotals & { model: string })[] {
+    return this.db
+      .prepare(`SELECT model, ${TOTALS} FROM llm_usage WHERE user_id = ? AND at >= ? AND at < ? GROUP BY model ORDER BY model`)
+      .all(userId, from, to) as (UsageTotals & { model: string })[];
+  }
+}

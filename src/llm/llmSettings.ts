@@ -1,0 +1,10 @@
+/** Where the model gateway forwards to, and its limits; parsed from the environment in config.ts. */
+export interface LlmSettings {
+  /** Base URL of an OpenAI-compatible API (…/v1), e.g. LiteLLM; null: the gateway answers 503. */
+  upstreamUrl: string | null;
+  /** Sent upstream as the bearer token; never handed to runtimes. */
+  upstreamKey: string | null;
+  /** Longest a model request may take, streaming included. */
+  timeoutMs: number;
+  bodyLimitBytes: number;
+}

@@ -1,0 +1,115 @@
+import http from 'node:http';
+import https from 'node:https';
+import type { RuntimeRepository } from '../db/repositories/runtimeRepository';
+import type { UsageRecord, UsageRepository, UsageTotals } from '../db/repositories/usageRepository';
+import type { Clock } from '../lib/clock';
+import { hashSecret } from '../lib/secrets';
+import type { LlmSettings } from './llmSettings';
+
+/** Who is calling: the runtime a key was made for, and its owner. */
+export interface GatewayCaller {
+  userId: string;
+  username: string;
+  runtimeId: string;
+}
+
+export interface UpstreamRequest {
+  method: 'GET' | 'POST';
+  /** Below the upstream's base URL, e.g. `/chat/completions`. */
+  path: string;
+  body: Buffer | null;
+  signal: AbortSignal;
+}
+
+export interface OwnUsage {
+  month: { from: string; to: string } & UsageTotals;
+  perDay: (UsageTotals & { day: string })[];
+  perModel: (UsageTotals & { model: string })[];
+}
+
+/**
+ * The model gateway's domain side: which runtime a key belongs to, which models it may use, the
+ * call to the upstream, and the ledger. HTTP framing (OpenAI's error shape, streaming) lives in
+ * http/llm/gatewayRouter.ts.
+ */
+export class ModelGateway {
+  private readonly agent: http.Agent;
+
+  constructor(
+    private readonly deps: {
+      runtimes: RuntimeRepository;
+      usage: UsageRepository;
+      clock: Clock;
+      settings: LlmSettings;
+      /** Model ids runtimes may use; empty: whatever the upstream offers. */
+      models: () => string[];
+      onActivity: (runtimeId: string) => void;
+    },
+  ) {
+    const upstream = deps.settings.upstreamUrl;
+    // Keep-alive: a model call should not pay a TCP (or TLS) handshake each time.
+    this.agent = upstream?.startsWith('https:') ? new https.Agent({ keepAlive: true }) : new http.Agent({ keepAlive: true });
+  }
+
+  get configured(): boolean {
+    return this.deps.settings.upstreamUrl !== null;
+  }
+
+  /** The caller behind `Authorization: Bearer <key>`; null for a missing, unknown, rotated or revoked key, or a disabled user. */
+  authenticate(authorization: string | undefined): GatewayCaller | null {
+    const match = /^Bearer\s+(\S{16,512})$/i.exec(authorization ?? '');
+    if (!match?.[1]) return null;
+    const runtime = this.deps.runtimes.findByModelKeyHash(hashSecret(match[1]));
+    if (!runtime || runtime.userStatus !== 'active' || runtime.containerId === null) return null;
+    this.deps.onActivity(runtime.id);
+    return { userId: runtime.userId, username: runtime.username, runtimeId: runtime.id };
+  }
+
+  allows(model: string): boolean {
+    const models = this.deps.models();
+    return models.length === 0 || models.includes(model);
+  }
+
+  allowedModels(): string[] {
+    return this.deps.models();
+  }
+
+  /** Sends a request upstream with the upstream's credentials; resolves with its response head. */
+  forward(request: UpstreamRequest): Promise<http.IncomingMessage> {
+    const { upstreamUrl, upstreamKey, timeoutMs } = this.deps.settings;
+    if (!upstreamUrl) return Promise.reject(new Error('no upstream is configured (CLAWLOOPS_LLM_UPSTREAM_URL)'));
+    const url = new URL(`${upstreamUrl}${request.path}`);
+    const client = url.protocol === 'https:' ? https : http;
+    return new Promise((resolve, reject) => {
+      const req = client.request(url, {
+        method: request.method,
+        agent: this.agent,
+        signal: AbortSignal.any([request.signal, AbortSignal.timeout(timeoutMs)]),
+        headers: {
+          accept: 'application/json, text/event-stream',
+          ...(upstreamKey ? { authorization: `Bearer ${upstreamKey}` } : {}),
+          ...(request.body ? { 'content-type': 'application/json', 'content-length': String(request.body.length) } : {}),
+        },
+      });
+      req.on('response', resolve);
+      req.on('error', reject);
+      req.end(request.body ?? undefined);
+    });
+  }
+
+  record(record: Omit<UsageRecord, 'costMicrodollars'>): void {
+    // Prices come with the admin's model settings; until then what was used is counted, not priced.
+    this.deps.usage.append({ ...record, costMicrodollars: 0 });
+  }
+
+  ownUsage(userId: string): OwnUsage {
+    const now = new Date(this.deps.clock.now());
+    const from = Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), 1);
+    const to = Date.UTC(now.getUTCFullYear(), now.getUTCMonth() + 1, 1);
+    return {
+      month: { from: new Date(from).toISOString(), to: new Date(to).toISOString(), ...this.deps.usage.totals(userId, from, to) },
+      perDay: this.deps.usage.perDay(userId, from, to),
+      perModel: this.deps.usage.perModel(userId, from, to),
+    };
+  }
+}

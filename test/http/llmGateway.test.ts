@@ -1,0 +1,207 @@
+/**
+ * The model gateway (`/llm/v1`) with the official `openai` client as the caller and an
+ * OpenAI-compatible test server as the upstream (LiteLLM's HTTP contract). Runtimes come from the
+ * in-memory backend; their keys are the ones rendered into their container environment.
+ */
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import OpenAI from 'openai';
+import { alwaysReadyProbe, FakeRuntimeBackend } from '../support/fakeRuntimeBackend';
+import { createHarness, type Harness } from '../support/harness';
+import { startTestModelUpstream, type TestModelUpstream } from '../support/testModelUpstream';
+
+const MODEL = 'test-model';
+let h: Harness;
+let backend: FakeRuntimeBackend;
+let upstream: TestModelUpstream;
+let server: http.Server;
+let baseURL: string;
+
+interface Ledger {
+  username: string;
+  endpoint: string;
+  model: string;
+  streamed: number;
+  status: string;
+  prompt_tokens: number;
+  completion_tokens: number;
+}
+const ledger = () => h.platform.db.prepare('SELECT * FROM llm_usage ORDER BY id').all() as Ledger[];
+
+/** Starts the member's runtime and returns the model key its container was given. */
+async function keyOf(client: ReturnType<Harness['client']>): Promise<string> {
+  const res = await client.post('/api/v1/runtime/start');
+  await h.platform.runtimes.settled(res.body.runtime.id);
+  const container = [...backend.containers.values()].find((c) => c.labels['io.clawloops.runtime-id'] === res.body.runtime.id && c.status === 'running');
+  const key = container?.spec.env.CLAWLOOPS_MODEL_KEY;
+  if (!key) throw new Error('no model key in the container environment');
+  return key;
+}
+
+const openai = (apiKey: string) => new OpenAI({ apiKey, baseURL, maxRetries: 0, timeout: 10_000 });
+
+beforeEach(async () => {
+  upstream = await startTestModelUpstream('Hello from upstream', MODEL);
+  backend = new FakeRuntimeBackend();
+  h = createHarness({
+    runtimeBackend: backend,
+    runtimeProbe: alwaysReadyProbe,
+    runtimeSettings: { image: 'ghcr.io/openclaw/openclaw:2026.9.6', models: [MODEL, 'other-model'] },
+    llm: { upstreamUrl: `http://127.0.0.1:${upstream.port}/v1`, upstreamKey: 'sk-upstream-secret', timeoutMs: 5_000, bodyLimitBytes: 64 * 1024 },
+  });
+  server = http.createServer(h.platform.app);
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  baseURL = `http://127.0.0.1:${(server.address() as AddressInfo).port}/llm/v1`;
+});
+
+afterEach(async () => {
+  server.closeAllConnections();
+  await new Promise((resolve) => server.close(resolve));
+  await upstream.close();
+  await h.platform.runtimes.drain(5_000);
+  h.close();
+});
+
+describe('through the openai client', () => {
+  test('a chat completion passes through with the upstream key, and the ledger records its tokens', async () => {
+    const { client } = await h.setupAdmin();
+    const key = await keyOf(client);
+    const answer = await openai(key).chat.completions.create({ model: MODEL, messages: [{ role: 'user', content: 'hi' }] });
+    expect(answer.choices[0]?.message.content).toBe('Hello from upstream');
+    expect(answer.usage).toMatchObject({ prompt_tokens: 11, completion_tokens: 3 });
+    // The runtime's key never reaches the upstream; the upstream's key never reaches the runtime.
+    expect(upstream.requests[0]?.authorization).toBe('Bearer sk-upstream-secret');
+    expect(ledger()).toEqual([expect.objectContaining({ username: 'admin', endpoint: 'chat/completions', model: MODEL, streamed: 0, status: 'ok', prompt_tokens: 11, completion_tokens: 3 })]);
+  });
+
+  test('a streamed chat is metered through include_usage, and the client that did not ask for usage does not see that chunk', async () => {
+    const { client } = await h.setupAdmin();
+    const key = await keyOf(client);
+    upstream.behaviour.chunks = 5;
+    const stream = await openai(key).chat.completions.create({ model: MODEL, stream: true, messages: [{ role: 'user', content: 'hi' }] });
+    const chunks = [];
+    for await (const chunk of stream) chunks.push(chunk);
+    expect(chunks.map((c) => c.choices[0]?.delta.content ?? '').join('')).toBe('Hello from upstream'.repeat(5));
+    expect(chunks.some((c) => c.usage)).toBe(false);
+    expect(upstream.requests[0]?.body.stream_options).toEqual({ include_usage: true });
+    expect(ledger()).toEqual([expect.objectContaining({ streamed: 1, status: 'ok', prompt_tokens: 11, completion_tokens: 3 })]);
+
+    const asked = await openai(key).chat.completions.create({ model: MODEL, stream: true, stream_options: { include_usage: true }, messages: [{ role: 'user', content: 'hi' }] });
+    const withUsage = [];
+    for await (const chunk of asked) withUsage.push(chunk);
+    expect(withUsage.at(-1)?.usage).toMatchObject({ prompt_tokens: 11, completion_tokens: 3 });
+  });
+
+  test('embeddings and the model list (only the models runtimes may use)', async () => {
+    const { client } = await h.setupAdmin();
+    const ai = openai(await keyOf(client));
+    const embedding = await ai.embeddings.create({ model: MODEL, input: 'text' });
+    expect(embedding.data[0]?.embedding).toEqual([0.1, 0.2, 0.3]);
+    const models = await ai.models.list();
+    expect(models.data.map((m) => m.id)).toEqual([MODEL]);
+    expect(ledger().map((r) => [r.endpoint, r.prompt_tokens])).toEqual([['embeddings', 5]]);
+  });
+});
+
+describe('refusals, in OpenAI error shape', () => {
+  test('a missing, unknown or rotated key is a 401 AuthenticationError; so is a disabled user\'s', async () => {
+    const { client } = await h.setupAdmin();
+    const member = await h.createMember(client, 'alice');
+    const key = await keyOf(member.client);
+    await expect(openai('sk-not-a-key-of-ours-at-all').models.list()).rejects.toBeInstanceOf(OpenAI.AuthenticationError);
+    const noKey = await fetch(`${baseURL}/models`);
+    expect(noKey.status).toBe(401);
+    expect(await noKey.json()).toEqual({ error: { message: expect.stringContaining('API key'), type: 'invalid_request_error', code: 'invalid_api_key' } });
+    // A restart re-creates nothing here (same config), but a delete does: the old key dies with its container.
+    const removed = await member.client.delete('/api/v1/runtime');
+    await h.platform.runtimes.settled(removed.body.runtime.id);
+    await expect(openai(key).models.list()).rejects.toBeInstanceOf(OpenAI.AuthenticationError);
+    const fresh = await keyOf(member.client);
+    expect(fresh).not.toBe(key);
+    expect((await openai(fresh).models.list()).data).toHaveLength(1);
+    await client.patch(`/api/v1/admin/users/${member.userId}`).send({ status: 'disabled' });
+    await expect(openai(fresh).models.list()).rejects.toBeInstanceOf(OpenAI.AuthenticationError);
+  });
+
+  test('unknown model, malformed JSON, oversized body', async () => {
+    const { client } = await h.setupAdmin();
+    const key = await keyOf(client);
+    const unknown = openai(key).chat.completions.create({ model: 'gpt-9', messages: [{ role: 'user', content: 'hi' }] });
+    await expect(unknown).rejects.toBeInstanceOf(OpenAI.NotFoundError);
+    const post = (body: string) => fetch(`${baseURL}/chat/completions`, { method: 'POST', headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' }, body });
+    const malformed = await post('{"model": ');
+    expect(malformed.status).toBe(400);
+    expect(((await malformed.json()) as { error: { code: string } }).error.code).toBe('invalid_json');
+    const big = await post(JSON.stringify({ model: MODEL, messages: [{ role: 'user', content: 'x'.repeat(100 * 1024) }] }));
+    expect(big.status).toBe(413);
+    expect(((await big.json()) as { error: { type: string } }).error.type).toBe('invalid_request_error');
+    expect(upstream.requests).toHaveLength(0);
+  });
+
+  test('upstream down is a 502 with a clear message; upstream errors pass through and are recorded', async () => {
+    const { client } = await h.setupAdmin();
+    const key = await keyOf(client);
+    upstream.behaviour.failStatus = 500;
+    await expect(openai(key).chat.completions.create({ model: MODEL, messages: [{ role: 'user', content: 'hi' }] })).rejects.toBeInstanceOf(OpenAI.InternalServerError);
+    await upstream.close();
+    const down = await fetch(`${baseURL}/chat/completions`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ model: MODEL, messages: [] }),
+    });
+    expect(down.status).toBe(502);
+    expect(((await down.json()) as { error: unknown }).error).toMatchObject({ code: 'upstream_unreachable', message: expect.stringContaining('could not be reached') });
+    expect(ledger().map((r) => r.status)).toEqual(['upstream_error', 'unreachable']);
+  });
+
+  test('an upstream that fails mid-stream ends the client\'s stream with an error event; a client that leaves aborts the upstream call', async () => {
+    const { client } = await h.setupAdmin();
+    const key = await keyOf(client);
+    upstream.behaviour.chunks = 5;
+    upstream.behaviour.failAfterChunks = 2;
+    const res = await fetch(`${baseURL}/chat/completions`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ model: MODEL, stream: true, messages: [] }),
+    });
+    const text = await res.text();
+    expect(text).toContain('Hello from upstream');
+    expect(text).toMatch(/data: \{"error":\{"message":"The model service failed mid-answer/);
+    expect(ledger().at(-1)).toMatchObject({ status: 'upstream_error', streamed: 1 });
+
+    upstream.behaviour.failAfterChunks = null;
+    upstream.behaviour.delayMs = 2_000;
+    const controller = new AbortController();
+    const pending = fetch(`${baseURL}/chat/completions`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ model: MODEL, stream: true, messages: [] }),
+      signal: controller.signal,
+    }).catch(() => null);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    controller.abort();
+    await pending;
+    const deadline = Date.now() + 5_000;
+    while (ledger().length < 2 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(ledger().at(-1)).toMatchObject({ status: 'aborted' });
+    while (upstream.aborted < 1 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(upstream.aborted).toBeGreaterThanOrEqual(1);
+  });
+});
+
+describe('own usage', () => {
+  test('GET /api/v1/usage shows this month\'s totals, per day and per model, and only the caller\'s', async () => {
+    const { client } = await h.setupAdmin();
+    const member = await h.createMember(client, 'alice');
+    const key = await keyOf(member.client);
+    await openai(key).chat.completions.create({ model: MODEL, messages: [{ role: 'user', content: 'hi' }] });
+    await openai(key).chat.completions.create({ model: MODEL, messages: [{ role: 'user', content: 'again' }] });
+    const mine = (await member.client.get('/api/v1/usage')).body;
+    expect(mine.month).toMatchObject({ requests: 2, promptTokens: 22, completionTokens: 6 });
+    expect(mine.perModel).toEqual([expect.objectContaining({ model: MODEL, requests: 2 })]);
+    expect(mine.perDay).toHaveLength(1);
+    const admins = (await client.get('/api/v1/usage')).body;
+    expect(admins.month).toMatchObject({ requests: 0, promptTokens: 0 });
+    expect((await h.bareClient().get('/api/v1/usage')).status).toBe(401);
+  });
+});
