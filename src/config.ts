@@ -239,6 +239,9 @@ const envSchema = z.object({
   CLAWLOOPS_LLM_UPSTREAM_KEY: z.string().default(''),
   CLAWLOOPS_LLM_TIMEOUT: durationVar('10m', 1_000),
   CLAWLOOPS_LLM_BODY_LIMIT: sizeVar('4mb', 1024, '4mb or 512kb'),
+  CLAWLOOPS_LLM_REQUESTS_PER_MINUTE: intVar(60, 0, 1_000_000),
+  CLAWLOOPS_LLM_CONCURRENT_REQUESTS: intVar(4, 0, 10_000),
+  CLAWLOOPS_LLM_MONTHLY_TOKENS: intVar(0, 0, Number.MAX_SAFE_INTEGER),
 });
 
 function parsePublicUrl(raw: string, problems: string[]): URL | null {
@@ -365,6 +368,11 @@ export function loadConfig(env: NodeJS.ProcessEnv, cwd: string = process.cwd()):
       upstreamKey: e.CLAWLOOPS_LLM_UPSTREAM_KEY || null,
       timeoutMs: e.CLAWLOOPS_LLM_TIMEOUT,
       bodyLimitBytes: e.CLAWLOOPS_LLM_BODY_LIMIT,
+      limits: {
+        requestsPerMinute: e.CLAWLOOPS_LLM_REQUESTS_PER_MINUTE,
+        concurrentRequests: e.CLAWLOOPS_LLM_CONCURRENT_REQUESTS,
+        monthlyTokens: e.CLAWLOOPS_LLM_MONTHLY_TOKENS,
+      },
     },
   };
 }

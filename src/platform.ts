@@ -47,6 +47,8 @@ import { WorkspaceFiles } from './files/workspaceFiles';
 import { UsageRepository } from './db/repositories/usageRepository';
 import type { LlmSettings } from './llm/llmSettings';
 import { ModelGateway } from './llm/modelGateway';
+import { ModelLimiter } from './llm/modelLimits';
+import { LimitsRepository } from './db/repositories/limitsRepository';
 
 /** Seams tests (and benchmarks) may replace; production uses the defaults. */
 export interface PlatformOverrides {
@@ -185,9 +187,12 @@ export function buildPlatform(config: AppConfig, logger: Logger, overrides: Plat
     onActivity: (userId) => runtimes.touchUser(userId),
   });
   const llmSettings: LlmSettings = { ...config.llm, ...overrides.llm };
+  const usageRepo = new UsageRepository(db);
+  const limiter = new ModelLimiter({ defaults: llmSettings.limits, overrides: new LimitsRepository(db), usage: usageRepo, clock });
   const gateway = new ModelGateway({
     runtimes: runtimeRepo,
-    usage: new UsageRepository(db),
+    usage: usageRepo,
+    limiter,
     clock,
     settings: llmSettings,
     models: () => runtimeSettings.models,
@@ -207,7 +212,7 @@ export function buildPlatform(config: AppConfig, logger: Logger, overrides: Plat
       llmBodyLimitBytes: llmSettings.bodyLimitBytes,
       webRoot: overrides.webRoot === undefined ? path.resolve(__dirname, '..', 'web', 'static') : overrides.webRoot,
     },
-    { logger, clock, readiness, sessions, auth, setup, invitations, users, audit, runtimes, runtimeHub, streams, settings, workspaceSessions, gatekeeper, addresses, files, gateway },
+    { logger, clock, readiness, sessions, auth, setup, invitations, users, audit, runtimes, runtimeHub, streams, settings, workspaceSessions, gatekeeper, addresses, files, gateway, limiter },
   );
 
   return {

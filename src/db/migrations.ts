@@ -168,6 +168,14 @@ const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX llm_usage_at ON llm_usage (at);
       -- The gateway finds a request's runtime by its key on every call.
       CREATE INDEX runtimes_by_model_key ON runtimes (model_key_hash);
+      -- Per-user overrides of the model limits; NULL: the default from the environment.
+      CREATE TABLE llm_limits (
+        user_id TEXT PRIMARY KEY REFERENCES users(id) ON DELETE CASCADE,
+        requests_per_minute INTEGER,
+        concurrent_requests INTEGER,
+        monthly_tokens INTEGER,
+        updated_at INTEGER NOT NULL
+      );
     `,
   },
 ];

@@ -34,6 +34,8 @@ import type { WorkspaceFiles } from '../files/workspaceFiles';
 import type { ModelGateway } from '../llm/modelGateway';
 import { gatewayRouter, LLM_PREFIX } from './llm/gatewayRouter';
 import { usageRouter } from './routes/usage';
+import { adminModelLimitsRoutes } from './routes/adminModelLimits';
+import type { ModelLimiter } from '../llm/modelLimits';
 import type { WorkspaceAddresses } from '../domain/workspaceAddresses';
 import type { WorkspaceGatekeeper } from '../domain/workspaceGatekeeper';
 import type { WorkspaceSessionService } from '../domain/workspaceSessions';
@@ -73,6 +75,7 @@ export interface HttpServices {
   addresses: WorkspaceAddresses;
   files: WorkspaceFiles;
   gateway: ModelGateway;
+  limiter: ModelLimiter;
 }
 
 export type WorkspaceUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer) => void;
@@ -129,7 +132,13 @@ export function createApp(config: HttpConfig, services: HttpServices): HttpApp {
   api.use('/invitations', invitationsRouter(services.invitations, cookies));
   api.use('/runtime', ownRuntimeRouter(runtimeDeps));
   api.use('/usage', usageRouter(services.gateway));
-  api.use('/admin', requireAuth({ adminOnly: true }), adminRuntimeRoutes(runtimeDeps), adminSettingsRoutes(services.settings));
+  api.use(
+    '/admin',
+    requireAuth({ adminOnly: true }),
+    adminRuntimeRoutes(runtimeDeps),
+    adminSettingsRoutes(services.settings),
+    adminModelLimitsRoutes({ limiter: services.limiter, users: services.users, audit: services.audit }),
+  );
   api.use(
     '/admin',
     adminRouter({

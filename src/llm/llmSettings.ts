@@ -7,4 +7,13 @@ export interface LlmSettings {
   /** Longest a model request may take, streaming included. */
   timeoutMs: number;
   bodyLimitBytes: number;
+  /** Defaults of the per-user limits; 0 means no limit. */
+  limits: ModelLimits;
+}
+
+export interface ModelLimits {
+  requestsPerMinute: number;
+  concurrentRequests: number;
+  /** Prompt plus completion tokens per calendar month (UTC). */
+  monthlyTokens: number;
 }

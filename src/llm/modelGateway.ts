@@ -4,7 +4,8 @@ import type { RuntimeRepository } from '../db/repositories/runtimeRepository';
 import type { UsageRecord, UsageRepository, UsageTotals } from '../db/repositories/usageRepository';
 import type { Clock } from '../lib/clock';
 import { hashSecret } from '../lib/secrets';
-import type { LlmSettings } from './llmSettings';
+import type { LlmSettings, ModelLimits } from './llmSettings';
+import type { Admission, ModelLimiter } from './modelLimits';
 
 /** Who is calling: the runtime a key was made for, and its owner. */
 export interface GatewayCaller {
@@ -23,6 +24,9 @@ export interface UpstreamRequest {
 
 export interface OwnUsage {
   month: { from: string; to: string } & UsageTotals;
+  limits: ModelLimits;
+  /** Null when the month has no token budget. */
+  tokensRemaining: number | null;
   perDay: (UsageTotals & { day: string })[];
   perModel: (UsageTotals & { model: string })[];
 }
@@ -44,6 +48,7 @@ export class ModelGateway {
       /** Model ids runtimes may use; empty: whatever the upstream offers. */
       models: () => string[];
       onActivity: (runtimeId: string) => void;
+      limiter: ModelLimiter;
     },
   ) {
     const upstream = deps.settings.upstreamUrl;
@@ -72,6 +77,11 @@ export class ModelGateway {
 
   allowedModels(): string[] {
     return this.deps.models();
+  }
+
+  /** Admits a call under the caller's limits (throws LimitExceeded) and reserves its estimated tokens. */
+  admit(caller: GatewayCaller, estimatedTokens: number): Admission {
+    return this.deps.limiter.admit(caller.userId, estimatedTokens);
   }
 
   /** Sends a request upstream with the upstream's credentials; resolves with its response head. */
@@ -106,7 +116,11 @@ export class ModelGateway {
     const now = new Date(this.deps.clock.now());
     const from = Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), 1);
     const to = Date.UTC(now.getUTCFullYear(), now.getUTCMonth() + 1, 1);
+    const limits = this.deps.limiter.effective(userId);
+    const used = this.deps.limiter.tokensThisMonth(userId);
     return {
+      limits,
+      tokensRemaining: limits.monthlyTokens > 0 ? Math.max(0, limits.monthlyTokens - used) : null,
       month: { from: new Date(from).toISOString(), to: new Date(to).toISOString(), ...this.deps.usage.totals(userId, from, to) },
       perDay: this.deps.usage.perDay(userId, from, to),
       perModel: this.deps.usage.perModel(userId, from, to),

@@ -189,6 +189,61 @@ describe('refusals, in OpenAI error shape', () => {
   });
 });
 
+describe('limits: 429 in OpenAI\'s shape, naming the limit and when it resets', () => {
+  const chat = (key: string) => openai(key).chat.completions.create({ model: MODEL, messages: [{ role: 'user', content: 'hi' }] });
+
+  test('requests per minute, set for one user by an admin (audited)', async () => {
+    const { client } = await h.setupAdmin();
+    const member = await h.createMember(client, 'alice');
+    const key = await keyOf(member.client);
+    const put = await client.put(`/api/v1/admin/users/${member.userId}/model-limits`).send({ requestsPerMinute: 2 });
+    expect(put.status).toBe(200);
+    expect(put.body).toMatchObject({ overrides: { requestsPerMinute: 2, concurrentRequests: null }, effective: { requestsPerMinute: 2, concurrentRequests: 4 } });
+    await chat(key);
+    await chat(key);
+    const refused = await chat(key).catch((err: unknown) => err);
+    expect(refused).toBeInstanceOf(OpenAI.RateLimitError);
+    expect((refused as InstanceType<typeof OpenAI.RateLimitError>).message).toMatch(/limit of 2 model requests per minute; it resets in \d+ s/);
+    expect((refused as InstanceType<typeof OpenAI.RateLimitError>).headers?.get('retry-after')).toMatch(/^\d+$/);
+    expect(upstream.requests).toHaveLength(2);
+    // Bob is not limited by alice's override.
+    expect((await chat(await keyOf(client))).choices).toHaveLength(1);
+    const audit = (await client.get('/api/v1/admin/audit?action=llm.limits.update')).body.items;
+    expect(audit[0]).toMatchObject({ actor: { username: 'admin' }, target: { label: 'alice' } });
+    expect((await member.client.put(`/api/v1/admin/users/${member.userId}/model-limits`).send({ requestsPerMinute: 1000 })).status).toBe(403);
+  });
+
+  test('requests at once', async () => {
+    const { client, userId } = await h.setupAdmin();
+    const key = await keyOf(client);
+    await client.put(`/api/v1/admin/users/${userId}/model-limits`).send({ concurrentRequests: 1 });
+    upstream.behaviour.delayMs = 300;
+    const [first, second] = await Promise.allSettled([chat(key), new Promise((resolve) => setTimeout(resolve, 50)).then(() => chat(key))]);
+    expect(first.status).toBe('fulfilled');
+    expect(second.status).toBe('rejected');
+    expect((second as PromiseRejectedResult).reason).toBeInstanceOf(OpenAI.RateLimitError);
+    expect(((second as PromiseRejectedResult).reason as Error).message).toMatch(/1 model requests running, your limit/);
+    // Finished requests free their place.
+    expect((await chat(key)).choices).toHaveLength(1);
+  });
+
+  test('a monthly token budget: checked before the call, settled after, overshot by one request at most', async () => {
+    const { client, userId } = await h.setupAdmin();
+    const key = await keyOf(client);
+    await client.put(`/api/v1/admin/users/${userId}/model-limits`).send({ monthlyTokens: 20 });
+    await chat(key); // 14 tokens: 6 left
+    await chat(key); // admitted with 6 left, uses 14: 8 over, the one request the rule allows
+    const refused = await chat(key).catch((err: unknown) => err);
+    expect(refused).toBeInstanceOf(OpenAI.RateLimitError);
+    expect((refused as Error).message).toMatch(/used your 20 tokens for this month \(28 used\); the budget resets on \d{4}-\d{2}-01/);
+    const usage = (await client.get('/api/v1/usage')).body;
+    expect(usage).toMatchObject({ limits: { monthlyTokens: 20 }, tokensRemaining: 0, month: { requests: 2, promptTokens: 22, completionTokens: 6 } });
+    // The key is for models only: it opens nothing on the platform's API.
+    const withKey = await fetch(`${baseURL.replace('/llm/v1', '')}/api/v1/usage`, { headers: { authorization: `Bearer ${key}` } });
+    expect(withKey.status).toBe(401);
+  });
+});
+
 describe('own usage', () => {
   test('GET /api/v1/usage shows this month\'s totals, per day and per model, and only the caller\'s', async () => {
     const { client } = await h.setupAdmin();

@@ -65,7 +65,7 @@ describe('defaults', () => {
         importMaxEntries: 100_000,
         spoolDir: path.join(CWD, 'data', 'upload-spool'),
       },
-      llm: { upstreamUrl: null, upstreamKey: null, timeoutMs: 600_000, bodyLimitBytes: 4 * 1024 ** 2 },
+      llm: { upstreamUrl: null, upstreamKey: null, timeoutMs: 600_000, bodyLimitBytes: 4 * 1024 ** 2, limits: { requestsPerMinute: 60, concurrentRequests: 4, monthlyTokens: 0 } },
     });
   });
 
@@ -135,6 +135,9 @@ describe('accepted values', () => {
         CLAWLOOPS_LLM_UPSTREAM_KEY: 'sk-master',
         CLAWLOOPS_LLM_TIMEOUT: '2m',
         CLAWLOOPS_LLM_BODY_LIMIT: '1mb',
+        CLAWLOOPS_LLM_REQUESTS_PER_MINUTE: '30',
+        CLAWLOOPS_LLM_CONCURRENT_REQUESTS: '2',
+        CLAWLOOPS_LLM_MONTHLY_TOKENS: '1000000',
       },
       CWD,
     );
@@ -185,7 +188,7 @@ describe('accepted values', () => {
         importMaxEntries: 5000,
         spoolDir: '/data/upload-spool',
       },
-      llm: { upstreamUrl: 'http://litellm:4000/v1', upstreamKey: 'sk-master', timeoutMs: 120_000, bodyLimitBytes: 1024 ** 2 },
+      llm: { upstreamUrl: 'http://litellm:4000/v1', upstreamKey: 'sk-master', timeoutMs: 120_000, bodyLimitBytes: 1024 ** 2, limits: { requestsPerMinute: 30, concurrentRequests: 2, monthlyTokens: 1_000_000 } },
     });
   });
 

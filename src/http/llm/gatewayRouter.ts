@@ -6,6 +6,7 @@ import type { Clock } from '../../lib/clock';
 import type { Logger } from '../../lib/logger';
 import type { GatewayCaller, ModelGateway } from '../../llm/modelGateway';
 import { SseUsageTap, usageOf, type TokenUsage } from '../../llm/sseUsage';
+import { LimitExceeded, type Admission } from '../../llm/modelLimits';
 
 export const LLM_PREFIX = '/llm/v1';
 const POST_ENDPOINTS = ['/chat/completions', '/completions', '/embeddings', '/responses'] as const;
@@ -98,7 +99,17 @@ export function gatewayRouter(deps: { gateway: ModelGateway; clock: Clock; logge
       if (streamed && endpoint !== '/responses' && endpoint !== '/embeddings') {
         body.stream_options = { ...(body.stream_options as object | undefined), include_usage: true };
       }
-      await relay({ gateway, clock, logger, req, res, caller, endpoint, model, streamed, stripUsageChunk: streamed && !clientWantsUsage, body: Buffer.from(JSON.stringify(body)) });
+      const forwarded = Buffer.from(JSON.stringify(body));
+      let admission: Admission;
+      try {
+        admission = gateway.admit(caller, estimateTokens(forwarded, body));
+      } catch (err) {
+        if (!(err instanceof LimitExceeded)) throw err;
+        res.setHeader('Retry-After', String(err.retryAfterSeconds));
+        openAiError(res, 429, err.type, err.code, err.message);
+        return;
+      }
+      await relay({ gateway, clock, logger, req, res, caller, endpoint, model, streamed, stripUsageChunk: streamed && !clientWantsUsage, body: forwarded, admission });
     });
   }
 
@@ -129,6 +140,13 @@ interface Relay {
   streamed: boolean;
   stripUsageChunk: boolean;
   body: Buffer;
+  admission: Admission;
+}
+
+/** A request's tokens before it runs: ~4 bytes per prompt token, plus the completion it may ask for. */
+function estimateTokens(body: Buffer, parsed: Record<string, unknown>): number {
+  const cap = parsed.max_completion_tokens ?? parsed.max_tokens ?? parsed.max_output_tokens;
+  return Math.ceil(body.length / 4) + (typeof cap === 'number' && cap > 0 ? cap : 256);
 }
 
 /** Forwards one model call and streams the answer back, then writes its ledger row whatever happened. */
@@ -196,6 +214,7 @@ async function relay(r: Relay): Promise<void> {
       }
     }
   } finally {
+    r.admission.settle((usage?.promptTokens ?? 0) + (usage?.completionTokens ?? 0));
     r.gateway.record({
       at: started,
       userId: r.caller.userId,

@@ -1,0 +1,34 @@
+import type { Db } from '../database';
+
+export interface LimitOverrides {
+  requestsPerMinute: number | null;
+  concurrentRequests: number | null;
+  monthlyTokens: number | null;
+}
+
+interface Row {
+  requests_per_minute: number | null;
+  concurrent_requests: number | null;
+  monthly_tokens: number | null;
+}
+
+/** Per-user overrides of the model limits. */
+export class LimitsRepository {
+  constructor(private readonly db: Db) {}
+
+  find(userId: string): LimitOverrides | null {
+    const row = this.db.prepare('SELECT requests_per_minute, concurrent_requests, monthly_tokens FROM llm_limits WHERE user_id = ?').get(userId) as Row | undefined;
+    return row ? { requestsPerMinute: row.requests_per_minute, concurrentRequests: row.concurrent_requests, monthlyTokens: row.monthly_tokens } : null;
+  }
+
+  save(userId: string, overrides: LimitOverrides, now: number): void {
+    this.db
+      .prepare(
+        `INSERT INTO llm_limits (user_id, requests_per_minute, concurrent_requests, monthly_tokens, updated_at)
+         VALUES (@userId, @requestsPerMinute, @concurrentRequests, @monthlyTokens, @now)
+         ON CONFLICT(user_id) DO UPDATE SET requests_per_minute = excluded.requests_per_minute,
+           concurrent_requests = excluded.concurrent_requests, monthly_tokens = excluded.monthly_tokens, updated_at = excluded.updated_at`,
+      )
+      .run({ userId, ...overrides, now });
+  }
+}
