@@ -35,6 +35,7 @@ import type { ModelGateway } from '../llm/modelGateway';
 import { gatewayRouter, LLM_PREFIX } from './llm/gatewayRouter';
 import { usageRouter } from './routes/usage';
 import { adminModelLimitsRoutes } from './routes/adminModelLimits';
+import { adminUsageRoutes } from './routes/adminUsage';
 import type { ModelLimiter } from '../llm/modelLimits';
 import type { WorkspaceAddresses } from '../domain/workspaceAddresses';
 import type { WorkspaceGatekeeper } from '../domain/workspaceGatekeeper';
@@ -138,6 +139,7 @@ export function createApp(config: HttpConfig, services: HttpServices): HttpApp {
     adminRuntimeRoutes(runtimeDeps),
     adminSettingsRoutes(services.settings),
     adminModelLimitsRoutes({ limiter: services.limiter, users: services.users, audit: services.audit }),
+    adminUsageRoutes(services.gateway, () => services.clock.now()),
   );
   api.use(
     '/admin',

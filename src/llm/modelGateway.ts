@@ -112,6 +112,11 @@ export class ModelGateway {
     this.deps.usage.append({ ...record, costMicrodollars: 0 });
   }
 
+  /** Everyone's usage in [from, to), per user and per model. */
+  report(from: number, to: number) {
+    return { from: new Date(from).toISOString(), to: new Date(to).toISOString(), ...this.deps.usage.report(from, to) };
+  }
+
   ownUsage(userId: string): OwnUsage {
     const now = new Date(this.deps.clock.now());
     const from = Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), 1);

@@ -96,7 +96,7 @@ describe('through the openai client', () => {
     const { client } = await h.setupAdmin();
     const ai = openai(await keyOf(client));
     const embedding = await ai.embeddings.create({ model: MODEL, input: 'text' });
-    expect(embedding.data[0]?.embedding).toEqual([0.1, 0.2, 0.3]);
+    expect(embedding.data[0]?.embedding.map((v) => Math.round(v * 10) / 10)).toEqual([0.1, 0.2, 0.3]);
     const models = await ai.models.list();
     expect(models.data.map((m) => m.id)).toEqual([MODEL]);
     expect(ledger().map((r) => [r.endpoint, r.prompt_tokens])).toEqual([['embeddings', 5]]);
@@ -258,5 +258,29 @@ describe('own usage', () => {
     const admins = (await client.get('/api/v1/usage')).body;
     expect(admins.month).toMatchObject({ requests: 0, promptTokens: 0 });
     expect((await h.bareClient().get('/api/v1/usage')).status).toBe(401);
+  });
+
+  test('admins see everyone\'s usage per user and per model over a range, as JSON or CSV', async () => {
+    const { client } = await h.setupAdmin();
+    const member = await h.createMember(client, 'alice');
+    await openai(await keyOf(member.client)).chat.completions.create({ model: MODEL, messages: [{ role: 'user', content: 'hi' }] });
+    await openai(await keyOf(client)).embeddings.create({ model: MODEL, input: 'x' });
+    const report = (await client.get('/api/v1/admin/usage')).body;
+    expect(report.perUser.map((r: { username: string; requests: number }) => [r.username, r.requests])).toEqual([['admin', 1], ['alice', 1]]);
+    expect(report.perModel).toEqual([expect.objectContaining({ model: MODEL, requests: 2, promptTokens: 16, completionTokens: 3 })]);
+    const csv = await client.get('/api/v1/admin/usage?format=csv');
+    expect(csv.headers['content-type']).toMatch(/^text\/csv/);
+    expect(csv.headers['content-disposition']).toMatch(/attachment; filename="?usage-\d{4}-\d{2}-\d{2}-\d{4}-\d{2}-\d{2}\.csv/);
+    expect(csv.text.split('\r\n')).toEqual([
+      'kind,name,requests,prompt_tokens,completion_tokens,cost_usd',
+      'user,admin,1,5,0,0.000000',
+      'user,alice,1,11,3,0.000000',
+      `model,${MODEL},2,16,3,0.000000`,
+      '',
+    ]);
+    const empty = (await client.get('/api/v1/admin/usage?from=2020-01-01T00:00:00Z&to=2020-02-01T00:00:00Z')).body;
+    expect(empty).toMatchObject({ perUser: [], perModel: [] });
+    expect((await client.get('/api/v1/admin/usage?from=2026-02-01T00:00:00Z&to=2026-01-01T00:00:00Z')).status).toBe(400);
+    expect((await member.client.get('/api/v1/admin/usage')).status).toBe(403);
   });
 });

@@ -66,7 +66,10 @@ export async function startTestModelUpstream(answer: string, model = 'test-model
       requests.push({ authorization: req.headers.authorization, body });
       if (path.endsWith('/embeddings')) {
         res.setHeader('content-type', 'application/json');
-        res.end(JSON.stringify({ object: 'list', model, data: [{ object: 'embedding', index: 0, embedding: [0.1, 0.2, 0.3] }], usage: { prompt_tokens: 5, total_tokens: 5 } }));
+        const vector = [0.1, 0.2, 0.3];
+        // The openai client asks for base64 (little-endian float32) unless told otherwise.
+        const embedding = body.encoding_format === 'base64' ? Buffer.from(new Float32Array(vector).buffer).toString('base64') : vector;
+        res.end(JSON.stringify({ object: 'list', model, data: [{ object: 'embedding', index: 0, embedding }], usage: { prompt_tokens: 5, total_tokens: 5 } }));
         return;
       }
       const usage = { prompt_tokens: 11, completion_tokens: 3, total_tokens: 14 };

@@ -61,4 +61,16 @@ export class UsageRepository {
       .prepare(`SELECT model, ${TOTALS} FROM llm_usage WHERE user_id = ? AND at >= ? AND at < ? GROUP BY model ORDER BY model`)
       .all(userId, from, to) as (UsageTotals & { model: string })[];
   }
+
+  /** Everyone's totals in [from, to): per user and per model (admin reports). */
+  report(from: number, to: number): { perUser: (UsageTotals & { userId: string; username: string })[]; perModel: (UsageTotals & { model: string })[] } {
+    return {
+      perUser: this.db
+        .prepare(`SELECT user_id AS userId, MAX(username) AS username, ${TOTALS} FROM llm_usage WHERE at >= ? AND at < ? GROUP BY user_id ORDER BY username`)
+        .all(from, to) as (UsageTotals & { userId: string; username: string })[],
+      perModel: this.db
+        .prepare(`SELECT model, ${TOTALS} FROM llm_usage WHERE at >= ? AND at < ? GROUP BY model ORDER BY model`)
+        .all(from, to) as (UsageTotals & { model: string })[],
+    };
+  }
 }
