@@ -348,6 +348,7 @@ export function loadConfig(env: NodeJS.ProcessEnv, cwd: string = process.cwd()):
       },
       modelGatewayUrl: modelGatewayUrl.replace(/\/+$/, ''),
       models: e.CLAWLOOPS_RUNTIME_MODELS,
+      modelDetails: {},
       // In a container the hostname is the container's short id unless set otherwise.
       controlPlaneContainer: e.CLAWLOOPS_CONTROL_PLANE_CONTAINER === 'self' ? os.hostname() : e.CLAWLOOPS_CONTROL_PLANE_CONTAINER || null,
       crashLoop: CRASH_LOOP_POLICY,

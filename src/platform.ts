@@ -48,6 +48,8 @@ import { UsageRepository } from './db/repositories/usageRepository';
 import type { LlmSettings } from './llm/llmSettings';
 import { ModelGateway } from './llm/modelGateway';
 import { ModelLimiter } from './llm/modelLimits';
+import { ModelCatalog } from './llm/modelCatalog';
+import { ModelRepository } from './db/repositories/modelRepository';
 import { LimitsRepository } from './db/repositories/limitsRepository';
 
 /** Seams tests (and benchmarks) may replace; production uses the defaults. */
@@ -189,13 +191,14 @@ export function buildPlatform(config: AppConfig, logger: Logger, overrides: Plat
   const llmSettings: LlmSettings = { ...config.llm, ...overrides.llm };
   const usageRepo = new UsageRepository(db);
   const limiter = new ModelLimiter({ defaults: llmSettings.limits, overrides: new LimitsRepository(db), usage: usageRepo, clock });
+  const catalog = new ModelCatalog({ repository: new ModelRepository(db), runtime: runtimeSettings, audit, transact, clock });
   const gateway = new ModelGateway({
+    catalog,
     runtimes: runtimeRepo,
     usage: usageRepo,
     limiter,
     clock,
     settings: llmSettings,
-    models: () => runtimeSettings.models,
     onActivity: (runtimeId) => runtimes.touch(runtimeId),
   });
   const readiness = new ReadinessService(new SqliteReadinessProbe(db), docker);
@@ -212,7 +215,7 @@ export function buildPlatform(config: AppConfig, logger: Logger, overrides: Plat
       llmBodyLimitBytes: llmSettings.bodyLimitBytes,
       webRoot: overrides.webRoot === undefined ? path.resolve(__dirname, '..', 'web', 'static') : overrides.webRoot,
     },
-    { logger, clock, readiness, sessions, auth, setup, invitations, users, audit, runtimes, runtimeHub, streams, settings, workspaceSessions, gatekeeper, addresses, files, gateway, limiter },
+    { logger, clock, readiness, sessions, auth, setup, invitations, users, audit, runtimes, runtimeHub, streams, settings, workspaceSessions, gatekeeper, addresses, files, gateway, limiter, catalog },
   );
 
   return {

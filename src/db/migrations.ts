@@ -178,6 +178,25 @@ const MIGRATIONS: readonly Migration[] = [
       );
     `,
   },
+  {
+    version: 6,
+    description: 'model catalog',
+    sql: `
+      -- The models an administrator offers to runtimes; empty: CLAWLOOPS_RUNTIME_MODELS applies.
+      CREATE TABLE llm_models (
+        id TEXT PRIMARY KEY,
+        upstream_model TEXT NOT NULL,
+        display_name TEXT NOT NULL,
+        enabled INTEGER NOT NULL,
+        is_default INTEGER NOT NULL DEFAULT 0,
+        context_window INTEGER,
+        max_tokens INTEGER,
+        input_microdollars_per_mtok INTEGER NOT NULL DEFAULT 0,
+        output_microdollars_per_mtok INTEGER NOT NULL DEFAULT 0,
+        updated_at INTEGER NOT NULL
+      );
+    `,
+  },
 ];
 
 export const LATEST_SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]?.version ?? 0;

@@ -36,6 +36,8 @@ import { gatewayRouter, LLM_PREFIX } from './llm/gatewayRouter';
 import { usageRouter } from './routes/usage';
 import { adminModelLimitsRoutes } from './routes/adminModelLimits';
 import { adminUsageRoutes } from './routes/adminUsage';
+import { adminModelRoutes, ownModelsRouter } from './routes/models';
+import type { ModelCatalog } from '../llm/modelCatalog';
 import type { ModelLimiter } from '../llm/modelLimits';
 import type { WorkspaceAddresses } from '../domain/workspaceAddresses';
 import type { WorkspaceGatekeeper } from '../domain/workspaceGatekeeper';
@@ -77,6 +79,7 @@ export interface HttpServices {
   files: WorkspaceFiles;
   gateway: ModelGateway;
   limiter: ModelLimiter;
+  catalog: ModelCatalog;
 }
 
 export type WorkspaceUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer) => void;
@@ -133,6 +136,7 @@ export function createApp(config: HttpConfig, services: HttpServices): HttpApp {
   api.use('/invitations', invitationsRouter(services.invitations, cookies));
   api.use('/runtime', ownRuntimeRouter(runtimeDeps));
   api.use('/usage', usageRouter(services.gateway));
+  api.use('/models', ownModelsRouter(services.catalog));
   api.use(
     '/admin',
     requireAuth({ adminOnly: true }),
@@ -140,6 +144,7 @@ export function createApp(config: HttpConfig, services: HttpServices): HttpApp {
     adminSettingsRoutes(services.settings),
     adminModelLimitsRoutes({ limiter: services.limiter, users: services.users, audit: services.audit }),
     adminUsageRoutes(services.gateway, () => services.clock.now()),
+    adminModelRoutes(services.catalog, services.gateway),
   );
   api.use(
     '/admin',

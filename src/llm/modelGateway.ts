@@ -6,6 +6,8 @@ import type { Clock } from '../lib/clock';
 import { hashSecret } from '../lib/secrets';
 import type { LlmSettings, ModelLimits } from './llmSettings';
 import type { Admission, ModelLimiter } from './modelLimits';
+import type { ModelCatalog } from './modelCatalog';
+import type { TokenUsage } from './sseUsage';
 
 /** Who is calling: the runtime a key was made for, and its owner. */
 export interface GatewayCaller {
@@ -45,10 +47,9 @@ export class ModelGateway {
       usage: UsageRepository;
       clock: Clock;
       settings: LlmSettings;
-      /** Model ids runtimes may use; empty: whatever the upstream offers. */
-      models: () => string[];
       onActivity: (runtimeId: string) => void;
       limiter: ModelLimiter;
+      catalog: ModelCatalog;
     },
   ) {
     const upstream = deps.settings.upstreamUrl;
@@ -71,12 +72,16 @@ export class ModelGateway {
   }
 
   allows(model: string): boolean {
-    const models = this.deps.models();
-    return models.length === 0 || models.includes(model);
+    return this.deps.catalog.allows(model);
   }
 
   allowedModels(): string[] {
-    return this.deps.models();
+    return this.deps.catalog.available().map((m) => m.id);
+  }
+
+  /** With an administrator's catalog, the model list runtimes see is the catalog's own (aliases, not upstream ids). */
+  catalogModels(): { id: string; name: string }[] | null {
+    return this.deps.catalog.managed ? this.deps.catalog.available() : null;
   }
 
   /** Admits a call under the caller's limits (throws LimitExceeded) and reserves its estimated tokens. */
@@ -107,9 +112,28 @@ export class ModelGateway {
     });
   }
 
-  record(record: Omit<UsageRecord, 'costMicrodollars'>): void {
-    // Prices come with the admin's model settings; until then what was used is counted, not priced.
-    this.deps.usage.append({ ...record, costMicrodollars: 0 });
+  /** The model ids the upstream offers (its /models), for the admin's catalog. */
+  async upstreamModels(): Promise<string[]> {
+    const res = await this.forward({ method: 'GET', path: '/models', body: null, signal: AbortSignal.timeout(10_000) });
+    const chunks: Buffer[] = [];
+    for await (const chunk of res as AsyncIterable<Buffer>) chunks.push(chunk);
+    if ((res.statusCode ?? 500) >= 400) throw new Error(`the model service answered ${res.statusCode}`);
+    const list = JSON.parse(Buffer.concat(chunks).toString('utf8')) as { data?: { id?: unknown }[] };
+    return (list.data ?? []).map((m) => m.id).filter((id): id is string => typeof id === 'string');
+  }
+
+  /** The model the upstream knows for an alias runtimes use. */
+  upstreamModel(model: string): string {
+    return this.deps.catalog.upstreamOf(model);
+  }
+
+  record(record: Omit<UsageRecord, 'costMicrodollars' | 'promptTokens' | 'completionTokens'>, usage: TokenUsage | null): void {
+    this.deps.usage.append({
+      ...record,
+      promptTokens: usage?.promptTokens ?? 0,
+      completionTokens: usage?.completionTokens ?? 0,
+      costMicrodollars: this.deps.catalog.costOf(record.model, usage),
+    });
   }
 
   /** Everyone's usage in [from, to), per user and per model. */

@@ -13,7 +13,7 @@ export interface OpenClawConfigInput {
   basePath: string;
   /** The proxy addresses on the runtime's network: only they can assert a user. */
   trustedProxies: string[];
-  settings: Pick<RuntimeSettings, 'modelGatewayUrl' | 'models'>;
+  settings: Pick<RuntimeSettings, 'modelGatewayUrl' | 'models'> & Partial<Pick<RuntimeSettings, 'modelDetails'>>;
 }
 
 /**
@@ -25,7 +25,9 @@ export function renderOpenClawConfig(input: OpenClawConfigInput): Record<string,
   const { username } = input;
   const models = input.settings.models.map((id) => ({
     id,
-    name: id,
+    name: input.settings.modelDetails?.[id]?.name ?? id,
+    ...(input.settings.modelDetails?.[id]?.contextWindow ? { contextWindow: input.settings.modelDetails[id].contextWindow } : {}),
+    ...(input.settings.modelDetails?.[id]?.maxTokens ? { maxTokens: input.settings.modelDetails[id].maxTokens } : {}),
     input: ['text'],
     // Without it OpenClaw never asks for usage in streamed answers, and the gateway cannot meter them.
     compat: { supportsUsageInStreaming: true },

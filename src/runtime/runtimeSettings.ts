@@ -35,6 +35,8 @@ export interface RuntimeSettings {
   /** Base URL (…/v1) of the model gateway as a runtime reaches it. */
   modelGatewayUrl: string;
   models: string[];
+  /** Names and sizes the administrator gave models (by id), rendered into OpenClaw's model list. */
+  modelDetails: Record<string, { name: string; contextWindow: number | null; maxTokens: number | null }>;
   /**
    * The control plane's own container, joined to every runtime network at a fixed address; null
    * when it runs on the host (it then reaches runtimes through each network's gateway).

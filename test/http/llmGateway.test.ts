@@ -244,6 +244,36 @@ describe('limits: 429 in OpenAI\'s shape, naming the limit and when it resets', 
   });
 });
 
+describe('the model catalog', () => {
+  test('an admin offers a model under its own name and price: runtimes see it at their next start, calls are mapped and priced', async () => {
+    const { client } = await h.setupAdmin();
+    const member = await h.createMember(client, 'alice');
+    const key = await keyOf(member.client);
+    const catalog = (await client.get('/api/v1/admin/models')).body;
+    expect(catalog).toMatchObject({ models: [], upstream: [MODEL], upstreamError: null });
+    const saved = await client.put('/api/v1/admin/models/house-model').send({ upstreamModel: MODEL, displayName: 'House model', contextWindow: 128000, maxTokens: 8192, inputPricePerMTok: 1, outputPricePerMTok: 2, isDefault: true });
+    expect(saved.status).toBe(200);
+    expect(saved.body.model).toMatchObject({ id: 'house-model', enabled: true, isDefault: true, inputMicrodollarsPerMTok: 1_000_000 });
+    expect((await member.client.get('/api/v1/models')).body.models).toEqual([{ id: 'house-model', name: 'House model', default: true, contextWindow: 128000, maxTokens: 8192 }]);
+    // The running runtime still has the old list: its config is stale until it restarts.
+    expect((await member.client.get('/api/v1/runtime')).body.configStale).toBe(true);
+    await openai(key).chat.completions.create({ model: 'house-model', messages: [{ role: 'user', content: 'hi' }] });
+    expect(upstream.requests.at(-1)?.body.model).toBe(MODEL);
+    const row = h.platform.db.prepare('SELECT model, cost_microdollars FROM llm_usage ORDER BY id DESC LIMIT 1').get();
+    // 11 prompt tokens at $1/M and 3 completion tokens at $2/M.
+    expect(row).toEqual({ model: 'house-model', cost_microdollars: 17 });
+    await expect(openai(key).chat.completions.create({ model: MODEL, messages: [] })).rejects.toBeInstanceOf(OpenAI.NotFoundError);
+    await client.put('/api/v1/admin/models/house-model').send({ enabled: false });
+    await expect(openai(key).chat.completions.create({ model: 'house-model', messages: [] })).rejects.toBeInstanceOf(OpenAI.NotFoundError);
+    const audit = (await client.get('/api/v1/admin/audit?action=llm.model.save')).body.items;
+    expect(audit).toHaveLength(2);
+    expect((await member.client.put('/api/v1/admin/models/x').send({ enabled: true })).status).toBe(403);
+    expect((await client.put('/api/v1/admin/models/bad%20id').send({})).status).toBe(400);
+    expect((await client.delete('/api/v1/admin/models/house-model')).status).toBe(204);
+    expect((await client.delete('/api/v1/admin/models/house-model')).status).toBe(404);
+  });
+});
+
 describe('own usage', () => {
   test('GET /api/v1/usage shows this month\'s totals, per day and per model, and only the caller\'s', async () => {
     const { client } = await h.setupAdmin();

@@ -18,6 +18,7 @@ const settings: RuntimeSettings = {
   traefik: { entrypoint: 'web', certResolver: null, middleware: 'clawloops-auth@docker' },
   modelGatewayUrl: 'http://clawloops:8080/llm/v1',
   models: ['gpt-4o', 'claude-sonnet'],
+  modelDetails: {},
   controlPlaneContainer: null,
   crashLoop: { maxExits: 3, windowMs: 300_000 },
 };

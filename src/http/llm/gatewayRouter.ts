@@ -53,6 +53,11 @@ export function gatewayRouter(deps: { gateway: ModelGateway; clock: Clock; logge
   });
 
   router.get('/models', async (req, res) => {
+    const catalog = gateway.catalogModels();
+    if (catalog) {
+      res.json({ object: 'list', data: catalog.map((m) => ({ id: m.id, object: 'model', created: 0, owned_by: 'clawloops' })) });
+      return;
+    }
     const controller = abortOnClose(res);
     let upstream: IncomingMessage;
     try {
@@ -99,7 +104,7 @@ export function gatewayRouter(deps: { gateway: ModelGateway; clock: Clock; logge
       if (streamed && endpoint !== '/responses' && endpoint !== '/embeddings') {
         body.stream_options = { ...(body.stream_options as object | undefined), include_usage: true };
       }
-      const forwarded = Buffer.from(JSON.stringify(body));
+      const forwarded = Buffer.from(JSON.stringify({ ...body, model: gateway.upstreamModel(model) }));
       let admission: Admission;
       try {
         admission = gateway.admit(caller, estimateTokens(forwarded, body));
@@ -225,10 +230,8 @@ async function relay(r: Relay): Promise<void> {
       streamed: r.streamed,
       status,
       httpStatus,
-      promptTokens: usage?.promptTokens ?? 0,
-      completionTokens: usage?.completionTokens ?? 0,
       latencyMs: r.clock.now() - started,
-    });
+    }, usage);
   }
 }
 
