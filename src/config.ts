@@ -242,6 +242,11 @@ const envSchema = z.object({
   CLAWLOOPS_LLM_REQUESTS_PER_MINUTE: intVar(60, 0, 1_000_000),
   CLAWLOOPS_LLM_CONCURRENT_REQUESTS: intVar(4, 0, 10_000),
   CLAWLOOPS_LLM_MONTHLY_TOKENS: intVar(0, 0, Number.MAX_SAFE_INTEGER),
+  CLAWLOOPS_LLM_MONTHLY_BUDGET_USD: z
+    .string()
+    .default('0')
+    .refine((v) => /^\d+(\.\d{1,2})?$/.test(v.trim()) && Number(v) <= 1_000_000, { message: 'must be an amount in US dollars like 25 or 12.50 (0: no budget)' })
+    .transform((v) => Math.round(Number(v) * 1e6)),
 });
 
 function parsePublicUrl(raw: string, problems: string[]): URL | null {
@@ -373,6 +378,7 @@ export function loadConfig(env: NodeJS.ProcessEnv, cwd: string = process.cwd()):
         requestsPerMinute: e.CLAWLOOPS_LLM_REQUESTS_PER_MINUTE,
         concurrentRequests: e.CLAWLOOPS_LLM_CONCURRENT_REQUESTS,
         monthlyTokens: e.CLAWLOOPS_LLM_MONTHLY_TOKENS,
+        monthlyCostMicrodollars: e.CLAWLOOPS_LLM_MONTHLY_BUDGET_USD,
       },
     },
   };

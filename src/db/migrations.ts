@@ -197,6 +197,13 @@ const MIGRATIONS: readonly Migration[] = [
       );
     `,
   },
+  {
+    version: 7,
+    description: 'monthly cost budgets',
+    sql: `
+      ALTER TABLE llm_limits ADD COLUMN monthly_cost_microdollars INTEGER;
+    `,
+  },
 ];
 
 export const LATEST_SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]?.version ?? 0;

@@ -16,4 +16,6 @@ export interface ModelLimits {
   concurrentRequests: number;
   /** Prompt plus completion tokens per calendar month (UTC). */
   monthlyTokens: number;
+  /** Spend per calendar month in millionths of a US dollar, at the catalog's prices. */
+  monthlyCostMicrodollars: number;
 }

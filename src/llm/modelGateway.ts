@@ -29,6 +29,9 @@ export interface OwnUsage {
   limits: ModelLimits;
   /** Null when the month has no token budget. */
   tokensRemaining: number | null;
+  spentMicrodollars: number;
+  /** Null when the month has no cost budget. */
+  budgetRemainingMicrodollars: number | null;
   perDay: (UsageTotals & { day: string })[];
   perModel: (UsageTotals & { model: string })[];
 }
@@ -85,8 +88,14 @@ export class ModelGateway {
   }
 
   /** Admits a call under the caller's limits (throws LimitExceeded) and reserves its estimated tokens. */
-  admit(caller: GatewayCaller, estimatedTokens: number): Admission {
-    return this.deps.limiter.admit(caller.userId, estimatedTokens);
+  admit(caller: GatewayCaller, model: string, estimatedTokens: number): Admission {
+    // Priced as if every token were the dearer kind: an estimate must not undershoot.
+    const estimatedCost = this.deps.catalog.costOf(model, { promptTokens: estimatedTokens, completionTokens: estimatedTokens }) / 2;
+    return this.deps.limiter.admit(caller.userId, estimatedTokens, Math.ceil(estimatedCost));
+  }
+
+  costOf(model: string, usage: TokenUsage | null): number {
+    return this.deps.catalog.costOf(model, usage);
   }
 
   /** Sends a request upstream with the upstream's credentials; resolves with its response head. */
@@ -149,6 +158,8 @@ export class ModelGateway {
     const used = this.deps.limiter.tokensThisMonth(userId);
     return {
       limits,
+      spentMicrodollars: this.deps.limiter.costThisMonth(userId),
+      budgetRemainingMicrodollars: limits.monthlyCostMicrodollars > 0 ? Math.max(0, limits.monthlyCostMicrodollars - this.deps.limiter.costThisMonth(userId)) : null,
       tokensRemaining: limits.monthlyTokens > 0 ? Math.max(0, limits.monthlyTokens - used) : null,
       month: { from: new Date(from).toISOString(), to: new Date(to).toISOString(), ...this.deps.usage.totals(userId, from, to) },
       perDay: this.deps.usage.perDay(userId, from, to),

@@ -8,7 +8,7 @@ const MINUTE_MS = 60_000;
 /** A limit said no: the gateway answers 429 in OpenAI's shape with `Retry-After`. */
 export class LimitExceeded extends Error {
   constructor(
-    readonly code: 'requests_per_minute' | 'concurrent_requests' | 'monthly_tokens',
+    readonly code: 'requests_per_minute' | 'concurrent_requests' | 'monthly_tokens' | 'monthly_budget',
     readonly type: 'rate_limit_exceeded' | 'insufficient_quota',
     message: string,
     readonly retryAfterSeconds: number,
@@ -20,7 +20,7 @@ export class LimitExceeded extends Error {
 
 export interface Admission {
   /** Ends the request's reservation with what it really used. Call once, whatever happened. */
-  settle(tokens: number): void;
+  settle(tokens: number, costMicrodollars: number): void;
 }
 
 const monthOf = (ms: number) => {
@@ -36,8 +36,8 @@ const monthOf = (ms: number) => {
  */
 export class ModelLimiter {
   private readonly recent = new Map<string, number[]>();
-  private readonly running = new Map<string, { count: number; reserved: number }>();
-  private readonly monthly = new Map<string, { start: number; tokens: number }>();
+  private readonly running = new Map<string, { count: number; reserved: number; reservedCost: number }>();
+  private readonly monthly = new Map<string, { start: number; tokens: number; cost: number }>();
 
   constructor(
     private readonly deps: { defaults: ModelLimits; overrides: LimitsRepository; usage: UsageRepository; clock: Clock },
@@ -46,11 +46,16 @@ export class ModelLimiter {
   effective(userId: string): ModelLimits {
     const overrides = this.deps.overrides.find(userId);
     const pick = (key: keyof ModelLimits) => overrides?.[key] ?? this.deps.defaults[key];
-    return { requestsPerMinute: pick('requestsPerMinute'), concurrentRequests: pick('concurrentRequests'), monthlyTokens: pick('monthlyTokens') };
+    return {
+      requestsPerMinute: pick('requestsPerMinute'),
+      concurrentRequests: pick('concurrentRequests'),
+      monthlyTokens: pick('monthlyTokens'),
+      monthlyCostMicrodollars: pick('monthlyCostMicrodollars'),
+    };
   }
 
   overrides(userId: string): LimitOverrides {
-    return this.deps.overrides.find(userId) ?? { requestsPerMinute: null, concurrentRequests: null, monthlyTokens: null };
+    return this.deps.overrides.find(userId) ?? { requestsPerMinute: null, concurrentRequests: null, monthlyTokens: null, monthlyCostMicrodollars: null };
   }
 
   get defaults(): ModelLimits {
@@ -58,13 +63,21 @@ export class ModelLimiter {
   }
 
   tokensThisMonth(userId: string): number {
+    return this.month(userId).tokens;
+  }
+
+  costThisMonth(userId: string): number {
+    return this.month(userId).cost;
+  }
+
+  private month(userId: string): { start: number; tokens: number; cost: number } {
     const { start, end } = monthOf(this.deps.clock.now());
     const known = this.monthly.get(userId);
-    if (known?.start === start) return known.tokens;
+    if (known?.start === start) return known;
     const totals = this.deps.usage.totals(userId, start, end);
-    const tokens = totals.promptTokens + totals.completionTokens;
-    this.monthly.set(userId, { start, tokens });
-    return tokens;
+    const month = { start, tokens: totals.promptTokens + totals.completionTokens, cost: totals.costMicrodollars };
+    this.monthly.set(userId, month);
+    return month;
   }
 
   /** An administrator's change of one user's overrides (null: back to the default). */
@@ -72,10 +85,23 @@ export class ModelLimiter {
     this.deps.overrides.save(userId, overrides, this.deps.clock.now());
   }
 
-  admit(userId: string, estimatedTokens: number): Admission {
+  admit(userId: string, estimatedTokens: number, estimatedCost: number): Admission {
     const now = this.deps.clock.now();
     const limits = this.effective(userId);
-    const running = this.running.get(userId) ?? { count: 0, reserved: 0 };
+    const running = this.running.get(userId) ?? { count: 0, reserved: 0, reservedCost: 0 };
+    if (limits.monthlyCostMicrodollars > 0) {
+      const spent = this.costThisMonth(userId);
+      if (spent + running.reservedCost >= limits.monthlyCostMicrodollars) {
+        const { end } = monthOf(now);
+        const usd = (micro: number) => `$${(micro / 1e6).toFixed(micro < 1e6 ? 4 : 2)}`;
+        throw new LimitExceeded(
+          'monthly_budget',
+          'insufficient_quota',
+          `You have spent your ${usd(limits.monthlyCostMicrodollars)} budget for this month (${usd(spent)} spent); it resets on ${new Date(end).toISOString().slice(0, 10)}. Ask an administrator for more.`,
+          Math.ceil((end - now) / 1000),
+        );
+      }
+    }
 
     if (limits.monthlyTokens > 0) {
       const used = this.tokensThisMonth(userId);
@@ -103,18 +129,20 @@ export class ModelLimiter {
     this.recent.set(userId, window);
     running.count++;
     running.reserved += estimatedTokens;
+    running.reservedCost += estimatedCost;
     this.running.set(userId, running);
     let settled = false;
     return {
-      settle: (tokens: number) => {
+      settle: (tokens: number, costMicrodollars: number) => {
         if (settled) return;
         settled = true;
         running.count--;
         running.reserved -= estimatedTokens;
+        running.reservedCost -= estimatedCost;
         if (running.count === 0) this.running.delete(userId);
-        this.tokensThisMonth(userId);
-        const month = this.monthly.get(userId);
-        if (month) month.tokens += tokens;
+        const month = this.month(userId);
+        month.tokens += tokens;
+        month.cost += costMicrodollars;
       },
     };
   }

@@ -244,6 +244,25 @@ describe('limits: 429 in OpenAI\'s shape, naming the limit and when it resets', 
   });
 });
 
+describe('a monthly cost budget', () => {
+  test('priced at the catalog\'s prices, refused once spent, shown in the user\'s usage', async () => {
+    const { client, userId } = await h.setupAdmin();
+    const key = await keyOf(client);
+    // $100 per million prompt tokens and $1000 per million completion tokens: a call costs $0.0041.
+    await client.put(`/api/v1/admin/models/${MODEL}`).send({ inputPricePerMTok: 100, outputPricePerMTok: 1000 });
+    const put = await client.put(`/api/v1/admin/users/${userId}/model-limits`).send({ monthlyBudgetUsd: 0.005 });
+    expect(put.body.effective.monthlyCostMicrodollars).toBe(5000);
+    const chat = () => openai(key).chat.completions.create({ model: MODEL, messages: [{ role: 'user', content: 'hi' }] });
+    await chat();
+    await chat(); // admitted with $0.0009 left: the one request the budget may be passed by
+    const refused = await chat().catch((err: unknown) => err);
+    expect(refused).toBeInstanceOf(OpenAI.RateLimitError);
+    expect((refused as Error).message).toMatch(/spent your \$0\.0050 budget for this month \(\$0\.0082 spent\); it resets on/);
+    const usage = (await client.get('/api/v1/usage')).body;
+    expect(usage).toMatchObject({ spentMicrodollars: 8200, budgetRemainingMicrodollars: 0, month: { costMicrodollars: 8200 } });
+  });
+});
+
 describe('the model catalog', () => {
   test('an admin offers a model under its own name and price: runtimes see it at their next start, calls are mapped and priced', async () => {
     const { client } = await h.setupAdmin();

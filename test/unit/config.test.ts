@@ -66,7 +66,7 @@ describe('defaults', () => {
         importMaxEntries: 100_000,
         spoolDir: path.join(CWD, 'data', 'upload-spool'),
       },
-      llm: { upstreamUrl: null, upstreamKey: null, timeoutMs: 600_000, bodyLimitBytes: 4 * 1024 ** 2, limits: { requestsPerMinute: 60, concurrentRequests: 4, monthlyTokens: 0 } },
+      llm: { upstreamUrl: null, upstreamKey: null, timeoutMs: 600_000, bodyLimitBytes: 4 * 1024 ** 2, limits: { requestsPerMinute: 60, concurrentRequests: 4, monthlyTokens: 0, monthlyCostMicrodollars: 0 } },
     });
   });
 
@@ -139,6 +139,7 @@ describe('accepted values', () => {
         CLAWLOOPS_LLM_REQUESTS_PER_MINUTE: '30',
         CLAWLOOPS_LLM_CONCURRENT_REQUESTS: '2',
         CLAWLOOPS_LLM_MONTHLY_TOKENS: '1000000',
+        CLAWLOOPS_LLM_MONTHLY_BUDGET_USD: '12.50',
       },
       CWD,
     );
@@ -190,7 +191,7 @@ describe('accepted values', () => {
         importMaxEntries: 5000,
         spoolDir: '/data/upload-spool',
       },
-      llm: { upstreamUrl: 'http://litellm:4000/v1', upstreamKey: 'sk-master', timeoutMs: 120_000, bodyLimitBytes: 1024 ** 2, limits: { requestsPerMinute: 30, concurrentRequests: 2, monthlyTokens: 1_000_000 } },
+      llm: { upstreamUrl: 'http://litellm:4000/v1', upstreamKey: 'sk-master', timeoutMs: 120_000, bodyLimitBytes: 1024 ** 2, limits: { requestsPerMinute: 30, concurrentRequests: 2, monthlyTokens: 1_000_000, monthlyCostMicrodollars: 12_500_000 } },
     });
   });
 

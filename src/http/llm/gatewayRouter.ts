@@ -107,7 +107,7 @@ export function gatewayRouter(deps: { gateway: ModelGateway; clock: Clock; logge
       const forwarded = Buffer.from(JSON.stringify({ ...body, model: gateway.upstreamModel(model) }));
       let admission: Admission;
       try {
-        admission = gateway.admit(caller, estimateTokens(forwarded, body));
+        admission = gateway.admit(caller, model, estimateTokens(forwarded, body));
       } catch (err) {
         if (!(err instanceof LimitExceeded)) throw err;
         res.setHeader('Retry-After', String(err.retryAfterSeconds));
@@ -219,7 +219,7 @@ async function relay(r: Relay): Promise<void> {
       }
     }
   } finally {
-    r.admission.settle((usage?.promptTokens ?? 0) + (usage?.completionTokens ?? 0));
+    r.admission.settle((usage?.promptTokens ?? 0) + (usage?.completionTokens ?? 0), r.gateway.costOf(r.model, usage));
     r.gateway.record({
       at: started,
       userId: r.caller.userId,

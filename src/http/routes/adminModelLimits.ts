@@ -8,7 +8,8 @@ import { authOf, originOf } from '../context';
 import { body, idParam, parseInput } from '../validation';
 
 const limit = z.number().int('must be a whole number').min(0).max(Number.MAX_SAFE_INTEGER).nullable();
-const limitsBody = body({ requestsPerMinute: limit.optional(), concurrentRequests: limit.optional(), monthlyTokens: limit.optional() });
+const usd = z.number().min(0).max(1_000_000).nullable();
+const limitsBody = body({ requestsPerMinute: limit.optional(), concurrentRequests: limit.optional(), monthlyTokens: limit.optional(), monthlyBudgetUsd: usd.optional() });
 
 /**
  * `/admin/users/:id/model-limits`: one user's model limits: the defaults, this user's overrides
@@ -25,8 +26,12 @@ export function adminModelLimitsRoutes(deps: { limiter: ModelLimiter; users: Use
 
   router.put('/users/:id/model-limits', (req, res) => {
     const user = deps.users.get(parseInput(idParam, req.params.id, 'path'));
-    const change = parseInput(limitsBody, req.body ?? {});
-    const next = { ...deps.limiter.overrides(user.id), ...change };
+    const { monthlyBudgetUsd, ...change } = parseInput(limitsBody, req.body ?? {});
+    const next = {
+      ...deps.limiter.overrides(user.id),
+      ...Object.fromEntries(Object.entries(change).filter(([, v]) => v !== undefined)),
+      ...(monthlyBudgetUsd !== undefined ? { monthlyCostMicrodollars: monthlyBudgetUsd === null ? null : Math.round(monthlyBudgetUsd * 1e6) } : {}),
+    };
     deps.limiter.setOverrides(user.id, next);
     deps.audit.record({
       action: 'llm.limits.update',
