@@ -11,8 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import type TestAgent from 'supertest/lib/agent';
-import { DEFAULT_RUNTIME_IMAGE } from '../../src/runtime/runtimeSettings';
-import { engineHarness, eventually, newInstanceId, sweep, withDiagnostics, type EngineHarness } from '../support/engine';
+import { engineHarness, eventually, newInstanceId, sweep, withDiagnostics, OPENCLAW_SETTINGS, type EngineHarness } from '../support/engine';
 import { STRONG_PASSWORD } from '../support/harness';
 import { freePort } from '../support/hostClient';
 import { startTestModelUpstream, type TestModelUpstream } from '../support/testModelUpstream';
@@ -47,12 +46,7 @@ beforeAll(async () => {
     env: { CLAWLOOPS_PUBLIC_URL: `http://localhost:${port}`, CLAWLOOPS_DOMAIN: 'localhost' },
     webRoot: path.resolve(__dirname, '../../web/static'),
     runtimeSettings: {
-      image: DEFAULT_RUNTIME_IMAGE,
-      memoryBytes: 2 * 1024 ** 3,
-      nanoCpus: 2e9,
-      pidsLimit: 512,
-      readyTimeoutMs: 180_000,
-      stopTimeoutSeconds: 10,
+      ...OPENCLAW_SETTINGS,
       // Until the platform's model gateway exists, the runtime's provider is the test upstream itself.
       modelGatewayUrl: `http://host.docker.internal:${upstream.port}/v1`,
       models: ['test-model'],

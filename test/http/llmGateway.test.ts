@@ -7,7 +7,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import OpenAI from 'openai';
 import { alwaysReadyProbe, FakeRuntimeBackend } from '../support/fakeRuntimeBackend';
-import { createHarness, type Harness } from '../support/harness';
+import { createHarness, usageRows, type Harness } from '../support/harness';
 import { startTestModelUpstream, type TestModelUpstream } from '../support/testModelUpstream';
 
 const MODEL = 'test-model';
@@ -17,16 +17,7 @@ let upstream: TestModelUpstream;
 let server: http.Server;
 let baseURL: string;
 
-interface Ledger {
-  username: string;
-  endpoint: string;
-  model: string;
-  streamed: number;
-  status: string;
-  prompt_tokens: number;
-  completion_tokens: number;
-}
-const ledger = () => h.platform.db.prepare('SELECT * FROM llm_usage ORDER BY id').all() as Ledger[];
+const ledger = () => usageRows(h);
 
 /** Starts the member's runtime and returns the model key its container was given. */
 async function keyOf(client: ReturnType<Harness['client']>): Promise<string> {

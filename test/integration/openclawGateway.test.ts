@@ -7,9 +7,9 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type TestAgent from 'supertest/lib/agent';
-import { DEFAULT_RUNTIME_IMAGE } from '../../src/runtime/runtimeSettings';
 import { MODEL_KEY_ENV } from '../../src/runtime/openclawConfig';
-import { docker, engineHarness, eventually, execIn, newInstanceId, sweep, withDiagnostics, type EngineHarness } from '../support/engine';
+import { docker, engineHarness, eventually, execIn, newInstanceId, sweep, withDiagnostics, OPENCLAW_SETTINGS, type EngineHarness } from '../support/engine';
+import { usageRows } from '../support/harness';
 import { startTestModelUpstream, type TestModelUpstream } from '../support/testModelUpstream';
 
 jest.setTimeout(300_000);
@@ -24,17 +24,6 @@ let upstream: TestModelUpstream;
 let alice: TestAgent;
 let runtimeId: string;
 
-interface UsageRow {
-  username: string;
-  runtime_id: string;
-  endpoint: string;
-  model: string;
-  streamed: number;
-  status: string;
-  prompt_tokens: number;
-  completion_tokens: number;
-}
-
 const it = (name: string, body: () => Promise<void>) => test(name, withDiagnostics(() => instance, () => h.logs.text, body));
 
 beforeAll(async () => {
@@ -47,12 +36,7 @@ beforeAll(async () => {
   h = engineHarness({
     instance,
     runtimeSettings: {
-      image: DEFAULT_RUNTIME_IMAGE,
-      memoryBytes: 2 * 1024 ** 3,
-      nanoCpus: 2e9,
-      pidsLimit: 512,
-      readyTimeoutMs: 180_000,
-      stopTimeoutSeconds: 10,
+      ...OPENCLAW_SETTINGS,
       modelGatewayUrl: `http://host.docker.internal:${port}/llm/v1`,
       models: ['test-model'],
     },
@@ -102,9 +86,7 @@ it('the agent answers a message with the upstream model through the gateway, and
 
   // The ledger: a row per call, attributed to alice and her runtime, with the upstream's token counts.
   const rows = await eventually(() => {
-    const found = h.platform.db
-      .prepare('SELECT username, runtime_id, endpoint, model, streamed, status, prompt_tokens, completion_tokens FROM llm_usage WHERE username = ?')
-      .all('alice') as UsageRow[];
+    const found = usageRows(h).filter((row) => row.username === 'alice');
     return found.length >= upstream.requests.length ? found : undefined;
   }, 'the ledger rows of the agent turn');
   expect(rows).toContainEqual({

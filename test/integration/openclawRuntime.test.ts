@@ -7,7 +7,7 @@ import type TestAgent from 'supertest/lib/agent';
 import { DEFAULT_RUNTIME_IMAGE } from '../../src/runtime/runtimeSettings';
 import { runtimeNames } from '../../src/runtime/containerSpec';
 import { PROBE_CLIENT_ADDRESS } from '../../src/runtime/readinessProbe';
-import { docker, engineHarness, execIn, newInstanceId, sweep, withDiagnostics, type EngineHarness } from '../support/engine';
+import { docker, engineHarness, execIn, newInstanceId, sweep, withDiagnostics, type EngineHarness, OPENCLAW_SETTINGS } from '../support/engine';
 
 jest.setTimeout(240_000);
 
@@ -41,7 +41,7 @@ beforeAll(async () => {
   // The product's defaults (image, 2 GiB, 2 CPUs), not the stand-in's.
   h = engineHarness({
     instance,
-    runtimeSettings: { image: DEFAULT_RUNTIME_IMAGE, memoryBytes: 2 * 1024 ** 3, nanoCpus: 2e9, pidsLimit: 512, readyTimeoutMs: 180_000, stopTimeoutSeconds: 10 },
+    runtimeSettings: OPENCLAW_SETTINGS,
   });
   await h.platform.watcher.start();
   const { client: admin } = await h.setupAdmin();

@@ -6,8 +6,7 @@
  */
 import http from 'node:http';
 import WebSocket from 'ws';
-import { DEFAULT_RUNTIME_IMAGE } from '../../src/runtime/runtimeSettings';
-import { engineHarness, newInstanceId, sweep, withDiagnostics, type EngineHarness } from '../support/engine';
+import { engineHarness, newInstanceId, sweep, withDiagnostics, type EngineHarness, OPENCLAW_SETTINGS } from '../support/engine';
 import { STRONG_PASSWORD } from '../support/harness';
 import { freePort, portOf, rawRequest, rawUpgrade, signInCookie, workspaceSessionCookie } from '../support/hostClient';
 
@@ -73,7 +72,7 @@ describe.each(MODES)('$name mode, built-in router, real OpenClaw', (mode) => {
     h = engineHarness({
       instance,
       env: { CLAWLOOPS_PUBLIC_URL: `http://localhost:${port}`, CLAWLOOPS_DOMAIN: 'localhost', CLAWLOOPS_WORKSPACE_ROUTING: mode.name },
-      runtimeSettings: { image: DEFAULT_RUNTIME_IMAGE, memoryBytes: 2 * 1024 ** 3, nanoCpus: 2e9, pidsLimit: 512, readyTimeoutMs: 180_000, stopTimeoutSeconds: 10 },
+      runtimeSettings: OPENCLAW_SETTINGS,
     });
     server = http.createServer(h.platform.app);
     server.on('upgrade', h.platform.upgrade);

@@ -10,7 +10,7 @@ import Docker from 'dockerode';
 import { DockerodeRuntimeBackend } from '../../src/docker/dockerodeRuntimeBackend';
 import { LABELS } from '../../src/docker/runtimeBackend';
 import { newSecret } from '../../src/lib/secrets';
-import type { RuntimeSettings } from '../../src/runtime/runtimeSettings';
+import { DEFAULT_RUNTIME_IMAGE, type RuntimeSettings } from '../../src/runtime/runtimeSettings';
 import { SseParser } from './sseParser';
 import { createHarness, RealTimeClock, STRONG_PASSWORD, type Harness, type HarnessOptions } from './harness';
 
@@ -30,6 +30,16 @@ export const STANDIN_SETTINGS: Partial<RuntimeSettings> = {
   stopTimeoutSeconds: 3,
   maxParallelOperations: 4,
   models: ['test-model'],
+};
+
+/** The product's defaults for the REAL OpenClaw image (2 GiB, 2 CPUs), not the stand-in's. */
+export const OPENCLAW_SETTINGS: Partial<RuntimeSettings> = {
+  image: DEFAULT_RUNTIME_IMAGE,
+  memoryBytes: 2 * 1024 ** 3,
+  nanoCpus: 2e9,
+  pidsLimit: 512,
+  readyTimeoutMs: 180_000,
+  stopTimeoutSeconds: 10,
 };
 
 export interface EngineHarness extends Harness {

@@ -172,3 +172,18 @@ export function errorCode(res: { body: unknown }): string {
   expect(typeof body.error?.message).toBe('string');
   return body.error?.code as string;
 }
+
+/** A row of the model usage ledger, as tests read it. */
+export interface UsageRow {
+  username: string;
+  runtime_id: string | null;
+  endpoint: string;
+  model: string;
+  streamed: number;
+  status: string;
+  prompt_tokens: number;
+  completion_tokens: number;
+  cost_microdollars: number;
+}
+
+export const usageRows = (h: Pick<Harness, 'platform'>): UsageRow[] => h.platform.db.prepare('SELECT * FROM llm_usage ORDER BY id').all() as UsageRow[];
