@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Benchmarks against the local Docker engine. Every figure is printed next to a baseline measured
-# in the same run (ratios, never absolute thresholds); nothing here is asserted by the test suite.
-#   bash bench/run.sh              everything, ~6 minutes:
+# Benchmarks against the local Docker engine (the model gateway's needs none). Every figure is
+# printed next to a baseline measured in the same run (ratios, never absolute thresholds); nothing
+# here is asserted by the test suite.
+#   bash bench/run.sh              everything, ~8 minutes:
 #   bash bench/run.sh start        1. API start → ready vs raw dockerode (stand-in image), cold and
 #                                     warm, with a breakdown of where an API start spends its time
 #   bash bench/run.sh concurrent   2. 20 new users starting at once vs 20 × a single start
@@ -13,24 +14,32 @@
 #   bash bench/run.sh files        5. workspace files, ~1 minute: a 1 GiB upload and download through
 #                                     the file API vs raw putArchive/getArchive (MB/s, control-plane
 #                                     RSS growth), and listing 10,000 empty vs ~1 GiB of files
+#   bash bench/run.sh gateway      6. the model gateway, ~2 minutes, no Docker: /llm/v1 vs the test
+#                                     upstream directly (latency, req/s at 32 connections, time to
+#                                     first token, per-chunk delay of a 1,000-chunk stream), and
+#                                     the ledger's share of the control plane's CPU per request
 # Knobs: BENCH_ITERATIONS (15), BENCH_CONCURRENT (20), BENCH_BURSTS (3), BENCH_PROFILE_ITERATIONS (8),
 # OPENCLAW_ITERATIONS (5), CLAWLOOPS_RUNTIME_MAX_PARALLEL (unset: the product default, 4);
 # routing: BENCH_SAMPLES (2000), BENCH_CONNECTIONS (16), BENCH_DURATION (4), BENCH_ROUNDS (3),
 # BENCH_WS_MESSAGES (2000), BENCH_CLIENT (wrk|node), BENCH_LOG_LEVEL (info); files: BENCH_FILE_MIB (1024),
-# BENCH_FILE_ROUNDS (2), BENCH_LIST_ENTRIES (10000), BENCH_LIST_SAMPLES (10).
+# BENCH_FILE_ROUNDS (2), BENCH_LIST_ENTRIES (10000), BENCH_LIST_SAMPLES (10); gateway: BENCH_SAMPLES (2000),
+# BENCH_TTFT_SAMPLES (500), BENCH_CONNECTIONS (32), BENCH_DURATION (4), BENCH_ROUNDS (3), BENCH_CHUNKS (1000),
+# BENCH_CHUNK_GAP_MS (2), BENCH_STREAM_ROUNDS (3), BENCH_CLIENT (wrk|node), BENCH_LOG_LEVEL (info).
 # Everything a run creates carries one instance label and is swept at the end, even on failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 which="${1:-all}"
-case "$which" in all | start | concurrent | openclaw | routing | files) ;; *) echo "usage: $0 [all|start|concurrent|openclaw|routing|files]" >&2; exit 2 ;; esac
+case "$which" in all | start | concurrent | openclaw | routing | files | gateway) ;; *) echo "usage: $0 [all|start|concurrent|openclaw|routing|files|gateway]" >&2; exit 2 ;; esac
 
-docker info >/dev/null 2>&1 || bash scripts/ensure-docker.sh >/dev/null
-# The image scripts reuse an image whose inputs have not changed (a fraction of a second).
-if [[ "$which" == openclaw || "$which" == all ]]; then
-  bash scripts/images/build-test-images.sh >/dev/null
-else
-  CLAWLOOPS_SKIP_OPENCLAW_IMAGE=1 bash scripts/images/build-test-images.sh >/dev/null
+if [[ "$which" != gateway ]]; then
+  docker info >/dev/null 2>&1 || bash scripts/ensure-docker.sh >/dev/null
+  # The image scripts reuse an image whose inputs have not changed (a fraction of a second).
+  if [[ "$which" == openclaw || "$which" == all ]]; then
+    bash scripts/images/build-test-images.sh >/dev/null
+  else
+    CLAWLOOPS_SKIP_OPENCLAW_IMAGE=1 bash scripts/images/build-test-images.sh >/dev/null
+  fi
 fi
 
 BENCH_INSTANCE="bench-$(od -An -N4 -tx1 /dev/urandom | tr -d ' \n')"
@@ -43,7 +52,7 @@ sweep() {
 }
 trap sweep EXIT
 
-echo "machine: $(nproc) CPUs, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo) RAM, Docker $(docker version --format '{{.Server.Version}}'), Node $(node --version), commit $(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet HEAD -- src 2>/dev/null || echo ' (src/ has uncommitted changes)')"
+echo "machine: $(nproc) CPUs, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo) RAM, Docker $(docker version --format '{{.Server.Version}}' 2>/dev/null || echo 'n/a'), Node $(node --version), commit $(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet HEAD -- src 2>/dev/null || echo ' (src/ has uncommitted changes)')"
 
 status=0
 case "$which" in
@@ -52,11 +61,13 @@ case "$which" in
   openclaw) npx tsx bench/openclawStart.ts "${OPENCLAW_ITERATIONS:-5}" || status=$? ;;
   routing) npx tsx bench/workspaceRouting.ts proxy forwardauth || status=$? ;;
   files) npx tsx bench/workspaceFiles.ts transfer list || status=$? ;;
+  gateway) npx tsx bench/modelGateway.ts || status=$? ;;
   all)
     npx tsx bench/runtimeStart.ts start concurrent || status=$?
     npx tsx bench/openclawStart.ts "${OPENCLAW_ITERATIONS:-5}" || status=$?
     npx tsx bench/workspaceRouting.ts proxy forwardauth || status=$?
     npx tsx bench/workspaceFiles.ts transfer list || status=$?
+    npx tsx bench/modelGateway.ts || status=$?
     ;;
 esac
 exit "$status"

@@ -118,15 +118,20 @@ export class ModelLimiter {
     if (limits.concurrentRequests > 0 && running.count >= limits.concurrentRequests) {
       throw new LimitExceeded('concurrent_requests', 'rate_limit_exceeded', `You already have ${running.count} model requests running, your limit; try again when one has finished.`, 1);
     }
-    const window = (this.recent.get(userId) ?? []).filter((at) => at > now - MINUTE_MS);
-    if (limits.requestsPerMinute > 0 && window.length >= limits.requestsPerMinute) {
-      const resetIn = Math.max(1, Math.ceil(((window[0] ?? now) + MINUTE_MS - now) / 1000));
+    // Only a per-minute limit needs the recent start times, and never more than that many.
+    let window: number[] | null = null;
+    if (limits.requestsPerMinute > 0) {
+      window = this.recent.get(userId) ?? [];
+      while (window.length > 0 && (window[0] ?? 0) <= now - MINUTE_MS) window.shift();
+      while (window.length > limits.requestsPerMinute) window.shift();
       this.recent.set(userId, window);
-      throw new LimitExceeded('requests_per_minute', 'rate_limit_exceeded', `You have reached your limit of ${limits.requestsPerMinute} model requests per minute; it resets in ${resetIn} s.`, resetIn);
-    }
+      if (window.length >= limits.requestsPerMinute) {
+        const resetIn = Math.max(1, Math.ceil(((window[0] ?? now) + MINUTE_MS - now) / 1000));
+        throw new LimitExceeded('requests_per_minute', 'rate_limit_exceeded', `You have reached your limit of ${limits.requestsPerMinute} model requests per minute; it resets in ${resetIn} s.`, resetIn);
+      }
+    } else this.recent.delete(userId);
 
-    window.push(now);
-    this.recent.set(userId, window);
+    window?.push(now);
     running.count++;
     running.reserved += estimatedTokens;
     running.reservedCost += estimatedCost;
