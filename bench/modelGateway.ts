@@ -69,14 +69,14 @@
  *      BENCH_CHUNK_GAP_MS (2), BENCH_STREAM_ROUNDS (3), BENCH_CLIENT (wrk|node; wrk when on PATH),
  *      BENCH_LOG_LEVEL (info, the product default: one log line per request), BENCH_INSTANCE.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { Writable } from 'node:stream';
-import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
+import { isMainThread, workerData } from 'node:worker_threads';
 import { loadConfig, type LogLevel } from '../src/config';
 import { LimitsRepository } from '../src/db/repositories/limitsRepository';
 import { RuntimeRepository } from '../src/db/repositories/runtimeRepository';
@@ -87,16 +87,10 @@ import { createLogger } from '../src/lib/logger';
 import { hashSecret, newId, newSecret } from '../src/lib/secrets';
 import { ModelLimiter } from '../src/llm/modelLimits';
 import { buildPlatform, type Platform } from '../src/platform';
-import { benchInstance, machineCpu, machineNote, percentile, processCpuMs, table } from './support';
+import { benchInstance, machineCpu, machineNote, percentile, processCpuMs, table, knob, ClientThread, serveClientTasks, onPath, UNIT_MS, childCpuMs, CLOCK_TICKS, tailLogger } from './support';
 
 const CLIENT_ROLE = 'model-gateway-client';
 const UPSTREAM_ROLE_ENV = 'BENCH_MODEL_GATEWAY_ROLE';
-
-function knob(name: string, fallback: number): number {
-  const value = Number(process.env[name] ?? fallback);
-  if (!Number.isFinite(value) || value <= 0) throw new Error(`${name} must be a positive number`);
-  return value;
-}
 
 const SAMPLES = Math.round(knob('BENCH_SAMPLES', 2000));
 const TTFT_SAMPLES = Math.round(knob('BENCH_TTFT_SAMPLES', 500));
@@ -370,65 +364,8 @@ async function runTask(task: Task): Promise<unknown> {
   }
 }
 
-function clientThread(): void {
-  const port = parentPort;
-  if (!port) return;
-  port.on('message', (message: { id: number; task: Task }) => {
-    runTask(message.task).then(
-      (result) => port.postMessage({ id: message.id, result }),
-      (err: unknown) => port.postMessage({ id: message.id, error: err instanceof Error ? err.message : String(err) }),
-    );
-  });
-}
-
-/** The client as seen from the main thread: tasks posted to the worker, answers awaited. */
-class ClientThread {
-  private readonly worker: Worker;
-  private nextId = 0;
-  private readonly waiting = new Map<number, { resolve: (value: unknown) => void; reject: (err: Error) => void }>();
-
-  constructor() {
-    // tsx's require hook in the worker too, then this very file (which sees workerData.role).
-    this.worker = new Worker(`require('tsx/cjs/api').register(); require(${JSON.stringify(__filename)});`, { eval: true, workerData: { role: CLIENT_ROLE } });
-    this.worker.on('message', (message: { id: number; result?: unknown; error?: string }) => {
-      const waiter = this.waiting.get(message.id);
-      this.waiting.delete(message.id);
-      if (message.error !== undefined) waiter?.reject(new Error(message.error));
-      else waiter?.resolve(message.result);
-    });
-    this.worker.on('error', (err) => {
-      for (const waiter of this.waiting.values()) waiter.reject(err);
-      this.waiting.clear();
-    });
-  }
-
-  run<T>(task: Task): Promise<T> {
-    return new Promise<T>((resolve, reject) => {
-      const id = this.nextId++;
-      this.waiting.set(id, { resolve: resolve as (value: unknown) => void, reject });
-      this.worker.postMessage({ id, task });
-    });
-  }
-
-  async close(): Promise<void> {
-    await this.worker.terminate();
-  }
-}
-
 // ---- wrk ----
 
-function onPath(command: string): boolean {
-  return spawnSync('sh', ['-c', `command -v ${command}`], { stdio: 'ignore' }).status === 0;
-}
-
-const UNIT_MS: Record<string, number> = { us: 0.001, ms: 1, s: 1000, m: 60_000 };
-
-/** bash's `times` after wrk: its second line is the children's user and system time ("0m1.234s 0m0.567s"). */
-function childCpuMs(times: string): number | null {
-  const line = times.trim().split('\n').pop() ?? '';
-  const parts = [...line.matchAll(/(\d+)m([\d.]+)s/g)].map((m) => (Number(m[1]) * 60 + Number(m[2])) * 1000);
-  return parts.length === 2 ? (parts[0] ?? 0) + (parts[1] ?? 0) : null;
-}
 
 function parseWrk(out: string, t: HttpTarget, clientCpuMs: number | null): LoadResult {
   const summary = /(\d+) requests in ([\d.]+)(us|ms|s|m), /.exec(out);
@@ -476,7 +413,6 @@ function wrkLoader(scriptDir: string): (t: HttpTarget, connections: number, seco
 
 // ---- CPU accounting ----
 
-const CLOCK_TICKS = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
 
 /** utime + stime of a /proc stat file, in ms. */
 function statCpuMs(file: string): number {
@@ -697,17 +633,7 @@ async function startGateway(upstreamPort: number, instance: string): Promise<Gat
     CLAWLOOPS_LOG_LEVEL: LOG_LEVEL,
     CLAWLOOPS_LLM_UPSTREAM_URL: upstreamUrl,
   });
-  const logLines: string[] = [];
-  const logger = createLogger(
-    config.logLevel,
-    new Writable({
-      write(chunk: Buffer, _enc, done) {
-        logLines.push(...chunk.toString('utf8').split('\n').filter(Boolean));
-        if (logLines.length > 200) logLines.splice(0, logLines.length - 200);
-        done();
-      },
-    }),
-  );
+  const { logger, lines: logLines } = tailLogger(config.logLevel);
   const platform = buildPlatform(config, logger, {
     hasher: new ScryptPasswordHasher({ N: 1024, r: 8, p: 1 }),
     webRoot: null,
@@ -810,7 +736,7 @@ interface Setup {
   gateway: Gateway;
   upstream: Upstream;
   relayPort: number;
-  client: ClientThread;
+  client: ClientThread<Task>;
   load: (t: HttpTarget, connections: number, seconds: number) => Promise<LoadResult>;
   /** Rows in llm_usage now. */
   ledgerRows(): number;
@@ -1137,7 +1063,7 @@ async function main(): Promise<void> {
     closers.unshift(gateway.close);
     const relay = await bareRelay(upstream.port);
     closers.unshift(relay.close);
-    const client = new ClientThread();
+    const client = new ClientThread<Task>(__filename, CLIENT_ROLE);
     closers.unshift(() => client.close());
     await client.run({ kind: 'sequential', targets: [], warmup: 0, samples: 0 }); // loaded (tsx compiles it) before anything is measured
     const scriptDir = fs.mkdtempSync(path.join(os.tmpdir(), 'clawloops-bench-wrk-'));
@@ -1171,5 +1097,5 @@ if (isMainThread && process.env[UPSTREAM_ROLE_ENV] === 'upstream') {
     process.exitCode = 1;
   });
 } else if ((workerData as { role?: string } | null)?.role === CLIENT_ROLE) {
-  clientThread();
+  serveClientTasks(runTask);
 }

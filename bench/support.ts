@@ -10,12 +10,15 @@ import http from 'node:http';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { spawnSync } from 'node:child_process';
 import { Writable } from 'node:stream';
+import { parentPort, Worker } from 'node:worker_threads';
 import Docker from 'dockerode';
 import { loadConfig } from '../src/config';
 import { LABELS, type RuntimeBackend } from '../src/docker/runtimeBackend';
 import { ScryptPasswordHasher } from '../src/domain/passwordHasher';
-import { createLogger } from '../src/lib/logger';
+import { createLogger, type Logger } from '../src/lib/logger';
+import type { LogLevel } from '../src/config';
 import { newSecret } from '../src/lib/secrets';
 import type { Platform } from '../src/platform';
 import type { HttpProbe } from '../src/runtime/readinessProbe';
@@ -236,17 +239,7 @@ export async function startBenchPlatform(options: BenchPlatformOptions): Promise
     CLAWLOOPS_ADMIN_PASSWORD: ADMIN_PASSWORD,
     ...options.env,
   });
-  const logLines: string[] = [];
-  const logger = createLogger(
-    config.logLevel,
-    new Writable({
-      write(chunk: Buffer, _enc, done) {
-        logLines.push(...chunk.toString('utf8').split('\n').filter(Boolean));
-        if (logLines.length > 200) logLines.splice(0, logLines.length - 200);
-        done();
-      },
-    }),
-  );
+  const { logger, lines: logLines } = tailLogger(config.logLevel);
   const running = await startServer(config, logger, {
     hasher: new ScryptPasswordHasher({ N: 1024, r: 8, p: 1 }),
     webRoot: null,
@@ -424,4 +417,93 @@ export async function startBenchPlatform(options: BenchPlatformOptions): Promise
       fs.rmSync(dataDir, { recursive: true, force: true });
     },
   };
+}
+
+/** A numeric knob from the environment, or its default. */
+export function knob(name: string, fallback: number): number {
+  const value = Number(process.env[name] ?? fallback);
+  if (!Number.isFinite(value) || value <= 0) throw new Error(`${name} must be a positive number`);
+  return value;
+}
+
+/** On PATH? (wrk is optional: the benches fall back to a Node client.) */
+export function onPath(command: string): boolean {
+  return spawnSync('sh', ['-c', `command -v ${command}`], { stdio: 'ignore' }).status === 0;
+}
+
+export const UNIT_MS: Record<string, number> = { us: 0.001, ms: 1, s: 1000, m: 60_000 };
+
+/** bash's `times` after wrk: its second line is the children's user and system time ("0m1.234s 0m0.567s"). */
+export function childCpuMs(times: string): number | null {
+  const line = times.trim().split('\n').pop() ?? '';
+  const parts = [...line.matchAll(/(\d+)m([\d.]+)s/g)].map((m) => (Number(m[1]) * 60 + Number(m[2])) * 1000);
+  return parts.length === 2 ? (parts[0] ?? 0) + (parts[1] ?? 0) : null;
+}
+
+/** Clock ticks per second of /proc's CPU figures. */
+export const CLOCK_TICKS = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
+
+/** In the client worker thread: runs each task the main thread posts and answers with its result. */
+export function serveClientTasks<Task>(runTask: (task: Task) => Promise<unknown>): void {
+  const port = parentPort;
+  if (!port) return;
+  port.on('message', (message: { id: number; task: Task }) => {
+    runTask(message.task).then(
+      (result) => port.postMessage({ id: message.id, result }),
+      (err: unknown) => port.postMessage({ id: message.id, error: err instanceof Error ? err.message : String(err) }),
+    );
+  });
+}
+
+/**
+ * The client as seen from the main thread: tasks posted to a worker thread running `file` (which
+ * sees `workerData.role === role` and calls serveClientTasks), answers awaited.
+ */
+export class ClientThread<Task> {
+  private readonly worker: Worker;
+  private nextId = 0;
+  private readonly waiting = new Map<number, { resolve: (value: unknown) => void; reject: (err: Error) => void }>();
+
+  constructor(file: string, role: string) {
+    // tsx's require hook in the worker too, then the bench file itself.
+    this.worker = new Worker(`require('tsx/cjs/api').register(); require(${JSON.stringify(file)});`, { eval: true, workerData: { role } });
+    this.worker.on('message', (message: { id: number; result?: unknown; error?: string }) => {
+      const waiter = this.waiting.get(message.id);
+      this.waiting.delete(message.id);
+      if (message.error !== undefined) waiter?.reject(new Error(message.error));
+      else waiter?.resolve(message.result);
+    });
+    this.worker.on('error', (err) => {
+      for (const waiter of this.waiting.values()) waiter.reject(err);
+      this.waiting.clear();
+    });
+  }
+
+  run<T>(task: Task): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      const id = this.nextId++;
+      this.waiting.set(id, { resolve: resolve as (value: unknown) => void, reject });
+      this.worker.postMessage({ id, task });
+    });
+  }
+
+  async close(): Promise<void> {
+    await this.worker.terminate();
+  }
+}
+
+/** A logger keeping its last 200 lines in memory, to print when a run fails. */
+export function tailLogger(level: LogLevel): { logger: Logger; lines: string[] } {
+  const lines: string[] = [];
+  const logger = createLogger(
+    level,
+    new Writable({
+      write(chunk: Buffer, _enc, done) {
+        lines.push(...chunk.toString('utf8').split('\n').filter(Boolean));
+        if (lines.length > 200) lines.splice(0, lines.length - 200);
+        done();
+      },
+    }),
+  );
+  return { logger, lines };
 }

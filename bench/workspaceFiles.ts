@@ -62,16 +62,10 @@ import { pack } from 'tar-stream';
 import { LABELS } from '../src/docker/runtimeBackend';
 import { parseWorkspacePath } from '../src/files/workspacePath';
 import { OPENCLAW_HOME, RUNTIME_UID } from '../src/runtime/runtimeSettings';
-import { benchInstance, docker, machineNote, mib, machineCpu, percentile, processCpuMs, ratio, startBenchPlatform, STANDIN_IMAGE, sweep, sweepOnSignal, table, type BenchPlatform, type Member } from './support';
+import { benchInstance, docker, machineNote, mib, machineCpu, percentile, processCpuMs, ratio, startBenchPlatform, STANDIN_IMAGE, sweep, sweepOnSignal, table, knob, type BenchPlatform, type Member } from './support';
 
 const ROLE_ENV = 'BENCH_FILES_ROLE';
 const CLIENT_ROLE = 'client';
-
-function knob(name: string, fallback: number): number {
-  const value = Number(process.env[name] ?? fallback);
-  if (!Number.isFinite(value) || value <= 0) throw new Error(`${name} must be a positive number`);
-  return value;
-}
 
 const FILE_MIB = Math.round(knob('BENCH_FILE_MIB', 1024));
 const ROUNDS = Math.round(knob('BENCH_FILE_ROUNDS', 2));

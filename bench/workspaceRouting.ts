@@ -36,13 +36,13 @@
  *      wrk when on PATH), BENCH_LOG_LEVEL (info, the product default: one log line per request),
  *      BENCH_INSTANCE.
  */
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import type { Duplex } from 'node:stream';
-import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
+import { isMainThread, workerData } from 'node:worker_threads';
 import httpProxy from 'http-proxy';
 import WebSocket from 'ws';
 import { LABELS } from '../src/docker/runtimeBackend';
@@ -50,15 +50,9 @@ import { WorkspaceAddresses } from '../src/domain/workspaceAddresses';
 import { WorkspaceGatekeeper } from '../src/domain/workspaceGatekeeper';
 import { OPENCLAW_PORT } from '../src/runtime/runtimeSettings';
 import { workspaceSessionCookie } from '../test/support/hostClient';
-import { benchInstance, docker, machineNote, machineCpu, percentile, processCpuMs, startBenchPlatform, STANDIN_IMAGE, sweep, sweepOnSignal, table, type BenchPlatform, type Member } from './support';
+import { benchInstance, docker, machineNote, machineCpu, percentile, processCpuMs, startBenchPlatform, STANDIN_IMAGE, sweep, sweepOnSignal, table, knob, ClientThread, serveClientTasks, onPath, UNIT_MS, childCpuMs, CLOCK_TICKS, type BenchPlatform, type Member } from './support';
 
 const CLIENT_ROLE = 'workspace-routing-client';
-
-function knob(name: string, fallback: number): number {
-  const value = Number(process.env[name] ?? fallback);
-  if (!Number.isFinite(value) || value <= 0) throw new Error(`${name} must be a positive number`);
-  return value;
-}
 
 const SAMPLES = knob('BENCH_SAMPLES', 2000);
 const CONNECTIONS = Math.round(knob('BENCH_CONNECTIONS', 16));
@@ -245,66 +239,9 @@ function runTask(task: Task): Promise<unknown> {
   }
 }
 
-function clientThread(): void {
-  const port = parentPort;
-  if (!port) return;
-  port.on('message', (message: { id: number; task: Task }) => {
-    runTask(message.task).then(
-      (result) => port.postMessage({ id: message.id, result }),
-      (err: unknown) => port.postMessage({ id: message.id, error: err instanceof Error ? err.message : String(err) }),
-    );
-  });
-}
-
-/** The client as seen from the main thread: tasks posted to the worker, answers awaited. */
-class ClientThread {
-  private readonly worker: Worker;
-  private nextId = 0;
-  private readonly waiting = new Map<number, { resolve: (value: unknown) => void; reject: (err: Error) => void }>();
-
-  constructor() {
-    // tsx's require hook in the worker too, then this very file (which sees workerData.role).
-    this.worker = new Worker(`require('tsx/cjs/api').register(); require(${JSON.stringify(__filename)});`, { eval: true, workerData: { role: CLIENT_ROLE } });
-    this.worker.on('message', (message: { id: number; result?: unknown; error?: string }) => {
-      const waiter = this.waiting.get(message.id);
-      this.waiting.delete(message.id);
-      if (message.error !== undefined) waiter?.reject(new Error(message.error));
-      else waiter?.resolve(message.result);
-    });
-    this.worker.on('error', (err) => {
-      for (const waiter of this.waiting.values()) waiter.reject(err);
-      this.waiting.clear();
-    });
-  }
-
-  run<T>(task: Task): Promise<T> {
-    return new Promise<T>((resolve, reject) => {
-      const id = this.nextId++;
-      this.waiting.set(id, { resolve: resolve as (value: unknown) => void, reject });
-      this.worker.postMessage({ id, task });
-    });
-  }
-
-  async close(): Promise<void> {
-    await this.worker.terminate();
-  }
-}
-
 // ---- wrk ----
 
-function onPath(command: string): boolean {
-  return spawnSync('sh', ['-c', `command -v ${command}`], { stdio: 'ignore' }).status === 0;
-}
-
-const UNIT_MS: Record<string, number> = { us: 0.001, ms: 1, s: 1000, m: 60_000 };
 const UNIT_BYTES: Record<string, number> = { B: 1, KB: 1024, MB: 1024 ** 2, GB: 1024 ** 3, TB: 1024 ** 4 };
-
-/** bash's `times` after wrk: its second line is the children's user and system time ("0m1.234s 0m0.567s"). */
-function childCpuMs(times: string): number | null {
-  const line = times.trim().split('\n').pop() ?? '';
-  const parts = [...line.matchAll(/(\d+)m([\d.]+)s/g)].map((m) => (Number(m[1]) * 60 + Number(m[2])) * 1000);
-  return parts.length === 2 ? (parts[0] ?? 0) + (parts[1] ?? 0) : null;
-}
 
 function parseWrk(out: string, t: HttpTarget, clientCpuMs: number | null): LoadResult {
   const summary = /(\d+) requests in ([\d.]+)(us|ms|s|m), ([\d.]+)(B|KB|MB|GB|TB) read/.exec(out);
@@ -351,7 +288,6 @@ function wrkLoad(t: HttpTarget, connections: number, seconds: number): Promise<L
 
 // ---- CPU accounting ----
 
-const CLOCK_TICKS = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
 
 /** CPU ms of one thread of this process (the main thread: tid = pid). */
 function threadCpuMs(tid: number): number {
@@ -517,13 +453,13 @@ interface Setup {
   workspaceHost: string;
   runtimeAddress: string;
   runtimeCpu: () => number | null;
-  client: ClientThread;
+  client: ClientThread<Task>;
   load: (t: HttpTarget, connections: number, seconds: number) => Promise<LoadResult>;
 }
 
 const instance = benchInstance();
 
-async function setUp(client: ClientThread, load: Setup['load']): Promise<Setup> {
+async function setUp(client: ClientThread<Task>, load: Setup['load']): Promise<Setup> {
   const bench = await startBenchPlatform({
     instance,
     publicHost: 'localhost',
@@ -727,7 +663,7 @@ async function main(): Promise<void> {
 
   sweepOnSignal(instance);
   console.log(`instance label ${instance}; engine ${(await docker.version()).Version}; ${new Date().toISOString()}; ${await machineNote()}`);
-  const client = new ClientThread();
+  const client = new ClientThread<Task>(__filename, CLIENT_ROLE);
   const load: Setup['load'] =
     clientKind === 'wrk' ? wrkLoad : (target, connections, seconds) => client.run<LoadResult>({ kind: 'load', target, connections, seconds });
   const s = await setUp(client, load).catch(async (err: unknown) => {
@@ -762,5 +698,5 @@ if (isMainThread) {
     })
     .finally(() => sweep(instance).catch(() => undefined));
 } else if ((workerData as { role?: string } | null)?.role === CLIENT_ROLE) {
-  clientThread();
+  serveClientTasks(runTask);
 }
