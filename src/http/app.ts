@@ -144,7 +144,7 @@ export function createApp(config: HttpConfig, services: HttpServices): HttpApp {
     adminSettingsRoutes(services.settings),
     adminModelLimitsRoutes({ limiter: services.limiter, users: services.users, audit: services.audit }),
     adminUsageRoutes(services.gateway, () => services.clock.now()),
-    adminModelRoutes(services.catalog, services.gateway),
+    adminModelRoutes(services.catalog, services.gateway, services.runtimes),
   );
   api.use(
     '/admin',

@@ -115,6 +115,15 @@ export class RuntimeManager {
     return this.deps.runtimes.list().map((r) => this.view(r));
   }
 
+  /**
+   * Running runtimes whose container was started with another config or image than the one
+   * rendered now (e.g. the model list changed): they pick it up only when restarted, because
+   * OpenClaw's hot reload cannot be relied on past the first change.
+   */
+  staleRunning(): RuntimeView[] {
+    return this.listViews().filter((view) => view.state === 'running' && (view.configStale || view.outdatedImage));
+  }
+
   /** Every runtime with one-shot CPU and memory figures of the running ones (the admin's overview). */
   async listWithStats(): Promise<RuntimeListItem[]> {
     const now = this.deps.clock.now();

@@ -273,13 +273,31 @@ describe('the model catalog', () => {
     // 11 prompt tokens at $1/M and 3 completion tokens at $2/M.
     expect(row).toEqual({ model: 'house-model', cost_microdollars: 17 });
     await expect(openai(key).chat.completions.create({ model: MODEL, messages: [] })).rejects.toBeInstanceOf(OpenAI.NotFoundError);
-    await client.put('/api/v1/admin/models/house-model').send({ enabled: false });
-    await expect(openai(key).chat.completions.create({ model: 'house-model', messages: [] })).rejects.toBeInstanceOf(OpenAI.NotFoundError);
+
+    // The admin sees which runtimes still run the old list, and restarts them in one call.
+    expect(saved.body.staleRuntimes).toEqual([{ userId: member.userId, username: 'alice' }]);
+    expect((await client.get('/api/v1/admin/models')).body.staleRuntimes).toEqual([{ userId: member.userId, username: 'alice' }]);
+    const restarted = await client.post('/api/v1/admin/runtimes/restart').send({ stale: true });
+    expect(restarted.status).toBe(200);
+    expect(restarted.body.results).toMatchObject([{ userId: member.userId, ok: true, operation: { kind: 'restart' } }]);
+    await h.platform.runtimes.settled(restarted.body.results[0].runtime.id);
+    expect((await member.client.get('/api/v1/runtime')).body).toMatchObject({ state: 'running', configStale: false });
+    expect((await client.get('/api/v1/admin/models')).body.staleRuntimes).toEqual([]);
+    // The re-created container has a new key and the new list rendered into its config.
+    await expect(openai(key).models.list()).rejects.toBeInstanceOf(OpenAI.AuthenticationError);
+    const renewed = await keyOf(member.client);
+    const container = [...backend.containers.values()].find((c) => c.spec.env.CLAWLOOPS_MODEL_KEY === renewed);
+    const config = container?.files.find((f) => f.path.endsWith('openclaw.json'))?.content?.toString();
+    expect(config).toContain('House model');
+
+    const disabled = await client.put('/api/v1/admin/models/house-model').send({ enabled: false });
+    expect(disabled.body.staleRuntimes).toEqual([{ userId: member.userId, username: 'alice' }]);
+    await expect(openai(renewed).chat.completions.create({ model: 'house-model', messages: [] })).rejects.toBeInstanceOf(OpenAI.NotFoundError);
     const audit = (await client.get('/api/v1/admin/audit?action=llm.model.save')).body.items;
     expect(audit).toHaveLength(2);
     expect((await member.client.put('/api/v1/admin/models/x').send({ enabled: true })).status).toBe(403);
     expect((await client.put('/api/v1/admin/models/bad%20id').send({})).status).toBe(400);
-    expect((await client.delete('/api/v1/admin/models/house-model')).status).toBe(204);
+    expect((await client.delete('/api/v1/admin/models/house-model')).status).toBe(200);
     expect((await client.delete('/api/v1/admin/models/house-model')).status).toBe(404);
   });
 });

@@ -151,6 +151,43 @@ describe('audit and access', () => {
     expect(backend.volumes.size).toBe(0);
   });
 
+  test('admins stop or restart many runtimes in one call; each user\'s outcome is reported on its own', async () => {
+    harness();
+    backend.images.add(IMAGE);
+    const { client } = await h.setupAdmin();
+    const alice = await h.createMember(client, 'alice');
+    const bob = await h.createMember(client, 'bob');
+    for (const member of [alice, bob]) await h.platform.runtimes.settled((await member.client.post('/api/v1/runtime/start')).body.runtime.id);
+    await client.patch(`/api/v1/admin/users/${bob.userId}`).send({ status: 'disabled' });
+    const unknownId = '00000000-0000-4000-8000-000000000000';
+
+    const restarted = await client.post('/api/v1/admin/runtimes/restart').send({ userIds: [alice.userId, bob.userId, unknownId, alice.userId] });
+    expect(restarted.status).toBe(200);
+    expect(restarted.body.results).toMatchObject([
+      { userId: alice.userId, ok: true, operation: { kind: 'restart' } },
+      { userId: bob.userId, ok: false, error: { code: 'USER_DISABLED' } },
+      { userId: unknownId, ok: false, error: { code: 'USER_NOT_FOUND' } },
+    ]);
+    await h.platform.runtimes.settled(restarted.body.results[0].runtime.id);
+    // Nothing is stale now, so "restart the stale ones" has nothing to do.
+    expect((await client.post('/api/v1/admin/runtimes/restart').send({ stale: true })).body.results).toEqual([]);
+
+    const stopped = await client.post('/api/v1/admin/runtimes/stop').send({ userIds: [alice.userId] });
+    expect(stopped.body.results).toMatchObject([{ userId: alice.userId, ok: true, operation: { kind: 'stop' } }]);
+    await h.platform.runtimes.settled(stopped.body.results[0].runtime.id);
+    expect((await alice.client.get('/api/v1/runtime')).body.state).toBe('stopped');
+    const audited = (await client.get('/api/v1/admin/audit?action=runtime.*')).body.items.filter((e: { actor: { username: string } | null }) => e.actor?.username === 'admin');
+    expect(audited.map((e: { action: string }) => e.action).sort()).toEqual(['runtime.restart', 'runtime.stop']);
+
+    for (const bad of [{}, { stale: true, userIds: [alice.userId] }, { userIds: [] }, { userIds: ['not-an-id'] }, { stale: false }]) {
+      const res = await client.post('/api/v1/admin/runtimes/restart').send(bad);
+      expect(res.status).toBe(400);
+      expect(errorCode(res)).toBe('VALIDATION_FAILED');
+    }
+    expect((await client.post('/api/v1/admin/runtimes/stop').send({ stale: true })).status).toBe(400);
+    expect((await alice.client.post('/api/v1/admin/runtimes/stop').send({ userIds: [bob.userId] })).status).toBe(403);
+  });
+
   test('a user with a pending password change cannot use the runtime API yet', async () => {
     harness();
     const { client: admin } = await h.setupAdmin();

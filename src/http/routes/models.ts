@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { actorOf } from '../../domain/authService';
 import type { ModelCatalog } from '../../llm/modelCatalog';
 import type { ModelGateway } from '../../llm/modelGateway';
+import type { RuntimeManager } from '../../runtime/runtimeManager';
 import { authOf, originOf } from '../context';
 import { requireAuth } from '../middleware/authentication';
 import { body, parseInput } from '../validation';
@@ -33,7 +34,10 @@ export function ownModelsRouter(catalog: ModelCatalog): Router {
 }
 
 /** `/admin/models`: the catalog with what the upstream offers; changes are audited. Behind the admin guard. */
-export function adminModelRoutes(catalog: ModelCatalog, gateway: ModelGateway): Router {
+export function adminModelRoutes(catalog: ModelCatalog, gateway: ModelGateway, runtimes: Pick<RuntimeManager, 'staleRunning'>): Router {
+  // Running runtimes keep the model list they started with; the admin sees which, and can
+  // restart them (POST /admin/runtimes/restart {"stale": true}).
+  const staleRuntimes = () => runtimes.staleRunning().map((view) => ({ userId: view.userId, username: view.username }));
   const router = Router();
   router.get('/models', async (_req, res) => {
     let upstream: string[] | null = null;
@@ -43,7 +47,7 @@ export function adminModelRoutes(catalog: ModelCatalog, gateway: ModelGateway): 
     } catch (err) {
       upstreamError = (err as Error).message;
     }
-    res.json({ models: catalog.list(), upstream, upstreamError });
+    res.json({ models: catalog.list(), upstream, upstreamError, staleRuntimes: staleRuntimes() });
   });
   router.put('/models/:id', (req, res) => {
     const id = parseInput(modelId, req.params.id, 'path');
@@ -54,11 +58,11 @@ export function adminModelRoutes(catalog: ModelCatalog, gateway: ModelGateway): 
       ...(inputPricePerMTok !== undefined ? { inputMicrodollarsPerMTok: Math.round(inputPricePerMTok * 1e6) } : {}),
       ...(outputPricePerMTok !== undefined ? { outputMicrodollarsPerMTok: Math.round(outputPricePerMTok * 1e6) } : {}),
     };
-    res.json({ model: catalog.save(actorOf(authOf(req).user), id, change, originOf(req)) });
+    res.json({ model: catalog.save(actorOf(authOf(req).user), id, change, originOf(req)), staleRuntimes: staleRuntimes() });
   });
   router.delete('/models/:id', (req, res) => {
     catalog.remove(actorOf(authOf(req).user), parseInput(modelId, req.params.id, 'path'), originOf(req));
-    res.status(204).end();
+    res.json({ staleRuntimes: staleRuntimes() });
   });
   return router;
 }

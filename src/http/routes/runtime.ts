@@ -2,6 +2,7 @@ import { Router, type Request, type Response } from 'express';
 import { z } from 'zod';
 import type { LogLine } from '../../docker/runtimeBackend';
 import { actorOf } from '../../domain/authService';
+import { AppError } from '../../lib/errors';
 import type { RuntimeEventHub } from '../../runtime/operations';
 import type { RuntimeManager, StartedOperation } from '../../runtime/runtimeManager';
 import { authOf, originOf } from '../context';
@@ -28,6 +29,32 @@ const logsQuery = z.strictObject({
   tail: z.coerce.number().int('must be a whole number').min(0).max(10_000).default(200),
   follow: flag.default(false),
 });
+
+const bulkRestartBody = body({
+  userIds: z.array(idParam).min(1).max(500).optional(),
+  /** Every running runtime whose config or image is out of date. */
+  stale: z.literal(true).optional(),
+}).refine((v) => (v.userIds === undefined) !== (v.stale === undefined), 'give either userIds or stale: true');
+const bulkStopBody = body({ userIds: z.array(idParam).min(1).max(500) });
+
+type BulkResult =
+  | ({ userId: string; ok: true } & StartedOperation)
+  | { userId: string; ok: false; error: { code: string; message: string } };
+
+/**
+ * Applies one lifecycle action to many users. Each user's outcome is reported on its own: one
+ * refusal (a disabled account, an unknown id) must not hide that the others went ahead.
+ */
+function applyToEach(userIds: readonly string[], action: (userId: string) => StartedOperation): BulkResult[] {
+  return [...new Set(userIds)].map((userId) => {
+    try {
+      return { userId, ok: true as const, ...action(userId) };
+    } catch (err) {
+      if (!(err instanceof AppError)) throw err;
+      return { userId, ok: false as const, error: { code: err.code, message: err.message } };
+    }
+  });
+}
 
 const answer = (res: Response, result: StartedOperation) => res.status(result.operation ? 202 : 200).json(result);
 
@@ -131,6 +158,17 @@ export function adminRuntimeRoutes(deps: RuntimeRouteDeps): Router {
   );
   router.get('/runtimes', async (_req, res) => {
     res.json({ items: await deps.manager.listWithStats() });
+  });
+  router.post('/runtimes/restart', (req, res) => {
+    const input = parseInput(bulkRestartBody, req.body ?? {});
+    const userIds = input.userIds ?? deps.manager.staleRunning().map((view) => view.userId);
+    const actor = actorOf(authOf(req).user);
+    res.json({ results: applyToEach(userIds, (userId) => deps.manager.restart(actor, userId, originOf(req))) });
+  });
+  router.post('/runtimes/stop', (req, res) => {
+    const input = parseInput(bulkStopBody, req.body ?? {});
+    const actor = actorOf(authOf(req).user);
+    res.json({ results: applyToEach(input.userIds, (userId) => deps.manager.stop(actor, userId, originOf(req))) });
   });
   return router;
 }
