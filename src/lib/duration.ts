@@ -19,3 +19,12 @@ export function parseSize(text: string): number | null {
   const bytes = Number(match[1]) * (SIZE_UNITS[(match[2] ?? 'b').toLowerCase()] ?? 1);
   return Number.isSafeInteger(bytes) ? bytes : null;
 }
+
+/** A duration as people read it in a message: `300 ms`, `45 s`, `10 min`, `2 h`, `1.5 h`. */
+export function formatDuration(ms: number): string {
+  const round = (value: number) => String(Math.round(value * 10) / 10);
+  if (ms < 1000) return `${ms} ms`;
+  if (ms < 60_000) return `${round(ms / 1000)} s`;
+  if (ms < 3_600_000) return `${round(ms / 60_000)} min`;
+  return `${round(ms / 3_600_000)} h`;
+}

@@ -3,6 +3,7 @@ import https from 'node:https';
 import type { RuntimeRepository } from '../db/repositories/runtimeRepository';
 import type { UsageRecord, UsageRepository, UsageTotals } from '../db/repositories/usageRepository';
 import type { Clock } from '../lib/clock';
+import { formatDuration } from '../lib/duration';
 import { hashSecret } from '../lib/secrets';
 import type { LlmSettings, ModelLimits } from './llmSettings';
 import type { Admission, ModelLimiter } from './modelLimits';
@@ -22,6 +23,8 @@ export interface UpstreamRequest {
   path: string;
   body: Buffer | null;
   signal: AbortSignal;
+  /** Ends the call when it fires; the configured timeout when absent. */
+  deadline?: AbortSignal;
 }
 
 export interface OwnUsage {
@@ -98,6 +101,15 @@ export class ModelGateway {
     return this.deps.catalog.costOf(model, usage);
   }
 
+  /**
+   * A call's time limit (CLAWLOOPS_LLM_TIMEOUT), covering the whole answer, streamed or not. The
+   * caller holds it to tell a timeout from an upstream failure.
+   */
+  deadline(): { signal: AbortSignal; describe: string } {
+    const { timeoutMs } = this.deps.settings;
+    return { signal: AbortSignal.timeout(timeoutMs), describe: formatDuration(timeoutMs) };
+  }
+
   /** Sends a request upstream with the upstream's credentials; resolves with its response head. */
   forward(request: UpstreamRequest): Promise<http.IncomingMessage> {
     const { upstreamUrl, upstreamKey, timeoutMs } = this.deps.settings;
@@ -108,7 +120,7 @@ export class ModelGateway {
       const req = client.request(url, {
         method: request.method,
         agent: this.agent,
-        signal: AbortSignal.any([request.signal, AbortSignal.timeout(timeoutMs)]),
+        signal: AbortSignal.any([request.signal, request.deadline ?? AbortSignal.timeout(timeoutMs)]),
         headers: {
           accept: 'application/json, text/event-stream',
           ...(upstreamKey ? { authorization: `Bearer ${upstreamKey}` } : {}),

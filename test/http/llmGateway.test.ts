@@ -7,6 +7,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import OpenAI from 'openai';
 import { alwaysReadyProbe, FakeRuntimeBackend } from '../support/fakeRuntimeBackend';
+import { eventually } from '../support/eventually';
 import { createHarness, usageRows, type Harness } from '../support/harness';
 import { startTestModelUpstream, type TestModelUpstream } from '../support/testModelUpstream';
 
@@ -31,27 +32,39 @@ async function keyOf(client: ReturnType<Harness['client']>): Promise<string> {
 
 const openai = (apiKey: string) => new OpenAI({ apiKey, baseURL, maxRetries: 0, timeout: 10_000 });
 
-beforeEach(async () => {
+async function startPlatform(options: { timeoutMs?: number; idleStopMs?: number } = {}): Promise<void> {
   upstream = await startTestModelUpstream('Hello from upstream', MODEL);
   backend = new FakeRuntimeBackend();
   h = createHarness({
     runtimeBackend: backend,
     runtimeProbe: alwaysReadyProbe,
-    runtimeSettings: { image: 'ghcr.io/openclaw/openclaw:2026.9.6', models: [MODEL, 'other-model'] },
-    llm: { upstreamUrl: `http://127.0.0.1:${upstream.port}/v1`, upstreamKey: 'sk-upstream-secret', timeoutMs: 5_000, bodyLimitBytes: 64 * 1024 },
+    runtimeSettings: { image: 'ghcr.io/openclaw/openclaw:2026.9.6', models: [MODEL, 'other-model'], ...(options.idleStopMs ? { idleStopMs: options.idleStopMs } : {}) },
+    llm: { upstreamUrl: `http://127.0.0.1:${upstream.port}/v1`, upstreamKey: 'sk-upstream-secret', timeoutMs: options.timeoutMs ?? 5_000, bodyLimitBytes: 64 * 1024 },
   });
   server = http.createServer(h.platform.app);
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   baseURL = `http://127.0.0.1:${(server.address() as AddressInfo).port}/llm/v1`;
-});
+}
 
-afterEach(async () => {
+async function stopPlatform(): Promise<void> {
   server.closeAllConnections();
   await new Promise((resolve) => server.close(resolve));
   await upstream.close();
   await h.platform.runtimes.drain(5_000);
   h.close();
-});
+}
+
+/** Replaces the platform of this test with one built with other settings. */
+async function restartPlatform(options: Parameters<typeof startPlatform>[0]): Promise<void> {
+  await stopPlatform();
+  await startPlatform(options);
+}
+
+beforeEach(() => startPlatform());
+afterEach(() => stopPlatform());
+
+const postJson = (key: string, path: string, body: unknown, signal?: AbortSignal) =>
+  fetch(`${baseURL}${path}`, { method: 'POST', headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' }, body: JSON.stringify(body), ...(signal ? { signal } : {}) });
 
 describe('through the openai client', () => {
   test('a chat completion passes through with the upstream key, and the ledger records its tokens', async () => {
@@ -135,11 +148,7 @@ describe('refusals, in OpenAI error shape', () => {
     upstream.behaviour.failStatus = 500;
     await expect(openai(key).chat.completions.create({ model: MODEL, messages: [{ role: 'user', content: 'hi' }] })).rejects.toBeInstanceOf(OpenAI.InternalServerError);
     await upstream.close();
-    const down = await fetch(`${baseURL}/chat/completions`, {
-      method: 'POST',
-      headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
-      body: JSON.stringify({ model: MODEL, messages: [] }),
-    });
+    const down = await postJson(key, '/chat/completions', { model: MODEL, messages: [] });
     expect(down.status).toBe(502);
     expect(((await down.json()) as { error: unknown }).error).toMatchObject({ code: 'upstream_unreachable', message: expect.stringContaining('could not be reached') });
     expect(ledger().map((r) => r.status)).toEqual(['upstream_error', 'unreachable']);
@@ -150,11 +159,7 @@ describe('refusals, in OpenAI error shape', () => {
     const key = await keyOf(client);
     upstream.behaviour.chunks = 5;
     upstream.behaviour.failAfterChunks = 2;
-    const res = await fetch(`${baseURL}/chat/completions`, {
-      method: 'POST',
-      headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
-      body: JSON.stringify({ model: MODEL, stream: true, messages: [] }),
-    });
+    const res = await postJson(key, '/chat/completions', { model: MODEL, stream: true, messages: [] });
     const text = await res.text();
     expect(text).toContain('Hello from upstream');
     expect(text).toMatch(/data: \{"error":\{"message":"The model service failed mid-answer/);
@@ -163,20 +168,78 @@ describe('refusals, in OpenAI error shape', () => {
     upstream.behaviour.failAfterChunks = null;
     upstream.behaviour.delayMs = 2_000;
     const controller = new AbortController();
-    const pending = fetch(`${baseURL}/chat/completions`, {
-      method: 'POST',
-      headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
-      body: JSON.stringify({ model: MODEL, stream: true, messages: [] }),
-      signal: controller.signal,
-    }).catch(() => null);
+    const pending = postJson(key, '/chat/completions', { model: MODEL, stream: true, messages: [] }, controller.signal).catch(() => null);
     await new Promise((resolve) => setTimeout(resolve, 300));
     controller.abort();
     await pending;
-    const deadline = Date.now() + 5_000;
-    while (ledger().length < 2 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50));
+    await eventually(() => (ledger().length === 2 ? true : undefined), 'the aborted call\'s ledger row', 5_000);
     expect(ledger().at(-1)).toMatchObject({ status: 'aborted' });
-    while (upstream.aborted < 1 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50));
-    expect(upstream.aborted).toBeGreaterThanOrEqual(1);
+    await eventually(() => (upstream.aborted >= 1 ? true : undefined), 'the upstream call to be aborted', 5_000);
+  });
+
+  test('an upstream that fails in the middle of a non-streamed answer is recorded as its failure, not as a client that left', async () => {
+    const { client } = await h.setupAdmin();
+    const key = await keyOf(client);
+    upstream.behaviour.failAfterChunks = 0;
+    const res = await postJson(key, '/chat/completions', { model: MODEL, messages: [] });
+    expect(res.status).toBe(200);
+    await expect(res.text()).rejects.toThrow();
+    await eventually(() => (ledger().length === 1 ? true : undefined), 'the ledger row', 5_000);
+    expect(ledger()[0]).toMatchObject({ status: 'upstream_error', streamed: 0 });
+  });
+});
+
+describe('more of the contract', () => {
+  test('the Responses API passes through, streamed and not, metered by its input and output tokens', async () => {
+    const { client } = await h.setupAdmin();
+    const key = await keyOf(client);
+    const answer = await openai(key).responses.create({ model: MODEL, input: 'hi' });
+    expect(answer.output_text).toBe('Hello from upstream');
+    const stream = await openai(key).responses.create({ model: MODEL, input: 'hi', stream: true });
+    const types: string[] = [];
+    for await (const event of stream) types.push(event.type);
+    expect(types).toEqual(['response.created', 'response.output_text.delta', 'response.completed']);
+    // The Responses API was not asked for stream_options: it reports usage in its last event anyway.
+    expect(upstream.requests.at(-1)?.body.stream_options).toBeUndefined();
+    expect(ledger().map((r) => [r.endpoint, r.streamed, r.prompt_tokens, r.completion_tokens])).toEqual([
+      ['responses', 0, 7, 2],
+      ['responses', 1, 7, 2],
+    ]);
+  });
+
+  test('a slow upstream meets the configured timeout: a 504 before the answer, an error event during a stream', async () => {
+    await restartPlatform({ timeoutMs: 400 });
+    const { client } = await h.setupAdmin();
+    const key = await keyOf(client);
+    upstream.behaviour.delayMs = 2_000;
+    const late = openai(key).chat.completions.create({ model: MODEL, messages: [] });
+    await expect(late).rejects.toMatchObject({ status: 504, code: 'upstream_timeout', message: expect.stringContaining('within 400 ms (CLAWLOOPS_LLM_TIMEOUT)') });
+
+    upstream.behaviour.delayMs = 0;
+    upstream.behaviour.chunks = 5;
+    upstream.behaviour.stallAfterChunks = 2;
+    const res = await postJson(key, '/chat/completions', { model: MODEL, stream: true, messages: [] });
+    expect(res.status).toBe(200);
+    const text = await res.text();
+    expect(text.match(/Hello from upstream/g)).toHaveLength(2);
+    expect(text).toMatch(/data: \{"error":\{"message":"The model service did not finish answering within 400 ms/);
+    await eventually(() => (upstream.aborted === 2 ? true : undefined), 'both upstream calls to be aborted', 5_000);
+    expect(ledger().map((r) => [r.status, r.streamed])).toEqual([
+      ['timeout', 0],
+      ['timeout', 1],
+    ]);
+  });
+
+  test('model calls count as activity: an agent working with the browser closed is not stopped as idle', async () => {
+    await restartPlatform({ idleStopMs: 30 * 60_000 });
+    const { client } = await h.setupAdmin();
+    const key = await keyOf(client);
+    h.clock.advance(25 * 60_000);
+    await openai(key).chat.completions.create({ model: MODEL, messages: [] });
+    h.clock.advance(25 * 60_000);
+    expect(h.platform.runtimes.stopIdle()).toBe(0);
+    h.clock.advance(6 * 60_000);
+    expect(h.platform.runtimes.stopIdle()).toBe(1);
   });
 });
 
@@ -316,6 +379,8 @@ describe('own usage', () => {
     const admins = (await client.get('/api/v1/usage')).body;
     expect(admins.month).toMatchObject({ requests: 0, promptTokens: 0 });
     expect((await h.bareClient().get('/api/v1/usage')).status).toBe(401);
+    // A runtime's model key is no way into the platform's API, its owner's usage included.
+    expect((await h.bareClient().get('/api/v1/usage').set('authorization', `Bearer ${key}`)).status).toBe(401);
   });
 
   test('admins see everyone\'s usage per user and per model over a range, as JSON or CSV', async () => {

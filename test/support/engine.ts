@@ -12,6 +12,8 @@ import { LABELS } from '../../src/docker/runtimeBackend';
 import { newSecret } from '../../src/lib/secrets';
 import { DEFAULT_RUNTIME_IMAGE, type RuntimeSettings } from '../../src/runtime/runtimeSettings';
 import { SseParser } from './sseParser';
+
+export { eventually } from './eventually';
 import { createHarness, RealTimeClock, STRONG_PASSWORD, type Harness, type HarnessOptions } from './harness';
 
 export const SOCKET = process.env.CLAWLOOPS_DOCKER_SOCKET ?? '/var/run/docker.sock';
@@ -98,22 +100,6 @@ export function withDiagnostics(instance: () => string, logs: () => string, body
       throw err;
     }
   };
-}
-
-/** Polls until `check` returns a value that is not undefined, or fails with the last seen value. */
-export async function eventually<T>(check: () => Promise<T | undefined> | T | undefined, what: string, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const value = await check();
-      if (value !== undefined) return value;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
 }
 
 /** Runs a command in a container and returns its exit code and output. */

@@ -12,10 +12,12 @@ export interface UpstreamBehaviour {
   failStatus: number | null;
   /** Wait this long before answering. */
   delayMs: number;
-  /** Streamed answers: send this many content chunks, then cut the connection without [DONE]. */
+  /** Streamed answers: send this many content chunks, then cut the connection without [DONE]; others: cut after half the body. */
   failAfterChunks: number | null;
   /** Streamed answers: content chunks before the final ones. */
   chunks: number;
+  /** Streamed answers: send this many content chunks, then go silent with the connection open. */
+  stallAfterChunks: number | null;
 }
 
 export interface TestModelUpstream {
@@ -30,7 +32,7 @@ export interface TestModelUpstream {
 
 export async function startTestModelUpstream(answer: string, model = 'test-model'): Promise<TestModelUpstream> {
   const requests: TestModelUpstream['requests'] = [];
-  const behaviour: UpstreamBehaviour = { failStatus: null, delayMs: 0, failAfterChunks: null, chunks: 1 };
+  const behaviour: UpstreamBehaviour = { failStatus: null, delayMs: 0, failAfterChunks: null, chunks: 1, stallAfterChunks: null };
   const state = { aborted: 0 };
   const server = http.createServer((req, res) => {
     const chunks: Buffer[] = [];
@@ -51,7 +53,7 @@ export async function startTestModelUpstream(answer: string, model = 'test-model
         res.end(JSON.stringify({ object: 'list', data: [{ id: model, object: 'model', owned_by: 'test' }] }));
         return;
       }
-      if (req.method !== 'POST' || !(path.endsWith('/chat/completions') || path.endsWith('/embeddings'))) {
+      if (req.method !== 'POST' || !['/chat/completions', '/embeddings', '/responses'].some((endpoint) => path.endsWith(endpoint))) {
         res.statusCode = 404;
         res.end(JSON.stringify({ error: { message: `no route ${req.method} ${path}`, type: 'not_found' } }));
         return;
@@ -72,6 +74,10 @@ export async function startTestModelUpstream(answer: string, model = 'test-model
         res.end(JSON.stringify({ object: 'list', model, data: [{ object: 'embedding', index: 0, embedding }], usage: { prompt_tokens: 5, total_tokens: 5 } }));
         return;
       }
+      if (path.endsWith('/responses')) {
+        respondAsResponsesApi(res, body, answer, model);
+        return;
+      }
       const usage = { prompt_tokens: 11, completion_tokens: 3, total_tokens: 14 };
       const id = `chatcmpl-${requests.length}`;
       const created = Math.floor(Date.now() / 1000);
@@ -84,6 +90,7 @@ export async function startTestModelUpstream(answer: string, model = 'test-model
             setTimeout(() => res.destroy(), 50);
             return;
           }
+          if (behaviour.stallAfterChunks !== null && i >= behaviour.stallAfterChunks) return;
           send({ id, object: 'chat.completion.chunk', created, model, choices: [{ index: 0, delta: { role: 'assistant', content: answer }, finish_reason: null }] });
         }
         send({ id, object: 'chat.completion.chunk', created, model, choices: [{ index: 0, delta: {}, finish_reason: 'stop' }] });
@@ -93,9 +100,15 @@ export async function startTestModelUpstream(answer: string, model = 'test-model
         return;
       }
       res.setHeader('content-type', 'application/json');
-      res.end(
-        JSON.stringify({ id, object: 'chat.completion', created, model, choices: [{ index: 0, message: { role: 'assistant', content: answer }, finish_reason: 'stop' }], usage }),
-      );
+      const completion = JSON.stringify({ id, object: 'chat.completion', created, model, choices: [{ index: 0, message: { role: 'assistant', content: answer }, finish_reason: 'stop' }], usage });
+      if (behaviour.failAfterChunks !== null) {
+        // Half an answer, then the connection is cut.
+        res.setHeader('content-length', String(completion.length));
+        res.write(completion.slice(0, completion.length >> 1));
+        setTimeout(() => res.destroy(), 50);
+        return;
+      }
+      res.end(completion);
     };
   });
   await new Promise<void>((resolve) => server.listen(0, '0.0.0.0', resolve));
@@ -112,4 +125,30 @@ export async function startTestModelUpstream(answer: string, model = 'test-model
         server.close(() => resolve());
       }),
   };
+}
+
+/** OpenAI's Responses API (`POST /responses`), which LiteLLM also serves: usage as input/output tokens. */
+function respondAsResponsesApi(res: http.ServerResponse, body: Record<string, unknown>, answer: string, model: string): void {
+  const usage = { input_tokens: 7, output_tokens: 2, total_tokens: 9 };
+  const message = { type: 'message', id: 'msg_1', status: 'completed', role: 'assistant', content: [{ type: 'output_text', text: answer, annotations: [] }] };
+  const response = (status: string, done: boolean) => ({
+    id: 'resp_1',
+    object: 'response',
+    created_at: Math.floor(Date.now() / 1000),
+    status,
+    model,
+    output: done ? [message] : [],
+    usage: done ? usage : null,
+  });
+  if (!body.stream) {
+    res.setHeader('content-type', 'application/json');
+    res.end(JSON.stringify(response('completed', true)));
+    return;
+  }
+  res.setHeader('content-type', 'text/event-stream');
+  const send = (type: string, data: Record<string, unknown>) => res.write(`event: ${type}\ndata: ${JSON.stringify({ type, ...data })}\n\n`);
+  send('response.created', { response: response('in_progress', false), sequence_number: 0 });
+  send('response.output_text.delta', { item_id: 'msg_1', output_index: 0, content_index: 0, delta: answer, sequence_number: 1 });
+  send('response.completed', { response: response('completed', true), sequence_number: 2 });
+  res.end();
 }

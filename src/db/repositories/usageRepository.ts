@@ -1,6 +1,6 @@
 import type { Db } from '../database';
 
-export type UsageStatus = 'ok' | 'upstream_error' | 'aborted' | 'unreachable';
+export type UsageStatus = 'ok' | 'upstream_error' | 'aborted' | 'unreachable' | 'timeout';
 
 export interface UsageRecord {
   at: number;

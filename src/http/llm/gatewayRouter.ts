@@ -1,5 +1,5 @@
 import type { IncomingMessage } from 'node:http';
-import { pipeline } from 'node:stream/promises';
+import { finished, pipeline } from 'node:stream/promises';
 import express, { Router, type ErrorRequestHandler, type Request, type Response } from 'express';
 import type { UsageStatus } from '../../db/repositories/usageRepository';
 import type { Clock } from '../../lib/clock';
@@ -158,16 +158,24 @@ function estimateTokens(body: Buffer, parsed: Record<string, unknown>): number {
 async function relay(r: Relay): Promise<void> {
   const started = r.clock.now();
   const controller = abortOnClose(r.res);
+  const deadline = r.gateway.deadline();
+  const timeoutMessage = `The model service did not finish answering within ${deadline.describe} (CLAWLOOPS_LLM_TIMEOUT).`;
   let status: UsageStatus = 'ok';
   let httpStatus: number | null = null;
   let usage: TokenUsage | null = null;
   try {
     let upstream: IncomingMessage;
     try {
-      upstream = await r.gateway.forward({ method: 'POST', path: r.endpoint, body: r.body, signal: controller.signal });
+      upstream = await r.gateway.forward({ method: 'POST', path: r.endpoint, body: r.body, signal: controller.signal, deadline: deadline.signal });
     } catch (err) {
-      status = controller.signal.aborted ? 'aborted' : 'unreachable';
-      openAiError(r.res, 502, 'api_error', 'upstream_unreachable', `The model service could not be reached: ${(err as Error).message}`);
+      if (controller.signal.aborted) status = 'aborted';
+      else if (deadline.signal.aborted) {
+        status = 'timeout';
+        openAiError(r.res, 504, 'api_error', 'upstream_timeout', timeoutMessage);
+      } else {
+        status = 'unreachable';
+        openAiError(r.res, 502, 'api_error', 'upstream_unreachable', `The model service could not be reached: ${(err as Error).message}`);
+      }
       return;
     }
     httpStatus = upstream.statusCode ?? 502;
@@ -191,9 +199,12 @@ async function relay(r: Relay): Promise<void> {
       } catch (err) {
         if (controller.signal.aborted || r.res.destroyed) status = 'aborted';
         else {
-          status = 'upstream_error';
+          status = deadline.signal.aborted ? 'timeout' : 'upstream_error';
+          const error = deadline.signal.aborted
+            ? { message: timeoutMessage, type: 'api_error', code: 'upstream_timeout' }
+            : { message: `The model service failed mid-answer: ${(err as Error).message}`, type: 'api_error', code: 'upstream_failed' };
           // The client's stream ends with an error event it can show, not a silent cut.
-          if (!r.res.writableEnded) r.res.end(`data: ${JSON.stringify({ error: { message: `The model service failed mid-answer: ${(err as Error).message}`, type: 'api_error', code: 'upstream_failed' } })}\n\n`);
+          if (!r.res.writableEnded) r.res.end(`data: ${JSON.stringify({ error })}\n\n`);
         }
       }
       usage = tap.usage;
@@ -205,10 +216,16 @@ async function relay(r: Relay): Promise<void> {
       size += chunk.length;
       if (size <= METERED_BODY_LIMIT) chunks.push(chunk);
     });
+    // Not a pipeline: an upstream failure must be told apart from a client that left, and a
+    // pipeline would destroy the client's response (and so look like the client left).
+    upstream.pipe(r.res);
     try {
-      await pipeline(upstream, r.res);
+      await finished(upstream);
     } catch {
-      status = controller.signal.aborted || r.res.destroyed ? 'aborted' : 'upstream_error';
+      if (controller.signal.aborted) status = 'aborted';
+      else status = deadline.signal.aborted ? 'timeout' : 'upstream_error';
+      // Headers went out with the upstream's status: all that is left is to cut the answer short.
+      r.res.destroy();
       return;
     }
     if (size <= METERED_BODY_LIMIT) {
