@@ -30,10 +30,11 @@
  *       client notes each chunk's arrival: per-chunk delay = arrival − send, p50/p99 per path, and
  *       what the gateway adds. Buffering would show as several chunks per socket read and a delay
  *       of at least one gap; both are reported
- *   part 3, the ledger (one INSERT into llm_usage per call, autocommit, WAL, synchronous=NORMAL)
+ *   part 3, the ledger (one llm_usage row per call; the gateway queues rows and writes the queue in
+ *   one transaction at the end of each event-loop turn; WAL, synchronous=NORMAL)
  *   and the rest of the control plane's work per request:
  *     - in-process, main thread, batches of calls: the ledger write exactly as the gateway makes it
- *       (UsageRepository.append on the platform's own database) and the same INSERT as a prepared
+ *       (UsageRepository.appendAll of one row: the idle case) and the same INSERT as a prepared
  *       statement, next to the other per-request pieces (key hash, key lookup, limiter, body JSON,
  *       the request log line); its share of the gateway's control-plane CPU per request would be
  *       the throughput it costs when the control plane is the bottleneck, but a hot loop keeps
@@ -42,13 +43,12 @@
  *       limit off it keeps none): empty, as long as in part 1's runs on average (read from the
  *       platform's own limiter), and a minute at part 1's rate
  *     - measured directly, which decides the target (≤ 10 % fewer req/s): gateway throughput with
- *       the ledger vs with UsageRepository.append replaced by a no-op in this process (rounds
+ *       the ledger vs with UsageRepository.appendAll replaced by a no-op in this process (rounds
  *       alternating; ledger rows per request shown, 0.00 proving the switch), and the
  *       control-plane CPU per request the row adds in the request path
  *
- * The limiter's list: ModelLimiter.admit keeps every admitted call of the last minute in a
- * per-user array and copies it on each call, limits on or off, so a gateway call costs more the
- * more calls the last minute saw, and the list only drains a minute later. To keep each figure
+ * The limiter's list: with a per-minute limit, ModelLimiter.admit keeps up to that many start
+ * times per user (none with the limit off). To keep each figure
  * independent of the parts before it, the bench empties the platform limiter's list for the
  * member before each measurement (the instance is caught by wrapping ModelLimiter.prototype.admit
  * for one call; nothing in src/ changes) and shows its length at the start and end of each
@@ -969,14 +969,14 @@ async function ledgerPart(s: Setup, part1: Part1): Promise<void> {
   const rowsBefore = s.ledgerRows();
   const partWindow = Number.isNaN(part1.meanWindow) ? 0 : Math.round(part1.meanWindow);
   const minuteWindow = Math.round(part1.gatewayRate * 60);
-  const ledgerRow = perCall(() => usage.append({ ...record, at: Date.now() }));
+  const ledgerRow = perCall(() => usage.appendAll([{ ...record, at: Date.now() }]));
   const preparedRow = perCall(() => rawInsert.run(Date.now(), userId, MEMBER, runtimeId, MICRO_MODEL, PROMPT_TOKENS));
   const limiterEmpty = limiterAt(limiter, userId, 0);
   const limiterPart1 = limiterAt(limiter, userId, partWindow);
   const limiterMinute = limiterAt(limiter, userId, minuteWindow);
   // [name, µs per call, counted in the sum of what part 1's gateway requests did]
   const pieces: [string, PerCall, boolean][] = [
-    ['ledger row: UsageRepository.append, as the gateway calls it (cached statement, autocommit)', ledgerRow, true],
+    ['ledger row: UsageRepository.appendAll of one row (a transaction per row: the most an idle gateway pays)', ledgerRow, true],
     ['ledger row: the same INSERT, a prepared statement run directly', preparedRow, false],
     ['key: hashSecret (SHA-256 of the bearer key)', perCall(() => hashSecret(key)), true],
     ['key: RuntimeRepository.findByModelKeyHash (indexed SELECT, join users)', perCall(() => runtimes.findByModelKeyHash(keyHash)), true],
@@ -1007,18 +1007,17 @@ async function ledgerPart(s: Setup, part1: Part1): Promise<void> {
       `Where the gateway's ${usFmt(part1.gatewayCpuUs)} per request went in part 1: ${usFmt(part1.relayCpuUs)} any Node hop (HTTP parse, upstream request, pipe back), ${usFmt(measuredPieces)} the pieces`,
       `marked above (ledger in a hot loop, key, limiter at part 1's mean list length, body JSON, log line), ${usFmt(rest)} the rest (Express: the app's middleware ahead of`,
       '/llm/v1, the router, body-parser; request id and child logger; response headers; AbortSignal.any + timeout per upstream call; the stream',
-      'pipeline; garbage collection). ModelLimiter.admit keeps every call of the last minute in a per-user array and copies it (Array.filter) on',
-      'each call, even with every limit at 0: its cost grows with the request rate.',
+      'pipeline; garbage collection).',
     ].join('\n'),
   );
 
   // Measured directly: the same gateway with the ledger write replaced by a no-op in this process.
-  const original = Object.getOwnPropertyDescriptor(UsageRepository.prototype, 'append')!;
-  const on = () => Object.defineProperty(UsageRepository.prototype, 'append', original);
-  const off = () => Object.defineProperty(UsageRepository.prototype, 'append', { ...original, value: () => undefined });
+  const original = Object.getOwnPropertyDescriptor(UsageRepository.prototype, 'appendAll')!;
+  const on = () => Object.defineProperty(UsageRepository.prototype, 'appendAll', original);
+  const off = () => Object.defineProperty(UsageRepository.prototype, 'appendAll', { ...original, value: () => undefined });
   const t = targets(s, COMPLETION_BODY)[1]!;
   const rows: LoadRow[] = [
-    { name: 'gateway, ledger off (UsageRepository.append a no-op here)  [baseline]', target: t, runs: [], before: off, gateway: true },
+    { name: 'gateway, ledger off (UsageRepository.appendAll a no-op here)  [baseline]', target: t, runs: [], before: off, gateway: true },
     { name: 'gateway, ledger on (the product)', target: t, runs: [], before: on, gateway: true },
   ];
   try {
@@ -1042,7 +1041,7 @@ async function ledgerPart(s: Setup, part1: Part1): Promise<void> {
     ].join('\n'),
   );
   s.summary.push(
-    `ledger (target: ≤ 10 % fewer req/s): measured directly ${rps(rateOf(withLedger))} req/s with the ledger vs ${rps(rateOf(without))} with UsageRepository.append a no-op = ${(cut * 100).toFixed(1)} % fewer (${verdict(cut <= 0.1)}; rounds ${withLedger.runs.map((r) => rps(r.requests / r.seconds)).join('/')} vs ${without.runs.map((r) => rps(r.requests / r.seconds)).join('/')}); in the request path the row costs ${usFmt(inSitu)} of control-plane CPU (${cpuPerRequest(withLedger).toFixed(0)} vs ${cpuPerRequest(without).toFixed(0)} µs/request = ${pct(inSitu, cpuPerRequest(withLedger))}); the INSERT alone in a hot loop ${usFmt(appendUs)} CPU (wall p50 ${usFmt(median(ledgerRow.wall))}; ${usFmt(preparedRow.cpu)} as a bare prepared statement) = ${(share * 100).toFixed(1)} % of part 1's ${usFmt(part1.gatewayCpuUs)}/request (${verdict(share <= 0.1)} by that lower bound)`,
+    `ledger (target: ≤ 10 % fewer req/s): measured directly ${rps(rateOf(withLedger))} req/s with the ledger vs ${rps(rateOf(without))} with UsageRepository.appendAll a no-op = ${(cut * 100).toFixed(1)} % fewer (${verdict(cut <= 0.1)}; rounds ${withLedger.runs.map((r) => rps(r.requests / r.seconds)).join('/')} vs ${without.runs.map((r) => rps(r.requests / r.seconds)).join('/')}); in the request path the row costs ${usFmt(inSitu)} of control-plane CPU (${cpuPerRequest(withLedger).toFixed(0)} vs ${cpuPerRequest(without).toFixed(0)} µs/request = ${pct(inSitu, cpuPerRequest(withLedger))}); the INSERT alone in a hot loop ${usFmt(appendUs)} CPU (wall p50 ${usFmt(median(ledgerRow.wall))}; ${usFmt(preparedRow.cpu)} as a bare prepared statement) = ${(share * 100).toFixed(1)} % of part 1's ${usFmt(part1.gatewayCpuUs)}/request (${verdict(share <= 0.1)} by that lower bound)`,
     `limiter: admit + settle ${usFmt(median(limiterEmpty.wall))} (wall p50) with an empty per-minute list, ${usFmt(median(limiterPart1.wall))} at ${partWindow} entries (part 1's runs, mean), ${usFmt(median(limiterMinute.wall))} at ${minuteWindow} (a minute at ${rps(part1.gatewayRate)} req/s)`,
   );
 }
@@ -1069,8 +1068,11 @@ async function main(): Promise<void> {
     const scriptDir = fs.mkdtempSync(path.join(os.tmpdir(), 'clawloops-bench-wrk-'));
     closers.push(() => fs.rmSync(scriptDir, { recursive: true, force: true }));
     const load: Setup['load'] = clientKind === 'wrk' ? wrkLoader(scriptDir) : (target, connections, seconds) => client.run<LoadResult>({ kind: 'load', target, connections, seconds });
-    const count = gateway.platform.db.prepare('SELECT COUNT(*) AS n FROM llm_usage');
-    const s: Setup = { gateway, upstream, relayPort: relay.port, client, load, ledgerRows: () => (count.get() as { n: number }).n, summary: [] };
+    const { platform } = gateway;
+    const count = platform.db.prepare('SELECT COUNT(*) AS n FROM llm_usage');
+    // Rows still queued for this event-loop turn's transaction count too.
+    const ledgerRows = () => (platform.ledger.flush(), (count.get() as { n: number }).n);
+    const s: Setup = { gateway, upstream, relayPort: relay.port, client, load, ledgerRows, summary: [] };
     console.log(
       [
         `control plane: buildPlatform (src/platform.ts) on this process's main thread, log level ${LOG_LEVEL}${LOG_LEVEL === 'info' ? ' (the product default: one line per request)' : ''}, model limits off; upstream: a node:http child process; database: SQLite (WAL) in ${gateway.dataDir}`,

@@ -45,6 +45,7 @@ import { WorkspaceFileHosts } from './files/fileHosts';
 import type { FilesSettings } from './files/filesSettings';
 import { WorkspaceFiles } from './files/workspaceFiles';
 import { UsageRepository } from './db/repositories/usageRepository';
+import { UsageLedger } from './llm/usageLedger';
 import type { LlmSettings } from './llm/llmSettings';
 import { ModelGateway } from './llm/modelGateway';
 import { ModelLimiter } from './llm/modelLimits';
@@ -79,6 +80,8 @@ export interface Platform {
   runtimeHub: RuntimeEventHub;
   watcher: RuntimeWatcher;
   streams: EventStreams;
+  /** The model usage ledger (its queue is written at the end of each event-loop turn). */
+  ledger: UsageLedger;
   workspaceSessions: WorkspaceSessionService;
   files: WorkspaceFiles;
   fileHosts: WorkspaceFileHosts;
@@ -189,13 +192,13 @@ export function buildPlatform(config: AppConfig, logger: Logger, overrides: Plat
     onActivity: (userId) => runtimes.touchUser(userId),
   });
   const llmSettings: LlmSettings = { ...config.llm, ...overrides.llm };
-  const usageRepo = new UsageRepository(db);
-  const limiter = new ModelLimiter({ defaults: llmSettings.limits, overrides: new LimitsRepository(db), usage: usageRepo, clock });
+  const ledger = new UsageLedger(new UsageRepository(db), logger.child({ component: 'llm' }));
+  const limiter = new ModelLimiter({ defaults: llmSettings.limits, overrides: new LimitsRepository(db), usage: ledger, clock });
   const catalog = new ModelCatalog({ repository: new ModelRepository(db), runtime: runtimeSettings, audit, transact, clock });
   const gateway = new ModelGateway({
     catalog,
     runtimes: runtimeRepo,
-    usage: usageRepo,
+    usage: ledger,
     limiter,
     clock,
     settings: llmSettings,
@@ -233,10 +236,14 @@ export function buildPlatform(config: AppConfig, logger: Logger, overrides: Plat
     runtimeHub,
     watcher,
     streams,
+    ledger,
     close: () => {
       app.closeWorkspaceSockets();
       watcher.close();
-      if (db.open) db.close();
+      if (db.open) {
+        ledger.flush();
+        db.close();
+      }
     },
   };
 }

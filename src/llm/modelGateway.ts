@@ -1,7 +1,7 @@
 import http from 'node:http';
 import https from 'node:https';
 import type { RuntimeRepository } from '../db/repositories/runtimeRepository';
-import type { UsageRecord, UsageRepository, UsageTotals } from '../db/repositories/usageRepository';
+import type { UsageRecord, UsageTotals } from '../db/repositories/usageRepository';
 import type { Clock } from '../lib/clock';
 import { formatDuration } from '../lib/duration';
 import { hashSecret } from '../lib/secrets';
@@ -9,6 +9,7 @@ import type { LlmSettings, ModelLimits } from './llmSettings';
 import type { Admission, ModelLimiter } from './modelLimits';
 import type { ModelCatalog } from './modelCatalog';
 import type { TokenUsage } from './sseUsage';
+import type { UsageLedger } from './usageLedger';
 
 /** Who is calling: the runtime a key was made for, and its owner. */
 export interface GatewayCaller {
@@ -50,7 +51,7 @@ export class ModelGateway {
   constructor(
     private readonly deps: {
       runtimes: RuntimeRepository;
-      usage: UsageRepository;
+      usage: UsageLedger;
       clock: Clock;
       settings: LlmSettings;
       onActivity: (runtimeId: string) => void;

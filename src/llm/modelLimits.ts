@@ -1,5 +1,5 @@
 import type { LimitOverrides, LimitsRepository } from '../db/repositories/limitsRepository';
-import type { UsageRepository } from '../db/repositories/usageRepository';
+import type { UsageLedger } from './usageLedger';
 import type { Clock } from '../lib/clock';
 import type { ModelLimits } from './llmSettings';
 
@@ -38,13 +38,24 @@ export class ModelLimiter {
   private readonly recent = new Map<string, number[]>();
   private readonly running = new Map<string, { count: number; reserved: number; reservedCost: number }>();
   private readonly monthly = new Map<string, { start: number; tokens: number; cost: number }>();
+  // Every model call reads its caller's overrides, and only this class writes them (setOverrides).
+  private readonly overridesCache = new Map<string, LimitOverrides | null>();
 
   constructor(
-    private readonly deps: { defaults: ModelLimits; overrides: LimitsRepository; usage: UsageRepository; clock: Clock },
+    private readonly deps: { defaults: ModelLimits; overrides: LimitsRepository; usage: Pick<UsageLedger, 'totals'>; clock: Clock },
   ) {}
 
+  private storedOverrides(userId: string): LimitOverrides | null {
+    let overrides = this.overridesCache.get(userId);
+    if (overrides === undefined) {
+      overrides = this.deps.overrides.find(userId);
+      this.overridesCache.set(userId, overrides);
+    }
+    return overrides;
+  }
+
   effective(userId: string): ModelLimits {
-    const overrides = this.deps.overrides.find(userId);
+    const overrides = this.storedOverrides(userId);
     const pick = (key: keyof ModelLimits) => overrides?.[key] ?? this.deps.defaults[key];
     return {
       requestsPerMinute: pick('requestsPerMinute'),
@@ -55,7 +66,7 @@ export class ModelLimiter {
   }
 
   overrides(userId: string): LimitOverrides {
-    return this.deps.overrides.find(userId) ?? { requestsPerMinute: null, concurrentRequests: null, monthlyTokens: null, monthlyCostMicrodollars: null };
+    return this.storedOverrides(userId) ?? { requestsPerMinute: null, concurrentRequests: null, monthlyTokens: null, monthlyCostMicrodollars: null };
   }
 
   get defaults(): ModelLimits {
@@ -83,6 +94,7 @@ export class ModelLimiter {
   /** An administrator's change of one user's overrides (null: back to the default). */
   setOverrides(userId: string, overrides: LimitOverrides): void {
     this.deps.overrides.save(userId, overrides, this.deps.clock.now());
+    this.overridesCache.delete(userId);
   }
 
   admit(userId: string, estimatedTokens: number, estimatedCost: number): Admission {

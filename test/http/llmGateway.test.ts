@@ -332,9 +332,8 @@ describe('the model catalog', () => {
     expect((await member.client.get('/api/v1/runtime')).body.configStale).toBe(true);
     await openai(key).chat.completions.create({ model: 'house-model', messages: [{ role: 'user', content: 'hi' }] });
     expect(upstream.requests.at(-1)?.body.model).toBe(MODEL);
-    const row = h.platform.db.prepare('SELECT model, cost_microdollars FROM llm_usage ORDER BY id DESC LIMIT 1').get();
     // 11 prompt tokens at $1/M and 3 completion tokens at $2/M.
-    expect(row).toEqual({ model: 'house-model', cost_microdollars: 17 });
+    expect(ledger().at(-1)).toMatchObject({ model: 'house-model', cost_microdollars: 17 });
     await expect(openai(key).chat.completions.create({ model: MODEL, messages: [] })).rejects.toBeInstanceOf(OpenAI.NotFoundError);
 
     // The admin sees which runtimes still run the old list, and restarts them in one call.

@@ -186,4 +186,8 @@ export interface UsageRow {
   cost_microdollars: number;
 }
 
-export const usageRows = (h: Pick<Harness, 'platform'>): UsageRow[] => h.platform.db.prepare('SELECT * FROM llm_usage ORDER BY id').all() as UsageRow[];
+/** The ledger as a report would read it: rows queued in this event-loop turn included. */
+export const usageRows = (h: Pick<Harness, 'platform'>): UsageRow[] => {
+  h.platform.ledger.flush();
+  return h.platform.db.prepare('SELECT * FROM llm_usage ORDER BY id').all() as UsageRow[];
+};

@@ -210,6 +210,9 @@ async function relay(r: Relay): Promise<void> {
       usage = tap.usage;
       return;
     }
+    // A known length spares the client the chunked framing (and the response a second write).
+    const length = upstream.headers['content-length'];
+    if (length !== undefined) r.res.setHeader('Content-Length', length);
     const chunks: Buffer[] = [];
     let size = 0;
     upstream.on('data', (chunk: Buffer) => {

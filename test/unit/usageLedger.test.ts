@@ -1,0 +1,80 @@
+/**
+ * The usage ledger's write path: rows of one event-loop turn land in one transaction, reads see
+ * every finished call, and a failing write is reported without breaking the caller.
+ */
+import { Writable } from 'node:stream';
+import { openMemoryDatabase, type Db } from '../../src/db/database';
+import { migrate } from '../../src/db/migrations';
+import { UsageRepository, type UsageRecord } from '../../src/db/repositories/usageRepository';
+import { UsageLedger } from '../../src/llm/usageLedger';
+import { createLogger } from '../../src/lib/logger';
+
+let db: Db;
+let repository: UsageRepository;
+let logged: string[];
+let ledger: UsageLedger;
+
+const row = (at: number, promptTokens = 10): UsageRecord => ({
+  at,
+  userId: 'u1',
+  username: 'alice',
+  runtimeId: null,
+  endpoint: 'chat/completions',
+  model: 'm',
+  streamed: false,
+  status: 'ok',
+  httpStatus: 200,
+  promptTokens,
+  completionTokens: 2,
+  costMicrodollars: 5,
+  latencyMs: 1,
+});
+const count = () => (db.prepare('SELECT COUNT(*) AS n FROM llm_usage').get() as { n: number }).n;
+const nextTurn = () => new Promise((resolve) => setImmediate(resolve));
+
+beforeEach(() => {
+  db = openMemoryDatabase();
+  migrate(db);
+  repository = new UsageRepository(db);
+  logged = [];
+  ledger = new UsageLedger(repository, createLogger('info', new Writable({ write: (chunk, _enc, done) => (logged.push(String(chunk)), done()) })));
+});
+afterEach(() => db.close());
+
+test('the rows of one event-loop turn are written together, in one transaction, after it', async () => {
+  const appendAll = jest.spyOn(repository, 'appendAll');
+  for (let i = 0; i < 5; i++) ledger.append(row(1000 + i));
+  expect(count()).toBe(0);
+  await nextTurn();
+  expect(count()).toBe(5);
+  expect(appendAll).toHaveBeenCalledTimes(1);
+  ledger.append(row(2000));
+  await nextTurn();
+  expect(appendAll).toHaveBeenCalledTimes(2);
+});
+
+test('reads see every call that ended, even before the turn is over', () => {
+  ledger.append(row(1000, 10));
+  ledger.append(row(1001, 20));
+  expect(ledger.totals('u1', 0, 10_000)).toEqual({ requests: 2, promptTokens: 30, completionTokens: 4, costMicrodollars: 10 });
+  expect(ledger.perModel('u1', 0, 10_000)).toEqual([expect.objectContaining({ model: 'm', requests: 2 })]);
+});
+
+test('a failing write is logged with the number of rows lost and does not throw', async () => {
+  jest.spyOn(repository, 'appendAll').mockImplementation(() => {
+    throw new Error('database or disk is full');
+  });
+  ledger.append(row(1000));
+  ledger.append(row(1001));
+  await nextTurn();
+  expect(() => ledger.flush()).not.toThrow();
+  expect(logged.join('')).toMatch(/"rows":2.*not recorded/);
+});
+
+test('a row that violates the schema rolls back the whole batch: no half-written batch', () => {
+  ledger.append(row(1000));
+  ledger.append({ ...row(1001), userId: null as unknown as string });
+  ledger.flush();
+  expect(count()).toBe(0);
+  expect(logged.join('')).toMatch(/"rows":2/);
+});
