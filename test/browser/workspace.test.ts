@@ -12,7 +12,7 @@ import path from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import type TestAgent from 'supertest/lib/agent';
 import { engineHarness, eventually, newInstanceId, sweep, withDiagnostics, OPENCLAW_SETTINGS, type EngineHarness } from '../support/engine';
-import { STRONG_PASSWORD } from '../support/harness';
+import { STRONG_PASSWORD, usageRows } from '../support/harness';
 import { freePort } from '../support/hostClient';
 import { startTestModelUpstream, type TestModelUpstream } from '../support/testModelUpstream';
 
@@ -47,10 +47,11 @@ beforeAll(async () => {
     webRoot: path.resolve(__dirname, '../../web/static'),
     runtimeSettings: {
       ...OPENCLAW_SETTINGS,
-      // Until the platform's model gateway exists, the runtime's provider is the test upstream itself.
-      modelGatewayUrl: `http://host.docker.internal:${upstream.port}/v1`,
+      // The runtime calls the platform's model gateway (the server listens on all interfaces), which calls the test upstream.
+      modelGatewayUrl: `http://host.docker.internal:${port}/llm/v1`,
       models: ['test-model'],
     },
+    llm: { upstreamUrl: `http://127.0.0.1:${upstream.port}/v1`, upstreamKey: 'sk-upstream-browser-test' },
   });
   server = http.createServer(h.platform.app);
   server.on('upgrade', h.platform.upgrade);
@@ -113,6 +114,9 @@ it('the owner goes from their workspace address to the platform sign-in and back
   await page.getByText(ANSWER).first().waitFor({ timeout: 60_000 });
   await page.screenshot({ path: path.join(shots, '3-chat-answered.png') });
   expect(JSON.stringify(upstream.requests[0]?.body)).toContain('Hello from the ClawLoops browser test');
+  // It went through the gateway: the upstream saw the platform's key, and alice's ledger has the call.
+  expect(upstream.requests[0]?.authorization).toBe('Bearer sk-upstream-browser-test');
+  expect(usageRows(h).filter((row) => row.username === 'alice' && row.status === 'ok').length).toBeGreaterThanOrEqual(1);
   process.stdout.write(`console errors: ${consoleErrors.length ? consoleErrors.join(' | ').slice(0, 500) : 'none'}\nfailed responses: ${failed.join(' | ') || 'none'}\n`);
   // Every request reached OpenClaw: the router itself failed none (the avatar 502 and icon 404 are OpenClaw's own answers offline).
   expect(h.logs.text).not.toContain('workspace proxy error');
