@@ -49,17 +49,11 @@ RUN npm ci --ignore-scripts \
  && npm rebuild better-sqlite3 \
  && node -e "require('better-sqlite3')(':memory:').prepare('select 1').get()"
 
-# The server: tsc -p tsconfig.build.json -> dist/
+# The server (tsc -p tsconfig.build.json -> dist/) and the web console (Vite -> web/dist/).
 COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
-RUN npm run build
-
-# The web UI: static files served as they are from web/static today.
 COPY web ./web
-# WEB BUILD: when the web UI gets its Vite build, copy its config here and run it, e.g.
-#   COPY vite.config.ts index.html ./
-#   RUN npm run build:web
-# and copy only its output (not the sources) into the runtime stage below.
+RUN npm run build
 
 # Only production dependencies go into the runtime stage. Of better-sqlite3's native build
 # only the addon itself is needed (objects, static library and the SQLite sources are ~13 MB).
@@ -90,7 +84,7 @@ WORKDIR /app
 COPY --from=build /app/package.json ./package.json
 COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
-COPY --from=build /app/web ./web
+COPY --from=build /app/web/dist ./web/dist
 
 USER node
 EXPOSE 8080

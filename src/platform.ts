@@ -216,7 +216,7 @@ export function buildPlatform(config: AppConfig, logger: Logger, overrides: Plat
       trustProxy: config.trustProxy,
       jsonBodyLimitBytes: config.jsonBodyLimitBytes,
       llmBodyLimitBytes: llmSettings.bodyLimitBytes,
-      webRoot: overrides.webRoot === undefined ? path.resolve(__dirname, '..', 'web', 'static') : overrides.webRoot,
+      webRoot: overrides.webRoot === undefined ? path.resolve(__dirname, '..', 'web', 'dist') : overrides.webRoot,
     },
     { logger, clock, readiness, sessions, auth, setup, invitations, users, audit, runtimes, runtimeHub, streams, settings, workspaceSessions, gatekeeper, addresses, files, gateway, limiter, catalog },
   );

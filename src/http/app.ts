@@ -160,6 +160,13 @@ export function createApp(config: HttpConfig, services: HttpServices): HttpApp {
 
   if (config.webRoot && fs.existsSync(path.join(config.webRoot, 'index.html'))) {
     const webRoot = config.webRoot;
+    // Vite names every asset by its content hash: those never change and may be cached for good.
+    app.use(
+      '/assets',
+      express.static(path.join(webRoot, 'assets'), { index: false, immutable: true, maxAge: '365d' }),
+      // An asset of an older build is a 404, never the page (a browser would run HTML as a script).
+      notFoundHandler,
+    );
     app.use(express.static(webRoot, { index: false, maxAge: '1h' }));
     // Client-side routes (/setup, /invite/…, /login) all load the single-page app.
     app.get(/^\/(?!api\/|_clawloops\/|healthz$|readyz$).*/, (_req, res) => {

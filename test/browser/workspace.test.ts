@@ -44,7 +44,7 @@ beforeAll(async () => {
   h = engineHarness({
     instance,
     env: { CLAWLOOPS_PUBLIC_URL: `http://localhost:${port}`, CLAWLOOPS_DOMAIN: 'localhost' },
-    webRoot: path.resolve(__dirname, '../../web/static'),
+    webRoot: path.resolve(__dirname, '../../web/dist'),
     runtimeSettings: {
       ...OPENCLAW_SETTINGS,
       // The runtime calls the platform's model gateway (the server listens on all interfaces), which calls the test upstream.

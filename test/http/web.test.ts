@@ -1,4 +1,10 @@
+/**
+ * How the control plane serves the web console (web/dist, built by Vite): the page at every
+ * client-side route with a strict CSP, hashed assets cached for good, and API misses kept JSON.
+ * A small stand-in build keeps this test independent of the console's own build.
+ */
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import supertest from 'supertest';
 import { loadConfig } from '../../src/config';
@@ -8,29 +14,41 @@ import { FakeDockerEngine, fastHasher, tempDataDir } from '../support/harness';
 
 let platform: Platform;
 const dataDir = tempDataDir();
+const webRoot = fs.mkdtempSync(path.join(os.tmpdir(), 'clawloops-web-'));
 beforeAll(() => {
+  fs.mkdirSync(path.join(webRoot, 'assets'));
+  fs.writeFileSync(path.join(webRoot, 'index.html'), '<!doctype html><script type="module" src="/assets/index-abc123.js"></script>');
+  fs.writeFileSync(path.join(webRoot, 'assets', 'index-abc123.js'), 'console.log(1)');
+  fs.writeFileSync(path.join(webRoot, 'favicon.svg'), '<svg/>');
   const config = loadConfig({ CLAWLOOPS_DATA_DIR: dataDir, CLAWLOOPS_LOG_LEVEL: 'silent' });
-  platform = buildPlatform(config, createLogger('silent'), {
-    hasher: fastHasher,
-    docker: new FakeDockerEngine(),
-    webRoot: path.resolve(__dirname, '../../web/static'),
-  });
+  platform = buildPlatform(config, createLogger('silent'), { hasher: fastHasher, docker: new FakeDockerEngine(), webRoot });
 });
 afterAll(() => {
   platform.close();
   fs.rmSync(dataDir, { recursive: true, force: true });
+  fs.rmSync(webRoot, { recursive: true, force: true });
 });
 
-test.each(['/', '/setup?token=abc', '/invite/some-secret', '/login'])('the page loads at %s with a strict CSP', async (url) => {
+test.each(['/', '/setup?token=abc', '/invite/some-secret', '/login', '/files', '/admin/users'])('the page loads at %s with a strict CSP and no caching', async (url) => {
   const res = await supertest(platform.app).get(url);
   expect(res.status).toBe(200);
   expect(res.headers['content-type']).toMatch(/text\/html/);
   expect(res.headers['content-security-policy']).toMatch(/default-src 'self'.*frame-ancestors 'none'/);
-  expect(res.text).toContain('<script src="/app.js"');
+  expect(res.headers['cache-control']).toBe('no-cache');
+  expect(res.text).toContain('/assets/index-abc123.js');
 });
 
-test('static assets are served and API misses stay JSON 404s', async () => {
-  expect((await supertest(platform.app).get('/app.js')).status).toBe(200);
+test('hashed assets are cached for good; a missing asset is a 404, not the page', async () => {
+  const asset = await supertest(platform.app).get('/assets/index-abc123.js');
+  expect(asset.status).toBe(200);
+  expect(asset.headers['cache-control']).toBe('public, max-age=31536000, immutable');
+  const missing = await supertest(platform.app).get('/assets/index-old999.js');
+  expect(missing.status).toBe(404);
+  expect(missing.headers['content-type']).not.toMatch(/text\/html/);
+  expect((await supertest(platform.app).get('/favicon.svg')).status).toBe(200);
+});
+
+test('API misses stay JSON 404s and probes answer', async () => {
   const api = await supertest(platform.app).get('/api/v1/unknown');
   expect(api.status).toBe(404);
   expect(api.body.error.code).toBe('NOT_FOUND');

@@ -532,12 +532,13 @@ describe('the control plane image (Dockerfile)', () => {
     const mustExist = [
       '/app/dist/main.js',
       '/app/package.json',
-      '/app/web/static/index.html',
+      '/app/web/dist/index.html',
       '/app/node_modules/better-sqlite3/build/Release/better_sqlite3.node',
       ...production,
     ];
     const mustNotExist = [
       '/app/src',
+      '/app/web/src',
       '/app/test',
       '/app/bench',
       '/app/scripts',

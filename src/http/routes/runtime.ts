@@ -124,6 +124,12 @@ function runtimeEndpoints(deps: RuntimeRouteDeps, userIdOf: (req: Request) => st
     );
   });
 
+  // One-shot memory and CPU of the running container (null when it is not running).
+  router.get('/stats', async (req, res) => {
+    const runtimeId = manager.runtimeIdForUser(userIdOf(req));
+    res.json({ stats: runtimeId ? await manager.stats(runtimeId) : null });
+  });
+
   router.get('/events', (req, res) => {
     streamRuntimeEvents(deps, req, res, userIdOf(req));
   });

@@ -1,0 +1,66 @@
+import type { ReactNode } from 'react';
+import { LANGUAGES, useI18n, type Language } from '../i18n/i18n';
+import { Link, useLocation } from './router';
+import { useSession } from './session';
+
+export function LanguageSwitch() {
+  const { language, setLanguage, t } = useI18n();
+  return (
+    <label className="language">
+      <span className="visually-hidden">{t('nav.language')}</span>
+      <select value={language} onChange={(e) => setLanguage(e.target.value as Language)} aria-label={t('nav.language')}>
+        {LANGUAGES.map((l) => (
+          <option key={l.id} value={l.id}>
+            {l.label}
+          </option>
+        ))}
+      </select>
+    </label>
+  );
+}
+
+/** The signed-in frame: navigation, language, who is signed in, and the page. */
+export function Shell({ children }: { children: ReactNode }) {
+  const { t } = useI18n();
+  const { user, signOut } = useSession();
+  const { pathname } = useLocation();
+  const items: { to: string; label: string }[] = [
+    { to: '/', label: t('nav.home') },
+    { to: '/files', label: t('nav.files') },
+    { to: '/usage', label: t('nav.usage') },
+    { to: '/account', label: t('nav.account') },
+    ...(user.role === 'admin' ? [{ to: '/admin', label: t('nav.admin') }] : []),
+  ];
+  const current = (to: string) => (to === '/' ? pathname === '/' : pathname === to || pathname.startsWith(`${to}/`));
+  return (
+    <div className="shell">
+      <a className="skip-link" href="#main">
+        {t('nav.skip')}
+      </a>
+      <header className="topbar">
+        <Link to="/" className="brand">
+          ClawLoops
+        </Link>
+        <nav aria-label={t('nav.main')} className="mainnav">
+          {items.map((item) => (
+            <Link key={item.to} to={item.to} aria-current={current(item.to) ? 'page' : undefined}>
+              {item.label}
+            </Link>
+          ))}
+        </nav>
+        <div className="topbar-end">
+          <LanguageSwitch />
+          <span className="whoami" title={user.username}>
+            {user.displayName || user.username}
+          </span>
+          <button type="button" className="button button-ghost" onClick={() => void signOut()}>
+            {t('nav.signOut')}
+          </button>
+        </div>
+      </header>
+      <main id="main" className="page" tabIndex={-1}>
+        {children}
+      </main>
+    </div>
+  );
+}

@@ -1,0 +1,257 @@
+import { useCallback, useEffect, useReducer, useRef, useState } from 'react';
+import { api } from '../api/client';
+import type { ContainerStats, LogLine, OperationView, RuntimeView, StartedOperation } from '../api/types';
+import { useSession } from '../app/session';
+import { useI18n, type Translate } from '../i18n/i18n';
+import type { MessageKey } from '../i18n/en';
+import { formatBytes, formatDateTime, share } from '../lib/format';
+import { allowedActions, applyRuntimeEvent, INITIAL_STATUS, type RuntimeAction, type RuntimeEvent } from '../lib/runtimeEvents';
+import { useEventSource } from '../ui/useEventSource';
+import { Button, Card, ErrorNote, Notice, ProgressBar } from '../ui/ui';
+
+const STATE_KEYS: Record<RuntimeView['state'], MessageKey> = {
+  absent: 'runtime.state.absent',
+  creating: 'runtime.state.creating',
+  starting: 'runtime.state.starting',
+  running: 'runtime.state.running',
+  unhealthy: 'runtime.state.unhealthy',
+  stopping: 'runtime.state.stopping',
+  stopped: 'runtime.state.stopped',
+  failed: 'runtime.state.failed',
+};
+
+export function stateLabel(t: Translate, state: RuntimeView['state']): string {
+  return t(STATE_KEYS[state]);
+}
+
+/** What the progress bar says: the step's message, bytes while pulling, the queue position while waiting. */
+export function operationText(t: Translate, op: OperationView, locale: string): string {
+  if (op.status === 'failed') return op.error?.message ?? op.message;
+  if (op.status === 'queued' && op.queuePosition !== null) return t('runtime.queued', { ahead: op.queuePosition });
+  if (op.bytesTotal) return `${op.message} (${formatBytes(op.bytesDone ?? 0, locale)} / ${formatBytes(op.bytesTotal, locale)})`;
+  return op.message;
+}
+
+/**
+ * The runtime of one user as a card: its state, the actions allowed now, live progress from the
+ * event stream, and the way into the workspace. Used on the home page and by admins per user.
+ */
+export function RuntimeCard({ base, showOpen }: { base: string; showOpen: boolean }) {
+  const { t, locale } = useI18n();
+  const [status, dispatch] = useReducer(applyRuntimeEvent, INITIAL_STATUS);
+  const [actionError, setActionError] = useState<unknown>(null);
+  const [pending, setPending] = useState<RuntimeAction | null>(null);
+  const stream = useEventSource(`${base}/events`, {
+    state: (data) => dispatch({ type: 'state', runtime: data as RuntimeView } satisfies RuntimeEvent),
+    progress: (data) => dispatch({ type: 'progress', operation: data as OperationView } satisfies RuntimeEvent),
+  });
+  const { runtime, operation } = status;
+  const allowed = allowedActions(runtime, operation);
+
+  const act = async (action: RuntimeAction) => {
+    setPending(action);
+    setActionError(null);
+    try {
+      const result = await api.post<StartedOperation>(`${base.replace(/^\/api\/v1/, '')}/${action}`);
+      dispatch({ type: 'state', runtime: result.runtime });
+      if (result.operation) dispatch({ type: 'progress', operation: result.operation });
+    } catch (err) {
+      setActionError(err);
+    } finally {
+      setPending(null);
+    }
+  };
+
+  const running = runtime?.state === 'running';
+  const inFlight = operation && (operation.status === 'queued' || operation.status === 'running');
+  return (
+    <Card
+      className="runtime-card"
+      title={t('runtime.title')}
+      actions={runtime && <span className={`badge badge-${runtime.state}`}>{stateLabel(t, runtime.state)}</span>}
+    >
+      {!runtime && <p role="status">{stream === 'reconnecting' ? t('runtime.reconnecting') : t('common.loading')}</p>}
+      {runtime && (
+        <>
+          {runtime.state === 'absent' && <p>{t('runtime.absentHelp')}</p>}
+          {runtime.state === 'stopped' && <p>{t('runtime.stoppedHelp')}</p>}
+          {runtime.state === 'failed' && (runtime.lastError || runtime.stateReason) && (
+            <p className="error-note" role="alert">
+              {t('runtime.failedBecause', { reason: runtime.lastError?.message ?? runtime.stateReason ?? '' })}
+            </p>
+          )}
+          {operation && (
+            <div className="operation" aria-live="polite">
+              <div className="operation-line">
+                <span>{operationText(t, operation, locale)}</span>
+                {operation.status !== 'failed' && <span>{Math.round(operation.percent)}%</span>}
+              </div>
+              <ProgressBar value={operation.status === 'failed' ? 1 : share(operation.percent, 100)} label={t('runtime.progress')} />
+            </div>
+          )}
+          {(runtime.configStale || runtime.outdatedImage) && running && !inFlight && <Notice tone="warning">{t('runtime.staleHelp')}</Notice>}
+          <div className="actions">
+            {showOpen && (
+              <a
+                className={`button button-primary${running ? '' : ' is-disabled'}`}
+                href="/_clawloops/open"
+                target="_blank"
+                rel="noopener"
+                aria-disabled={!running}
+                onClick={(e) => {
+                  if (!running) e.preventDefault();
+                }}
+              >
+                {t('runtime.open')}
+              </a>
+            )}
+            <Button variant={showOpen ? 'secondary' : 'primary'} disabled={!allowed.has('start')} busy={pending === 'start'} onClick={() => void act('start')}>
+              {t('runtime.start')}
+            </Button>
+            <Button disabled={!allowed.has('stop')} busy={pending === 'stop'} onClick={() => void act('stop')}>
+              {t('runtime.stop')}
+            </Button>
+            <Button disabled={!allowed.has('restart')} busy={pending === 'restart'} onClick={() => void act('restart')}>
+              {t('runtime.restart')}
+            </Button>
+          </div>
+          <ErrorNote error={actionError} />
+          <dl className="facts">
+            <dt>{t('runtime.image')}</dt>
+            <dd>{runtime.image ?? runtime.configuredImage}</dd>
+            <dt>{t('runtime.startedAt')}</dt>
+            <dd>{formatDateTime(runtime.startedAt, locale)}</dd>
+            <dt>{t('runtime.limits')}</dt>
+            <dd>{t('runtime.limitsValue', { memory: formatBytes(runtime.limits.memoryBytes, locale), cpus: runtime.limits.cpus })}</dd>
+          </dl>
+          {running && <RuntimeStats base={base} />}
+        </>
+      )}
+    </Card>
+  );
+}
+
+function RuntimeStats({ base }: { base: string }) {
+  const { t, locale } = useI18n();
+  const [stats, setStats] = useState<ContainerStats | null>(null);
+  useEffect(() => {
+    let stopped = false;
+    const load = async () => {
+      try {
+        const result = await api.get<{ stats: ContainerStats | null }>(`${base.replace(/^\/api\/v1/, '')}/stats`);
+        if (!stopped) setStats(result.stats);
+      } catch {
+        // Figures are a nicety: a failed read keeps the last ones.
+      }
+    };
+    void load();
+    const timer = setInterval(() => void load(), 10_000);
+    return () => {
+      stopped = true;
+      clearInterval(timer);
+    };
+  }, [base]);
+  if (!stats) return null;
+  return (
+    <div className="stats">
+      <div>
+        <span>{t('runtime.memory', { used: formatBytes(stats.memoryBytes, locale), limit: formatBytes(stats.memoryLimitBytes, locale) })}</span>
+        <ProgressBar value={share(stats.memoryBytes, stats.memoryLimitBytes)} label={t('runtime.memoryLabel')} />
+      </div>
+      <div>
+        <span>{t('runtime.cpu', { percent: stats.cpuPercent.toFixed(1) })}</span>
+      </div>
+    </div>
+  );
+}
+
+const MAX_LOG_LINES = 2000;
+
+/** The runtime's log: the last lines, then new ones as they come while following. stderr is marked. */
+export function LogViewer({ base }: { base: string }) {
+  const { t } = useI18n();
+  const [follow, setFollow] = useState(true);
+  const [generation, setGeneration] = useState(0);
+  return (
+    <Card
+      title={t('logs.title')}
+      actions={
+        <>
+          <label className="checkbox">
+            <input type="checkbox" checked={follow} onChange={(e) => setFollow(e.target.checked)} /> {t('logs.follow')}
+          </label>
+          <Button variant="ghost" onClick={() => setGeneration((g) => g + 1)}>
+            {t('logs.reload')}
+          </Button>
+        </>
+      }
+    >
+      {/* A new key reopens the stream from the tail. */}
+      <LogStream key={`${generation}:${follow}`} url={`${base}/logs?tail=200&follow=${follow ? 1 : 0}`} follow={follow} />
+    </Card>
+  );
+}
+
+function LogStream({ url, follow }: { url: string; follow: boolean }) {
+  const { t } = useI18n();
+  const [lines, setLines] = useState<LogLine[]>([]);
+  const [ended, setEnded] = useState<string | null>(null);
+  const box = useRef<HTMLPreElement>(null);
+  const pending = useRef<LogLine[]>([]);
+  const frame = useRef<number | null>(null);
+
+  // Lines arrive in bursts: batch them into one render per animation frame.
+  const flush = useCallback(() => {
+    frame.current = null;
+    const batch = pending.current;
+    pending.current = [];
+    setLines((old) => {
+      const next = old.concat(batch);
+      return next.length > MAX_LOG_LINES ? next.slice(next.length - MAX_LOG_LINES) : next;
+    });
+  }, []);
+  useEffect(
+    () => () => {
+      if (frame.current !== null) cancelAnimationFrame(frame.current);
+    },
+    [],
+  );
+  useEventSource(url, {
+    log: (data) => {
+      pending.current.push(data as LogLine);
+      if (frame.current === null) frame.current = requestAnimationFrame(flush);
+    },
+    end: (data) => setEnded((data as { reason?: string }).reason ?? ''),
+    error: (data) => setEnded((data as { message?: string }).message ?? ''),
+  });
+  useEffect(() => {
+    if (follow && box.current) box.current.scrollTop = box.current.scrollHeight;
+  }, [lines, follow]);
+  return (
+    <>
+      <pre className="logs" ref={box} tabIndex={0} aria-label={t('logs.title')}>
+        {lines.length === 0 && <span className="muted">{t('logs.empty')}</span>}
+        {lines.map((line, i) => (
+          <span key={i} className={line.stream === 'stderr' ? 'log-stderr' : undefined}>
+            {line.stream === 'stderr' && <span className="visually-hidden">{t('logs.stderr')} </span>}
+            {line.line}
+            {'\n'}
+          </span>
+        ))}
+      </pre>
+      {ended !== null && <p className="muted">{t('logs.ended', { reason: ended })}</p>}
+    </>
+  );
+}
+
+export function HomePage() {
+  const { t } = useI18n();
+  const { user } = useSession();
+  return (
+    <div id="home" className="stack">
+      <h1>{t('home.greeting', { name: user.displayName || user.username })}</h1>
+      <RuntimeCard base="/api/v1/runtime" showOpen />
+      <LogViewer base="/api/v1/runtime" />
+    </div>
+  );
+}

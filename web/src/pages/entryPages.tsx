@@ -1,0 +1,134 @@
+import type { ReactNode } from 'react';
+import { api } from '../api/client';
+import type { Invitation } from '../api/types';
+import { LanguageSwitch } from '../app/Shell';
+import { useI18n } from '../i18n/i18n';
+import { formatDateTime } from '../lib/format';
+import { useResource } from '../ui/useResource';
+import { AsyncForm, ErrorNote, Field, Notice } from '../ui/ui';
+
+/** The frame of the pages shown before signing in. */
+function EntryFrame({ title, children }: { title: string; children: ReactNode }) {
+  return (
+    <main className="entry">
+      <div className="entry-top">
+        <span className="brand">ClawLoops</span>
+        <LanguageSwitch />
+      </div>
+      <section className="card entry-card">
+        <h1>{title}</h1>
+        {children}
+      </section>
+    </main>
+  );
+}
+
+export function SetupPage({ token, onDone }: { token: string; onDone: () => Promise<void> }) {
+  const { t } = useI18n();
+  return (
+    <EntryFrame title={t('setup.title')}>
+      <p>{t('setup.intro')}</p>
+      <AsyncForm
+        id="setup"
+        submitLabel={t('setup.submit')}
+        onSubmit={async (v) => {
+          await api.post('/setup', { token: v.token, username: v.username, password: v.password, ...(v.displayName ? { displayName: v.displayName } : {}) });
+          await onDone();
+        }}
+      >
+        <Field label={t('setup.token')} name="token" defaultValue={token} required autoComplete="off" hint={t('setup.tokenHint')} />
+        <Field label={t('field.username')} name="username" required autoComplete="username" />
+        <Field label={t('field.displayName')} name="displayName" autoComplete="name" />
+        <Field label={t('field.newPassword')} name="password" type="password" required minLength={10} autoComplete="new-password" hint={t('field.passwordHint')} />
+      </AsyncForm>
+    </EntryFrame>
+  );
+}
+
+export function LoginPage({ notice, onSignedIn }: { notice: string | null; onSignedIn: () => Promise<void> }) {
+  const { t } = useI18n();
+  return (
+    <EntryFrame title={t('login.title')}>
+      {notice && <Notice tone="warning">{notice}</Notice>}
+      <AsyncForm
+        id="login"
+        submitLabel={t('login.submit')}
+        onSubmit={async (v) => {
+          await api.post('/auth/login', { username: v.username, password: v.password });
+          await onSignedIn();
+        }}
+      >
+        <Field label={t('field.username')} name="username" required autoComplete="username" autoFocus />
+        <Field label={t('field.password')} name="password" type="password" required autoComplete="current-password" />
+      </AsyncForm>
+    </EntryFrame>
+  );
+}
+
+export function InvitePage({ secret, onAccepted }: { secret: string; onAccepted: () => Promise<void> }) {
+  const { t, locale } = useI18n();
+  const invitation = useResource((signal) => api.get<{ invitation: Invitation }>(`/invitations/${encodeURIComponent(secret)}`, { signal }), secret);
+  return (
+    <EntryFrame title={t('invite.title')}>
+      {invitation.loading && !invitation.data && <p role="status">{t('common.loading')}</p>}
+      <ErrorNote error={invitation.error} />
+      {invitation.data && (
+        <>
+          <p>{t('invite.intro', { role: t(invitation.data.invitation.role === 'admin' ? 'role.admin' : 'role.member'), expires: formatDateTime(invitation.data.invitation.expiresAt, locale) })}</p>
+          <AsyncForm
+            id="invite"
+            submitLabel={t('invite.submit')}
+            onSubmit={async (v) => {
+              await api.post(`/invitations/${encodeURIComponent(secret)}/accept`, {
+                ...(invitation.data?.invitation.username ? {} : { username: v.username }),
+                password: v.password,
+                ...(v.displayName ? { displayName: v.displayName } : {}),
+              });
+              await onAccepted();
+            }}
+          >
+            <Field
+              label={t('field.username')}
+              name="username"
+              required
+              autoComplete="username"
+              defaultValue={invitation.data.invitation.username ?? ''}
+              readOnly={invitation.data.invitation.username !== null}
+            />
+            <Field label={t('field.displayName')} name="displayName" autoComplete="name" />
+            <Field label={t('field.newPassword')} name="password" type="password" required minLength={10} autoComplete="new-password" hint={t('field.passwordHint')} />
+          </AsyncForm>
+        </>
+      )}
+    </EntryFrame>
+  );
+}
+
+export function PasswordChangePage({ onDone }: { onDone: () => Promise<void> }) {
+  const { t } = useI18n();
+  return (
+    <EntryFrame title={t('password.forcedTitle')}>
+      <Notice tone="warning">{t('password.forcedIntro')}</Notice>
+      <PasswordForm onDone={onDone} />
+    </EntryFrame>
+  );
+}
+
+export function PasswordForm({ onDone }: { onDone: () => Promise<void> }) {
+  const { t } = useI18n();
+  return (
+    <AsyncForm
+      id="password"
+      submitLabel={t('password.submit')}
+      onSubmit={async (v) => {
+        if (v.newPassword !== v.repeat) throw new Error(t('password.mismatch'));
+        await api.post('/account/password', { currentPassword: v.currentPassword, newPassword: v.newPassword });
+        await onDone();
+      }}
+    >
+      <Field label={t('field.currentPassword')} name="currentPassword" type="password" required autoComplete="current-password" />
+      <Field label={t('field.newPassword')} name="newPassword" type="password" required minLength={10} autoComplete="new-password" hint={t('field.passwordHint')} />
+      <Field label={t('field.repeatPassword')} name="repeat" type="password" required minLength={10} autoComplete="new-password" />
+    </AsyncForm>
+  );
+}
