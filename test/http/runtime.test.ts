@@ -214,19 +214,19 @@ describe('idle stop as an admin setting', () => {
     harness();
     backend.images.add(IMAGE);
     const { client } = await h.setupAdmin();
-    expect((await client.get('/api/v1/admin/settings')).body).toEqual({ idleStopMinutes: 0 });
+    expect((await client.get('/api/v1/admin/settings')).body).toMatchObject({ idleStopMinutes: 0, image: IMAGE });
 
     const res = await client.post('/api/v1/runtime/start');
     await h.platform.runtimes.settled(res.body.runtime.id);
     const patched = await client.patch('/api/v1/admin/settings').send({ idleStopMinutes: 45 });
     expect(patched.status).toBe(200);
-    expect(patched.body).toEqual({ idleStopMinutes: 45 });
+    expect(patched.body).toMatchObject({ idleStopMinutes: 45 });
     h.clock.advance(46 * 60_000);
     expect(h.platform.runtimes.stopIdle()).toBe(1);
     await h.platform.runtimes.settled(res.body.runtime.id);
 
     const audit = (await client.get('/api/v1/admin/audit?action=settings.update')).body.items;
-    expect(audit[0].detail).toEqual({ before: { idleStopMinutes: 0 }, after: { idleStopMinutes: 45 } });
+    expect(audit[0].detail).toMatchObject({ before: { idleStopMinutes: 0 }, after: { idleStopMinutes: 45 } });
 
     // A restart of the control plane keeps the stored value over the environment's default.
     const dataDir = h.dataDir;
@@ -235,14 +235,37 @@ describe('idle stop as an admin setting', () => {
     try {
       const admin = again.client();
       await admin.post('/api/v1/auth/login').send({ username: 'admin', password: 'correct horse battery staple' });
-      expect((await admin.get('/api/v1/admin/settings')).body).toEqual({ idleStopMinutes: 45 });
+      expect((await admin.get('/api/v1/admin/settings')).body).toMatchObject({ idleStopMinutes: 45 });
       expect(again.platform.runtimes.settings.idleStopMs).toBe(45 * 60_000);
     } finally {
       again.close();
     }
   });
 
+  test('the runtime image and resource limits: running runtimes are marked until restarted, then run the new ones', async () => {
+    harness();
+    const NEXT = 'ghcr.io/openclaw/openclaw:2026.10.1';
+    backend.images.add(IMAGE);
+    backend.images.add(NEXT);
+    const { client } = await h.setupAdmin();
+    const started = await client.post('/api/v1/runtime/start');
+    await h.platform.runtimes.settled(started.body.runtime.id);
+    const patched = await client.patch('/api/v1/admin/settings').send({ image: NEXT, memoryMiB: 3072, cpus: 1.5, pidsLimit: 256 });
+    expect(patched.body).toEqual({ idleStopMinutes: 0, image: NEXT, memoryMiB: 3072, cpus: 1.5, pidsLimit: 256 });
+    expect((await client.get('/api/v1/runtime')).body).toMatchObject({ state: 'running', outdatedImage: true, configStale: true });
+    const restarted = await client.post('/api/v1/runtime/restart');
+    await h.platform.runtimes.settled(restarted.body.runtime.id);
+    expect((await client.get('/api/v1/runtime')).body).toMatchObject({ state: 'running', outdatedImage: false, configStale: false, image: NEXT, limits: { memoryBytes: 3072 * 1024 ** 2, cpus: 1.5, pidsLimit: 256 } });
+    const running = [...backend.containers.values()].find((c) => c.status === 'running');
+    expect(running?.spec).toMatchObject({ image: NEXT, memoryBytes: 3072 * 1024 ** 2, nanoCpus: 1.5e9, pidsLimit: 256 });
+  });
+
   test.each<[unknown, string]>([
+    [{ image: 'ghcr.io/openclaw/openclaw@sha256:abc' }, 'pinned by tag'],
+    [{ image: 'Not An Image' }, 'image'],
+    [{ memoryMiB: 128 }, 'memoryMiB'],
+    [{ cpus: 0 }, 'cpus'],
+    [{ pidsLimit: 10 }, 'pidsLimit'],
     [{ idleStopMinutes: -1 }, 'idleStopMinutes'],
     [{ idleStopMinutes: 1.5 }, 'whole number'],
     [{ idleStopMinutes: 7 * 24 * 60 + 1 }, 'idleStopMinutes'],
