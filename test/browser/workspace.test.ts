@@ -9,7 +9,8 @@ import fs from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
+import { launchChromium } from '../support/browser';
 import type TestAgent from 'supertest/lib/agent';
 import { engineHarness, eventually, newInstanceId, sweep, withDiagnostics, OPENCLAW_SETTINGS, type EngineHarness } from '../support/engine';
 import { STRONG_PASSWORD, usageRows } from '../support/harness';
@@ -18,7 +19,6 @@ import { startTestModelUpstream, type TestModelUpstream } from '../support/testM
 
 jest.setTimeout(240_000);
 
-const CHROMIUM = '/usr/bin/chromium';
 const ANSWER = `The answer from the test model ${Math.random().toString(36).slice(2, 8)}`;
 const instance = newInstanceId();
 const shots = fs.mkdtempSync(path.join(os.tmpdir(), 'clawloops-browser-'));
@@ -38,7 +38,6 @@ async function signInThroughPlatform(page: Page, username: string): Promise<void
 }
 
 beforeAll(async () => {
-  if (!fs.existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: scripts/test.sh installs Debian's chromium (scripts/ensure-chromium.sh)`);
   upstream = await startTestModelUpstream(ANSWER);
   port = await freePort();
   h = engineHarness({
@@ -62,10 +61,7 @@ beforeAll(async () => {
   await h.createMember(admin, 'bob');
   const start = await alice.post('/api/v1/runtime/start');
   await h.platform.runtimes.settled(start.body.runtime.id);
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--no-first-run', '--disable-quic', '--disable-sync'],
-  });
+  browser = await launchChromium();
 });
 
 afterAll(async () => {

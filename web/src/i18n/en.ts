@@ -80,6 +80,7 @@ export const coreEn = {
   'logs.follow': 'Follow',
   'logs.reload': 'Reload',
   'logs.empty': 'No log lines yet.',
+  'logs.unavailable': 'No log yet: the workspace has not run since it was created.',
   'logs.stderr': '(error output)',
   'logs.ended': 'The log stream ended: {reason}',
   'usage.title': 'Model usage',

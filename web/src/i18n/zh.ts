@@ -80,6 +80,7 @@ const coreZh: Record<keyof typeof coreEn, string> = {
   'logs.follow': '跟随',
   'logs.reload': '重新加载',
   'logs.empty': '暂无日志。',
+  'logs.unavailable': '暂无日志：工作区创建后尚未运行过。',
   'logs.stderr': '（错误输出）',
   'logs.ended': '日志流已结束：{reason}',
   'usage.title': '模型用量',

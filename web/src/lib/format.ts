@@ -24,8 +24,9 @@ export function formatNumber(value: number, locale = 'en'): string {
 /** US dollars from microdollars, with cents (or finer for tiny amounts). */
 export function formatUsd(microdollars: number, locale = 'en'): string {
   const dollars = microdollars / 1e6;
-  const digits = dollars !== 0 && Math.abs(dollars) < 0.01 ? 4 : 2;
-  return dollars.toLocaleString(locale, { style: 'currency', currency: 'USD', minimumFractionDigits: digits, maximumFractionDigits: digits });
+  // A single call often costs a fraction of a cent: show it rather than $0.00.
+  if (dollars !== 0 && Math.abs(dollars) < 0.01) return dollars.toLocaleString(locale, { style: 'currency', currency: 'USD', maximumSignificantDigits: 2 });
+  return dollars.toLocaleString(locale, { style: 'currency', currency: 'USD', minimumFractionDigits: 2, maximumFractionDigits: 2 });
 }
 
 export function formatDateTime(iso: string | null | undefined, locale = 'en'): string {

@@ -20,7 +20,7 @@ const isFinished = (op: OperationView) => op.status === 'succeeded' || op.status
 export function applyRuntimeEvent(status: RuntimeStatus, event: RuntimeEvent): RuntimeStatus {
   if (event.type === 'state') {
     const inFlight = event.runtime.operation;
-    if (inFlight) return { runtime: event.runtime, operation: newer(status.operation, inFlight) };
+    if (inFlight && inFlight.status !== 'succeeded') return { runtime: event.runtime, operation: newer(status.operation, inFlight) };
     // No operation in flight: keep a failed one on screen (its error is the reason), drop a finished success.
     const keep = status.operation && status.operation.status === 'failed' ? status.operation : null;
     return { runtime: event.runtime, operation: keep };
@@ -28,8 +28,10 @@ export function applyRuntimeEvent(status: RuntimeStatus, event: RuntimeEvent): R
   const op = event.operation;
   // A late progress event of an older operation must not replace a newer one.
   if (status.operation && status.operation.id !== op.id && Date.parse(status.operation.startedAt) > Date.parse(op.startedAt)) return status;
-  if (status.operation && status.operation.id === op.id && isFinished(status.operation) && !isFinished(op)) return status;
-  return { ...status, operation: op.status === 'succeeded' ? null : op };
+  // The same operation reaches the page twice (the action's answer and the stream): keep the furthest.
+  const next = status.operation?.id === op.id ? newer(status.operation, op) : op;
+  if (next === status.operation) return status;
+  return { ...status, operation: next.status === 'succeeded' ? null : next };
 }
 
 function newer(current: OperationView | null, incoming: OperationView): OperationView {

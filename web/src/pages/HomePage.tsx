@@ -36,7 +36,7 @@ export function operationText(t: Translate, op: OperationView, locale: string): 
  * The runtime of one user as a card: its state, the actions allowed now, live progress from the
  * event stream, and the way into the workspace. Used on the home page and by admins per user.
  */
-export function RuntimeCard({ base, showOpen }: { base: string; showOpen: boolean }) {
+export function RuntimeCard({ base, showOpen, onRuntimeChange }: { base: string; showOpen: boolean; onRuntimeChange?: (runtime: RuntimeView) => void }) {
   const { t, locale } = useI18n();
   const [status, dispatch] = useReducer(applyRuntimeEvent, INITIAL_STATUS);
   const [actionError, setActionError] = useState<unknown>(null);
@@ -47,6 +47,9 @@ export function RuntimeCard({ base, showOpen }: { base: string; showOpen: boolea
   });
   const { runtime, operation } = status;
   const allowed = allowedActions(runtime, operation);
+  useEffect(() => {
+    if (runtime) onRuntimeChange?.(runtime);
+  }, [runtime, onRuntimeChange]);
 
   const act = async (action: RuntimeAction) => {
     setPending(action);
@@ -167,7 +170,10 @@ function RuntimeStats({ base }: { base: string }) {
 
 const MAX_LOG_LINES = 2000;
 
-/** The runtime's log: the last lines, then new ones as they come while following. stderr is marked. */
+/**
+ * The runtime's log: the last lines, then new ones as they come while following. stderr is marked.
+ * Give it a `key` that changes when the container starts (its startedAt) to follow the new one.
+ */
 export function LogViewer({ base }: { base: string }) {
   const { t } = useI18n();
   const [follow, setFollow] = useState(true);
@@ -216,7 +222,7 @@ function LogStream({ url, follow }: { url: string; follow: boolean }) {
     },
     [],
   );
-  useEventSource(url, {
+  const stream = useEventSource(url, {
     log: (data) => {
       pending.current.push(data as LogLine);
       if (frame.current === null) frame.current = requestAnimationFrame(flush);
@@ -230,7 +236,7 @@ function LogStream({ url, follow }: { url: string; follow: boolean }) {
   return (
     <>
       <pre className="logs" ref={box} tabIndex={0} aria-label={t('logs.title')}>
-        {lines.length === 0 && <span className="muted">{t('logs.empty')}</span>}
+        {lines.length === 0 && <span className="muted">{stream === 'closed' && ended === null ? t('logs.unavailable') : t('logs.empty')}</span>}
         {lines.map((line, i) => (
           <span key={i} className={line.stream === 'stderr' ? 'log-stderr' : undefined}>
             {line.stream === 'stderr' && <span className="visually-hidden">{t('logs.stderr')} </span>}
@@ -247,11 +253,13 @@ function LogStream({ url, follow }: { url: string; follow: boolean }) {
 export function HomePage() {
   const { t } = useI18n();
   const { user } = useSession();
+  const [startedAt, setStartedAt] = useState<string | null>(null);
+  const onRuntimeChange = useCallback((runtime: RuntimeView) => setStartedAt(runtime.startedAt), []);
   return (
     <div id="home" className="stack">
       <h1>{t('home.greeting', { name: user.displayName || user.username })}</h1>
-      <RuntimeCard base="/api/v1/runtime" showOpen />
-      <LogViewer base="/api/v1/runtime" />
+      <RuntimeCard base="/api/v1/runtime" showOpen onRuntimeChange={onRuntimeChange} />
+      <LogViewer key={startedAt ?? 'never'} base="/api/v1/runtime" />
     </div>
   );
 }
