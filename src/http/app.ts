@@ -20,6 +20,7 @@ import { errorHandler, notFoundHandler } from './errorHandling';
 import type { EventStreams } from './sse';
 import { loadSession, requireAuth } from './middleware/authentication';
 import { requireJsonBody, requirePlatformOrigin } from './middleware/originCheck';
+import { precompressedAssets } from './middleware/precompressedAssets';
 import { requestContext, securityHeaders } from './middleware/requestContext';
 import { accountRouter } from './routes/account';
 import { adminRouter } from './routes/admin';
@@ -163,6 +164,7 @@ export function createApp(config: HttpConfig, services: HttpServices): HttpApp {
     // Vite names every asset by its content hash: those never change and may be cached for good.
     app.use(
       '/assets',
+      precompressedAssets(path.join(webRoot, 'assets')),
       express.static(path.join(webRoot, 'assets'), { index: false, immutable: true, maxAge: '365d' }),
       // An asset of an older build is a 404, never the page (a browser would run HTML as a script).
       notFoundHandler,

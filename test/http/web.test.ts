@@ -6,6 +6,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import zlib from 'node:zlib';
 import supertest from 'supertest';
 import { loadConfig } from '../../src/config';
 import { createLogger } from '../../src/lib/logger';
@@ -19,6 +20,7 @@ beforeAll(() => {
   fs.mkdirSync(path.join(webRoot, 'assets'));
   fs.writeFileSync(path.join(webRoot, 'index.html'), '<!doctype html><script type="module" src="/assets/index-abc123.js"></script>');
   fs.writeFileSync(path.join(webRoot, 'assets', 'index-abc123.js'), 'console.log(1)');
+  fs.writeFileSync(path.join(webRoot, 'assets', 'index-abc123.js.gz'), zlib.gzipSync('console.log(1)'));
   fs.writeFileSync(path.join(webRoot, 'favicon.svg'), '<svg/>');
   const config = loadConfig({ CLAWLOOPS_DATA_DIR: dataDir, CLAWLOOPS_LOG_LEVEL: 'silent' });
   platform = buildPlatform(config, createLogger('silent'), { hasher: fastHasher, docker: new FakeDockerEngine(), webRoot });
@@ -46,6 +48,19 @@ test('hashed assets are cached for good; a missing asset is a 404, not the page'
   expect(missing.status).toBe(404);
   expect(missing.headers['content-type']).not.toMatch(/text\/html/);
   expect((await supertest(platform.app).get('/favicon.svg')).status).toBe(200);
+});
+
+test('browsers that accept gzip get the build\'s precompressed file; others the plain one', async () => {
+  // supertest unzips the body for us: the bytes were gzip on the wire.
+  const gzipped = await supertest(platform.app).get('/assets/index-abc123.js').set('Accept-Encoding', 'gzip, deflate, br');
+  expect(gzipped.headers['content-encoding']).toBe('gzip');
+  expect(gzipped.headers['content-type']).toBe('text/javascript; charset=utf-8');
+  expect(gzipped.headers.vary).toBe('Accept-Encoding');
+  expect(gzipped.headers['cache-control']).toBe('public, max-age=31536000, immutable');
+  expect(gzipped.text).toBe('console.log(1)');
+  const plain = await supertest(platform.app).get('/assets/index-abc123.js').set('Accept-Encoding', 'identity');
+  expect(plain.headers['content-encoding']).toBeUndefined();
+  expect(plain.text).toBe('console.log(1)');
 });
 
 test('API misses stay JSON 404s and probes answer', async () => {
