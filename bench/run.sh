@@ -18,19 +18,23 @@
 #                                     upstream directly (latency, req/s at 32 connections, time to
 #                                     first token, per-chunk delay of a 1,000-chunk stream), and
 #                                     the ledger's share of the control plane's CPU per request
+#   bash bench/run.sh web            7. the web console in chromium, ~1 minute: first-load bytes and
+#                                     time until usable, and a 200-file folder drop on the Files
+#                                     page (longest main-thread task, vs Node straight to the API)
 # Knobs: BENCH_ITERATIONS (15), BENCH_CONCURRENT (20), BENCH_BURSTS (3), BENCH_PROFILE_ITERATIONS (8),
 # OPENCLAW_ITERATIONS (5), CLAWLOOPS_RUNTIME_MAX_PARALLEL (unset: the product default, 4);
 # routing: BENCH_SAMPLES (2000), BENCH_CONNECTIONS (16), BENCH_DURATION (4), BENCH_ROUNDS (3),
 # BENCH_WS_MESSAGES (2000), BENCH_CLIENT (wrk|node), BENCH_LOG_LEVEL (info); files: BENCH_FILE_MIB (1024),
 # BENCH_FILE_ROUNDS (2), BENCH_LIST_ENTRIES (10000), BENCH_LIST_SAMPLES (10); gateway: BENCH_SAMPLES (2000),
 # BENCH_TTFT_SAMPLES (500), BENCH_CONNECTIONS (32), BENCH_DURATION (4), BENCH_ROUNDS (3), BENCH_CHUNKS (1000),
-# BENCH_CHUNK_GAP_MS (2), BENCH_STREAM_ROUNDS (3), BENCH_CLIENT (wrk|node), BENCH_LOG_LEVEL (info).
+# BENCH_CHUNK_GAP_MS (2), BENCH_STREAM_ROUNDS (3), BENCH_CLIENT (wrk|node), BENCH_LOG_LEVEL (info);
+# web: BENCH_LOADS (10), BENCH_DROP_FILES (200).
 # Everything a run creates carries one instance label and is swept at the end, even on failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 which="${1:-all}"
-case "$which" in all | start | concurrent | openclaw | routing | files | gateway) ;; *) echo "usage: $0 [all|start|concurrent|openclaw|routing|files|gateway]" >&2; exit 2 ;; esac
+case "$which" in all | start | concurrent | openclaw | routing | files | gateway | web) ;; *) echo "usage: $0 [all|start|concurrent|openclaw|routing|files|gateway|web]" >&2; exit 2 ;; esac
 
 if [[ "$which" != gateway ]]; then
   docker info >/dev/null 2>&1 || bash scripts/ensure-docker.sh >/dev/null
@@ -62,12 +66,14 @@ case "$which" in
   routing) npx tsx bench/workspaceRouting.ts proxy forwardauth || status=$? ;;
   files) npx tsx bench/workspaceFiles.ts transfer list || status=$? ;;
   gateway) npx tsx bench/modelGateway.ts || status=$? ;;
+  web) bash scripts/ensure-chromium.sh >/dev/null && npm run --silent build:web && npx tsx bench/webConsole.ts load drop || status=$? ;;
   all)
     npx tsx bench/runtimeStart.ts start concurrent || status=$?
     npx tsx bench/openclawStart.ts "${OPENCLAW_ITERATIONS:-5}" || status=$?
     npx tsx bench/workspaceRouting.ts proxy forwardauth || status=$?
     npx tsx bench/workspaceFiles.ts transfer list || status=$?
     npx tsx bench/modelGateway.ts || status=$?
+    bash scripts/ensure-chromium.sh >/dev/null && npm run --silent build:web && npx tsx bench/webConsole.ts load drop || status=$?
     ;;
 esac
 exit "$status"

@@ -215,6 +215,8 @@ export interface BenchPlatformOptions {
    * `alice.localhost:<port>`. The server listens on 127.0.0.1 either way.
    */
   publicHost?: string;
+  /** The built web console to serve (web/dist); none by default. */
+  webRoot?: string;
 }
 
 /**
@@ -242,7 +244,8 @@ export async function startBenchPlatform(options: BenchPlatformOptions): Promise
   const { logger, lines: logLines } = tailLogger(config.logLevel);
   const running = await startServer(config, logger, {
     hasher: new ScryptPasswordHasher({ N: 1024, r: 8, p: 1 }),
-    webRoot: null,
+    // The built console (web/dist) only where a bench measures it.
+    webRoot: options.webRoot ?? null,
     ...(options.runtimeSettings ? { runtimeSettings: options.runtimeSettings } : {}),
     ...(options.runtimeBackend ? { runtimeBackend: options.runtimeBackend } : {}),
     ...(options.runtimeProbe ? { runtimeProbe: options.runtimeProbe } : {}),

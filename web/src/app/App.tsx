@@ -28,10 +28,13 @@ export function App() {
   const [boot, setBoot] = useState<Boot>({ kind: 'loading' });
 
   const load = useCallback(async () => {
+    // Both questions at once: the first paint waits for one round trip, not two.
+    const me = api.get<{ user: User }>('/auth/me');
+    me.catch(() => undefined);
     try {
       const { needed } = await api.get<{ needed: boolean }>('/setup');
       if (needed) return setBoot({ kind: 'setup' });
-      const { user } = await api.get<{ user: User }>('/auth/me');
+      const { user } = await me;
       setBoot({ kind: 'signedIn', user });
     } catch (err) {
       if (err instanceof ApiError && err.status === 401) setBoot({ kind: 'signedOut', notice: null });
