@@ -148,6 +148,31 @@ it('usage and account pages render; the Chinese switch translates the navigation
   await member.getByRole('navigation', { name: 'Main' }).waitFor();
 });
 
+it('on a phone-sized screen the pages fit without sideways scrolling; the keyboard reaches the actions', async () => {
+  const phone = watch(await memberContext.newPage(), 'member-phone');
+  await phone.setViewportSize({ width: 390, height: 844 });
+  for (const [route, name] of [['/', '07-phone-home'], ['/usage', '08-phone-usage'], ['/account', '09-phone-account']] as const) {
+    await phone.goto(`${base}${route}`);
+    await phone.locator('#main h1').first().waitFor();
+    const overflow = (await phone.evaluate('document.documentElement.scrollWidth - document.documentElement.clientWidth')) as number;
+    expect({ route, overflow }).toEqual({ route, overflow: 0 });
+    await shot(phone, name);
+  }
+  // Keyboard: the skip link comes first and leads into the page, whose actions are reachable by Tab.
+  await phone.goto(`${base}/`);
+  await phone.locator('.runtime-card .badge').waitFor();
+  await phone.keyboard.press('Tab');
+  await expect(phone.evaluate('document.activeElement.textContent')).resolves.toBe('Skip to content');
+  await phone.keyboard.press('Enter');
+  const reached: string[] = [];
+  for (let i = 0; i < 8; i++) {
+    await phone.keyboard.press('Tab');
+    reached.push(String(await phone.evaluate('document.activeElement.textContent')));
+  }
+  expect(reached).toEqual(expect.arrayContaining(['Open workspace', 'Stop', 'Restart']));
+  await phone.close();
+});
+
 it('left no console errors', async () => {
   expect(pageErrors).toEqual([]);
 });
