@@ -36,7 +36,18 @@ export function operationText(t: Translate, op: OperationView, locale: string): 
  * The runtime of one user as a card: its state, the actions allowed now, live progress from the
  * event stream, and the way into the workspace. Used on the home page and by admins per user.
  */
-export function RuntimeCard({ base, showOpen, onRuntimeChange }: { base: string; showOpen: boolean; onRuntimeChange?: (runtime: RuntimeView) => void }) {
+export function RuntimeCard({
+  base,
+  showOpen,
+  title,
+  onRuntimeChange,
+}: {
+  base: string;
+  showOpen: boolean;
+  /** Defaults to "Your workspace"; admins looking at someone else's runtime name it. */
+  title?: string;
+  onRuntimeChange?: (runtime: RuntimeView) => void;
+}) {
   const { t, locale } = useI18n();
   const [status, dispatch] = useReducer(applyRuntimeEvent, INITIAL_STATUS);
   const [actionError, setActionError] = useState<unknown>(null);
@@ -70,7 +81,7 @@ export function RuntimeCard({ base, showOpen, onRuntimeChange }: { base: string;
   return (
     <Card
       className="runtime-card"
-      title={t('runtime.title')}
+      title={title ?? t('runtime.title')}
       actions={runtime && <span className={`badge badge-${runtime.state}`}>{stateLabel(t, runtime.state)}</span>}
     >
       {!runtime && <p role="status">{stream === 'reconnecting' ? t('runtime.reconnecting') : t('common.loading')}</p>}

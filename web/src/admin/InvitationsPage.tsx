@@ -1,0 +1,124 @@
+import { useState } from 'react';
+import { api, query } from '../api/client';
+import type { Invitation, Page } from '../api/types';
+import { Link } from '../app/router';
+import { useI18n } from '../i18n/i18n';
+import type { MessageKey } from '../i18n/en';
+import { formatDateTime } from '../lib/format';
+import { useResource } from '../ui/useResource';
+import { Button, Card, EmptyState, ErrorNote, Pagination } from '../ui/ui';
+import { Badge, useConfirm } from './common';
+import { InviteForm } from './InviteForm';
+import { userPath } from './logic';
+
+const LIMIT = 25;
+
+const STATUS: Record<Invitation['status'], { key: MessageKey; tone: 'ok' | 'warn' | 'bad' | 'neutral' | 'info' }> = {
+  pending: { key: 'admin.invitations.pending', tone: 'info' },
+  accepted: { key: 'admin.invitations.accepted', tone: 'ok' },
+  revoked: { key: 'admin.invitations.revoked', tone: 'bad' },
+  expired: { key: 'admin.invitations.expired', tone: 'neutral' },
+};
+
+export function InvitationsPage() {
+  const { t, locale } = useI18n();
+  const confirm = useConfirm();
+  const [offset, setOffset] = useState(0);
+  const [inviting, setInviting] = useState(false);
+  const q = query({ limit: LIMIT, offset });
+  const invitations = useResource((signal) => api.get<Page<Invitation>>(`/admin/invitations${q}`, { signal }), q);
+  const data = invitations.data;
+
+  const who = (i: Invitation) => [i.username, i.email].filter(Boolean).join(' · ') || t('admin.invitations.anyone');
+
+  const revoke = (i: Invitation) =>
+    confirm({
+      title: t('admin.invitations.revokeTitle'),
+      body: <p>{t('admin.invitations.revokeBody', { who: who(i) })}</p>,
+      confirmLabel: t('admin.invitations.revoke'),
+      action: async () => {
+        await api.post(`/admin/invitations/${encodeURIComponent(i.id)}/revoke`);
+        await invitations.reload();
+      },
+    });
+
+  return (
+    <div className="stack">
+      <div className="admin-title">
+        <h1>{t('admin.invitations.title')}</h1>
+        <Button variant="primary" aria-expanded={inviting} onClick={() => setInviting(!inviting)}>
+          {t('admin.users.invite')}
+        </Button>
+      </div>
+      {inviting && (
+        <Card
+          title={t('admin.invite.title')}
+          actions={
+            <Button variant="ghost" onClick={() => setInviting(false)}>
+              {t('common.close')}
+            </Button>
+          }
+        >
+          <InviteForm
+            onCreated={async () => {
+              setOffset(0);
+              await invitations.reload();
+            }}
+            onClose={() => setInviting(false)}
+          />
+        </Card>
+      )}
+      <Card>
+        <ErrorNote error={invitations.error} />
+        {!data && invitations.loading && <p role="status">{t('common.loading')}</p>}
+        {data && data.items.length === 0 && <EmptyState title={t('admin.invitations.empty')}>{t('admin.invitations.emptyBody')}</EmptyState>}
+        {data && data.items.length > 0 && (
+          <>
+            <div className="table-wrap">
+              <table className="admin-table">
+                <thead>
+                  <tr>
+                    <th scope="col">{t('admin.invitations.for')}</th>
+                    <th scope="col">{t('admin.invitations.state')}</th>
+                    <th scope="col" className="hide-narrow">
+                      {t('admin.invitations.created')}
+                    </th>
+                    <th scope="col">{t('admin.invitations.expires')}</th>
+                    <th scope="col">{t('admin.common.actions')}</th>
+                  </tr>
+                </thead>
+                <tbody>
+                  {data.items.map((i) => (
+                    <tr key={i.id}>
+                      <td>
+                        {i.acceptedUserId ? <Link to={userPath(i.acceptedUserId)}>{who(i)}</Link> : who(i)}
+                        <div className="muted small">{t(i.role === 'admin' ? 'role.admin' : 'role.member')}</div>
+                      </td>
+                      <td>
+                        <Badge tone={STATUS[i.status].tone}>{t(STATUS[i.status].key)}</Badge>
+                        {i.acceptedAt && <div className="muted small">{formatDateTime(i.acceptedAt, locale)}</div>}
+                        {i.revokedAt && <div className="muted small">{formatDateTime(i.revokedAt, locale)}</div>}
+                      </td>
+                      <td className="hide-narrow">{formatDateTime(i.createdAt, locale)}</td>
+                      <td>{formatDateTime(i.expiresAt, locale)}</td>
+                      <td>
+                        {i.status === 'pending' ? (
+                          <Button variant="ghost" className="button button-ghost admin-danger-text" onClick={() => revoke(i)}>
+                            {t('admin.invitations.revoke')}
+                          </Button>
+                        ) : (
+                          <span className="muted">—</span>
+                        )}
+                      </td>
+                    </tr>
+                  ))}
+                </tbody>
+              </table>
+            </div>
+            <Pagination total={data.total} limit={LIMIT} offset={offset} onChange={setOffset} />
+          </>
+        )}
+      </Card>
+    </div>
+  );
+}

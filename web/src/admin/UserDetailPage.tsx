@@ -1,0 +1,191 @@
+import { useCallback, useState } from 'react';
+import { api } from '../api/client';
+import type { RuntimeView, User } from '../api/types';
+import { Link, navigate } from '../app/router';
+import { useI18n } from '../i18n/i18n';
+import { formatDateTime, formatNumber, formatUsd, share } from '../lib/format';
+import { LogViewer, RuntimeCard } from '../pages/HomePage';
+import { useResource } from '../ui/useResource';
+import { AsyncForm, Card, ErrorNote, Field, Notice, ProgressBar } from '../ui/ui';
+import type { LimitsView, UsageReport } from './adminTypes';
+import { LIMIT_LABELS, OneTimeSecret, useLimitText } from './common';
+import { LIMIT_FIELDS, limitsBody, limitsFormValues } from './logic';
+import { UserActions } from './UserActions';
+import { UserBadges } from './UsersPage';
+
+export function UserDetailPage({ id }: { id: string }) {
+  const { t, locale } = useI18n();
+  const path = `/admin/users/${encodeURIComponent(id)}`;
+  const user = useResource((signal) => api.get<{ user: User }>(path, { signal }), path);
+  const [password, setPassword] = useState<string | null>(null);
+  const [profileSaved, setProfileSaved] = useState(false);
+  const u = user.data?.user;
+
+  return (
+    <div className="stack">
+      <p>
+        <Link to="/admin/users">← {t('admin.user.back')}</Link>
+      </p>
+      <ErrorNote error={user.error} />
+      {!u && user.loading && <p role="status">{t('common.loading')}</p>}
+      {u && (
+        <>
+          <div className="admin-title">
+            <h1>{u.displayName || u.username}</h1>
+            <div>
+              <UserBadges user={u} />
+            </div>
+          </div>
+          <div className="grid-2">
+            <Card title={t('admin.user.profile')}>
+              <dl className="facts">
+                <dt>{t('field.username')}</dt>
+                <dd>{u.username}</dd>
+                <dt>{t('admin.field.email')}</dt>
+                <dd>{u.email ?? '—'}</dd>
+                <dt>{t('admin.user.created')}</dt>
+                <dd>{formatDateTime(u.createdAt, locale)}</dd>
+                <dt>{t('admin.users.lastLogin')}</dt>
+                <dd>{u.lastLoginAt ? formatDateTime(u.lastLoginAt, locale) : t('admin.users.never')}</dd>
+              </dl>
+              <h3 className="admin-subtitle">{t('admin.user.editProfile')}</h3>
+              {profileSaved && <Notice tone="success">{t('admin.common.saved')}</Notice>}
+              <AsyncForm
+                key={u.updatedAt}
+                submitLabel={t('common.save')}
+                onSubmit={async (values) => {
+                  setProfileSaved(false);
+                  const email = (values.email ?? '').trim();
+                  await api.patch<{ user: User }>(path, { displayName: (values.displayName ?? '').trim(), email: email === '' ? null : email });
+                  await user.reload();
+                  setProfileSaved(true);
+                }}
+              >
+                <Field label={t('field.displayName')} name="displayName" defaultValue={u.displayName} maxLength={200} autoComplete="off" />
+                <Field label={t('admin.field.emailOptional')} name="email" type="email" defaultValue={u.email ?? ''} maxLength={254} autoComplete="off" />
+              </AsyncForm>
+            </Card>
+            <Card title={t('admin.user.account')}>
+              <UserActions
+                user={u}
+                onChanged={() => user.reload()}
+                onPassword={(_u, value) => setPassword(value)}
+                onDeleted={() => navigate('/admin/users', { replace: true })}
+              />
+              {password && (
+                <OneTimeSecret
+                  label={t('admin.users.temporaryPasswordFor', { name: u.username })}
+                  value={password}
+                  note={t('admin.users.temporaryPasswordOnce')}
+                  onDone={() => setPassword(null)}
+                />
+              )}
+            </Card>
+          </div>
+          <UserRuntime base={`/api/v1${path}/runtime`} username={u.username} />
+          <UserModels userId={u.id} />
+        </>
+      )}
+    </div>
+  );
+}
+
+/** This month's model usage of one user against their limits, and the editor of those limits. */
+function UserModels({ userId }: { userId: string }) {
+  const { t, locale } = useI18n();
+  const limitsPath = `/admin/users/${encodeURIComponent(userId)}/model-limits`;
+  const limits = useResource((signal) => api.get<LimitsView>(limitsPath, { signal }), limitsPath);
+  // No range: the server's default is this calendar month. The report has everyone; this page shows one.
+  const usage = useResource((signal) => api.get<UsageReport>('/admin/usage', { signal }), `user-usage:${userId}`);
+  const limitText = useLimitText();
+  const [saved, setSaved] = useState(false);
+
+  const mine = usage.data?.perUser.find((row) => row.userId === userId);
+  const totals = mine ?? { requests: 0, promptTokens: 0, completionTokens: 0, costMicrodollars: 0 };
+  const tokens = totals.promptTokens + totals.completionTokens;
+  const effective = limits.data?.effective;
+  const view = limits.data;
+  const form = view ? limitsFormValues(view.overrides) : null;
+
+  return (
+    <div className="grid-2">
+      <Card title={t('admin.user.usage')}>
+        <ErrorNote error={usage.error} />
+        {!usage.data && usage.loading && <p role="status">{t('common.loading')}</p>}
+        {usage.data && (
+          <>
+            <p className="big-number">{formatUsd(totals.costMicrodollars, locale)}</p>
+            {effective && effective.monthlyCostMicrodollars > 0 && (
+              <>
+                <ProgressBar value={share(totals.costMicrodollars, effective.monthlyCostMicrodollars)} label={t('usage.budgetUsed')} />
+                <p className="muted">{t('admin.user.ofBudget', { budget: formatUsd(effective.monthlyCostMicrodollars, locale) })}</p>
+              </>
+            )}
+            <dl className="facts">
+              <dt>{t('usage.tokens')}</dt>
+              <dd>
+                {formatNumber(tokens, locale)}
+                {effective && effective.monthlyTokens > 0 && ` / ${formatNumber(effective.monthlyTokens, locale)}`}
+              </dd>
+              <dt>{t('usage.requestsColumn')}</dt>
+              <dd>{formatNumber(totals.requests, locale)}</dd>
+            </dl>
+            {effective && effective.monthlyTokens > 0 && <ProgressBar value={share(tokens, effective.monthlyTokens)} label={t('usage.tokensUsed')} />}
+            {!mine && <p className="muted">{t('admin.user.noUsage')}</p>}
+          </>
+        )}
+      </Card>
+      <Card title={t('admin.limits.title')}>
+        <p className="muted">{t('admin.limits.intro')}</p>
+        <ErrorNote error={limits.error} />
+        {!limits.data && limits.loading && <p role="status">{t('common.loading')}</p>}
+        {view && form && (
+          <>
+            {saved && <Notice tone="success">{t('admin.common.saved')}</Notice>}
+            <AsyncForm
+              key={JSON.stringify(view.overrides)}
+              submitLabel={t('common.save')}
+              onSubmit={async (values) => {
+                setSaved(false);
+                const parsed = limitsBody(values);
+                // A wrong value is named under the form, like the server's refusals.
+                if (!parsed.ok) throw new Error(t('admin.limits.invalid', { field: t(LIMIT_LABELS[parsed.field]) }));
+                await api.put<LimitsView>(limitsPath, parsed.body);
+                await limits.reload();
+                setSaved(true);
+              }}
+            >
+              {LIMIT_FIELDS.map((field) => (
+                <Field
+                  key={field}
+                  label={t(LIMIT_LABELS[field])}
+                  name={field}
+                  type="number"
+                  inputMode={field === 'monthlyBudgetUsd' ? 'decimal' : 'numeric'}
+                  min={0}
+                  step={field === 'monthlyBudgetUsd' ? 0.01 : 1}
+                  defaultValue={form[field]}
+                  placeholder={t('admin.limits.placeholder', { value: limitText(field, view.defaults) })}
+                  hint={t('admin.limits.hint', { default: limitText(field, view.defaults), effective: limitText(field, view.effective) })}
+                />
+              ))}
+            </AsyncForm>
+          </>
+        )}
+      </Card>
+    </div>
+  );
+}
+
+/** The user's runtime and its log; the log follows each new container as the card reports it. */
+function UserRuntime({ base, username }: { base: string; username: string }) {
+  const { t } = useI18n();
+  const [startedAt, setStartedAt] = useState<string | null>(null);
+  const onRuntimeChange = useCallback((runtime: RuntimeView) => setStartedAt(runtime.startedAt), []);
+  return (
+    <>
+      <RuntimeCard base={base} showOpen={false} title={t('admin.user.runtimeOf', { name: username })} onRuntimeChange={onRuntimeChange} />
+      <LogViewer key={startedAt ?? 'never'} base={base} />
+    </>
+  );
+}
