@@ -31,9 +31,11 @@ export interface RequestOptions {
 async function errorOf(res: Response): Promise<ApiError> {
   const text = await res.text().catch(() => '');
   try {
-    const parsed = JSON.parse(text) as { error?: { code?: unknown; message?: unknown; details?: unknown } };
+    const parsed = JSON.parse(text) as { error?: { code?: unknown; message?: unknown; [field: string]: unknown } };
     if (parsed.error && typeof parsed.error.message === 'string') {
-      return new ApiError(res.status, typeof parsed.error.code === 'string' ? parsed.error.code : 'ERROR', parsed.error.message, parsed.error.details ?? null);
+      // Whatever else the error carries (conflicting names, the current ETag, a limit) is its details.
+      const { code, message, ...rest } = parsed.error;
+      return new ApiError(res.status, typeof code === 'string' ? code : 'ERROR', message as string, Object.keys(rest).length > 0 ? rest : null);
     }
   } catch {
     // not JSON
