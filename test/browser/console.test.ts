@@ -6,13 +6,14 @@
  * that meets a concurrent change, and an admin disabling the member. Screenshots of each main
  * page are written to a folder printed at the end.
  */
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { launchChromium } from '../support/browser';
-import { engineHarness, newInstanceId, sweep, withDiagnostics, type EngineHarness } from '../support/engine';
+import { engineHarness, eventually, newInstanceId, sweep, withDiagnostics, type EngineHarness } from '../support/engine';
 import { STRONG_PASSWORD } from '../support/harness';
 import { freePort } from '../support/hostClient';
 
@@ -95,14 +96,33 @@ it('a wrong password is refused in words on the sign-in page', async () => {
   await page.close();
 });
 
-it('the member starts the runtime and the progress bar follows it to ready', async () => {
-  // The invitation goes through the API here; the admin UI flow is covered below.
-  await createMemberThroughApi('alice');
-  await member.goto(`${base}/login`);
-  await member.getByLabel('Username').fill('alice');
-  await member.getByLabel('Password').fill(STRONG_PASSWORD);
-  await member.getByRole('button', { name: 'Sign in' }).click();
+it('the admin invites through the console; the member accepts the link in a second browser', async () => {
+  await admin.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Admin' }).click();
+  await admin.locator('#admin').waitFor();
+  await shot(admin, '10-admin-overview');
+  await admin.getByRole('link', { name: 'Users', exact: true }).click();
+  await admin.getByRole('button', { name: 'Invite someone' }).click();
+  await admin.getByLabel('Username (optional)').fill('alice');
+  await admin.getByRole('button', { name: 'Create invitation link' }).click();
+  const link = await admin.locator('#invite-link').inputValue();
+  expect(link).toMatch(new RegExp(`^${base}/invite/[A-Za-z0-9_-]+$`));
+  await shot(admin, '11-admin-invite-link');
+
+  await member.goto(link);
+  await member.getByRole('heading', { name: 'Accept your invitation' }).waitFor();
+  await expect(member.getByLabel('Username').inputValue()).resolves.toBe('alice');
+  await member.getByLabel('New password').fill(STRONG_PASSWORD);
+  await member.getByRole('button', { name: 'Create my account' }).click();
   await member.locator('#home').waitFor();
+  expect(new URL(member.url()).pathname).toBe('/');
+  // The link works once.
+  const again = watch(await browser.newPage(), 'stranger');
+  await again.goto(link);
+  await expect(again.getByRole('alert').textContent()).resolves.toMatch(/used|accepted|no longer/i);
+  await again.close();
+});
+
+it('the member starts the runtime and the progress bar follows it to ready', async () => {
   await expect(member.locator('.runtime-card .badge').textContent()).resolves.toBe('Not created yet');
 
   // Every value the progress bar shows, as the page shows it (a script string: this file is typed for Node, not the DOM).
@@ -173,16 +193,118 @@ it('on a phone-sized screen the pages fit without sideways scrolling; the keyboa
   await phone.close();
 });
 
+it('a folder dropped on the Files page uploads with per-file progress; a file downloads byte for byte', async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'clawloops-drop-'));
+  const folder = path.join(dir, 'project');
+  fs.mkdirSync(path.join(folder, 'notes'), { recursive: true });
+  const big = crypto.randomBytes(12 * 1024 * 1024);
+  fs.writeFileSync(path.join(folder, 'data.bin'), big);
+  fs.writeFileSync(path.join(folder, 'notes', 'plan.md'), '# Plan\n\nfirst draft\n');
+  for (let i = 0; i < 10; i++) fs.writeFileSync(path.join(folder, `item-${i}.txt`), `item ${i}\n`.repeat(100));
+  try {
+    await member.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Files' }).click();
+    await member.locator('#dropzone').waitFor();
+    // Every state each transfer row shows, as the page shows it.
+    await member.evaluate(`
+      window.rowStates = {};
+      new MutationObserver(() => {
+        for (const row of document.querySelectorAll('#transfers [data-testid=transfer-row]')) {
+          const name = row.dataset.path;
+          (window.rowStates[name] ??= new Set()).add(row.dataset.state);
+        }
+      }).observe(document.body, { subtree: true, childList: true, attributes: true });
+    `);
+    // A real folder drop, as the operating system delivers it.
+    const box = await member.locator('#dropzone').boundingBox();
+    if (!box) throw new Error('no drop zone');
+    const cdp = await memberContext.newCDPSession(member);
+    const at = { x: Math.round(box.x + box.width / 2), y: Math.round(box.y + Math.min(box.height / 2, 150)) };
+    for (const type of ['dragEnter', 'dragOver', 'drop'] as const) await cdp.send('Input.dispatchDragEvent', { type, ...at, data: { items: [], files: [folder], dragOperationsMask: 1 } });
+    const rows = member.locator('#transfers [data-testid=transfer-row]');
+    await eventually(async () => ((await rows.count()) === 12 ? true : undefined), '12 transfer rows', 20_000);
+    await shot(member, '12-files-uploading');
+    await eventually(async () => ((await member.locator('#transfers [data-testid=transfer-row][data-state=done]').count()) === 12 ? true : undefined), 'all 12 uploaded', 60_000);
+    // Each row went through its own states; the big file was seen on its way (uploading) before done.
+    const states = (await member.evaluate('Object.fromEntries(Object.entries(window.rowStates).map(([k, v]) => [k, [...v]]))')) as Record<string, string[]>;
+    expect(Object.values(states).every((seen) => seen.includes('done'))).toBe(true);
+    expect(Object.values(states).some((seen) => seen.includes('uploading'))).toBe(true);
+    await member.locator('[data-testid=file-row][data-name=project]').waitFor();
+    await shot(member, '13-files-done');
+
+    await member.getByRole('link', { name: 'Open folder project' }).click();
+    await member.locator('[data-testid=file-row][data-name="data.bin"]').waitFor();
+    const [download] = await Promise.all([member.waitForEvent('download'), member.getByRole('link', { name: 'Download data.bin' }).click()]);
+    const saved = path.join(dir, 'downloaded.bin');
+    await download.saveAs(saved);
+    const sha = (b: Buffer) => crypto.createHash('sha256').update(b).digest('hex');
+    expect(sha(fs.readFileSync(saved))).toBe(sha(big));
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+it('editing a text file that changed meanwhile shows the conflict warning, and nothing is overwritten unseen', async () => {
+  await member.getByRole('link', { name: 'Open folder notes' }).click();
+  await member.getByRole('button', { name: 'Open plan.md' }).click();
+  const editor = member.getByLabel('Contents of plan.md');
+  await editor.waitFor();
+  await expect(editor.inputValue()).resolves.toContain('first draft');
+  // Meanwhile the file changes behind the editor's back (the agent, another window).
+  const alice = h.client();
+  await alice.post('/api/v1/auth/login').send({ username: 'alice', password: STRONG_PASSWORD });
+  const current = await alice.get('/api/v1/files/text?path=project/notes/plan.md');
+  const put = await alice.put('/api/v1/files/text?path=project/notes/plan.md').set('If-Match', current.body.etag).set('Content-Type', 'text/plain').send('# Plan\n\nchanged by the agent\n');
+  expect(put.status).toBe(200);
+
+  await editor.fill('# Plan\n\nmy edit\n');
+  await member.getByRole('button', { name: 'Save', exact: true }).click();
+  await member.getByText('This file was changed since you opened it').waitFor();
+  await shot(member, '14-files-conflict');
+  expect((await alice.get('/api/v1/files/text?path=project/notes/plan.md')).body.content).toContain('changed by the agent');
+  await member.getByRole('button', { name: 'Overwrite with my version' }).click();
+  await member.getByText('Saved.').waitFor();
+  expect((await alice.get('/api/v1/files/text?path=project/notes/plan.md')).body.content).toContain('my edit');
+  await member.keyboard.press('Escape');
+});
+
+it('the admin pages render', async () => {
+  for (const [label, name] of [
+    ['Invitations', '15-admin-invitations'],
+    ['Runtimes', '16-admin-runtimes'],
+    ['Models', '17-admin-models'],
+    ['Usage', '18-admin-usage'],
+    ['Audit log', '19-admin-audit'],
+    ['Settings', '20-admin-settings'],
+    ['Users', '21-admin-users'],
+  ] as const) {
+    await admin.locator('#admin').getByRole('link', { name: label, exact: true }).click();
+    await admin.locator('#admin h1, #admin h2').first().waitFor();
+    await eventually(async () => ((await admin.locator('#admin').getByText('Loading…').count()) === 0 ? true : undefined), `${label} loaded`, 10_000);
+    await shot(admin, name);
+  }
+  await admin.locator('[data-testid=user-row][data-username=alice]').waitFor();
+});
+
+it('the admin disables the member: the member\'s next action is refused and the runtime stops', async () => {
+  const aliceId = h.platform.db.prepare("SELECT id FROM users WHERE username = 'alice'").pluck().get() as string;
+  await admin.locator('[data-testid=user-row][data-username=alice]').getByRole('button', { name: 'Disable' }).click();
+  await admin.getByRole('dialog').getByRole('button', { name: 'Disable' }).click();
+  await admin.locator('[data-testid=user-row][data-username=alice]').getByRole('button', { name: 'Enable' }).waitFor();
+
+  await member.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Workspace' }).click();
+  // The page's next call finds the session gone: back to sign-in, saying why.
+  await member.locator('#login').waitFor({ timeout: 20_000 });
+  await member.getByText('Your session ended').waitFor();
+  await shot(member, '22-member-signed-out');
+  await member.getByLabel('Username').fill('alice');
+  await member.getByLabel('Password').fill(STRONG_PASSWORD);
+  await member.getByRole('button', { name: 'Sign in' }).click();
+  // Refused, without telling a stranger which accounts exist or are disabled.
+  await expect(member.getByRole('alert').textContent()).resolves.toBe('Invalid username or password.');
+  await expect(member.locator('#login').isVisible()).resolves.toBe(true);
+  await eventually(() => (h.platform.runtimes.viewForUser(aliceId).state === 'stopped' ? true : undefined), "alice's runtime to stop", 30_000);
+});
+
 it('left no console errors', async () => {
   expect(pageErrors).toEqual([]);
 });
-
-/** An invitation accepted through the API (the browser flow for invitations is its own test). */
-async function createMemberThroughApi(username: string): Promise<void> {
-  const adminApi = h.client();
-  await adminApi.post('/api/v1/auth/login').send({ username: 'admin', password: STRONG_PASSWORD });
-  const invite = await adminApi.post('/api/v1/admin/invitations').send({ role: 'member', username, expiresInHours: 24 });
-  const secret = String(invite.body.link).split('/').pop() ?? '';
-  const accepted = await h.client().post(`/api/v1/invitations/${secret}/accept`).send({ password: STRONG_PASSWORD });
-  if (accepted.status !== 201) throw new Error(`accept failed: ${accepted.status} ${JSON.stringify(accepted.body)}`);
-}

@@ -60,7 +60,7 @@ export async function request<T>(method: Method, path: string, options: RequestO
   if (!res.ok) {
     const error = await errorOf(res);
     // The session ended (signed out elsewhere, expired, account disabled): the app returns to sign-in.
-    if (res.status === 401 && !path.startsWith('/auth/') && !path.startsWith('/setup') && !path.startsWith('/invitations/')) {
+    if (res.status === 401 && path !== '/auth/login' && !path.startsWith('/setup') && !path.startsWith('/invitations/')) {
       window.dispatchEvent(new CustomEvent(SESSION_ENDED, { detail: error.message }));
     }
     throw error;
@@ -68,6 +68,14 @@ export async function request<T>(method: Method, path: string, options: RequestO
   if (res.status === 204) return undefined as T;
   const type = res.headers.get('content-type') ?? '';
   return (type.includes('application/json') ? await res.json() : await res.text()) as T;
+}
+
+/**
+ * Asks whether the session still holds; if not, the app returns to sign-in (SESSION_ENDED). For
+ * what cannot tell a 401 by itself, e.g. an EventSource that fails to connect.
+ */
+export function checkSession(): void {
+  request('GET', '/auth/me').catch(() => undefined);
 }
 
 export const api = {

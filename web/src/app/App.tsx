@@ -47,10 +47,11 @@ export function App() {
   }, [load]);
 
   useEffect(() => {
-    const ended = (event: Event) => setBoot({ kind: 'signedOut', notice: (event as CustomEvent<string>).detail });
+    // Only a session that was there can end: a first visit's 401 just shows the sign-in page.
+    const ended = () => setBoot((current) => (current.kind === 'signedIn' ? { kind: 'signedOut', notice: t('login.sessionEnded') } : current));
     window.addEventListener(SESSION_ENDED, ended);
     return () => window.removeEventListener(SESSION_ENDED, ended);
-  }, []);
+  }, [t]);
 
   const signedIn = useCallback(async () => {
     const next = safeNext(new URLSearchParams(location.search).get('next'));

@@ -41,6 +41,7 @@ export const coreEn = {
   'login.title': 'Sign in',
   'login.submit': 'Sign in',
   'login.signedOut': 'You are signed out.',
+  'login.sessionEnded': 'Your session ended (signed out elsewhere, expired, or the account was changed by an administrator). Sign in again.',
   'invite.title': 'Accept your invitation',
   'invite.intro': 'You are invited as {role}. The link works until {expires}.',
   'invite.submit': 'Create my account',

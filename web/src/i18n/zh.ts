@@ -41,6 +41,7 @@ const coreZh: Record<keyof typeof coreEn, string> = {
   'login.title': '登录',
   'login.submit': '登录',
   'login.signedOut': '您已退出登录。',
+  'login.sessionEnded': '您的会话已结束（在别处退出、已过期，或账户被管理员更改）。请重新登录。',
   'invite.title': '接受邀请',
   'invite.intro': '您被邀请成为{role}。链接有效期至 {expires}。',
   'invite.submit': '创建我的账户',

@@ -40,7 +40,13 @@ export function FilesPage() {
   const { search } = useLocation();
   const path = normalizePath(search.get('path') ?? '');
   const listing = useResource((signal) => api.get<FileListing>(`/files${query({ path })}`, { signal }), path);
-  const usage = useResource((signal) => api.get<FilesUsage>('/files/usage', { signal }), 'files-usage');
+  // After a change the server's cached figures (kept up to 10 s) are not enough: ask for a fresh count.
+  const freshUsage = useRef(false);
+  const usage = useResource((signal) => {
+    const fresh = freshUsage.current;
+    freshUsage.current = false;
+    return api.get<FilesUsage>(`/files/usage${fresh ? '?fresh=1' : ''}`, { signal });
+  }, 'files-usage');
   const queue = uploadQueue();
   const transfers = useSyncExternalStore(queue.subscribe, queue.getSnapshot);
   const [sort, setSort] = useState<Sort>({ key: 'name', direction: 'asc' });
@@ -60,6 +66,7 @@ export function FilesPage() {
 
   const refresh = useCallback(() => {
     void latest.current.reloadListing();
+    freshUsage.current = true;
     void latest.current.reloadUsage();
   }, []);
 

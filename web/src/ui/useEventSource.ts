@@ -1,4 +1,5 @@
 import { useEffect, useRef, useState } from 'react';
+import { checkSession } from '../api/client';
 
 export type StreamState = 'connecting' | 'open' | 'reconnecting' | 'closed';
 
@@ -21,7 +22,11 @@ export function useEventSource(url: string | null, handlers: Record<string, (dat
     const source = new EventSource(url, { withCredentials: true });
     setState('connecting');
     source.onopen = () => setState('open');
-    source.onerror = () => setState(source.readyState === EventSource.CLOSED ? 'closed' : 'reconnecting');
+    source.onerror = () => {
+      setState(source.readyState === EventSource.CLOSED ? 'closed' : 'reconnecting');
+      // EventSource hides the status: a signed-out session looks like any failure. Ask.
+      checkSession();
+    };
     for (const name of names.split(',').filter(Boolean)) {
       source.addEventListener(name, (event) => {
         let data: unknown = null;
