@@ -151,7 +151,8 @@ async function dropPart(browser: Browser, bench: BenchPlatform, member: Member, 
     const page = await context.newPage();
     await page.addInitScript(OBSERVE);
     await page.goto(`${bench.origin}/files`);
-    await page.locator('#dropzone').waitFor();
+    // The listing has loaded, so the page's drop listeners are in place.
+    await page.locator('[data-testid=file-row]').first().waitFor();
     const box = await page.locator('#dropzone').boundingBox();
     if (!box) throw new Error('no drop zone');
     const cdp = await context.newCDPSession(page);

@@ -203,7 +203,8 @@ it('a folder dropped on the Files page uploads with per-file progress; a file do
   for (let i = 0; i < 10; i++) fs.writeFileSync(path.join(folder, `item-${i}.txt`), `item ${i}\n`.repeat(100));
   try {
     await member.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Files' }).click();
-    await member.locator('#dropzone').waitFor();
+    // The listing has loaded (so the page's drop listeners are in place): the workspace is empty.
+    await member.getByText('Drop files or folders anywhere on this page').waitFor();
     // Every state each transfer row shows, as the page shows it.
     await member.evaluate(`
       window.rowStates = {};

@@ -5,8 +5,8 @@ import { Link } from '../app/router';
 import { useI18n } from '../i18n/i18n';
 import { formatDateTime } from '../lib/format';
 import { useResource } from '../ui/useResource';
-import { Button, Card, EmptyState, ErrorNote, Pagination } from '../ui/ui';
-import { rangeProblemKey } from './common';
+import { Button, Card } from '../ui/ui';
+import { PagedTable, rangeProblemKey } from './common';
 import { openRangeQuery, userPath } from './logic';
 
 const LIMIT = 50;
@@ -50,7 +50,6 @@ export function AuditPage() {
     setProblem(null);
   };
 
-  const data = audit.data;
   return (
     <div className="stack">
       <h1>{t('admin.audit.title')}</h1>
@@ -101,71 +100,61 @@ export function AuditPage() {
       </Card>
 
       <Card>
-        <ErrorNote error={audit.error} />
-        {!data && audit.loading && <p role="status">{t('common.loading')}</p>}
-        {data && data.items.length === 0 && (
-          <EmptyState title={filtered ? t('admin.audit.noMatch') : t('admin.audit.empty')}>{filtered ? t('admin.audit.noMatchBody') : t('admin.audit.emptyBody')}</EmptyState>
-        )}
-        {data && data.items.length > 0 && (
-          <>
-            <p className="muted" role="status">
-              {t('admin.audit.count', { count: data.total })}
-            </p>
-            <div className="table-wrap">
-              <table className="admin-table admin-audit">
-                <thead>
-                  <tr>
-                    <th scope="col">{t('admin.audit.time')}</th>
-                    <th scope="col">{t('admin.audit.actor')}</th>
-                    <th scope="col">{t('admin.audit.action')}</th>
-                    <th scope="col">{t('admin.audit.target')}</th>
-                    <th scope="col" className="hide-narrow">
-                      {t('admin.audit.ip')}
-                    </th>
-                    <th scope="col">{t('admin.audit.detail')}</th>
-                  </tr>
-                </thead>
-                <tbody>
-                  {data.items.map((entry) => (
-                    <tr key={entry.id}>
-                      <td className="nowrap">{formatDateTime(entry.at, locale)}</td>
-                      <td>{entry.actor ? entry.actor.username : <span className="muted">{t('admin.audit.system')}</span>}</td>
-                      <td>
-                        <code>{entry.action}</code>
-                      </td>
-                      <td>
-                        {entry.target ? (
-                          <>
-                            <span className="muted small">{entry.target.type}</span>{' '}
-                            {entry.target.type === 'user' && entry.target.id ? (
-                              <Link to={userPath(entry.target.id)}>{entry.target.label ?? entry.target.id}</Link>
-                            ) : (
-                              (entry.target.label ?? entry.target.id ?? '—')
-                            )}
-                          </>
-                        ) : (
-                          '—'
-                        )}
-                      </td>
-                      <td className="hide-narrow">{entry.ip ?? '—'}</td>
-                      <td>
-                        {entry.detail === null || entry.detail === undefined ? (
-                          '—'
-                        ) : (
-                          <details className="admin-detail">
-                            <summary>{t('admin.audit.show')}</summary>
-                            <pre>{JSON.stringify(entry.detail, null, 2)}</pre>
-                          </details>
-                        )}
-                      </td>
-                    </tr>
-                  ))}
-                </tbody>
-              </table>
-            </div>
-            <Pagination total={data.total} limit={LIMIT} offset={offset} onChange={setOffset} />
-          </>
-        )}
+        <PagedTable
+          resource={audit}
+          empty={filtered ? { title: t('admin.audit.noMatch'), body: t('admin.audit.noMatchBody') } : { title: t('admin.audit.empty'), body: t('admin.audit.emptyBody') }}
+          count={(total) => t('admin.audit.count', { count: total })}
+          className="admin-audit"
+          limit={LIMIT}
+          offset={offset}
+          onOffset={setOffset}
+          head={
+            <tr>
+              <th scope="col">{t('admin.audit.time')}</th>
+              <th scope="col">{t('admin.audit.actor')}</th>
+              <th scope="col">{t('admin.audit.action')}</th>
+              <th scope="col">{t('admin.audit.target')}</th>
+              <th scope="col" className="hide-narrow">
+                {t('admin.audit.ip')}
+              </th>
+              <th scope="col">{t('admin.audit.detail')}</th>
+            </tr>
+          }
+          row={(entry) => (
+            <tr key={entry.id}>
+              <td className="nowrap">{formatDateTime(entry.at, locale)}</td>
+              <td>{entry.actor ? entry.actor.username : <span className="muted">{t('admin.audit.system')}</span>}</td>
+              <td>
+                <code>{entry.action}</code>
+              </td>
+              <td>
+                {entry.target ? (
+                  <>
+                    <span className="muted small">{entry.target.type}</span>{' '}
+                    {entry.target.type === 'user' && entry.target.id ? (
+                      <Link to={userPath(entry.target.id)}>{entry.target.label ?? entry.target.id}</Link>
+                    ) : (
+                      (entry.target.label ?? entry.target.id ?? '—')
+                    )}
+                  </>
+                ) : (
+                  '—'
+                )}
+              </td>
+              <td className="hide-narrow">{entry.ip ?? '—'}</td>
+              <td>
+                {entry.detail === null || entry.detail === undefined ? (
+                  '—'
+                ) : (
+                  <details className="admin-detail">
+                    <summary>{t('admin.audit.show')}</summary>
+                    <pre>{JSON.stringify(entry.detail, null, 2)}</pre>
+                  </details>
+                )}
+              </td>
+            </tr>
+          )}
+        />
       </Card>
     </div>
   );

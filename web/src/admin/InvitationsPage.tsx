@@ -6,8 +6,8 @@ import { useI18n } from '../i18n/i18n';
 import type { MessageKey } from '../i18n/en';
 import { formatDateTime } from '../lib/format';
 import { useResource } from '../ui/useResource';
-import { Button, Card, EmptyState, ErrorNote, Pagination } from '../ui/ui';
-import { Badge, useConfirm } from './common';
+import { Button, Card } from '../ui/ui';
+import { Badge, PagedTable, useConfirm } from './common';
 import { InviteForm } from './InviteForm';
 import { userPath } from './logic';
 
@@ -27,7 +27,6 @@ export function InvitationsPage() {
   const [inviting, setInviting] = useState(false);
   const q = query({ limit: LIMIT, offset });
   const invitations = useResource((signal) => api.get<Page<Invitation>>(`/admin/invitations${q}`, { signal }), q);
-  const data = invitations.data;
 
   const who = (i: Invitation) => [i.username, i.email].filter(Boolean).join(' · ') || t('admin.invitations.anyone');
 
@@ -69,55 +68,48 @@ export function InvitationsPage() {
         </Card>
       )}
       <Card>
-        <ErrorNote error={invitations.error} />
-        {!data && invitations.loading && <p role="status">{t('common.loading')}</p>}
-        {data && data.items.length === 0 && <EmptyState title={t('admin.invitations.empty')}>{t('admin.invitations.emptyBody')}</EmptyState>}
-        {data && data.items.length > 0 && (
-          <>
-            <div className="table-wrap">
-              <table className="admin-table">
-                <thead>
-                  <tr>
-                    <th scope="col">{t('admin.invitations.for')}</th>
-                    <th scope="col">{t('admin.invitations.state')}</th>
-                    <th scope="col" className="hide-narrow">
-                      {t('admin.invitations.created')}
-                    </th>
-                    <th scope="col">{t('admin.invitations.expires')}</th>
-                    <th scope="col">{t('admin.common.actions')}</th>
-                  </tr>
-                </thead>
-                <tbody>
-                  {data.items.map((i) => (
-                    <tr key={i.id}>
-                      <td>
-                        {i.acceptedUserId ? <Link to={userPath(i.acceptedUserId)}>{who(i)}</Link> : who(i)}
-                        <div className="muted small">{t(i.role === 'admin' ? 'role.admin' : 'role.member')}</div>
-                      </td>
-                      <td>
-                        <Badge tone={STATUS[i.status].tone}>{t(STATUS[i.status].key)}</Badge>
-                        {i.acceptedAt && <div className="muted small">{formatDateTime(i.acceptedAt, locale)}</div>}
-                        {i.revokedAt && <div className="muted small">{formatDateTime(i.revokedAt, locale)}</div>}
-                      </td>
-                      <td className="hide-narrow">{formatDateTime(i.createdAt, locale)}</td>
-                      <td>{formatDateTime(i.expiresAt, locale)}</td>
-                      <td>
-                        {i.status === 'pending' ? (
-                          <Button variant="ghost" className="button button-ghost admin-danger-text" onClick={() => revoke(i)}>
-                            {t('admin.invitations.revoke')}
-                          </Button>
-                        ) : (
-                          <span className="muted">—</span>
-                        )}
-                      </td>
-                    </tr>
-                  ))}
-                </tbody>
-              </table>
-            </div>
-            <Pagination total={data.total} limit={LIMIT} offset={offset} onChange={setOffset} />
-          </>
-        )}
+        <PagedTable
+          resource={invitations}
+          empty={{ title: t('admin.invitations.empty'), body: t('admin.invitations.emptyBody') }}
+          limit={LIMIT}
+          offset={offset}
+          onOffset={setOffset}
+          head={
+            <tr>
+              <th scope="col">{t('admin.invitations.for')}</th>
+              <th scope="col">{t('admin.invitations.state')}</th>
+              <th scope="col" className="hide-narrow">
+                {t('admin.invitations.created')}
+              </th>
+              <th scope="col">{t('admin.invitations.expires')}</th>
+              <th scope="col">{t('admin.common.actions')}</th>
+            </tr>
+          }
+          row={(i) => (
+            <tr key={i.id}>
+              <td>
+                {i.acceptedUserId ? <Link to={userPath(i.acceptedUserId)}>{who(i)}</Link> : who(i)}
+                <div className="muted small">{t(i.role === 'admin' ? 'role.admin' : 'role.member')}</div>
+              </td>
+              <td>
+                <Badge tone={STATUS[i.status].tone}>{t(STATUS[i.status].key)}</Badge>
+                {i.acceptedAt && <div className="muted small">{formatDateTime(i.acceptedAt, locale)}</div>}
+                {i.revokedAt && <div className="muted small">{formatDateTime(i.revokedAt, locale)}</div>}
+              </td>
+              <td className="hide-narrow">{formatDateTime(i.createdAt, locale)}</td>
+              <td>{formatDateTime(i.expiresAt, locale)}</td>
+              <td>
+                {i.status === 'pending' ? (
+                  <Button variant="ghost" className="button button-ghost admin-danger-text" onClick={() => revoke(i)}>
+                    {t('admin.invitations.revoke')}
+                  </Button>
+                ) : (
+                  <span className="muted">—</span>
+                )}
+              </td>
+            </tr>
+          )}
+        />
       </Card>
     </div>
   );

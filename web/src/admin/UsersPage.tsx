@@ -5,8 +5,8 @@ import { Link } from '../app/router';
 import { useI18n } from '../i18n/i18n';
 import { formatDateTime } from '../lib/format';
 import { useResource } from '../ui/useResource';
-import { Button, Card, EmptyState, ErrorNote, Pagination } from '../ui/ui';
-import { Badge, OneTimeSecret, SelectField, useDebounced } from './common';
+import { Button, Card } from '../ui/ui';
+import { Badge, OneTimeSecret, PagedTable, SelectField, useDebounced } from './common';
 import { CreateUserForm, InviteForm } from './InviteForm';
 import { userPath } from './logic';
 import { UserActions } from './UserActions';
@@ -144,61 +144,50 @@ export function UsersPage() {
           </div>
         )}
 
-        <ErrorNote error={users.error} />
-        {!data && users.loading && <p role="status">{t('common.loading')}</p>}
-        {data && data.items.length === 0 && (
-          <EmptyState title={filtered ? t('admin.users.noMatch') : t('admin.users.empty')}>{filtered ? t('admin.users.noMatchBody') : t('admin.users.emptyBody')}</EmptyState>
-        )}
-        {data && data.items.length > 0 && (
-          <>
-            <p className="muted" role="status">
-              {t('admin.users.count', { count: data.total })}
-            </p>
-            <div className="table-wrap">
-              <table className="admin-table">
-                <thead>
-                  <tr>
-                    <th scope="col">{t('admin.users.user')}</th>
-                    <th scope="col">{t('admin.users.roleStatus')}</th>
-                    <th scope="col" className="hide-narrow">
-                      {t('admin.users.lastLogin')}
-                    </th>
-                    <th scope="col">{t('admin.common.actions')}</th>
-                  </tr>
-                </thead>
-                <tbody>
-                  {data.items.map((user) => (
-                    <tr key={user.id} data-testid="user-row" data-username={user.username}>
-                      <td>
-                        <Link to={userPath(user.id)}>
-                          <strong>{user.username}</strong>
-                        </Link>
-                        <UserSubtitle user={user} />
-                      </td>
-                      <td>
-                        <UserBadges user={user} />
-                      </td>
-                      <td className="hide-narrow">{user.lastLoginAt ? formatDateTime(user.lastLoginAt, locale) : t('admin.users.never')}</td>
-                      <td>
-                        <UserActions
-                          user={user}
-                          onChanged={reload}
-                          onPassword={(u, value) => setPassword({ username: u.username, value })}
-                          onDeleted={async () => {
-                            // The last one of a page gone: step back a page.
-                            if (data.items.length === 1 && offset > 0) setOffset(Math.max(0, offset - LIMIT));
-                            else await reload();
-                          }}
-                        />
-                      </td>
-                    </tr>
-                  ))}
-                </tbody>
-              </table>
-            </div>
-            <Pagination total={data.total} limit={LIMIT} offset={offset} onChange={setOffset} />
-          </>
-        )}
+        <PagedTable
+          resource={users}
+          empty={filtered ? { title: t('admin.users.noMatch'), body: t('admin.users.noMatchBody') } : { title: t('admin.users.empty'), body: t('admin.users.emptyBody') }}
+          count={(total) => t('admin.users.count', { count: total })}
+          limit={LIMIT}
+          offset={offset}
+          onOffset={setOffset}
+          head={
+            <tr>
+              <th scope="col">{t('admin.users.user')}</th>
+              <th scope="col">{t('admin.users.roleStatus')}</th>
+              <th scope="col" className="hide-narrow">
+                {t('admin.users.lastLogin')}
+              </th>
+              <th scope="col">{t('admin.common.actions')}</th>
+            </tr>
+          }
+          row={(user) => (
+            <tr key={user.id} data-testid="user-row" data-username={user.username}>
+              <td>
+                <Link to={userPath(user.id)}>
+                  <strong>{user.username}</strong>
+                </Link>
+                <UserSubtitle user={user} />
+              </td>
+              <td>
+                <UserBadges user={user} />
+              </td>
+              <td className="hide-narrow">{user.lastLoginAt ? formatDateTime(user.lastLoginAt, locale) : t('admin.users.never')}</td>
+              <td>
+                <UserActions
+                  user={user}
+                  onChanged={reload}
+                  onPassword={(u, value) => setPassword({ username: u.username, value })}
+                  onDeleted={async () => {
+                    // The last one of a page gone: step back a page.
+                    if (data?.items.length === 1 && offset > 0) setOffset(Math.max(0, offset - LIMIT));
+                    else await reload();
+                  }}
+                />
+              </td>
+            </tr>
+          )}
+        />
       </Card>
     </div>
   );

@@ -2,8 +2,9 @@ import { createContext, useContext, useEffect, useId, useRef, useState, type Rea
 import { Link } from '../app/router';
 import { useI18n } from '../i18n/i18n';
 import type { MessageKey } from '../i18n/en';
-import { Button, ConfirmDialog, Notice } from '../ui/ui';
-import type { ModelLimits } from '../api/types';
+import { Button, ConfirmDialog, EmptyState, ErrorNote, Notice, Pagination } from '../ui/ui';
+import type { Resource } from '../ui/useResource';
+import type { ModelLimits, Page } from '../api/types';
 import { formatNumber, formatUsd } from '../lib/format';
 import type { BulkOutcome, LimitField, RangeProblem } from './logic';
 import { userPath } from './logic';
@@ -268,3 +269,55 @@ export function useLimitText(): (field: LimitField, limits: ModelLimits) => stri
   };
 }
 
+/**
+ * A paginated server list as the admin pages show it: its error in words, a loading line, an
+ * empty state saying what to do next, the total, the table, and the page links.
+ */
+export function PagedTable<T>({
+  resource,
+  empty,
+  count,
+  className,
+  head,
+  row,
+  limit,
+  offset,
+  onOffset,
+}: {
+  resource: Resource<Page<T>>;
+  empty: { title: string; body?: string };
+  /** The "N users" line; none when omitted. */
+  count?: (total: number) => string;
+  className?: string;
+  head: ReactNode;
+  row: (item: T) => ReactNode;
+  limit: number;
+  offset: number;
+  onOffset: (offset: number) => void;
+}) {
+  const { t } = useI18n();
+  const data = resource.data;
+  return (
+    <>
+      <ErrorNote error={resource.error} />
+      {!data && resource.loading && <p role="status">{t('common.loading')}</p>}
+      {data && data.items.length === 0 && <EmptyState title={empty.title}>{empty.body}</EmptyState>}
+      {data && data.items.length > 0 && (
+        <>
+          {count && (
+            <p className="muted" role="status">
+              {count(data.total)}
+            </p>
+          )}
+          <div className="table-wrap">
+            <table className={`admin-table${className ? ` ${className}` : ''}`}>
+              <thead>{head}</thead>
+              <tbody>{data.items.map(row)}</tbody>
+            </table>
+          </div>
+          <Pagination total={data.total} limit={limit} offset={offset} onChange={onOffset} />
+        </>
+      )}
+    </>
+  );
+}
