@@ -390,6 +390,7 @@ describe('own usage', () => {
     const report = (await client.get('/api/v1/admin/usage')).body;
     expect(report.perUser.map((r: { username: string; requests: number }) => [r.username, r.requests])).toEqual([['admin', 1], ['alice', 1]]);
     expect(report.perModel).toEqual([expect.objectContaining({ model: MODEL, requests: 2, promptTokens: 16, completionTokens: 3 })]);
+    expect(report.perDay).toEqual([expect.objectContaining({ day: new Date(h.clock.now()).toISOString().slice(0, 10), requests: 2, promptTokens: 16 })]);
     const csv = await client.get('/api/v1/admin/usage?format=csv');
     expect(csv.headers['content-type']).toMatch(/^text\/csv/);
     expect(csv.headers['content-disposition']).toMatch(/attachment; filename="?usage-\d{4}-\d{2}-\d{2}-\d{4}-\d{2}-\d{2}\.csv/);

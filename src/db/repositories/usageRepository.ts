@@ -64,9 +64,15 @@ export class UsageRepository {
       .all(userId, from, to) as (UsageTotals & { model: string })[];
   }
 
-  /** Everyone's totals in [from, to): per user and per model (admin reports). */
-  report(from: number, to: number): { perUser: (UsageTotals & { userId: string; username: string })[]; perModel: (UsageTotals & { model: string })[] } {
+  /** Everyone's totals in [from, to): per user, per model and per day (UTC) (admin reports). */
+  report(
+    from: number,
+    to: number,
+  ): { perUser: (UsageTotals & { userId: string; username: string })[]; perModel: (UsageTotals & { model: string })[]; perDay: (UsageTotals & { day: string })[] } {
     return {
+      perDay: this.db
+        .prepare(`SELECT strftime('%Y-%m-%d', at / 1000, 'unixepoch') AS day, ${TOTALS} FROM llm_usage WHERE at >= ? AND at < ? GROUP BY day ORDER BY day`)
+        .all(from, to) as (UsageTotals & { day: string })[],
       perUser: this.db
         .prepare(`SELECT user_id AS userId, MAX(username) AS username, ${TOTALS} FROM llm_usage WHERE at >= ? AND at < ? GROUP BY user_id ORDER BY username`)
         .all(from, to) as (UsageTotals & { userId: string; username: string })[],

@@ -3,6 +3,7 @@ import { api, API, query } from '../api/client';
 import type { UsageTotals } from '../api/types';
 import { Link } from '../app/router';
 import { useI18n } from '../i18n/i18n';
+import { DailyChart } from '../ui/charts';
 import { formatNumber, formatUsd } from '../lib/format';
 import { useResource } from '../ui/useResource';
 import { Button, Card, EmptyState, ErrorNote, Pagination } from '../ui/ui';
@@ -118,6 +119,13 @@ export function AdminUsagePage() {
               <Card title={t(byMoney ? 'admin.usage.chartCost' : 'admin.usage.chartTokens')}>
                 <BarList rows={chartRows} label={t(byMoney ? 'admin.usage.chartCost' : 'admin.usage.chartTokens')} />
                 {users.length > CHART_ROWS && <p className="muted small">{t('admin.usage.chartTop', { count: CHART_ROWS })}</p>}
+              </Card>
+              <Card title={t('usage.perDay')}>
+                <DailyChart
+                  points={data.perDay.map((d) => ({ day: d.day, tokens: d.promptTokens + d.completionTokens, costMicrodollars: d.costMicrodollars }))}
+                  formatCost={usd}
+                  formatTokens={tokens}
+                />
               </Card>
               <Card title={t('admin.usage.perUser')}>
                 <TotalsTable

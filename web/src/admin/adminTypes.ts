@@ -92,6 +92,8 @@ export interface UsageReport {
   to: string;
   perUser: (UsageTotals & { userId: string; username: string })[];
   perModel: (UsageTotals & { model: string })[];
+  /** UTC days with at least one call. */
+  perDay: (UsageTotals & { day: string })[];
 }
 
 export interface PlatformSettings {
