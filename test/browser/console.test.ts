@@ -306,6 +306,40 @@ it('the admin disables the member: the member\'s next action is refused and the 
   await eventually(() => (h.platform.runtimes.viewForUser(aliceId).state === 'stopped' ? true : undefined), "alice's runtime to stop", 30_000);
 });
 
+it('the dark theme follows the system', async () => {
+  const context = await browser.newContext({ colorScheme: 'dark' });
+  const page = watch(await context.newPage(), 'dark');
+  await page.goto(`${base}/login`);
+  await page.locator('#login').waitFor();
+  // rgb(17, 20, 24): the dark background; the light one is rgb(246, 247, 249).
+  await expect(page.evaluate('getComputedStyle(document.documentElement).backgroundColor')).resolves.toBe('rgb(17, 20, 24)');
+  await shot(page, '24-dark-login');
+  await context.close();
+});
+
+it('a user created by an admin must choose their own password at first sign-in', async () => {
+  const adminApi = h.client();
+  await adminApi.post('/api/v1/auth/login').send({ username: 'admin', password: STRONG_PASSWORD });
+  expect((await adminApi.post('/api/v1/admin/users').send({ username: 'carol', password: 'temporary password 1' })).status).toBe(201);
+  const context = await browser.newContext();
+  const page = watch(await context.newPage(), 'carol');
+  await page.goto(`${base}/login`);
+  await page.getByLabel('Username').fill('carol');
+  await page.getByLabel('Password').fill('temporary password 1');
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.getByRole('heading', { name: 'Choose a new password' }).waitFor();
+  await shot(page, '23-forced-password-change');
+  await page.getByLabel('Current password').fill('temporary password 1');
+  await page.getByLabel('New password', { exact: true }).fill(STRONG_PASSWORD);
+  await page.getByLabel('Repeat the new password').fill('something else entirely');
+  await page.getByRole('button', { name: 'Change password' }).click();
+  await expect(page.getByRole('alert').textContent()).resolves.toBe('The two new passwords are not the same.');
+  await page.getByLabel('Repeat the new password').fill(STRONG_PASSWORD);
+  await page.getByRole('button', { name: 'Change password' }).click();
+  await page.locator('#home').waitFor();
+  await context.close();
+});
+
 it('left no console errors', async () => {
   expect(pageErrors).toEqual([]);
 });

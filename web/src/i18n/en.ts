@@ -112,6 +112,7 @@ export const coreEn = {
   'usage.default': 'default',
   'account.title': 'Account',
   'account.profile': 'Profile',
+  'account.displayName': 'Display name',
   'account.role': 'Role',
   'account.changePassword': 'Change password',
   'account.passwordChanged': 'Your password was changed. Your other sessions were signed out.',

@@ -112,6 +112,7 @@ const coreZh: Record<keyof typeof coreEn, string> = {
   'usage.default': '默认',
   'account.title': '账户',
   'account.profile': '个人资料',
+  'account.displayName': '显示名称',
   'account.role': '角色',
   'account.changePassword': '修改密码',
   'account.passwordChanged': '密码已修改。您的其他会话已退出。',

@@ -23,7 +23,7 @@ export function AccountPage() {
         <dl className="facts">
           <dt>{t('field.username')}</dt>
           <dd>{user.username}</dd>
-          <dt>{t('field.displayName')}</dt>
+          <dt>{t('account.displayName')}</dt>
           <dd>{user.displayName || '—'}</dd>
           <dt>{t('account.role')}</dt>
           <dd>{t(user.role === 'admin' ? 'role.admin' : 'role.member')}</dd>
