@@ -100,7 +100,7 @@ export function InvitationsPage() {
               <td>{formatDateTime(i.expiresAt, locale)}</td>
               <td>
                 {i.status === 'pending' ? (
-                  <Button variant="ghost" className="button button-ghost admin-danger-text" onClick={() => revoke(i)}>
+                  <Button variant="ghost" className="button button-ghost admin-danger-text" onClick={() => revoke(i)} aria-label={`${t('admin.invitations.revoke')} ${who(i)}`}>
                     {t('admin.invitations.revoke')}
                   </Button>
                 ) : (

@@ -146,10 +146,10 @@ export function ModelsPage() {
                       </td>
                       <td>
                         <div className="user-actions-buttons">
-                          <Button variant="ghost" onClick={() => setEditing({ kind: 'edit', model: m })}>
+                          <Button variant="ghost" onClick={() => setEditing({ kind: 'edit', model: m })} aria-label={`${t('admin.models.edit')} ${m.id}`}>
                             {t('admin.models.edit')}
                           </Button>
-                          <Button variant="ghost" className="button button-ghost admin-danger-text" onClick={() => remove(m)}>
+                          <Button variant="ghost" className="button button-ghost admin-danger-text" onClick={() => remove(m)} aria-label={`${t('admin.models.delete')} ${m.id}`}>
                             {t('admin.models.delete')}
                           </Button>
                         </div>

@@ -96,25 +96,27 @@ export function UserActions({
       },
     });
 
+  // Every row has the same buttons: their accessible names say whose row it is.
+  const named = (label: string) => ({ 'aria-label': `${label} ${user.username}` });
   return (
     <div className="user-actions">
       <div className="user-actions-buttons">
-        <Button variant="ghost" onClick={changeRole}>
+        <Button variant="ghost" onClick={changeRole} {...named(t(user.role === 'admin' ? 'admin.users.makeMember' : 'admin.users.makeAdmin'))}>
           {t(user.role === 'admin' ? 'admin.users.makeMember' : 'admin.users.makeAdmin')}
         </Button>
         {user.status === 'active' ? (
-          <Button variant="ghost" onClick={disable}>
+          <Button variant="ghost" onClick={disable} {...named(t('admin.users.disable'))}>
             {t('admin.users.disable')}
           </Button>
         ) : (
-          <Button variant="ghost" busy={enabling} onClick={() => void enable()}>
+          <Button variant="ghost" busy={enabling} onClick={() => void enable()} {...named(t('admin.users.enable'))}>
             {t('admin.users.enable')}
           </Button>
         )}
-        <Button variant="ghost" onClick={resetPassword}>
+        <Button variant="ghost" onClick={resetPassword} {...named(t('admin.users.reset'))}>
           {t('admin.users.reset')}
         </Button>
-        <Button variant="ghost" className="button button-ghost admin-danger-text" onClick={remove}>
+        <Button variant="ghost" className="button button-ghost admin-danger-text" onClick={remove} {...named(t('admin.users.delete'))}>
           {t('admin.users.delete')}
         </Button>
       </div>

@@ -2,6 +2,7 @@ import { lazy, Suspense, useCallback, useEffect, useState } from 'react';
 import { api, ApiError, SESSION_ENDED } from '../api/client';
 import type { User } from '../api/types';
 import { useI18n } from '../i18n/i18n';
+import { endUploads } from '../files/sharedQueue';
 import { AccountPage } from '../pages/AccountPage';
 import { FilesPage } from '../pages/FilesPage';
 import { HomePage } from '../pages/HomePage';
@@ -48,7 +49,10 @@ export function App() {
 
   useEffect(() => {
     // Only a session that was there can end: a first visit's 401 just shows the sign-in page.
-    const ended = () => setBoot((current) => (current.kind === 'signedIn' ? { kind: 'signedOut', notice: t('login.sessionEnded') } : current));
+    const ended = () => {
+      endUploads();
+      setBoot((current) => (current.kind === 'signedIn' ? { kind: 'signedOut', notice: t('login.sessionEnded') } : current));
+    };
     window.addEventListener(SESSION_ENDED, ended);
     return () => window.removeEventListener(SESSION_ENDED, ended);
   }, [t]);
@@ -65,7 +69,7 @@ export function App() {
   }, []);
 
   const invite = /^\/invite\/([A-Za-z0-9_-]+)$/.exec(pathname);
-  if (invite?.[1] && boot.kind !== 'signedIn') return <InvitePage secret={invite[1]} onAccepted={signedIn} />;
+  if (invite?.[1]) return <InvitePage secret={invite[1]} signedInAs={boot.kind === 'signedIn' ? boot.user.username : null} onAccepted={signedIn} />;
 
   switch (boot.kind) {
     case 'loading':
@@ -99,6 +103,7 @@ export function App() {
       setBoot({ kind: 'signedIn', user: fresh });
     },
     signOut: async () => {
+      endUploads();
       await api.post('/auth/logout').catch(() => undefined);
       navigate('/login', { replace: true });
       setBoot({ kind: 'signedOut', notice: t('login.signedOut') });

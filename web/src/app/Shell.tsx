@@ -1,4 +1,5 @@
-import type { ReactNode } from 'react';
+import { useEffect, useRef, type ReactNode } from 'react';
+import { useLeaveGuard } from '../files/sharedQueue';
 import { LANGUAGES, useI18n, type Language } from '../i18n/i18n';
 import { Link, useLocation } from './router';
 import { useSession } from './session';
@@ -24,6 +25,7 @@ export function Shell({ children }: { children: ReactNode }) {
   const { t } = useI18n();
   const { user, signOut } = useSession();
   const { pathname } = useLocation();
+  useLeaveGuard();
   const items: { to: string; label: string }[] = [
     { to: '/', label: t('nav.home') },
     { to: '/files', label: t('nav.files') },
@@ -32,6 +34,17 @@ export function Shell({ children }: { children: ReactNode }) {
     ...(user.role === 'admin' ? [{ to: '/admin', label: t('nav.admin') }] : []),
   ];
   const current = (to: string) => (to === '/' ? pathname === '/' : pathname === to || pathname.startsWith(`${to}/`));
+  const here = [...items].reverse().find((item) => current(item.to));
+  // A new page: its name in the title, and focus at its start so keyboard and screen-reader users begin there.
+  const first = useRef(true);
+  useEffect(() => {
+    document.title = here ? `${here.label} · ClawLoops` : 'ClawLoops';
+    if (first.current) {
+      first.current = false;
+      return;
+    }
+    document.getElementById('main')?.focus();
+  }, [pathname, here?.label]);
   return (
     <div className="shell">
       <a className="skip-link" href="#main">

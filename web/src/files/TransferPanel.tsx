@@ -46,8 +46,9 @@ export function TransferPanel({ snapshot, controls, t, locale }: { snapshot: Tra
           )}
         </div>
       </header>
-      <div className="files-transfers-summary" aria-live="polite">
-        <span>
+      <div className="files-transfers-summary">
+        {/* Only the counts are announced: bytes and speed change every frame. */}
+        <span aria-live="polite">
           {t('files.transfers.summary', { done: counts.done, total })}
           {counts.failed > 0 && ` · ${t('files.transfers.failedCount', { count: counts.failed })}`}
           {counts.cancelled > 0 && ` · ${t('files.transfers.cancelledCount', { count: counts.cancelled })}`}

@@ -43,7 +43,8 @@ export function transferErrorText(t: Translate, error: TransferError, locale: st
 /** An API error of a file action, in words; the known refusals of text editing in the user's language. */
 export function actionErrorText(t: Translate, error: unknown): string {
   if (error instanceof ApiError) {
-    if (error.code === 'TEXT_TOO_LARGE') return t('files.text.tooLarge');
+    // A body over the text limit is refused by the body parser (413) before the service's own check.
+    if (error.code === 'TEXT_TOO_LARGE' || error.status === 413) return t('files.text.tooLarge');
     if (error.code === 'NOT_TEXT') return t('files.text.notText');
     if (error.code === 'NETWORK') return t('files.error.network');
   }

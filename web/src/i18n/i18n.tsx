@@ -1,5 +1,6 @@
 import { createContext, useCallback, useContext, useEffect, useMemo, useState, type ReactNode } from 'react';
 import { en, type MessageKey } from './en';
+import { interpolate } from './interpolate';
 import { zh } from './zh';
 
 export type Language = 'en' | 'zh';
@@ -28,11 +29,6 @@ function initialLanguage(): Language {
   return navigator.language.toLowerCase().startsWith('zh') ? 'zh' : 'en';
 }
 
-export function interpolate(template: string, params?: Record<string, string | number>): string {
-  if (!params) return template;
-  return template.replace(/\{(\w+)\}/g, (whole, name: string) => (name in params ? String(params[name]) : whole));
-}
-
 export function I18nProvider({ children }: { children: ReactNode }) {
   const [language, setLanguageState] = useState<Language>(initialLanguage);
   useEffect(() => {
@@ -48,7 +44,7 @@ export function I18nProvider({ children }: { children: ReactNode }) {
       language,
       setLanguage,
       locale: language === 'zh' ? 'zh-CN' : 'en',
-      t: (key, params) => interpolate(dictionary[key] ?? en[key] ?? key, params),
+      t: (key, params) => interpolate(dictionary[key] ?? en[key] ?? key, params, language === 'zh' ? 'zh-CN' : 'en'),
     };
   }, [language, setLanguage]);
   return <I18nContext.Provider value={value}>{children}</I18nContext.Provider>;

@@ -4,30 +4,15 @@ import type { FileEntry, FileListing, FilesUsage } from '../api/types';
 import { Link, useLocation } from '../app/router';
 import { FileDialogsHost, type FileDialog } from '../files/FileDialogsHost';
 import { FileTable, sortEntries, type EntryActions, type Sort, type SortKey } from '../files/FileTable';
-import { downloadUrl, folderUrl, isImage, nameOf, segmentsOf, xhrTransport } from '../files/filesApi';
+import { downloadUrl, folderUrl, isImage, nameOf, segmentsOf } from '../files/filesApi';
+import { uploadQueue } from '../files/sharedQueue';
 import { TransferPanel } from '../files/TransferPanel';
 import { useI18n } from '../i18n/i18n';
 import { dragHasFiles, readDrop, readInput, type Picked } from '../lib/fileDrop';
 import { formatBytes, formatNumber, share } from '../lib/format';
-import { joinPath, normalizePath, UploadQueue } from '../lib/uploadQueue';
+import { joinPath, normalizePath } from '../lib/uploadQueue';
 import { useResource } from '../ui/useResource';
 import { Button, Card, ConfirmDialog, EmptyState, ErrorNote, Notice, ProgressBar } from '../ui/ui';
-
-/**
- * One queue for the whole console: uploads go on while the member looks at another page, and
- * the panel shows them again on return.
- */
-let sharedQueue: UploadQueue<File> | null = null;
-function uploadQueue(): UploadQueue<File> {
-  sharedQueue ??= new UploadQueue<File>({
-    transport: xhrTransport(),
-    now: () => performance.now(),
-    schedule: (flush) => {
-      requestAnimationFrame(() => flush());
-    },
-  });
-  return sharedQueue;
-}
 
 /** The folder a drag is over: a folder's row, or null for the folder shown. */
 function dropDirAt(target: EventTarget | null): string | null {
@@ -85,15 +70,6 @@ export function FilesPage() {
       if (timer !== null) clearTimeout(timer);
     };
   }, [queue, refresh]);
-
-  // Leaving the console (closing the tab, reloading) would cut uploads short: the browser asks first.
-  const uploading = transfers.active > 0;
-  useEffect(() => {
-    if (!uploading) return;
-    const ask = (event: BeforeUnloadEvent) => event.preventDefault();
-    window.addEventListener('beforeunload', ask);
-    return () => window.removeEventListener('beforeunload', ask);
-  }, [uploading]);
 
   const upload = useCallback(
     async (pending: Promise<Picked> | Picked, dir: string) => {

@@ -6,7 +6,7 @@ import { useI18n, type Translate } from '../i18n/i18n';
 import type { MessageKey } from '../i18n/en';
 import { formatBytes, formatDateTime, share } from '../lib/format';
 import { allowedActions, applyRuntimeEvent, INITIAL_STATUS, type RuntimeAction, type RuntimeEvent } from '../lib/runtimeEvents';
-import { useEventSource } from '../ui/useEventSource';
+import { OPEN, useEventSource } from '../ui/useEventSource';
 import { Button, Card, ErrorNote, Notice, ProgressBar } from '../ui/ui';
 
 const STATE_KEYS: Record<RuntimeView['state'], MessageKey> = {
@@ -234,6 +234,12 @@ function LogStream({ url, follow }: { url: string; follow: boolean }) {
     [],
   );
   const stream = useEventSource(url, {
+    // Each (re)connect sends the tail again: start over rather than show it twice.
+    [OPEN]: () => {
+      pending.current = [];
+      setLines([]);
+      setEnded(null);
+    },
     log: (data) => {
       pending.current.push(data as LogLine);
       if (frame.current === null) frame.current = requestAnimationFrame(flush);
@@ -247,7 +253,7 @@ function LogStream({ url, follow }: { url: string; follow: boolean }) {
   return (
     <>
       <pre className="logs" ref={box} tabIndex={0} aria-label={t('logs.title')}>
-        {lines.length === 0 && <span className="muted">{stream === 'closed' && ended === null ? t('logs.unavailable') : t('logs.empty')}</span>}
+        {lines.length === 0 && <span className="muted">{stream !== 'open' && ended === null ? t('logs.unavailable') : t('logs.empty')}</span>}
         {lines.map((line, i) => (
           <span key={i} className={line.stream === 'stderr' ? 'log-stderr' : undefined}>
             {line.stream === 'stderr' && <span className="visually-hidden">{t('logs.stderr')} </span>}

@@ -65,11 +65,12 @@ export function LoginPage({ notice, onSignedIn }: { notice: string | null; onSig
   );
 }
 
-export function InvitePage({ secret, onAccepted }: { secret: string; onAccepted: () => Promise<void> }) {
+export function InvitePage({ secret, signedInAs, onAccepted }: { secret: string; signedInAs: string | null; onAccepted: () => Promise<void> }) {
   const { t, locale } = useI18n();
   const invitation = useResource((signal) => api.get<{ invitation: Invitation }>(`/invitations/${encodeURIComponent(secret)}`, { signal }), secret);
   return (
     <EntryFrame title={t('invite.title')}>
+      {signedInAs && <Notice tone="warning">{t('invite.signedInAs', { name: signedInAs })}</Notice>}
       {invitation.loading && !invitation.data && <p role="status">{t('common.loading')}</p>}
       <ErrorNote error={invitation.error} />
       {invitation.data && (

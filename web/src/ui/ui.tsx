@@ -1,6 +1,6 @@
 import { useEffect, useId, useRef, useState, type ButtonHTMLAttributes, type FormEvent, type InputHTMLAttributes, type ReactNode } from 'react';
 import { ApiError } from '../api/client';
-import { useI18n } from '../i18n/i18n';
+import { useI18n, type Translate } from '../i18n/i18n';
 
 /** The words of an error, for any thrown value. */
 export function messageOf(error: unknown): string {
@@ -9,12 +9,22 @@ export function messageOf(error: unknown): string {
   return String(error);
 }
 
+/** The words of an error in the user's language: the server's own message, or ours when it never answered. */
+export function describeError(t: Translate, error: unknown): string {
+  if (error instanceof ApiError) {
+    if (error.code === 'NETWORK') return t('error.network');
+    if (/^HTTP_\d+$/.test(error.code)) return t('error.http', { status: error.status });
+  }
+  return messageOf(error);
+}
+
 /** An error shown where it happened, announced to screen readers. */
 export function ErrorNote({ error }: { error: unknown }) {
+  const { t } = useI18n();
   if (!error) return null;
   return (
     <p className="error-note" role="alert">
-      {messageOf(error)}
+      {describeError(t, error)}
     </p>
   );
 }
