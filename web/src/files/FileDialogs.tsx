@@ -62,8 +62,18 @@ export function NewFolderDialog({ dir, onClose, onCreated }: { dir: string; onCl
   );
 }
 
-/** Runs a move; a name that is taken turns into a question whether to replace it. */
+/** What stands at `path` now, if anything: a folder there can never be replaced by a move. */
+async function typeAt(path: string): Promise<FileEntry['type'] | null> {
+  const listing = await api.get<FileListing>(`/files${query({ path: parentOf(path) })}`);
+  return listing.entries.find((e) => e.name === nameOf(path))?.type ?? null;
+}
+
+/**
+ * Runs a move; a name that is taken by a file turns into a question whether to replace it, one
+ * taken by a folder into a refusal in words (the server would refuse the replacement anyway).
+ */
 function useMove(entry: FileEntry, onMoved: (to: string) => void) {
+  const { t } = useI18n();
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<unknown>(null);
   const [taken, setTaken] = useState<string | null>(null);
@@ -75,8 +85,10 @@ function useMove(entry: FileEntry, onMoved: (to: string) => void) {
       setTaken(null);
       onMoved(to);
     } catch (err) {
-      if (!overwrite && err instanceof ApiError && err.status === 409 && err.code === 'ALREADY_EXISTS') setTaken(to);
-      else {
+      if (!overwrite && err instanceof ApiError && err.status === 409 && err.code === 'ALREADY_EXISTS') {
+        if ((await typeAt(to).catch(() => null)) === 'dir') setError(new Error(t('files.move.folderTaken', { path: to })));
+        else setTaken(to);
+      } else {
         setTaken(null);
         setError(err);
       }

@@ -53,6 +53,7 @@ export const filesEn = {
   'files.move.noSubfolders': 'No folders in here.',
   'files.move.target': 'New place: {path}',
   'files.move.submit': 'Move to {name}',
+  'files.move.folderTaken': 'A folder named "{path}" is already there, and a folder is never replaced. Choose another name or place.',
   'files.move.taken': '"{path}" already exists. Replace it? What is there now will be lost.',
   'files.move.replace': 'Replace',
   'files.move.keep': 'Keep it',

@@ -54,6 +54,7 @@ export const filesZh: Record<keyof typeof filesEn, string> = {
   'files.move.noSubfolders': '这里没有文件夹。',
   'files.move.target': '新位置：{path}',
   'files.move.submit': '移动到 {name}',
+  'files.move.folderTaken': '“{path}”处已有同名文件夹，文件夹不会被替换。请换一个名称或位置。',
   'files.move.taken': '“{path}”已存在。要替换它吗？现有内容将会丢失。',
   'files.move.replace': '替换',
   'files.move.keep': '保留',
