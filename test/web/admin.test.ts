@@ -20,24 +20,10 @@ import {
   upstreamNotInCatalog,
   usdOf,
 } from '../../web/src/admin/logic';
+import { runtimeView } from './fixtures';
 
 const runtime = (userId: string, state: RuntimeListItem['state'], extra: Partial<RuntimeListItem> = {}): RuntimeListItem => ({
-  id: `r-${userId}`,
-  userId,
-  username: `user-${userId}`,
-  state,
-  stateReason: null,
-  desiredState: 'running',
-  image: 'img:1',
-  configuredImage: 'img:1',
-  outdatedImage: false,
-  configStale: false,
-  createdAt: null,
-  startedAt: null,
-  workspaceUrl: '',
-  limits: { memoryBytes: 1024, cpus: 1, pidsLimit: 100 },
-  lastError: null,
-  operation: null,
+  ...runtimeView(state, { id: `r-${userId}`, userId, username: `user-${userId}`, workspaceUrl: '', limits: { memoryBytes: 1024, cpus: 1, pidsLimit: 100 } }),
   uptimeSeconds: null,
   stats: null,
   ...extra,

@@ -5,25 +5,9 @@
  */
 import type { OperationView, RuntimeView } from '../../web/src/api/types';
 import { allowedActions, applyRuntimeEvent, INITIAL_STATUS, type RuntimeStatus } from '../../web/src/lib/runtimeEvents';
+import { runtimeView } from './fixtures';
 
-const runtime = (state: RuntimeView['state'], operation: OperationView | null = null): RuntimeView => ({
-  id: 'r1',
-  userId: 'u1',
-  username: 'alice',
-  state,
-  stateReason: null,
-  desiredState: 'running',
-  image: 'img:1',
-  configuredImage: 'img:1',
-  outdatedImage: false,
-  configStale: false,
-  createdAt: null,
-  startedAt: null,
-  workspaceUrl: 'http://alice.localhost',
-  limits: { memoryBytes: 2 ** 31, cpus: 2, pidsLimit: 512 },
-  lastError: null,
-  operation,
-});
+const runtime = (state: RuntimeView['state'], operation: OperationView | null = null): RuntimeView => runtimeView(state, { operation });
 const op = (id: string, status: OperationView['status'], percent: number, startedAt = '2026-11-25T10:00:00Z'): OperationView => ({
   id,
   runtimeId: 'r1',
