@@ -7,7 +7,7 @@ import type { Logger } from '../lib/logger';
  * one turn share a single WAL commit (an autocommit INSERT per call cost ~60 µs of the gateway's
  * CPU per request); when idle, a row reaches the database a moment after its call ends. Reads
  * write the queue first, so they always see every finished call. A crash loses at most the rows
- * of the turn in progress; the limiter's month totals are kept in memory anyway.
+ * of the turn in progress (and after the restart, the month's totals read back miss them).
  */
 export class UsageLedger {
   private queue: UsageRecord[] = [];

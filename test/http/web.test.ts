@@ -63,6 +63,17 @@ test('browsers that accept gzip get the build\'s precompressed file; others the 
   expect(plain.text).toBe('console.log(1)');
 });
 
+test('a precompressed file that disappears falls back to the plain one, not labelled gzip', async () => {
+  fs.writeFileSync(path.join(webRoot, 'assets', 'late-x1.js'), 'console.log(2)');
+  fs.writeFileSync(path.join(webRoot, 'assets', 'late-x1.js.gz'), zlib.gzipSync('console.log(2)'));
+  expect((await supertest(platform.app).get('/assets/late-x1.js').set('Accept-Encoding', 'gzip')).headers['content-encoding']).toBe('gzip');
+  fs.rmSync(path.join(webRoot, 'assets', 'late-x1.js.gz'));
+  const plain = await supertest(platform.app).get('/assets/late-x1.js').set('Accept-Encoding', 'gzip');
+  expect(plain.status).toBe(200);
+  expect(plain.headers['content-encoding']).toBeUndefined();
+  expect(plain.text).toBe('console.log(2)');
+});
+
 test('API misses stay JSON 404s and probes answer', async () => {
   const api = await supertest(platform.app).get('/api/v1/unknown');
   expect(api.status).toBe(404);

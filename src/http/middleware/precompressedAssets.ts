@@ -35,7 +35,11 @@ export function precompressedAssets(dir: string): RequestHandler {
     res.setHeader('Content-Encoding', 'gzip');
     res.setHeader('Vary', 'Accept-Encoding');
     res.sendFile(`${file}.gz`, { immutable: true, maxAge: '365d' }, (err) => {
-      if (err && !res.headersSent) next();
+      if (!err || res.headersSent) return;
+      // The .gz went missing: the plain file must not go out labelled as gzip.
+      for (const header of ['Content-Type', 'Content-Encoding', 'Vary']) res.removeHeader(header);
+      exists.set(file, false);
+      next();
     });
   };
 }
