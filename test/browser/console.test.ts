@@ -286,6 +286,39 @@ it('the admin pages render', async () => {
   await admin.locator('[data-testid=user-row][data-username=alice]').waitFor();
 });
 
+it('no serious or critical accessibility violations on the main pages (axe-core, WCAG 2 A and AA)', async () => {
+  const axe = fs.readFileSync(require.resolve('axe-core/axe.min.js'), 'utf8');
+  const found: string[] = [];
+  const minor: string[] = [];
+  const audit = async (from: BrowserContext | null, routes: string[]) => {
+    // axe is injected as a script: this context lets it past the console's CSP (measuring only).
+    const context = await browser.newContext({ bypassCSP: true });
+    if (from) await context.addCookies(await from.cookies());
+    const page = await context.newPage();
+    for (const route of routes) {
+      await page.goto(`${base}${route}`);
+      await page.locator('h1').first().waitFor();
+      await eventually(async () => ((await page.getByText('Loading…').count()) === 0 ? true : undefined), `${route} loaded`, 10_000);
+      await page.addScriptTag({ content: axe });
+      const result = (await page.evaluate(
+        `axe.run(document, { runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa'] } }).then((r) => ({ passes: r.passes.length, violations: r.violations.map((v) => ({ impact: v.impact, text: v.id + ' (' + v.impact + '): ' + v.nodes.slice(0, 3).map((n) => n.target.join(' ')).join(', ') })) }))`,
+      )) as { passes: number; violations: { impact: string; text: string }[] };
+      // An audit that checked nothing would pass too.
+      expect({ route, checked: result.passes > 10 }).toEqual({ route, checked: true });
+      for (const v of result.violations) {
+        if (v.impact === 'serious' || v.impact === 'critical') found.push(`${route}: ${v.text}`);
+        else minor.push(`${route}: ${v.text}`);
+      }
+    }
+    await context.close();
+  };
+  await audit(null, ['/login']);
+  await audit(memberContext, ['/', '/files', '/usage', '/account']);
+  await audit(adminContext, ['/admin', '/admin/users', '/admin/invitations', '/admin/runtimes', '/admin/models', '/admin/usage', '/admin/audit', '/admin/settings']);
+  process.stdout.write(`axe, moderate or minor findings: ${minor.length ? minor.join(' | ') : 'none'}\n`);
+  expect(found).toEqual([]);
+});
+
 it('the admin disables the member: the member\'s next action is refused and the runtime stops', async () => {
   const aliceId = h.platform.db.prepare("SELECT id FROM users WHERE username = 'alice'").pluck().get() as string;
   await admin.locator('[data-testid=user-row][data-username=alice]').getByRole('button', { name: 'Disable' }).click();
