@@ -286,13 +286,13 @@ it('the admin pages render', async () => {
   await admin.locator('[data-testid=user-row][data-username=alice]').waitFor();
 });
 
-it('no serious or critical accessibility violations on the main pages (axe-core, WCAG 2 A and AA)', async () => {
+it('no serious or critical accessibility violations on the main pages, light and dark (axe-core, WCAG 2 A and AA)', async () => {
   const axe = fs.readFileSync(require.resolve('axe-core/axe.min.js'), 'utf8');
   const found: string[] = [];
   const minor: string[] = [];
-  const audit = async (from: BrowserContext | null, routes: string[]) => {
+  const audit = async (from: BrowserContext | null, routes: string[], colorScheme: 'light' | 'dark' = 'light') => {
     // axe is injected as a script: this context lets it past the console's CSP (measuring only).
-    const context = await browser.newContext({ bypassCSP: true });
+    const context = await browser.newContext({ bypassCSP: true, colorScheme });
     if (from) await context.addCookies(await from.cookies());
     const page = await context.newPage();
     for (const route of routes) {
@@ -306,8 +306,8 @@ it('no serious or critical accessibility violations on the main pages (axe-core,
       // An audit that checked nothing would pass too.
       expect({ route, checked: result.passes > 10 }).toEqual({ route, checked: true });
       for (const v of result.violations) {
-        if (v.impact === 'serious' || v.impact === 'critical') found.push(`${route}: ${v.text}`);
-        else minor.push(`${route}: ${v.text}`);
+        if (v.impact === 'serious' || v.impact === 'critical') found.push(`${route} (${colorScheme}): ${v.text}`);
+        else minor.push(`${route} (${colorScheme}): ${v.text}`);
       }
     }
     await context.close();
@@ -315,6 +315,10 @@ it('no serious or critical accessibility violations on the main pages (axe-core,
   await audit(null, ['/login']);
   await audit(memberContext, ['/', '/files', '/usage', '/account']);
   await audit(adminContext, ['/admin', '/admin/users', '/admin/invitations', '/admin/runtimes', '/admin/models', '/admin/usage', '/admin/audit', '/admin/settings']);
+  // The dark theme has its own colours: their contrast is checked too.
+  await audit(null, ['/login'], 'dark');
+  await audit(memberContext, ['/', '/files', '/usage', '/account'], 'dark');
+  await audit(adminContext, ['/admin', '/admin/users', '/admin/runtimes', '/admin/models'], 'dark');
   process.stdout.write(`axe, moderate or minor findings: ${minor.length ? minor.join(' | ') : 'none'}\n`);
   expect(found).toEqual([]);
 });
