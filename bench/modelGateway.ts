@@ -87,7 +87,7 @@ import { createLogger } from '../src/lib/logger';
 import { hashSecret, newId, newSecret } from '../src/lib/secrets';
 import { ModelLimiter } from '../src/llm/modelLimits';
 import { buildPlatform, type Platform } from '../src/platform';
-import { benchInstance, machineCpu, machineNote, percentile, processCpuMs, table, knob, ClientThread, serveClientTasks, onPath, UNIT_MS, childCpuMs, CLOCK_TICKS, tailLogger } from './support';
+import { benchInstance, machineCpu, machineNote, percentile, processCpuMs, table, knob, ClientThread, serveClientTasks, onPath, UNIT_MS, childCpuMs, CLOCK_TICKS, tailLogger, rotateCalls, keepAliveLoad } from './support';
 
 const CLIENT_ROLE = 'model-gateway-client';
 const UPSTREAM_ROLE_ENV = 'BENCH_MODEL_GATEWAY_ROLE';
@@ -313,52 +313,22 @@ function oneStream(agent: http.Agent, t: HttpTarget): Promise<StreamResult> {
   });
 }
 
-/** Calls one at a time, rotating through the targets, each on its own keep-alive connection. */
-async function rotate<T>(targets: HttpTarget[], warmup: number, samples: number, call: (agent: http.Agent, t: HttpTarget) => Promise<T>): Promise<T[][]> {
-  const agents = targets.map(() => new http.Agent({ keepAlive: true, maxSockets: 1 }));
-  const out = targets.map(() => [] as T[]);
-  try {
-    for (let i = 0; i < warmup + samples; i++) {
-      for (let j = 0; j < targets.length; j++) {
-        const k = (i + j) % targets.length; // rotate who goes first
-        const value = await call(agents[k]!, targets[k]!);
-        if (i >= warmup) out[k]!.push(value);
-      }
-    }
-  } finally {
-    for (const agent of agents) agent.destroy();
-  }
-  return out;
-}
-
 /** The Node load generator: `connections` loops of keep-alive requests for `seconds`. */
 async function nodeLoad(t: HttpTarget, connections: number, seconds: number): Promise<LoadResult> {
-  const agent = new http.Agent({ keepAlive: true, maxSockets: connections });
-  const latencies: number[] = [];
-  const started = performance.now();
-  const deadline = started + seconds * 1000;
-  const loop = async () => {
-    while (performance.now() < deadline) latencies.push(await oneCompletion(agent, t));
-  };
-  try {
-    await Promise.all(Array.from({ length: connections }, loop));
-  } finally {
-    agent.destroy();
-  }
-  return { requests: latencies.length, seconds: (performance.now() - started) / 1000, p50: percentile(latencies, 50), p99: percentile(latencies, 99), clientCpuMs: null };
+  return { ...(await keepAliveLoad(connections, seconds, (agent) => oneCompletion(agent, t))), clientCpuMs: null };
 }
 
 async function runTask(task: Task): Promise<unknown> {
   switch (task.kind) {
     case 'sequential':
-      return rotate(task.targets, task.warmup, task.samples, oneCompletion);
+      return rotateCalls(task.targets, task.warmup, task.samples, oneCompletion);
     case 'ttft': {
-      const streams = await rotate(task.targets, task.warmup, task.samples, oneStream);
+      const streams = await rotateCalls(task.targets, task.warmup, task.samples, oneStream);
       return streams.map((list) => list.map((s) => s.ttftMs));
     }
     case 'streams':
       // One warm-up stream per target is in the rotation's first round.
-      return rotate(task.targets, 1, task.rounds, oneStream);
+      return rotateCalls(task.targets, 1, task.rounds, oneStream);
     case 'load':
       return nodeLoad(task.target, task.connections, task.seconds);
   }

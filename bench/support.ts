@@ -510,3 +510,45 @@ export function tailLogger(level: LogLevel): { logger: Logger; lines: string[] }
   );
   return { logger, lines };
 }
+
+/**
+ * Calls one at a time, rotating through the targets (who goes first rotates too), each target on
+ * its own keep-alive connection; the first `warmup` rounds are not kept.
+ */
+export async function rotateCalls<Target, T>(targets: Target[], warmup: number, samples: number, call: (agent: http.Agent, target: Target) => Promise<T>): Promise<T[][]> {
+  const agents = targets.map(() => new http.Agent({ keepAlive: true, maxSockets: 1 }));
+  const out = targets.map(() => [] as T[]);
+  try {
+    for (let i = 0; i < warmup + samples; i++) {
+      for (let j = 0; j < targets.length; j++) {
+        const k = (i + j) % targets.length;
+        const value = await call(agents[k]!, targets[k]!);
+        if (i >= warmup) out[k]!.push(value);
+      }
+    }
+  } finally {
+    for (const agent of agents) agent.destroy();
+  }
+  return out;
+}
+
+/** The Node load generator: `connections` loops of keep-alive calls for `seconds`; each call returns its latency in ms. */
+export async function keepAliveLoad(
+  connections: number,
+  seconds: number,
+  call: (agent: http.Agent) => Promise<number>,
+): Promise<{ requests: number; seconds: number; p50: number; p99: number }> {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: connections });
+  const latencies: number[] = [];
+  const started = performance.now();
+  const deadline = started + seconds * 1000;
+  const loop = async () => {
+    while (performance.now() < deadline) latencies.push(await call(agent));
+  };
+  try {
+    await Promise.all(Array.from({ length: connections }, loop));
+  } finally {
+    agent.destroy();
+  }
+  return { requests: latencies.length, seconds: (performance.now() - started) / 1000, p50: percentile(latencies, 50), p99: percentile(latencies, 99) };
+}

@@ -50,7 +50,7 @@ import { WorkspaceAddresses } from '../src/domain/workspaceAddresses';
 import { WorkspaceGatekeeper } from '../src/domain/workspaceGatekeeper';
 import { OPENCLAW_PORT } from '../src/runtime/runtimeSettings';
 import { workspaceSessionCookie } from '../test/support/hostClient';
-import { benchInstance, docker, machineNote, machineCpu, percentile, processCpuMs, startBenchPlatform, STANDIN_IMAGE, sweep, sweepOnSignal, table, knob, ClientThread, serveClientTasks, onPath, UNIT_MS, childCpuMs, CLOCK_TICKS, type BenchPlatform, type Member } from './support';
+import { benchInstance, docker, machineNote, machineCpu, percentile, processCpuMs, startBenchPlatform, STANDIN_IMAGE, sweep, sweepOnSignal, table, knob, ClientThread, serveClientTasks, onPath, UNIT_MS, childCpuMs, CLOCK_TICKS, rotateCalls, keepAliveLoad, type BenchPlatform, type Member } from './support';
 
 const CLIENT_ROLE = 'workspace-routing-client';
 
@@ -125,39 +125,9 @@ function oneRequest(agent: http.Agent, t: HttpTarget): Promise<number> {
   });
 }
 
-/** Requests one at a time, rotating through the targets, each on its own keep-alive connection. */
-async function sequential(targets: HttpTarget[], warmup: number, samples: number): Promise<number[][]> {
-  const agents = targets.map(() => new http.Agent({ keepAlive: true, maxSockets: 1 }));
-  const out = targets.map(() => [] as number[]);
-  try {
-    for (let i = 0; i < warmup + samples; i++) {
-      for (let j = 0; j < targets.length; j++) {
-        const k = (i + j) % targets.length; // rotate who goes first
-        const ms = await oneRequest(agents[k]!, targets[k]!);
-        if (i >= warmup) out[k]!.push(ms);
-      }
-    }
-  } finally {
-    for (const agent of agents) agent.destroy();
-  }
-  return out;
-}
-
 /** The Node load generator: `connections` loops of keep-alive requests for `seconds`. */
 async function nodeLoad(t: HttpTarget, connections: number, seconds: number): Promise<LoadResult> {
-  const agent = new http.Agent({ keepAlive: true, maxSockets: connections });
-  const latencies: number[] = [];
-  const started = performance.now();
-  const deadline = started + seconds * 1000;
-  const loop = async () => {
-    while (performance.now() < deadline) latencies.push(await oneRequest(agent, t));
-  };
-  try {
-    await Promise.all(Array.from({ length: connections }, loop));
-  } finally {
-    agent.destroy();
-  }
-  return { requests: latencies.length, seconds: (performance.now() - started) / 1000, p50: percentile(latencies, 50), p99: percentile(latencies, 99), bytesPerRequest: t.bytes ?? NaN, clientCpuMs: null };
+  return { ...(await keepAliveLoad(connections, seconds, (agent) => oneRequest(agent, t))), bytesPerRequest: t.bytes ?? NaN, clientCpuMs: null };
 }
 
 function openSocket(t: WsTarget): Promise<WebSocket> {
@@ -229,7 +199,7 @@ async function wsHandshakes(targets: WsTarget[], warmup: number, samples: number
 function runTask(task: Task): Promise<unknown> {
   switch (task.kind) {
     case 'sequential':
-      return sequential(task.targets, task.warmup, task.samples);
+      return rotateCalls(task.targets, task.warmup, task.samples, oneRequest);
     case 'load':
       return nodeLoad(task.target, task.connections, task.seconds);
     case 'ws-echo':
