@@ -524,16 +524,14 @@ export class RuntimeManager {
           const why = fresh.oomKilled
             ? `ran out of memory (limit ${Math.round(fresh.memoryLimitBytes / 1024 ** 2)} MiB)`
             : `exited with code ${fresh.exitCode ?? 'unknown'}`;
-          await backend.stopContainer(containerId, settings.stopTimeoutSeconds).catch(() => undefined);
-          this.deps.runtimes.setDesiredState(runtimeId, 'stopped', clock.now());
+          await this.stopFailedStart(runtimeId, containerId);
           throw new OperationError('RUNTIME_EXITED', `OpenClaw ${why} while starting.${tail}`);
         }
       }
       const elapsed = clock.now() - startedAt;
       if (clock.now() >= deadline) {
         const tail = await this.logTail(containerId);
-        await backend.stopContainer(containerId, settings.stopTimeoutSeconds).catch(() => undefined);
-        this.deps.runtimes.setDesiredState(runtimeId, 'stopped', clock.now());
+        await this.stopFailedStart(runtimeId, containerId);
         throw new OperationError(
           'READY_TIMEOUT',
           `OpenClaw did not become ready within ${Math.round(settings.readyTimeoutMs / 1000)} s (${live ? '/healthz answered, /readyz did not' : '/healthz never answered'}); it was stopped.${tail}`,
@@ -561,6 +559,17 @@ export class RuntimeManager {
     } catch {
       return '';
     }
+  }
+
+  /**
+   * Stops the container of a start that failed and reads it back before the operation ends: the
+   * watcher's event for the stop may come later, and whoever reads the runtime when the start has
+   * failed must find it failed, not still starting.
+   */
+  private async stopFailedStart(runtimeId: string, containerId: string): Promise<void> {
+    await this.deps.backend.stopContainer(containerId, this.deps.settings.stopTimeoutSeconds).catch(() => undefined);
+    this.deps.runtimes.setDesiredState(runtimeId, 'stopped', this.deps.clock.now());
+    await this.refresh(runtimeId, containerId).catch(() => null);
   }
 
   private async runStop(op: Operation, runtimeId: string, desired: 'stopped' | 'deleted'): Promise<void> {
