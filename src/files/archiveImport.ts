@@ -1,8 +1,8 @@
 import { posix } from 'node:path';
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
-import { extract, type Header, type Pack } from 'tar-stream';
+import { extract, type Header } from 'tar-stream';
 import { AppError, badRequest } from '../lib/errors';
 import { MAX_NAME_BYTES, MAX_PATH_BYTES } from './workspacePath';
 
@@ -72,105 +72,117 @@ function checkLinkTarget(entryPath: string, target: string | null | undefined): 
 }
 
 /**
- * Reads an uploaded .tar or .tar.gz and re-packs every entry into `out` under `prefix`, after
- * checking it: relative paths without "..", links that stay inside, no devices, FIFOs or hard
- * links, entry count and declared sizes within limits (checked from the header, before its
- * bytes are read, so an archive bomb stops at its first oversized header). Owners become the
- * runtime's user; set-id bits are dropped. Rejects with a 4xx AppError; `out` is then unusable
- * and whatever it reached must be discarded by the caller.
+ * Where checked entries go, one at a time and in archive order. Paths are relative to the
+ * import folder and already checked. `file` must consume exactly `size` bytes of `body`.
  */
-export async function repackArchive(source: Readable, out: Pack, prefix: string, limits: ImportLimits, uid: number): Promise<ImportTotals> {
+export interface ImportSink {
+  directory(path: string, mode: number, mtime: Date): Promise<void>;
+  symlink(path: string, target: string, mtime: Date): Promise<void>;
+  file(path: string, size: number, mode: number, mtime: Date, body: Readable): Promise<void>;
+}
+
+/**
+ * Reads an uploaded .tar or .tar.gz and hands every entry to `sink` after checking it: relative
+ * paths without "..", links that stay inside, no devices, FIFOs or hard links, entry count and
+ * declared sizes within limits (checked from the header, before its bytes are read, so an archive
+ * bomb stops at its first oversized header). `reserve` is told the running total of declared file
+ * bytes before each file's bytes flow, and may refuse (the quota, shared with concurrent writes).
+ * Modes keep only permission bits (set-id bits dropped); owners are the sink's to choose. Rejects
+ * with a 4xx AppError; whatever reached the sink must then be discarded by the caller.
+ */
+export async function repackArchive(source: Readable, sink: ImportSink, limits: ImportLimits, reserve: (declaredBytes: number) => void = () => undefined): Promise<ImportTotals> {
   const totals: ImportTotals = { entries: 0, files: 0, bytes: 0 };
   const reader = extract();
-  // Every folder gets its own entry, owned by the runtime user: a folder the engine creates
+  // Every folder gets its own entry (owned by the runtime user): a folder the engine creates
   // implicitly for a nested file would belong to root, and the agent could not move out of it.
   const folders = new Set<string>();
-  const folder = (path: string, mode: number, mtime: Date) => {
+  const folder = async (path: string, mode: number, mtime: Date): Promise<void> => {
     if (folders.has(path)) return;
     const parent = posix.dirname(path);
-    if (parent !== '.') folder(parent, 0o755, mtime);
+    if (parent !== '.') await folder(parent, 0o755, mtime);
     folders.add(path);
-    out.entry({ uid, gid: uid, mtime, name: `${prefix}/${path}`, type: 'directory', mode });
+    await sink.directory(path, mode, mtime);
   };
-  const parentsOf = (path: string, mtime: Date) => {
+  const parentsOf = async (path: string, mtime: Date) => {
     const parent = posix.dirname(path);
-    if (parent !== '.') folder(parent, 0o755, mtime);
+    if (parent !== '.') await folder(parent, 0o755, mtime);
   };
-  out.entry({ uid, gid: uid, mtime: new Date(), name: prefix, type: 'directory', mode: 0o700 });
   /** Links this archive creates: nothing may be unpacked through one (a chain of links could climb out). */
   const links = new Set<string>();
   const throughLink = (path: string) => {
     for (let parent = posix.dirname(path); parent !== '.'; parent = posix.dirname(parent)) if (links.has(parent)) return parent;
     return null;
   };
-  reader.on('entry', (header: Header, body, next) => {
+  /** Checks an entry at once (a refusal throws before its bytes are read) and returns the sink's work. */
+  const place = (header: Header, body: Readable): Promise<void> => {
+    totals.entries++;
+    if (totals.entries > limits.maxEntries) {
+      throw tooLarge('ARCHIVE_TOO_MANY_ENTRIES', `The archive has more than ${limits.maxEntries} entries, the limit for one import.`);
+    }
+    const path = safeEntryPath(header.name);
+    const link = path === null ? null : throughLink(path);
+    if (link) throw unsafe(`"${preview(header.name)}" lies beneath the symbolic link "${preview(link)}" of the same archive.`);
+    const mtime = header.mtime ?? new Date();
+    switch (header.type) {
+      case 'directory':
+        return path === null ? Promise.resolve() : folder(path, ((header.mode ?? 0o755) & 0o777) | 0o700, mtime);
+      case 'file':
+      case 'contiguous-file': {
+        if (path === null) throw unsafe('A file entry has an empty name.');
+        const size = header.size ?? 0;
+        if (size > limits.maxFileBytes) {
+          throw tooLarge('FILE_TOO_LARGE', `"${preview(path)}" is ${size} bytes; the largest file allowed is ${limits.maxFileBytes} bytes.`);
+        }
+        totals.bytes += size;
+        if (totals.bytes > limits.maxTotalBytes) {
+          throw tooLarge('ARCHIVE_TOO_LARGE', `The archive unpacks to more than ${limits.maxTotalBytes} bytes (${limits.totalLimitReason}).`);
+        }
+        reserve(totals.bytes);
+        totals.files++;
+        return parentsOf(path, mtime).then(() => sink.file(path, size, ((header.mode ?? 0o644) & 0o777) | 0o600, mtime, body));
+      }
+      case 'symlink': {
+        if (path === null) throw unsafe('A link entry has an empty name.');
+        const target = checkLinkTarget(path, header.linkname);
+        links.add(path);
+        totals.files++;
+        return parentsOf(path, mtime).then(() => sink.symlink(path, target, mtime));
+      }
+      case 'link':
+        throw unsafe(`"${preview(header.name)}" is a hard link; hard links cannot be imported.`);
+      case 'character-device':
+      case 'block-device':
+      case 'fifo':
+        throw unsafe(`"${preview(header.name)}" is a ${header.type.replace('-', ' ')}; only files, folders and links can be imported.`);
+      default:
+        throw unsafe(`"${preview(header.name)}" has the unsupported entry type ${String(header.type)}.`);
+    }
+  };
+  reader.on('entry', (header, body, next) => {
     // Destroying the reader destroys this entry with the same error: it must have a listener.
     body.on('error', () => undefined);
-    const fail = (err: Error) => {
+    let ended = false;
+    body.once('end', () => (ended = true));
+    const fail = (err: unknown) => {
       body.resume();
-      reader.destroy(err);
+      reader.destroy(err instanceof Error ? err : new Error(String(err)));
     };
+    let work: Promise<void>;
     try {
-      totals.entries++;
-      if (totals.entries > limits.maxEntries) {
-        throw tooLarge('ARCHIVE_TOO_MANY_ENTRIES', `The archive has more than ${limits.maxEntries} entries, the limit for one import.`);
-      }
-      const path = safeEntryPath(header.name);
-      const link = path === null ? null : throughLink(path);
-      if (link) throw unsafe(`"${preview(header.name)}" lies beneath the symbolic link "${preview(link)}" of the same archive.`);
-      const base = { uid, gid: uid, mtime: header.mtime ?? new Date() };
-      switch (header.type) {
-        case 'directory': {
-          if (path !== null) folder(path, ((header.mode ?? 0o755) & 0o777) | 0o700, base.mtime);
-          body.resume();
-          body.on('end', () => next());
-          return;
-        }
-        case 'file':
-        case 'contiguous-file': {
-          if (path === null) throw unsafe('A file entry has an empty name.');
-          const size = header.size ?? 0;
-          if (size > limits.maxFileBytes) {
-            throw tooLarge('FILE_TOO_LARGE', `"${preview(path)}" is ${size} bytes; the largest file allowed is ${limits.maxFileBytes} bytes.`);
-          }
-          totals.bytes += size;
-          if (totals.bytes > limits.maxTotalBytes) {
-            throw tooLarge('ARCHIVE_TOO_LARGE', `The archive unpacks to more than ${limits.maxTotalBytes} bytes (${limits.totalLimitReason}).`);
-          }
-          totals.files++;
-          parentsOf(path, base.mtime);
-          const entry = out.entry({ ...base, name: `${prefix}/${path}`, type: 'file', size, mode: ((header.mode ?? 0o644) & 0o777) | 0o600 }, (err) => {
-            if (err) fail(err);
-            else next();
-          });
-          entry.on('error', fail);
-          body.pipe(entry);
-          body.on('error', fail);
-          return;
-        }
-        case 'symlink': {
-          if (path === null) throw unsafe('A link entry has an empty name.');
-          const linkname = checkLinkTarget(path, header.linkname);
-          links.add(path);
-          totals.files++;
-          parentsOf(path, base.mtime);
-          out.entry({ ...base, name: `${prefix}/${path}`, type: 'symlink', linkname, mode: 0o777 });
-          body.resume();
-          body.on('end', () => next());
-          return;
-        }
-        case 'link':
-          throw unsafe(`"${preview(header.name)}" is a hard link; hard links cannot be imported.`);
-        case 'character-device':
-        case 'block-device':
-        case 'fifo':
-          throw unsafe(`"${preview(header.name)}" is a ${header.type.replace('-', ' ')}; only files, folders and links can be imported.`);
-        default:
-          throw unsafe(`"${preview(header.name)}" has the unsupported entry type ${String(header.type)}.`);
-      }
+      // tar-stream's entries are streamx streams; the sink gets a Node stream over the same bytes.
+      work = place(header, Readable.from(body as AsyncIterable<Buffer>, { objectMode: false }));
     } catch (err) {
-      fail(err as Error);
+      return fail(err);
     }
+    work.then(
+      () => {
+        // Whatever the sink did not read (a folder's or link's body is empty) is skipped.
+        if (ended) return next();
+        body.once('end', () => next());
+        body.resume();
+      },
+      fail,
+    );
   });
   try {
     const head = await peek(source);

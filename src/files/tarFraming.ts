@@ -146,28 +146,65 @@ function writeOctal(header: Buffer, value: number, offset: number, length: numbe
   header.write(`${value.toString(8).padStart(length - 1, '0')}\0`, offset, length, 'ascii');
 }
 
-/**
- * A ustar header for a file or folder whose name fits the 100-byte field (the staging names the
- * file manager makes always do): written by hand because a general tar packer costs a CPU core's
- * worth of bookkeeping on a 1 GiB upload.
- */
-export function tarHeader(entry: { name: string; type: 'file' | 'directory'; size: number; mode: number; uid: number; gid: number; mtime: Date }): Buffer {
-  const name = entry.type === 'directory' && !entry.name.endsWith('/') ? `${entry.name}/` : entry.name;
-  if (Buffer.byteLength(name) > 100) throw new Error(`tar name longer than 100 bytes: ${name}`);
+export interface TarEntryHeader {
+  name: string;
+  type: 'file' | 'directory' | 'symlink';
+  size: number;
+  mode: number;
+  uid: number;
+  gid: number;
+  mtime: Date;
+  linkname?: string;
+}
+
+const TYPEFLAG: Record<TarEntryHeader['type'], string> = { file: '0', directory: '5', symlink: '2' };
+
+/** One PAX record, `"<length> <key>=<value>\n"`, where the length counts its own digits too. */
+function paxRecord(key: string, value: string): string {
+  const body = ` ${key}=${value}\n`;
+  let length = Buffer.byteLength(body);
+  while (String(length).length + Buffer.byteLength(body) !== length) length = String(length).length + Buffer.byteLength(body);
+  return `${length}${body}`;
+}
+
+function ustarBlock(name: Buffer, entry: TarEntryHeader, typeflag: string, size: number, linkname: Buffer | null): Buffer {
   const header = Buffer.alloc(BLOCK);
-  header.write(name, 0, 100, 'utf8');
-  writeOctal(header, entry.mode, 100, 8);
+  name.copy(header, 0, 0, Math.min(name.length, 100));
+  // Only permission bits: nothing we write is ever set-id or sticky, whatever a caller passes.
+  writeOctal(header, entry.mode & 0o777, 100, 8);
   writeOctal(header, entry.uid, 108, 8);
   writeOctal(header, entry.gid, 116, 8);
-  writeOctal(header, entry.type === 'file' ? entry.size : 0, 124, 12);
-  writeOctal(header, Math.floor(entry.mtime.getTime() / 1000), 136, 12);
-  header.write(entry.type === 'file' ? '0' : '5', 156, 1, 'ascii');
+  writeOctal(header, size, 124, 12);
+  writeOctal(header, Math.max(0, Math.floor(entry.mtime.getTime() / 1000)), 136, 12);
+  header.write(typeflag, 156, 1, 'ascii');
+  if (linkname) linkname.copy(header, 157, 0, Math.min(linkname.length, 100));
   header.write('ustar\u000000', 257, 8, 'ascii');
   header.fill(0x20, 148, 156);
   let sum = 0;
   for (let i = 0; i < BLOCK; i++) sum += header[i] ?? 0;
   header.write(`${sum.toString(8).padStart(6, '0')}\0 `, 148, 8, 'ascii');
   return header;
+}
+
+/**
+ * The header block(s) of one entry: a ustar header, preceded by a PAX extended header when the
+ * name or link target does not fit its 100-byte field. Written by hand because a general tar
+ * packer costs a CPU core's worth of bookkeeping on a 1 GiB upload, and because the file manager
+ * must control every byte it hands the engine (Staging in workspaceFiles.ts).
+ */
+export function tarHeader(entry: TarEntryHeader): Buffer {
+  const name = Buffer.from(entry.type === 'directory' && !entry.name.endsWith('/') ? `${entry.name}/` : entry.name, 'utf8');
+  const linkname = entry.type === 'symlink' ? Buffer.from(entry.linkname ?? '', 'utf8') : null;
+  if (name.includes(0) || linkname?.includes(0)) throw new Error('tar names cannot contain NUL bytes');
+  const size = entry.type === 'file' ? entry.size : 0;
+  const main = ustarBlock(name, entry, TYPEFLAG[entry.type], size, linkname);
+  if (name.length <= 100 && (linkname === null || linkname.length <= 100)) return main;
+  const records = Buffer.from(
+    (name.length > 100 ? paxRecord('path', name.toString('utf8')) : '') + (linkname && linkname.length > 100 ? paxRecord('linkpath', linkname.toString('utf8')) : ''),
+    'utf8',
+  );
+  const pax = ustarBlock(Buffer.from('PaxHeader', 'ascii'), entry, 'x', records.length, null);
+  return Buffer.concat([pax, records, tarPadding(records.length), main]);
 }
 
 /** Zeros that fill a file's last block. */

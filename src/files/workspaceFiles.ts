@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { pipeline } from 'node:stream/promises';
-import { PassThrough, Readable, Transform } from 'node:stream';
+import type { Readable} from 'node:stream';
+import { PassThrough, Transform } from 'node:stream';
 import { createGzip } from 'node:zlib';
 import { pack } from 'tar-stream';
 import type { ExecResult, RuntimeBackend } from '../docker/runtimeBackend';
@@ -10,7 +11,7 @@ import { AppError, badRequest } from '../lib/errors';
 import type { Logger } from '../lib/logger';
 import { newId } from '../lib/secrets';
 import { RUNTIME_UID } from '../runtime/runtimeSettings';
-import { repackArchive, type ImportTotals } from './archiveImport';
+import { repackArchive, type ImportSink, type ImportTotals } from './archiveImport';
 import { firstTarFile, TAR_END, tarHeader, tarPadding } from './tarFraming';
 import { FILE_AGENT_SCRIPT, type AgentConflict, type AgentEntry, type AgentRequest, type AgentResponse, type StagedFile } from './fileAgent';
 import { unavailable, type FileHostLease, type WorkspaceFileHosts } from './fileHosts';
@@ -309,38 +310,31 @@ export class WorkspaceFiles {
   /** Unpacks an uploaded .tar/.tar.gz into `dir` after checking every entry (archiveImport.ts). */
   async importArchive(who: FileActor, userId: string, dir: WorkspacePath, source: Readable, overwrite: boolean): Promise<ImportTotals & { path: string }> {
     const { settings } = this.deps;
+    // Declared bytes are reserved as each header arrives: concurrent imports and uploads see them.
     const room = await this.reserveRoom(userId, 0);
     const lease = await this.acquire(userId).catch((err: unknown) => {
       room.release();
       throw err;
     });
     const upload = this.stage(lease);
-    const repacked = pack();
-    // tar-stream's streams are streamx streams: Readable.from gives the Node stream piping expects.
-    const appended = upload.addArchive(Readable.from(repacked as unknown as AsyncIterable<Buffer>, { objectMode: false }));
-    appended.catch(() => undefined);
     try {
       const totals = await repackArchive(
         source,
-        repacked,
-        `${upload.entryPrefix}/tree`,
+        await importSink(upload, 'tree'),
         {
           maxEntries: settings.importMaxEntries,
-          maxTotalBytes: Math.min(room.available, settings.maxRequestBytes),
+          maxTotalBytes: settings.maxRequestBytes,
           maxFileBytes: settings.maxFileBytes,
-          totalLimitReason: room.available < settings.maxRequestBytes ? `the ${room.available} bytes left of your quota` : 'the request size limit',
+          totalLimitReason: 'the request size limit',
         },
-        RUNTIME_UID,
+        (declared) => room.take(declared),
       );
-      repacked.finalize();
-      await appended;
       await upload.finish();
       const placed = await this.agent<{ files: number; dirs: number; bytes: number }>(lease, { op: 'commitTree', root: settings.root, staging: upload.staging, dir, overwrite });
       this.adjustUsage(userId, placed.bytes);
       this.audit(who, userId, 'files.import', { path: dir, entries: totals.entries, files: placed.files, bytes: placed.bytes, overwrite });
       return { path: dir, ...totals };
     } catch (err) {
-      repacked.destroy();
       upload.cancel(err as Error);
       await this.discard(lease, upload.staging);
       throw err;
@@ -415,11 +409,16 @@ export class WorkspaceFiles {
     }
   }
 
+  /**
+   * A claim on the user's free quota for one write. Every claim is checked against what every
+   * other write in flight holds at that moment, so concurrent uploads and imports cannot each
+   * take the same free bytes.
+   */
   private async reserveRoom(userId: string, bytes: number): Promise<Room> {
     const { quotaBytes } = this.deps.settings;
-    const used = (await this.usage(userId)).bytes + (this.reserved.get(userId) ?? 0);
-    const available = Math.max(0, quotaBytes - used);
-    if (bytes > available) throw quotaError(quotaBytes, available);
+    const used = (await this.usage(userId)).bytes;
+    const free = () => Math.max(0, quotaBytes - used - (this.reserved.get(userId) ?? 0));
+    if (bytes > free()) throw quotaError(quotaBytes, free());
     let held = 0;
     const hold = (n: number) => {
       held += n;
@@ -427,10 +426,11 @@ export class WorkspaceFiles {
     };
     hold(bytes);
     return {
-      available,
       take: (n: number) => {
-        if (n > available) throw quotaError(quotaBytes, available);
-        if (n > held) hold(n - held);
+        if (n <= held) return;
+        const room = free();
+        if (n - held > room) throw quotaError(quotaBytes, held + room);
+        hold(n - held);
       },
       release: () => {
         const left = (this.reserved.get(userId) ?? 0) - held;
@@ -468,17 +468,31 @@ export class WorkspaceFiles {
 }
 
 interface Room {
-  /** Bytes of quota free at the start of this write. */
-  available: number;
-  /** Claims `n` bytes in total for this write; a 413 beyond what is free. */
+  /** Claims `n` bytes in total for this write; a 413 when other writes in flight and the files stored leave less. */
   take(n: number): void;
   release(): void;
 }
 
+/** An entry of a staging folder; `name` is relative to it. */
+export interface StagedEntry {
+  name: string;
+  type: 'file' | 'directory' | 'symlink';
+  /** Files only: exactly this many bytes must come from the body. */
+  size?: number;
+  mode: number;
+  mtime?: Date;
+  linkname?: string;
+}
+
 /**
  * One staging folder, `<volume>/.clawloops-staging/<id>/`, and the putArchive request filling
- * it. Entries go in strictly one after another (tar has no interleaving); the tar framing is
- * written by hand (tarFraming.ts) so file bytes pass straight from the request to the engine.
+ * it. This is the only writer of that request, and it frames every entry itself (tarFraming.ts):
+ * the engine reads whatever arrives as tar, so a body byte past an entry's declared size would be
+ * read as a header the client chose (any path in the volume, any owner, mode or type). A body
+ * that brings more or fewer bytes than declared therefore stops the archive on the spot: the
+ * surplus never leaves, nothing else is written, and the request to the engine is aborted.
+ * Entries go in strictly one after another (tar has no interleaving); file bytes pass straight
+ * from the request to the engine.
  */
 export class Staging {
   readonly id = newId();
@@ -488,73 +502,138 @@ export class Staging {
   private readonly abort = new AbortController();
   private readonly put: Promise<void>;
   private queue: Promise<void> = Promise.resolve();
+  private failure: Error | null = null;
 
   constructor(backend: RuntimeBackend, containerId: string, volumeRoot: string) {
     this.staging = `${volumeRoot}/${this.entryPrefix}`;
     const mtime = new Date();
+    this.archive.on('error', () => undefined); // a cancel destroys it with the reason; callers hear it from their own promise
     this.archive.write(tarHeader({ ...stagingHeader, name: STAGING_DIR, size: 0, mtime }));
     this.archive.write(tarHeader({ ...stagingHeader, name: this.entryPrefix, size: 0, mtime }));
     this.put = backend.putArchive(containerId, volumeRoot, this.archive, this.abort.signal);
-    this.put.catch(() => undefined); // awaited in finish(); a cancel must not surface as unhandled
+    // The engine refusing or dropping the write must stop the writers, not leave them waiting for a drain.
+    this.put.catch((err: unknown) => this.cancel(err instanceof Error ? err : new Error(String(err))));
   }
 
   /** Streams exactly `size` bytes from `open()` as the staged file `name`; resolves once all are written. */
   add(name: string, size: number, open: () => Readable): Promise<void> {
-    return this.enqueue(async () => {
-      this.archive.write(tarHeader({ name: `${this.entryPrefix}/${name}`, type: 'file', size, mode: 0o644, uid: RUNTIME_UID, gid: RUNTIME_UID, mtime: new Date() }));
-      const written = await this.copy(open(), size);
-      if (written !== size) throw badRequest('SIZE_MISMATCH', `The upload announced ${size} bytes for a file but sent ${written}.`);
-      this.archive.write(tarPadding(size));
-    });
+    return this.entry({ name, type: 'file', size, mode: 0o644 }, open);
   }
 
-  /** Appends the entries of a whole tar stream (its own end blocks are harmless: the engine stops at the first). */
-  addArchive(source: Readable): Promise<void> {
+  /**
+   * Appends one entry. A file's body (`open` is called only when its turn comes) must bring
+   * exactly `size` bytes; otherwise the whole staging is cancelled with a 400 SIZE_MISMATCH.
+   * Owners are always the runtime user's; modes keep only permission bits.
+   */
+  entry(entry: StagedEntry, open?: () => Readable): Promise<void> {
     return this.enqueue(async () => {
-      await this.copy(source, Number.POSITIVE_INFINITY);
+      const size = entry.type === 'file' ? (entry.size ?? 0) : 0;
+      this.archive.write(
+        tarHeader({
+          name: `${this.entryPrefix}/${entry.name}`,
+          type: entry.type,
+          size,
+          mode: entry.mode,
+          uid: RUNTIME_UID,
+          gid: RUNTIME_UID,
+          mtime: entry.mtime ?? new Date(),
+          ...(entry.linkname !== undefined ? { linkname: entry.linkname } : {}),
+        }),
+      );
+      if (entry.type !== 'file') return;
+      await this.copyExactly(open ? open() : bufferStream(Buffer.alloc(0)), size);
+      this.archive.write(tarPadding(size));
     });
   }
 
   /** Ends the archive and waits until the engine has unpacked all of it. */
   async finish(): Promise<void> {
     await this.queue;
+    if (this.failure) throw this.failure;
     this.archive.end(TAR_END);
     await this.put;
+    if (this.failure) throw this.failure;
   }
 
   cancel(reason: Error): void {
+    this.failure ??= reason;
     this.abort.abort(reason);
     this.archive.destroy(reason);
   }
 
   private enqueue(step: () => Promise<void>): Promise<void> {
-    const run = this.queue.then(step);
+    const run = this.queue.then(() => {
+      // Once cancelled, nothing more is written: not even a header.
+      if (this.failure) throw this.failure;
+      return step();
+    });
     this.queue = run.catch(() => undefined);
     return run;
   }
 
-  /** Copies `source` into the archive with backpressure; fails past `limit` bytes. */
-  private copy(source: Readable, limit: number): Promise<number> {
-    return new Promise<number>((resolve, reject) => {
+  /**
+   * Copies exactly `size` bytes of `source` into the archive, with backpressure. A chunk that
+   * would go past `size` is cut at the boundary before anything of it is written past it; a
+   * source that ends early or fails leaves the entry short. Either way the staging is cancelled
+   * at once, so the engine never sees a byte that is not part of our framing.
+   */
+  private copyExactly(source: Readable, size: number): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
       let written = 0;
-      const fail = (err: Error) => {
-        source.unpipe(this.archive);
+      let settled = false;
+      const settle = (err: Error | null) => {
+        if (settled) return;
+        settled = true;
+        // The source may still report its own failure later (it is destroyed below): nobody listens for it any more.
+        source.on('error', () => undefined);
+        source.off('data', onData);
+        source.off('end', onEnd);
+        source.off('error', settle);
+        source.off('close', onClose);
+        this.archive.off('drain', onDrain);
+        this.archive.off('close', onArchiveClose);
+        if (!err) return resolve();
+        this.cancel(err);
         source.destroy();
         reject(err);
       };
-      source.on('data', (chunk: Buffer) => {
+      const onData = (chunk: Buffer) => {
+        const room = size - written;
+        if (chunk.length > room) {
+          if (room > 0) this.archive.write(chunk.subarray(0, room));
+          written = size;
+          settle(badRequest('SIZE_MISMATCH', `The upload sent more than the ${size} bytes it announced for a file.`));
+          return;
+        }
         written += chunk.length;
-        if (written > limit) fail(badRequest('SIZE_MISMATCH', `The upload sent more than the ${limit} bytes it announced for a file.`));
-      });
-      source.once('error', fail);
-      this.archive.once('error', fail);
-      source.once('end', () => {
-        this.archive.off('error', fail);
-        resolve(written);
-      });
-      source.pipe(this.archive, { end: false });
+        if (!this.archive.write(chunk)) source.pause();
+      };
+      const onDrain = () => source.resume();
+      const onEnd = () =>
+        settle(written === size ? null : badRequest('SIZE_MISMATCH', `The upload announced ${size} bytes for a file but sent ${written}.`));
+      const onClose = () => settle(badRequest('UPLOAD_CUT_OFF', `A file of the upload was cut off after ${written} of its ${size} bytes.`));
+      const onArchiveClose = () => settle(this.failure ?? new Error('the write into the runtime ended early'));
+      if (this.failure) return settle(this.failure);
+      if (source.readableEnded) return onEnd();
+      if (source.destroyed) return source.errored ? settle(source.errored) : onClose();
+      source.on('data', onData);
+      source.once('end', onEnd);
+      source.once('error', settle);
+      source.once('close', onClose);
+      this.archive.on('drain', onDrain);
+      this.archive.once('close', onArchiveClose);
     });
   }
+}
+
+/** An import's checked entries, written under `folder` of the staging folder (created here). */
+export async function importSink(stage: Staging, folder: string): Promise<ImportSink> {
+  await stage.entry({ name: folder, type: 'directory', mode: 0o700 });
+  return {
+    directory: (path, mode, mtime) => stage.entry({ name: `${folder}/${path}`, type: 'directory', mode, mtime }),
+    symlink: (path, target, mtime) => stage.entry({ name: `${folder}/${path}`, type: 'symlink', linkname: target, mode: 0o777, mtime }),
+    file: (path, size, mode, mtime, body) => stage.entry({ name: `${folder}/${path}`, type: 'file', size, mode, mtime }, () => body),
+  };
 }
 
 /** Files arriving one by one (multipart) into one staging folder, moved into place at commit. */

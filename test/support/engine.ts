@@ -210,3 +210,55 @@ export function readEvents(
 
 export { STRONG_PASSWORD };
 export type { Harness };
+
+export interface VolumeEntry {
+  /** Relative to the volume's root ("" for the root itself). */
+  path: string;
+  type: 'file' | 'dir' | 'symlink' | 'other';
+  uid: number;
+  gid: number;
+  /** Full mode bits, set-id and sticky included. */
+  mode: number;
+}
+
+const WALK_VOLUME = `
+const fs = require('fs'), path = require('path');
+const out = [];
+const walk = (rel) => {
+  const st = fs.lstatSync(path.join('/v', rel));
+  const type = st.isFile() ? 'file' : st.isDirectory() ? 'dir' : st.isSymbolicLink() ? 'symlink' : 'other';
+  out.push({ path: rel, type, uid: st.uid, gid: st.gid, mode: st.mode & 0o7777 });
+  if (type === 'dir') for (const name of fs.readdirSync(path.join('/v', rel)).sort()) walk(rel ? rel + '/' + name : name);
+};
+walk('');
+// Not bare JSON: the engine client would parse a JSON log body itself.
+process.stdout.write('entries ' + JSON.stringify(out));
+`;
+
+/**
+ * Every entry of a volume as a separate container sees it: root, no network, the volume mounted
+ * read-only. Independent of the platform's own file agent, so a test can check what really landed
+ * (owners, set-id bits, names) after something the platform refused.
+ */
+export async function volumeEntries(volume: string, instance: string): Promise<VolumeEntry[]> {
+  const container = await docker.createContainer({
+    Image: STANDIN_IMAGE,
+    User: '0:0',
+    Cmd: ['/usr/local/bin/node', '-e', WALK_VOLUME],
+    // The instance label lets the run's sweep find it; not marked managed, so the platform ignores it.
+    Labels: { [LABELS.instance]: instance, 'io.clawloops.test': 'volume-inspector' },
+    // A TTY: the output comes back as written, not multiplexed.
+    Tty: true,
+    Healthcheck: { Test: ['NONE'] },
+    HostConfig: { NetworkMode: 'none', Mounts: [{ Type: 'volume', Source: volume, Target: '/v', ReadOnly: true }] },
+  });
+  try {
+    await container.start();
+    const { StatusCode } = (await container.wait()) as { StatusCode: number };
+    const output = ((await container.logs({ stdout: true, stderr: true })) as Buffer).toString('utf8');
+    if (StatusCode !== 0) throw new Error(`volume inspector exited ${StatusCode}: ${output}`);
+    return JSON.parse(output.slice(output.indexOf('entries ') + 8)) as VolumeEntry[];
+  } finally {
+    await container.remove({ force: true }).catch(() => undefined);
+  }
+}

@@ -3,9 +3,11 @@ import { randomBytes } from 'node:crypto';
 import * as path from 'node:path';
 import { Readable } from 'node:stream';
 import { gzipSync } from 'node:zlib';
-import { extract, pack, type Header, type Pack } from 'tar-stream';
+import { extract, pack, type Header } from 'tar-stream';
 import { repackArchive, safeEntryPath, type ImportLimits, type ImportTotals } from '../../src/files/archiveImport';
 import { AppError } from '../../src/lib/errors';
+import type { RuntimeBackend } from '../../src/docker/runtimeBackend';
+import { importSink, Staging } from '../../src/files/workspaceFiles';
 
 // Known bug (see the failing test at the end): when repackArchive refuses an entry, tar-stream destroys
 // that entry's stream with the refusal, and repackArchive has no 'error' listener on it, so the error is
@@ -71,26 +73,49 @@ async function entriesOf(tar: Buffer): Promise<ReadEntry[]> {
   return entries;
 }
 
-/** Runs `repackArchive` on `input` and reads back what it packed. */
+/**
+ * A staging folder whose putArchive request is captured: the bytes the engine would have read.
+ * `bytes` resolves when the request's stream ends (or is cut).
+ */
+function capturedStaging(): { staging: Staging; bytes: Promise<Buffer> } {
+  let resolveBytes: (b: Buffer) => void = () => undefined;
+  const bytes = new Promise<Buffer>((resolve) => (resolveBytes = resolve));
+  const backend = {
+    putArchive: (_id: string, _dir: string, archive: Readable) =>
+      new Promise<void>((resolve, reject) => {
+        const chunks: Buffer[] = [];
+        archive.on('data', (c: Buffer) => chunks.push(c));
+        archive.on('end', () => {
+          resolveBytes(Buffer.concat(chunks));
+          resolve();
+        });
+        archive.on('close', () => {
+          resolveBytes(Buffer.concat(chunks));
+          reject(new Error('the write was cut'));
+        });
+      }),
+  } as unknown as RuntimeBackend;
+  return { staging: new Staging(backend, 'container-1', '/volume'), bytes };
+}
+
+/**
+ * Runs `repackArchive` on `input` into a real staging folder and reads back what reached the
+ * engine's archive stream, with the staging folder's own name replaced by "upload-1".
+ */
 async function repack(input: Buffer | Readable, limits: ImportLimits = LIMITS): Promise<{ totals: ImportTotals; entries: ReadEntry[] }> {
-  const out = pack();
-  const chunks: Buffer[] = [];
-  out.on('data', (chunk) => chunks.push(chunk as Buffer));
-  // A refused import leaves `out` broken; the caller discards it.
-  out.on('error', () => undefined);
-  // The same known bug as for the entry streams (see the jest.mock above), for the entries of `out`.
-  const addEntry = out.entry.bind(out) as (...args: unknown[]) => ReturnType<Pack['entry']>;
-  out.entry = ((...args: unknown[]) => {
-    const sink = addEntry(...args);
-    sink.on('error', () => undefined);
-    return sink;
-  }) as Pack['entry'];
-  const ended = new Promise<void>((resolve) => out.on('end', () => resolve()));
+  const { staging, bytes } = capturedStaging();
   const source = Buffer.isBuffer(input) ? Readable.from(input.length > 0 ? [input] : []) : input;
-  const totals = await repackArchive(source, out, PREFIX, limits, UID);
-  out.finalize();
-  await ended;
-  return { totals, entries: await entriesOf(Buffer.concat(chunks)) };
+  try {
+    const totals = await repackArchive(source, await importSink(staging, 'tree'), limits);
+    await staging.finish();
+    const entries = (await entriesOf(await bytes))
+      .filter((e) => e.header.name.startsWith(`${staging.entryPrefix}/`) && e.header.name !== `${staging.entryPrefix}/`)
+      .map((e) => ({ ...e, header: { ...e.header, name: e.header.name.replace(staging.entryPrefix, 'upload-1').replace(/\/$/, '') } }));
+    return { totals, entries };
+  } catch (err) {
+    staging.cancel(err as Error);
+    throw err;
+  }
 }
 
 /**
@@ -99,12 +124,10 @@ async function repack(input: Buffer | Readable, limits: ImportLimits = LIMITS): 
  */
 function repackInChild(input: Buffer): { status: number | null; lines: string[] } {
   const script = `
-    const { pack } = require('tar-stream');
     const { repackArchive } = require('./src/files/archiveImport.ts');
-    const out = pack();
-    out.on('data', () => {});
-    out.on('error', () => {});
-    repackArchive(process.stdin, out, 'p', ${JSON.stringify(LIMITS)}, 1000).then(
+    const drain = async (body) => { for await (const _ of body); };
+    const sink = { directory: async () => {}, symlink: async () => {}, file: async (p, s, m, t, body) => drain(body) };
+    repackArchive(process.stdin, sink, ${JSON.stringify(LIMITS)}).then(
       () => console.log('accepted'),
       (err) => console.log('refused ' + err.code),
     ).then(() => setTimeout(() => console.log('still running'), 100));
