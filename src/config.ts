@@ -232,6 +232,8 @@ const envSchema = z.object({
   CLAWLOOPS_FILES_MAX_UPLOAD_FILES: intVar(1000, 1, 100_000),
   CLAWLOOPS_FILES_TEXT_MAX_SIZE: sizeVar('2mb', 1024, '2mb or 512kb'),
   CLAWLOOPS_FILES_IMPORT_MAX_ENTRIES: intVar(100_000, 1, 10_000_000),
+  CLAWLOOPS_FILES_SPOOL_LIMIT: sizeVar('4gb', 1024 ** 2, '4gb or 500mb'),
+  CLAWLOOPS_FILES_SPOOL_MIN_FREE: sizeVar('1gb', 0, '1gb or 500mb'),
   CLAWLOOPS_LLM_UPSTREAM_URL: z
     .string()
     .default('')
@@ -368,6 +370,8 @@ export function loadConfig(env: NodeJS.ProcessEnv, cwd: string = process.cwd()):
       textMaxBytes: e.CLAWLOOPS_FILES_TEXT_MAX_SIZE,
       importMaxEntries: e.CLAWLOOPS_FILES_IMPORT_MAX_ENTRIES,
       spoolDir: path.join(dataDir, 'upload-spool'),
+      spoolMaxBytes: e.CLAWLOOPS_FILES_SPOOL_LIMIT,
+      spoolMinFreeBytes: e.CLAWLOOPS_FILES_SPOOL_MIN_FREE,
     },
     llm: {
       upstreamUrl: e.CLAWLOOPS_LLM_UPSTREAM_URL ? e.CLAWLOOPS_LLM_UPSTREAM_URL.replace(/\/+$/, '') : null,

@@ -44,6 +44,7 @@ import { RuntimeWatcher } from './runtime/runtimeWatcher';
 import { WorkspaceFileHosts } from './files/fileHosts';
 import type { FilesSettings } from './files/filesSettings';
 import { WorkspaceFiles } from './files/workspaceFiles';
+import { SpoolSpace } from './files/spoolSpace';
 import { UsageRepository } from './db/repositories/usageRepository';
 import { UsageLedger } from './llm/usageLedger';
 import type { LlmSettings } from './llm/llmSettings';
@@ -66,6 +67,8 @@ export interface PlatformOverrides {
   runtimeSettings?: Partial<RuntimeSettings>;
   files?: Partial<FilesSettings>;
   llm?: Partial<LlmSettings>;
+  /** Free space of the upload spool's disk (tests simulate a full disk). */
+  spoolFreeBytes?: (dir: string) => number;
   /** How long an unused file helper container lives (default one minute). */
   fileHelperIdleMs?: number;
 }
@@ -85,6 +88,8 @@ export interface Platform {
   workspaceSessions: WorkspaceSessionService;
   files: WorkspaceFiles;
   fileHosts: WorkspaceFileHosts;
+  /** Host disk space held by uploads spooled before they go into a workspace. */
+  spool: SpoolSpace;
   /** For the HTTP server's `upgrade` event: WebSockets to workspaces. */
   upgrade: WorkspaceUpgrade;
   /** Ends every proxied WebSocket (shutdown: the HTTP server does not track upgraded sockets). */
@@ -174,6 +179,7 @@ export function buildPlatform(config: AppConfig, logger: Logger, overrides: Plat
   // Spooled uploads of a previous run are incomplete by definition.
   fs.rmSync(filesSettings.spoolDir, { recursive: true, force: true });
   fs.mkdirSync(filesSettings.spoolDir, { recursive: true, mode: 0o700 });
+  const spool = new SpoolSpace({ dir: filesSettings.spoolDir, maxBytes: filesSettings.spoolMaxBytes, minFreeBytes: filesSettings.spoolMinFreeBytes }, overrides.spoolFreeBytes);
   const fileHosts = new WorkspaceFileHosts({
     backend: runtimeBackend,
     targets: runtimes,
@@ -218,7 +224,7 @@ export function buildPlatform(config: AppConfig, logger: Logger, overrides: Plat
       llmBodyLimitBytes: llmSettings.bodyLimitBytes,
       webRoot: overrides.webRoot === undefined ? path.resolve(__dirname, '..', 'web', 'dist') : overrides.webRoot,
     },
-    { logger, clock, readiness, sessions, auth, setup, invitations, users, audit, runtimes, runtimeHub, streams, settings, workspaceSessions, gatekeeper, addresses, files, gateway, limiter, catalog },
+    { logger, clock, readiness, sessions, auth, setup, invitations, users, audit, runtimes, runtimeHub, streams, settings, workspaceSessions, gatekeeper, addresses, files, spool, gateway, limiter, catalog },
   );
 
   return {
@@ -228,6 +234,7 @@ export function buildPlatform(config: AppConfig, logger: Logger, overrides: Plat
     workspaceSessions,
     files,
     fileHosts,
+    spool,
     db,
     setup,
     users,

@@ -12,4 +12,8 @@ export interface FilesSettings {
   importMaxEntries: number;
   /** Host folder for uploads whose size is not known up front; emptied at start-up. */
   spoolDir: string;
+  /** Bytes all spooled uploads may hold at once. */
+  spoolMaxBytes: number;
+  /** Spooling stops before the spool's disk has less free space than this. */
+  spoolMinFreeBytes: number;
 }

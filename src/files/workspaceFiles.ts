@@ -60,6 +60,7 @@ const AGENT_COMMAND = ['node', '-e', FILE_AGENT_SCRIPT];
 const AGENT_MAX_OUTPUT = 64 * 1024 ** 2;
 const AGENT_TIMEOUT_MS = 5 * 60_000;
 const USAGE_FRESH_MS = 10_000;
+const CLEANUP_WAIT_MS = 2_000;
 const RUNTIME_CHANGED = 'RUNTIME_CHANGED';
 
 const STATUS_OF: Record<string, number> = {
@@ -317,6 +318,7 @@ export class WorkspaceFiles {
       throw err;
     });
     const upload = this.stage(lease);
+    let result: ImportTotals & { path: string };
     try {
       const totals = await repackArchive(
         source,
@@ -333,15 +335,16 @@ export class WorkspaceFiles {
       const placed = await this.agent<{ files: number; dirs: number; bytes: number }>(lease, { op: 'commitTree', root: settings.root, staging: upload.staging, dir, overwrite });
       this.adjustUsage(userId, placed.bytes);
       this.audit(who, userId, 'files.import', { path: dir, entries: totals.entries, files: placed.files, bytes: placed.bytes, overwrite });
-      return { path: dir, ...totals };
+      result = { path: dir, ...totals };
     } catch (err) {
       upload.cancel(err as Error);
-      await this.discard(lease, upload.staging);
-      throw err;
-    } finally {
       room.release();
-      lease.release();
+      await this.cleanUp(lease, upload.staging);
+      throw err;
     }
+    room.release();
+    lease.release();
+    return result;
   }
 
   // ---- internals shared with UploadSession ----
@@ -386,6 +389,18 @@ export class WorkspaceFiles {
     } catch (err) {
       this.deps.logger.warn({ staging, err: (err as Error).message }, 'could not remove a staging folder; it goes with the next one');
     }
+  }
+
+  /**
+   * Removes a refused write's staging folder, then releases the lease. Waits for that at most
+   * CLEANUP_WAIT_MS: the engine may be busy with another write into the same container (it
+   * serialises them), and a refusal must reach the client without waiting for that one.
+   */
+  async cleanUp(lease: FileHostLease, staging: string): Promise<void> {
+    const removed = this.discard(lease, staging).finally(() => lease.release());
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([removed, new Promise<void>((resolve) => (timer = setTimeout(resolve, CLEANUP_WAIT_MS)))]);
+    clearTimeout(timer);
   }
 
   private async acquire(userId: string): Promise<FileHostLease> {
@@ -661,6 +676,15 @@ export class UploadSession {
     return this.staged.length;
   }
 
+  /**
+   * Claims `size` bytes of quota for a file of this upload that is still arriving (spooled to
+   * disk first), before its bytes are written anywhere: a 413 as soon as it passes what is free.
+   */
+  reserve(path: WorkspacePath, size: number): void {
+    if (size > this.s.maxFileBytes) throw fileTooLarge(path, this.s.maxFileBytes);
+    this.s.room.take(this.bytes + size);
+  }
+
   /** Checks name and size against the limits, then streams the file into staging (`open` is called only then). */
   add(path: WorkspacePath, size: number, open: () => Readable): Promise<void> {
     if (path === ROOT_PATH) throw badRequest('INVALID_PATH', 'A file in the upload has no name.');
@@ -684,26 +708,27 @@ export class UploadSession {
     if (this.settled) throw new Error('upload already finished');
     this.settled = true;
     const { files, stage, lease, room } = this.s;
+    let written: WrittenFile[];
     try {
       await stage.finish();
-      const { written } = await files.agent<{ written: WrittenFile[] }>(lease, {
+      ({ written } = await files.agent<{ written: WrittenFile[] }>(lease, {
         op: 'commit',
         root: files.settings.root,
         staging: stage.staging,
         dir: this.s.dir,
         files: this.staged,
         overwrite: this.s.overwrite,
-      });
+      }));
       this.s.onCommitted(written);
-      return written;
     } catch (err) {
       stage.cancel(err as Error);
-      await files.discard(lease, stage.staging);
-      throw err;
-    } finally {
       room.release();
-      lease.release();
+      await files.cleanUp(lease, stage.staging);
+      throw err;
     }
+    room.release();
+    lease.release();
+    return written;
   }
 
   /** Nothing of this upload stays: the stream is cut and the staging folder removed. */
@@ -712,9 +737,8 @@ export class UploadSession {
     this.settled = true;
     const { files, stage, lease, room } = this.s;
     stage.cancel(reason);
-    await files.discard(lease, stage.staging);
     room.release();
-    lease.release();
+    await files.cleanUp(lease, stage.staging);
   }
 }
 

@@ -31,6 +31,7 @@ import { adminRuntimeRoutes, ownRuntimeRouter } from './routes/runtime';
 import { adminSettingsRoutes } from './routes/adminSettings';
 import { setupRouter } from './routes/setup';
 import { adminFilesRouter, ownFilesRouter } from './routes/files';
+import type { SpoolSpace } from '../files/spoolSpace';
 import type { WorkspaceFiles } from '../files/workspaceFiles';
 import type { ModelGateway } from '../llm/modelGateway';
 import { gatewayRouter, LLM_PREFIX } from './llm/gatewayRouter';
@@ -78,6 +79,7 @@ export interface HttpServices {
   gatekeeper: WorkspaceGatekeeper;
   addresses: WorkspaceAddresses;
   files: WorkspaceFiles;
+  spool: SpoolSpace;
   gateway: ModelGateway;
   limiter: ModelLimiter;
   catalog: ModelCatalog;
@@ -126,7 +128,7 @@ export function createApp(config: HttpConfig, services: HttpServices): HttpApp {
   api.use(requirePlatformOrigin(config.publicOrigin));
   api.use(loadSession(services.sessions));
   // File routes take multipart and raw bodies and parse their own JSON: mounted before the JSON-only guard.
-  const fileDeps = { files: services.files, audit: services.audit, spoolDir: services.files.settings.spoolDir };
+  const fileDeps = { files: services.files, audit: services.audit, spoolDir: services.files.settings.spoolDir, spool: services.spool };
   api.use('/files', ownFilesRouter(fileDeps));
   api.use('/admin/users/:id/files', requireAuth({ adminOnly: true }), adminFilesRouter(fileDeps));
   api.use(requireJsonBody);

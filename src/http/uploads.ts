@@ -1,13 +1,14 @@
 import { createReadStream, createWriteStream } from 'node:fs';
 import { unlink } from 'node:fs/promises';
 import path from 'node:path';
-import type { Readable } from 'node:stream';
+import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Request } from 'express';
 import multer, { MulterError, type StorageEngine } from 'multer';
 import { z } from 'zod';
 import { AppError, badRequest } from '../lib/errors';
 import { newId } from '../lib/secrets';
+import type { SpoolSpace } from '../files/spoolSpace';
 import type { UploadSession } from '../files/workspaceFiles';
 import { parseWorkspacePath, type WorkspacePath } from '../files/workspacePath';
 import { formatIssues } from './validation';
@@ -35,14 +36,37 @@ export function parseManifest(raw: unknown): UploadManifest | null {
   return parsed.data.map((entry, i) => ({ path: parseWorkspacePath(entry.path, `${MANIFEST_FIELD}[${i}].path`, { allowRoot: false }), size: entry.size }));
 }
 
+/**
+ * The first refusal of a part, known at once. Multer drains the rest of a refused request body
+ * before it reports the error (so the client is not cut off mid-send); the route answers from
+ * this instead, so a client learns of a 413 as soon as it happens, not after sending gigabytes.
+ */
+export class PartRefusal {
+  readonly refused: Promise<never>;
+  private rejectWith: (err: unknown) => void = () => undefined;
+
+  constructor() {
+    this.refused = new Promise<never>((_resolve, reject) => (this.rejectWith = reject));
+    this.refused.catch(() => undefined);
+  }
+
+  refuse(err: unknown): void {
+    this.rejectWith(err);
+  }
+}
+
 /** Per request: the upload session, opened when the first file arrives. */
 export interface UploadState {
   open(manifest: UploadManifest | null): Promise<UploadSession>;
   session: Promise<UploadSession> | null;
+  /** Parsed once, when the first file arrives (undefined until then; null: the upload has none). */
+  manifest?: UploadManifest | null;
   index: number;
   /** File streams being read right now. */
   streams: Set<Readable>;
+  spool: SpoolSpace;
   spoolDir: string;
+  refusal: PartRefusal;
 }
 
 /**
@@ -70,8 +94,9 @@ export class StagingStorage implements StorageEngine {
     if (!state) return callback(new Error('upload state missing: middleware order is wrong'));
     state.streams.add(file.stream);
     void (async () => {
-      const body = req.body as Record<string, unknown> | undefined;
-      const manifest = parseManifest(body?.[MANIFEST_FIELD]);
+      // A manifest may hold 100,000 entries: parsed for the first file only, never once per file.
+      if (state.manifest === undefined) state.manifest = parseManifest((req.body as Record<string, unknown> | undefined)?.[MANIFEST_FIELD]);
+      const manifest = state.manifest;
       const index = state.index++;
       state.session ??= state.open(manifest);
       const session = await state.session;
@@ -83,14 +108,28 @@ export class StagingStorage implements StorageEngine {
         return announced.size;
       }
       const spooled = path.join(state.spoolDir, `upload-${newId()}`);
+      const claim = state.spool.claim();
       try {
         let size = 0;
-        file.stream.on('data', (chunk: Buffer) => (size += chunk.length));
-        await pipeline(file.stream, createWriteStream(spooled, { flags: 'wx', mode: 0o600 }));
+        // Each chunk is claimed from the user's quota and from the spool before it is written.
+        const meter = new Transform({
+          transform(chunk: Buffer, _enc, done) {
+            size += chunk.length;
+            try {
+              session.reserve(target, size);
+              claim.grow(size);
+            } catch (err) {
+              return done(err as Error);
+            }
+            done(null, chunk);
+          },
+        });
+        await pipeline(file.stream, meter, createWriteStream(spooled, { flags: 'wx', mode: 0o600 }));
         await session.add(target, size, () => createReadStream(spooled));
         return size;
       } finally {
         await unlink(spooled).catch(() => undefined);
+        claim.release();
       }
     })().then(
       (size) => {
@@ -99,6 +138,7 @@ export class StagingStorage implements StorageEngine {
       },
       (err: unknown) => {
         state.streams.delete(file.stream);
+        state.refusal.refuse(err);
         file.stream.resume(); // let busboy move on to report the error
         callback(err);
       },
@@ -126,7 +166,7 @@ export function uploadError(err: unknown, limits: { maxFileBytes: number; maxFil
     }
   }
   if (err instanceof AppError) return err;
-  if (err instanceof Error && /Unexpected end of form|Malformed part header|Multipart: Boundary not found|Unexpected end of (multipart )?data/i.test(err.message)) {
+  if (err instanceof Error && /Unexpected end of form|Malformed part header|Multipart: Boundary not found|Unexpected end of (multipart )?data|^Request (aborted|closed)$/i.test(err.message)) {
     return badRequest('MALFORMED_UPLOAD', 'The upload was cut off or is not valid multipart/form-data.');
   }
   return err;

@@ -83,6 +83,8 @@ export interface HarnessOptions {
   webRoot?: string | null;
   files?: Partial<FilesSettings>;
   fileHelperIdleMs?: number;
+  /** Free space the upload spool sees on its disk (a nearly full disk, simulated). */
+  spoolFreeBytes?: (dir: string) => number;
   llm?: Partial<LlmSettings>;
 }
 
@@ -128,6 +130,7 @@ export function createHarness(options: HarnessOptions = {}): Harness {
     ...(options.files ? { files: options.files } : {}),
     ...(options.llm ? { llm: options.llm } : {}),
     ...(options.fileHelperIdleMs !== undefined ? { fileHelperIdleMs: options.fileHelperIdleMs } : {}),
+    ...(options.spoolFreeBytes ? { spoolFreeBytes: options.spoolFreeBytes } : {}),
   });
   const client = (): TestAgent => supertest.agent(platform.app).set('Origin', config.publicOrigin);
   const bareClient = (): TestAgent => supertest.agent(platform.app);

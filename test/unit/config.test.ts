@@ -65,6 +65,8 @@ describe('defaults', () => {
         textMaxBytes: 2 * 1024 ** 2,
         importMaxEntries: 100_000,
         spoolDir: path.join(CWD, 'data', 'upload-spool'),
+        spoolMaxBytes: 4 * 1024 ** 3,
+        spoolMinFreeBytes: 1024 ** 3,
       },
       llm: { upstreamUrl: null, upstreamKey: null, timeoutMs: 600_000, bodyLimitBytes: 4 * 1024 ** 2, limits: { requestsPerMinute: 60, concurrentRequests: 4, monthlyTokens: 0, monthlyCostMicrodollars: 0 } },
     });
@@ -132,6 +134,8 @@ describe('accepted values', () => {
         CLAWLOOPS_FILES_MAX_UPLOAD_FILES: '500',
         CLAWLOOPS_FILES_TEXT_MAX_SIZE: '1mb',
         CLAWLOOPS_FILES_IMPORT_MAX_ENTRIES: '5000',
+        CLAWLOOPS_FILES_SPOOL_LIMIT: '2gb',
+        CLAWLOOPS_FILES_SPOOL_MIN_FREE: '500mb',
         CLAWLOOPS_LLM_UPSTREAM_URL: 'http://litellm:4000/v1/',
         CLAWLOOPS_LLM_UPSTREAM_KEY: 'sk-master',
         CLAWLOOPS_LLM_TIMEOUT: '2m',
@@ -190,6 +194,8 @@ describe('accepted values', () => {
         textMaxBytes: 1024 ** 2,
         importMaxEntries: 5000,
         spoolDir: '/data/upload-spool',
+        spoolMaxBytes: 2 * 1024 ** 3,
+        spoolMinFreeBytes: 500 * 1024 ** 2,
       },
       llm: { upstreamUrl: 'http://litellm:4000/v1', upstreamKey: 'sk-master', timeoutMs: 120_000, bodyLimitBytes: 1024 ** 2, limits: { requestsPerMinute: 30, concurrentRequests: 2, monthlyTokens: 1_000_000, monthlyCostMicrodollars: 12_500_000 } },
     });

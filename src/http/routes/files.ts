@@ -6,19 +6,21 @@ import { z } from 'zod';
 import type { AuditLog } from '../../domain/audit';
 import { actorOf } from '../../domain/authService';
 import type { ImportTotals } from '../../files/archiveImport';
+import type { SpoolSpace } from '../../files/spoolSpace';
 import { byteRange, type FileActor, type WorkspaceFiles } from '../../files/workspaceFiles';
 import { parseWorkspacePath } from '../../files/workspacePath';
 import { AppError } from '../../lib/errors';
 import { authOf, originOf } from '../context';
 import { requireAuth } from '../middleware/authentication';
 import { requireJsonBody } from '../middleware/originCheck';
-import { failStreamsOnDisconnect, setUploadState, uploadError, uploadMiddleware, uploadStateOf } from '../uploads';
+import { failStreamsOnDisconnect, PartRefusal, setUploadState, uploadError, uploadMiddleware, uploadStateOf } from '../uploads';
 import { body, idParam, parseInput } from '../validation';
 
 export interface FileRouteDeps {
   files: WorkspaceFiles;
   audit: AuditLog;
   spoolDir: string;
+  spool: SpoolSpace;
 }
 
 const flag = z.enum(['0', '1', 'true', 'false']).transform((v) => v === '1' || v === 'true');
@@ -107,18 +109,33 @@ async function streamDownload(files: WorkspaceFiles, req: Request, res: Response
   });
 }
 
-/** Runs multer with our storage and returns once every file is staged, or throws why not. */
-function runMultipart(middleware: RequestHandler, req: Request, res: Response): Promise<void> {
-  return new Promise((resolve, reject) => middleware(req, res, (err?: unknown) => (err ? reject(err) : resolve())));
+/**
+ * Runs multer with our storage and returns once every file is staged, or throws why not: at
+ * once when our storage refuses a part (the rest of the body is then drained in the background
+ * and the connection closed after the answer).
+ */
+async function runMultipart(middleware: RequestHandler, req: Request, res: Response, refusal: PartRefusal): Promise<void> {
+  const parsed = new Promise<void>((resolve, reject) => middleware(req, res, (err?: unknown) => (err ? reject(err) : resolve())));
+  parsed.catch(() => undefined);
+  try {
+    await Promise.race([parsed, refusal.refused]);
+  } catch (err) {
+    if (!req.complete) res.setHeader('Connection', 'close');
+    throw err;
+  }
 }
 
 class ImportStorage implements StorageEngine {
-  constructor(private readonly run: (req: Request, source: Readable) => Promise<ImportTotals>) {}
+  constructor(
+    private readonly run: (req: Request, source: Readable) => Promise<ImportTotals>,
+    private readonly refusal: PartRefusal,
+  ) {}
 
   _handleFile(req: Request, file: Express.Multer.File, callback: (error?: unknown, info?: Partial<Express.Multer.File>) => void): void {
     this.run(req, file.stream).then(
       (totals) => callback(null, { size: totals.bytes }),
       (err: unknown) => {
+        this.refusal.refuse(err);
         file.stream.resume();
         callback(err);
       },
@@ -228,11 +245,14 @@ function fileEndpoints(deps: FileRouteDeps, userIdOf: (req: Request) => string, 
     const actor = who(req);
     const streams = new Set<Readable>();
     failStreamsOnDisconnect(req, () => streams);
+    const refusal = new PartRefusal();
     setUploadState(req, {
+      refusal,
       index: 0,
       session: null,
       streams,
       spoolDir: deps.spoolDir,
+      spool: deps.spool,
       open: (manifest) =>
         files.beginUpload(actor, userId, dir, {
           overwrite: query.overwrite,
@@ -241,7 +261,7 @@ function fileEndpoints(deps: FileRouteDeps, userIdOf: (req: Request) => string, 
         }),
     });
     try {
-      await runMultipart(uploadFiles, req, res);
+      await runMultipart(uploadFiles, req, res, refusal);
     } catch (err) {
       const session = await uploadStateOf(req)?.session?.catch(() => null);
       await session?.abort(err as Error);
@@ -261,16 +281,17 @@ function fileEndpoints(deps: FileRouteDeps, userIdOf: (req: Request) => string, 
     let result: (ImportTotals & { path: string }) | null = null;
     const streams = new Set<Readable>();
     failStreamsOnDisconnect(req, () => streams);
+    const refusal = new PartRefusal();
     const importer = multer({
       storage: new ImportStorage(async (_req, source) => {
         streams.add(source);
         result = await files.importArchive(who(req), userIdOf(req), dir, source, query.overwrite);
         return result;
-      }),
+      }, refusal),
       limits: { files: 1, fields: 5, parts: 6, fileSize: maxRequestBytes },
     }).single('archive');
     try {
-      await runMultipart(importer, req, res);
+      await runMultipart(importer, req, res, refusal);
     } catch (err) {
       if (err instanceof multer.MulterError && err.code === 'LIMIT_UNEXPECTED_FILE') {
         throw new AppError(400, 'MALFORMED_UPLOAD', 'Send one archive in the form field "archive".');
