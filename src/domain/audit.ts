@@ -77,7 +77,9 @@ export class AuditLog {
       return;
     }
     this.write(now, { ...event, detail: { ...event.detail, count: 1 } });
-    this.windows.set(key, { event, openedAt: now, count: 0, firstAt: now, lastAt: now });
+    // Only what a row holds is kept: a client's user agent can be kilobytes, times every window.
+    const kept: AuditEvent = { ...event, origin: { ip: event.origin.ip, userAgent: null } };
+    this.windows.set(key, { event: kept, openedAt: now, count: 0, firstAt: now, lastAt: now });
     for (const [oldKey, oldest] of this.windows) {
       if (this.windows.size <= this.repeats.maxOpenWindows) break;
       this.closeWindow(oldKey, oldest);
