@@ -61,7 +61,7 @@ export class AuthService {
       const password = normalizePassword(passwordInput).slice(0, PASSWORD_MAX_LENGTH + 1);
       // The same queue and the same work for an unknown username as for a real one.
       const stored = user?.passwordHash ?? (await this.dummyHash);
-      passwordOk = await this.hashing.for('public', origin.ip).verify(password, stored);
+      passwordOk = await this.hashing.for('public', origin.ip === null ? null : `address:${origin.ip}`).verify(password, stored);
     } catch (err) {
       attempt.abandoned();
       throw err;
@@ -133,7 +133,7 @@ export class AuthService {
     const admission = this.throttle.admitPasswordChange(user.id);
     if (!admission.allowed) throw tooManyAttempts(admission.retryAfterMs);
     const { attempt } = admission;
-    const hasher = this.hashing.for('signedIn', user.id);
+    const hasher = this.hashing.for('signedIn', `user:${user.id}`);
     let currentOk: boolean;
     try {
       currentOk = await hasher.verify(normalizePassword(currentPassword), user.passwordHash);

@@ -134,7 +134,9 @@ export class InvitationService {
     }
     if (username === null) throw badRequest('VALIDATION_FAILED', 'username: required for this invitation.');
     username = normalizeUsername(username);
-    // Behind the invitation's secret, but still from the network: it waits its turn like a sign-in.
+    // Behind the invitation's secret, but still from the network: it waits its turn like a sign-in,
+    // and parallel accepts of one invitation are capped like one client's (not per address: an
+    // admin may onboard a room of people behind one NAT address at once).
     const user = await this.factory.build(
       {
         username,
@@ -144,7 +146,7 @@ export class InvitationService {
         role: invitation.role,
         mustChangePassword: false,
       },
-      this.hashing.for('public', origin.ip),
+      this.hashing.for('public', `invitation:${invitation.id}`),
     );
     return this.transact(() => {
       this.factory.insertNew(user);

@@ -21,7 +21,10 @@ export interface PasswordHashingLimits {
   concurrency: number;
   /** Runs that may wait, per lane; one more is answered 503 at once instead of queueing for ever. */
   maxWaiting: number;
-  /** Runs (going or waiting) one source — a client address, a user — may have at once; one more is 429. */
+  /**
+   * Runs (going or waiting) one source — a client address, a user, an invitation — may have at
+   * once; one more is 429. One address cannot fill the queue that every sign-in shares.
+   */
   maxPerSource: number;
 }
 

@@ -49,8 +49,9 @@ export class SetupService {
       this.audit.recordRepeated(origin.ip ?? '', { action: 'setup.rejected', actor: null, origin, detail: { reason: 'invalid_token' } });
       throw forbidden('INVALID_SETUP_TOKEN', 'The setup token is not valid. Use the setup link from the server log of the current run.');
     }
-    // Behind the token, but still from the network: it waits its turn like a sign-in.
-    const user = await this.factory.build({ ...input, role: 'admin', mustChangePassword: false }, this.hashing.for('public', origin.ip));
+    // Behind the token, but still from the network: it waits its turn like a sign-in, and races
+    // with the one token are capped like one client's.
+    const user = await this.factory.build({ ...input, role: 'admin', mustChangePassword: false }, this.hashing.for('public', 'setup-token'));
     return this.transact(() => {
       // Re-checked under the write lock: two browsers racing with the same token get one admin.
       if (!this.isNeeded()) throw conflict('SETUP_ALREADY_DONE', 'This instance already has an administrator.');

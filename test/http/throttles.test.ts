@@ -269,6 +269,21 @@ describe('bounded password hashing', () => {
     expect((await accept()).status).toBe(201);
   });
 
+  test('ten people behind one address accepting their invitations at once all get in (the per-client cap is per invitation, not per address)', async () => {
+    start();
+    const { client: admin } = await h.setupAdmin();
+    const secrets: string[] = [];
+    for (let i = 0; i < 10; i++) {
+      const inv = await admin.post('/api/v1/admin/invitations').send({ role: 'member' }).expect(201);
+      secrets.push((inv.body as { link: string }).link.split('/invite/')[1] as string);
+    }
+    hasher.holding = true;
+    const accepts = secrets.map((secret, i) => send(h.client().post(`/api/v1/invitations/${secret}/accept`).send({ username: `room-${i}`, password: STRONG_PASSWORD })));
+    await eventually(() => (hasher.waiting === 2 ? true : undefined), 'accepts at the hasher');
+    hasher.releaseAll();
+    expect((await Promise.all(accepts.map((c) => c.response))).map((r) => r.status)).toEqual(Array(10).fill(201));
+  });
+
   test('first-run setup waits its turn with sign-ins: with the queue full it is 503 and the token still works', async () => {
     start({ env: { CLAWLOOPS_TRUST_PROXY: 'true' }, passwordHashing: { concurrency: 1, maxWaiting: 1 } });
     const token = h.platform.setup.issueToken() as string;
