@@ -20,6 +20,7 @@ import { InvitationService } from './domain/invitationService';
 import { PlatformSettingsService } from './domain/platformSettings';
 import { DEFAULT_LOGIN_THROTTLE, LoginThrottle, type LoginThrottleOptions } from './domain/loginThrottle';
 import { ScryptPasswordHasher, type PasswordHasher } from './domain/passwordHasher';
+import { DEFAULT_PASSWORD_HASHING, PasswordHashingGate, type PasswordHashingLimits } from './domain/passwordHashingGate';
 import { ReadinessService } from './domain/readiness';
 import { SessionService } from './domain/sessions';
 import { SetupService } from './domain/setupService';
@@ -60,6 +61,7 @@ export interface PlatformOverrides {
   hasher?: PasswordHasher;
   docker?: DockerEngine;
   loginThrottle?: LoginThrottleOptions;
+  passwordHashing?: Partial<PasswordHashingLimits>;
   database?: Db;
   webRoot?: string | null;
   runtimeBackend?: RuntimeBackend;
@@ -115,17 +117,28 @@ export function buildPlatform(config: AppConfig, logger: Logger, overrides: Plat
 
   const userRepo = new UserRepository(db);
   const transact = sqliteTransactor(db);
-  const hasher = overrides.hasher ?? new ScryptPasswordHasher();
+  const hashing = new PasswordHashingGate(overrides.hasher ?? new ScryptPasswordHasher(), { ...DEFAULT_PASSWORD_HASHING, ...overrides.passwordHashing });
+  const signedInHasher = hashing.for('signedIn', null);
   const audit = new AuditLog(new AuditRepository(db), clock);
+  // Repeated failures are counted in memory: their rows are written when their window closes.
+  const writeAuditRepeats = (write: () => void): void => {
+    try {
+      write();
+    } catch (err) {
+      logger.error({ err: (err as Error).message }, 'writing counted audit repeats failed; those repeats are not recorded');
+    }
+  };
+  const auditRepeatsTimer = setInterval(() => writeAuditRepeats(() => audit.closeExpiredRepeats()), 60_000);
+  auditRepeatsTimer.unref();
   const sessions = new SessionService(new SessionRepository(db), userRepo, clock, {
     idleTimeoutMs: config.sessionIdleTimeoutMs,
     maxAgeMs: config.sessionMaxAgeMs,
   });
-  const factory = new UserFactory(userRepo, hasher, clock);
+  const factory = new UserFactory(userRepo, signedInHasher, clock);
   const throttle = new LoginThrottle(clock, overrides.loginThrottle ?? DEFAULT_LOGIN_THROTTLE);
-  const auth = new AuthService(userRepo, sessions, hasher, throttle, audit, transact, clock);
-  const setup = new SetupService(userRepo, factory, sessions, audit, transact);
-  const invitations = new InvitationService(new InvitationRepository(db), userRepo, factory, sessions, audit, transact, clock);
+  const auth = new AuthService(userRepo, sessions, hashing, throttle, audit, transact, clock);
+  const setup = new SetupService(userRepo, factory, sessions, audit, transact, hashing);
+  const invitations = new InvitationService(new InvitationRepository(db), userRepo, factory, sessions, audit, transact, clock, hashing);
   const runtimeSettings: RuntimeSettings = { ...config.runtime, ...overrides.runtimeSettings };
   // Stored admin settings are applied to the live runtime settings before anything reads them.
   const settings = new PlatformSettingsService(new SettingsRepository(db), runtimeSettings, audit, transact, clock);
@@ -164,7 +177,7 @@ export function buildPlatform(config: AppConfig, logger: Logger, overrides: Plat
     proxies,
   });
   const accountHooks = new AccountRuntimeHooks({ manager: runtimes, backend: runtimeBackend, audit, logger: logger.child({ component: 'runtimes' }) });
-  const users = new UserAdminService(userRepo, factory, hasher, sessions, audit, transact, clock, {
+  const users = new UserAdminService(userRepo, factory, signedInHasher, sessions, audit, transact, clock, {
     onUserDisabled: (user) => {
       workspaceSessions.revokeForUser(user.id);
       accountHooks.userDisabled(user.id);
@@ -247,8 +260,10 @@ export function buildPlatform(config: AppConfig, logger: Logger, overrides: Plat
     close: () => {
       app.closeWorkspaceSockets();
       watcher.close();
+      clearInterval(auditRepeatsTimer);
       if (db.open) {
         ledger.flush();
+        writeAuditRepeats(() => audit.flushRepeats());
         db.close();
       }
     },

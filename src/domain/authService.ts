@@ -6,7 +6,7 @@ import { newSecret } from '../lib/secrets';
 import { assertAcceptablePassword, normalizePassword, normalizeUsername, PASSWORD_MAX_LENGTH } from './accountRules';
 import type { AuditLog, RequestOrigin } from './audit';
 import type { LoginThrottle } from './loginThrottle';
-import type { PasswordHasher } from './passwordHasher';
+import type { PasswordHashing } from './passwordHashingGate';
 import type { AuthenticatedSession, SessionService } from './sessions';
 import type { Transactor } from './transactor';
 
@@ -36,29 +36,40 @@ export class AuthService {
   constructor(
     private readonly users: UserRepository,
     private readonly sessions: SessionService,
-    private readonly hasher: PasswordHasher,
+    private readonly hashing: PasswordHashing,
     private readonly throttle: LoginThrottle,
     private readonly audit: AuditLog,
     private readonly transact: Transactor,
     private readonly clock: Clock,
   ) {
-    this.dummyHash = hasher.hash(newSecret());
+    this.dummyHash = hashing.for('signedIn', null).hash(newSecret());
   }
 
   async login(usernameInput: string, passwordInput: string, origin: RequestOrigin): Promise<SignedIn> {
     const username = normalizeUsername(usernameInput).slice(0, 64);
-    const wait = this.throttle.retryAfterMs(username, origin.ip);
-    if (wait > 0) {
-      this.audit.record({ action: 'login.throttled', actor: null, target: { type: 'user', id: null, label: username }, origin });
-      throw tooManyAttempts(wait);
+    // Counted before the first await: parallel guesses are admitted no more often than sequential ones.
+    const admission = this.throttle.admitLogin(username, origin.ip);
+    if (!admission.allowed) {
+      this.auditThrottled(username, origin, admission.lockedBy);
+      throw tooManyAttempts(admission.retryAfterMs);
     }
-    const user = this.users.findByUsername(username);
-    const password = normalizePassword(passwordInput).slice(0, PASSWORD_MAX_LENGTH + 1);
-    const passwordOk = await this.hasher.verify(password, user?.passwordHash ?? (await this.dummyHash));
+    const { attempt } = admission;
+    let user: User | null;
+    let passwordOk: boolean;
+    try {
+      user = this.users.findByUsername(username);
+      const password = normalizePassword(passwordInput).slice(0, PASSWORD_MAX_LENGTH + 1);
+      // The same queue and the same work for an unknown username as for a real one.
+      const stored = user?.passwordHash ?? (await this.dummyHash);
+      passwordOk = await this.hashing.for('public', origin.ip === null ? null : `address:${origin.ip}`).verify(password, stored);
+    } catch (err) {
+      attempt.abandoned();
+      throw err;
+    }
     if (!user || !passwordOk || user.status !== 'active') {
-      this.throttle.recordFailure(username, origin.ip);
+      attempt.failed();
       const reason = !user ? 'unknown_user' : !passwordOk ? 'wrong_password' : 'disabled';
-      this.audit.record({
+      this.audit.recordRepeated(`${username}\u0000${origin.ip ?? ''}\u0000${reason}`, {
         action: 'login.failure',
         actor: null,
         target: { type: 'user', id: user?.id ?? null, label: username },
@@ -67,18 +78,42 @@ export class AuthService {
       });
       throw unauthorized('INVALID_CREDENTIALS', INVALID_CREDENTIALS_MESSAGE);
     }
-    this.throttle.recordSuccess(username);
+    attempt.succeeded();
+    const signedInUser = user;
     return this.transact(() => {
-      this.users.recordLogin(user.id, this.clock.now());
-      const { token, session } = this.sessions.create(user.id, origin);
+      this.users.recordLogin(signedInUser.id, this.clock.now());
+      const { token, session } = this.sessions.create(signedInUser.id, origin);
       this.audit.record({
         action: 'login.success',
-        actor: { id: user.id, username: user.username },
-        target: { type: 'user', id: user.id, label: user.username },
+        actor: { id: signedInUser.id, username: signedInUser.username },
+        target: { type: 'user', id: signedInUser.id, label: signedInUser.username },
         origin,
       });
-      return { user, session, token };
+      return { user: signedInUser, session, token };
     });
+  }
+
+  /**
+   * One row per locked address (whatever usernames it tries) or per locked account (from whatever
+   * addresses), repeats counted: a flood of refused attempts does not grow the log.
+   */
+  private auditThrottled(username: string, origin: RequestOrigin, lockedBy: 'account' | 'address'): void {
+    if (lockedBy === 'address') {
+      this.audit.recordRepeated(`address\u0000${origin.ip ?? ''}`, {
+        action: 'login.throttled',
+        actor: null,
+        origin: { ip: origin.ip, userAgent: null },
+        detail: { lockedBy },
+      });
+    } else {
+      this.audit.recordRepeated(`account\u0000${username}`, {
+        action: 'login.throttled',
+        actor: null,
+        target: { type: 'user', id: null, label: username },
+        origin: { ip: null, userAgent: null },
+        detail: { lockedBy },
+      });
+    }
   }
 
   logout(auth: AuthenticatedSession, origin: RequestOrigin): void {
@@ -95,19 +130,29 @@ export class AuthService {
     origin: RequestOrigin,
   ): Promise<void> {
     const { user } = auth;
-    const wait = this.throttle.retryAfterMs(user.username, origin.ip);
-    if (wait > 0) throw tooManyAttempts(wait);
-    if (!(await this.hasher.verify(normalizePassword(currentPassword), user.passwordHash))) {
-      this.throttle.recordFailure(user.username, origin.ip);
+    const admission = this.throttle.admitPasswordChange(user.id);
+    if (!admission.allowed) throw tooManyAttempts(admission.retryAfterMs);
+    const { attempt } = admission;
+    const hasher = this.hashing.for('signedIn', `user:${user.id}`);
+    let currentOk: boolean;
+    try {
+      currentOk = await hasher.verify(normalizePassword(currentPassword), user.passwordHash);
+    } catch (err) {
+      attempt.abandoned();
+      throw err;
+    }
+    if (!currentOk) {
+      attempt.failed();
       this.audit.record({ action: 'password.change_failed', actor: actorOf(user), origin, detail: { reason: 'wrong_current_password' } });
       throw badRequest('INVALID_CURRENT_PASSWORD', 'The current password is not correct.');
     }
+    attempt.succeeded();
     const newPassword = normalizePassword(newPasswordInput);
     assertAcceptablePassword(newPassword, user.username);
     if (newPassword === normalizePassword(currentPassword)) {
       throw badRequest('PASSWORD_UNCHANGED', 'The new password must differ from the current one.');
     }
-    const hash = await this.hasher.hash(newPassword);
+    const hash = await hasher.hash(newPassword);
     this.transact(() => {
       this.users.setPassword(user.id, hash, false, this.clock.now());
       const revoked = this.sessions.revokeAllForUser(user.id, auth.session.id);

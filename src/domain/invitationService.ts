@@ -6,6 +6,7 @@ import { hashSecret, newId, newSecret, SECRET_PATTERN } from '../lib/secrets';
 import { assertValidUsername, normalizeUsername, type Role } from './accountRules';
 import type { Actor, AuditLog, RequestOrigin } from './audit';
 import type { SignedIn } from './authService';
+import type { PasswordHashing } from './passwordHashingGate';
 import type { SessionService } from './sessions';
 import type { Transactor } from './transactor';
 import type { UserFactory } from './userFactory';
@@ -37,6 +38,7 @@ export class InvitationService {
     private readonly audit: AuditLog,
     private readonly transact: Transactor,
     private readonly clock: Clock,
+    private readonly hashing: PasswordHashing,
   ) {}
 
   /** Returns the secret exactly once; only its hash is kept. */
@@ -132,14 +134,20 @@ export class InvitationService {
     }
     if (username === null) throw badRequest('VALIDATION_FAILED', 'username: required for this invitation.');
     username = normalizeUsername(username);
-    const user = await this.factory.build({
-      username,
-      password: input.password,
-      displayName: input.displayName,
-      email: invitation.email,
-      role: invitation.role,
-      mustChangePassword: false,
-    });
+    // Behind the invitation's secret, but still from the network: it waits its turn like a sign-in,
+    // and parallel accepts of one invitation are capped like one client's (not per address: an
+    // admin may onboard a room of people behind one NAT address at once).
+    const user = await this.factory.build(
+      {
+        username,
+        password: input.password,
+        displayName: input.displayName,
+        email: invitation.email,
+        role: invitation.role,
+        mustChangePassword: false,
+      },
+      this.hashing.for('public', `invitation:${invitation.id}`),
+    );
     return this.transact(() => {
       this.factory.insertNew(user);
       // Conditional update: of two racing accepts only one claims the invitation.

@@ -3,6 +3,7 @@ import { conflict, forbidden } from '../lib/errors';
 import { constantTimeEqual, hashSecret, newSecret } from '../lib/secrets';
 import { SYSTEM_ACTOR, type AuditLog, type RequestOrigin } from './audit';
 import type { SignedIn } from './authService';
+import type { PasswordHashing } from './passwordHashingGate';
 import type { SessionService } from './sessions';
 import type { Transactor } from './transactor';
 import type { UserFactory } from './userFactory';
@@ -20,6 +21,7 @@ export class SetupService {
     private readonly sessions: SessionService,
     private readonly audit: AuditLog,
     private readonly transact: Transactor,
+    private readonly hashing: PasswordHashing,
   ) {}
 
   isNeeded(): boolean {
@@ -44,10 +46,12 @@ export class SetupService {
   ): Promise<SignedIn> {
     if (!this.isNeeded()) throw conflict('SETUP_ALREADY_DONE', 'This instance already has an administrator.');
     if (this.tokenHash === null || !constantTimeEqual(hashSecret(token), this.tokenHash)) {
-      this.audit.record({ action: 'setup.rejected', actor: null, origin, detail: { reason: 'invalid_token' } });
+      this.audit.recordRepeated(origin.ip ?? '', { action: 'setup.rejected', actor: null, origin, detail: { reason: 'invalid_token' } });
       throw forbidden('INVALID_SETUP_TOKEN', 'The setup token is not valid. Use the setup link from the server log of the current run.');
     }
-    const user = await this.factory.build({ ...input, role: 'admin', mustChangePassword: false });
+    // Behind the token, but still from the network: it waits its turn like a sign-in, and races
+    // with the one token are capped like one client's.
+    const user = await this.factory.build({ ...input, role: 'admin', mustChangePassword: false }, this.hashing.for('public', 'setup-token'));
     return this.transact(() => {
       // Re-checked under the write lock: two browsers racing with the same token get one admin.
       if (!this.isNeeded()) throw conflict('SETUP_ALREADY_DONE', 'This instance already has an administrator.');

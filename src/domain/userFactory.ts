@@ -42,7 +42,8 @@ export class UserFactory {
     private readonly clock: Clock,
   ) {}
 
-  async build(input: NewUserInput): Promise<User> {
+  /** `hasher`: the caller's turn at hashing when it is not the factory's own (an unauthenticated caller's). */
+  async build(input: NewUserInput, hasher: PasswordHasher = this.hasher): Promise<User> {
     const username = normalizeUsername(input.username);
     assertValidUsername(username);
     const password = normalizePassword(input.password);
@@ -58,7 +59,7 @@ export class UserFactory {
       email: input.email ?? null,
       role: input.role,
       status: 'active',
-      passwordHash: await this.hasher.hash(password),
+      passwordHash: await hasher.hash(password),
       mustChangePassword: input.mustChangePassword,
       createdAt: now,
       updatedAt: now,

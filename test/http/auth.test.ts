@@ -156,13 +156,18 @@ describe('login rate limiting', () => {
     expect(res.headers['retry-after']).toBeDefined();
   });
 
-  test('failures are audited with their reason; throttled attempts too', async () => {
+  test('failures are audited with their reason, repeats counted in one row; throttled attempts too', async () => {
     const { client: admin } = await h.setupAdmin();
     for (let i = 0; i < 6; i++) await fail();
     const audit = await admin.get('/api/v1/admin/audit?action=login.*&limit=200');
-    const actions = (audit.body.items as { action: string; detail: { reason?: string } }[]).map((e) => e.action);
-    expect(actions.filter((a) => a === 'login.failure')).toHaveLength(5);
-    expect(actions).toContain('login.throttled');
+    const items = audit.body.items as { action: string; detail: { reason?: string; count?: number } }[];
+    const failures = items.filter((e) => e.action === 'login.failure');
+    // The first failure at once, the four repeats as one row.
+    expect(failures.map((e) => e.detail)).toEqual([
+      expect.objectContaining({ reason: 'wrong_password', count: 4 }),
+      { reason: 'wrong_password', count: 1 },
+    ]);
+    expect(items.filter((e) => e.action === 'login.throttled').map((e) => e.detail)).toEqual([{ lockedBy: 'account', count: 1 }]);
   });
 });
 

@@ -331,3 +331,52 @@ describe('readiness', () => {
     expect((await call(server, 'GET', '/healthz')).status).toBe(200);
   });
 });
+
+describe('a login flood against the real server (real scrypt)', () => {
+  processTest('is answered 401 or 503 SERVER_BUSY at once, never starves /healthz or a signed-in password change, and leaves a bounded audit log written at shutdown', async () => {
+    const dataDir = tempDir();
+    const server = await startServer(dataDir, { CLAWLOOPS_ADMIN_USERNAME: 'admin', CLAWLOOPS_ADMIN_PASSWORD: ADMIN_PASSWORD, CLAWLOOPS_TRUST_PROXY: 'true' });
+    const cookie = sessionCookie(await login(server, 'admin', ADMIN_PASSWORD));
+
+    let unanswered = 80;
+    const flood = Array.from({ length: 80 }, (_, i) =>
+      call(server, 'POST', '/api/v1/auth/login', {
+        json: { username: `ghost-${i}`, password: 'wrong password 123' },
+        headers: { Origin: server.publicUrl, 'X-Forwarded-For': `198.51.100.${i + 1}` },
+      }).finally(() => (unanswered -= 1)),
+    );
+    expect((await call(server, 'GET', '/healthz')).status).toBe(200);
+    const change = await call(server, 'POST', '/api/v1/account/password', {
+      json: { currentPassword: ADMIN_PASSWORD, newPassword: OTHER_PASSWORD },
+      headers: { Origin: server.publicUrl, Cookie: cookie },
+    });
+    expect(change.status).toBe(204);
+    // Both came back while the flood was still being checked.
+    expect(unanswered).toBeGreaterThan(0);
+
+    const answers = await Promise.all(flood);
+    expect(answers.filter((r) => r.status === 401).length).toBeGreaterThan(0);
+    const busy = answers.filter((r) => r.status === 503);
+    expect(busy.length).toBeGreaterThan(0);
+    expect(busy.every((r) => field(r.body, 'error.code') === 'SERVER_BUSY' && r.headers['retry-after'] !== undefined)).toBe(true);
+    expect(answers.every((r) => [401, 503].includes(r.status))).toBe(true);
+
+    // One address hammering one account: two rows of failures and two of throttled attempts, counts in them.
+    for (let i = 0; i < 30; i++) await login(server, 'admin', 'still not the password');
+    await stopServer(server);
+    expect(server.child.stderr).toBe('');
+    const db = new Database(path.join(dataDir, DATABASE_FILE_NAME), { readonly: true });
+    try {
+      const rows = db
+        .prepare("SELECT action, detail FROM audit_log WHERE action IN ('login.failure', 'login.throttled') AND target_label = 'admin'")
+        .all() as { action: string; detail: string }[];
+      const total = (action: string) =>
+        rows.filter((r) => r.action === action).reduce((sum, r) => sum + Number((JSON.parse(r.detail) as { count: number }).count), 0);
+      expect(rows.length).toBeLessThanOrEqual(4);
+      expect(total('login.failure')).toBe(5);
+      expect(total('login.throttled')).toBe(25);
+    } finally {
+      db.close();
+    }
+  });
+});

@@ -7,7 +7,8 @@ import type TestAgent from 'supertest/lib/agent';
 import { loadConfig, type AppConfig } from '../../src/config';
 import type { DockerEngine, EngineVersion } from '../../src/docker/dockerEngine';
 import type { LoginThrottleOptions } from '../../src/domain/loginThrottle';
-import { ScryptPasswordHasher } from '../../src/domain/passwordHasher';
+import { ScryptPasswordHasher, type PasswordHasher } from '../../src/domain/passwordHasher';
+import type { PasswordHashingLimits } from '../../src/domain/passwordHashingGate';
 import type { Clock } from '../../src/lib/clock';
 import { createLogger } from '../../src/lib/logger';
 import { buildPlatform, type Platform } from '../../src/platform';
@@ -75,6 +76,9 @@ export interface HarnessOptions {
   dataDir?: string;
   docker?: DockerEngine;
   loginThrottle?: LoginThrottleOptions;
+  /** Instead of fastHasher, e.g. one that counts or holds its calls. */
+  hasher?: PasswordHasher;
+  passwordHashing?: Partial<PasswordHashingLimits>;
   clock?: ManualClock;
   runtimeBackend?: RuntimeBackend;
   runtimeSettings?: Partial<RuntimeSettings>;
@@ -120,13 +124,14 @@ export function createHarness(options: HarnessOptions = {}): Harness {
   const docker = options.docker ?? new FakeDockerEngine();
   const platform = buildPlatform(config, logger, {
     clock,
-    hasher: fastHasher,
+    hasher: options.hasher ?? fastHasher,
     docker,
     webRoot: options.webRoot ?? null,
     ...(options.runtimeBackend ? { runtimeBackend: options.runtimeBackend } : {}),
     ...(options.runtimeSettings ? { runtimeSettings: options.runtimeSettings } : {}),
     ...(options.runtimeProbe ? { runtimeProbe: options.runtimeProbe } : {}),
     ...(options.loginThrottle ? { loginThrottle: options.loginThrottle } : {}),
+    ...(options.passwordHashing ? { passwordHashing: options.passwordHashing } : {}),
     ...(options.files ? { files: options.files } : {}),
     ...(options.llm ? { llm: options.llm } : {}),
     ...(options.fileHelperIdleMs !== undefined ? { fileHelperIdleMs: options.fileHelperIdleMs } : {}),

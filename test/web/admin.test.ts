@@ -14,6 +14,7 @@ import {
   monthRange,
   openRangeQuery,
   rangeQuery,
+  repeatCount,
   runtimeSummary,
   sectionOf,
   sumTotals,
@@ -152,4 +153,13 @@ test('upstream models not yet in the catalog', () => {
   });
   expect(upstreamNotInCatalog(['z', 'a', 'mapped', 'known', 'a'], [model('known'), model('alias', 'mapped')])).toEqual(['a', 'z']);
   expect(upstreamNotInCatalog(null, [])).toEqual([]);
+});
+
+test('an audit row stands for several events only when the server counted repeats into it', () => {
+  expect(repeatCount({ reason: 'wrong_password', count: 37, firstAt: '2026-06-01T12:00:00.000Z', lastAt: '2026-06-01T12:14:00.000Z' })).toBe(37);
+  expect(repeatCount({ reason: 'wrong_password', count: 1 })).toBeNull();
+  expect(repeatCount({ count: '37' })).toBeNull();
+  expect(repeatCount({ count: 2.5 })).toBeNull();
+  expect(repeatCount(null)).toBeNull();
+  expect(repeatCount({ sessionId: 'x' })).toBeNull();
 });

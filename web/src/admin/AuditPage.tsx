@@ -7,7 +7,7 @@ import { formatDateTime } from '../lib/format';
 import { useResource } from '../ui/useResource';
 import { Button, Card } from '../ui/ui';
 import { PagedTable, rangeProblemKey } from './common';
-import { openRangeQuery, userPath } from './logic';
+import { openRangeQuery, repeatCount, userPath } from './logic';
 
 const LIMIT = 50;
 
@@ -19,6 +19,19 @@ interface Filters {
 }
 
 const NO_FILTERS: Filters = { actor: '', action: '', from: '', to: '' };
+
+/** After the action of a row that stands for repeated events: how many. */
+function RepeatNote({ detail }: { detail: unknown }) {
+  const { t } = useI18n();
+  const count = repeatCount(detail);
+  if (count === null) return null;
+  return (
+    <>
+      {' '}
+      <span className="muted small">{t('admin.audit.repeats', { count })}</span>
+    </>
+  );
+}
 
 /** The audit log, newest first, filtered by who, what (`login.*` for a prefix) and when. */
 export function AuditPage() {
@@ -126,6 +139,7 @@ export function AuditPage() {
               <td>{entry.actor ? entry.actor.username : <span className="muted">{t('admin.audit.system')}</span>}</td>
               <td>
                 <code>{entry.action}</code>
+                <RepeatNote detail={entry.detail} />
               </td>
               <td>
                 {entry.target ? (

@@ -149,6 +149,15 @@ export function failureReason(runtime: Pick<RuntimeListItem, 'lastError' | 'stat
   return runtime.lastError?.message ?? runtime.stateReason ?? null;
 }
 
+// ---- Audit ----
+
+/** How many events a row stands for when the server counted repeats into it (failed sign-ins in a flood); null for one. */
+export function repeatCount(detail: unknown): number | null {
+  if (typeof detail !== 'object' || detail === null) return null;
+  const count = (detail as { count?: unknown }).count;
+  return typeof count === 'number' && Number.isSafeInteger(count) && count > 1 ? count : null;
+}
+
 // ---- Usage ----
 
 export function sumTotals(rows: readonly UsageTotals[]): UsageTotals {

@@ -240,6 +240,7 @@ export const adminEn = {
   'admin.audit.target': 'Target',
   'admin.audit.ip': 'IP address',
   'admin.audit.detail': 'Detail',
+  'admin.audit.repeats': '{count} times',
   'admin.audit.show': 'Show',
   'admin.audit.system': 'system',
   'admin.audit.empty': 'The audit log is empty.',

@@ -241,6 +241,7 @@ export const adminZh: Record<keyof typeof adminEn, string> = {
   'admin.audit.target': '对象',
   'admin.audit.ip': 'IP 地址',
   'admin.audit.detail': '详情',
+  'admin.audit.repeats': '{count} 次',
   'admin.audit.show': '显示',
   'admin.audit.system': '系统',
   'admin.audit.empty': '审计日志为空。',
