@@ -7,6 +7,13 @@ import { OPENCLAW_HOME, RUNTIME_UID } from './runtimeSettings';
 /** Where the files are put: the volume is mounted at OPENCLAW_HOME, one level below. */
 export const FILES_DIR = '/home/node';
 export const CONFIG_ENTRY = '.openclaw/openclaw.json';
+/**
+ * OpenClaw's own backup. At start-up OpenClaw restores it over openclaw.json when the file looks
+ * clobbered next to the last good one (no `meta`, half the size, no gateway mode): measured on
+ * 2026.9.6, an agent that planted a backup and deleted `meta` got its backup loaded. It gets the
+ * same content as the config, so a restore can only bring back what the platform wrote.
+ */
+export const BACKUP_ENTRY = `${CONFIG_ENTRY}.bak`;
 const CONFIG_PATH = `${OPENCLAW_HOME}/openclaw.json`;
 /** A folder in the config's place is copied aside only up to this many entries (and MAX_CONFIG_BYTES). */
 const MAX_ASIDE_ENTRIES = 256;
@@ -125,8 +132,8 @@ export const asideNameAt = (now: number) => `openclaw.json.broken-${new Date(now
  * Writes the config a runtime starts with into its volume, in one archive: the member's file
  * with the platform-owned keys re-applied, or, when what is there cannot be used (a link, a
  * folder, too large, not JSON5), the platform's config, with the unusable entry kept aside
- * under a `.broken-<time>` name. `files` are the rendered files (the home folder and the
- * platform's config).
+ * under a `.broken-<time>` name; OpenClaw's backup gets the same content. `files` are the
+ * rendered files (the home folder and the platform's config).
  */
 export async function writeRuntimeConfig(
   backend: RuntimeBackend,
@@ -160,7 +167,9 @@ export async function writeRuntimeConfig(
     else aside = [{ path: asidePath, type: 'hardlink', linkTarget: CONFIG_ENTRY, mode: 0o600, uid: RUNTIME_UID, gid: RUNTIME_UID }];
   }
   const content = Buffer.from(`${JSON.stringify(decision.config, null, 2)}\n`);
-  const entries = rendered.files.flatMap((file) => (file.path === CONFIG_ENTRY ? [...aside, { ...file, content }] : [file]));
+  const entries = rendered.files.flatMap((file) =>
+    file.path === CONFIG_ENTRY ? [...aside, { ...file, path: BACKUP_ENTRY, content }, { ...file, content }] : [file],
+  );
   await backend.putFiles(containerId, FILES_DIR, entries);
 
   if (decision.kind === 'unusable') return { outcome: 'set-aside', reset: [], setAsideAs: aside.length > 0 ? asideName : null, reason: decision.reason };

@@ -62,6 +62,16 @@ describe('runtime config file', () => {
     expect(entry).toMatchObject({ type: 'file', mode: 0o600, uid: 1000, gid: 1000 });
   });
 
+  test('OpenClaw\'s backup, which it restores over a config that looks clobbered, gets the same content as the config', async () => {
+    const planted = { ...rendered.openclawConfig, gateway: { mode: 'local', auth: { mode: 'none' } } };
+    volume.set('openclaw.json.bak', file(JSON.stringify(planted)));
+    volume.set('openclaw.json', file(JSON.stringify({ ui: { seamColor: '#00ff00' } })));
+    await write();
+    const backup = volume.get('openclaw.json.bak');
+    expect(backup?.type === 'file' && JSON.parse(backup.content.toString('utf8'))).toEqual(written());
+    expect(written()).toMatchObject({ gateway: rendered.openclawConfig.gateway, ui: { seamColor: '#00ff00' } });
+  });
+
   test('an agent\'s edits to platform keys are undone at the next write; the member\'s settings stay', async () => {
     const agentEdited = { ...rendered.openclawConfig, ui: { seamColor: '#00ff00' } } as Record<string, unknown>;
     agentEdited.gateway = { ...(agentEdited.gateway as object), auth: { mode: 'none' } };
