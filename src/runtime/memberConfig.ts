@@ -30,8 +30,11 @@ import { MODEL_PROVIDER_ID } from './openclawConfig';
  */
 
 export const PLATFORM_SECTIONS = ['gateway', 'models', 'update'] as const;
-/** OpenClaw's own cap on an included config file is 2 MiB; a plain config is a few KiB. */
-export const MAX_CONFIG_BYTES = 1024 * 1024;
+/**
+ * A real config is a few KiB (OpenClaw caps an included file at 2 MiB). JSON5 parses on the
+ * control plane's event loop at ~3 ms per 10 KiB, so a hostile file this size holds it ~150 ms.
+ */
+export const MAX_CONFIG_BYTES = 512 * 1024;
 /** Far deeper than OpenClaw's schema goes; bounds the work (and the stack) spent on a hostile file. */
 export const MAX_CONFIG_DEPTH = 64;
 /** Keys that would reach an object's prototype; OpenClaw refuses them too. */
@@ -40,6 +43,7 @@ const INCLUDE_KEY = '$include';
 /** What OpenClaw reads from its environment to choose its config, state and home (besides OPENCLAW_*). */
 const SELECTION_ENV_KEYS = new Set(['HOME', 'HOMEDRIVE', 'HOMEPATH', 'USERPROFILE', 'PREFIX', 'ANDROID_DATA', 'PI_CODING_AGENT_DIR']);
 const MAX_REPORTED_PATHS = 20;
+const MAX_PATH_CHARS = 120;
 
 export type PlatformConfig = Record<string, unknown>;
 
@@ -100,8 +104,9 @@ function sanitize(value: unknown, path: string, depth: number, reset: string[]):
   return null;
 }
 
+/** Key names come from the member's file: a bounded number of bounded paths reach the log. */
 function report(reset: string[], path: string): void {
-  if (reset.length < MAX_REPORTED_PATHS) reset.push(path);
+  if (reset.length < MAX_REPORTED_PATHS) reset.push(path.length > MAX_PATH_CHARS ? `${path.slice(0, MAX_PATH_CHARS)}…` : path);
 }
 
 /** Leaf paths where the member's copy of a platform section differs from the platform's. */

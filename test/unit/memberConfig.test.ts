@@ -148,6 +148,13 @@ describe('member config merge', () => {
     expect(merged({ ui: { seamColor: '#000000' } }).config.agents).toEqual({ defaults: { model: { primary: 'platform/gpt-4o' } } });
   });
 
+  test('the reset paths that reach the log are few and short, whatever key names the file holds', () => {
+    const gateway = Object.fromEntries(Array.from({ length: 100 }, (_, i) => [`${'k'.repeat(4_000)}${i}`, true]));
+    const { reset } = merged({ gateway });
+    expect(reset.length).toBeLessThanOrEqual(20);
+    expect(Math.max(...reset.map((path) => path.length))).toBeLessThanOrEqual(121);
+  });
+
   test('prototype keys are dropped and pollute nothing', () => {
     const { config } = merged('{"__proto__": {"polluted": true}, "ui": {"constructor": {"prototype": {"x": 1}}, "seamColor": "#000000"}}');
     expect(({} as Record<string, unknown>).polluted).toBeUndefined();
