@@ -321,6 +321,7 @@ export class DockerodeRuntimeBackend implements RuntimeBackend {
     for (const entry of entries) {
       const header = { name: entry.path, mode: entry.mode, uid: entry.uid, gid: entry.gid, mtime: new Date() };
       if (entry.type === 'directory') archive.entry({ ...header, type: 'directory' });
+      else if (entry.type === 'hardlink') archive.entry({ ...header, type: 'link', linkname: entry.linkTarget ?? '' });
       else archive.entry({ ...header, type: 'file', size: entry.content?.length ?? 0 }, entry.content ?? Buffer.alloc(0));
     }
     archive.finalize();

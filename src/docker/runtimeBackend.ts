@@ -37,8 +37,11 @@ export interface NetworkInfo {
 export interface FileEntry {
   /** Relative to the directory the archive is put into. */
   path: string;
-  type: 'file' | 'directory';
+  /** A hard link gives the existing entry at `linkTarget` a second name (a move without copying, links not followed). */
+  type: 'file' | 'directory' | 'hardlink';
   content?: Buffer;
+  /** For a hard link: the existing entry, relative to the same directory as `path`. */
+  linkTarget?: string;
   mode: number;
   uid: number;
   gid: number;
@@ -151,7 +154,10 @@ export interface RuntimeBackend {
   listManagedVolumes(): Promise<{ name: string; labels: Record<string, string> }[]>;
 
   createContainer(spec: ContainerSpec): Promise<string>;
-  /** Writes entries into `dir` of a created, running or stopped container. */
+  /**
+   * Writes entries into `dir` of a created, running or stopped container, in order. An entry
+   * replaces whatever is at its path (a symbolic link is replaced, never followed).
+   */
   putFiles(containerId: string, dir: string, entries: FileEntry[]): Promise<void>;
   /** No network, no restart policy, the runtime's hardening; see HelperContainerSpec. */
   createHelperContainer(spec: HelperContainerSpec): Promise<string>;

@@ -54,9 +54,15 @@ export function traefikLabels(id: RuntimeIdentity, settings: Pick<RuntimeSetting
 
 export interface RenderedRuntime {
   spec: ContainerSpec;
-  /** Written into the volume before every start. */
+  /**
+   * The home folder and the platform's openclaw.json; before every start runtimeConfigFile.ts
+   * writes them with the member's own settings merged into the config.
+   */
   files: FileEntry[];
-  /** Changes whenever anything we render changes; secrets are excluded so it is stable across re-creation. */
+  /**
+   * Changes whenever anything we render changes (the platform-owned part of the config included,
+   * the member's settings not); secrets are excluded so it is stable across re-creation.
+   */
   configHash: string;
   openclawConfig: Record<string, unknown>;
 }
@@ -99,8 +105,13 @@ export function renderRuntime(
     TINI_SUBREAPER: '1',
     OPENCLAW_DISABLE_BONJOUR: '1',
     OPENCLAW_NO_AUTO_UPDATE: '1',
-    // The platform owns openclaw.json; OpenClaw's own editors must not rewrite it.
-    OPENCLAW_CONFIG_READONLY: '1',
+    // OpenClaw picks its config file from these, and lets a .env file in its state folder or the
+    // config's own `env` block set them when the process has none: an agent could point it at a
+    // file the platform never merges. A value here wins over both.
+    // OpenClaw's OPENCLAW_HOME is the user's home; its state folder (our OPENCLAW_HOME) is below it.
+    OPENCLAW_HOME: '/home/node',
+    OPENCLAW_STATE_DIR: OPENCLAW_HOME,
+    OPENCLAW_CONFIG_PATH: `${OPENCLAW_HOME}/openclaw.json`,
   };
   const healthcheck = { test: ['CMD', 'node', '-e', READY_CHECK], intervalMs: 15_000, timeoutMs: 5_000, startPeriodMs: 180_000, retries: 3 };
   const hashed = {

@@ -14,6 +14,7 @@ import { Operation, OperationError, type RuntimeEventHub, type OperationKind, ty
 import { observe, type ObservedState } from './observedState';
 import type { ProxyAttachments } from './proxyAttachments';
 import type { HttpProbe } from './readinessProbe';
+import { ConfigReadError, writeRuntimeConfig } from './runtimeConfigFile';
 import type { RuntimeSettings } from './runtimeSettings';
 
 export interface RuntimeView {
@@ -465,17 +466,15 @@ export class RuntimeManager {
         clock.now(),
       );
       op.update({ step: 'configuring', percent: 62, message: 'Writing the OpenClaw configuration' });
-      const [created] = await Promise.all([backend.inspectContainer(containerId), backend.putFiles(containerId, '/home/node', rendered.files)]);
+      const [created] = await Promise.all([backend.inspectContainer(containerId), this.writeConfig(runtime, containerId, rendered)]);
       if (!created) throw new OperationError('CONTAINER_VANISHED', 'The runtime container was removed while it was being created.');
       snapshot = created;
-    } else if (snapshot.startedAt === null) {
-      // Created but never started (the control plane stopped half-way): its config may be missing.
+    } else {
+      // Every start, not only a new container's: whatever the agent or the member changed in the
+      // file since, the platform-owned keys are back before OpenClaw reads it.
       op.update({ step: 'configuring', percent: 62, message: 'Writing the OpenClaw configuration' });
-      await backend.putFiles(snapshot.id, '/home/node', rendered.files);
+      await this.writeConfig(runtime, snapshot.id, rendered);
     }
-    // A container reused with the same config hash already has exactly this file (the secrets it
-    // refers to live in the container's environment, and OPENCLAW_CONFIG_READONLY keeps OpenClaw
-    // from rewriting it), so the ~35 ms archive write is skipped.
     this.snapshots.set(runtimeId, snapshot);
 
     op.update({ step: 'starting', percent: 66, message: 'Starting OpenClaw' });
@@ -488,6 +487,30 @@ export class RuntimeManager {
     runtimes.markStarted(runtimeId, clock.now());
     this.touch(runtimeId);
     this.deps.hub.publishState(runtimeId);
+  }
+
+  /** Writes openclaw.json (the member's settings kept, the platform's re-applied) and logs what it had to change. */
+  private async writeConfig(runtime: RuntimeWithOwner, containerId: string, rendered: RenderedRuntime): Promise<void> {
+    const { backend, settings, clock, logger } = this.deps;
+    let result;
+    try {
+      result = await writeRuntimeConfig(backend, containerId, rendered, settings.models, clock.now());
+    } catch (err) {
+      if (!(err instanceof ConfigReadError)) throw err;
+      // Nothing was written: falling back to the platform's config would throw the member's settings away.
+      throw new OperationError('CONFIG_READ_FAILED', `The OpenClaw configuration in the runtime's volume could not be read, so nothing was changed and OpenClaw was not started: ${err.message}`);
+    }
+    const who = { runtimeId: runtime.id, username: runtime.username };
+    if (result.outcome === 'set-aside') {
+      logger.warn(
+        { ...who, reason: result.reason, keptAs: result.setAsideAs },
+        result.setAsideAs
+          ? 'the runtime\'s openclaw.json could not be used; it was kept aside and the platform\'s configuration written instead'
+          : 'the runtime\'s openclaw.json could not be used and was too large to keep; the platform\'s configuration was written instead',
+      );
+    } else if (result.reset.length > 0) {
+      logger.warn({ ...who, reset: result.reset }, 'platform-owned settings in the runtime\'s openclaw.json were reset');
+    }
   }
 
   /**

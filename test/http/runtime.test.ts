@@ -3,6 +3,7 @@
  * registry) or that depends on time (idle stop), with an in-memory backend at our own interface.
  * Everything else about runtimes is tested against the real engine in test/integration.
  */
+import { runtimeNames } from '../../src/runtime/containerSpec';
 import type { OperationView } from '../../src/runtime/operations';
 import { alwaysReadyProbe, FakeRuntimeBackend } from '../support/fakeRuntimeBackend';
 import { createHarness, errorCode, type Harness } from '../support/harness';
@@ -286,5 +287,78 @@ describe('idle stop as an admin setting', () => {
     const { client } = await h.createMember(admin, 'mia');
     expect((await client.get('/api/v1/admin/settings')).status).toBe(403);
     expect((await client.patch('/api/v1/admin/settings').send({ idleStopMinutes: 5 })).status).toBe(403);
+  });
+});
+
+describe('platform-owned config at every start', () => {
+  const configIn = (runtimeId: string) => backend.volume(runtimeNames(runtimeId).volume);
+  const configText = (runtimeId: string) => {
+    const node = configIn(runtimeId).get('openclaw.json');
+    return node?.type === 'file' ? node.content.toString('utf8') : '';
+  };
+
+  test('a restart of the same container re-applies the platform keys an agent changed and keeps the member\'s settings', async () => {
+    harness();
+    backend.images.add(IMAGE);
+    const { client } = await h.setupAdmin();
+    const started = await client.post('/api/v1/runtime/start');
+    const runtimeId: string = started.body.runtime.id;
+    await h.platform.runtimes.settled(runtimeId);
+    const containerId = [...backend.containers.keys()][0];
+
+    // The agent (uid 1000 inside the container) rewrites its own config while it runs.
+    const config = JSON.parse(configText(runtimeId));
+    config.gateway.auth = { mode: 'none' };
+    config.models.providers.platform.baseUrl = 'https://elsewhere.example/v1';
+    config.ui = { seamColor: '#ff8800' };
+    configIn(runtimeId).set('openclaw.json', { type: 'file', mode: 0o600, content: Buffer.from(JSON.stringify(config)) });
+    // The member's settings are not part of the config hash: nothing is stale, nothing re-created.
+    expect((await client.get('/api/v1/runtime')).body.configStale).toBe(false);
+
+    const restarted = await client.post('/api/v1/runtime/restart');
+    await h.platform.runtimes.settled(runtimeId);
+    expect([...backend.containers.keys()]).toEqual([containerId]);
+    const after = JSON.parse(configText(runtimeId));
+    expect(after.gateway.auth.mode).toBe('trusted-proxy');
+    expect(after.models.providers.platform.baseUrl).toBe(h.platform.runtimes.settings.modelGatewayUrl);
+    expect(after.ui).toEqual({ seamColor: '#ff8800' });
+    expect(restarted.status).toBe(202);
+    expect(h.logs.text).toContain('platform-owned settings in the runtime');
+    expect(h.logs.text).toContain('gateway.auth.mode');
+    expect(h.logs.text).not.toContain('elsewhere.example');
+  });
+
+  test('a re-created container starts from the member\'s settings in the volume, not from a blank config', async () => {
+    harness();
+    backend.images.add(IMAGE);
+    const { client } = await h.setupAdmin();
+    const started = await client.post('/api/v1/runtime/start');
+    const runtimeId: string = started.body.runtime.id;
+    await h.platform.runtimes.settled(runtimeId);
+    const config = JSON.parse(configText(runtimeId));
+    configIn(runtimeId).set('openclaw.json', { type: 'file', mode: 0o600, content: Buffer.from(JSON.stringify({ ...config, session: { dmScope: 'main' } })) });
+    // A new image re-creates the container.
+    await client.patch('/api/v1/admin/settings').send({ image: 'ghcr.io/openclaw/openclaw:2026.10.1' });
+    backend.images.add('ghcr.io/openclaw/openclaw:2026.10.1');
+    await h.platform.runtimes.settled((await client.post('/api/v1/runtime/restart')).body.runtime.id);
+    expect(backend.containers.size).toBe(1);
+    expect(JSON.parse(configText(runtimeId)).session).toEqual({ dmScope: 'main' });
+  });
+
+  test('an unreadable volume fails the start with CONFIG_READ_FAILED and leaves the file alone', async () => {
+    harness();
+    backend.images.add(IMAGE);
+    const { client } = await h.setupAdmin();
+    const started = await client.post('/api/v1/runtime/start');
+    const runtimeId: string = started.body.runtime.id;
+    await h.platform.runtimes.settled(runtimeId);
+    const before = configText(runtimeId);
+    backend.getArchive = async () => {
+      throw new Error('the engine hung up');
+    };
+    await h.platform.runtimes.settled((await client.post('/api/v1/runtime/restart')).body.runtime.id);
+    const view = (await client.get('/api/v1/runtime')).body;
+    expect(view.lastError).toMatchObject({ code: 'CONFIG_READ_FAILED', message: expect.stringContaining('the engine hung up') });
+    expect(configText(runtimeId)).toBe(before);
   });
 });

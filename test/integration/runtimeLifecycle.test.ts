@@ -390,3 +390,65 @@ describe('admin', () => {
     expect(anonymous.status).toBe(401);
   });
 });
+
+describe('whatever the agent leaves at openclaw.json, the next start writes a regular file with the platform keys', () => {
+  const HOME = '/home/node/.openclaw';
+  /** Runs a Node script as the runtime user inside the container, as an agent with a shell would. */
+  const asAgent = async (containerId: string, script: string) => {
+    const result = await execIn(containerId, ['node', '-e', `const fs=require('fs'),p=require('path');const H='${HOME}';${script}`]);
+    expect(result).toMatchObject({ exitCode: 0, stderr: '' });
+    return result.stdout;
+  };
+  const restart = async (client: TestAgent) => {
+    const res = await client.post('/api/v1/runtime/restart');
+    await h.platform.runtimes.settled(res.body.runtime.id);
+    expect((await client.get('/api/v1/runtime')).body).toMatchObject({ state: 'running', lastError: null });
+  };
+  /** The config's entry and the entries kept aside, as lstat sees them. */
+  const entries = (containerId: string) =>
+    asAgent(
+      containerId,
+      `const out={};for(const n of fs.readdirSync(H).filter(n=>n.startsWith('openclaw.json'))){const s=fs.lstatSync(p.join(H,n));out[n]={kind:s.isSymbolicLink()?'symlink':s.isDirectory()?'folder':'file',uid:s.uid,link:s.isSymbolicLink()?fs.readlinkSync(p.join(H,n)):null,inode:s.ino}}process.stdout.write(JSON.stringify(out))`,
+    ).then((text) => JSON.parse(text) as Record<string, { kind: string; uid: number; link: string | null; inode: number }>);
+  const aside = (all: Record<string, { kind: string; inode: number }>, kind: string) => Object.entries(all).filter(([name, e]) => name.startsWith('openclaw.json.broken-') && e.kind === kind);
+
+  it('a symbolic link is replaced, not followed: its target keeps its content and the link is kept aside', async () => {
+    const { client } = await member('erin');
+    await startAndWait(client);
+    const id = (await containerOf(client)) ?? '';
+    await asAgent(id, `fs.mkdirSync(p.join(H,'workspace'),{recursive:true});fs.writeFileSync(p.join(H,'workspace/notes.md'),'mine');fs.rmSync(p.join(H,'openclaw.json'));fs.symlinkSync(p.join(H,'workspace/notes.md'),p.join(H,'openclaw.json'))`);
+    await restart(client);
+    expect(await asAgent(id, `process.stdout.write(fs.readFileSync(p.join(H,'workspace/notes.md')))`)).toBe('mine');
+    const all = await entries(id);
+    expect(all['openclaw.json']).toMatchObject({ kind: 'file', uid: 1000 });
+    expect(aside(all, 'symlink')).toEqual([[expect.any(String), expect.objectContaining({ link: `${HOME}/workspace/notes.md` })]]);
+    const config = JSON.parse(await asAgent(id, `process.stdout.write(fs.readFileSync(p.join(H,'openclaw.json')))`));
+    expect(config.gateway.auth).toMatchObject({ mode: 'trusted-proxy', trustedProxy: { allowUsers: ['erin'] } });
+    expect(h.logs.text).toContain('it is a symbolic link, not a file');
+  });
+
+  it('an unparseable file is kept aside as it was (the same file, not a copy) and the runtime still starts', async () => {
+    const { client } = await member('erin');
+    const id = (await containerOf(client)) ?? '';
+    await asAgent(id, `fs.rmSync(p.join(H,'openclaw.json'));fs.writeFileSync(p.join(H,'openclaw.json'),'{ gateway: { auth: { mode: "none" ')`);
+    const before = (await entries(id))['openclaw.json']?.inode;
+    await restart(client);
+    const all = await entries(id);
+    expect(all['openclaw.json']?.kind).toBe('file');
+    const kept = aside(all, 'file').find(([, e]) => e.inode === before);
+    expect(kept).toBeDefined();
+    expect(await asAgent(id, `process.stdout.write(fs.readFileSync(p.join(H,${JSON.stringify(kept?.[0])})))`)).toBe('{ gateway: { auth: { mode: "none" ');
+  });
+
+  it('a folder in its place is copied aside and replaced by the file', async () => {
+    const { client } = await member('erin');
+    const id = (await containerOf(client)) ?? '';
+    await asAgent(id, `fs.rmSync(p.join(H,'openclaw.json'));fs.mkdirSync(p.join(H,'openclaw.json/sub'),{recursive:true});fs.writeFileSync(p.join(H,'openclaw.json/sub/part.json5'),'{ a: 1 }')`);
+    await restart(client);
+    const all = await entries(id);
+    expect(all['openclaw.json']?.kind).toBe('file');
+    const [folder] = aside(all, 'folder');
+    expect(folder).toBeDefined();
+    expect(await asAgent(id, `process.stdout.write(fs.readFileSync(p.join(H,${JSON.stringify(folder?.[0])},'sub/part.json5')))`)).toBe('{ a: 1 }');
+  });
+});

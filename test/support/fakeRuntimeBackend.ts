@@ -3,7 +3,9 @@
  * cannot show on our machines (an image pull with byte progress needs a registry). Everything
  * the engine really does is covered by test/integration against the real engine.
  */
+import { posix } from 'node:path';
 import { Readable } from 'node:stream';
+import { pack } from 'tar-stream';
 import type {
   ContainerEvent,
   ContainerSnapshot,
@@ -16,6 +18,11 @@ import type {
   PullProgress,
   RuntimeBackend,
 } from '../../src/docker/runtimeBackend';
+
+export type VolumeNode =
+  | { type: 'file'; mode: number; content: Buffer }
+  | { type: 'directory'; mode: number }
+  | { type: 'symlink'; target: string };
 
 export class FakeRuntimeBackend implements RuntimeBackend {
   readonly images = new Set<string>();
@@ -116,8 +123,44 @@ export class FakeRuntimeBackend implements RuntimeBackend {
     return id;
   }
 
-  async putFiles(containerId: string, _dir: string, entries: FileEntry[]): Promise<void> {
+  /**
+   * What each volume holds, by path below its mount point: enough of a file system for the
+   * runtime's config (files, folders, symbolic links, hard links sharing one node).
+   */
+  readonly volumeEntries = new Map<string, Map<string, VolumeNode>>();
+
+  volume(name: string): Map<string, VolumeNode> {
+    let entries = this.volumeEntries.get(name);
+    if (!entries) this.volumeEntries.set(name, (entries = new Map()));
+    return entries;
+  }
+
+  /** The path below the container's volume mount, or null when `path` is elsewhere (or the mount itself). */
+  private inVolume(containerId: string, path: string): { entries: Map<string, VolumeNode>; relative: string } | null {
+    const c = this.require(containerId);
+    const mount = c.spec.volumeMountPath;
+    if (!path.startsWith(`${mount}/`)) return null;
+    return { entries: this.volume(c.spec.volumeName), relative: path.slice(mount.length + 1).replace(/\/$/, '') };
+  }
+
+  async putFiles(containerId: string, dir: string, entries: FileEntry[]): Promise<void> {
     this.require(containerId).files.push(...entries);
+    for (const entry of entries) {
+      const at = this.inVolume(containerId, posix.join(dir, entry.path));
+      if (!at) continue;
+      const existing = at.entries.get(at.relative);
+      if (entry.type === 'directory' && existing?.type === 'directory') continue;
+      // Like the engine: whatever is in the way (a file, a link, a whole folder) is replaced.
+      for (const key of [...at.entries.keys()]) if (key === at.relative || key.startsWith(`${at.relative}/`)) at.entries.delete(key);
+      if (entry.type === 'directory') at.entries.set(at.relative, { type: 'directory', mode: entry.mode });
+      else if (entry.type === 'file') at.entries.set(at.relative, { type: 'file', mode: entry.mode, content: entry.content ?? Buffer.alloc(0) });
+      else {
+        const target = this.inVolume(containerId, posix.join(dir, entry.linkTarget ?? ''));
+        const node = target ? at.entries.get(target.relative) : undefined;
+        if (!node || node.type === 'directory') throw new Error(`Writing into the container failed: cannot hard-link ${entry.linkTarget}`);
+        at.entries.set(at.relative, node);
+      }
+    }
   }
 
   // File access needs a real engine (exec, archives): test/integration covers it.
@@ -133,8 +176,23 @@ export class FakeRuntimeBackend implements RuntimeBackend {
     throw new Error('the fake backend has no file access: use the real engine');
   }
 
-  async getArchive(): Promise<Readable | null> {
-    throw new Error('the fake backend has no file access: use the real engine');
+  /** The volume's entry at `path` (a folder with everything below it), as the engine's archive API sends it. */
+  async getArchive(containerId: string, path: string): Promise<Readable | null> {
+    const at = this.inVolume(containerId, path);
+    if (!at) throw new Error('the fake backend reads only below a volume mount: use the real engine');
+    const node = at.entries.get(at.relative);
+    if (!node) return null;
+    const archive = pack();
+    const base = posix.basename(at.relative);
+    const add = (name: string, entry: VolumeNode) => {
+      if (entry.type === 'file') archive.entry({ name, type: 'file', mode: entry.mode, size: entry.content.length }, entry.content);
+      else if (entry.type === 'directory') archive.entry({ name, type: 'directory', mode: entry.mode });
+      else archive.entry({ name, type: 'symlink', linkname: entry.target, mode: 0o777 });
+    };
+    add(base, node);
+    for (const [key, entry] of at.entries) if (key.startsWith(`${at.relative}/`)) add(`${base}${key.slice(at.relative.length)}`, entry);
+    archive.finalize();
+    return Readable.from(archive);
   }
 
   async startContainer(id: string): Promise<void> {

@@ -93,10 +93,21 @@ describe('container spec', () => {
       CLAWLOOPS_MODEL_KEY: secrets.modelKey,
       OPENCLAW_DISABLE_BONJOUR: '1',
       OPENCLAW_NO_AUTO_UPDATE: '1',
-      OPENCLAW_CONFIG_READONLY: '1',
       TINI_SUBREAPER: '1',
     });
     expect(spec.cmd).toEqual(['node', 'dist/index.js', 'gateway', '--bind', 'lan', '--port', '18789']);
+  });
+
+  test('pins the config file OpenClaw reads, so neither a .env in its state folder nor env.vars can point it at another', () => {
+    // OpenClaw fills these from those sources only while the process environment has no value.
+    expect(spec.env).toMatchObject({
+      HOME: '/home/node',
+      OPENCLAW_HOME: '/home/node',
+      OPENCLAW_STATE_DIR: '/home/node/.openclaw',
+      OPENCLAW_CONFIG_PATH: '/home/node/.openclaw/openclaw.json',
+    });
+    // Members change their own settings through OpenClaw itself; the platform keys come back at every start.
+    expect(spec.env).not.toHaveProperty('OPENCLAW_CONFIG_READONLY');
   });
 
   test('writes only .openclaw/ (owned by 1000, 0700) and openclaw.json (0600), never the workspace', () => {
