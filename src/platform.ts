@@ -34,6 +34,7 @@ import { WorkspaceGatekeeper } from './domain/workspaceGatekeeper';
 import { WorkspaceSessionService } from './domain/workspaceSessions';
 import { ProxyAttachments } from './runtime/proxyAttachments';
 import { EventStreams } from './http/sse';
+import { LiveConnections } from './http/liveConnections';
 import { systemClock, type Clock } from './lib/clock';
 import type { Logger } from './lib/logger';
 import { AccountRuntimeHooks } from './runtime/accountRuntimeHooks';
@@ -96,6 +97,12 @@ export interface Platform {
   upgrade: WorkspaceUpgrade;
   /** Ends every proxied WebSocket (shutdown: the HTTP server does not track upgraded sockets). */
   closeWorkspaceSockets(): void;
+  /**
+   * Ends what is open under sessions that no longer exist. Sessions ended in this process close
+   * their connections at once; this catches those ended elsewhere (the admin CLI's password
+   * reset, which works on the database directly) and those that ran out of time unnoticed.
+   */
+  sweepOpenConnections(): number;
   close(): void;
 }
 
@@ -225,7 +232,12 @@ export function buildPlatform(config: AppConfig, logger: Logger, overrides: Plat
   });
   const readiness = new ReadinessService(new SqliteReadinessProbe(db), docker);
 
-  const streams = new EventStreams();
+  // Whatever was opened under a platform session ends with it; a user's proxied workspace
+  // connections also end when their workspace sessions are revoked (runtime stopped, account disabled).
+  const connections = new LiveConnections();
+  sessions.onEnded((ended) => connections.endSessions(ended.sessionIds));
+  workspaceSessions.onRevoked((userId) => connections.endProxiedOf(userId));
+  const streams = new EventStreams(connections);
   const app = createApp(
     {
       publicUrl: config.publicUrl,
@@ -237,13 +249,14 @@ export function buildPlatform(config: AppConfig, logger: Logger, overrides: Plat
       llmBodyLimitBytes: llmSettings.bodyLimitBytes,
       webRoot: overrides.webRoot === undefined ? path.resolve(__dirname, '..', 'web', 'dist') : overrides.webRoot,
     },
-    { logger, clock, readiness, sessions, auth, setup, invitations, users, audit, runtimes, runtimeHub, streams, settings, workspaceSessions, gatekeeper, addresses, files, spool, gateway, limiter, catalog },
+    { logger, clock, readiness, sessions, auth, setup, invitations, users, audit, runtimes, runtimeHub, streams, connections, settings, workspaceSessions, gatekeeper, addresses, files, spool, gateway, limiter, catalog },
   );
 
   return {
     app: app.express,
     upgrade: app.upgrade,
     closeWorkspaceSockets: app.closeWorkspaceSockets,
+    sweepOpenConnections: () => connections.endSessions(connections.sessionIds().filter((id) => sessions.liveSession(id) === null)),
     workspaceSessions,
     files,
     fileHosts,

@@ -11,6 +11,8 @@ export interface RunningServer {
 }
 
 const SESSION_SWEEP_INTERVAL_MS = 60 * 60_000;
+/** How soon a session ended outside this process (the admin CLI) or expired closes what it had open. */
+const OPEN_CONNECTIONS_SWEEP_MS = 30_000;
 
 /** Builds the platform, prepares first-run setup, and listens. */
 export async function startServer(config: AppConfig, logger: Logger, overrides: PlatformOverrides = {}): Promise<RunningServer> {
@@ -32,6 +34,8 @@ export async function startServer(config: AppConfig, logger: Logger, overrides: 
     platform.workspaceSessions.purgeExpired();
   }, SESSION_SWEEP_INTERVAL_MS);
   sweep.unref();
+  const connectionSweep = setInterval(() => platform.sweepOpenConnections(), OPEN_CONNECTIONS_SWEEP_MS);
+  connectionSweep.unref();
 
   const server = platform.app.listen(config.port, config.host);
   server.on('upgrade', platform.upgrade);
@@ -59,6 +63,7 @@ export async function startServer(config: AppConfig, logger: Logger, overrides: 
     closing ??= new Promise<void>((resolve) => {
       logger.info({ reason }, 'shutting down: no new connections, finishing in-flight requests');
       clearInterval(sweep);
+      clearInterval(connectionSweep);
       const force = setTimeout(() => {
         logger.warn('shutdown timeout reached; closing remaining connections');
         server.closeAllConnections();

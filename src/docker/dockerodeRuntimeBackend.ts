@@ -1,4 +1,4 @@
-import { PassThrough, Readable, Transform, Writable, type Duplex } from 'node:stream';
+import { PassThrough, Writable, type Duplex, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type Docker from 'dockerode';
 import { pack } from 'tar-stream';
@@ -14,12 +14,12 @@ import {
   type ExecResult,
   type HelperContainerSpec,
   type FileEntry,
-  type LogLine,
   type NetworkInfo,
   type PullProgress,
   type RuntimeBackend,
 } from './runtimeBackend';
 import { DEFAULT_SUBNET_POOL, nextFreeSubnet, poolCapacity, type SubnetPool, upperHalf } from './subnetPool';
+import { DockerLogLines } from './logLines';
 
 const MS_TO_NS = 1_000_000;
 
@@ -79,24 +79,6 @@ function snapshotOf(info: Docker.ContainerInspectInfo): ContainerSnapshot {
   };
 }
 
-/** Splits a byte stream into lines, keeping a partial last line until more arrives. */
-function lineSplitter(stream: LogLine['stream']): Transform {
-  let pending = '';
-  return new Transform({
-    readableObjectMode: true,
-    transform(chunk: Buffer, _enc, done) {
-      pending += chunk.toString('utf8');
-      const lines = pending.split('\n');
-      pending = lines.pop() ?? '';
-      for (const line of lines) this.push({ stream, line: line.replace(/\r$/, '') } satisfies LogLine);
-      done();
-    },
-    flush(done) {
-      if (pending) this.push({ stream, line: pending } satisfies LogLine);
-      done();
-    },
-  });
-}
 
 export class DockerodeRuntimeBackend implements RuntimeBackend {
   /**
@@ -518,33 +500,26 @@ export class DockerodeRuntimeBackend implements RuntimeBackend {
   }
 
   async logs(id: string, options: { tail: number; follow: boolean }): Promise<Readable | null> {
-    const container = this.docker.getContainer(id);
-    const raw = (await ignoreNotFound(
-      container.logs({ stdout: true, stderr: true, tail: options.tail, follow: options.follow as true }),
-    )) as unknown as Readable | Buffer | null;
+    // Always as a stream: dockerode reads a log that does not follow into one buffer, whatever its size.
+    const raw = await ignoreNotFound(
+      new Promise<Readable>((resolve, reject) => {
+        this.docker.modem.dial(
+          {
+            path: `/containers/${encodeURIComponent(id)}/logs?`,
+            method: 'GET',
+            isStream: true,
+            statusCodes: { 200: true, 404: 'no such container', 500: 'server error' },
+            options: { stdout: true, stderr: true, tail: options.tail, follow: options.follow },
+          },
+          (err: unknown, stream?: unknown) => (err ? reject(err) : resolve(stream as Readable)),
+        );
+      }),
+    );
     if (raw === null) return null;
-    const source = Buffer.isBuffer(raw) ? Readable.from([raw]) : raw;
-    const stdout = lineSplitter('stdout');
-    const stderr = lineSplitter('stderr');
-    const out = new PassThrough({ objectMode: true });
-    stdout.pipe(out, { end: false });
-    stderr.pipe(out, { end: false });
-    let open = 2;
-    const endOne = () => {
-      if (--open === 0) out.end();
-    };
-    stdout.on('end', endOne);
-    stderr.on('end', endOne);
-    this.docker.modem.demuxStream(source, stdout, stderr);
-    source.on('end', () => {
-      stdout.end();
-      stderr.end();
-    });
-    source.on('error', (err) => out.destroy(err));
-    out.on('close', () => {
-      if ('destroy' in source) source.destroy();
-    });
-    return out;
+    const lines = new DockerLogLines();
+    pipeline(raw, lines).catch(() => undefined); // an ended or destroyed reader ends the engine's stream with it
+    return lines;
   }
+
 }
 

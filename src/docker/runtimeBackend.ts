@@ -132,6 +132,8 @@ export interface ContainerStats {
 export interface LogLine {
   stream: 'stdout' | 'stderr';
   line: string;
+  /** The line was longer than the log viewer shows; its end was dropped. */
+  truncated?: true;
 }
 
 export interface RuntimeBackend {

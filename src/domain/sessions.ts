@@ -1,3 +1,4 @@
+import { EventEmitter } from 'node:events';
 import type { Session, SessionRepository } from '../db/repositories/sessionRepository';
 import type { User, UserRepository } from '../db/repositories/userRepository';
 import type { Clock } from '../lib/clock';
@@ -14,17 +15,46 @@ export interface AuthenticatedSession {
   session: Session;
 }
 
+/** Platform sessions that just ended (sign-out, revoked, expired, password or role changed, account disabled). */
+export interface EndedSessions {
+  userId: string;
+  sessionIds: string[];
+}
+
 // Writing last_seen on every request would turn each read into a write; a minute of slack in
 // the idle timeout is invisible to users.
 const TOUCH_INTERVAL_MS = 60_000;
 
+/**
+ * Platform sessions: cookies of signed-in browsers. Whatever was opened under a session (workspace
+ * sessions, their WebSockets and proxied requests, event and log streams) must end with it:
+ * every path that ends sessions reports them through `onEnded`.
+ */
 export class SessionService {
+  private readonly ended = new EventEmitter();
+
   constructor(
     private readonly sessions: SessionRepository,
     private readonly users: UserRepository,
     private readonly clock: Clock,
     private readonly policy: SessionPolicy,
-  ) {}
+  ) {
+    this.ended.setMaxListeners(0);
+  }
+
+  /** Called synchronously whenever sessions end, so what they opened can be closed at once. */
+  onEnded(listener: (ended: EndedSessions) => void): () => void {
+    this.ended.on('ended', listener);
+    return () => this.ended.off('ended', listener);
+  }
+
+  private report(userId: string, sessionIds: string[]): void {
+    if (sessionIds.length > 0) this.ended.emit('ended', { userId, sessionIds } satisfies EndedSessions);
+  }
+
+  private expire(session: Session): void {
+    if (this.sessions.delete(session.id) !== null) this.report(session.userId, [session.id]);
+  }
 
   /** Returns the raw token exactly once; only its hash is stored. */
   create(userId: string, origin: RequestOrigin): { token: string; session: Session } {
@@ -51,7 +81,7 @@ export class SessionService {
     if (!session) return null;
     const now = this.clock.now();
     if (now >= session.expiresAt || now - session.lastSeenAt >= this.policy.idleTimeoutMs) {
-      this.sessions.delete(session.id);
+      this.expire(session);
       return null;
     }
     const user = this.users.findById(session.userId);
@@ -72,7 +102,7 @@ export class SessionService {
     if (!session) return null;
     const now = this.clock.now();
     if (now >= session.expiresAt || now - session.lastSeenAt >= this.policy.idleTimeoutMs) {
-      this.sessions.delete(session.id);
+      this.expire(session);
       return null;
     }
     if (touch && now - session.lastSeenAt >= TOUCH_INTERVAL_MS) {
@@ -90,20 +120,29 @@ export class SessionService {
   }
 
   revoke(sessionId: string): void {
-    this.sessions.delete(sessionId);
+    const userId = this.sessions.delete(sessionId);
+    if (userId !== null) this.report(userId, [sessionId]);
   }
 
   revokeOwn(sessionId: string, userId: string): boolean {
-    return this.sessions.deleteForUser(sessionId, userId);
+    const revoked = this.sessions.deleteForUser(sessionId, userId);
+    if (revoked) this.report(userId, [sessionId]);
+    return revoked;
   }
 
   revokeAllForUser(userId: string, exceptSessionId: string | null = null): number {
-    return this.sessions.deleteAllForUser(userId, exceptSessionId);
+    const ids = this.sessions.deleteAllForUser(userId, exceptSessionId);
+    this.report(userId, ids);
+    return ids.length;
   }
 
   purgeExpired(): number {
     const now = this.clock.now();
-    return this.sessions.deleteExpired(now, now - this.policy.idleTimeoutMs);
+    const expired = this.sessions.deleteExpired(now, now - this.policy.idleTimeoutMs);
+    const byUser = new Map<string, string[]>();
+    for (const { id, userId } of expired) byUser.set(userId, [...(byUser.get(userId) ?? []), id]);
+    for (const [userId, ids] of byUser) this.report(userId, ids);
+    return expired.length;
   }
 
   get maxAgeMs(): number {

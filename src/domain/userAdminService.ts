@@ -97,7 +97,9 @@ export class UserAdminService {
       if (losesAdmin) this.assertNotSelfOrLastAdmin(actor, before, 'disable or demote');
       this.users.updateProfile(id, change, this.clock.now());
       const after = this.get(id);
-      if (before.status === 'active' && after.status === 'disabled') this.sessions.revokeAllForUser(id);
+      // A disabled account is signed out everywhere; so is one whose role changed: its sessions,
+      // and everything opened under them, were granted under the old role.
+      if ((before.status === 'active' && after.status === 'disabled') || before.role !== after.role) this.sessions.revokeAllForUser(id);
       this.audit.record({
         action: 'user.update',
         actor,
@@ -116,6 +118,8 @@ export class UserAdminService {
       const user = this.get(id);
       if (actor.id === id) throw conflict('CANNOT_MODIFY_SELF', 'You cannot delete your own account.');
       if (user.role === 'admin' && user.status === 'active') this.assertNotSelfOrLastAdmin(actor, user, 'delete');
+      // Reported as ended, so the deleted user's open streams close now (the rows would go with the user anyway).
+      this.sessions.revokeAllForUser(id);
       this.users.delete(id);
       this.audit.record({ action: 'user.delete', actor, target: { type: 'user', id, label: user.username }, origin });
       return user;

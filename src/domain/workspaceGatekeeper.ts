@@ -28,7 +28,16 @@ export type GateDecision =
   | { kind: 'platform' }
   | { kind: 'invalid'; status: 400 | 404; code: string; message: string }
   /** The owner, signed in. `reserved` names a control-plane endpoint on the workspace (`start`, `events`, ...). */
-  | { kind: 'allow'; user: User; username: string; innerPath: string; reserved: string | null; sessionId: string }
+  | {
+      kind: 'allow';
+      user: User;
+      username: string;
+      innerPath: string;
+      reserved: string | null;
+      /** The workspace session, and the platform session it derives from (and ends with). */
+      sessionId: string;
+      platformSessionId: string;
+    }
   | { kind: 'redeemed'; cookie: WorkspaceCookie; location: string; user: User }
   | { kind: 'sign-in'; location: string }
   | { kind: 'denied'; status: 401 | 403; code: string; message: string; retryUrl: string | null };
@@ -83,7 +92,7 @@ export class WorkspaceGatekeeper {
       const identity = this.workspaceSessions.authenticate(token);
       if (!identity) continue;
       if (identity.user.username === username) {
-        return { kind: 'allow', user: identity.user, username, innerPath, reserved, sessionId: identity.session.id };
+        return { kind: 'allow', user: identity.user, username, innerPath, reserved, sessionId: identity.session.id, platformSessionId: identity.session.sessionId };
       }
       otherOwner = identity.user;
     }

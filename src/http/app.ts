@@ -18,6 +18,7 @@ import type { RuntimeEventHub } from '../runtime/operations';
 import type { RuntimeManager } from '../runtime/runtimeManager';
 import { errorHandler, notFoundHandler } from './errorHandling';
 import type { EventStreams } from './sse';
+import type { LiveConnections } from './liveConnections';
 import { loadSession, requireAuth } from './middleware/authentication';
 import { requireJsonBody, requirePlatformOrigin } from './middleware/originCheck';
 import { precompressedAssets } from './middleware/precompressedAssets';
@@ -74,6 +75,7 @@ export interface HttpServices {
   runtimes: RuntimeManager;
   runtimeHub: RuntimeEventHub;
   streams: EventStreams;
+  connections: LiveConnections;
   settings: PlatformSettingsService;
   workspaceSessions: WorkspaceSessionService;
   gatekeeper: WorkspaceGatekeeper;
@@ -108,7 +110,7 @@ export function createApp(config: HttpConfig, services: HttpServices): HttpApp {
     ...runtimeDeps,
     gatekeeper: services.gatekeeper,
     addresses: services.addresses,
-    workspaceSessions: services.workspaceSessions,
+    connections: services.connections,
     mode: config.router,
     platformOrigin: config.publicOrigin,
     logger: services.logger.child({ component: 'workspace-router' }),

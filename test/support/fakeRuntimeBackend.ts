@@ -239,8 +239,13 @@ export class FakeRuntimeBackend implements RuntimeBackend {
     return c ? { memoryBytes: 50 * 1024 ** 2, memoryLimitBytes: c.memoryLimitBytes, cpuPercent: 1 } : null;
   }
 
-  async logs(): Promise<Readable> {
-    return Readable.from([{ stream: 'stdout', line: 'fake gateway listening' }]);
+  async logs(_id: string, options?: { tail: number; follow: boolean }): Promise<Readable> {
+    const lines = [{ stream: 'stdout', line: 'fake gateway listening' }];
+    if (!options?.follow) return Readable.from(lines);
+    // A followed log stays open until its reader goes away, as the engine's does.
+    const stream = new Readable({ objectMode: true, read() {} });
+    for (const line of lines) stream.push(line);
+    return stream;
   }
 
   private require(id: string) {

@@ -71,17 +71,23 @@ export class SessionRepository {
     return this.db.prepare('DELETE FROM sessions WHERE id = ? AND user_id = ?').run(id, userId).changes > 0;
   }
 
-  delete(id: string): void {
-    this.db.prepare('DELETE FROM sessions WHERE id = ?').run(id);
+  /** Deletes one session; returns its user, or null when there was none. */
+  delete(id: string): string | null {
+    const row = this.db.prepare('DELETE FROM sessions WHERE id = ? RETURNING user_id').get(id) as { user_id: string } | undefined;
+    return row?.user_id ?? null;
   }
 
-  deleteAllForUser(userId: string, exceptSessionId: string | null = null): number {
-    return this.db
-      .prepare('DELETE FROM sessions WHERE user_id = ? AND (? IS NULL OR id <> ?)')
-      .run(userId, exceptSessionId, exceptSessionId).changes;
+  /** Returns the ids of the sessions it deleted. */
+  deleteAllForUser(userId: string, exceptSessionId: string | null = null): string[] {
+    const rows = this.db
+      .prepare('DELETE FROM sessions WHERE user_id = ? AND (? IS NULL OR id <> ?) RETURNING id')
+      .all(userId, exceptSessionId, exceptSessionId) as { id: string }[];
+    return rows.map((r) => r.id);
   }
 
-  deleteExpired(now: number, idleCutoff: number): number {
-    return this.db.prepare('DELETE FROM sessions WHERE expires_at <= ? OR last_seen_at <= ?').run(now, idleCutoff).changes;
+  /** Returns the sessions it deleted. */
+  deleteExpired(now: number, idleCutoff: number): { id: string; userId: string }[] {
+    const rows = this.db.prepare('DELETE FROM sessions WHERE expires_at <= ? OR last_seen_at <= ? RETURNING id, user_id').all(now, idleCutoff) as { id: string; user_id: string }[];
+    return rows.map((r) => ({ id: r.id, userId: r.user_id }));
   }
 }

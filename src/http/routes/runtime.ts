@@ -7,7 +7,7 @@ import type { RuntimeEventHub } from '../../runtime/operations';
 import type { RuntimeManager, StartedOperation } from '../../runtime/runtimeManager';
 import { authOf, originOf } from '../context';
 import { requireAuth } from '../middleware/authentication';
-import type { EventStreams } from '../sse';
+import type { EventStream, EventStreams, StreamOwner } from '../sse';
 import { body, idParam, parseInput } from '../validation';
 
 export interface RuntimeRouteDeps {
@@ -63,10 +63,10 @@ const answer = (res: Response, result: StartedOperation) => res.status(result.op
  * the operation in flight, if any), so a client that connects mid-operation knows at once where
  * it stands. Also used by the wake page on workspace hosts.
  */
-export function streamRuntimeEvents(deps: RuntimeRouteDeps, req: Request, res: Response, userId: string): void {
+export function streamRuntimeEvents(deps: RuntimeRouteDeps, req: Request, res: Response, userId: string, owner: StreamOwner): void {
   const { manager, hub, streams } = deps;
   const initial = manager.viewForUser(userId);
-  const stream = streams.start(req, res);
+  const stream = streams.start(req, res, owner);
   stream.send('state', initial);
   const runtimeId = initial.id ?? manager.runtimeIdForUser(userId);
   const follow = (id: string) =>
@@ -86,6 +86,12 @@ export function streamRuntimeEvents(deps: RuntimeRouteDeps, req: Request, res: R
     stream.onClose(unsubscribe);
   }
 }
+
+/** Whoever opens a stream: the signed-in caller and the platform session it ends with (an admin's stream counts as the admin's). */
+const callerOf = (req: Request): StreamOwner => {
+  const { user, session } = authOf(req);
+  return { userId: user.id, sessionId: session.id };
+};
 
 /**
  * The lifecycle endpoints of one runtime. The same router serves a member's own runtime
@@ -131,15 +137,29 @@ function runtimeEndpoints(deps: RuntimeRouteDeps, userIdOf: (req: Request) => st
   });
 
   router.get('/events', (req, res) => {
-    streamRuntimeEvents(deps, req, res, userIdOf(req));
+    streamRuntimeEvents(deps, req, res, userIdOf(req), callerOf(req));
   });
 
   router.get('/logs', async (req, res) => {
     const query = parseInput(logsQuery, req.query, 'query');
+    const owner = callerOf(req);
+    streams.assertRoom(owner.userId);
     const lines = await manager.logs(userIdOf(req), query);
-    const stream = streams.start(req, res);
+    let stream: EventStream;
+    try {
+      stream = streams.start(req, res, owner);
+    } catch (err) {
+      lines.destroy();
+      throw err;
+    }
     stream.onClose(() => lines.destroy());
-    lines.on('data', (entry: LogLine) => stream.send('log', entry));
+    // Backpressure: a client that reads slowly stops the engine's log stream, not our memory.
+    lines.on('data', (entry: LogLine) => {
+      if (!stream.send('log', entry)) {
+        lines.pause();
+        stream.onWritable(() => lines.resume());
+      }
+    });
     lines.on('end', () => stream.end('end', { reason: query.follow ? 'the runtime stopped' : 'end of log' }));
     lines.on('error', (err: Error) => stream.end('error', { code: 'LOGS_FAILED', message: `Reading the log failed: ${err.message}` }));
   });

@@ -5,12 +5,12 @@ import { createProxyMiddleware, type RequestHandler as ProxyHandler } from 'http
 import { actorOf } from '../../domain/authService';
 import type { WorkspaceAddresses } from '../../domain/workspaceAddresses';
 import { WORKSPACE_COOKIE, type GateDecision, type WorkspaceGatekeeper } from '../../domain/workspaceGatekeeper';
-import type { WorkspaceSessionService } from '../../domain/workspaceSessions';
 import { forbidden, notFound } from '../../lib/errors';
 import type { Logger } from '../../lib/logger';
 import { PROBE_CLIENT_ADDRESS } from '../../runtime/readinessProbe';
 import { OPENCLAW_PORT, type RouterMode } from '../../runtime/runtimeSettings';
 import { originOf } from '../context';
+import type { LiveConnections } from '../liveConnections';
 import { streamRuntimeEvents, type RuntimeRouteDeps } from '../routes/runtime';
 import { SESSION_COOKIE } from '../sessionCookie';
 import { isNavigation, refuseUpgrade, sendRefusal } from './decisionResponses';
@@ -19,7 +19,8 @@ import { sendWakePage } from './pages';
 export interface WorkspaceRouterDeps extends RuntimeRouteDeps {
   gatekeeper: WorkspaceGatekeeper;
   addresses: WorkspaceAddresses;
-  workspaceSessions: WorkspaceSessionService;
+  /** Where proxied WebSockets and requests are registered, so the end of their session ends them. */
+  connections: LiveConnections;
   /** builtin: the control plane proxies workspace traffic itself; traefik: Traefik does, and the control plane only answers the catch-all. */
   mode: RouterMode;
   platformOrigin: string;
@@ -31,7 +32,7 @@ export interface WorkspaceRouter {
   handle: RequestHandler;
   /** For the HTTP server's `upgrade` event: WebSockets to workspaces (the platform has none). */
   upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void;
-  /** Closes every proxied WebSocket (shutdown). */
+  /** Closes every proxied WebSocket and request (shutdown). */
   closeAll(): void;
 }
 
@@ -75,9 +76,8 @@ export function rebuildForwardedHeaders(req: IncomingMessage, username: string, 
 }
 
 export function createWorkspaceRouter(deps: WorkspaceRouterDeps): WorkspaceRouter {
-  const { gatekeeper, addresses, manager, logger } = deps;
+  const { gatekeeper, addresses, manager, logger, connections } = deps;
   const scheme = new URL(deps.platformOrigin).protocol.replace(/:$/, '');
-  const sockets = new Map<string, Set<Duplex>>();
 
   const proxy: ProxyHandler = createProxyMiddleware<IncomingMessage>({
     router: (req) => (req as Routed)[TARGET] ?? '',
@@ -104,11 +104,6 @@ export function createWorkspaceRouter(deps: WorkspaceRouterDeps): WorkspaceRoute
     ],
   });
 
-  deps.workspaceSessions.onRevoked((userId) => {
-    for (const socket of sockets.get(userId) ?? []) socket.destroy();
-    sockets.delete(userId);
-  });
-
   const reservedEndpoint = (allowed: Allowed, req: Request, res: Response) => {
     const { user, username } = allowed;
     switch (`${req.method} ${allowed.reserved}`) {
@@ -124,7 +119,7 @@ export function createWorkspaceRouter(deps: WorkspaceRouterDeps): WorkspaceRoute
         return;
       }
       case 'GET events':
-        streamRuntimeEvents(deps, req, res, user.id);
+        streamRuntimeEvents(deps, req, res, user.id, { userId: user.id, sessionId: allowed.platformSessionId });
         return;
       default:
         throw notFound('NOT_FOUND', 'No such workspace endpoint.');
@@ -152,6 +147,12 @@ export function createWorkspaceRouter(deps: WorkspaceRouterDeps): WorkspaceRoute
     const route = manager.routeForUser(decision.user.id);
     if (route.address && route.runtimeId && deps.mode === 'builtin') {
       aimAtRuntime(req, decision.username, route.runtimeId, route.address);
+      // In flight until the answer is complete: the end of the session cuts it (a long answer, a stream).
+      const forget = connections.add({ userId: decision.user.id, sessionId: decision.platformSessionId, kind: 'proxied' }, () => {
+        req.destroy();
+        res.destroy();
+      });
+      res.once('close', forget);
       return void proxy(req, res, next);
     }
     if (navigation) {
@@ -190,14 +191,8 @@ export function createWorkspaceRouter(deps: WorkspaceRouterDeps): WorkspaceRoute
     aimAtRuntime(req, decision.username, runtimeId, route.address);
     // Frames from the browser are activity for idle stop: an agent session in an open tab is in use.
     socket.on('data', () => manager.touch(runtimeId));
-    const userId = decision.user.id;
-    const owned = sockets.get(userId) ?? new Set<Duplex>();
-    sockets.set(userId, owned);
-    owned.add(socket);
-    socket.once('close', () => {
-      owned.delete(socket);
-      if (owned.size === 0 && sockets.get(userId) === owned) sockets.delete(userId);
-    });
+    const forget = connections.add({ userId: decision.user.id, sessionId: decision.platformSessionId, kind: 'proxied' }, () => socket.destroy());
+    socket.once('close', forget);
     proxy.upgrade(req, socket as never, head);
   };
 
@@ -205,8 +200,7 @@ export function createWorkspaceRouter(deps: WorkspaceRouterDeps): WorkspaceRoute
     handle,
     upgrade,
     closeAll: () => {
-      for (const set of sockets.values()) for (const socket of set) socket.destroy();
-      sockets.clear();
+      connections.endAll('proxied');
     },
   };
 }
