@@ -581,7 +581,7 @@ async function forwardAuthPart(s: Setup, summary: Summary): Promise<void> {
 
   // The decision alone: the same class over the platform's own workspace sessions and database.
   const gatekeeper = new WorkspaceGatekeeper(new WorkspaceAddresses({ mode: 'host', domain: 'localhost', platformOrigin: s.bench.origin }), s.bench.platform.workspaceSessions, false);
-  const request = { host: s.workspaceHost, uri: '/assets/index-3f9a1c.js', method: 'GET', cookieHeader: s.workspaceCookie, navigation: false };
+  const request = { host: s.workspaceHost, uri: '/assets/index-3f9a1c.js', method: 'GET', cookieHeader: s.workspaceCookie, origin: undefined, upgrade: false, navigation: false };
   const first = gatekeeper.decide(request);
   if (first.kind !== 'allow') throw new Error(`the in-process decision is ${first.kind}, not allow`);
   const manager = s.bench.platform.runtimes;

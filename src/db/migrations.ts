@@ -204,6 +204,15 @@ const MIGRATIONS: readonly Migration[] = [
       ALTER TABLE llm_limits ADD COLUMN monthly_cost_microdollars INTEGER;
     `,
   },
+  {
+    version: 9,
+    description: 'workspace tickets bound to the browser that asked for them',
+    sql: `
+      -- SHA-256 of the random cookie the workspace host gave the browser that started the sign-in;
+      -- only that browser can redeem the ticket. Tickets from before (none bound) cannot be redeemed.
+      ALTER TABLE workspace_tickets ADD COLUMN bind_hash TEXT;
+    `,
+  },
 ];
 
 export const LATEST_SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]?.version ?? 0;

@@ -2,7 +2,7 @@ import { EventEmitter } from 'node:events';
 import type { WorkspaceAccessRepository, WorkspaceSession } from '../db/repositories/workspaceAccessRepository';
 import type { User, UserRepository } from '../db/repositories/userRepository';
 import type { Clock } from '../lib/clock';
-import { hashSecret, newId, newSecret, SECRET_PATTERN } from '../lib/secrets';
+import { constantTimeEqual, hashSecret, newId, newSecret, SECRET_PATTERN } from '../lib/secrets';
 import type { AuthenticatedSession, SessionService } from './sessions';
 
 /** A ticket is a credential in a URL: it must be worthless a minute later and after one use. */
@@ -13,7 +13,7 @@ const TOUCH_INTERVAL_MS = 60_000;
 
 export type RedeemResult =
   | { ok: true; token: string; session: WorkspaceSession; user: User; nextPath: string; maxAgeMs: number }
-  | { ok: false; code: 'TICKET_UNKNOWN' | 'TICKET_EXPIRED' | 'TICKET_USED' | 'TICKET_WRONG_WORKSPACE' | 'ACCOUNT_DISABLED'; message: string };
+  | { ok: false; code: 'TICKET_UNKNOWN' | 'TICKET_EXPIRED' | 'TICKET_USED' | 'TICKET_WRONG_WORKSPACE' | 'TICKET_WRONG_BROWSER' | 'ACCOUNT_DISABLED'; message: string };
 
 export interface WorkspaceIdentity {
   user: User;
@@ -38,8 +38,12 @@ export class WorkspaceSessionService {
     this.revocations.setMaxListeners(0);
   }
 
-  /** Issues a single-use ticket for the signed-in user's own workspace; returns the raw ticket. */
-  issueTicket(auth: AuthenticatedSession, nextPath: string): { ticket: string; expiresAt: number } {
+  /**
+   * Issues a single-use ticket for the signed-in user's own workspace; returns the raw ticket.
+   * `bindHash` is the hash of a cookie the workspace host gave the browser that asked: only that
+   * browser can redeem it.
+   */
+  issueTicket(auth: AuthenticatedSession, nextPath: string, bindHash: string): { ticket: string; expiresAt: number } {
     const ticket = newSecret();
     const now = this.clock.now();
     const expiresAt = now + TICKET_TTL_MS;
@@ -48,6 +52,7 @@ export class WorkspaceSessionService {
       userId: auth.user.id,
       sessionId: auth.session.id,
       nextPath,
+      bindHash,
       createdAt: now,
       expiresAt,
       usedAt: null,
@@ -55,8 +60,8 @@ export class WorkspaceSessionService {
     return { ticket, expiresAt };
   }
 
-  /** Redeems a ticket on the workspace host of `workspaceUsername`. */
-  redeem(rawTicket: string, workspaceUsername: string): RedeemResult {
+  /** Redeems a ticket on the workspace host of `workspaceUsername`, for the browser holding `binding` (its bind cookie). */
+  redeem(rawTicket: string, workspaceUsername: string, binding: string | null): RedeemResult {
     const again = 'Open your workspace again from the platform.';
     if (!SECRET_PATTERN.test(rawTicket)) return { ok: false, code: 'TICKET_UNKNOWN', message: `This sign-in link is not valid. ${again}` };
     const hash = hashSecret(rawTicket);
@@ -70,6 +75,12 @@ export class WorkspaceSessionService {
     if (!user || user.username !== workspaceUsername) {
       this.repository.claimTicket(hash, now);
       return { ok: false, code: 'TICKET_WRONG_WORKSPACE', message: `This sign-in link belongs to another workspace. ${again}` };
+    }
+    // Another browser than the one the ticket was issued to (someone pushing their own sign-in link
+    // into a victim's browser) is refused, and the ticket burnt.
+    if (ticket.bindHash === null || binding === null || !constantTimeEqual(hashSecret(binding), ticket.bindHash)) {
+      this.repository.claimTicket(hash, now);
+      return { ok: false, code: 'TICKET_WRONG_BROWSER', message: `This sign-in link was issued to another browser (or this browser's sign-in took too long). ${again}` };
     }
     if (user.status !== 'active') return { ok: false, code: 'ACCOUNT_DISABLED', message: 'This account is disabled.' };
     const platformSession = this.sessions.liveSession(ticket.sessionId);

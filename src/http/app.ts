@@ -101,7 +101,7 @@ export function createApp(config: HttpConfig, services: HttpServices): HttpApp {
   app.set('trust proxy', config.trustProxy);
   app.set('query parser', 'simple');
 
-  const cookies = { secure: config.secureCookies, maxAgeMs: services.sessions.maxAgeMs };
+  const cookies = { secure: config.secureCookies, maxAgeMs: services.sessions.maxAgeMs, host: new URL(config.publicOrigin).hostname };
   const runtimeDeps = { manager: services.runtimes, hub: services.runtimeHub, streams: services.streams };
 
   app.use(requestContext(services.logger));
@@ -122,13 +122,13 @@ export function createApp(config: HttpConfig, services: HttpServices): HttpApp {
   app.all(FORWARD_AUTH_PATH, forwardAuthHandler({ gatekeeper: services.gatekeeper, manager: services.runtimes, logger: services.logger }));
   app.get(
     WORKSPACE_OPEN_PATH,
-    workspaceOpenHandler({ sessions: services.sessions, workspaceSessions: services.workspaceSessions, addresses: services.addresses, audit: services.audit }),
+    workspaceOpenHandler({ cookies, sessions: services.sessions, workspaceSessions: services.workspaceSessions, addresses: services.addresses, audit: services.audit }),
   );
 
   const api = express.Router();
   api.use(securityHeaders);
-  api.use(requirePlatformOrigin(config.publicOrigin));
-  api.use(loadSession(services.sessions));
+  api.use(requirePlatformOrigin(config.publicOrigin, cookies));
+  api.use(loadSession(services.sessions, cookies));
   // File routes take multipart and raw bodies and parse their own JSON: mounted before the JSON-only guard.
   const fileDeps = { files: services.files, audit: services.audit, spoolDir: services.files.settings.spoolDir, spool: services.spool };
   api.use('/files', ownFilesRouter(fileDeps));

@@ -20,9 +20,9 @@ afterEach(() => {
   h.close();
 });
 
-function sessionCookie(res: { headers: Record<string, unknown> }): string {
+function sessionCookie(res: { headers: Record<string, unknown> }, name = 'clawloops_session'): string {
   const cookies = (res.headers['set-cookie'] as string[] | undefined) ?? [];
-  const cookie = cookies.find((c) => c.startsWith('clawloops_session='));
+  const cookie = cookies.find((c) => c.startsWith(`${name}=`));
   if (!cookie) throw new Error('no session cookie set');
   return cookie;
 }
@@ -46,12 +46,15 @@ describe('login', () => {
     expect(JSON.stringify(rows)).not.toContain(token);
   });
 
-  test('marks the cookie Secure when the public URL is https', async () => {
+  test('over https the cookie is Secure and named __Host- (no other host of the domain can set or shadow it)', async () => {
     h.close();
     h = createHarness({ env: { CLAWLOOPS_PUBLIC_URL: 'https://claw.example.com' } });
     await h.setupAdmin();
     const res = await h.bareClient().post('/api/v1/auth/login').send({ username: 'admin', password: STRONG_PASSWORD });
-    expect(sessionCookie(res)).toMatch(/Secure/);
+    const cookie = sessionCookie(res, '__Host-clawloops_session');
+    expect(cookie).toMatch(/Secure/);
+    expect(cookie).toMatch(/Path=\//);
+    expect(cookie).not.toMatch(/Domain=/i);
   });
 
   test('accepts the username in any letter case', async () => {

@@ -9,7 +9,7 @@ import type { Socket } from 'node:net';
 import type TestAgent from 'supertest/lib/agent';
 import { alwaysReadyProbe, FakeRuntimeBackend } from '../support/fakeRuntimeBackend';
 import { createHarness, STRONG_PASSWORD, type Harness } from '../support/harness';
-import { portOf, rawRequest, rawUpgrade, setCookie, signInCookie, workspaceSessionCookie, type RawResponse } from '../support/hostClient';
+import { portOf, rawRequest, rawUpgrade, setCookie, signInCookie, ticketRedeemUrl, workspaceSessionCookie, type RawResponse } from '../support/hostClient';
 
 const PLATFORM_HOST = 'platform.test:8080';
 const ALICE_HOST = 'alice.platform.test:8080';
@@ -33,17 +33,19 @@ const upgraded = new Set<Socket>();
 let admin: TestAgent;
 const users: Record<string, { client: TestAgent; userId: string; cookie: string }> = {};
 
-const signIn = (username: string) => signInCookie(port, PLATFORM_HOST, username, STRONG_PASSWORD);
+const signIn = (username: string) => signInCookie(port, PLATFORM_HOST, username, STRONG_PASSWORD, h.config.publicOrigin);
 
 function platformGet(path: string, cookie: string | null): Promise<RawResponse> {
   return rawRequest(port, { host: PLATFORM_HOST, path, headers: { ...HTML, ...(cookie ? { cookie } : {}) } });
 }
 
-/** The platform's "Open workspace": returns the redeem URL the browser is sent to. */
-async function openWorkspace(cookie: string, workspace: string, next = '/'): Promise<URL> {
-  const res = await platformGet(`/_clawloops/open?workspace=${workspace}&next=${encodeURIComponent(next)}`, cookie);
-  expect(res.status).toBe(302);
-  return new URL(res.headers.location ?? '');
+/**
+ * The platform's "Open workspace", walked up to the ticket: the redeem URL the browser is sent to,
+ * and the binding cookie its workspace host gave it (the ticket redeems only with it).
+ */
+async function openWorkspace(cookie: string, workspace: string, next = '/', workspaceHost = `${workspace}.platform.test:8080`): Promise<URL & { bind: string }> {
+  const { url, bindCookie } = await ticketRedeemUrl(port, { platformHost: PLATFORM_HOST, platformCookie: cookie, workspace, workspaceHost, next });
+  return Object.assign(url, { bind: bindCookie });
 }
 
 function workspaceGet(host: string, path: string, headers: Record<string, string> = {}): Promise<RawResponse> {
@@ -93,7 +95,7 @@ afterAll(async () => {
   await new Promise((resolve) => runtime.close(resolve));
 });
 
-async function boot(env: Record<string, string> = {}): Promise<void> {
+async function boot(env: Record<string, string> = {}, withUsers = true): Promise<void> {
   backend = new FakeRuntimeBackend();
   backend.containerAddress = RUNTIME_ADDRESS;
   h = createHarness({
@@ -107,6 +109,7 @@ async function boot(env: Record<string, string> = {}): Promise<void> {
   server.on('upgrade', h.platform.upgrade);
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   port = portOf(server);
+  if (!withUsers) return;
   admin = (await h.setupAdmin('admin')).client;
   users.admin = { client: admin, userId: '', cookie: await signIn('admin') };
   for (const name of ['alice', 'bob']) {
@@ -117,6 +120,7 @@ async function boot(env: Record<string, string> = {}): Promise<void> {
 }
 
 afterEach(async () => {
+  h.platform.closeWorkspaceSockets();
   server.closeAllConnections();
   await new Promise((resolve) => server.close(resolve));
   await h.platform.runtimes.drain(5_000);
@@ -133,6 +137,11 @@ describe('host mode, built-in router', () => {
     expect(`${location.origin}${location.pathname}`).toBe('http://platform.test:8080/_clawloops/open');
     expect(location.searchParams.get('workspace')).toBe('alice');
     expect(location.searchParams.get('next')).toBe('/chat?session=main');
+    // The browser gets a random cookie on the workspace host first; the ticket will be bound to its hash.
+    const bind = setCookie(res.headers, 'clawloops_ws_bind');
+    expect(bind?.attributes).toEqual(expect.arrayContaining(['Path=/', 'HttpOnly', 'SameSite=Lax']));
+    expect(bind?.attributes.some((a) => /^domain=/i.test(a))).toBe(false);
+    expect(location.searchParams.get('bind')).toMatch(/^[0-9a-f]{64}$/);
 
     // Not signed in on the platform either: the platform's login, which returns to the hand-off.
     const open = await platformGet(`${location.pathname}${location.search}`, null);
@@ -143,7 +152,7 @@ describe('host mode, built-in router', () => {
     const redeem = await openWorkspace(users.alice?.cookie ?? '', 'alice', '/chat?session=main');
     expect(redeem.origin).toBe('http://alice.platform.test:8080');
     expect(redeem.pathname).toBe('/_clawloops/redeem');
-    const redeemed = await workspaceGet(ALICE_HOST, `${redeem.pathname}${redeem.search}`);
+    const redeemed = await workspaceGet(ALICE_HOST, `${redeem.pathname}${redeem.search}`, { cookie: redeem.bind });
     expect(redeemed.status).toBe(302);
     expect(redeemed.headers.location).toBe('/chat?session=main');
     const cookie = setCookie(redeemed.headers, 'clawloops_ws');
@@ -205,24 +214,24 @@ describe('host mode, built-in router', () => {
   test('a ticket works once, for a minute, on its own workspace host only', async () => {
     const replayed = await openWorkspace(users.alice?.cookie ?? '', 'alice');
     const path = `${replayed.pathname}${replayed.search}`;
-    expect((await workspaceGet(ALICE_HOST, path)).status).toBe(302);
-    const replay = await workspaceGet(ALICE_HOST, path);
+    expect((await workspaceGet(ALICE_HOST, path, { cookie: replayed.bind })).status).toBe(302);
+    const replay = await workspaceGet(ALICE_HOST, path, { cookie: replayed.bind });
     expect(replay.status).toBe(403);
     expect(replay.body).toContain('already used');
     expect(setCookie(replay.headers, 'clawloops_ws')).toBeNull();
 
     const expired = await openWorkspace(users.alice?.cookie ?? '', 'alice');
     h.clock.advance(61_000);
-    const late = await workspaceGet(ALICE_HOST, `${expired.pathname}${expired.search}`);
+    const late = await workspaceGet(ALICE_HOST, `${expired.pathname}${expired.search}`, { cookie: expired.bind });
     expect(late.status).toBe(403);
     expect(late.body).toContain('expired');
 
     const alicesTicket = await openWorkspace(users.alice?.cookie ?? '', 'alice');
-    const elsewhere = await workspaceGet(BOB_HOST, `${alicesTicket.pathname}${alicesTicket.search}`);
+    const elsewhere = await workspaceGet(BOB_HOST, `${alicesTicket.pathname}${alicesTicket.search}`, { cookie: alicesTicket.bind });
     expect(elsewhere.status).toBe(403);
     expect(elsewhere.body).toContain('belongs to another workspace');
     // Presenting it on the wrong host burnt it.
-    expect((await workspaceGet(ALICE_HOST, `${alicesTicket.pathname}${alicesTicket.search}`)).status).toBe(403);
+    expect((await workspaceGet(ALICE_HOST, `${alicesTicket.pathname}${alicesTicket.search}`, { cookie: alicesTicket.bind })).status).toBe(403);
 
     for (const garbage of ['', 'x', 'A'.repeat(43), '../../etc/passwd']) {
       const res = await workspaceGet(ALICE_HOST, `/_clawloops/redeem?ticket=${encodeURIComponent(garbage)}`);
@@ -338,6 +347,105 @@ describe('host mode, built-in router', () => {
   });
 });
 
+describe('sibling hosts: cookies, tickets and origins (a workspace page is run by its owner\'s agent)', () => {
+  beforeEach(() => boot());
+
+  test('a ticket redeems only in the browser that started the sign-in: pushed into another browser it is refused and burnt', async () => {
+    // Bob asks for a sign-in link to his own workspace and tries to make Alice's browser use it.
+    const bobs = await openWorkspace(users.bob?.cookie ?? '', 'bob');
+    const path = `${bobs.pathname}${bobs.search}`;
+    const withoutBinding = await workspaceGet(BOB_HOST, path);
+    expect(withoutBinding.status).toBe(403);
+    expect(withoutBinding.body).toContain('another browser');
+    expect(setCookie(withoutBinding.headers, 'clawloops_ws')).toBeNull();
+    // Burnt: not even Bob's own browser can use it now.
+    expect((await workspaceGet(BOB_HOST, path, { cookie: bobs.bind })).status).toBe(403);
+
+    // A victim browser with a binding of its own (it started a sign-in there) is refused too.
+    const another = await openWorkspace(users.bob?.cookie ?? '', 'bob');
+    const victimStart = await workspaceGet(BOB_HOST, '/_clawloops/login?next=/');
+    const victimBinding = setCookie(victimStart.headers, 'clawloops_ws_bind');
+    const pushed = await workspaceGet(BOB_HOST, `${another.pathname}${another.search}`, { cookie: `clawloops_ws_bind=${victimBinding?.value}` });
+    expect(pushed.status).toBe(403);
+    expect(setCookie(pushed.headers, 'clawloops_ws')).toBeNull();
+    const audit = await rawRequest(port, { host: PLATFORM_HOST, path: '/api/v1/auth/me', headers: { cookie: users.alice?.cookie ?? '' } });
+    expect(audit.status).toBe(200);
+  });
+
+  test('a platform request with two session cookies (one planted for the whole domain) is refused and both are cleared', async () => {
+    const twice = `${users.alice?.cookie}; ${users.bob?.cookie}`;
+    const me = await rawRequest(port, { host: PLATFORM_HOST, path: '/api/v1/auth/me', headers: { cookie: twice } });
+    expect(me.status).toBe(400);
+    expect(JSON.parse(me.body).error.code).toBe('SESSION_COOKIE_CONFLICT');
+    const cleared = me.headers['set-cookie'] ?? [];
+    expect(cleared).toEqual(expect.arrayContaining(['clawloops_session=; Path=/; Max-Age=0; HttpOnly; SameSite=Lax', 'clawloops_session=; Path=/; Domain=platform.test; Max-Age=0; HttpOnly; SameSite=Lax']));
+    // State-changing requests and the workspace hand-off refuse it as well: neither session is used.
+    const start = await rawRequest(port, { method: 'POST', host: PLATFORM_HOST, path: '/api/v1/runtime/start', headers: { cookie: twice, origin: 'http://platform.test:8080', 'content-type': 'application/json' }, body: '{}' });
+    expect(start.status).toBe(400);
+    const open = await platformGet('/_clawloops/open?workspace=bob&bind=' + 'a'.repeat(64), twice);
+    expect(open.status).toBe(302);
+    expect(open.headers.location).toMatch(/^\/login\?next=/);
+  });
+
+  test('WebSockets and state-changing requests to a workspace are refused from another origin; reads are not', async () => {
+    await startRuntime('alice');
+    const cookie = await workspaceCookie('alice');
+    seen.length = 0;
+    for (const origin of ['http://bob.platform.test:8080', 'http://platform.test:8080', 'null', 'https://evil.example']) {
+      const ws = await rawUpgrade(port, { host: ALICE_HOST, path: '/ws', headers: { cookie, origin } });
+      expect([origin, ws.status]).toEqual([origin, 403]);
+      expect(JSON.parse(ws.body).error.code).toBe('ORIGIN_NOT_ALLOWED');
+      const post = await rawRequest(port, { method: 'POST', host: ALICE_HOST, path: '/api/anything', headers: { cookie, origin, 'content-type': 'application/json' }, body: '{}' });
+      expect([origin, post.status]).toEqual([origin, 403]);
+    }
+    expect(seen).toHaveLength(0);
+    const read = await rawRequest(port, { host: ALICE_HOST, path: '/avatar.png', headers: { cookie, origin: 'http://bob.platform.test:8080' } });
+    expect(read.status).toBe(200);
+    const own = await rawUpgrade(port, { host: ALICE_HOST, path: '/ws', headers: { cookie, origin: 'http://alice.platform.test:8080' } });
+    expect(own.status).toBe(101);
+    own.socket?.destroy();
+  });
+});
+
+describe('over https', () => {
+  const HTTPS_ORIGIN = 'https://platform.test:8080';
+  /** Raw requests with their own cookies: a test HTTP client will not send Secure cookies over plain HTTP. */
+  const post = (path: string, body: unknown, cookie = '') =>
+    rawRequest(port, { method: 'POST', host: PLATFORM_HOST, path, headers: { 'content-type': 'application/json', origin: HTTPS_ORIGIN, ...(cookie ? { cookie } : {}) }, body: JSON.stringify(body) });
+  const sessionOf = (res: RawResponse) => `__Host-clawloops_session=${setCookie(res.headers, '__Host-clawloops_session')?.value}`;
+
+  beforeEach(async () => {
+    await boot({ CLAWLOOPS_PUBLIC_URL: HTTPS_ORIGIN }, false);
+    const setup = await post('/api/v1/setup', { token: h.platform.setup.issueToken(), username: 'admin', password: STRONG_PASSWORD });
+    expect(setup.status).toBe(201);
+    for (const name of ['alice', 'bob']) {
+      const invitation = await post('/api/v1/admin/invitations', { role: 'member' }, sessionOf(setup));
+      const secret = (JSON.parse(invitation.body) as { link: string }).link.split('/invite/')[1];
+      const accepted = await post(`/api/v1/invitations/${secret}/accept`, { username: name, password: STRONG_PASSWORD });
+      expect(accepted.status).toBe(201);
+    }
+  });
+
+  test('the session and workspace cookies carry the __Host- prefix, so no sibling host can set or shadow them', async () => {
+    const login = await post('/api/v1/auth/login', { username: 'alice', password: STRONG_PASSWORD });
+    expect(login.status).toBe(200);
+    const session = setCookie(login.headers, '__Host-clawloops_session');
+    expect(session?.attributes).toEqual(expect.arrayContaining(['Path=/', 'HttpOnly', 'Secure']));
+    expect(session?.attributes.some((a) => /^domain=/i.test(a))).toBe(false);
+    const platformCookie = sessionOf(login);
+    const bobs = sessionOf(await post('/api/v1/auth/login', { username: 'bob', password: STRONG_PASSWORD }));
+    // A plain-named copy (what a workspace page could plant for the whole domain) is not a session here.
+    const plantedCookie = bobs.replace('__Host-', '');
+    const planted = await rawRequest(port, { host: PLATFORM_HOST, path: '/api/v1/auth/me', headers: { cookie: plantedCookie } });
+    expect(planted.status).toBe(401);
+    const both = await rawRequest(port, { host: PLATFORM_HOST, path: '/api/v1/auth/me', headers: { cookie: `${plantedCookie}; ${platformCookie}` } });
+    expect(JSON.parse(both.body).user.username).toBe('alice');
+
+    const ws = await workspaceSessionCookie(port, { platformHost: PLATFORM_HOST, platformCookie, workspace: 'alice', workspaceHost: ALICE_HOST });
+    expect(ws.startsWith('__Host-clawloops_ws=')).toBe(true);
+  });
+});
+
 describe('forward-auth endpoint (requests shaped like Traefik ForwardAuth)', () => {
   beforeEach(() => boot({ CLAWLOOPS_ROUTER: 'traefik' }));
 
@@ -363,7 +471,7 @@ describe('forward-auth endpoint (requests shaped like Traefik ForwardAuth)', () 
   test('ticket redemption answers with the host-only cookie and a redirect, then the owner is let through as themselves', async () => {
     await startRuntime('alice');
     const redeem = await openWorkspace(users.alice?.cookie ?? '', 'alice', '/chat');
-    const redeemed = await forwardAuth({ host: ALICE_HOST, uri: `${redeem.pathname}${redeem.search}` });
+    const redeemed = await forwardAuth({ host: ALICE_HOST, uri: `${redeem.pathname}${redeem.search}`, cookie: redeem.bind });
     expect(redeemed.status).toBe(302);
     expect(redeemed.headers.location).toBe('/chat');
     const cookie = setCookie(redeemed.headers, 'clawloops_ws');
@@ -421,9 +529,9 @@ describe('path mode', () => {
     expect(anonymous.status).toBe(302);
     expect(new URL(anonymous.headers.location ?? '').searchParams.get('next')).toBe('/chat');
 
-    const redeem = await openWorkspace(users.alice?.cookie ?? '', 'alice', '/chat');
+    const redeem = await openWorkspace(users.alice?.cookie ?? '', 'alice', '/chat', PLATFORM_HOST);
     expect(`${redeem.origin}${redeem.pathname}`).toBe('http://platform.test:8080/w/alice/_clawloops/redeem');
-    const redeemed = await workspaceGet(PLATFORM_HOST, `${redeem.pathname}${redeem.search}`);
+    const redeemed = await workspaceGet(PLATFORM_HOST, `${redeem.pathname}${redeem.search}`, { cookie: redeem.bind });
     expect(redeemed.status).toBe(302);
     expect(redeemed.headers.location).toBe('/w/alice/chat');
     const cookie = setCookie(redeemed.headers, 'clawloops_ws');

@@ -94,39 +94,62 @@ export function setCookie(headers: http.IncomingHttpHeaders, name: string): { va
   return null;
 }
 
-/** Signs in through the platform's API and returns the `clawloops_session=…` cookie pair. */
-export async function signInCookie(port: number, platformHost: string, username: string, password: string): Promise<string> {
+/**
+ * Signs in through the platform's API and returns the session cookie pair (`clawloops_session=…`,
+ * or `__Host-clawloops_session=…` over https).
+ */
+export async function signInCookie(port: number, platformHost: string, username: string, password: string, origin = `http://${platformHost}`): Promise<string> {
   const res = await rawRequest(port, {
     method: 'POST',
     host: platformHost,
     path: '/api/v1/auth/login',
-    headers: { 'content-type': 'application/json', origin: `http://${platformHost}` },
+    headers: { 'content-type': 'application/json', origin },
     body: JSON.stringify({ username, password }),
   });
-  const cookie = setCookie(res.headers, 'clawloops_session');
+  const name = origin.startsWith('https:') ? '__Host-clawloops_session' : 'clawloops_session';
+  const cookie = setCookie(res.headers, name);
   if (res.status !== 200 || !cookie) throw new Error(`sign-in failed: ${res.status} ${res.body}`);
-  return `clawloops_session=${cookie.value}`;
+  return `${name}=${cookie.value}`;
 }
 
 /**
- * The whole "Open workspace" hand-off as a browser does it: the platform's open endpoint issues
- * a ticket, the workspace host redeems it. Returns the `clawloops_ws=…` cookie pair.
+ * The whole "Open workspace" hand-off as a browser does it: the platform's open endpoint sends
+ * the browser to the workspace host's sign-in start, which gives it a binding cookie and sends it
+ * back for a ticket bound to that cookie; the workspace host redeems the ticket for this browser
+ * only. Returns the `clawloops_ws=…` cookie pair (the name as the platform sets it).
  */
 export async function workspaceSessionCookie(
   port: number,
-  options: { platformHost: string; platformCookie: string; workspace: string; workspaceHost: string },
+  options: { platformHost: string; platformCookie: string; workspace: string; workspaceHost: string; next?: string },
 ): Promise<string> {
-  const open = await rawRequest(port, {
-    host: options.platformHost,
-    path: `/_clawloops/open?workspace=${options.workspace}`,
-    headers: { cookie: options.platformCookie, accept: 'text/html' },
-  });
+  const redeem = await ticketRedeemUrl(port, options);
+  const res = await rawRequest(port, { host: options.workspaceHost, path: `${redeem.url.pathname}${redeem.url.search}`, headers: { accept: 'text/html', cookie: redeem.bindCookie } });
+  const name = (res.headers['set-cookie'] ?? []).map((l) => l.split('=')[0] ?? '').find((n) => /^(__Host-)?clawloops_ws$/.test(n));
+  const cookie = name ? setCookie(res.headers, name) : null;
+  if (res.status !== 302 || !cookie || !name) throw new Error(`redeem failed: ${res.status} ${res.body}`);
+  return `${name}=${cookie.value}`;
+}
+
+/**
+ * Walks the hand-off up to the ticket: the redeem URL, and the binding cookie the workspace host
+ * gave this "browser" (only a request carrying it can redeem the ticket).
+ */
+export async function ticketRedeemUrl(
+  port: number,
+  options: { platformHost: string; platformCookie: string; workspace: string; workspaceHost: string; next?: string },
+): Promise<{ url: URL; bindCookie: string }> {
+  const next = options.next ? `&next=${encodeURIComponent(options.next)}` : '';
+  const open = await rawRequest(port, { host: options.platformHost, path: `/_clawloops/open?workspace=${options.workspace}${next}`, headers: { cookie: options.platformCookie, accept: 'text/html' } });
   if (open.status !== 302) throw new Error(`open failed: ${open.status} ${open.body}`);
-  const redeem = new URL(open.headers.location ?? '');
-  const res = await rawRequest(port, { host: options.workspaceHost, path: `${redeem.pathname}${redeem.search}`, headers: { accept: 'text/html' } });
-  const cookie = setCookie(res.headers, 'clawloops_ws');
-  if (res.status !== 302 || !cookie) throw new Error(`redeem failed: ${res.status} ${res.body}`);
-  return `clawloops_ws=${cookie.value}`;
+  const login = new URL(open.headers.location ?? '');
+  const started = await rawRequest(port, { host: options.workspaceHost, path: `${login.pathname}${login.search}`, headers: { accept: 'text/html' } });
+  const bindName = (started.headers['set-cookie'] ?? []).map((l) => l.split('=')[0] ?? '').find((n) => /^(__Host-)?clawloops_ws_bind$/.test(n));
+  const bind = bindName ? setCookie(started.headers, bindName) : null;
+  if (started.status !== 302 || !bind || !bindName) throw new Error(`sign-in start failed: ${started.status} ${started.body}`);
+  const back = new URL(started.headers.location ?? '');
+  const ticket = await rawRequest(port, { host: options.platformHost, path: `${back.pathname}${back.search}`, headers: { cookie: options.platformCookie, accept: 'text/html' } });
+  if (ticket.status !== 302) throw new Error(`ticket failed: ${ticket.status} ${ticket.body}`);
+  return { url: new URL(ticket.headers.location ?? ''), bindCookie: `${bindName}=${bind.value}` };
 }
 
 /** A TCP port free at the moment of asking (the platform's public URL must name its port before it listens). */

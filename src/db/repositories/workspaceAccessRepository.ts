@@ -5,6 +5,8 @@ export interface WorkspaceTicket {
   userId: string;
   sessionId: string;
   nextPath: string;
+  /** SHA-256 of the cookie of the browser the ticket was issued to; null for tickets from before binding. */
+  bindHash: string | null;
   createdAt: number;
   expiresAt: number;
   usedAt: number | null;
@@ -25,6 +27,7 @@ interface TicketRow {
   user_id: string;
   session_id: string;
   next_path: string;
+  bind_hash: string | null;
   created_at: number;
   expires_at: number;
   used_at: number | null;
@@ -45,6 +48,7 @@ const toTicket = (r: TicketRow): WorkspaceTicket => ({
   userId: r.user_id,
   sessionId: r.session_id,
   nextPath: r.next_path,
+  bindHash: r.bind_hash,
   createdAt: r.created_at,
   expiresAt: r.expires_at,
   usedAt: r.used_at,
@@ -66,8 +70,8 @@ export class WorkspaceAccessRepository {
   insertTicket(ticket: WorkspaceTicket): void {
     this.db
       .prepare(
-        `INSERT INTO workspace_tickets (ticket_hash, user_id, session_id, next_path, created_at, expires_at, used_at)
-         VALUES (@ticketHash, @userId, @sessionId, @nextPath, @createdAt, @expiresAt, @usedAt)`,
+        `INSERT INTO workspace_tickets (ticket_hash, user_id, session_id, next_path, bind_hash, created_at, expires_at, used_at)
+         VALUES (@ticketHash, @userId, @sessionId, @nextPath, @bindHash, @createdAt, @expiresAt, @usedAt)`,
       )
       .run(ticket);
   }

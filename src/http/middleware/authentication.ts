@@ -2,13 +2,14 @@ import type { RequestHandler } from 'express';
 import type { SessionService } from '../../domain/sessions';
 import { forbidden, unauthorized } from '../../lib/errors';
 import { originOf, requestState } from '../context';
-import { readSessionCookie } from '../sessionCookie';
+import { readSessionCookie, refuseCookieConflict, type CookiePolicy } from '../sessionCookie';
 
-/** Resolves the session cookie (if any) to the caller; never rejects by itself. */
-export function loadSession(sessions: SessionService): RequestHandler {
-  return (req, _res, next) => {
-    const token = readSessionCookie(req);
-    if (token) requestState(req).auth = sessions.authenticate(token, originOf(req));
+/** Resolves the session cookie (if any) to the caller; refuses only a request with two of them (one was planted). */
+export function loadSession(sessions: SessionService, cookies: CookiePolicy): RequestHandler {
+  return (req, res, next) => {
+    const read = readSessionCookie(req, cookies);
+    if (read.kind === 'conflict') refuseCookieConflict(req, res, cookies);
+    if (read.kind === 'one') requestState(req).auth = sessions.authenticate(read.token, originOf(req));
     next();
   };
 }

@@ -1,6 +1,6 @@
 import type { RequestHandler } from 'express';
 import { AppError, forbidden } from '../../lib/errors';
-import { readSessionCookie } from '../sessionCookie';
+import { readSessionCookie, type CookiePolicy } from '../sessionCookie';
 
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
 
@@ -20,12 +20,12 @@ function originFromReferer(referer: string | undefined): string | null {
  * neither Origin nor Referer is accepted only if it carries no session cookie (a script or
  * curl, which cannot ride on a browser's session).
  */
-export function requirePlatformOrigin(platformOrigin: string): RequestHandler {
+export function requirePlatformOrigin(platformOrigin: string, cookies: Pick<CookiePolicy, 'secure'>): RequestHandler {
   return (req, _res, next) => {
     if (SAFE_METHODS.has(req.method)) return next();
     const declared = req.get('origin') ?? originFromReferer(req.get('referer'));
     if (declared === platformOrigin) return next();
-    if (declared === null && readSessionCookie(req) === null) return next();
+    if (declared === null && readSessionCookie(req, cookies).kind === 'none') return next();
     throw forbidden(
       'ORIGIN_NOT_ALLOWED',
       declared === null

@@ -38,17 +38,12 @@ export function sendRefusal(req: IncomingMessage, res: ServerResponse, decision:
   const navigation = isNavigation(req.method, req.headers.accept, req.headers.upgrade);
   switch (decision.kind) {
     case 'redeemed':
+    case 'sign-in':
       res.statusCode = 302;
-      res.setHeader('Set-Cookie', serializeWorkspaceCookie(decision.cookie));
+      res.setHeader('Set-Cookie', decision.cookies.map(serializeWorkspaceCookie));
       res.setHeader('Location', decision.location);
       res.setHeader('Cache-Control', 'no-store');
       res.setHeader('Referrer-Policy', 'no-referrer');
-      res.end();
-      return;
-    case 'sign-in':
-      res.statusCode = 302;
-      res.setHeader('Location', decision.location);
-      res.setHeader('Cache-Control', 'no-store');
       res.end();
       return;
     case 'invalid':

@@ -32,6 +32,8 @@ export function forwardAuthHandler(deps: { gatekeeper: WorkspaceGatekeeper; mana
         uri,
         method,
         cookieHeader: req.headers.cookie,
+        origin: single(req.headers.origin),
+        upgrade: req.headers.upgrade !== undefined,
         navigation: isNavigation(method, req.headers.accept, req.headers.upgrade),
       });
       if (decision.kind === 'platform') {

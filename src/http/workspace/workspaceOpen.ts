@@ -6,12 +6,13 @@ import type { SessionService } from '../../domain/sessions';
 import { safeInnerPath, type WorkspaceAddresses } from '../../domain/workspaceAddresses';
 import type { WorkspaceSessionService } from '../../domain/workspaceSessions';
 import { originOf } from '../context';
-import { readSessionCookie } from '../sessionCookie';
+import { readSessionCookie, type CookiePolicy } from '../sessionCookie';
 import { sendMessagePage } from './pages';
 
 export const WORKSPACE_OPEN_PATH = '/_clawloops/open';
 
 export interface WorkspaceOpenDeps {
+  cookies: Pick<CookiePolicy, 'secure'>;
   sessions: SessionService;
   workspaceSessions: WorkspaceSessionService;
   addresses: WorkspaceAddresses;
@@ -32,8 +33,9 @@ export function workspaceOpenHandler(deps: WorkspaceOpenDeps): RequestHandler {
       sendMessagePage(res, 400, { title: 'No such workspace', message: 'The link does not name a workspace.' });
       return;
     }
-    const token = readSessionCookie(req);
-    const auth = token ? deps.sessions.authenticate(token, originOf(req)) : null;
+    const read = readSessionCookie(req, deps.cookies);
+    // Two session cookies (one planted by a sibling host) authenticate nobody: sign in again.
+    const auth = read.kind === 'one' ? deps.sessions.authenticate(read.token, originOf(req)) : null;
     if (!auth) {
       res.redirect(302, `/login?next=${encodeURIComponent(req.originalUrl)}`);
       return;
@@ -57,7 +59,15 @@ export function workspaceOpenHandler(deps: WorkspaceOpenDeps): RequestHandler {
       });
       return;
     }
-    const { ticket } = deps.workspaceSessions.issueTicket(auth, safeInnerPath(req.query.next));
+    // The ticket is bound to a cookie the workspace host gives the browser first; without that
+    // binding, the browser is sent there to get one (and comes straight back).
+    const bind = typeof req.query.bind === 'string' && /^[0-9a-f]{64}$/.test(req.query.bind) ? req.query.bind : null;
+    if (bind === null) {
+      const login = `${deps.addresses.origin(username)}${deps.addresses.reservedPath(username, 'login')}?${new URLSearchParams({ next: safeInnerPath(req.query.next) }).toString()}`;
+      res.redirect(302, login);
+      return;
+    }
+    const { ticket } = deps.workspaceSessions.issueTicket(auth, safeInnerPath(req.query.next), bind);
     deps.audit.record({
       action: 'workspace.open',
       actor: actorOf(auth.user),

@@ -4,7 +4,7 @@ import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import { createProxyMiddleware, type RequestHandler as ProxyHandler } from 'http-proxy-middleware';
 import { actorOf } from '../../domain/authService';
 import type { WorkspaceAddresses } from '../../domain/workspaceAddresses';
-import { WORKSPACE_COOKIE, type GateDecision, type WorkspaceGatekeeper } from '../../domain/workspaceGatekeeper';
+import { WORKSPACE_BIND_COOKIE, WORKSPACE_COOKIE, type GateDecision, type WorkspaceGatekeeper } from '../../domain/workspaceGatekeeper';
 import { forbidden, notFound } from '../../lib/errors';
 import type { Logger } from '../../lib/logger';
 import { PROBE_CLIENT_ADDRESS } from '../../runtime/readinessProbe';
@@ -12,7 +12,7 @@ import { OPENCLAW_PORT, type RouterMode } from '../../runtime/runtimeSettings';
 import { originOf } from '../context';
 import type { LiveConnections } from '../liveConnections';
 import { streamRuntimeEvents, type RuntimeRouteDeps } from '../routes/runtime';
-import { SESSION_COOKIE } from '../sessionCookie';
+import { SECURE_SESSION_COOKIE, SESSION_COOKIE } from '../sessionCookie';
 import { isNavigation, refuseUpgrade, sendRefusal } from './decisionResponses';
 import { sendWakePage } from './pages';
 
@@ -41,7 +41,8 @@ type Allowed = Extract<GateDecision, { kind: 'allow' }>;
 const TARGET = Symbol('clawloops.workspaceTarget');
 type Routed = IncomingMessage & { [TARGET]?: string };
 
-const OWN_COOKIES = new Set([SESSION_COOKIE, WORKSPACE_COOKIE]);
+/** The control plane's own cookies, under every name they take: none of them is the runtime's business. */
+const OWN_COOKIES = new Set([SESSION_COOKIE, SECURE_SESSION_COOKIE, WORKSPACE_COOKIE, WORKSPACE_BIND_COOKIE, `__Host-${WORKSPACE_COOKIE}`, `__Host-${WORKSPACE_BIND_COOKIE}`]);
 
 /** OpenClaw refuses loopback clients arriving through a trusted proxy; a local browser is reported as a stand-in address. */
 export function reportedClientAddress(remote: string | undefined): string {
@@ -139,7 +140,7 @@ export function createWorkspaceRouter(deps: WorkspaceRouterDeps): WorkspaceRoute
     const bare = addresses.mode === 'path' ? /^\/w\/([a-z0-9-]+)(\?.*)?$/.exec(req.url) : null;
     if (bare?.[1]) return res.redirect(308, `${addresses.basePath(bare[1])}/${bare[2] ?? ''}`);
     const navigation = isNavigation(req.method, req.headers.accept, req.headers.upgrade);
-    const decision = gatekeeper.decide({ host: req.headers.host, uri: req.url, method: req.method, cookieHeader: req.headers.cookie, navigation });
+    const decision = gatekeeper.decide({ host: req.headers.host, uri: req.url, method: req.method, cookieHeader: req.headers.cookie, origin: req.headers.origin, upgrade: false, navigation });
     if (decision.kind === 'platform') return next();
     if (decision.kind !== 'allow') return sendRefusal(req, res, decision);
     if (decision.reserved !== null) return reservedEndpoint(decision, req, res);
@@ -172,7 +173,7 @@ export function createWorkspaceRouter(deps: WorkspaceRouterDeps): WorkspaceRoute
     socket.on('error', () => socket.destroy());
     let decision: GateDecision;
     try {
-      decision = gatekeeper.decide({ host: req.headers.host, uri: req.url ?? '/', method: req.method ?? 'GET', cookieHeader: req.headers.cookie, navigation: false });
+      decision = gatekeeper.decide({ host: req.headers.host, uri: req.url ?? '/', method: req.method ?? 'GET', cookieHeader: req.headers.cookie, origin: req.headers.origin, upgrade: true, navigation: false });
     } catch (err) {
       logger.error({ err: (err as Error).message }, 'workspace access decision failed');
       return refuseUpgrade(socket, 503, 'ACCESS_CHECK_FAILED', 'The access check failed; try again.');
