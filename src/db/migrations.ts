@@ -204,6 +204,15 @@ const MIGRATIONS: readonly Migration[] = [
       ALTER TABLE llm_limits ADD COLUMN monthly_cost_microdollars INTEGER;
     `,
   },
+  {
+    version: 8,
+    description: 'estimated usage rows',
+    sql: `
+      -- 1: the row's tokens are the gateway's conservative estimate (a stream the client left, an
+      -- answer without usage, a timeout), not the upstream's own count. Charged all the same.
+      ALTER TABLE llm_usage ADD COLUMN estimated INTEGER NOT NULL DEFAULT 0 CHECK (estimated IN (0, 1));
+    `,
+  },
 ];
 
 export const LATEST_SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]?.version ?? 0;
