@@ -11,8 +11,9 @@ import { DEFAULT_COMPLETION_RESERVATION, tokensOfBytes, type CallEstimate } from
  * client that adds a vendor extension (OpenClaw does in some provider modes) keeps working.
  *
  * Left out on purpose, though OpenAI defines them: `user` (LiteLLM's end-user id, for its budgets
- * and attribution), `metadata` (LiteLLM's control block), `service_tier` and `web_search_options`
- * (billed beyond the tokens the catalog prices), `background` (the answer and its usage would come
+ * and attribution), `metadata` (LiteLLM's control block), `service_tier`, `web_search_options` and
+ * audio output (`modalities`, `audio`: billed beyond, or above, the text tokens the catalog prices,
+ * and not countable from a stream), `background` (the answer and its usage would come
  * later, through an endpoint the gateway does not serve), `conversation`, and on embeddings
  * `stream`. Tools are limited to function (and custom) tools: hosted tools (MCP servers, web or
  * file search, code interpreter) act from the upstream's network and cost beyond tokens.
@@ -69,8 +70,6 @@ const CHAT = z.object({
   response_format: z.looseObject({ type: str }),
   reasoning_effort: str,
   verbosity: str,
-  modalities: strings,
-  audio: z.looseObject({}),
   prediction: z.looseObject({ type: str }),
   store: bool,
   prompt_cache_key: str,
