@@ -655,6 +655,14 @@ describe('requests upstream are rebuilt from the OpenAI fields we accept', () =>
     const res = await postJson(key, '/chat/completions', { ...accepted, ...LITELLM_CONTROL, some_future_field: 1, nothing: null });
     expect(res.status).toBe(200);
     expect(upstream.requests[0]?.body).toEqual(accepted);
+    // A `__proto__` key is a field like any other (dropped), not a way to slip fields in as inherited ones.
+    const smuggled = await fetch(`${baseURL}/chat/completions`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
+      body: `{"model":"${MODEL}","messages":[],"__proto__":{"api_base":"http://attacker.example","temperature":"hot"}}`,
+    });
+    expect(smuggled.status).toBe(200);
+    expect(upstream.requests[1]?.body).toEqual({ model: MODEL, messages: [] });
   });
 
   test('Responses and embeddings likewise; background mode, hosted tools and mistyped fields are refused or dropped, never forwarded', async () => {

@@ -145,8 +145,8 @@ export type Rebuilt = { ok: true; request: ForwardedRequest } | { ok: false; par
  * always asks for its usage: metering needs it.
  */
 export function rebuildRequest(endpoint: OpenAiEndpoint, body: Record<string, unknown>, upstreamModel: (model: string) => string): Rebuilt {
-  const present: Record<string, unknown> = {};
-  for (const key of Object.keys(body)) if (body[key] !== null) present[key] = body[key];
+  // fromEntries defines keys: a `__proto__` key stays a (dropped) field, never the object's prototype.
+  const present = Object.fromEntries(Object.entries(body).filter(([, value]) => value !== null));
   const parsed = OPENAI_ENDPOINTS[endpoint].safeParse(present);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
