@@ -25,6 +25,21 @@ export class UnpricedModel extends Error {
   }
 }
 
+/** Errors of a connection that was never made: the request cannot have reached the upstream. */
+const NOT_CONNECTED = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH']);
+
+/**
+ * A call that never reached the upstream, so it cannot have cost anything: no connection could be
+ * made, or a kept-alive connection turned out closed by the upstream when the request was written
+ * on it (the race Node documents for `reusedSocket`).
+ */
+export class UpstreamNotReached extends Error {
+  constructor(cause: Error) {
+    super(cause.message, { cause });
+    this.name = 'UpstreamNotReached';
+  }
+}
+
 /** Who is calling: the runtime a key was made for, and its owner. */
 export interface GatewayCaller {
   userId: string;
@@ -142,7 +157,10 @@ export class ModelGateway {
         },
       });
       req.on('response', resolve);
-      req.on('error', reject);
+      req.on('error', (err: NodeJS.ErrnoException) => {
+        const code = err.code ?? '';
+        reject(NOT_CONNECTED.has(code) || (req.reusedSocket && (code === 'ECONNRESET' || code === 'EPIPE')) ? new UpstreamNotReached(err) : err);
+      });
       req.end(request.body ?? undefined);
     });
   }

@@ -480,7 +480,7 @@ describe('budgets cannot be dodged: every call is charged', () => {
     for (const [i, row] of rows.entries()) expect(row.prompt_tokens).toBe(tokensOf(upstream.requests[i]?.body));
   });
 
-  test('a request the upstream refuses (4xx) is recorded and charged nothing; an upstream failure (5xx) is charged its prompt', async () => {
+  test('a request the upstream refuses (4xx) or never receives is recorded and charged nothing; an upstream failure (5xx) is charged its prompt', async () => {
     const { client } = await h.setupAdmin();
     const key = await keyOf(client);
     upstream.behaviour.failStatus = 400;
@@ -488,9 +488,13 @@ describe('budgets cannot be dodged: every call is charged', () => {
     upstream.behaviour.failStatus = 503;
     const failing = { model: MODEL, messages: [{ role: 'user', content: 'hi' }] };
     expect((await postJson(key, '/chat/completions', failing)).status).toBe(503);
+    // An upstream that cannot be reached never saw the call.
+    await upstream.close();
+    expect((await postJson(key, '/chat/completions', failing)).status).toBe(502);
     expect(ledger().map((r) => [r.status, r.http_status, r.estimated, r.prompt_tokens, r.completion_tokens])).toEqual([
       ['upstream_error', 400, 0, 0, 0],
       ['upstream_error', 503, 1, tokensOf(failing), 0],
+      ['unreachable', null, 0, 0, 0],
     ]);
   });
 

@@ -4,7 +4,7 @@ import express, { Router, type ErrorRequestHandler, type Request, type Response 
 import type { UsageStatus } from '../../db/repositories/usageRepository';
 import type { Clock } from '../../lib/clock';
 import type { Logger } from '../../lib/logger';
-import { UnpricedModel, type GatewayCaller, type ModelGateway } from '../../llm/modelGateway';
+import { UnpricedModel, UpstreamNotReached, type GatewayCaller, type ModelGateway } from '../../llm/modelGateway';
 import { fromUpstream, JsonUsageMeter, nothingCharged, partialCharge, reservationCharge, tokensOfBytes, type CallEstimate, type Charge } from '../../llm/metering';
 import { SseUsageTap } from '../../llm/sseUsage';
 import { LimitExceeded, type Admission } from '../../llm/modelLimits';
@@ -17,8 +17,6 @@ const POST_ENDPOINTS = Object.keys(OPENAI_ENDPOINTS) as OpenAiEndpoint[];
  * from the usage found in their first and last 64 KiB (JsonUsageMeter), else by their size.
  */
 const METERED_BODY_LIMIT = 16 * 1024 ** 2;
-/** Errors of a connection that never reached the upstream: nothing was sent, nothing is charged. */
-const NOT_CONNECTED = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH']);
 
 /** OpenAI's error shape, which OpenAI clients (and OpenClaw) turn into a readable message. */
 function openAiError(res: Response, status: number, type: string, code: string, message: string, param?: string): void {
@@ -201,7 +199,7 @@ async function relay(r: Relay): Promise<void> {
         openAiError(r.res, 504, 'api_error', 'upstream_timeout', timeoutMessage);
       } else {
         status = 'unreachable';
-        if (NOT_CONNECTED.has((err as NodeJS.ErrnoException).code ?? '')) charge = nothingCharged;
+        if (err instanceof UpstreamNotReached) charge = nothingCharged;
         openAiError(r.res, 502, 'api_error', 'upstream_unreachable', `The model service could not be reached: ${(err as Error).message}`);
       }
       return;
