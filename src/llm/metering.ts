@@ -69,9 +69,10 @@ export class JsonUsageMeter {
     this.chunks.push(chunk);
     if (this.size <= this.fullLimit) return;
     if (this.head === null) {
+      // Copies: a view would keep the whole body alive.
       const all = Buffer.concat(this.chunks);
-      this.head = all.subarray(0, WINDOW_BYTES);
-      this.chunks = [all.subarray(Math.max(0, all.length - WINDOW_BYTES))];
+      this.head = Buffer.from(all.subarray(0, WINDOW_BYTES));
+      this.chunks = [Buffer.from(all.subarray(Math.max(0, all.length - WINDOW_BYTES)))];
       this.tailBytes = this.chunks[0]?.length ?? 0;
       return;
     }
