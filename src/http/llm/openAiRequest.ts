@@ -19,6 +19,8 @@ import { DEFAULT_COMPLETION_RESERVATION, tokensOfBytes, type CallEstimate } from
  * file search, code interpreter) act from the upstream's network and cost beyond tokens.
  *
  * An accepted field of the wrong type is a 400 naming it. A top-level `null` counts as absent.
+ * Each present field is validated on its own schema (a request carries a handful of the dozens
+ * accepted, and the gateway pays for this on every call).
  */
 
 const str = z.string();
@@ -41,6 +43,9 @@ const customTool = z.looseObject({ type: z.literal('custom'), custom: z.looseObj
 const toolChoice = z.union([str, z.looseObject({ type: str })]);
 const stop = z.union([str, strings]);
 
+/** The accepted fields of one endpoint and their types: each present field is checked on its own. */
+type Fields = Record<string, z.ZodType>;
+
 const sampling = {
   temperature: num,
   top_p: num,
@@ -51,7 +56,7 @@ const sampling = {
   logit_bias: z.record(str, num),
 };
 
-const CHAT = z.object({
+const CHAT: Fields = {
   model: modelName,
   messages: z.array(message),
   stream: bool,
@@ -75,9 +80,9 @@ const CHAT = z.object({
   prompt_cache_key: str,
   prompt_cache_retention: str,
   safety_identifier: str,
-}).partial().required({ model: true });
+};
 
-const COMPLETIONS = z.object({
+const COMPLETIONS: Fields = {
   model: modelName,
   prompt: z.union([str, strings, tokenIds, z.array(tokenIds)]),
   stream: bool,
@@ -89,16 +94,16 @@ const COMPLETIONS = z.object({
   logprobs: int.min(0),
   echo: bool,
   suffix: str,
-}).partial().required({ model: true });
+};
 
-const EMBEDDINGS = z.object({
+const EMBEDDINGS: Fields = {
   model: modelName,
   input: z.union([str, strings, tokenIds, z.array(tokenIds)]),
   dimensions: positiveInt,
   encoding_format: z.enum(['float', 'base64']),
-}).partial().required({ model: true });
+};
 
-const RESPONSES = z.object({
+const RESPONSES: Fields = {
   model: modelName,
   input: z.union([str, z.array(z.looseObject({}))]),
   instructions: str,
@@ -122,7 +127,7 @@ const RESPONSES = z.object({
   prompt_cache_key: str,
   prompt_cache_retention: str,
   safety_identifier: str,
-}).partial().required({ model: true });
+};
 
 export const OPENAI_ENDPOINTS = { '/chat/completions': CHAT, '/completions': COMPLETIONS, '/embeddings': EMBEDDINGS, '/responses': RESPONSES } as const;
 export type OpenAiEndpoint = keyof typeof OPENAI_ENDPOINTS;
@@ -139,22 +144,30 @@ export interface ForwardedRequest {
 
 export type Rebuilt = { ok: true; request: ForwardedRequest } | { ok: false; param: string; message: string };
 
+const invalid = (param: string, message: string): Rebuilt => ({ ok: false, param, message: `Invalid request: ${param}: ${message}.` });
+
 /**
  * Rebuilds a runtime's request body for `endpoint` from the accepted fields. `upstreamModel` maps
  * the model the runtime named (a catalog alias) to the upstream's. A stream of chat or completions
  * always asks for its usage: metering needs it.
  */
 export function rebuildRequest(endpoint: OpenAiEndpoint, body: Record<string, unknown>, upstreamModel: (model: string) => string): Rebuilt {
-  // fromEntries defines keys: a `__proto__` key stays a (dropped) field, never the object's prototype.
-  const present = Object.fromEntries(Object.entries(body).filter(([, value]) => value !== null));
-  const parsed = OPENAI_ENDPOINTS[endpoint].safeParse(present);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0];
-    const param = issue?.path.map(String).join('.') ?? '';
-    return { ok: false, param, message: `Invalid request: ${param || 'body'}: ${issue?.message ?? 'invalid'}.` };
+  const accepted = OPENAI_ENDPOINTS[endpoint];
+  // Only accepted keys are ever assigned, so no key of the body (`__proto__` included) can reach the prototype.
+  const fields: Record<string, unknown> & { model?: unknown; stream?: boolean; stream_options?: Record<string, unknown> } = {};
+  for (const key of Object.keys(body)) {
+    const value = body[key];
+    const schema = Object.hasOwn(accepted, key) ? accepted[key] : undefined;
+    if (value === null || !schema) continue;
+    const checked = schema.safeParse(value);
+    if (!checked.success) {
+      const issue = checked.error.issues[0];
+      return invalid([key, ...(issue?.path.map(String) ?? [])].join('.'), issue?.message ?? 'invalid');
+    }
+    fields[key] = checked.data;
   }
-  const fields: Record<string, unknown> & { model: string; stream?: boolean; stream_options?: Record<string, unknown> } = parsed.data;
-  const model = fields.model;
+  if (fields.model === undefined) return invalid('model', 'the request must name a model');
+  const model = fields.model as string;
   const stream = fields.stream === true;
   const clientWantsUsage = fields.stream_options?.include_usage === true;
   if (stream && (endpoint === '/chat/completions' || endpoint === '/completions')) fields.stream_options = { ...fields.stream_options, include_usage: true };
