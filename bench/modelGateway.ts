@@ -107,7 +107,7 @@ const MODEL = 'bench-model';
 const PRICES = { inputPricePerMTok: 3, outputPricePerMTok: 15 };
 /** 0 = no limit: the defaults (60 requests a minute, 4 at once) would stop a benchmark at once. */
 /** What the ledger should say a call cost, in millionths of a dollar. */
-const costOf = (prompt: number, completion: number) => Math.round(prompt * PRICES.inputPricePerMTok + completion * PRICES.outputPricePerMTok);
+const costOf = (prompt: number, completion: number) => Math.ceil(prompt * PRICES.inputPricePerMTok + completion * PRICES.outputPricePerMTok);
 const NO_LIMITS = { requestsPerMinute: 0, concurrentRequests: 0, monthlyTokens: 0, monthlyCostMicrodollars: 0 };
 const MEMBER = 'alice';
 const PASSWORD = 'bench member passphrase 2026';
@@ -121,14 +121,17 @@ interface ChatBody {
   model?: string;
   stream?: boolean;
   stream_options?: { include_usage?: boolean };
-  /** Bench-only fields, passed through the gateway unchanged: how many chunks, how far apart. */
-  bench_chunks?: number;
-  bench_gap_ms?: number;
+  /**
+   * Streams: how many chunks (one token each), and (bench-only meaning of a standard field, since
+   * the gateway forwards only OpenAI's fields) the milliseconds between two chunks.
+   */
+  max_tokens?: number;
+  temperature?: number;
 }
 
 const PROMPT_TOKENS = 9;
 
-/** An OpenAI-compatible /v1/chat/completions: a small JSON answer, or `bench_chunks` SSE chunks stamped with their send time. */
+/** An OpenAI-compatible /v1/chat/completions: a small JSON answer, or `max_tokens` SSE chunks `temperature` ms apart, stamped with their send time. */
 function upstreamProcess(): void {
   const server = http.createServer({ keepAliveTimeout: 120_000 }, (req, res) => {
     const parts: Buffer[] = [];
@@ -159,8 +162,8 @@ function upstreamProcess(): void {
         res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) }).end(text);
         return;
       }
-      const chunks = Math.max(1, Math.floor(body.bench_chunks ?? 3));
-      const gap = Math.max(0, body.bench_gap_ms ?? 0);
+      const chunks = Math.max(1, Math.floor(body.max_tokens ?? 3));
+      const gap = Math.max(0, body.temperature ?? 0);
       const event = (delta: Record<string, unknown>, finish: string | null) =>
         `data: ${JSON.stringify({ id: 'chatcmpl-bench', object: 'chat.completion.chunk', created, model, choices: [{ index: 0, delta, finish_reason: finish }] })}\n\n`;
       res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
@@ -801,7 +804,7 @@ function mean(values: number[]): number {
 
 async function streamingPart(s: Setup): Promise<void> {
   console.log(`\n## Streamed chat completion (stream: true, usage not asked for by the client) (${await machineNote()})`);
-  const ttftBody = { ...COMPLETION_BODY, stream: true, bench_chunks: 4, bench_gap_ms: 0 };
+  const ttftBody = { ...COMPLETION_BODY, stream: true, max_tokens: 4, temperature: 0 };
   const rowsBefore = s.ledgerRows();
   s.gateway.resetLimiterWindow();
   const ttft = await s.client.run<number[][]>({ kind: 'ttft', targets: targets(s, ttftBody), warmup: 50, samples: TTFT_SAMPLES });
@@ -814,7 +817,7 @@ async function streamingPart(s: Setup): Promise<void> {
   console.log(`\n### Time to first token: request sent → first SSE event with content (4 chunks, sent at once), requests alternating (ledger: ${written} rows with the usage of the stripped chunk)\n`);
   console.log(latencyTable(NAMES, ttft));
 
-  const streamBody = { ...COMPLETION_BODY, stream: true, bench_chunks: CHUNKS, bench_gap_ms: CHUNK_GAP_MS };
+  const streamBody = { ...COMPLETION_BODY, stream: true, max_tokens: CHUNKS, temperature: CHUNK_GAP_MS };
   s.gateway.resetLimiterWindow();
   const streams = await s.client.run<StreamResult[][]>({ kind: 'streams', targets: targets(s, streamBody), rounds: STREAM_ROUNDS });
   for (const [i, list] of streams.entries()) {
@@ -926,6 +929,7 @@ async function ledgerPart(s: Setup, part1: Part1): Promise<void> {
     completionTokens: 7,
     costMicrodollars: costOf(PROMPT_TOKENS, 7),
     latencyMs: 1,
+    estimated: false,
   };
   const rawInsert = db.prepare(
     `INSERT INTO llm_usage (at, user_id, username, runtime_id, endpoint, model, streamed, status, http_status, prompt_tokens, completion_tokens, cost_microdollars, latency_ms)

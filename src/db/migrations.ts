@@ -205,6 +205,15 @@ const MIGRATIONS: readonly Migration[] = [
     `,
   },
   {
+    version: 8,
+    description: 'estimated usage rows',
+    sql: `
+      -- 1: the row's tokens are the gateway's conservative estimate (a stream the client left, an
+      -- answer without usage, a timeout), not the upstream's own count. Charged all the same.
+      ALTER TABLE llm_usage ADD COLUMN estimated INTEGER NOT NULL DEFAULT 0 CHECK (estimated IN (0, 1));
+    `,
+  },
+  {
     version: 9,
     description: 'workspace tickets bound to the browser that asked for them',
     sql: `

@@ -4,7 +4,7 @@ import type { Transactor } from '../domain/transactor';
 import type { Clock } from '../lib/clock';
 import { notFound } from '../lib/errors';
 import type { RuntimeSettings } from '../runtime/runtimeSettings';
-import type { TokenUsage } from './sseUsage';
+import type { TokenUsage } from './metering';
 
 export type ModelChange = Partial<Omit<CatalogModel, 'id'>>;
 
@@ -13,7 +13,7 @@ export type ModelChange = Partial<Omit<CatalogModel, 'id'>>;
  * prices and the default. The live runtime settings follow every change, so the rendered
  * OpenClaw config (and with it each runtime's "stale config" flag) does too: running runtimes
  * get the new list at their next start or restart. With no models stored, the environment's
- * CLAWLOOPS_RUNTIME_MODELS applies, unpriced.
+ * CLAWLOOPS_RUNTIME_MODELS applies, unpriced; with neither, no model may be called.
  */
 export class ModelCatalog {
   private models: CatalogModel[] = [];
@@ -36,10 +36,10 @@ export class ModelCatalog {
     return this.models.filter((m) => m.enabled).map((m) => ({ id: m.id, name: m.displayName, default: m.isDefault, contextWindow: m.contextWindow, maxTokens: m.maxTokens }));
   }
 
-  /** True when runtimes may call `id`: an enabled catalog model, or (no catalog) one of the environment's, or anything when that list is empty too. */
+  /** True when runtimes may call `id`: an enabled catalog model, or (no catalog) one of the environment's. Nothing else, ever. */
   allows(id: string): boolean {
     if (this.models.length > 0) return this.models.some((m) => m.id === id && m.enabled);
-    return this.envModels.length === 0 || this.envModels.includes(id);
+    return this.envModels.includes(id);
   }
 
   /** Whether an administrator's catalog (rather than the environment) decides the models. */
@@ -51,10 +51,17 @@ export class ModelCatalog {
     return this.models.find((m) => m.id === id)?.upstreamModel ?? id;
   }
 
-  costOf(id: string, usage: TokenUsage | null): number {
+  /** Whether calls to `id` cost anything: a catalog model with a price (environment models have none). */
+  priced(id: string): boolean {
     const model = this.models.find((m) => m.id === id);
-    if (!model || !usage) return 0;
-    return Math.round((usage.promptTokens * model.inputMicrodollarsPerMTok + usage.completionTokens * model.outputMicrodollarsPerMTok) / 1e6);
+    return model !== undefined && (model.inputMicrodollarsPerMTok > 0 || model.outputMicrodollarsPerMTok > 0);
+  }
+
+  /** Microdollars, rounded up: however small, a priced call is never free. */
+  costOf(id: string, usage: TokenUsage): number {
+    const model = this.models.find((m) => m.id === id);
+    if (!model) return 0;
+    return Math.ceil((usage.promptTokens * model.inputMicrodollarsPerMTok + usage.completionTokens * model.outputMicrodollarsPerMTok) / 1e6);
   }
 
   save(actor: Actor, id: string, change: ModelChange, origin: RequestOrigin): CatalogModel {

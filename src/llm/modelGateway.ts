@@ -8,8 +8,37 @@ import { hashSecret } from '../lib/secrets';
 import type { LlmSettings, ModelLimits } from './llmSettings';
 import type { Admission, ModelLimiter } from './modelLimits';
 import type { ModelCatalog } from './modelCatalog';
-import type { TokenUsage } from './sseUsage';
+import type { CallEstimate, Charge } from './metering';
 import type { UsageLedger } from './usageLedger';
+
+/**
+ * The caller's spending is capped in US dollars and the model has no price: its calls could not be
+ * counted against the budget, so they are refused (403) until an administrator prices the model.
+ */
+export class UnpricedModel extends Error {
+  constructor(readonly model: string) {
+    super(
+      `The model "${model.slice(0, 100)}" has no price, and your model use is limited by a monthly budget in US dollars, so it cannot be counted against it. ` +
+        'Ask an administrator to set its prices in the model catalog (or to use a priced model).',
+    );
+    this.name = 'UnpricedModel';
+  }
+}
+
+/** Errors of a connection that was never made: the request cannot have reached the upstream. */
+const NOT_CONNECTED = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH']);
+
+/**
+ * A call that never reached the upstream, so it cannot have cost anything: no connection could be
+ * made, or a kept-alive connection turned out closed by the upstream when the request was written
+ * on it (the race Node documents for `reusedSocket`).
+ */
+export class UpstreamNotReached extends Error {
+  constructor(cause: Error) {
+    super(cause.message, { cause });
+    this.name = 'UpstreamNotReached';
+  }
+}
 
 /** Who is calling: the runtime a key was made for, and its owner. */
 export interface GatewayCaller {
@@ -91,15 +120,14 @@ export class ModelGateway {
     return this.deps.catalog.managed ? this.deps.catalog.available() : null;
   }
 
-  /** Admits a call under the caller's limits (throws LimitExceeded) and reserves its estimated tokens. */
-  admit(caller: GatewayCaller, model: string, estimatedTokens: number): Admission {
-    // Priced as if every token were the dearer kind: an estimate must not undershoot.
-    const estimatedCost = this.deps.catalog.costOf(model, { promptTokens: estimatedTokens, completionTokens: estimatedTokens }) / 2;
-    return this.deps.limiter.admit(caller.userId, estimatedTokens, Math.ceil(estimatedCost));
-  }
-
-  costOf(model: string, usage: TokenUsage | null): number {
-    return this.deps.catalog.costOf(model, usage);
+  /**
+   * Admits a call under the caller's limits (throws LimitExceeded, or UnpricedModel under a USD
+   * budget) and reserves its estimate: the forwarded prompt at the input price and every
+   * completion token it may produce at the output price.
+   */
+  admit(caller: GatewayCaller, model: string, estimate: CallEstimate): Admission {
+    if (this.deps.limiter.effective(caller.userId).monthlyCostMicrodollars > 0 && !this.deps.catalog.priced(model)) throw new UnpricedModel(model);
+    return this.deps.limiter.admit(caller.userId, estimate.promptTokens + estimate.completionTokens, this.deps.catalog.costOf(model, estimate));
   }
 
   /**
@@ -129,7 +157,10 @@ export class ModelGateway {
         },
       });
       req.on('response', resolve);
-      req.on('error', reject);
+      req.on('error', (err: NodeJS.ErrnoException) => {
+        const code = err.code ?? '';
+        reject(NOT_CONNECTED.has(code) || (req.reusedSocket && (code === 'ECONNRESET' || code === 'EPIPE')) ? new UpstreamNotReached(err) : err);
+      });
       req.end(request.body ?? undefined);
     });
   }
@@ -149,13 +180,11 @@ export class ModelGateway {
     return this.deps.catalog.upstreamOf(model);
   }
 
-  record(record: Omit<UsageRecord, 'costMicrodollars' | 'promptTokens' | 'completionTokens'>, usage: TokenUsage | null): void {
-    this.deps.usage.append({
-      ...record,
-      promptTokens: usage?.promptTokens ?? 0,
-      completionTokens: usage?.completionTokens ?? 0,
-      costMicrodollars: this.deps.catalog.costOf(record.model, usage),
-    });
+  /** Ends a call: its reservation is settled with what it is charged, and its ledger row written. */
+  settle(admission: Admission, record: Omit<UsageRecord, 'costMicrodollars' | 'promptTokens' | 'completionTokens' | 'estimated'>, charge: Charge): void {
+    const costMicrodollars = this.deps.catalog.costOf(record.model, charge);
+    admission.settle(charge.promptTokens + charge.completionTokens, costMicrodollars);
+    this.deps.usage.append({ ...record, promptTokens: charge.promptTokens, completionTokens: charge.completionTokens, estimated: charge.estimated, costMicrodollars });
   }
 
   /** Everyone's usage in [from, to), per user and per model. */

@@ -32,13 +32,13 @@ async function keyOf(client: ReturnType<Harness['client']>): Promise<string> {
 
 const openai = (apiKey: string) => new OpenAI({ apiKey, baseURL, maxRetries: 0, timeout: 10_000 });
 
-async function startPlatform(options: { timeoutMs?: number; idleStopMs?: number } = {}): Promise<void> {
+async function startPlatform(options: { timeoutMs?: number; idleStopMs?: number; models?: string[] } = {}): Promise<void> {
   upstream = await startTestModelUpstream('Hello from upstream', MODEL);
   backend = new FakeRuntimeBackend();
   h = createHarness({
     runtimeBackend: backend,
     runtimeProbe: alwaysReadyProbe,
-    runtimeSettings: { image: 'ghcr.io/openclaw/openclaw:2026.9.6', models: [MODEL, 'other-model'], ...(options.idleStopMs ? { idleStopMs: options.idleStopMs } : {}) },
+    runtimeSettings: { image: 'ghcr.io/openclaw/openclaw:2026.9.6', models: options.models ?? [MODEL, 'other-model'], ...(options.idleStopMs ? { idleStopMs: options.idleStopMs } : {}) },
     llm: { upstreamUrl: `http://127.0.0.1:${upstream.port}/v1`, upstreamKey: 'sk-upstream-secret', timeoutMs: options.timeoutMs ?? 5_000, bodyLimitBytes: 64 * 1024 },
   });
   server = http.createServer(h.platform.app);
@@ -395,15 +395,321 @@ describe('own usage', () => {
     expect(csv.headers['content-type']).toMatch(/^text\/csv/);
     expect(csv.headers['content-disposition']).toMatch(/attachment; filename="?usage-\d{4}-\d{2}-\d{2}-\d{4}-\d{2}-\d{2}\.csv/);
     expect(csv.text.split('\r\n')).toEqual([
-      'kind,name,requests,prompt_tokens,completion_tokens,cost_usd',
-      'user,admin,1,5,0,0.000000',
-      'user,alice,1,11,3,0.000000',
-      `model,${MODEL},2,16,3,0.000000`,
+      'kind,name,requests,prompt_tokens,completion_tokens,cost_usd,estimated_requests',
+      'user,admin,1,5,0,0.000000,0',
+      'user,alice,1,11,3,0.000000,0',
+      `model,${MODEL},2,16,3,0.000000,0`,
       '',
     ]);
     const empty = (await client.get('/api/v1/admin/usage?from=2020-01-01T00:00:00Z&to=2020-02-01T00:00:00Z')).body;
     expect(empty).toMatchObject({ perUser: [], perModel: [] });
     expect((await client.get('/api/v1/admin/usage?from=2026-02-01T00:00:00Z&to=2026-01-01T00:00:00Z')).status).toBe(400);
     expect((await member.client.get('/api/v1/admin/usage')).status).toBe(403);
+  });
+});
+
+/** The gateway's estimate of a body it forwarded (or of text it relayed): one token per 3 bytes. */
+const tokensOf = (value: unknown) => Math.ceil(Buffer.byteLength(typeof value === 'string' ? value : JSON.stringify(value)) / 3);
+/** What `n` streamed chunks of the test upstream's answer are estimated at. */
+const streamedTokens = (n: number) => tokensOf('Hello from upstream'.repeat(n));
+
+/** Reads a streamed answer until it has carried `chunks` content chunks. */
+async function readChunks(res: globalThis.Response, chunks: number): Promise<string> {
+  if (!res.body) throw new Error('no body');
+  const reader = res.body.getReader();
+  const decoder = new TextDecoder();
+  let text = '';
+  while ((text.match(/Hello from upstream/g) ?? []).length < chunks) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    text += decoder.decode(value, { stream: true });
+  }
+  return text;
+}
+
+const waitForRows = (n: number) => eventually(() => (ledger().length >= n ? ledger() : undefined), `${n} ledger rows`, 5_000);
+
+describe('budgets cannot be dodged: every call is charged', () => {
+  test('a stream the client abandons is charged its prompt and what was streamed, marked estimated, at the model\'s prices', async () => {
+    const { client } = await h.setupAdmin();
+    const key = await keyOf(client);
+    await client.put(`/api/v1/admin/models/${MODEL}`).send({ inputPricePerMTok: 100, outputPricePerMTok: 1000 });
+    upstream.behaviour.chunks = 5;
+    upstream.behaviour.stallAfterChunks = 2;
+    const controller = new AbortController();
+    const res = await postJson(key, '/chat/completions', { model: MODEL, stream: true, messages: [{ role: 'user', content: 'write a long story' }] }, controller.signal);
+    await readChunks(res, 2);
+    controller.abort();
+    const [row] = await waitForRows(1);
+    const prompt = tokensOf(upstream.requests[0]?.body);
+    expect(row).toMatchObject({ status: 'aborted', streamed: 1, estimated: 1, prompt_tokens: prompt, completion_tokens: streamedTokens(2) });
+    expect(row?.cost_microdollars).toBe(prompt * 100 + streamedTokens(2) * 1000);
+    const usage = (await client.get('/api/v1/usage')).body;
+    expect(usage).toMatchObject({ spentMicrodollars: row?.cost_microdollars, month: { requests: 1, estimatedRequests: 1, promptTokens: prompt } });
+  });
+
+  test('a call abandoned before any answer is charged its whole reservation: the prompt and the completion it asked for', async () => {
+    const { client } = await h.setupAdmin();
+    const key = await keyOf(client);
+    upstream.behaviour.delayMs = 2_000;
+    const body = { model: MODEL, messages: [{ role: 'user', content: 'hi' }], max_tokens: 50 };
+    const controller = new AbortController();
+    const pending = postJson(key, '/chat/completions', body, controller.signal).catch(() => null);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    controller.abort();
+    await pending;
+    const [row] = await waitForRows(1);
+    expect(row).toMatchObject({ status: 'aborted', streamed: 0, estimated: 1, prompt_tokens: tokensOf(body), completion_tokens: 50 });
+  });
+
+  test('an upstream that fails or times out mid-stream: charged what was streamed, not 0', async () => {
+    await restartPlatform({ timeoutMs: 400 });
+    const { client } = await h.setupAdmin();
+    const key = await keyOf(client);
+    upstream.behaviour.chunks = 5;
+    upstream.behaviour.failAfterChunks = 2;
+    await (await postJson(key, '/chat/completions', { model: MODEL, stream: true, messages: [] })).text();
+    upstream.behaviour.failAfterChunks = null;
+    upstream.behaviour.stallAfterChunks = 3;
+    await (await postJson(key, '/chat/completions', { model: MODEL, stream: true, messages: [] })).text();
+    const rows = await waitForRows(2);
+    expect(rows.map((r) => [r.status, r.estimated, r.completion_tokens])).toEqual([
+      ['upstream_error', 1, streamedTokens(2)],
+      ['timeout', 1, streamedTokens(3)],
+    ]);
+    for (const [i, row] of rows.entries()) expect(row.prompt_tokens).toBe(tokensOf(upstream.requests[i]?.body));
+  });
+
+  test('a request the upstream refuses (4xx) or never receives is recorded and charged nothing; an upstream failure (5xx) is charged its prompt', async () => {
+    const { client } = await h.setupAdmin();
+    const key = await keyOf(client);
+    upstream.behaviour.failStatus = 400;
+    expect((await postJson(key, '/chat/completions', { model: MODEL, messages: [{ role: 'user', content: 'hi' }] })).status).toBe(400);
+    upstream.behaviour.failStatus = 503;
+    const failing = { model: MODEL, messages: [{ role: 'user', content: 'hi' }] };
+    expect((await postJson(key, '/chat/completions', failing)).status).toBe(503);
+    // An upstream that cannot be reached never saw the call.
+    await upstream.close();
+    expect((await postJson(key, '/chat/completions', failing)).status).toBe(502);
+    expect(ledger().map((r) => [r.status, r.http_status, r.estimated, r.prompt_tokens, r.completion_tokens])).toEqual([
+      ['upstream_error', 400, 0, 0, 0],
+      ['upstream_error', 503, 1, tokensOf(failing), 0],
+      ['unreachable', null, 0, 0, 0],
+    ]);
+  });
+
+  test('an upstream that sends no usage: chat, streamed chat, Responses and embeddings are charged an estimate', async () => {
+    const { client } = await h.setupAdmin();
+    const ai = openai(await keyOf(client));
+    upstream.behaviour.reportUsage = false;
+    await ai.chat.completions.create({ model: MODEL, messages: [{ role: 'user', content: 'hi' }] });
+    const stream = await ai.chat.completions.create({ model: MODEL, stream: true, messages: [{ role: 'user', content: 'hi' }] });
+    for await (const chunk of stream) expect(chunk.usage).toBeFalsy();
+    await ai.responses.create({ model: MODEL, input: 'hi' });
+    for await (const event of await ai.responses.create({ model: MODEL, input: 'hi', stream: true })) expect(event.type).toMatch(/^response\./);
+    await ai.embeddings.create({ model: MODEL, input: 'text' });
+    const rows = ledger();
+    expect(rows.map((r) => [r.endpoint, r.streamed, r.status, r.estimated])).toEqual([
+      ['chat/completions', 0, 'ok', 1],
+      ['chat/completions', 1, 'ok', 1],
+      ['responses', 0, 'ok', 1],
+      ['responses', 1, 'ok', 1],
+      ['embeddings', 0, 'ok', 1],
+    ]);
+    for (const [i, row] of rows.entries()) expect(row.prompt_tokens).toBe(tokensOf(upstream.requests[i]?.body));
+    // Streamed: the text that went by; not streamed: the whole answer; embeddings: no completion.
+    expect(rows[1]?.completion_tokens).toBe(streamedTokens(1));
+    expect(rows[3]?.completion_tokens).toBe(streamedTokens(1));
+    expect(rows[0]?.completion_tokens).toBeGreaterThan(streamedTokens(1));
+    expect(rows[4]?.completion_tokens).toBe(0);
+  });
+
+  test('an answer larger than the metering limit (16 MiB) is charged: the usage at its end, else its size', async () => {
+    const { client } = await h.setupAdmin();
+    const key = await keyOf(client);
+    upstream.behaviour.answerBytes = 17 * 1024 ** 2;
+    const big = await postJson(key, '/chat/completions', { model: MODEL, messages: [{ role: 'user', content: 'hi' }] });
+    expect((await big.arrayBuffer()).byteLength).toBeGreaterThan(17 * 1024 ** 2);
+    upstream.behaviour.reportUsage = false;
+    await (await postJson(key, '/chat/completions', { model: MODEL, messages: [{ role: 'user', content: 'hi' }] })).arrayBuffer();
+    const rows = await waitForRows(2);
+    expect(rows[0]).toMatchObject({ status: 'ok', estimated: 0, prompt_tokens: 11, completion_tokens: 3 });
+    expect(rows[1]).toMatchObject({ status: 'ok', estimated: 1, prompt_tokens: tokensOf(upstream.requests[1]?.body) });
+    expect(rows[1]?.completion_tokens).toBeGreaterThanOrEqual(Math.ceil((17 * 1024 ** 2) / 3));
+  });
+
+  test('a model without a price cannot be used under a budget in US dollars (403 model_unpriced) until an admin prices it', async () => {
+    const { client } = await h.setupAdmin();
+    const member = await h.createMember(client, 'alice');
+    const key = await keyOf(member.client);
+    await client.put(`/api/v1/admin/users/${member.userId}/model-limits`).send({ monthlyBudgetUsd: 5 });
+    const refused = await openai(key).chat.completions.create({ model: MODEL, messages: [{ role: 'user', content: 'hi' }] }).catch((err: unknown) => err);
+    expect(refused).toBeInstanceOf(OpenAI.PermissionDeniedError);
+    expect(refused).toMatchObject({ status: 403, code: 'model_unpriced', message: expect.stringContaining('has no price') });
+    expect(upstream.requests).toHaveLength(0);
+    // Without a USD budget the model stays usable: nothing is priced, so nothing can be overspent.
+    await openai(await keyOf(client)).chat.completions.create({ model: MODEL, messages: [{ role: 'user', content: 'hi' }] });
+    await client.put(`/api/v1/admin/models/${MODEL}`).send({ inputPricePerMTok: 1, outputPricePerMTok: 2 });
+    await openai(key).chat.completions.create({ model: MODEL, messages: [{ role: 'user', content: 'hi' }] });
+    expect(ledger().map((r) => [r.username, r.cost_microdollars])).toEqual([
+      ['admin', 0],
+      ['alice', 17],
+    ]);
+  });
+
+  test('abandoned streams in parallel cannot spend past the budget: each is charged, and the reservations hold at once', async () => {
+    const { client, userId } = await h.setupAdmin();
+    const key = await keyOf(client);
+    await client.put(`/api/v1/admin/users/${userId}/model-limits`).send({ monthlyTokens: 300, requestsPerMinute: 0, concurrentRequests: 0 });
+    upstream.behaviour.chunks = 5;
+    upstream.behaviour.stallAfterChunks = 1;
+    const body = { model: MODEL, stream: true, max_tokens: 100, messages: [{ role: 'user', content: 'hi' }] };
+    const reservation = tokensOf({ ...body, stream_options: { include_usage: true } }) + 100;
+    // A round: four calls at once; those admitted each get a chunk, then all are abandoned together.
+    const round = async (): Promise<('refused' | 'abandoned')[]> => {
+      const controllers = [0, 1, 2, 3].map(() => new AbortController());
+      const responses = await Promise.all(controllers.map((c) => postJson(key, '/chat/completions', body, c.signal)));
+      await Promise.all(responses.map((res) => (res.status === 429 ? res.text() : readChunks(res, 1))));
+      for (const c of controllers) c.abort();
+      return responses.map((res) => (res.status === 429 ? 'refused' : 'abandoned'));
+    };
+    const rounds: ('refused' | 'abandoned')[][] = [];
+    while (rounds.length < 10 && !rounds.at(-1)?.every((o) => o === 'refused')) {
+      rounds.push(await round());
+      await waitForRows(rounds.flat().filter((o) => o === 'abandoned').length);
+    }
+    // The first round: as many ran at once as the budget could reserve for, no more.
+    expect(rounds[0]?.filter((o) => o === 'abandoned')).toHaveLength(Math.ceil(300 / reservation));
+    expect(rounds.at(-1)).toEqual(['refused', 'refused', 'refused', 'refused']);
+    const rows = ledger();
+    for (const row of rows) expect(row).toMatchObject({ status: 'aborted', estimated: 1, completion_tokens: streamedTokens(1) });
+    const charged = rows.reduce((sum, r) => sum + r.prompt_tokens + r.completion_tokens, 0);
+    expect(charged).toBeGreaterThanOrEqual(300);
+    // Passed by at most the calls admitted at once before the last charges landed.
+    expect(charged).toBeLessThan(300 + Math.ceil(300 / reservation) * reservation);
+    expect((await client.get('/api/v1/usage')).body).toMatchObject({ tokensRemaining: 0, month: { estimatedRequests: rows.length } });
+  });
+});
+
+describe('the model allow-list fails closed', () => {
+  test('with no catalog and no CLAWLOOPS_RUNTIME_MODELS, no model may be called and none is listed', async () => {
+    await restartPlatform({ models: [] });
+    const { client } = await h.setupAdmin();
+    const ai = openai(await keyOf(client));
+    const refused = await ai.chat.completions.create({ model: MODEL, messages: [{ role: 'user', content: 'hi' }] }).catch((err: unknown) => err);
+    expect(refused).toBeInstanceOf(OpenAI.NotFoundError);
+    expect((refused as Error).message).toMatch(/No models are offered on this ClawLoops yet.*model catalog.*CLAWLOOPS_RUNTIME_MODELS/);
+    await expect(ai.embeddings.create({ model: 'anything', input: 'x' })).rejects.toBeInstanceOf(OpenAI.NotFoundError);
+    expect((await ai.models.list()).data).toEqual([]);
+    expect(upstream.requests).toHaveLength(0);
+    expect(ledger()).toEqual([]);
+  });
+});
+
+describe('requests upstream are rebuilt from the OpenAI fields we accept', () => {
+  const LITELLM_CONTROL = {
+    fallbacks: ['gpt-4o'],
+    context_window_fallbacks: [{ [MODEL]: ['gpt-4o'] }],
+    api_base: 'http://attacker.example/v1',
+    base_url: 'http://attacker.example/v1',
+    api_key: 'sk-attacker',
+    api_version: '2099-01-01',
+    metadata: { tags: ['free'], user_api_key_user_id: 'someone-else' },
+    litellm_metadata: { spend_logs_metadata: {} },
+    user_config: { model_list: [{ model_name: MODEL, litellm_params: { model: 'openai/gpt-4o', api_base: 'http://attacker.example' } }] },
+    extra_body: { anything: true },
+    extra_headers: { 'x-anything': '1' },
+    mock_response: 'free tokens',
+    mock_testing_fallbacks: true,
+    caching: false,
+    cache: { 'no-cache': true },
+    guardrails: [],
+    disable_fallbacks: true,
+    num_retries: 100,
+    timeout: 99999,
+    input_cost_per_token: 0,
+    output_cost_per_token: 0,
+    user: 'someone-else',
+    service_tier: 'priority',
+    web_search_options: {},
+    tags: ['x'],
+  };
+
+  test('chat: LiteLLM control fields and unknown fields are dropped; the OpenAI fields arrive as sent', async () => {
+    const { client } = await h.setupAdmin();
+    const key = await keyOf(client);
+    const accepted = {
+      model: MODEL,
+      messages: [
+        { role: 'system', content: 'be brief' },
+        { role: 'user', content: [{ type: 'text', text: 'hi' }] },
+      ],
+      temperature: 0.2,
+      top_p: 0.9,
+      max_completion_tokens: 20,
+      stop: ['\n\n'],
+      tools: [{ type: 'function', function: { name: 'read_file', description: 'reads', parameters: { type: 'object', properties: {} } } }],
+      tool_choice: 'auto',
+      parallel_tool_calls: true,
+      response_format: { type: 'text' },
+      reasoning_effort: 'low',
+      store: false,
+      prompt_cache_key: 'session-1',
+    };
+    const res = await postJson(key, '/chat/completions', { ...accepted, ...LITELLM_CONTROL, some_future_field: 1, nothing: null });
+    expect(res.status).toBe(200);
+    expect(upstream.requests[0]?.body).toEqual(accepted);
+    // A `__proto__` key is a field like any other (dropped), not a way to slip fields in as inherited ones.
+    const smuggled = await fetch(`${baseURL}/chat/completions`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
+      body: `{"model":"${MODEL}","messages":[],"__proto__":{"api_base":"http://attacker.example","temperature":"hot"}}`,
+    });
+    expect(smuggled.status).toBe(200);
+    expect(upstream.requests[1]?.body).toEqual({ model: MODEL, messages: [] });
+  });
+
+  test('Responses and embeddings likewise; background mode, hosted tools and mistyped fields are refused or dropped, never forwarded', async () => {
+    const { client } = await h.setupAdmin();
+    const key = await keyOf(client);
+    expect((await postJson(key, '/responses', { model: MODEL, input: 'hi', instructions: 'brief', background: true, ...LITELLM_CONTROL })).status).toBe(200);
+    expect(upstream.requests[0]?.body).toEqual({ model: MODEL, input: 'hi', instructions: 'brief' });
+    expect((await postJson(key, '/embeddings', { model: MODEL, input: ['a', 'b'], encoding_format: 'float', stream: true, ...LITELLM_CONTROL })).status).toBe(200);
+    expect(upstream.requests[1]?.body).toEqual({ model: MODEL, input: ['a', 'b'], encoding_format: 'float' });
+
+    const mcp = await postJson(key, '/responses', { model: MODEL, input: 'hi', tools: [{ type: 'mcp', server_label: 'x', server_url: 'http://169.254.169.254/' }] });
+    expect(mcp.status).toBe(400);
+    expect(((await mcp.json()) as { error: unknown }).error).toMatchObject({ type: 'invalid_request_error', code: 'invalid_value', param: 'tools.0' });
+    const mistyped = await openai(key).chat.completions.create({ model: MODEL, messages: [{ role: 'user', content: 'hi' }], temperature: 'hot' as unknown as number }).catch((err: unknown) => err);
+    expect(mistyped).toBeInstanceOf(OpenAI.BadRequestError);
+    expect(mistyped).toMatchObject({ code: 'invalid_value', param: 'temperature', message: expect.stringContaining('temperature') });
+    const noModel = await postJson(key, '/chat/completions', { messages: [] });
+    expect(((await noModel.json()) as { error: unknown }).error).toMatchObject({ code: 'missing_model', param: 'model' });
+    expect(upstream.requests).toHaveLength(2);
+  });
+
+  test('only the gateway\'s own headers go upstream, to the path the gateway picks: nothing from the runtime chooses them', async () => {
+    const { client } = await h.setupAdmin();
+    const key = await keyOf(client);
+    const res = await fetch(`${baseURL}/chat/completions?api_base=http://attacker.example&model=gpt-4o`, {
+      method: 'POST',
+      headers: {
+        authorization: `Bearer ${key}`,
+        'content-type': 'application/json',
+        'x-litellm-api-key': 'sk-attacker',
+        'x-litellm-tags': 'free',
+        'x-litellm-timeout': '1',
+        'api-key': 'sk-attacker',
+        'x-api-key': 'sk-attacker',
+        'openai-organization': 'org-x',
+        'x-forwarded-host': 'attacker.example',
+        cookie: 'a=b',
+      },
+      body: JSON.stringify({ model: MODEL, messages: [{ role: 'user', content: 'hi' }] }),
+    });
+    expect(res.status).toBe(200);
+    expect(upstream.requests[0]?.url).toBe('/v1/chat/completions');
+    expect(Object.keys(upstream.requests[0]?.headers ?? {}).sort()).toEqual(['accept', 'authorization', 'connection', 'content-length', 'content-type', 'host']);
+    expect(upstream.requests[0]?.authorization).toBe('Bearer sk-upstream-secret');
   });
 });

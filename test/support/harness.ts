@@ -189,9 +189,12 @@ export interface UsageRow {
   model: string;
   streamed: number;
   status: string;
+  http_status: number | null;
   prompt_tokens: number;
   completion_tokens: number;
   cost_microdollars: number;
+  /** 1: charged by the gateway's estimate, not the upstream's usage. */
+  estimated: number;
 }
 
 /** The ledger as a report would read it: rows queued in this event-loop turn included. */

@@ -18,6 +18,10 @@ export interface UpstreamBehaviour {
   chunks: number;
   /** Streamed answers: send this many content chunks, then go silent with the connection open. */
   stallAfterChunks: number | null;
+  /** Report usage (as OpenAI does: non-streamed always, streamed when asked); false: an upstream that never does. */
+  reportUsage: boolean;
+  /** Non-streamed chat answers: repeat the answer text until the content is at least this many bytes. */
+  answerBytes: number;
 }
 
 export interface TestModelUpstream {
@@ -25,14 +29,14 @@ export interface TestModelUpstream {
   behaviour: UpstreamBehaviour;
   /** Requests whose client went away before the answer ended. */
   aborted: number;
-  /** Bodies of the chat completion requests received. */
-  requests: { authorization: string | undefined; body: Record<string, unknown> }[];
+  /** The model requests received: their headers (names lower-case), path with query, and body. */
+  requests: { authorization: string | undefined; headers: http.IncomingHttpHeaders; url: string; body: Record<string, unknown> }[];
   close(): Promise<void>;
 }
 
 export async function startTestModelUpstream(answer: string, model = 'test-model'): Promise<TestModelUpstream> {
   const requests: TestModelUpstream['requests'] = [];
-  const behaviour: UpstreamBehaviour = { failStatus: null, delayMs: 0, failAfterChunks: null, chunks: 1, stallAfterChunks: null };
+  const behaviour: UpstreamBehaviour = { failStatus: null, delayMs: 0, failAfterChunks: null, chunks: 1, stallAfterChunks: null, reportUsage: true, answerBytes: 0 };
   const state = { aborted: 0 };
   const server = http.createServer((req, res) => {
     const chunks: Buffer[] = [];
@@ -65,17 +69,17 @@ export async function startTestModelUpstream(answer: string, model = 'test-model
         return;
       }
       const body = JSON.parse(Buffer.concat(chunks).toString('utf8') || '{}') as Record<string, unknown>;
-      requests.push({ authorization: req.headers.authorization, body });
+      requests.push({ authorization: req.headers.authorization, headers: req.headers, url: req.url ?? '', body });
       if (path.endsWith('/embeddings')) {
         res.setHeader('content-type', 'application/json');
         const vector = [0.1, 0.2, 0.3];
         // The openai client asks for base64 (little-endian float32) unless told otherwise.
         const embedding = body.encoding_format === 'base64' ? Buffer.from(new Float32Array(vector).buffer).toString('base64') : vector;
-        res.end(JSON.stringify({ object: 'list', model, data: [{ object: 'embedding', index: 0, embedding }], usage: { prompt_tokens: 5, total_tokens: 5 } }));
+        res.end(JSON.stringify({ object: 'list', model, data: [{ object: 'embedding', index: 0, embedding }], ...(behaviour.reportUsage ? { usage: { prompt_tokens: 5, total_tokens: 5 } } : {}) }));
         return;
       }
       if (path.endsWith('/responses')) {
-        respondAsResponsesApi(res, body, answer, model);
+        respondAsResponsesApi(res, body, answer, model, behaviour.reportUsage);
         return;
       }
       const usage = { prompt_tokens: 11, completion_tokens: 3, total_tokens: 14 };
@@ -95,12 +99,13 @@ export async function startTestModelUpstream(answer: string, model = 'test-model
         }
         send({ id, object: 'chat.completion.chunk', created, model, choices: [{ index: 0, delta: {}, finish_reason: 'stop' }] });
         // Usage only when asked, as OpenAI does.
-        if ((body.stream_options as { include_usage?: boolean } | undefined)?.include_usage) send({ id, object: 'chat.completion.chunk', created, model, choices: [], usage });
+        if (behaviour.reportUsage && (body.stream_options as { include_usage?: boolean } | undefined)?.include_usage) send({ id, object: 'chat.completion.chunk', created, model, choices: [], usage });
         res.end('data: [DONE]\n\n');
         return;
       }
       res.setHeader('content-type', 'application/json');
-      const completion = JSON.stringify({ id, object: 'chat.completion', created, model, choices: [{ index: 0, message: { role: 'assistant', content: answer }, finish_reason: 'stop' }], usage });
+      const content = behaviour.answerBytes > answer.length ? answer.repeat(Math.ceil(behaviour.answerBytes / answer.length)) : answer;
+      const completion = JSON.stringify({ id, object: 'chat.completion', created, model, choices: [{ index: 0, message: { role: 'assistant', content }, finish_reason: 'stop' }], ...(behaviour.reportUsage ? { usage } : {}) });
       if (behaviour.failAfterChunks !== null) {
         // Half an answer, then the connection is cut.
         res.setHeader('content-length', String(completion.length));
@@ -128,7 +133,7 @@ export async function startTestModelUpstream(answer: string, model = 'test-model
 }
 
 /** OpenAI's Responses API (`POST /responses`), which LiteLLM also serves: usage as input/output tokens. */
-function respondAsResponsesApi(res: http.ServerResponse, body: Record<string, unknown>, answer: string, model: string): void {
+function respondAsResponsesApi(res: http.ServerResponse, body: Record<string, unknown>, answer: string, model: string, reportUsage: boolean): void {
   const usage = { input_tokens: 7, output_tokens: 2, total_tokens: 9 };
   const message = { type: 'message', id: 'msg_1', status: 'completed', role: 'assistant', content: [{ type: 'output_text', text: answer, annotations: [] }] };
   const response = (status: string, done: boolean) => ({
@@ -138,7 +143,7 @@ function respondAsResponsesApi(res: http.ServerResponse, body: Record<string, un
     status,
     model,
     output: done ? [message] : [],
-    usage: done ? usage : null,
+    usage: done && reportUsage ? usage : null,
   });
   if (!body.stream) {
     res.setHeader('content-type', 'application/json');

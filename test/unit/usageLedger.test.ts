@@ -28,6 +28,7 @@ const row = (at: number, promptTokens = 10): UsageRecord => ({
   completionTokens: 2,
   costMicrodollars: 5,
   latencyMs: 1,
+  estimated: false,
 });
 const count = () => (db.prepare('SELECT COUNT(*) AS n FROM llm_usage').get() as { n: number }).n;
 const nextTurn = () => new Promise((resolve) => setImmediate(resolve));
@@ -56,7 +57,7 @@ test('the rows of one event-loop turn are written together, in one transaction, 
 test('reads see every call that ended, even before the turn is over', () => {
   ledger.append(row(1000, 10));
   ledger.append(row(1001, 20));
-  expect(ledger.totals('u1', 0, 10_000)).toEqual({ requests: 2, promptTokens: 30, completionTokens: 4, costMicrodollars: 10 });
+  expect(ledger.totals('u1', 0, 10_000)).toEqual({ requests: 2, promptTokens: 30, completionTokens: 4, costMicrodollars: 10, estimatedRequests: 0 });
   expect(ledger.perModel('u1', 0, 10_000)).toEqual([expect.objectContaining({ model: 'm', requests: 2 })]);
 });
 
@@ -77,4 +78,16 @@ test('a row that violates the schema rolls back the whole batch: no half-written
   ledger.flush();
   expect(count()).toBe(0);
   expect(logged.join('')).toMatch(/"rows":2/);
+});
+
+test('estimated rows are marked, and count in every total (tokens, cost, per day, per model, the admin report) like the others', () => {
+  ledger.append(row(1000, 10));
+  ledger.append({ ...row(1001, 20), estimated: true, status: 'aborted' });
+  ledger.flush();
+  expect(db.prepare('SELECT estimated FROM llm_usage ORDER BY id').all()).toEqual([{ estimated: 0 }, { estimated: 1 }]);
+  const both = { requests: 2, promptTokens: 30, completionTokens: 4, costMicrodollars: 10, estimatedRequests: 1 };
+  expect(ledger.totals('u1', 0, 10_000)).toEqual(both);
+  expect(ledger.perDay('u1', 0, 10_000)).toEqual([{ day: '1970-01-01', ...both }]);
+  expect(ledger.perModel('u1', 0, 10_000)).toEqual([{ model: 'm', ...both }]);
+  expect(ledger.report(0, 10_000).perUser).toEqual([{ userId: 'u1', username: 'alice', ...both }]);
 });

@@ -102,11 +102,11 @@ test('runtime summary: running, their memory, failing and stale ones', () => {
 
 test('usage totals and ranking', () => {
   const rows = [
-    { name: 'b', requests: 1, promptTokens: 10, completionTokens: 5, costMicrodollars: 0 },
-    { name: 'a', requests: 2, promptTokens: 1, completionTokens: 1, costMicrodollars: 500 },
-    { name: 'c', requests: 3, promptTokens: 100, completionTokens: 0, costMicrodollars: 0 },
+    { name: 'b', requests: 1, promptTokens: 10, completionTokens: 5, costMicrodollars: 0, estimatedRequests: 0 },
+    { name: 'a', requests: 2, promptTokens: 1, completionTokens: 1, costMicrodollars: 500, estimatedRequests: 1 },
+    { name: 'c', requests: 3, promptTokens: 100, completionTokens: 0, costMicrodollars: 0, estimatedRequests: 2 },
   ];
-  expect(sumTotals(rows)).toEqual({ requests: 6, promptTokens: 111, completionTokens: 6, costMicrodollars: 500 });
+  expect(sumTotals(rows)).toEqual({ requests: 6, promptTokens: 111, completionTokens: 6, costMicrodollars: 500, estimatedRequests: 3 });
   expect(byCost(rows, (r) => r.name).map((r) => r.name)).toEqual(['a', 'c', 'b']);
 });
 

@@ -16,6 +16,8 @@ export interface UsageRecord {
   completionTokens: number;
   costMicrodollars: number;
   latencyMs: number;
+  /** The tokens are the gateway's conservative estimate, not the upstream's usage (it sent none, or the call ended early). */
+  estimated: boolean;
 }
 
 export interface UsageTotals {
@@ -23,10 +25,13 @@ export interface UsageTotals {
   promptTokens: number;
   completionTokens: number;
   costMicrodollars: number;
+  /** Of `requests`, those charged by the gateway's estimate (their tokens and cost are in the sums). */
+  estimatedRequests: number;
 }
 
 const TOTALS = `COUNT(*) AS requests, COALESCE(SUM(prompt_tokens), 0) AS promptTokens,
-  COALESCE(SUM(completion_tokens), 0) AS completionTokens, COALESCE(SUM(cost_microdollars), 0) AS costMicrodollars`;
+  COALESCE(SUM(completion_tokens), 0) AS completionTokens, COALESCE(SUM(cost_microdollars), 0) AS costMicrodollars,
+  COALESCE(SUM(estimated), 0) AS estimatedRequests`;
 
 /** The model usage ledger: append-only rows, aggregated on read. */
 export class UsageRepository {
@@ -36,12 +41,12 @@ export class UsageRepository {
   appendAll(records: readonly UsageRecord[]): void {
     const insert = this.db.prepare(
       `INSERT INTO llm_usage (at, user_id, username, runtime_id, endpoint, model, streamed, status, http_status,
-         prompt_tokens, completion_tokens, cost_microdollars, latency_ms)
+         prompt_tokens, completion_tokens, cost_microdollars, latency_ms, estimated)
        VALUES (@at, @userId, @username, @runtimeId, @endpoint, @model, @streamed, @status, @httpStatus,
-         @promptTokens, @completionTokens, @costMicrodollars, @latencyMs)`,
+         @promptTokens, @completionTokens, @costMicrodollars, @latencyMs, @estimated)`,
     );
     this.db.transaction(() => {
-      for (const record of records) insert.run({ ...record, streamed: record.streamed ? 1 : 0 });
+      for (const record of records) insert.run({ ...record, streamed: record.streamed ? 1 : 0, estimated: record.estimated ? 1 : 0 });
     })();
   }
 

@@ -4,22 +4,27 @@ import express, { Router, type ErrorRequestHandler, type Request, type Response 
 import type { UsageStatus } from '../../db/repositories/usageRepository';
 import type { Clock } from '../../lib/clock';
 import type { Logger } from '../../lib/logger';
-import type { GatewayCaller, ModelGateway } from '../../llm/modelGateway';
-import { SseUsageTap, usageOf, type TokenUsage } from '../../llm/sseUsage';
+import { UnpricedModel, UpstreamNotReached, type GatewayCaller, type ModelGateway } from '../../llm/modelGateway';
+import { fromUpstream, JsonUsageMeter, nothingCharged, partialCharge, reservationCharge, tokensOfBytes, type CallEstimate, type Charge } from '../../llm/metering';
+import { SseUsageTap } from '../../llm/sseUsage';
 import { LimitExceeded, type Admission } from '../../llm/modelLimits';
+import { OPENAI_ENDPOINTS, rebuildRequest, type OpenAiEndpoint } from './openAiRequest';
 
 export const LLM_PREFIX = '/llm/v1';
-const POST_ENDPOINTS = ['/chat/completions', '/completions', '/embeddings', '/responses'] as const;
-/** Non-streamed answers are read for their usage up to this size; larger ones pass unmetered. */
+const POST_ENDPOINTS = Object.keys(OPENAI_ENDPOINTS) as OpenAiEndpoint[];
+/**
+ * Non-streamed answers up to this size are parsed whole for their usage; larger ones are metered
+ * from the usage found in their first and last 64 KiB (JsonUsageMeter), else by their size.
+ */
 const METERED_BODY_LIMIT = 16 * 1024 ** 2;
 
 /** OpenAI's error shape, which OpenAI clients (and OpenClaw) turn into a readable message. */
-function openAiError(res: Response, status: number, type: string, code: string, message: string): void {
+function openAiError(res: Response, status: number, type: string, code: string, message: string, param?: string): void {
   if (res.headersSent) {
     res.destroy();
     return;
   }
-  res.status(status).json({ error: { message, type, code } });
+  res.status(status).json({ error: { message, type, code, ...(param !== undefined ? { param } : {}) } });
 }
 
 const CALLERS = new WeakMap<Request, GatewayCaller>();
@@ -30,9 +35,11 @@ const callerOf = (req: Request): GatewayCaller => {
 };
 
 /**
- * `/llm/v1`: the OpenAI-compatible gateway runtimes call with their own key. Bodies pass through
- * unchanged, except that a streamed chat request is asked for its usage (and that extra chunk is
- * removed again if the client did not ask for it). Every call leaves a ledger row.
+ * `/llm/v1`: the OpenAI-compatible gateway runtimes call with their own key. Request bodies are
+ * rebuilt from the OpenAI fields accepted per endpoint (openAiRequest.ts), a streamed chat is asked
+ * for its usage (that extra chunk is removed again if the client did not ask for it), and only the
+ * gateway's own headers go upstream, to a path the gateway picks. Every call leaves a ledger row
+ * and is charged: the upstream's usage, or a conservative estimate marked as such.
  */
 export function gatewayRouter(deps: { gateway: ModelGateway; clock: Clock; logger: Logger; bodyLimitBytes: number }): Router {
   const { gateway, clock, logger } = deps;
@@ -56,6 +63,10 @@ export function gatewayRouter(deps: { gateway: ModelGateway; clock: Clock; logge
     const catalog = gateway.catalogModels();
     if (catalog) {
       res.json({ object: 'list', data: catalog.map((m) => ({ id: m.id, object: 'model', created: 0, owned_by: 'clawloops' })) });
+      return;
+    }
+    if (gateway.allowedModels().length === 0) {
+      res.json({ object: 'list', data: [] });
       return;
     }
     const controller = abortOnClose(res);
@@ -89,32 +100,35 @@ export function gatewayRouter(deps: { gateway: ModelGateway; clock: Clock; logge
         openAiError(res, 400, 'invalid_request_error', 'invalid_body', 'The request body must be a JSON object.');
         return;
       }
-      const model = body.model;
-      if (typeof model !== 'string' || model === '') {
-        openAiError(res, 400, 'invalid_request_error', 'missing_model', 'The request must name a model.');
+      const rebuilt = rebuildRequest(endpoint, body, (model) => gateway.upstreamModel(model));
+      if (!rebuilt.ok) {
+        openAiError(res, 400, 'invalid_request_error', rebuilt.param === 'model' ? 'missing_model' : 'invalid_value', rebuilt.message, rebuilt.param);
         return;
       }
+      const { model, stream, clientWantsUsage, body: forwarded, estimate } = rebuilt.request;
       if (!gateway.allows(model)) {
-        openAiError(res, 404, 'invalid_request_error', 'model_not_found', `The model "${model.slice(0, 100)}" is not available here. Available: ${gateway.allowedModels().join(', ')}.`);
+        const available = gateway.allowedModels();
+        const message =
+          available.length > 0
+            ? `The model "${model.slice(0, 100)}" is not available here. Available: ${available.join(', ')}.`
+            : 'No models are offered on this ClawLoops yet: an administrator adds them to the model catalog (Admin → Models) or lists them in CLAWLOOPS_RUNTIME_MODELS.';
+        openAiError(res, 404, 'invalid_request_error', 'model_not_found', message);
         return;
       }
-      const streamed = body.stream === true;
-      const clientWantsUsage = (body.stream_options as { include_usage?: unknown } | undefined)?.include_usage === true;
-      // Metering needs the usage chunk; the Responses API sends usage in its final event anyway.
-      if (streamed && endpoint !== '/responses' && endpoint !== '/embeddings') {
-        body.stream_options = { ...(body.stream_options as object | undefined), include_usage: true };
-      }
-      const forwarded = Buffer.from(JSON.stringify({ ...body, model: gateway.upstreamModel(model) }));
       let admission: Admission;
       try {
-        admission = gateway.admit(caller, model, estimateTokens(forwarded, body));
+        admission = gateway.admit(caller, model, estimate);
       } catch (err) {
+        if (err instanceof UnpricedModel) {
+          openAiError(res, 403, 'invalid_request_error', 'model_unpriced', err.message);
+          return;
+        }
         if (!(err instanceof LimitExceeded)) throw err;
         res.setHeader('Retry-After', String(err.retryAfterSeconds));
         openAiError(res, 429, err.type, err.code, err.message);
         return;
       }
-      await relay({ gateway, clock, logger, req, res, caller, endpoint, model, streamed, stripUsageChunk: streamed && !clientWantsUsage, body: forwarded, admission });
+      await relay({ gateway, clock, logger, req, res, caller, endpoint, model, streamed: stream, stripUsageChunk: stream && !clientWantsUsage, body: forwarded, estimate, admission });
     });
   }
 
@@ -145,16 +159,27 @@ interface Relay {
   streamed: boolean;
   stripUsageChunk: boolean;
   body: Buffer;
+  estimate: CallEstimate;
   admission: Admission;
 }
 
-/** A request's tokens before it runs: ~4 bytes per prompt token, plus the completion it may ask for. */
-function estimateTokens(body: Buffer, parsed: Record<string, unknown>): number {
-  const cap = parsed.max_completion_tokens ?? parsed.max_tokens ?? parsed.max_output_tokens;
-  return Math.ceil(body.length / 4) + (typeof cap === 'number' && cap > 0 ? cap : 256);
+/**
+ * What a call that brought no usage is charged, after the upstream answered with `httpStatus`: a
+ * refusal (4xx) was never run, so it costs nothing; a failure (5xx) may have been, so its prompt
+ * is charged; an answer is charged its prompt and the completion tokens counted from what came.
+ */
+function withoutUsage(r: Relay, httpStatus: number, completionTokens: number): Charge {
+  if (httpStatus >= 500) return partialCharge(r.estimate, 0);
+  if (httpStatus >= 400) return nothingCharged;
+  return partialCharge(r.estimate, completionTokens);
 }
 
-/** Forwards one model call and streams the answer back, then writes its ledger row whatever happened. */
+/**
+ * Forwards one model call and streams the answer back, then settles it whatever happened: the
+ * upstream's usage when it came, else a conservative estimate (withoutUsage; the whole
+ * reservation when the call ended before any answer, or during a non-streamed one, since the
+ * upstream may have produced all of it by then).
+ */
 async function relay(r: Relay): Promise<void> {
   const started = r.clock.now();
   const controller = abortOnClose(r.res);
@@ -162,7 +187,7 @@ async function relay(r: Relay): Promise<void> {
   const timeoutMessage = `The model service did not finish answering within ${deadline.describe} (CLAWLOOPS_LLM_TIMEOUT).`;
   let status: UsageStatus = 'ok';
   let httpStatus: number | null = null;
-  let usage: TokenUsage | null = null;
+  let charge: Charge = reservationCharge(r.estimate);
   try {
     let upstream: IncomingMessage;
     try {
@@ -174,14 +199,16 @@ async function relay(r: Relay): Promise<void> {
         openAiError(r.res, 504, 'api_error', 'upstream_timeout', timeoutMessage);
       } else {
         status = 'unreachable';
+        if (err instanceof UpstreamNotReached) charge = nothingCharged;
         openAiError(r.res, 502, 'api_error', 'upstream_unreachable', `The model service could not be reached: ${(err as Error).message}`);
       }
       return;
     }
-    httpStatus = upstream.statusCode ?? 502;
-    if (httpStatus >= 400) status = 'upstream_error';
+    const answered = upstream.statusCode ?? 502;
+    httpStatus = answered;
+    if (answered >= 400) status = 'upstream_error';
     const contentType = upstream.headers['content-type'] ?? 'application/json';
-    r.res.status(httpStatus);
+    r.res.status(answered);
     r.res.setHeader('Content-Type', contentType);
     if (/text\/event-stream/.test(contentType)) {
       r.res.setHeader('Cache-Control', 'no-cache');
@@ -206,19 +233,16 @@ async function relay(r: Relay): Promise<void> {
           // The client's stream ends with an error event it can show, not a silent cut.
           if (!r.res.writableEnded) r.res.end(`data: ${JSON.stringify({ error })}\n\n`);
         }
+      } finally {
+        charge = tap.usage ? fromUpstream(tap.usage) : withoutUsage(r, answered, tap.streamedTokens);
       }
-      usage = tap.usage;
       return;
     }
     // A known length spares the client the chunked framing (and the response a second write).
     const length = upstream.headers['content-length'];
     if (length !== undefined) r.res.setHeader('Content-Length', length);
-    const chunks: Buffer[] = [];
-    let size = 0;
-    upstream.on('data', (chunk: Buffer) => {
-      size += chunk.length;
-      if (size <= METERED_BODY_LIMIT) chunks.push(chunk);
-    });
+    const meter = new JsonUsageMeter(METERED_BODY_LIMIT);
+    upstream.on('data', (chunk: Buffer) => meter.push(chunk));
     // Not a pipeline: an upstream failure must be told apart from a client that left, and a
     // pipeline would destroy the client's response (and so look like the client left).
     upstream.pipe(r.res);
@@ -229,29 +253,30 @@ async function relay(r: Relay): Promise<void> {
       else status = deadline.signal.aborted ? 'timeout' : 'upstream_error';
       // Headers went out with the upstream's status: all that is left is to cut the answer short.
       r.res.destroy();
+      // A non-streamed answer is produced before it is sent: the part that came says nothing of the rest.
+      charge = withoutUsage(r, answered, Math.max(r.estimate.completionTokens, tokensOfBytes(meter.size)));
       return;
     }
-    if (size <= METERED_BODY_LIMIT) {
-      try {
-        usage = usageOf(JSON.parse(Buffer.concat(chunks).toString('utf8')));
-      } catch {
-        // Not JSON: nothing to meter.
-      }
-    }
+    const usage = meter.usage();
+    // Embeddings generate no text: their vectors are not completion tokens, and the input is the prompt.
+    charge = usage ? fromUpstream(usage) : withoutUsage(r, answered, r.endpoint === '/embeddings' ? 0 : tokensOfBytes(meter.size));
   } finally {
-    r.admission.settle((usage?.promptTokens ?? 0) + (usage?.completionTokens ?? 0), r.gateway.costOf(r.model, usage));
-    r.gateway.record({
-      at: started,
-      userId: r.caller.userId,
-      username: r.caller.username,
-      runtimeId: r.caller.runtimeId,
-      endpoint: r.endpoint.slice(1),
-      model: r.model,
-      streamed: r.streamed,
-      status,
-      httpStatus,
-      latencyMs: r.clock.now() - started,
-    }, usage);
+    r.gateway.settle(
+      r.admission,
+      {
+        at: started,
+        userId: r.caller.userId,
+        username: r.caller.username,
+        runtimeId: r.caller.runtimeId,
+        endpoint: r.endpoint.slice(1),
+        model: r.model,
+        streamed: r.streamed,
+        status,
+        httpStatus,
+        latencyMs: r.clock.now() - started,
+      },
+      charge,
+    );
   }
 }
 

@@ -30,12 +30,13 @@ export function adminUsageRoutes(gateway: ModelGateway, now: () => number): Rout
       res.json(report);
       return;
     }
-    const header = ['kind', 'name', 'requests', 'prompt_tokens', 'completion_tokens', 'cost_usd'];
+    // estimated_requests: of the requests, those charged by the gateway's estimate (counted in the sums).
+    const header = ['kind', 'name', 'requests', 'prompt_tokens', 'completion_tokens', 'cost_usd', 'estimated_requests'];
     const usd = (micro: number) => (micro / 1e6).toFixed(6);
     const lines = [
       header.join(','),
-      ...report.perUser.map((r) => ['user', r.username, r.requests, r.promptTokens, r.completionTokens, usd(r.costMicrodollars)].map(csvField).join(',')),
-      ...report.perModel.map((r) => ['model', r.model, r.requests, r.promptTokens, r.completionTokens, usd(r.costMicrodollars)].map(csvField).join(',')),
+      ...report.perUser.map((r) => ['user', r.username, r.requests, r.promptTokens, r.completionTokens, usd(r.costMicrodollars), r.estimatedRequests].map(csvField).join(',')),
+      ...report.perModel.map((r) => ['model', r.model, r.requests, r.promptTokens, r.completionTokens, usd(r.costMicrodollars), r.estimatedRequests].map(csvField).join(',')),
     ];
     res.type('text/csv; charset=utf-8');
     res.attachment(`usage-${report.from.slice(0, 10)}-${report.to.slice(0, 10)}.csv`);

@@ -101,7 +101,7 @@ function UserModels({ userId }: { userId: string }) {
   const [saved, setSaved] = useState(false);
 
   const mine = usage.data?.perUser.find((row) => row.userId === userId);
-  const totals = mine ?? { requests: 0, promptTokens: 0, completionTokens: 0, costMicrodollars: 0 };
+  const totals = mine ?? { requests: 0, promptTokens: 0, completionTokens: 0, costMicrodollars: 0, estimatedRequests: 0 };
   const tokens = totals.promptTokens + totals.completionTokens;
   const effective = limits.data?.effective;
   const view = limits.data;

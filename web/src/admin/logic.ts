@@ -167,8 +167,9 @@ export function sumTotals(rows: readonly UsageTotals[]): UsageTotals {
       promptTokens: sum.promptTokens + r.promptTokens,
       completionTokens: sum.completionTokens + r.completionTokens,
       costMicrodollars: sum.costMicrodollars + r.costMicrodollars,
+      estimatedRequests: sum.estimatedRequests + r.estimatedRequests,
     }),
-    { requests: 0, promptTokens: 0, completionTokens: 0, costMicrodollars: 0 },
+    { requests: 0, promptTokens: 0, completionTokens: 0, costMicrodollars: 0, estimatedRequests: 0 },
   );
 }
 

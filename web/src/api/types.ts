@@ -154,6 +154,8 @@ export interface UsageTotals {
   promptTokens: number;
   completionTokens: number;
   costMicrodollars: number;
+  /** Of `requests`, those charged by the gateway's conservative estimate (included in the sums). */
+  estimatedRequests: number;
 }
 
 export interface ModelLimits {
