@@ -208,6 +208,10 @@ const envSchema = z.object({
     .string()
     .default('clawloops-auth@docker')
     .refine((v) => /^[A-Za-z0-9_-]{1,64}@[a-z]{1,32}$/.test(v), { message: 'must be a Traefik middleware reference like clawloops-auth@docker' }),
+  CLAWLOOPS_TRAEFIK_PLATFORM_SERVICE: z
+    .string()
+    .default('clawloops@docker')
+    .refine((v) => /^[A-Za-z0-9_-]{1,64}@[a-z]{1,32}$/.test(v), { message: 'must be a Traefik service reference like clawloops@docker' }),
   CLAWLOOPS_MODEL_GATEWAY_URL: z.string().optional(),
   CLAWLOOPS_RUNTIME_MODELS: z
     .string()
@@ -352,6 +356,7 @@ export function loadConfig(env: NodeJS.ProcessEnv, cwd: string = process.cwd()):
         entrypoint: e.CLAWLOOPS_TRAEFIK_ENTRYPOINT,
         certResolver: e.CLAWLOOPS_TRAEFIK_CERTRESOLVER || null,
         middleware: e.CLAWLOOPS_TRAEFIK_MIDDLEWARE,
+        platformService: e.CLAWLOOPS_TRAEFIK_PLATFORM_SERVICE,
       },
       modelGatewayUrl: modelGatewayUrl.replace(/\/+$/, ''),
       models: e.CLAWLOOPS_RUNTIME_MODELS,

@@ -32,8 +32,11 @@ export const workspaceAddresses = (settings: Pick<RuntimeSettings, 'addressing'>
 
 /**
  * Traefik's Docker provider reads these: one router for the workspace's host (or path), through
- * the forward-auth middleware, to OpenClaw's port on the runtime's own network. They live and
- * die with the container, so a stopped workspace has no route and falls to the catch-all.
+ * the forward-auth middleware, to OpenClaw's port on the runtime's own network; and one for the
+ * same address's WebSocket upgrades, to the control plane, which checks and proxies them itself
+ * so that ending a session can close them (a socket Traefik held would stay open). Its rule is
+ * longer, so Traefik's default priority (the rule's length) puts it first. They live and die
+ * with the container, so a stopped workspace has no route and falls to the catch-all.
  */
 export function traefikLabels(id: RuntimeIdentity, settings: Pick<RuntimeSettings, 'addressing' | 'traefik'>, networkName: string): Record<string, string> {
   const addresses = workspaceAddresses(settings);
@@ -49,6 +52,10 @@ export function traefikLabels(id: RuntimeIdentity, settings: Pick<RuntimeSetting
     [`traefik.http.routers.${name}.service`]: name,
     ...(settings.traefik.certResolver ? { [`traefik.http.routers.${name}.tls.certresolver`]: settings.traefik.certResolver } : {}),
     [`traefik.http.services.${name}.loadbalancer.server.port`]: String(OPENCLAW_PORT),
+    [`traefik.http.routers.${name}-ws.rule`]: `${rule} && HeaderRegexp(\`Upgrade\`, \`(?i)^websocket$\`)`,
+    [`traefik.http.routers.${name}-ws.entrypoints`]: settings.traefik.entrypoint,
+    [`traefik.http.routers.${name}-ws.service`]: settings.traefik.platformService,
+    ...(settings.traefik.certResolver ? { [`traefik.http.routers.${name}-ws.tls.certresolver`]: settings.traefik.certResolver } : {}),
   };
 }
 

@@ -9,6 +9,12 @@ export interface TraefikSettings {
   certResolver: string | null;
   /** The forward-auth middleware every runtime router uses, as Traefik names it (name@provider). */
   middleware: string;
+  /**
+   * The control plane's Traefik service (name@provider). Workspace WebSockets are routed to it, not
+   * to the runtime: the control plane then holds each socket and closes it when the session it was
+   * opened under ends, which it cannot do for a socket Traefik holds.
+   */
+  platformService: string;
 }
 
 /** How runtimes are built and run; parsed from the environment in config.ts. */

@@ -510,6 +510,20 @@ describe('forward-auth endpoint (requests shaped like Traefik ForwardAuth)', () 
     expect(missing.status).toBe(400);
   });
 
+  test("behind Traefik, WebSocket upgrades (routed to the control plane by the runtime's labels) are checked, proxied, and closed when the session ends", async () => {
+    await startRuntime('alice');
+    const cookie = await workspaceCookie('alice');
+    const anonymous = await rawUpgrade(port, { host: ALICE_HOST, path: '/ws', headers: { origin: 'http://alice.platform.test:8080' } });
+    expect(anonymous.status).toBe(401);
+    const ws = await rawUpgrade(port, { host: ALICE_HOST, path: '/ws', headers: { cookie, origin: 'http://alice.platform.test:8080' } });
+    expect(ws.status).toBe(101);
+    expect(seen.at(-1)?.headers['x-forwarded-user']).toBe('alice');
+    const closed = new Promise<void>((resolve) => ws.socket?.once('close', () => resolve()));
+    const logout = await rawRequest(port, { method: 'POST', host: PLATFORM_HOST, path: '/api/v1/auth/logout', headers: { cookie: users.alice?.cookie ?? '', origin: 'http://platform.test:8080' } });
+    expect(logout.status).toBe(204);
+    await closed;
+  });
+
   test('with Traefik routing, the control plane answers a workspace host only with the wake page (the catch-all route)', async () => {
     await startRuntime('alice');
     const cookie = await workspaceCookie('alice');

@@ -299,7 +299,7 @@ describeCompose('docker-compose.yml', () => {
     expect(config.runtime.idleStopMs).toBe(defaults.runtime.idleStopMs);
     expect(config.runtime.models).toEqual(defaults.runtime.models);
     expect(config.runtime.router).toBe('traefik');
-    expect(config.runtime.traefik).toEqual({ entrypoint: 'web', certResolver: null, middleware: 'clawloops-auth@docker' });
+    expect(config.runtime.traefik).toEqual({ entrypoint: 'web', certResolver: null, middleware: 'clawloops-auth@docker', platformService: 'clawloops@docker' });
   });
 
   test('with the https overlay (through COMPOSE_FILE in .env): 443, an https public URL, TLS routers and a redirect on port 80', () => {
@@ -332,7 +332,7 @@ describeCompose('docker-compose.yml', () => {
     const config = loadConfig({ ...e, CLAWLOOPS_DATA_DIR: '/data' });
     expect(config.publicUrl).toBe('https://claw.example.com');
     expect(config.secureCookies).toBe(true);
-    expect(config.runtime.traefik).toEqual({ entrypoint: 'websecure', certResolver: 'letsencrypt', middleware: 'clawloops-auth@docker' });
+    expect(config.runtime.traefik).toEqual({ entrypoint: 'websecure', certResolver: 'letsencrypt', middleware: 'clawloops-auth@docker', platformService: 'clawloops@docker' });
   });
 
   test('refuses to start without a required value, saying how to fix it', () => {

@@ -81,7 +81,11 @@ it("a runtime container's labels parse to one router for its host, through forwa
   expect(routing).toEqual({
     enabled: true,
     network: alice.network,
-    routers: { [name]: { rule: 'Host(`alice.claw.example.com`)', entrypoints: 'web', middlewares: 'clawloops-auth@docker', service: name } },
+    routers: {
+      [name]: { rule: 'Host(`alice.claw.example.com`)', entrypoints: 'web', middlewares: 'clawloops-auth@docker', service: name },
+      // WebSocket upgrades go to the control plane's service (docker-compose.yml), which checks and proxies them.
+      [`${name}-ws`]: { rule: 'Host(`alice.claw.example.com`) && HeaderRegexp(`Upgrade`, `(?i)^websocket$`)', entrypoints: 'web', service: 'clawloops@docker' },
+    },
     services: { [name]: { 'loadbalancer.server.port': '18789' } },
   });
   // Traefik's constraint selects the installation's containers by this label.

@@ -25,7 +25,7 @@ const settings: RuntimeSettings = {
   idleStopMs: 0,
   addressing: { mode: 'host', domain: 'claw.example.com', platformOrigin: 'https://claw.example.com' },
   router: 'builtin',
-  traefik: { entrypoint: 'web', certResolver: null, middleware: 'clawloops-auth@docker' },
+  traefik: { entrypoint: 'web', certResolver: null, middleware: 'clawloops-auth@docker', platformService: 'clawloops@docker' },
   modelGatewayUrl: 'http://clawloops:8080/llm/v1',
   models: ['gpt-4o'],
   modelDetails: {},

@@ -15,7 +15,7 @@ const settings: RuntimeSettings = {
   idleStopMs: 0,
   addressing: { mode: 'host', domain: 'claw.example.com', platformOrigin: 'https://claw.example.com' },
   router: 'builtin',
-  traefik: { entrypoint: 'web', certResolver: null, middleware: 'clawloops-auth@docker' },
+  traefik: { entrypoint: 'web', certResolver: null, middleware: 'clawloops-auth@docker', platformService: 'clawloops@docker' },
   modelGatewayUrl: 'http://clawloops:8080/llm/v1',
   models: ['gpt-4o', 'claude-sonnet'],
   modelDetails: {},
@@ -155,7 +155,7 @@ describe('workspace routing', () => {
   });
 
   test('host mode: the runtime carries one Traefik router for its host, through forward-auth, to port 18789 on its own network', () => {
-    const { spec } = renderRuntime(id, { ...traefik, traefik: { entrypoint: 'websecure', certResolver: 'letsencrypt', middleware: 'clawloops-auth@docker' } }, network, secrets);
+    const { spec } = renderRuntime(id, { ...traefik, traefik: { entrypoint: 'websecure', certResolver: 'letsencrypt', middleware: 'clawloops-auth@docker', platformService: 'clawloops@docker' } }, network, secrets);
     const router = `clawloops-rt-${id.runtimeId}`;
     expect(spec.labels).toMatchObject({
       'traefik.enable': 'true',
@@ -167,6 +167,20 @@ describe('workspace routing', () => {
       [`traefik.http.routers.${router}.tls.certresolver`]: 'letsencrypt',
       [`traefik.http.services.${router}.loadbalancer.server.port`]: '18789',
     });
+  });
+
+  test("its WebSocket upgrades are routed to the control plane's service, which holds them and closes them when their session ends", () => {
+    const { spec } = renderRuntime(id, { ...traefik, traefik: { entrypoint: 'websecure', certResolver: 'letsencrypt', middleware: 'clawloops-auth@docker', platformService: 'clawloops@docker' } }, network, secrets);
+    const ws = `clawloops-rt-${id.runtimeId}-ws`;
+    expect(spec.labels).toMatchObject({
+      [`traefik.http.routers.${ws}.rule`]: 'Host(`alice.claw.example.com`) && HeaderRegexp(`Upgrade`, `(?i)^websocket$`)',
+      [`traefik.http.routers.${ws}.entrypoints`]: 'websecure',
+      [`traefik.http.routers.${ws}.service`]: 'clawloops@docker',
+      [`traefik.http.routers.${ws}.tls.certresolver`]: 'letsencrypt',
+    });
+    // Longer than the plain router's rule: Traefik's default priority (rule length) tries it first.
+    expect(spec.labels[`traefik.http.routers.${ws}.rule`]?.length).toBeGreaterThan(spec.labels[`traefik.http.routers.clawloops-rt-${id.runtimeId}.rule`]?.length ?? 0);
+    expect(spec.labels[`traefik.http.routers.${ws}.middlewares`]).toBeUndefined();
   });
 
   test('path mode: the router matches /w/<user>/ on the platform host and OpenClaw serves under that base path', () => {

@@ -185,7 +185,9 @@ export function createWorkspaceRouter(deps: WorkspaceRouterDeps): WorkspaceRoute
       return refuseUpgrade(socket, status, decision.kind === 'denied' ? decision.code : 'WORKSPACE_SIGN_IN_REQUIRED', 'Open this workspace from the platform to sign in.');
     }
     const route = manager.routeForUser(decision.user.id);
-    if (decision.reserved !== null || !route.address || !route.runtimeId || deps.mode !== 'builtin') {
+    // Behind Traefik too: the runtimes' labels route WebSocket upgrades here, so that the sockets
+    // are ours to close when their session ends.
+    if (decision.reserved !== null || !route.address || !route.runtimeId) {
       return refuseUpgrade(socket, 503, 'WORKSPACE_NOT_RUNNING', 'This workspace is not running.');
     }
     const runtimeId = route.runtimeId;
