@@ -11,7 +11,7 @@ import type TestAgent from 'supertest/lib/agent';
 import { pack } from 'tar-stream';
 import { STRONG_PASSWORD } from '../support/harness';
 import { signInCookie } from '../support/hostClient';
-import { engineHarness, eventually, newInstanceId, sweep, withDiagnostics, type EngineHarness } from '../support/engine';
+import { engineHarness, eventually, newInstanceId, tearDown, withDiagnostics, type EngineHarness } from '../support/engine';
 
 jest.setTimeout(120_000);
 
@@ -102,9 +102,7 @@ beforeAll(async () => {
 afterAll(async () => {
   server.closeAllConnections();
   server.close();
-  await h.platform.fileHosts.removeAll();
-  h.close();
-  await sweep(instance);
+  await tearDown(h);
 });
 
 afterEach(async () => {

@@ -13,7 +13,7 @@ import { LABELS } from '../../src/docker/runtimeBackend';
 import { TAR_END, tarHeader, tarPadding } from '../../src/files/tarFraming';
 import { errorCode, STRONG_PASSWORD } from '../support/harness';
 import { signInCookie } from '../support/hostClient';
-import { docker, engineHarness, eventually, newInstanceId, sweep, volumeEntries, withDiagnostics, type EngineHarness, type VolumeEntry } from '../support/engine';
+import { docker, engineHarness, eventually, newInstanceId, tearDown, volumeEntries, withDiagnostics, type EngineHarness, type VolumeEntry } from '../support/engine';
 
 jest.setTimeout(120_000);
 
@@ -109,13 +109,7 @@ beforeAll(async () => {
   expect(honest.status).toBe(201);
 });
 
-afterAll(async () => {
-  h.platform.watcher.close();
-  await h.platform.runtimes.drain(30_000);
-  await h.platform.fileHosts.removeAll();
-  h.close();
-  await sweep(instance);
-});
+afterAll(() => tearDown(h));
 
 describe('upload framing integrity: a refused upload leaves exactly the previous content', () => {
   // The announced size is a multiple of 512, so the surplus starts exactly where the engine would read the next header.

@@ -13,7 +13,7 @@ import { MAX_LOG_LINE_BYTES } from '../../src/docker/logLines';
 import { STRONG_PASSWORD } from '../support/harness';
 import { signInCookie } from '../support/hostClient';
 import { SseParser } from '../support/sseParser';
-import { engineHarness, eventually, execIn, newInstanceId, sweep, withDiagnostics, type EngineHarness } from '../support/engine';
+import { engineHarness, eventually, execIn, newInstanceId, tearDown, withDiagnostics, type EngineHarness } from '../support/engine';
 
 jest.setTimeout(180_000);
 
@@ -57,12 +57,9 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  h.platform.streams.endAll('test over');
   server.closeAllConnections();
   server.close();
-  await h.platform.runtimes.drain(30_000);
-  h.close();
-  await sweep(instance);
+  await tearDown(h);
 });
 
 describe('log streams hold a bounded amount whatever the runtime writes', () => {

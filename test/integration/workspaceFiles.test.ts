@@ -15,7 +15,7 @@ import type TestAgent from 'supertest/lib/agent';
 import { LABELS } from '../../src/docker/runtimeBackend';
 import { errorCode, STRONG_PASSWORD } from '../support/harness';
 import { signInCookie } from '../support/hostClient';
-import { docker, engineHarness, eventually, execIn, newInstanceId, sweep, withDiagnostics, type EngineHarness } from '../support/engine';
+import { docker, engineHarness, eventually, execIn, newInstanceId, tearDown, withDiagnostics, type EngineHarness } from '../support/engine';
 
 jest.setTimeout(120_000);
 
@@ -126,13 +126,7 @@ beforeAll(async () => {
   ({ client: bob, userId: bobId } = await h.createMember(admin, 'bob'));
 });
 
-afterAll(async () => {
-  h.platform.watcher.close();
-  await h.platform.runtimes.drain(30_000);
-  await h.platform.fileHosts.removeAll();
-  h.close();
-  await sweep(instance);
-});
+afterAll(() => tearDown(h));
 
 describe('round trips (running runtime)', () => {
   beforeAll(async () => {

@@ -262,3 +262,13 @@ export async function volumeEntries(volume: string, instance: string): Promise<V
     await container.remove({ force: true }).catch(() => undefined);
   }
 }
+
+/** The end of an engine test file: no watcher, no operation in flight, no helper, no stream, nothing of the run left on the engine. */
+export async function tearDown(h: EngineHarness): Promise<void> {
+  h.platform.watcher.close();
+  h.platform.streams.endAll('test over');
+  await h.platform.runtimes.drain(30_000);
+  await h.platform.fileHosts.removeAll();
+  h.close();
+  await sweep(h.instance);
+}

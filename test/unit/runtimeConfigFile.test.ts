@@ -9,29 +9,11 @@ import { Readable } from 'node:stream';
 import { renderRuntime } from '../../src/runtime/containerSpec';
 import { MAX_CONFIG_BYTES } from '../../src/runtime/memberConfig';
 import { ConfigReadError, writeRuntimeConfig } from '../../src/runtime/runtimeConfigFile';
-import { DEFAULT_RUNTIME_COMMAND, DEFAULT_RUNTIME_IMAGE, type RuntimeSettings } from '../../src/runtime/runtimeSettings';
+import type { RuntimeSettings } from '../../src/runtime/runtimeSettings';
+import { runtimeSettingsFixture } from '../support/runtimeFixtures';
 import { FakeRuntimeBackend, type VolumeNode } from '../support/fakeRuntimeBackend';
 
-const settings: RuntimeSettings = {
-  image: DEFAULT_RUNTIME_IMAGE,
-  command: DEFAULT_RUNTIME_COMMAND,
-  workingDir: '/app',
-  memoryBytes: 2 * 1024 ** 3,
-  nanoCpus: 2e9,
-  pidsLimit: 512,
-  readyTimeoutMs: 180_000,
-  stopTimeoutSeconds: 10,
-  maxParallelOperations: 4,
-  idleStopMs: 0,
-  addressing: { mode: 'host', domain: 'claw.example.com', platformOrigin: 'https://claw.example.com' },
-  router: 'builtin',
-  traefik: { entrypoint: 'web', certResolver: null, middleware: 'clawloops-auth@docker', platformService: 'clawloops@docker' },
-  modelGatewayUrl: 'http://clawloops:8080/llm/v1',
-  models: ['gpt-4o'],
-  modelDetails: {},
-  controlPlaneContainer: null,
-  crashLoop: { maxExits: 3, windowMs: 300_000 },
-};
+const settings: RuntimeSettings = runtimeSettingsFixture();
 const rendered = renderRuntime({ runtimeId: 'r1', userId: 'u1', username: 'alice' }, settings, { subnet: '10.213.0.32/27' }, { gatewayPassword: 'p'.repeat(20), modelKey: 'k'.repeat(20) });
 const NOW = Date.parse('2026-12-06T02:15:31.123Z');
 const ASIDE = 'openclaw.json.broken-2026-12-06T02-15-31Z';

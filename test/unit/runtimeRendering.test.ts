@@ -1,27 +1,9 @@
 import { LABELS } from '../../src/docker/runtimeBackend';
 import { containerName, renderRuntime, runtimeNames } from '../../src/runtime/containerSpec';
-import { DEFAULT_RUNTIME_COMMAND, DEFAULT_RUNTIME_IMAGE, type RuntimeSettings } from '../../src/runtime/runtimeSettings';
+import { DEFAULT_RUNTIME_IMAGE, type RuntimeSettings } from '../../src/runtime/runtimeSettings';
+import { runtimeSettingsFixture } from '../support/runtimeFixtures';
 
-const settings: RuntimeSettings = {
-  image: DEFAULT_RUNTIME_IMAGE,
-  command: DEFAULT_RUNTIME_COMMAND,
-  workingDir: '/app',
-  memoryBytes: 2 * 1024 ** 3,
-  nanoCpus: 2e9,
-  pidsLimit: 512,
-  readyTimeoutMs: 180_000,
-  stopTimeoutSeconds: 10,
-  maxParallelOperations: 4,
-  idleStopMs: 0,
-  addressing: { mode: 'host', domain: 'claw.example.com', platformOrigin: 'https://claw.example.com' },
-  router: 'builtin',
-  traefik: { entrypoint: 'web', certResolver: null, middleware: 'clawloops-auth@docker', platformService: 'clawloops@docker' },
-  modelGatewayUrl: 'http://clawloops:8080/llm/v1',
-  models: ['gpt-4o', 'claude-sonnet'],
-  modelDetails: {},
-  controlPlaneContainer: null,
-  crashLoop: { maxExits: 3, windowMs: 300_000 },
-};
+const settings: RuntimeSettings = runtimeSettingsFixture({ models: ['gpt-4o', 'claude-sonnet'] });
 const id = { runtimeId: '0b7f3c1e-1111-4222-8333-444455556666', userId: 'user-1', username: 'alice' };
 const network = { subnet: '10.213.0.32/27' };
 const secrets = { gatewayPassword: 'gw-secret-value-1234567890', modelKey: 'model-key-value-1234567890' };
