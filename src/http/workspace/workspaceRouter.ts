@@ -21,7 +21,10 @@ export interface WorkspaceRouterDeps extends RuntimeRouteDeps {
   addresses: WorkspaceAddresses;
   /** Where proxied WebSockets and requests are registered, so the end of their session ends them. */
   connections: LiveConnections;
-  /** builtin: the control plane proxies workspace traffic itself; traefik: Traefik does, and the control plane only answers the catch-all. */
+  /**
+   * builtin: the control plane proxies workspace traffic itself; traefik: Traefik does, and the
+   * control plane answers the catch-all and proxies WebSocket upgrades (routed here by the runtimes' labels).
+   */
   mode: RouterMode;
   platformOrigin: string;
   logger: Logger;
