@@ -170,6 +170,24 @@ describe('spooled uploads (no manifest) are bounded before their bytes are writt
   });
 });
 
+describe('an upload\'s manifest', () => {
+  it('is parsed once per request, not once per file part (it may list 100,000 entries)', async () => {
+    const files = Array.from({ length: 40 }, (_, i) => ({ path: `many/f${i}.txt`, content: Buffer.from(`file ${i}`) }));
+    const manifest = JSON.stringify(files.map((f) => ({ path: f.path, size: f.content.length })));
+    const parse = jest.spyOn(JSON, 'parse');
+    try {
+      let req = alice.post('/api/v1/files/upload').field('manifest', manifest);
+      for (const f of files) req = req.attach('files', f.content, { filename: 'named-by-the-manifest' });
+      const res = await req;
+      expect(res.status).toBe(201);
+      expect(parse.mock.calls.filter(([text]) => text === manifest)).toHaveLength(1);
+    } finally {
+      parse.mockRestore();
+    }
+    await alice.delete('/api/v1/files?path=many&recursive=1').expect(200);
+  });
+});
+
 describe('concurrent imports reserve their declared bytes', () => {
   it('two imports that fit the quota alone but not together: the second is refused as soon as its header arrives', async () => {
     const size = 25 * MIB;
