@@ -59,8 +59,9 @@ export async function request<T>(method: Method, path: string, options: RequestO
   }
   if (!res.ok) {
     const error = await errorOf(res);
-    // The session ended (signed out elsewhere, expired, account disabled): the app returns to sign-in.
-    if (res.status === 401 && path !== '/auth/login' && !path.startsWith('/setup') && !path.startsWith('/invitations/')) {
+    // The session ended (signed out elsewhere, expired, account disabled), or the server refused two
+    // session cookies at once and cleared both (one was planted): the app returns to sign-in.
+    if ((res.status === 401 || error.code === 'SESSION_COOKIE_CONFLICT') && path !== '/auth/login' && !path.startsWith('/setup') && !path.startsWith('/invitations/')) {
       window.dispatchEvent(new CustomEvent(SESSION_ENDED, { detail: error.message }));
     }
     throw error;

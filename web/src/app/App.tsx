@@ -39,6 +39,8 @@ export function App() {
       setBoot({ kind: 'signedIn', user });
     } catch (err) {
       if (err instanceof ApiError && err.status === 401) setBoot({ kind: 'signedOut', notice: null });
+      // Both session cookies were cleared by the server: sign in again, saying why.
+      else if (err instanceof ApiError && err.code === 'SESSION_COOKIE_CONFLICT') setBoot({ kind: 'signedOut', notice: t('login.cookieConflict') });
       else setBoot({ kind: 'failed', error: err });
     }
   }, []);

@@ -44,6 +44,7 @@ export const coreEn = {
   'login.submit': 'Sign in',
   'login.signedOut': 'You are signed out.',
   'login.sessionEnded': 'Your session ended (signed out elsewhere, expired, or the account was changed by an administrator). Sign in again.',
+  'login.cookieConflict': 'This browser sent two session cookies for this site; one may have been set by a page of another host of this domain. Both were cleared: sign in again.',
   'invite.title': 'Accept your invitation',
   'invite.intro': 'You are invited as {role}. The link works until {expires}.',
   'invite.signedInAs': 'You are signed in as {name}. Accepting creates a new account and signs you in as it.',

@@ -44,6 +44,7 @@ const coreZh: Record<keyof typeof coreEn, string> = {
   'login.submit': '登录',
   'login.signedOut': '您已退出登录。',
   'login.sessionEnded': '您的会话已结束（在别处退出、已过期，或账户被管理员更改）。请重新登录。',
+  'login.cookieConflict': '此浏览器为本站发送了两个会话 Cookie，其中一个可能是本域名下其他主机的页面设置的。两者均已清除，请重新登录。',
   'invite.title': '接受邀请',
   'invite.intro': '您被邀请成为{role}。链接有效期至 {expires}。',
   'invite.signedInAs': '您当前以 {name} 登录。接受邀请将创建新账户并以其身份登录。',
