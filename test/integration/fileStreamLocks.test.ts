@@ -6,8 +6,9 @@
  * stopping or removing that container waits. The platform inspects runtimes in shared places (the
  * runtime watcher's single event queue, the few lifecycle slots every user's start waits for), so
  * a download nobody reads or an upload that stalls must not run through the runtime: transfers go
- * through the user's file helper. Removing a helper (a purge) cuts its streams first, and a stream
- * whose client went quiet is cut after the idle bound, so not even the helper stays locked.
+ * through the user's file helper, and listing every managed container (the watcher's reconcile)
+ * does not inspect helpers. Removing a helper (a purge) cuts its streams first, and a stream whose
+ * client went quiet is cut after the idle bound, so not even the helper stays locked.
  *
  * On code where a stream does hold the lock, the waits below would never end; each test lets go
  * of its stream after HOLD_AT_MOST_MS and then fails on "completed while the stream was held".
@@ -229,7 +230,7 @@ async function uploadBig(member: Member, name: string): Promise<Buffer> {
 }
 
 describe('a stream nobody reads or feeds holds no runtime (idle bound at its default)', () => {
-  const p = platformFor({}, ['alice', 'bob', 'carol']);
+  const p = platformFor({}, ['alice', 'bob', 'carol', 'erin']);
   const it = on(p);
 
   it('a download nobody reads holds neither its runtime\'s inspect nor a stop through the API, and still brings every byte afterwards', async () => {
@@ -296,6 +297,16 @@ describe('a stream nobody reads or feeds holds no runtime (idle bound at its def
     expect(await download.readRest()).toMatchObject({ complete: false });
     const helpers = await docker.listContainers({ all: true, filters: JSON.stringify({ label: [`${LABELS.instance}=${p.instance}`, `${LABELS.role}=files`, `${LABELS.userId}=${carol.userId}`] }) });
     expect(helpers).toEqual([]);
+  });
+
+  it('the watcher\'s reconcile, which lists every managed container, completes while a download nobody reads holds a helper', async () => {
+    const erin = p.members.erin!;
+    await uploadBig(erin, 'big.bin');
+    const download = await holdDownload(p.server, erin.cookie, 'big.bin');
+    expect(download.status).toBe(200);
+    const reconciled = await whileHeld(download, () => p.h.platform.watcher.reconcile());
+    expect(reconciled.whileHeld).toBe(true);
+    expect(reconciled.result).toMatchObject({ orphanContainersRemoved: 0 });
   });
 });
 
