@@ -1,6 +1,9 @@
 /**
  * Workspace files: what the file manager API costs next to the Docker archive API it is built on,
- * each figure next to a baseline measured in the same run, in the same container, interleaved.
+ * each figure next to a baseline measured in the same run, on the same volume, interleaved. API
+ * transfers go through the member's file helper (a second container on the runtime's volume: the
+ * file manager never streams through the runtime itself); the raw baseline goes straight into the
+ * running runtime container.
  *
  *   One member with a running stand-in runtime (clawloops/runtime-standin:1, the product's default
  *   memory and CPUs), files limits raised through the environment (quota 64 GiB, 8 GiB per file,
@@ -34,6 +37,9 @@
  *       first byte; CPU of the control plane, of the client, of dockerd (with its waited-for
  *       children, e.g. the docker-untar that unpacks a putArchive) and of the whole machine, also
  *       as machine CPU-seconds per GB moved
+ *     - the first transfer with no file helper: a 1 MiB API upload right after the helper was
+ *       removed (so it starts one, as the first transfer after a minute without any does), median
+ *       of 3, next to the warm 1 MiB upload
  *   part "list": GET /api/v1/files?path=list-small (BENCH_LIST_ENTRIES empty files, 10,000) vs
  *   list-big (as many files of ~1 GiB apparent size in all, sparse: made by a `node` exec'd in the
  *   runtime as uid 1000 with fs.truncateSync), BENCH_LIST_SAMPLES listings each (10) alternating,
@@ -78,6 +84,7 @@ const WARMUP_BYTES = MiB;
 const READ_CHUNK = MiB;
 const RSS_EVERY_MS = 50;
 const SMALL_SAMPLES = 5;
+const COLD_SAMPLES = 3;
 /** What a socket read gives the server, hence what its multipart parser passes on to putArchive. */
 const SERVER_CHUNK = 64 * 1024;
 const RSS_TARGET = 64 * MiB;
@@ -540,7 +547,7 @@ async function transferPart(s: Setup, summary: Summary): Promise<void> {
     raw: (size: number, p: string): Task => ({ kind: 'raw-download', containerId: s.containerId, path: p, size }),
   };
 
-  console.log(`\n## Transfer: a ${mib(FILE_BYTES)} file through the API vs the Docker archive API, same container (${await machineNote()})`);
+  console.log(`\n## Transfer: a ${mib(FILE_BYTES)} file through the API (file helper) vs the Docker archive API (runtime container), same volume (${await machineNote()})`);
   console.log(`source: ${s.sourceFile} (${mib(FILE_BYTES)}, written in ${ms(madeMs)}; read from the page cache by every upload); API: ${API_DIR}/big.bin under ${FILES_ROOT}; raw: ${rawPath}`);
 
   // Unmeasured warm-up: folders created, code paths loaded, connections to the engine opened.
@@ -555,6 +562,13 @@ async function transferPart(s: Setup, summary: Summary): Promise<void> {
     small.rawUp.push((await s.client.run<Transfer>(up.raw(WARMUP_BYTES, 'raw-warm.bin'))).ms);
     small.apiDown.push((await s.client.run<Transfer>(down.api(WARMUP_BYTES, `${API_DIR}/warm.bin`))).ms);
     small.rawDown.push((await s.client.run<Transfer>(down.raw(WARMUP_BYTES, `${RAW_DIR}/raw-warm.bin`))).ms);
+  }
+  // The first transfer after the member's file helper went away starts one.
+  const { runtimeId } = s.bench.platform.runtimes.fileTarget(s.member.userId);
+  const cold: number[] = [];
+  for (let i = 0; i < COLD_SAMPLES; i++) {
+    await s.bench.platform.fileHosts.removeForRuntime(runtimeId);
+    cold.push((await s.client.run<Transfer>(up.api(WARMUP_BYTES, 'warm.bin'))).ms);
   }
 
   const runs = { apiUp: [] as Measured[], rawUp: [] as Measured[], apiDown: [] as Measured[], rawDown: [] as Measured[] };
@@ -648,6 +662,7 @@ async function transferPart(s: Setup, summary: Summary): Promise<void> {
     `upload ${mib(FILE_BYTES)}: API ${fixed(median(runs.apiUp.map(mbps)))} MB/s vs raw putArchive ${fixed(median(runs.rawUp.map(mbps)))} MB/s = ${ratio(upRatio, 1)} (target ≥ ${RATIO_TARGET}: ${met(upRatio >= RATIO_TARGET)}); without the manifest (spooled) ${fixed(mbps(spooled))} MB/s = ${ratio(mbps(spooled), median(runs.rawUp.map(mbps)))}; raw with ${SERVER_CHUNK / 1024} KiB writes ${fixed(mbps(rawSmallWrites))} MB/s = ${ratio(mbps(rawSmallWrites), median(runs.rawUp.map(mbps)))}`,
     `download ${mib(FILE_BYTES)}: API ${fixed(median(runs.apiDown.map(mbps)))} MB/s vs raw getArchive ${fixed(median(runs.rawDown.map(mbps)))} MB/s = ${ratio(downRatio, 1)} (target ≥ ${RATIO_TARGET}: ${met(downRatio >= RATIO_TARGET)})`,
     `control-plane RSS growth, peak over the value before: upload ${signedMib(maxUp)}, download ${signedMib(maxDown)} (worst round; target < ${mib(RSS_TARGET)}: ${met(Math.max(maxUp, maxDown) < RSS_TARGET)}); spooled upload ${signedMib(growth(spooled.rss))}; noise floor during raw transfers ${signedMib(floor)}`,
+    `first transfer with no file helper (it starts one): ${mib(WARMUP_BYTES)} API upload ${ms(median(cold))} (median of ${COLD_SAMPLES}: ${cold.map(ms).join(', ')}) vs ${ms(median(small.apiUp))} warm: the helper start adds ~${ms(median(cold) - median(small.apiUp))}`,
   );
 }
 

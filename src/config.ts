@@ -238,6 +238,7 @@ const envSchema = z.object({
   CLAWLOOPS_FILES_IMPORT_MAX_ENTRIES: intVar(100_000, 1, 10_000_000),
   CLAWLOOPS_FILES_SPOOL_LIMIT: sizeVar('4gb', 1024 ** 2, '4gb or 500mb'),
   CLAWLOOPS_FILES_SPOOL_MIN_FREE: sizeVar('1gb', 0, '1gb or 500mb'),
+  CLAWLOOPS_FILES_STREAM_IDLE_TIMEOUT: durationVar('2m', 1_000),
   CLAWLOOPS_LLM_UPSTREAM_URL: z
     .string()
     .default('')
@@ -377,6 +378,7 @@ export function loadConfig(env: NodeJS.ProcessEnv, cwd: string = process.cwd()):
       spoolDir: path.join(dataDir, 'upload-spool'),
       spoolMaxBytes: e.CLAWLOOPS_FILES_SPOOL_LIMIT,
       spoolMinFreeBytes: e.CLAWLOOPS_FILES_SPOOL_MIN_FREE,
+      streamIdleMs: e.CLAWLOOPS_FILES_STREAM_IDLE_TIMEOUT,
     },
     llm: {
       upstreamUrl: e.CLAWLOOPS_LLM_UPSTREAM_URL ? e.CLAWLOOPS_LLM_UPSTREAM_URL.replace(/\/+$/, '') : null,

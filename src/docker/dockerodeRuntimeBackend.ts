@@ -22,6 +22,8 @@ import { DEFAULT_SUBNET_POOL, nextFreeSubnet, poolCapacity, type SubnetPool, upp
 import { DockerLogLines } from './logLines';
 
 const MS_TO_NS = 1_000_000;
+/** The role label of a runtime container (ownerLabels in runtime/containerSpec.ts). */
+const RUNTIME_ROLE = 'runtime';
 
 function statusCode(err: unknown): number | undefined {
   return typeof err === 'object' && err !== null && 'statusCode' in err ? Number((err as { statusCode: unknown }).statusCode) : undefined;
@@ -79,6 +81,30 @@ function snapshotOf(info: Docker.ContainerInspectInfo): ContainerSnapshot {
   };
 }
 
+/** What the engine's container list tells (no lock taken): no health, exit code, restarts or limits. */
+function listedSnapshot(c: Docker.ContainerInfo): ContainerSnapshot {
+  const addresses: Record<string, string> = {};
+  for (const [name, net] of Object.entries(c.NetworkSettings?.Networks ?? {})) if (net.IPAddress) addresses[name] = net.IPAddress;
+  return {
+    id: c.Id,
+    name: (c.Names[0] ?? '').replace(/^\//, ''),
+    image: c.Image,
+    labels: c.Labels ?? {},
+    status: c.State as ContainerStatus,
+    health: null,
+    exitCode: null,
+    oomKilled: false,
+    restartCount: 0,
+    error: null,
+    createdAt: c.Created ? c.Created * 1000 : null,
+    startedAt: null,
+    finishedAt: null,
+    addresses,
+    memoryLimitBytes: 0,
+    nanoCpus: 0,
+    pidsLimit: null,
+  };
+}
 
 export class DockerodeRuntimeBackend implements RuntimeBackend {
   /**
@@ -430,7 +456,10 @@ export class DockerodeRuntimeBackend implements RuntimeBackend {
 
   async listManagedContainers(): Promise<ContainerSnapshot[]> {
     const list = await this.docker.listContainers({ all: true, filters: this.managedFilter() });
-    const snapshots = await Promise.all(list.map((c) => this.inspectContainer(c.Id)));
+    // Only runtimes are inspected. Inspect waits for the container's lock, which the engine holds
+    // for the whole of an archive stream, and file helpers carry streams paced by a member's
+    // client: one stalled download must not hold up a listing every user's state depends on.
+    const snapshots = await Promise.all(list.map((c) => (c.Labels?.[LABELS.role] === RUNTIME_ROLE ? this.inspectContainer(c.Id) : listedSnapshot(c))));
     return snapshots.filter((s): s is ContainerSnapshot => s !== null);
   }
 

@@ -170,7 +170,9 @@ export interface RuntimeBackend {
   exec(containerId: string, command: string[], options: { user: string; stdin: string; maxOutputBytes: number; timeoutMs: number }): Promise<ExecResult>;
   /**
    * Streams a tar archive into the existing folder `dir` of a container, running or stopped
-   * (Docker's archive API). Rejects when the engine refuses it or `archive` fails.
+   * (Docker's archive API). Rejects when the engine refuses it or `archive` fails. The engine
+   * holds the container's lock until the archive ends (a getArchive: until it has been read to
+   * the end or dropped): inspecting, exec'ing into, stopping or removing it waits meanwhile.
    */
   putArchive(containerId: string, dir: string, archive: Readable, signal?: AbortSignal): Promise<void>;
   /** A tar stream of `path` (the entry itself, links not followed) from a running or stopped container; null when it does not exist. */
@@ -180,6 +182,11 @@ export interface RuntimeBackend {
   removeContainer(id: string): Promise<void>;
   /** null when the container does not exist. */
   inspectContainer(id: string): Promise<ContainerSnapshot | null>;
+  /**
+   * Every container of this installation. Runtimes are inspected; the others (file helpers) are
+   * described from the engine's list alone (no health, exit code, restart count or limits), since
+   * inspecting waits for a lock that an archive stream may hold.
+   */
   listManagedContainers(): Promise<ContainerSnapshot[]>;
 
   /** Calls `onEvent` for every event of a managed container; `onEnd` once when the stream drops. */

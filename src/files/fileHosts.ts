@@ -13,18 +13,32 @@ export interface RuntimeFileTargets {
   fileTarget(userId: string): { runtimeId: string; username: string; runningContainerId: string | null };
 }
 
+/**
+ * What a lease is for. `exec`: short agent commands (list, stat, usage, mkdir, move, delete),
+ * paced by the control plane. `stream`: anything that calls the engine's archive API (uploads,
+ * text saves, imports, downloads, exports), paced by a member's client.
+ */
+export type FileHostUse = 'exec' | 'stream';
+
 /** A container that has the user's volume mounted and accepts exec; release it when done. */
 export interface FileHostLease {
   containerId: string;
   runtimeId: string;
   username: string;
+  /**
+   * Aborted when the container is about to be removed (its runtime purged, the control plane
+   * shutting down): every archive stream through this lease must stop at once. That also ends
+   * the engine's hold on the container, which a forced removal would otherwise wait for.
+   */
+  signal: AbortSignal;
   release(): void;
 }
 
 interface Helper {
   containerId: string | null;
   ready: Promise<string>;
-  leases: number;
+  /** One controller per lease held: removing the helper aborts them all. */
+  leases: Set<AbortController>;
   idleTimer: NodeJS.Timeout | null;
   removing: Promise<void> | null;
 }
@@ -34,15 +48,34 @@ const HELPER_MEMORY_BYTES = 256 * 1024 ** 2;
 const HELPER_PIDS = 64;
 // Idles without busy-waiting; docker-init (HostConfig.Init) reaps the exec'd processes.
 const HELPER_IDLE_COMMAND = ['node', '-e', 'setInterval(() => {}, 1 << 30)'];
+/**
+ * How long removing a helper may take before the caller (a purge, shutdown) goes on without it.
+ * Its streams are cut first, so the engine normally removes it in well under a second; the bound
+ * is for an engine that does not answer, so that a lifecycle operation never waits for ever.
+ */
+const HELPER_REMOVE_WAIT_MS = 30_000;
+/** Runtime leases are never revoked: nothing streams through them. */
+const NEVER_REVOKED = new AbortController().signal;
 
 export const unavailable = (message: string) => new AppError(503, 'FILES_UNAVAILABLE', message);
 
 /**
- * Finds a container to reach a user's files through. A running runtime serves its own files
- * (exec runs beside OpenClaw, as uid 1000). A stopped or never-started runtime gets a helper:
- * a container of the runtime image with the same volume, no network, no capabilities and no
- * restart policy, which idles until released and is removed a minute after its last use.
- * OpenClaw itself is never started for file access.
+ * Finds a container to reach a user's files through.
+ *
+ * Archive streams always go through a helper: a container of the runtime image with the same
+ * volume, no network, no capabilities and no restart policy, which idles until released and is
+ * removed a minute after its last use (OpenClaw is never started for file access). The engine
+ * holds a container's lock for the whole of an archive stream (a putArchive until its body ends,
+ * a getArchive until it has been read to the end), and while it does, inspecting, exec'ing into,
+ * stopping or removing that container waits. A stream is paced by the member's client, so it must
+ * never run through the runtime itself: the platform inspects runtimes in shared places (the one
+ * event queue of the runtime watcher, the few lifecycle slots every user's start waits for), and
+ * Docker's health check is an exec. A stalled stream holds only its own user's helper.
+ *
+ * Agent commands (`exec`) run in the runtime while it runs, beside OpenClaw as uid 1000 (they are
+ * short and paced by the control plane), otherwise in the helper. Both containers mount the same
+ * volume, so a command in either sees every byte a stream wrote: staging folders live in the
+ * volume, and moving a staged file into place is a rename within it.
  */
 export class WorkspaceFileHosts {
   private readonly helpers = new Map<string, Helper>();
@@ -57,16 +90,17 @@ export class WorkspaceFileHosts {
     },
   ) {}
 
-  async acquire(userId: string): Promise<FileHostLease> {
+  async acquire(userId: string, use: FileHostUse): Promise<FileHostLease> {
     const target = this.deps.targets.fileTarget(userId);
-    const noop = () => undefined;
-    if (target.runningContainerId) return { containerId: target.runningContainerId, runtimeId: target.runtimeId, username: target.username, release: noop };
+    if (use === 'exec' && target.runningContainerId) {
+      return { containerId: target.runningContainerId, runtimeId: target.runtimeId, username: target.username, signal: NEVER_REVOKED, release: () => undefined };
+    }
 
     let helper = this.helpers.get(target.runtimeId);
     if (helper?.removing) await helper.removing;
     helper = this.helpers.get(target.runtimeId);
     if (!helper) {
-      const created: Helper = { containerId: null, leases: 0, idleTimer: null, removing: null, ready: Promise.resolve('') };
+      const created: Helper = { containerId: null, leases: new Set(), idleTimer: null, removing: null, ready: Promise.resolve('') };
       created.ready = this.startHelper(target.runtimeId, target.username, userId).then((id) => (created.containerId = id));
       // A failed start must not be cached: the next request tries again.
       created.ready.catch(() => {
@@ -76,14 +110,15 @@ export class WorkspaceFileHosts {
       helper = created;
     }
     const current = helper;
-    current.leases++;
+    const lease = new AbortController();
+    current.leases.add(lease);
     if (current.idleTimer) clearTimeout(current.idleTimer);
     current.idleTimer = null;
     let containerId: string;
     try {
       containerId = await current.ready;
     } catch (err) {
-      current.leases--;
+      current.leases.delete(lease);
       throw err;
     }
     let released = false;
@@ -91,11 +126,12 @@ export class WorkspaceFileHosts {
       containerId,
       runtimeId: target.runtimeId,
       username: target.username,
+      signal: lease.signal,
       release: () => {
         if (released) return;
         released = true;
-        current.leases--;
-        if (current.leases === 0 && this.helpers.get(target.runtimeId) === current) {
+        current.leases.delete(lease);
+        if (current.leases.size === 0 && !current.removing && this.helpers.get(target.runtimeId) === current) {
           current.idleTimer = setTimeout(() => void this.removeForRuntime(target.runtimeId), this.deps.idleMs);
           current.idleTimer.unref();
         }
@@ -103,7 +139,11 @@ export class WorkspaceFileHosts {
     };
   }
 
-  /** Removes a runtime's helper (idle, or before its volume is purged). */
+  /**
+   * Removes a runtime's helper (idle, or before its volume is purged). Whatever still streams
+   * through it is cut first, so the removal does not wait for a client that stopped reading or
+   * sending; it is bounded all the same (HELPER_REMOVE_WAIT_MS).
+   */
   async removeForRuntime(runtimeId: string): Promise<void> {
     const helper = this.helpers.get(runtimeId);
     if (!helper) {
@@ -112,10 +152,11 @@ export class WorkspaceFileHosts {
     }
     if (helper.removing) return helper.removing;
     if (helper.idleTimer) clearTimeout(helper.idleTimer);
+    revoke(helper);
     helper.removing = (async () => {
       try {
         const id = await helper.ready.catch(() => null);
-        if (id) await this.deps.backend.removeContainer(id);
+        if (id) await this.removeBounded(id, { runtimeId });
       } catch (err) {
         this.deps.logger.warn({ runtimeId, err: (err as Error).message }, 'removing a file helper container failed');
       } finally {
@@ -127,15 +168,34 @@ export class WorkspaceFileHosts {
 
   /** Start-up and shutdown: helpers are disposable, none survives the process that made it. */
   async removeAll(): Promise<number> {
-    for (const helper of this.helpers.values()) if (helper.idleTimer) clearTimeout(helper.idleTimer);
+    for (const helper of this.helpers.values()) {
+      if (helper.idleTimer) clearTimeout(helper.idleTimer);
+      revoke(helper);
+    }
     this.helpers.clear();
     return this.removeLabelled(() => true);
   }
 
   private async removeLabelled(match: (labels: Record<string, string>) => boolean): Promise<number> {
     const stale = (await this.deps.backend.listManagedContainers()).filter((c) => c.labels[LABELS.role] === HELPER_ROLE && match(c.labels));
-    await Promise.all(stale.map((c) => this.deps.backend.removeContainer(c.id)));
+    await Promise.all(stale.map((c) => this.removeBounded(c.id, { runtimeId: c.labels[LABELS.runtimeId] ?? null })));
     return stale.length;
+  }
+
+  /** A forced removal, waited for at most HELPER_REMOVE_WAIT_MS; it goes on in the background after that. */
+  private async removeBounded(containerId: string, context: { runtimeId: string | null }): Promise<void> {
+    const removal = this.deps.backend.removeContainer(containerId);
+    let timer: NodeJS.Timeout | undefined;
+    const gaveUp = await Promise.race([
+      removal.then(() => false),
+      new Promise<boolean>((resolve) => {
+        timer = setTimeout(() => resolve(true), HELPER_REMOVE_WAIT_MS);
+        timer.unref();
+      }),
+    ]).finally(() => clearTimeout(timer));
+    if (!gaveUp) return;
+    removal.catch((err: unknown) => this.deps.logger.warn({ ...context, err: (err as Error).message }, 'removing a file helper container failed'));
+    this.deps.logger.warn({ ...context, containerId: containerId.slice(0, 12), waitedMs: HELPER_REMOVE_WAIT_MS }, 'the engine has not removed a file helper container yet; going on without waiting for it');
   }
 
   private async startHelper(runtimeId: string, username: string, userId: string): Promise<string> {
@@ -178,4 +238,10 @@ export class WorkspaceFileHosts {
     this.deps.logger.debug({ runtimeId, username }, 'file helper container started');
     return containerId;
   }
+}
+
+/** Cuts every stream of a helper that is about to go. */
+function revoke(helper: Helper): void {
+  const reason = unavailable('The workspace\'s files were taken offline (the runtime is being removed, or the server is shutting down) during the transfer.');
+  for (const lease of helper.leases) lease.abort(reason);
 }

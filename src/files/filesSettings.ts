@@ -16,4 +16,10 @@ export interface FilesSettings {
   spoolMaxBytes: number;
   /** Spooling stops before the spool's disk has less free space than this. */
   spoolMinFreeBytes: number;
+  /**
+   * An archive stream (a download whose client has read nothing, an upload whose client has sent
+   * nothing) idle this long is cut: while it is open the engine holds the lock of the container it
+   * goes through, so an idle client must not keep it for ever.
+   */
+  streamIdleMs: number;
 }

@@ -14,7 +14,7 @@ import { RUNTIME_UID } from '../runtime/runtimeSettings';
 import { repackArchive, type ImportSink, type ImportTotals } from './archiveImport';
 import { firstTarFile, TAR_END, tarHeader, tarPadding } from './tarFraming';
 import { FILE_AGENT_SCRIPT, type AgentConflict, type AgentEntry, type AgentRequest, type AgentResponse, type StagedFile } from './fileAgent';
-import { unavailable, type FileHostLease, type WorkspaceFileHosts } from './fileHosts';
+import { unavailable, type FileHostLease, type FileHostUse, type WorkspaceFileHosts } from './fileHosts';
 import type { FilesSettings } from './filesSettings';
 import { baseName, joinPath, ROOT_PATH, type WorkspacePath } from './workspacePath';
 
@@ -89,9 +89,11 @@ const hostGone = (err: unknown) => err instanceof Error && /is not running|No su
 /**
  * The file manager: a user's files inside their runtime's volume, whatever state the runtime is
  * in. Bytes travel as tar streams through the Docker archive API (nothing is held in memory
- * whole); names are checked and moved by the in-container agent (fileAgent.ts). New content is
+ * whole), always through the user's file helper, never through the runtime (fileHosts.ts says
+ * why); names are checked and moved by the in-container agent (fileAgent.ts). New content is
  * always staged under `.clawloops-staging/` in the volume and moved into place by rename or
- * link, so no half-written file ever appears under its final name.
+ * link, so no half-written file ever appears under its final name. A download whose client reads
+ * nothing for `streamIdleMs` is cut (the HTTP layer does the same for uploads).
  */
 export class WorkspaceFiles {
   private readonly usageCache = new Map<string, { usage: Omit<Usage, 'quotaBytes'>; at: number }>();
@@ -118,7 +120,7 @@ export class WorkspaceFiles {
   // ---- reading ----
 
   async list(userId: string, path: WorkspacePath): Promise<{ path: string; entries: FileEntryView[] }> {
-    const result = await this.withHost(userId, (lease) => this.agent<{ entries: AgentEntry[] }>(lease, { op: 'list', root: this.deps.settings.root, path }));
+    const result = await this.withHost(userId, 'exec', (lease) => this.agent<{ entries: AgentEntry[] }>(lease, { op: 'list', root: this.deps.settings.root, path }));
     const entries = result.entries
       .map((e) => ({
         name: e.name,
@@ -136,7 +138,7 @@ export class WorkspaceFiles {
   async usage(userId: string, options: { fresh?: boolean } = {}): Promise<Usage> {
     const cached = this.usageCache.get(userId);
     if (cached && !options.fresh && this.deps.clock.now() - cached.at < USAGE_FRESH_MS) return { ...cached.usage, quotaBytes: this.deps.settings.quotaBytes };
-    const totals = await this.withHost(userId, (lease) => this.agent<{ bytes: number; files: number }>(lease, { op: 'usage', root: this.deps.settings.root }));
+    const totals = await this.withHost(userId, 'exec', (lease) => this.agent<{ bytes: number; files: number }>(lease, { op: 'usage', root: this.deps.settings.root }));
     const usage = { bytes: totals.bytes, files: totals.files, measuredAt: new Date(this.deps.clock.now()).toISOString() };
     this.usageCache.set(userId, { usage, at: this.deps.clock.now() });
     return { ...usage, quotaBytes: this.deps.settings.quotaBytes };
@@ -144,21 +146,26 @@ export class WorkspaceFiles {
 
   /**
    * A file's bytes, or a folder as a .tar.gz built while it streams. The lease on the container
-   * is held until the body ends or is destroyed.
+   * is held until the body ends or is destroyed; a body nobody reads for `streamIdleMs` is
+   * destroyed.
    */
   async open(userId: string, path: WorkspacePath): Promise<({ kind: 'file' } & OpenedFile) | { kind: 'directory'; name: string; body: Readable }> {
-    const lease = await this.acquire(userId);
+    const lease = await this.acquire(userId, 'stream');
     try {
       const stat = await this.agent<{ realPath: string; type: string }>(lease, { op: 'stat', root: this.deps.settings.root, path });
       if (stat.type === 'dir') {
-        const archive = await this.deps.backend.getArchive(lease.containerId, stat.realPath);
+        const archive = await this.archiveOf(lease, stat.realPath);
         if (!archive) throw new AppError(404, 'NOT_FOUND', `"${path}" does not exist.`);
         const body = gzipped(archive);
+        this.cutWhenUnread(userId, archive, body);
         releaseWhenDone(body, lease);
         return { kind: 'directory', name: path === ROOT_PATH ? 'workspace' : baseName(path), body };
       }
       if (stat.type !== 'file') throw badRequest('NOT_A_FILE', `"${path}" is not a regular file.`);
-      const file = await this.firstFileOf(lease, stat.realPath, path);
+      const archive = await this.archiveOf(lease, stat.realPath);
+      if (!archive) throw new AppError(404, 'NOT_FOUND', `"${path}" does not exist.`);
+      const file = await fileOf(archive, path);
+      this.cutWhenUnread(userId, archive, file.body);
       releaseWhenDone(file.body, lease);
       return { kind: 'file', ...file };
     } catch (err) {
@@ -169,13 +176,17 @@ export class WorkspaceFiles {
 
   async readText(userId: string, path: WorkspacePath): Promise<{ path: string; content: string; etag: string; size: number; modifiedAt: string }> {
     const { textMaxBytes } = this.deps.settings;
-    return this.withHost(userId, async (lease) => {
+    // Read to the end by the control plane itself, not by a client; through the helper all the same,
+    // so that no archive call ever reaches a runtime.
+    return this.withHost(userId, 'stream', async (lease) => {
       const stat = await this.agent<{ realPath: string; type: string; size: number }>(lease, { op: 'stat', root: this.deps.settings.root, path });
       if (stat.type !== 'file') throw badRequest('NOT_A_FILE', `"${path}" is not a file.`);
       if (stat.size > textMaxBytes) {
         throw new AppError(413, 'TEXT_TOO_LARGE', `"${path}" is ${stat.size} bytes; files up to ${textMaxBytes} bytes can be edited here. Download it instead.`);
       }
-      const file = await this.firstFileOf(lease, stat.realPath, path);
+      const archive = await this.archiveOf(lease, stat.realPath);
+      if (!archive) throw new AppError(404, 'NOT_FOUND', `"${path}" does not exist.`);
+      const file = await fileOf(archive, path);
       const chunks: Buffer[] = [];
       let size = 0;
       for await (const chunk of file.body as AsyncIterable<Buffer>) {
@@ -199,11 +210,12 @@ export class WorkspaceFiles {
 
   /** Streams the whole workspace as .tar.gz (entries under `workspace/`). */
   async exportArchive(userId: string): Promise<Readable> {
-    const lease = await this.acquire(userId);
+    const lease = await this.acquire(userId, 'stream');
     try {
-      const archive = await this.deps.backend.getArchive(lease.containerId, this.deps.settings.root);
+      const archive = await this.archiveOf(lease, this.deps.settings.root);
       // No workspace folder yet: an empty archive is the honest answer.
       const body = gzipped(archive ?? emptyTar());
+      if (archive) this.cutWhenUnread(userId, archive, body);
       releaseWhenDone(body, lease);
       return body;
     } catch (err) {
@@ -215,19 +227,19 @@ export class WorkspaceFiles {
   // ---- writing ----
 
   async mkdir(who: FileActor, userId: string, path: WorkspacePath, parents: boolean): Promise<{ path: string }> {
-    await this.withHost(userId, (lease) => this.agent(lease, { op: 'mkdir', root: this.deps.settings.root, path, parents }));
+    await this.withHost(userId, 'exec', (lease) => this.agent(lease, { op: 'mkdir', root: this.deps.settings.root, path, parents }));
     this.audit(who, userId, 'files.mkdir', { path });
     return { path };
   }
 
   async move(who: FileActor, userId: string, from: WorkspacePath, to: WorkspacePath, overwrite: boolean): Promise<{ from: string; to: string }> {
-    await this.withHost(userId, (lease) => this.agent(lease, { op: 'move', root: this.deps.settings.root, from, to, overwrite }));
+    await this.withHost(userId, 'exec', (lease) => this.agent(lease, { op: 'move', root: this.deps.settings.root, from, to, overwrite }));
     this.audit(who, userId, 'files.move', { from, to, overwrite });
     return { from, to };
   }
 
   async remove(who: FileActor, userId: string, path: WorkspacePath, recursive: boolean): Promise<{ path: string; bytes: number; files: number; dirs: number }> {
-    const totals = await this.withHost(userId, (lease) =>
+    const totals = await this.withHost(userId, 'exec', (lease) =>
       this.agent<{ bytes: number; files: number; dirs: number }>(lease, { op: 'remove', root: this.deps.settings.root, path, recursive }),
     );
     this.adjustUsage(userId, -totals.bytes);
@@ -249,7 +261,7 @@ export class WorkspaceFiles {
   ): Promise<{ path: string; etag: string; size: number }> {
     const { textMaxBytes, root } = this.deps.settings;
     if (content.length > textMaxBytes) throw new AppError(413, 'TEXT_TOO_LARGE', `The text is ${content.length} bytes; files up to ${textMaxBytes} bytes can be edited here.`);
-    const result = await this.withHost(userId, async (lease) => {
+    const result = await this.withHost(userId, 'stream', async (lease) => {
       const upload = this.stage(lease);
       const name = 'text';
       try {
@@ -276,7 +288,7 @@ export class WorkspaceFiles {
     const room = await this.reserveRoom(userId, options.declaredBytes ?? 0);
     let lease: FileHostLease;
     try {
-      lease = await this.acquire(userId);
+      lease = await this.acquire(userId, 'stream');
     } catch (err) {
       room.release();
       throw err;
@@ -313,7 +325,7 @@ export class WorkspaceFiles {
     const { settings } = this.deps;
     // Declared bytes are reserved as each header arrives: concurrent imports and uploads see them.
     const room = await this.reserveRoom(userId, 0);
-    const lease = await this.acquire(userId).catch((err: unknown) => {
+    const lease = await this.acquire(userId, 'stream').catch((err: unknown) => {
       room.release();
       throw err;
     });
@@ -380,7 +392,7 @@ export class WorkspaceFiles {
 
   /** A staging folder in the volume and the tar stream that fills it. */
   stage(lease: FileHostLease): Staging {
-    return new Staging(this.deps.backend, lease.containerId, this.deps.settings.volumeRoot);
+    return new Staging(this.deps.backend, lease.containerId, this.deps.settings.volumeRoot, lease.signal);
   }
 
   async discard(lease: FileHostLease, staging: string): Promise<void> {
@@ -403,16 +415,16 @@ export class WorkspaceFiles {
     clearTimeout(timer);
   }
 
-  private async acquire(userId: string): Promise<FileHostLease> {
-    const lease = await this.deps.hosts.acquire(userId);
+  private async acquire(userId: string, use: FileHostUse): Promise<FileHostLease> {
+    const lease = await this.deps.hosts.acquire(userId, use);
     this.deps.onActivity(userId);
     return lease;
   }
 
   /** Runs `work` on a container holding the user's volume; once more on a fresh one if it stopped meanwhile. */
-  private async withHost<T>(userId: string, work: (lease: FileHostLease) => Promise<T>): Promise<T> {
+  private async withHost<T>(userId: string, use: FileHostUse, work: (lease: FileHostLease) => Promise<T>): Promise<T> {
     for (let attempt = 0; ; attempt++) {
-      const lease = await this.acquire(userId);
+      const lease = await this.acquire(userId, use);
       try {
         return await work(lease);
       } catch (err) {
@@ -469,17 +481,40 @@ export class WorkspaceFiles {
     this.deps.audit.record({ action, actor: who.actor, target: { type: 'files', id: userId, label: null }, origin: who.origin, detail });
   }
 
-  /** The single regular file a getArchive of `realPath` holds, with its size from the tar header. */
-  private async firstFileOf(lease: FileHostLease, realPath: string, path: string): Promise<OpenedFile> {
-    const archive = await this.deps.backend.getArchive(lease.containerId, realPath);
-    if (!archive) throw new AppError(404, 'NOT_FOUND', `"${path}" does not exist.`);
-    const { head, body } = await firstTarFile(archive);
-    if (head.type !== 'file') {
-      body.destroy();
-      throw badRequest('NOT_A_FILE', `"${path}" is not a regular file.`);
-    }
-    return { name: baseName(path as WorkspacePath), size: head.size, modifiedAt: head.mtime, body };
+  /** A getArchive through the lease: it ends when the lease is revoked (the helper is going away). */
+  private archiveOf(lease: FileHostLease, realPath: string): Promise<Readable | null> {
+    if (lease.signal.aborted) return Promise.reject(lease.signal.reason as Error);
+    return this.deps.backend.getArchive(lease.containerId, realPath, lease.signal);
   }
+
+  /**
+   * Destroys `body` once no byte has come out of `archive` for `streamIdleMs`. The engine sends
+   * only as fast as the client reads (backpressure all the way), so that means nobody is reading,
+   * and the engine keeps the container's lock for as long as the archive stays open.
+   */
+  private cutWhenUnread(userId: string, archive: Readable, body: Readable): void {
+    const { streamIdleMs } = this.deps.settings;
+    const timer = setTimeout(() => {
+      this.deps.logger.info({ userId, idleMs: streamIdleMs }, 'a download was cut: its client read nothing for too long');
+      body.destroy(new AppError(408, 'DOWNLOAD_IDLE', `Nothing of the download was read for ${Math.round(streamIdleMs / 1000)} s, so it was cut off.`));
+    }, streamIdleMs);
+    timer.unref();
+    // Observing 'data' of a stream that is already piped neither resumes it nor changes its pace.
+    archive.on('data', () => timer.refresh());
+    const stop = () => clearTimeout(timer);
+    archive.once('close', stop);
+    body.once('close', stop);
+  }
+}
+
+/** The single regular file a getArchive holds, with its size from the tar header. */
+async function fileOf(archive: Readable, path: WorkspacePath): Promise<OpenedFile> {
+  const { head, body } = await firstTarFile(archive);
+  if (head.type !== 'file') {
+    body.destroy();
+    throw badRequest('NOT_A_FILE', `"${path}" is not a regular file.`);
+  }
+  return { name: baseName(path), size: head.size, modifiedAt: head.mtime, body };
 }
 
 interface Room {
@@ -519,7 +554,8 @@ export class Staging {
   private queue: Promise<void> = Promise.resolve();
   private failure: Error | null = null;
 
-  constructor(backend: RuntimeBackend, containerId: string, volumeRoot: string) {
+  /** `revoked`: the container is going away (fileHosts.ts); the write is cancelled with its reason. */
+  constructor(backend: RuntimeBackend, containerId: string, volumeRoot: string, revoked?: AbortSignal) {
     this.staging = `${volumeRoot}/${this.entryPrefix}`;
     const mtime = new Date();
     this.archive.on('error', () => undefined); // a cancel destroys it with the reason; callers hear it from their own promise
@@ -528,6 +564,14 @@ export class Staging {
     this.put = backend.putArchive(containerId, volumeRoot, this.archive, this.abort.signal);
     // The engine refusing or dropping the write must stop the writers, not leave them waiting for a drain.
     this.put.catch((err: unknown) => this.cancel(err instanceof Error ? err : new Error(String(err))));
+    if (revoked) {
+      const onRevoked = () => this.cancel(revoked.reason instanceof Error ? revoked.reason : new Error(String(revoked.reason)));
+      if (revoked.aborted) onRevoked();
+      else {
+        revoked.addEventListener('abort', onRevoked, { once: true });
+        this.put.catch(() => undefined).finally(() => revoked.removeEventListener('abort', onRevoked));
+      }
+    }
   }
 
   /** Streams exactly `size` bytes from `open()` as the staged file `name`; resolves once all are written. */

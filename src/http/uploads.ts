@@ -80,6 +80,36 @@ export function failStreamsOnDisconnect(req: Request, streams: () => Iterable<Re
   });
 }
 
+/** How often an upload's progress is looked at: a cut comes at most a quarter of the bound late. */
+const IDLE_CHECKS_PER_BOUND = 4;
+
+/**
+ * Cuts an upload whose client has sent nothing for `idleMs` while the server was ready to read:
+ * its write into the volume keeps the engine's lock on the container it goes through for as long
+ * as it stays open (files/fileHosts.ts). Time the server itself is not reading does not count (the
+ * request paused by backpressure: the engine or the spool's disk is slower than the client).
+ * `cut` is called at most once, never after the body has arrived in full or the request closed.
+ */
+export function cutWhenIdle(req: Request, idleMs: number, cut: (err: AppError) => void): void {
+  const socket = req.socket;
+  let bytesSeen = socket.bytesRead;
+  let quietSince = performance.now();
+  const timer = setInterval(() => {
+    if (req.complete || req.destroyed || socket.destroyed) return clearInterval(timer);
+    const now = performance.now();
+    if (socket.bytesRead !== bytesSeen || req.isPaused() || req.readableLength > 0) {
+      bytesSeen = socket.bytesRead;
+      quietSince = now;
+      return;
+    }
+    if (now - quietSince < idleMs) return;
+    clearInterval(timer);
+    cut(new AppError(408, 'UPLOAD_IDLE', `Nothing of the upload arrived for ${Math.round(idleMs / 1000)} s, so it was cut off; send it again.`));
+  }, Math.max(50, Math.floor(idleMs / IDLE_CHECKS_PER_BOUND)));
+  timer.unref();
+  req.once('close', () => clearInterval(timer));
+}
+
 const STATES = new WeakMap<Request, UploadState>();
 export const uploadStateOf = (req: Request) => STATES.get(req) ?? null;
 export const setUploadState = (req: Request, state: UploadState) => STATES.set(req, state);

@@ -67,6 +67,7 @@ describe('defaults', () => {
         spoolDir: path.join(CWD, 'data', 'upload-spool'),
         spoolMaxBytes: 4 * 1024 ** 3,
         spoolMinFreeBytes: 1024 ** 3,
+        streamIdleMs: 120_000,
       },
       llm: { upstreamUrl: null, upstreamKey: null, timeoutMs: 600_000, bodyLimitBytes: 4 * 1024 ** 2, limits: { requestsPerMinute: 60, concurrentRequests: 4, monthlyTokens: 0, monthlyCostMicrodollars: 0 } },
     });
@@ -136,6 +137,7 @@ describe('accepted values', () => {
         CLAWLOOPS_FILES_IMPORT_MAX_ENTRIES: '5000',
         CLAWLOOPS_FILES_SPOOL_LIMIT: '2gb',
         CLAWLOOPS_FILES_SPOOL_MIN_FREE: '500mb',
+        CLAWLOOPS_FILES_STREAM_IDLE_TIMEOUT: '45s',
         CLAWLOOPS_LLM_UPSTREAM_URL: 'http://litellm:4000/v1/',
         CLAWLOOPS_LLM_UPSTREAM_KEY: 'sk-master',
         CLAWLOOPS_LLM_TIMEOUT: '2m',
@@ -196,6 +198,7 @@ describe('accepted values', () => {
         spoolDir: '/data/upload-spool',
         spoolMaxBytes: 2 * 1024 ** 3,
         spoolMinFreeBytes: 500 * 1024 ** 2,
+        streamIdleMs: 45_000,
       },
       llm: { upstreamUrl: 'http://litellm:4000/v1', upstreamKey: 'sk-master', timeoutMs: 120_000, bodyLimitBytes: 1024 ** 2, limits: { requestsPerMinute: 30, concurrentRequests: 2, monthlyTokens: 1_000_000, monthlyCostMicrodollars: 12_500_000 } },
     });

@@ -13,7 +13,7 @@ import { AppError } from '../../lib/errors';
 import { authOf, originOf } from '../context';
 import { requireAuth } from '../middleware/authentication';
 import { requireJsonBody } from '../middleware/originCheck';
-import { failStreamsOnDisconnect, PartRefusal, setUploadState, uploadError, uploadMiddleware, uploadStateOf } from '../uploads';
+import { cutWhenIdle, failStreamsOnDisconnect, PartRefusal, setUploadState, uploadError, uploadMiddleware, uploadStateOf } from '../uploads';
 import { body, idParam, parseInput } from '../validation';
 
 export interface FileRouteDeps {
@@ -125,6 +125,12 @@ async function runMultipart(middleware: RequestHandler, req: Request, res: Respo
   }
 }
 
+/** An idle upload ends like a refused one: answered at once, its file streams (and so its write into the volume) stopped. */
+function cutUpload(err: AppError, refusal: PartRefusal, streams: Iterable<Readable>): void {
+  refusal.refuse(err);
+  for (const stream of streams) stream.destroy(err);
+}
+
 class ImportStorage implements StorageEngine {
   constructor(
     private readonly run: (req: Request, source: Readable) => Promise<ImportTotals>,
@@ -154,7 +160,7 @@ class ImportStorage implements StorageEngine {
  */
 function fileEndpoints(deps: FileRouteDeps, userIdOf: (req: Request) => string, adminAccess: boolean): Router {
   const { files, audit } = deps;
-  const { maxFileBytes, maxFilesPerUpload, maxRequestBytes } = files.settings;
+  const { maxFileBytes, maxFilesPerUpload, maxRequestBytes, streamIdleMs } = files.settings;
   const router = Router({ mergeParams: true });
   const who = (req: Request): FileActor => ({ actor: actorOf(authOf(req).user), origin: originOf(req) });
 
@@ -246,6 +252,7 @@ function fileEndpoints(deps: FileRouteDeps, userIdOf: (req: Request) => string, 
     const streams = new Set<Readable>();
     failStreamsOnDisconnect(req, () => streams);
     const refusal = new PartRefusal();
+    cutWhenIdle(req, streamIdleMs, (err) => cutUpload(err, refusal, streams));
     setUploadState(req, {
       refusal,
       index: 0,
@@ -282,6 +289,7 @@ function fileEndpoints(deps: FileRouteDeps, userIdOf: (req: Request) => string, 
     const streams = new Set<Readable>();
     failStreamsOnDisconnect(req, () => streams);
     const refusal = new PartRefusal();
+    cutWhenIdle(req, streamIdleMs, (err) => cutUpload(err, refusal, streams));
     const importer = multer({
       storage: new ImportStorage(async (_req, source) => {
         streams.add(source);
