@@ -1,5 +1,6 @@
 import type { ErrorRequestHandler, RequestHandler, Response } from 'express';
 import { AppError } from '../lib/errors';
+import { isInfraError } from '../lib/infraErrors';
 import { requestState } from './context';
 
 export function sendError(res: Response, status: number, code: string, message: string, extra: Record<string, unknown> = {}): void {
@@ -33,6 +34,12 @@ export const errorHandler: ErrorRequestHandler = (err: unknown, req, res, _next)
   if (err instanceof AppError) {
     for (const [name, value] of Object.entries(err.headers)) res.setHeader(name, value);
     sendError(res, err.status, err.code, err.message, err.details);
+    return;
+  }
+  // One rule for every route that needs the engine: unreachable is a 503 that names it.
+  if (isInfraError(err, 'unavailable')) {
+    res.setHeader('Retry-After', '5');
+    sendError(res, 503, 'ENGINE_UNAVAILABLE', `The container engine is not reachable: ${err.message}`);
     return;
   }
   const parser = bodyParserError(err);
