@@ -109,8 +109,8 @@ describe('log streams hold a bounded amount whatever the runtime writes', () => 
     const before = await retained();
     await writeToLog(ENDLESS_MIB, '\n');
     // The rest of a cut line is read and dropped, so the line flows into the control plane even
-    // though the client reads nothing, until the engine has no more (its log rotation, 3 × 10 MB,
-    // drops part of it first). Measured once the flow has stopped: while it flows, chunks not yet
+    // though the client reads nothing, until the engine has no more. Measured once the flow has
+    // stopped: while it flows, chunks not yet
     // freed are tens of MiB of garbage. Had the control plane kept what it read, it would hold
     // over 64 MiB more now.
     let lastRead = -1;
