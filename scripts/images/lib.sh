@@ -71,31 +71,35 @@ cleanup_workdir() {
   rm -rf --one-file-system "$dir"
 }
 
-# Prints the Debian mirror apt uses on this machine for $DEBIAN_BASE_SUITE (one-line and deb822
-# formats); DEBIAN_MIRROR wins; falls back to deb.debian.org.
+# Prints the Debian mirror apt uses on this machine (one-line and deb822 formats). DEBIAN_MIRROR
+# wins. Otherwise the first http(s) URI of an enabled `deb` entry for $DEBIAN_BASE_SUITE, else of
+# one for another Debian suite (a Debian mirror carries every current release, so a trixie host's
+# mirror serves bookworm too). No host is assumed: a machine whose apt names no Debian mirror gets
+# a message saying what to set, and status 1. $1: apt's configuration folder (default /etc/apt;
+# the tests point it at a scratch folder).
 detect_mirror() {
+  local apt_dir="${1:-/etc/apt}" suites f uri=""
   if [[ -n "${DEBIAN_MIRROR:-}" ]]; then
     echo "$DEBIAN_MIRROR"
-    return
+    return 0
   fi
-  local f uri=""
-  for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list; do
-    [[ -r "$f" ]] || continue
-    # deb [options] URI SUITE COMPONENTS...
-    uri="$(awk -v s="$DEBIAN_BASE_SUITE" '
-      $1 == "deb" {
-        i = 2
-        if ($i ~ /^\[/) { while (i <= NF && $i !~ /\]$/) i++; i++ }
-        if ($(i + 1) == s && $i ~ /^https?:\/\//) { print $i; exit }
-      }' "$f")"
-    [[ -n "$uri" ]] && break
-  done
-  if [[ -z "$uri" ]]; then
-    for f in /etc/apt/sources.list.d/*.sources; do
+  for suites in "$DEBIAN_BASE_SUITE" "oldoldstable|oldstable|stable|testing|unstable|sid|bullseye|bookworm|trixie|forky|duke"; do
+    for f in "$apt_dir/sources.list" "$apt_dir"/sources.list.d/*.list; do
+      [[ -r "$f" ]] || continue
+      # deb [options] URI SUITE COMPONENTS...
+      uri="$(awk -v s="^($suites)\$" '
+        $1 == "deb" {
+          i = 2
+          if ($i ~ /^\[/) { while (i <= NF && $i !~ /\]$/) i++; i++ }
+          if ($(i + 1) ~ s && $i ~ /^https?:\/\//) { print $i; exit }
+        }' "$f")"
+      [[ -n "$uri" ]] && break 2
+    done
+    for f in "$apt_dir"/sources.list.d/*.sources; do
       [[ -r "$f" ]] || continue
       # Paragraphs of "Key: value" lines; the first http(s) URI of an enabled deb paragraph
-      # whose Suites list $DEBIAN_BASE_SUITE exactly.
-      uri="$(awk -v s="$DEBIAN_BASE_SUITE" '
+      # one of whose Suites matches.
+      uri="$(awk -v s="^($suites)\$" '
         BEGIN { RS = ""; FS = "\n" }
         {
           types = ""; uris = ""; suites = ""; enabled = "yes"
@@ -110,14 +114,21 @@ detect_mirror() {
             else if (key == "enabled") enabled = tolower(val)
           }
           if (enabled == "no" || (" " types " ") !~ / deb /) next
-          if ((" " suites " ") !~ (" " s " ")) next
+          m = split(suites, w, /[[:space:]]+/)
+          found = 0
+          for (k = 1; k <= m; k++) if (w[k] ~ s) found = 1
+          if (!found) next
           n = split(uris, u, /[[:space:]]+/)
           for (j = 1; j <= n; j++) if (u[j] ~ /^https?:\/\//) { print u[j]; exit }
         }' "$f")"
-      [[ -n "$uri" ]] && break
+      [[ -n "$uri" ]] && break 2
     done
+  done
+  if [[ -z "$uri" ]]; then
+    echo "no Debian mirror found in apt's sources ($apt_dir/sources.list, $apt_dir/sources.list.d/*.list and *.sources name no http(s) deb entry for a Debian suite); set DEBIAN_MIRROR to the Debian mirror to build from" >&2
+    return 1
   fi
-  echo "${uri:-http://deb.debian.org/debian}"
+  echo "$uri"
 }
 
 # Makes sure the Debian base image exists and was built from $DEBIAN_BASE_RECIPE: reuses it when
@@ -143,7 +154,7 @@ ensure_debian_base() {
       { apt-get update -qq && apt-get install -y -qq --no-install-recommends debootstrap >/dev/null; } ||
       die "could not install debootstrap with apt-get"
   fi
-  mirror="$(detect_mirror)"
+  mirror="$(detect_mirror)" || die "no Debian mirror to debootstrap from (see above)"
   echo "   mirror: $mirror"
   rootfs="$workdir/rootfs"
   mkdir -p "$cache_dir/debootstrap"   # the downloaded .debs, reused by the next base build
