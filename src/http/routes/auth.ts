@@ -5,6 +5,7 @@ import { requireAuth } from '../middleware/authentication';
 import { presentUser } from '../presenters';
 import { clearSessionCookie, setSessionCookie, type CookiePolicy } from '../sessionCookie';
 import { body, parseInput, passwordField, usernameField } from '../validation';
+import type * as Api from '../apiTypes';
 
 const loginBody = body({ username: usernameField, password: passwordField });
 
@@ -16,7 +17,7 @@ export function authRouter(auth: AuthService, cookies: CookiePolicy): Router {
     const { username, password } = parseInput(loginBody, req.body);
     const result = await auth.login(username, password, originOf(req));
     setSessionCookie(res, result.token, cookies);
-    res.json({ user: presentUser(result.user) });
+    res.json({ user: presentUser(result.user) } satisfies Api.UserAnswer);
   });
 
   router.post('/logout', signedIn, (req, res) => {
@@ -27,7 +28,7 @@ export function authRouter(auth: AuthService, cookies: CookiePolicy): Router {
 
   router.get('/me', signedIn, (req, res) => {
     const { user, session } = authOf(req);
-    res.json({ user: presentUser(user), session: { id: session.id, expiresAt: new Date(session.expiresAt).toISOString() } });
+    res.json({ user: presentUser(user), session: { id: session.id, expiresAt: new Date(session.expiresAt).toISOString() } } satisfies Api.Me);
   });
 
   return router;

@@ -1,6 +1,6 @@
 import { useCallback, useState } from 'react';
 import { api } from '../api/client';
-import type { RuntimeView, User } from '../api/types';
+import type { RuntimeView, UserAnswer } from '../api/types';
 import { Link, navigate } from '../app/router';
 import { useI18n } from '../i18n/i18n';
 import { formatDateTime, formatNumber, formatUsd, share } from '../lib/format';
@@ -16,7 +16,7 @@ import { UserBadges } from './UsersPage';
 export function UserDetailPage({ id }: { id: string }) {
   const { t, locale } = useI18n();
   const path = `/admin/users/${encodeURIComponent(id)}`;
-  const user = useResource((signal) => api.get<{ user: User }>(path, { signal }), path);
+  const user = useResource((signal) => api.get<UserAnswer>(path, { signal }), path);
   const [password, setPassword] = useState<string | null>(null);
   const [profileSaved, setProfileSaved] = useState(false);
   const u = user.data?.user;
@@ -56,7 +56,7 @@ export function UserDetailPage({ id }: { id: string }) {
                 onSubmit={async (values) => {
                   setProfileSaved(false);
                   const email = (values.email ?? '').trim();
-                  await api.patch<{ user: User }>(path, { displayName: (values.displayName ?? '').trim(), email: email === '' ? null : email });
+                  await api.patch<UserAnswer>(path, { displayName: (values.displayName ?? '').trim(), email: email === '' ? null : email });
                   await user.reload();
                   setProfileSaved(true);
                 }}

@@ -1,6 +1,6 @@
 import { useCallback, useEffect, useReducer, useRef, useState } from 'react';
 import { api } from '../api/client';
-import type { ContainerStats, LogLine, OperationView, RuntimeView, StartedOperation } from '../api/types';
+import type { ContainerStats, LogLine, OperationView, RuntimeStats, RuntimeView, StartedOperation } from '../api/types';
 import { useSession } from '../app/session';
 import { useI18n, type Translate } from '../i18n/i18n';
 import type { MessageKey } from '../i18n/en';
@@ -152,7 +152,7 @@ function RuntimeStats({ base }: { base: string }) {
     let stopped = false;
     const load = async () => {
       try {
-        const result = await api.get<{ stats: ContainerStats | null }>(`${base.replace(/^\/api\/v1/, '')}/stats`);
+        const result = await api.get<RuntimeStats>(`${base.replace(/^\/api\/v1/, '')}/stats`);
         if (!stopped) setStats(result.stats);
       } catch {
         // Figures are a nicety: a failed read keeps the last ones.
