@@ -35,11 +35,17 @@ export interface Page<T> {
   offset: number;
 }
 
-/** GET /auth/me: who is signed in, and which session. */
+/** GET /auth/me: who is signed in, and which session (401 when nobody is). */
 export interface Me {
   user: User;
   session: { id: string; expiresAt: string };
 }
+
+/**
+ * GET /auth/session: the same, or nobody. The console's first question on every visit: an
+ * anonymous visitor is an answer here, not a refusal (so a first visit makes no failing request).
+ */
+export type SessionState = Me | { user: null; session: null };
 
 export interface UserAnswer {
   user: User;

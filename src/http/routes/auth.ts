@@ -1,6 +1,6 @@
-import { Router } from 'express';
+import { Router, type Request } from 'express';
 import type { AuthService } from '../../domain/authService';
-import { authOf, originOf } from '../context';
+import { authOf, originOf, requestState } from '../context';
 import { requireAuth } from '../middleware/authentication';
 import { presentUser } from '../presenters';
 import { clearSessionCookie, setSessionCookie, type CookiePolicy } from '../sessionCookie';
@@ -26,9 +26,18 @@ export function authRouter(auth: AuthService, cookies: CookiePolicy): Router {
     res.status(204).end();
   });
 
-  router.get('/me', signedIn, (req, res) => {
+  const me = (req: Request): Api.Me => {
     const { user, session } = authOf(req);
-    res.json({ user: presentUser(user), session: { id: session.id, expiresAt: new Date(session.expiresAt).toISOString() } } satisfies Api.Me);
+    return { user: presentUser(user), session: { id: session.id, expiresAt: new Date(session.expiresAt).toISOString() } };
+  };
+
+  router.get('/me', signedIn, (req, res) => {
+    res.json(me(req));
+  });
+
+  // Nobody signed in is an answer, not an error: the console asks this on every first visit.
+  router.get('/session', (req, res) => {
+    res.json((requestState(req).auth ? me(req) : { user: null, session: null }) satisfies Api.SessionState);
   });
 
   return router;

@@ -34,6 +34,7 @@ export type {
   SavedText,
   Session,
   SessionList,
+  SessionState,
   SetupStatus,
   StartedOperation,
   TextFile,
