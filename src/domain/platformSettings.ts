@@ -1,5 +1,6 @@
 import type { SettingsRepository } from '../db/repositories/settingsRepository';
 import type { Clock } from '../lib/clock';
+import { SettingsStore, type SettingsChange } from '../lib/settingsStore';
 import type { RuntimeSettings } from '../runtime/runtimeSettings';
 import type { Actor, AuditLog, RequestOrigin } from './audit';
 import type { Transactor } from './transactor';
@@ -62,29 +63,42 @@ const FIELDS: { [K in keyof PlatformSettingsView]: { key: string; valid: (v: unk
 const NAMES = Object.keys(FIELDS) as (keyof PlatformSettingsView)[];
 
 /**
- * Settings an administrator changes at runtime. The environment supplies the defaults; a stored
- * value wins, and takes effect at once in the live runtime settings the manager reads (the image
- * and limits apply to each runtime at its next start or restart).
+ * Settings an administrator changes at runtime, kept in a SettingsStore: readers get a frozen
+ * snapshot, followers subscribe to its changes. The environment supplies the defaults; a stored
+ * value wins. The runtime manager still reads the live RuntimeSettings object: one subscriber
+ * (mirrorInto) keeps that object in step with the store, so the seam is this one listener (the
+ * image and limits apply to each runtime at its next start or restart). Once runtime/ reads the
+ * store itself, the mirror goes.
  */
 export class PlatformSettingsService {
+  private readonly store: SettingsStore<PlatformSettingsView>;
+
   constructor(
     private readonly repository: SettingsRepository,
-    private readonly runtime: Live,
+    runtime: Live,
     private readonly audit: AuditLog,
     private readonly transact: Transactor,
     private readonly clock: Clock,
   ) {
-    for (const name of NAMES) this.applyStored(name);
+    const initial = Object.fromEntries(NAMES.map((name) => [name, this.storedOr(name, FIELDS[name].read(runtime))])) as unknown as PlatformSettingsView;
+    this.store = new SettingsStore(initial);
+    mirrorInto(runtime, initial, NAMES);
+    this.store.onChange(({ after, changed }) => mirrorInto(runtime, after, changed));
   }
 
-  private applyStored<K extends keyof PlatformSettingsView>(name: K): void {
+  private storedOr<K extends keyof PlatformSettingsView>(name: K, fallback: PlatformSettingsView[K]): PlatformSettingsView[K] {
     const field = FIELDS[name];
     const stored = this.repository.get(field.key);
-    if (field.valid(stored)) field.apply(this.runtime, stored);
+    return field.valid(stored) ? stored : fallback;
   }
 
   view(): PlatformSettingsView {
-    return Object.fromEntries(NAMES.map((name) => [name, FIELDS[name].read(this.runtime)])) as unknown as PlatformSettingsView;
+    return { ...this.store.get() };
+  }
+
+  /** Hears each change once it took effect (stored, audited, applied); returns the way to stop. */
+  onChange(listener: (change: SettingsChange<PlatformSettingsView>) => void): () => void {
+    return this.store.onChange(listener);
   }
 
   update(actor: Actor, change: Partial<PlatformSettingsView>, origin: RequestOrigin): PlatformSettingsView {
@@ -94,10 +108,12 @@ export class PlatformSettingsService {
       for (const name of changed) this.repository.set(FIELDS[name].key, change[name] as PlatformSettingsView[typeof name], this.clock.now());
       this.audit.record({ action: 'settings.update', actor, origin, detail: { before, after: { ...before, ...change } } });
     });
-    for (const name of changed) {
-      const field = FIELDS[name] as (typeof FIELDS)[typeof name] & { apply: (live: Live, v: unknown) => void };
-      field.apply(this.runtime, change[name]);
-    }
+    this.store.set(Object.fromEntries(changed.map((name) => [name, change[name]])) as Partial<PlatformSettingsView>);
     return this.view();
   }
+}
+
+/** Writes the named settings into the live runtime settings object the runtime manager reads. */
+function mirrorInto(runtime: Live, values: Readonly<PlatformSettingsView>, names: readonly (keyof PlatformSettingsView)[]): void {
+  for (const name of names) (FIELDS[name] as { apply: (live: Live, v: unknown) => void }).apply(runtime, values[name]);
 }

@@ -2,14 +2,10 @@ import type { ErrorRequestHandler, RequestHandler, Response } from 'express';
 import { AppError } from '../lib/errors';
 import { isInfraError } from '../lib/infraErrors';
 import { requestState } from './context';
+import { writeJsonError } from './jsonError';
 
-export function sendError(res: Response, status: number, code: string, message: string, extra: Record<string, unknown> = {}): void {
-  // A download may have set its own headers before it failed.
-  res.removeHeader('Content-Disposition');
-  res.removeHeader('Content-Length');
-  res.setHeader('Content-Type', 'application/json; charset=utf-8');
-  res.status(status).json({ error: { code, message, ...extra } });
-}
+const sendError = (res: Response, status: number, code: string, message: string, details?: Record<string, unknown>): void =>
+  writeJsonError(res, status, code, message, { details });
 
 export const notFoundHandler: RequestHandler = (req, res) => {
   sendError(res, 404, 'NOT_FOUND', `No route for ${req.method} ${req.path.slice(0, 200)}.`);

@@ -3,12 +3,18 @@ import type { Invitation } from '../db/repositories/invitationRepository';
 import type { Session } from '../db/repositories/sessionRepository';
 import type { User } from '../db/repositories/userRepository';
 import { invitationStatus } from '../domain/invitationService';
+import type * as Api from './apiTypes';
 
-// What leaves the server: never a hash, never a token.
+// What leaves the server: never a hash, never a token. Each presenter is typed by the API's
+// declared shape (apiTypes.ts), which the console imports too.
 
-const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
+function iso(ms: number): string;
+function iso(ms: number | null): string | null;
+function iso(ms: number | null): string | null {
+  return ms === null ? null : new Date(ms).toISOString();
+}
 
-export function presentUser(user: User) {
+export function presentUser(user: User): Api.User {
   return {
     id: user.id,
     username: user.username,
@@ -23,7 +29,7 @@ export function presentUser(user: User) {
   };
 }
 
-export function presentSession(session: Session, currentSessionId: string) {
+export function presentSession(session: Session, currentSessionId: string): Api.Session {
   return {
     id: session.id,
     current: session.id === currentSessionId,
@@ -35,7 +41,7 @@ export function presentSession(session: Session, currentSessionId: string) {
   };
 }
 
-export function presentInvitation(invitation: Invitation, now: number) {
+export function presentInvitation(invitation: Invitation, now: number): Api.Invitation {
   return {
     id: invitation.id,
     role: invitation.role,
@@ -51,7 +57,7 @@ export function presentInvitation(invitation: Invitation, now: number) {
   };
 }
 
-export function presentAuditEntry(entry: AuditEntry) {
+export function presentAuditEntry(entry: AuditEntry): Api.AuditEntry {
   return {
     id: entry.id,
     at: iso(entry.at),
@@ -63,6 +69,6 @@ export function presentAuditEntry(entry: AuditEntry) {
   };
 }
 
-export function page<T>(items: T[], total: number, limit: number, offset: number) {
+export function page<T>(items: T[], total: number, limit: number, offset: number): Api.Page<T> {
   return { items, total, limit, offset };
 }

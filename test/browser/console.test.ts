@@ -30,15 +30,50 @@ let memberContext: BrowserContext;
 let admin: Page;
 let member: Page;
 const pageErrors: string[] = [];
+/** Requests that failed (an answer >= 400, or no answer) without a test provoking them. */
+const failedRequests: string[] = [];
 const it = (name: string, body: () => Promise<void>) => test(name, withDiagnostics(() => instance, () => h.logs.text, body));
 
-/** Console errors and uncaught exceptions of a page, to be empty at the end. */
+/** A refusal a test provokes on purpose: its status and `METHOD /path-prefix` (or `/path-prefix`, any method). */
+interface Refusal {
+  status: number;
+  request: string;
+  /** How many such answers are expected; Infinity: from now on, for this page. */
+  times: number;
+}
+const refusals = new Map<Page, Refusal[]>();
+
+/** Declares the refusals a test is about to provoke on `page`; each is allowed as often as given. */
+function expectRefusal(page: Page, status: number, request: string, times = 1): void {
+  refusals.set(page, [...(refusals.get(page) ?? []), { status, request, times }]);
+}
+
+/**
+ * Watches a page: uncaught exceptions and console errors, and every request that failed (an
+ * answer >= 400, or none at all). A normal visit has none of them; the refusals a test provokes
+ * on purpose (a wrong password, a used link, a conflicting edit) are declared with expectRefusal.
+ */
 function watch(page: Page, who: string): Page {
   page.on('console', (m) => {
-    // A refused API call shows as a failed resource in the console; the page shows it in words, which the tests check.
-    if (m.type() === 'error' && !/Failed to load resource/.test(m.text())) pageErrors.push(`${who}: ${m.text()}`);
+    // Chromium logs each failed answer as "Failed to load resource" without its address: it is
+    // counted once, below, from the network side, where its status and address are known.
+    if (m.type() === 'error' && !/^Failed to load resource: the server responded with a status of \d+/.test(m.text())) pageErrors.push(`${who}: ${m.text()}`);
   });
   page.on('pageerror', (err) => pageErrors.push(`${who}: ${err.message}`));
+  page.on('response', (res) => {
+    if (res.status() < 400) return;
+    const url = new URL(res.url());
+    const request = `${res.request().method()} ${url.pathname}`;
+    const matches = (r: Refusal) => (r.request.startsWith('/') ? url.pathname : request).startsWith(r.request);
+    const allowed = (refusals.get(page) ?? []).find((r) => r.times > 0 && r.status === res.status() && matches(r));
+    if (allowed) allowed.times -= 1;
+    else failedRequests.push(`${who}: ${res.status()} ${request}${url.search}`);
+  });
+  page.on('requestfailed', (req) => {
+    // Leaving a page (or a download taking over a navigation) aborts what was in flight: not a failure.
+    if (req.failure()?.errorText === 'net::ERR_ABORTED') return;
+    failedRequests.push(`${who}: ${req.method()} ${new URL(req.url()).pathname} failed: ${req.failure()?.errorText ?? 'no answer'}`);
+  });
   return page;
 }
 
@@ -88,6 +123,7 @@ it('first-run setup from the setup link creates the admin and signs them in', as
 it('a wrong password is refused in words on the sign-in page', async () => {
   const page = watch(await browser.newPage(), 'stranger');
   await page.goto(`${base}/login`);
+  expectRefusal(page, 401, 'POST /api/v1/auth/login');
   await page.getByLabel('Username').fill('admin');
   await page.getByLabel('Password').fill('not the password');
   await page.getByRole('button', { name: 'Sign in' }).click();
@@ -117,6 +153,7 @@ it('the admin invites through the console; the member accepts the link in a seco
   expect(new URL(member.url()).pathname).toBe('/');
   // The link works once.
   const again = watch(await browser.newPage(), 'stranger');
+  expectRefusal(again, 410, 'GET /api/v1/invitations/');
   await again.goto(link);
   await expect(again.getByRole('alert').textContent()).resolves.toMatch(/used|accepted|no longer/i);
   await again.close();
@@ -257,6 +294,7 @@ it('editing a text file that changed meanwhile shows the conflict warning, and n
   const put = await alice.put('/api/v1/files/text?path=project/notes/plan.md').set('If-Match', current.body.etag).set('Content-Type', 'text/plain').send('# Plan\n\nchanged by the agent\n');
   expect(put.status).toBe(200);
 
+  expectRefusal(member, 412, 'PUT /api/v1/files/text');
   await editor.fill('# Plan\n\nmy edit\n');
   await member.getByRole('button', { name: 'Save', exact: true }).click();
   await member.getByText('This file was changed since you opened it').waitFor();
@@ -294,7 +332,7 @@ it('no serious or critical accessibility violations on the main pages, light and
     // axe is injected as a script: this context lets it past the console's CSP (measuring only).
     const context = await browser.newContext({ bypassCSP: true, colorScheme });
     if (from) await context.addCookies(await from.cookies());
-    const page = await context.newPage();
+    const page = watch(await context.newPage(), `axe ${colorScheme}`);
     for (const route of routes) {
       await page.goto(`${base}${route}`);
       await page.locator('h1').first().waitFor();
@@ -329,6 +367,8 @@ it('the admin disables the member: the member\'s next action is refused and the 
   await admin.getByRole('dialog').getByRole('button', { name: 'Disable' }).click();
   await admin.locator('[data-testid=user-row][data-username=alice]').getByRole('button', { name: 'Enable' }).waitFor();
 
+  // From here on every call of the member's page is refused: that is what the test is about.
+  expectRefusal(member, 401, '/', Infinity);
   await member.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Workspace' }).click();
   // The page's next call finds the session gone: back to sign-in, saying why.
   await member.locator('#login').waitFor({ timeout: 20_000 });
@@ -377,6 +417,10 @@ it('a user created by an admin must choose their own password at first sign-in',
   await context.close();
 });
 
-it('left no console errors', async () => {
+it('left no console errors, and no request failed unless a test provoked it', async () => {
   expect(pageErrors).toEqual([]);
+  expect(failedRequests).toEqual([]);
+  // Every refusal a test declared did happen (and was seen here): the watch is not blind.
+  const unseen = [...refusals.values()].flat().filter((r) => Number.isFinite(r.times) && r.times > 0);
+  expect(unseen).toEqual([]);
 });

@@ -185,6 +185,18 @@ describe('sessions', () => {
     expect(errorCode(me)).toBe('AUTH_REQUIRED');
   });
 
+  test('/auth/session answers who is signed in, or nobody, without refusing (the console asks it on every first visit)', async () => {
+    expect((await h.bareClient().get('/api/v1/auth/session')).body).toEqual({ user: null, session: null });
+    const { client } = await h.setupAdmin();
+    const signedIn = await client.get('/api/v1/auth/session');
+    expect(signedIn.status).toBe(200);
+    expect(signedIn.body).toEqual((await client.get('/api/v1/auth/me')).body);
+    expect(signedIn.body.user).toMatchObject({ username: 'admin' });
+    await client.post('/api/v1/auth/logout');
+    const after = await client.get('/api/v1/auth/session');
+    expect({ status: after.status, body: after.body }).toEqual({ status: 200, body: { user: null, session: null } });
+  });
+
   test('a session idle for longer than 7 days ends; activity keeps it alive', async () => {
     const { client } = await h.setupAdmin();
     h.clock.advance(6 * DAY);

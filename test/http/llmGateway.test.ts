@@ -30,6 +30,16 @@ async function keyOf(client: ReturnType<Harness['client']>): Promise<string> {
   return key;
 }
 
+/** Holds the upstream's answers until the returned function is called (and answers again at once after). */
+function holdUpstream(): () => void {
+  let release: () => void = () => undefined;
+  upstream.behaviour.hold = new Promise<void>((resolve) => (release = resolve));
+  return () => {
+    upstream.behaviour.hold = null;
+    release();
+  };
+}
+
 const openai = (apiKey: string) => new OpenAI({ apiKey, baseURL, maxRetries: 0, timeout: 10_000 });
 
 async function startPlatform(options: { timeoutMs?: number; idleStopMs?: number; models?: string[] } = {}): Promise<void> {
@@ -166,15 +176,17 @@ describe('refusals, in OpenAI error shape', () => {
     expect(ledger().at(-1)).toMatchObject({ status: 'upstream_error', streamed: 1 });
 
     upstream.behaviour.failAfterChunks = null;
-    upstream.behaviour.delayMs = 2_000;
+    const release = holdUpstream();
     const controller = new AbortController();
+    const before = upstream.received;
     const pending = postJson(key, '/chat/completions', { model: MODEL, stream: true, messages: [] }, controller.signal).catch(() => null);
-    await new Promise((resolve) => setTimeout(resolve, 300));
+    await eventually(() => (upstream.received > before ? true : undefined), 'the call to reach the upstream', 5_000, 10);
     controller.abort();
     await pending;
     await eventually(() => (ledger().length === 2 ? true : undefined), 'the aborted call\'s ledger row', 5_000);
     expect(ledger().at(-1)).toMatchObject({ status: 'aborted' });
     await eventually(() => (upstream.aborted >= 1 ? true : undefined), 'the upstream call to be aborted', 5_000);
+    release();
   });
 
   test('an upstream that fails in the middle of a non-streamed answer is recorded as its failure, not as a client that left', async () => {
@@ -271,12 +283,19 @@ describe('limits: 429 in OpenAI\'s shape, naming the limit and when it resets', 
     const { client, userId } = await h.setupAdmin();
     const key = await keyOf(client);
     await client.put(`/api/v1/admin/users/${userId}/model-limits`).send({ concurrentRequests: 1 });
-    upstream.behaviour.delayMs = 300;
-    const [first, second] = await Promise.allSettled([chat(key), new Promise((resolve) => setTimeout(resolve, 50)).then(() => chat(key))]);
-    expect(first.status).toBe('fulfilled');
-    expect(second.status).toBe('rejected');
-    expect((second as PromiseRejectedResult).reason).toBeInstanceOf(OpenAI.RateLimitError);
-    expect(((second as PromiseRejectedResult).reason as Error).message).toMatch(/1 model requests running, your limit/);
+    // The first call is held at the upstream until the second has been answered.
+    const release = holdUpstream();
+    const before = upstream.received;
+    const first = chat(key);
+    await eventually(() => (upstream.received > before ? true : undefined), 'the first call to reach the upstream', 5_000, 10);
+    const second = await chat(key).then(
+      () => null,
+      (err: unknown) => err,
+    );
+    release();
+    expect((await first).choices).toHaveLength(1);
+    expect(second).toBeInstanceOf(OpenAI.RateLimitError);
+    expect((second as Error).message).toMatch(/1 model requests running, your limit/);
     // Finished requests free their place.
     expect((await chat(key)).choices).toHaveLength(1);
   });
@@ -451,13 +470,16 @@ describe('budgets cannot be dodged: every call is charged', () => {
   test('a call abandoned before any answer is charged its whole reservation: the prompt and the completion it asked for', async () => {
     const { client } = await h.setupAdmin();
     const key = await keyOf(client);
-    upstream.behaviour.delayMs = 2_000;
+    const release = holdUpstream();
     const body = { model: MODEL, messages: [{ role: 'user', content: 'hi' }], max_tokens: 50 };
     const controller = new AbortController();
     const pending = postJson(key, '/chat/completions', body, controller.signal).catch(() => null);
-    await new Promise((resolve) => setTimeout(resolve, 300));
+    await eventually(() => (upstream.received === 1 ? true : undefined), 'the call to reach the upstream', 5_000, 10);
     controller.abort();
     await pending;
+    // The gateway hears the client leave and aborts its upstream call; only then may the upstream answer.
+    await eventually(() => (upstream.aborted >= 1 ? true : undefined), 'the upstream call to be aborted', 5_000, 10);
+    release();
     const [row] = await waitForRows(1);
     expect(row).toMatchObject({ status: 'aborted', streamed: 0, estimated: 1, prompt_tokens: tokensOf(body), completion_tokens: 50 });
   });

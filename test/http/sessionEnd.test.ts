@@ -9,6 +9,7 @@ import http from 'node:http';
 import type { Socket } from 'node:net';
 import type TestAgent from 'supertest/lib/agent';
 import { alwaysReadyProbe, FakeRuntimeBackend } from '../support/fakeRuntimeBackend';
+import { eventually } from '../support/eventually';
 import { createHarness, OTHER_STRONG_PASSWORD, STRONG_PASSWORD, type Harness } from '../support/harness';
 import { portOf, rawRequest, rawUpgrade, signInCookie, workspaceSessionCookie } from '../support/hostClient';
 
@@ -55,6 +56,8 @@ interface SessionHandles {
   cookie: string;
   sessionId: string;
   opened: Open[];
+  /** The workspace WebSocket (the runtime echoes what it is sent). */
+  socket: Socket;
 }
 
 /** Signs Alice in and opens, under that one session, everything a session can hold open. */
@@ -74,17 +77,25 @@ async function openEverything(): Promise<SessionHandles> {
     await openGet('the runtime event stream', PLATFORM_HOST, '/api/v1/runtime/events', cookie),
     await openGet('the followed log stream', PLATFORM_HOST, '/api/v1/runtime/logs?follow=1', cookie),
   ];
-  return { cookie, sessionId, opened };
+  return { cookie, sessionId, opened, socket };
 }
 
 async function expectAllClosed(handles: SessionHandles): Promise<void> {
   await Promise.all(handles.opened.map((o) => Promise.race([o.closed, new Promise((_r, reject) => setTimeout(() => reject(new Error(`${o.what} is still open`)), 5_000))])));
 }
 
-/** Gives the control plane a moment to (wrongly) close things, then checks they are all still open. */
+/**
+ * Checks that nothing of `handles` was closed. Called once the other session's things are all
+ * closed: the control plane ends a session's connections in one synchronous pass, so a wrong
+ * close of these was sent by then too. One more round trip to the server orders the check after
+ * anything that pass sent, without a fixed wait; the WebSocket must still echo.
+ */
 async function expectAllOpen(handles: SessionHandles): Promise<void> {
-  await new Promise((resolve) => setTimeout(resolve, 300));
+  expect((await rawRequest(port, { host: PLATFORM_HOST, path: '/healthz' })).status).toBe(200);
   expect(handles.opened.filter((o) => o.isClosed()).map((o) => o.what)).toEqual([]);
+  const echoed = new Promise<string>((resolve) => handles.socket.once('data', (d: Buffer) => resolve(d.toString())));
+  handles.socket.write('still there?');
+  await expect(echoed).resolves.toBe('still there?');
 }
 
 const platformPost = (path: string, cookie: string, body: unknown = {}, method = 'POST') =>
@@ -228,7 +239,8 @@ describe('open streams are bounded per user', () => {
     const adminCookie = await signInCookie(port, PLATFORM_HOST, 'admin', STRONG_PASSWORD);
     expect((await openGet('admin events', PLATFORM_HOST, `/api/v1/admin/users/${aliceId}/runtime/events`, adminCookie)).isClosed()).toBe(false);
     open[0]?.destroy();
-    await new Promise((resolve) => setTimeout(resolve, 200));
+    // Room again once the control plane has seen that stream close (assertRoom throws until then).
+    await eventually(() => (h.platform.streams.assertRoom(aliceId), true), 'the closed stream to free its place', 5_000, 10);
     expect(await opened()).toBe(200);
     for (const req of open) req.destroy();
   });

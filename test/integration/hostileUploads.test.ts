@@ -7,7 +7,7 @@
  * owners and modes as before, nothing owned by uid 0, no set-id bit.
  */
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import type TestAgent from 'supertest/lib/agent';
 import { LABELS } from '../../src/docker/runtimeBackend';
 import { TAR_END, tarHeader, tarPadding } from '../../src/files/tarFraming';
@@ -168,6 +168,8 @@ describe('upload framing integrity: a refused upload leaves exactly the previous
 
   it('a client that cuts the request inside a part, with or without a manifest, leaves nothing either', async () => {
     const server = http.createServer(h.platform.app);
+    const sockets: Socket[] = [];
+    server.on('connection', (socket) => sockets.push(socket));
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     const { port } = server.address() as AddressInfo;
     const cookie = await signInCookie(port, new URL(h.config.publicOrigin).host, 'alice', STRONG_PASSWORD);
@@ -186,8 +188,10 @@ describe('upload framing integrity: a refused upload leaves exactly the previous
           headers: { Cookie: cookie, Origin: h.config.publicOrigin, 'Content-Type': `multipart/form-data; boundary=${BOUNDARY}`, 'Content-Length': String(whole.length) },
         });
         req.on('error', () => undefined);
-        req.write(whole.subarray(0, Math.floor(whole.length / 2)));
-        await new Promise((resolve) => setTimeout(resolve, 300));
+        const sent = Math.floor(whole.length / 2);
+        req.write(whole.subarray(0, sent));
+        // Cut once the server holds what was sent: inside the part, with the upload under way.
+        await eventually(() => (sockets.some((s) => s.bytesRead >= sent) ? true : undefined), 'the server to have read the first half', 20_000, 10);
         req.destroy();
         await expectVolumeUnchanged(before);
       }

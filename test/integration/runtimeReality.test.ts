@@ -152,8 +152,12 @@ describe('events from the engine', () => {
     expect(failed.stateReason).toMatch(new RegExp(`exited ${maxExits} times within 300 s \\(last exit code 1\\)`));
     expect(failed.stateReason).toMatch(/standin: exiting with code 1 on request/);
     expect(failed.desiredState).toBe('stopped');
-    await new Promise((resolve) => setTimeout(resolve, 1500));
-    expect((await docker.getContainer(containerIdOf(view.id)).inspect()).State.Running).toBe(false);
+    // Stopped by the platform (a stop Docker's restart policy honours), not merely between two restarts.
+    const state = await eventually(async () => {
+      const { State } = await docker.getContainer(containerIdOf(view.id)).inspect();
+      return !State.Running && !State.Restarting ? State : undefined;
+    }, 'the crash-looping container to be stopped');
+    expect(state.Running).toBe(false);
   });
 });
 

@@ -7,7 +7,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import { Readable } from 'node:stream';
 import { createGunzip, gzipSync } from 'node:zlib';
 import { extract, pack } from 'tar-stream';
@@ -427,6 +427,8 @@ describe('refusals', () => {
 
   it('a client that disconnects mid-upload leaves no partial file, no staging folder and no temp file', async () => {
     const server = http.createServer(h.platform.app);
+    const sockets: Socket[] = [];
+    server.on('connection', (socket) => sockets.push(socket));
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     const { port } = server.address() as AddressInfo;
     const cookie = await signInCookie(port, new URL(h.config.publicOrigin).host, 'alice', STRONG_PASSWORD);
@@ -446,7 +448,9 @@ describe('refusals', () => {
         req.on('error', () => undefined);
         req.write(head);
         req.write(randomBytes(2 * MIB));
-        await new Promise((resolve) => setTimeout(resolve, 300));
+        // Cut once the server holds what was sent: the upload is under way, not yet begun or already refused.
+        const sent = Buffer.byteLength(head) + 2 * MIB;
+        await eventually(() => (sockets.some((s) => s.bytesRead >= sent) ? true : undefined), 'the server to have read the first half', 20_000, 10);
         req.destroy();
         await eventually(async () => {
           const left = await leftovers(aliceId);

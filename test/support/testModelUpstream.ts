@@ -12,6 +12,8 @@ export interface UpstreamBehaviour {
   failStatus: number | null;
   /** Wait this long before answering. */
   delayMs: number;
+  /** Hold every answer until this settles (a gate a test opens), after any delay. */
+  hold: Promise<void> | null;
   /** Streamed answers: send this many content chunks, then cut the connection without [DONE]; others: cut after half the body. */
   failAfterChunks: number | null;
   /** Streamed answers: content chunks before the final ones. */
@@ -29,6 +31,8 @@ export interface TestModelUpstream {
   behaviour: UpstreamBehaviour;
   /** Requests whose client went away before the answer ended. */
   aborted: number;
+  /** Requests whose body has arrived (counted before any delay or hold): a test's gate for "the call is at the upstream". */
+  received: number;
   /** The model requests received: their headers (names lower-case), path with query, and body. */
   requests: { authorization: string | undefined; headers: http.IncomingHttpHeaders; url: string; body: Record<string, unknown> }[];
   close(): Promise<void>;
@@ -36,17 +40,21 @@ export interface TestModelUpstream {
 
 export async function startTestModelUpstream(answer: string, model = 'test-model'): Promise<TestModelUpstream> {
   const requests: TestModelUpstream['requests'] = [];
-  const behaviour: UpstreamBehaviour = { failStatus: null, delayMs: 0, failAfterChunks: null, chunks: 1, stallAfterChunks: null, reportUsage: true, answerBytes: 0 };
-  const state = { aborted: 0 };
+  const behaviour: UpstreamBehaviour = { failStatus: null, delayMs: 0, hold: null, failAfterChunks: null, chunks: 1, stallAfterChunks: null, reportUsage: true, answerBytes: 0 };
+  const state = { aborted: 0, received: 0 };
   const server = http.createServer((req, res) => {
     const chunks: Buffer[] = [];
     res.on('close', () => {
       if (!res.writableFinished) state.aborted++;
     });
     req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => void answerAfterDelay());
+    req.on('end', () => {
+      state.received++;
+      void answerAfterDelay();
+    });
     const answerAfterDelay = async () => {
       if (behaviour.delayMs > 0) await new Promise((resolve) => setTimeout(resolve, behaviour.delayMs));
+      if (behaviour.hold) await behaviour.hold;
       if (res.destroyed) return;
       respond();
     };
@@ -122,6 +130,9 @@ export async function startTestModelUpstream(answer: string, model = 'test-model
     behaviour,
     get aborted() {
       return state.aborted;
+    },
+    get received() {
+      return state.received;
     },
     requests,
     close: () =>

@@ -13,7 +13,7 @@ const op = (id: string, status: OperationView['status'], percent: number, starte
   runtimeId: 'r1',
   kind: 'start',
   status,
-  step: 'health',
+  step: 'waiting-for-health',
   percent,
   message: `step at ${percent}`,
   queuePosition: null,

@@ -8,6 +8,7 @@ import { UnpricedModel, UpstreamNotReached, type GatewayCaller, type ModelGatewa
 import { fromUpstream, JsonUsageMeter, nothingCharged, partialCharge, reservationCharge, tokensOfBytes, type CallEstimate, type Charge } from '../../llm/metering';
 import { SseUsageTap } from '../../llm/sseUsage';
 import { LimitExceeded, type Admission } from '../../llm/modelLimits';
+import { writeJsonError } from '../jsonError';
 import { OPENAI_ENDPOINTS, rebuildRequest, type OpenAiEndpoint } from './openAiRequest';
 
 export const LLM_PREFIX = '/llm/v1';
@@ -18,13 +19,9 @@ const POST_ENDPOINTS = Object.keys(OPENAI_ENDPOINTS) as OpenAiEndpoint[];
  */
 const METERED_BODY_LIMIT = 16 * 1024 ** 2;
 
-/** OpenAI's error shape, which OpenAI clients (and OpenClaw) turn into a readable message. */
+/** OpenAI's error shape (ours plus `type` and `param`), which OpenAI clients (and OpenClaw) turn into a readable message. */
 function openAiError(res: Response, status: number, type: string, code: string, message: string, param?: string): void {
-  if (res.headersSent) {
-    res.destroy();
-    return;
-  }
-  res.status(status).json({ error: { message, type, code, ...(param !== undefined ? { param } : {}) } });
+  writeJsonError(res, status, code, message, { details: { type, ...(param !== undefined ? { param } : {}) } });
 }
 
 const CALLERS = new WeakMap<Request, GatewayCaller>();

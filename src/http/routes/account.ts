@@ -5,6 +5,7 @@ import { authOf, originOf } from '../context';
 import { requireAuth } from '../middleware/authentication';
 import { presentSession } from '../presenters';
 import { body, idParam, parseInput, passwordField } from '../validation';
+import type * as Api from '../apiTypes';
 
 const passwordBody = body({ currentPassword: passwordField, newPassword: passwordField });
 
@@ -21,11 +22,11 @@ export function accountRouter(auth: AuthService): Router {
 
   router.get('/sessions', (req, res) => {
     const caller = authOf(req);
-    res.json({ items: auth.listSessions(caller).map((s) => presentSession(s, caller.session.id)) });
+    res.json({ items: auth.listSessions(caller).map((s) => presentSession(s, caller.session.id)) } satisfies Api.SessionList);
   });
 
   router.post('/sessions/revoke-others', (req, res) => {
-    res.json({ revoked: auth.revokeOtherSessions(authOf(req), originOf(req)) });
+    res.json({ revoked: auth.revokeOtherSessions(authOf(req), originOf(req)) } satisfies Api.RevokedSessions);
   });
 
   router.delete('/sessions/:id', (req, res) => {

@@ -21,6 +21,7 @@ import {
   statusField,
   usernameField,
 } from '../validation';
+import type * as Api from '../apiTypes';
 
 const userListQuery = z.object({
   search: z.string().max(100).optional(),
@@ -82,11 +83,11 @@ export function adminRouter(deps: AdminDeps): Router {
   router.post('/users', async (req, res) => {
     const input = parseInput(createUserBody, req.body);
     const { user, temporaryPassword } = await deps.users.create(actorOf(authOf(req).user), input, originOf(req));
-    res.status(201).json({ user: presentUser(user), temporaryPassword });
+    res.status(201).json({ user: presentUser(user), temporaryPassword } satisfies Api.CreatedUser);
   });
 
   router.get('/users/:id', (req, res) => {
-    res.json({ user: presentUser(deps.users.get(parseInput(idParam, req.params.id, 'path'))) });
+    res.json({ user: presentUser(deps.users.get(parseInput(idParam, req.params.id, 'path'))) } satisfies Api.UserAnswer);
   });
 
   router.patch('/users/:id', (req, res) => {
@@ -94,7 +95,7 @@ export function adminRouter(deps: AdminDeps): Router {
     const change = parseInput(updateUserBody, req.body);
     if (Object.keys(change).length === 0) throw badRequest('VALIDATION_FAILED', 'Nothing to change: send displayName, email, role or status.');
     const user = deps.users.update(actorOf(authOf(req).user), id, change, originOf(req));
-    res.json({ user: presentUser(user) });
+    res.json({ user: presentUser(user) } satisfies Api.UserAnswer);
   });
 
   router.delete('/users/:id', (req, res) => {
@@ -105,7 +106,7 @@ export function adminRouter(deps: AdminDeps): Router {
   router.post('/users/:id/password-reset', async (req, res) => {
     const id = parseInput(idParam, req.params.id, 'path');
     const { user, temporaryPassword } = await deps.users.resetPassword(actorOf(authOf(req).user), id, originOf(req));
-    res.json({ user: presentUser(user), temporaryPassword });
+    res.json({ user: presentUser(user), temporaryPassword } satisfies Api.PasswordReset);
   });
 
   router.get('/invitations', (req, res) => {
@@ -118,13 +119,13 @@ export function adminRouter(deps: AdminDeps): Router {
   router.post('/invitations', (req, res) => {
     const input = parseInput(createInvitationBody, req.body);
     const { invitation, secret } = deps.invitations.create(actorOf(authOf(req).user), input, originOf(req));
-    res.status(201).json({ invitation: presentInvitation(invitation, deps.clock.now()), link: deps.invitationLink(secret) });
+    res.status(201).json({ invitation: presentInvitation(invitation, deps.clock.now()), link: deps.invitationLink(secret) } satisfies Api.CreatedInvitation);
   });
 
   router.post('/invitations/:id/revoke', (req, res) => {
     const id = parseInput(idParam, req.params.id, 'path');
     const invitation = deps.invitations.revoke(actorOf(authOf(req).user), id, originOf(req));
-    res.json({ invitation: presentInvitation(invitation, deps.clock.now()) });
+    res.json({ invitation: presentInvitation(invitation, deps.clock.now()) } satisfies Api.InvitationAnswer);
   });
 
   router.get('/audit', (req, res) => {

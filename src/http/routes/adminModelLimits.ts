@@ -6,6 +6,7 @@ import type { UserAdminService } from '../../domain/userAdminService';
 import type { ModelLimiter } from '../../llm/modelLimits';
 import { authOf, originOf } from '../context';
 import { body, idParam, parseInput } from '../validation';
+import type * as Api from '../apiTypes';
 
 const limit = z.number().int('must be a whole number').min(0).max(Number.MAX_SAFE_INTEGER).nullable();
 const usd = z.number().min(0).max(1_000_000).nullable();
@@ -17,7 +18,7 @@ const limitsBody = body({ requestsPerMinute: limit.optional(), concurrentRequest
  */
 export function adminModelLimitsRoutes(deps: { limiter: ModelLimiter; users: UserAdminService; audit: AuditLog }): Router {
   const router = Router();
-  const view = (userId: string) => ({ defaults: deps.limiter.defaults, overrides: deps.limiter.overrides(userId), effective: deps.limiter.effective(userId) });
+  const view = (userId: string): Api.LimitsView => ({ defaults: deps.limiter.defaults, overrides: deps.limiter.overrides(userId), effective: deps.limiter.effective(userId) });
 
   router.get('/users/:id/model-limits', (req, res) => {
     const user = deps.users.get(parseInput(idParam, req.params.id, 'path'));

@@ -4,6 +4,7 @@ import { actorOf } from '../../domain/authService';
 import { IMAGE_PATTERN, MAX_IDLE_STOP_MINUTES, SETTING_LIMITS, type PlatformSettingsService } from '../../domain/platformSettings';
 import { authOf, originOf } from '../context';
 import { body, parseInput } from '../validation';
+import type * as Api from '../apiTypes';
 
 const settingsBody = body({
   idleStopMinutes: z.number().int('must be a whole number of minutes').min(0).max(MAX_IDLE_STOP_MINUTES).optional(),
@@ -17,11 +18,11 @@ const settingsBody = body({
 export function adminSettingsRoutes(settings: PlatformSettingsService): Router {
   const router = Router();
   router.get('/settings', (_req, res) => {
-    res.json(settings.view());
+    res.json(settings.view() satisfies Api.PlatformSettings);
   });
   router.patch('/settings', (req, res) => {
     const change = parseInput(settingsBody, req.body ?? {});
-    res.json(settings.update(actorOf(authOf(req).user), change, originOf(req)));
+    res.json(settings.update(actorOf(authOf(req).user), change, originOf(req)) satisfies Api.PlatformSettings);
   });
   return router;
 }

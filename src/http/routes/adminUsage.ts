@@ -3,6 +3,7 @@ import { z } from 'zod';
 import type { ModelGateway } from '../../llm/modelGateway';
 import { badRequest } from '../../lib/errors';
 import { parseInput } from '../validation';
+import type * as Api from '../apiTypes';
 
 const isoTime = z.iso.datetime({ offset: true, message: 'must be an ISO 8601 time like 2026-11-01T00:00:00Z' });
 const reportQuery = z.strictObject({ from: isoTime.optional(), to: isoTime.optional(), format: z.enum(['json', 'csv']).default('json') });
@@ -25,7 +26,7 @@ export function adminUsageRoutes(gateway: ModelGateway, now: () => number): Rout
     const to = q.to ? Date.parse(q.to) : Date.UTC(today.getUTCFullYear(), today.getUTCMonth() + 1, 1);
     if (to <= from) throw badRequest('INVALID_RANGE', '`to` must be after `from`.');
     if (to - from > MAX_RANGE_MS) throw badRequest('INVALID_RANGE', 'A report covers at most 400 days.');
-    const report = gateway.report(from, to);
+    const report: Api.UsageReport = gateway.report(from, to);
     if (q.format === 'json') {
       res.json(report);
       return;

@@ -1,10 +1,11 @@
-import { Router } from 'express';
+import { Router, type Request } from 'express';
 import type { AuthService } from '../../domain/authService';
-import { authOf, originOf } from '../context';
+import { authOf, originOf, requestState } from '../context';
 import { requireAuth } from '../middleware/authentication';
 import { presentUser } from '../presenters';
 import { clearSessionCookie, setSessionCookie, type CookiePolicy } from '../sessionCookie';
 import { body, parseInput, passwordField, usernameField } from '../validation';
+import type * as Api from '../apiTypes';
 
 const loginBody = body({ username: usernameField, password: passwordField });
 
@@ -16,7 +17,7 @@ export function authRouter(auth: AuthService, cookies: CookiePolicy): Router {
     const { username, password } = parseInput(loginBody, req.body);
     const result = await auth.login(username, password, originOf(req));
     setSessionCookie(res, result.token, cookies);
-    res.json({ user: presentUser(result.user) });
+    res.json({ user: presentUser(result.user) } satisfies Api.UserAnswer);
   });
 
   router.post('/logout', signedIn, (req, res) => {
@@ -25,9 +26,18 @@ export function authRouter(auth: AuthService, cookies: CookiePolicy): Router {
     res.status(204).end();
   });
 
-  router.get('/me', signedIn, (req, res) => {
+  const me = (req: Request): Api.Me => {
     const { user, session } = authOf(req);
-    res.json({ user: presentUser(user), session: { id: session.id, expiresAt: new Date(session.expiresAt).toISOString() } });
+    return { user: presentUser(user), session: { id: session.id, expiresAt: new Date(session.expiresAt).toISOString() } };
+  };
+
+  router.get('/me', signedIn, (req, res) => {
+    res.json(me(req));
+  });
+
+  // Nobody signed in is an answer, not an error: the console asks this on every first visit.
+  router.get('/session', (req, res) => {
+    res.json((requestState(req).auth ? me(req) : { user: null, session: null }) satisfies Api.SessionState);
   });
 
   return router;

@@ -15,6 +15,7 @@ import { requireAuth } from '../middleware/authentication';
 import { requireJsonBody } from '../middleware/originCheck';
 import { cutWhenIdle, failStreamsOnDisconnect, PartRefusal, setUploadState, uploadError, uploadMiddleware, uploadStateOf } from '../uploads';
 import { body, idParam, parseInput } from '../validation';
+import type * as Api from '../apiTypes';
 
 export interface FileRouteDeps {
   files: WorkspaceFiles;
@@ -181,12 +182,12 @@ function fileEndpoints(deps: FileRouteDeps, userIdOf: (req: Request) => string, 
 
   router.get('/', async (req, res) => {
     const query = parseInput(pathQuery, req.query, 'query');
-    res.json(await files.list(userIdOf(req), parseWorkspacePath(query.path)));
+    res.json((await files.list(userIdOf(req), parseWorkspacePath(query.path))) satisfies Api.FileListing);
   });
 
   router.get('/usage', async (req, res) => {
     const query = parseInput(usageQuery, req.query, 'query');
-    res.json(await files.usage(userIdOf(req), { fresh: query.fresh }));
+    res.json((await files.usage(userIdOf(req), { fresh: query.fresh })) satisfies Api.FilesUsage);
   });
 
   router.get('/download', async (req, res) => {
@@ -207,7 +208,7 @@ function fileEndpoints(deps: FileRouteDeps, userIdOf: (req: Request) => string, 
     const text = await files.readText(userIdOf(req), parseWorkspacePath(query.path, 'path', { allowRoot: false }));
     res.setHeader('ETag', text.etag);
     res.setHeader('Cache-Control', 'no-store');
-    res.json(text);
+    res.json(text satisfies Api.TextFile);
   });
 
   router.put('/text', express.raw({ type: () => true, limit: files.settings.textMaxBytes }), async (req, res) => {
@@ -221,7 +222,7 @@ function fileEndpoints(deps: FileRouteDeps, userIdOf: (req: Request) => string, 
     const content = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
     const saved = await files.writeText(who(req), userIdOf(req), path, content, { ifMatch, ifNoneMatch });
     res.setHeader('ETag', saved.etag);
-    res.json(saved);
+    res.json(saved satisfies Api.SavedText);
   });
 
   router.post('/mkdir', ...json, async (req, res) => {

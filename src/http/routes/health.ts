@@ -1,5 +1,6 @@
 import { Router } from 'express';
 import type { ReadinessService } from '../../domain/readiness';
+import { writeJsonError } from '../jsonError';
 
 export function healthRouter(readiness: ReadinessService): Router {
   const router = Router();
@@ -17,10 +18,7 @@ export function healthRouter(readiness: ReadinessService): Router {
     const failing = Object.entries(report.checks)
       .filter(([, check]) => !check.ok)
       .map(([name, check]) => `${name} ${check.message}`);
-    res.status(503).json({
-      error: { code: 'NOT_READY', message: `Not ready: ${failing.join('; ')}.` },
-      checks: report.checks,
-    });
+    writeJsonError(res, 503, 'NOT_READY', `Not ready: ${failing.join('; ')}.`, { alongside: { checks: report.checks } });
   });
 
   return router;

@@ -5,6 +5,7 @@ import { originOf } from '../context';
 import { presentUser } from '../presenters';
 import { setSessionCookie, type CookiePolicy } from '../sessionCookie';
 import { body, displayNameField, parseInput, passwordField, usernameField } from '../validation';
+import type * as Api from '../apiTypes';
 
 const acceptBody = body({
   username: usernameField.optional(),
@@ -26,7 +27,7 @@ export function invitationsRouter(invitations: InvitationService, cookies: Cooki
         email: invitation.email,
         expiresAt: new Date(invitation.expiresAt).toISOString(),
       },
-    });
+    } satisfies Api.InvitationPreview);
   });
 
   router.post('/:secret/accept', async (req, res) => {
@@ -34,7 +35,7 @@ export function invitationsRouter(invitations: InvitationService, cookies: Cooki
     const input = parseInput(acceptBody, req.body);
     const signedIn = await invitations.accept(secret, input, originOf(req));
     setSessionCookie(res, signedIn.token, cookies);
-    res.status(201).json({ user: presentUser(signedIn.user) });
+    res.status(201).json({ user: presentUser(signedIn.user) } satisfies Api.UserAnswer);
   });
 
   return router;

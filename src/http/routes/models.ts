@@ -7,6 +7,7 @@ import type { RuntimeManager } from '../../runtime/runtimeManager';
 import { authOf, originOf } from '../context';
 import { requireAuth } from '../middleware/authentication';
 import { body, parseInput } from '../validation';
+import type * as Api from '../apiTypes';
 
 const modelId = z.string().regex(/^[\w.:/-]{1,100}$/, 'must be 1-100 letters, digits or . _ : / -');
 const tokens = z.number().int('must be a whole number').min(1).max(10_000_000).nullable();
@@ -28,7 +29,7 @@ export function ownModelsRouter(catalog: ModelCatalog): Router {
   const router = Router();
   router.use(requireAuth());
   router.get('/', (_req, res) => {
-    res.json({ models: catalog.available() });
+    res.json({ models: catalog.available() } satisfies Api.AvailableModels);
   });
   return router;
 }
@@ -37,7 +38,7 @@ export function ownModelsRouter(catalog: ModelCatalog): Router {
 export function adminModelRoutes(catalog: ModelCatalog, gateway: ModelGateway, runtimes: Pick<RuntimeManager, 'staleRunning'>): Router {
   // Running runtimes keep the model list they started with; the admin sees which, and can
   // restart them (POST /admin/runtimes/restart {"stale": true}).
-  const staleRuntimes = () => runtimes.staleRunning().map((view) => ({ userId: view.userId, username: view.username }));
+  const staleRuntimes = (): Api.StaleRuntime[] => runtimes.staleRunning().map((view) => ({ userId: view.userId, username: view.username }));
   const router = Router();
   router.get('/models', async (_req, res) => {
     let upstream: string[] | null = null;
@@ -47,7 +48,7 @@ export function adminModelRoutes(catalog: ModelCatalog, gateway: ModelGateway, r
     } catch (err) {
       upstreamError = (err as Error).message;
     }
-    res.json({ models: catalog.list(), upstream, upstreamError, staleRuntimes: staleRuntimes() });
+    res.json({ models: catalog.list(), upstream, upstreamError, staleRuntimes: staleRuntimes() } satisfies Api.AdminModels);
   });
   router.put('/models/:id', (req, res) => {
     const id = parseInput(modelId, req.params.id, 'path');
@@ -58,11 +59,11 @@ export function adminModelRoutes(catalog: ModelCatalog, gateway: ModelGateway, r
       ...(inputPricePerMTok !== undefined ? { inputMicrodollarsPerMTok: Math.round(inputPricePerMTok * 1e6) } : {}),
       ...(outputPricePerMTok !== undefined ? { outputMicrodollarsPerMTok: Math.round(outputPricePerMTok * 1e6) } : {}),
     };
-    res.json({ model: catalog.save(actorOf(authOf(req).user), id, change, originOf(req)), staleRuntimes: staleRuntimes() });
+    res.json({ model: catalog.save(actorOf(authOf(req).user), id, change, originOf(req)), staleRuntimes: staleRuntimes() } satisfies Api.SavedModel);
   });
   router.delete('/models/:id', (req, res) => {
     catalog.remove(actorOf(authOf(req).user), parseInput(modelId, req.params.id, 'path'), originOf(req));
-    res.json({ staleRuntimes: staleRuntimes() });
+    res.json({ staleRuntimes: staleRuntimes() } satisfies Api.ModelChangeAnswer);
   });
   return router;
 }

@@ -7,6 +7,7 @@ import type { RuntimeEventHub } from '../../runtime/operations';
 import type { RuntimeManager, StartedOperation } from '../../runtime/runtimeManager';
 import { authOf, originOf } from '../context';
 import { requireAuth } from '../middleware/authentication';
+import type * as Api from '../apiTypes';
 import type { EventStream, EventStreams, StreamOwner } from '../sse';
 import { body, idParam, parseInput } from '../validation';
 
@@ -37,15 +38,11 @@ const bulkRestartBody = body({
 }).refine((v) => (v.userIds === undefined) !== (v.stale === undefined), 'give either userIds or stale: true');
 const bulkStopBody = body({ userIds: z.array(idParam).min(1).max(500) });
 
-type BulkResult =
-  | ({ userId: string; ok: true } & StartedOperation)
-  | { userId: string; ok: false; error: { code: string; message: string } };
-
 /**
  * Applies one lifecycle action to many users. Each user's outcome is reported on its own: one
  * refusal (a disabled account, an unknown id) must not hide that the others went ahead.
  */
-function applyToEach(userIds: readonly string[], action: (userId: string) => StartedOperation): BulkResult[] {
+function applyToEach(userIds: readonly string[], action: (userId: string) => StartedOperation): Api.BulkResult[] {
   return [...new Set(userIds)].map((userId) => {
     try {
       return { userId, ok: true as const, ...action(userId) };
@@ -56,7 +53,7 @@ function applyToEach(userIds: readonly string[], action: (userId: string) => Sta
   });
 }
 
-const answer = (res: Response, result: StartedOperation) => res.status(result.operation ? 202 : 200).json(result);
+const answer = (res: Response, result: Api.StartedOperation) => res.status(result.operation ? 202 : 200).json(result);
 
 /**
  * Streams a user's runtime state and operation progress as SSE: the current state first (with
@@ -65,15 +62,15 @@ const answer = (res: Response, result: StartedOperation) => res.status(result.op
  */
 export function streamRuntimeEvents(deps: RuntimeRouteDeps, req: Request, res: Response, userId: string, owner: StreamOwner): void {
   const { manager, hub, streams } = deps;
-  const initial = manager.viewForUser(userId);
+  const initial: Api.RuntimeView = manager.viewForUser(userId);
   const stream = streams.start(req, res, owner);
   stream.send('state', initial);
   const runtimeId = initial.id ?? manager.runtimeIdForUser(userId);
   const follow = (id: string) =>
     stream.onClose(
       hub.subscribe(id, (event) => {
-        if (event.type === 'progress') stream.send('progress', event.operation);
-        else stream.send('state', manager.viewForUser(userId));
+        if (event.type === 'progress') stream.send('progress', event.operation satisfies Api.OperationView);
+        else stream.send('state', manager.viewForUser(userId) satisfies Api.RuntimeView);
       }),
     );
   if (runtimeId) follow(runtimeId);
@@ -103,7 +100,7 @@ function runtimeEndpoints(deps: RuntimeRouteDeps, userIdOf: (req: Request) => st
   const router = Router({ mergeParams: true });
 
   router.get('/', (req, res) => {
-    res.json(manager.viewForUser(userIdOf(req)));
+    res.json(manager.viewForUser(userIdOf(req)) satisfies Api.RuntimeView);
   });
 
   router.post('/start', (req, res) => {
@@ -133,7 +130,7 @@ function runtimeEndpoints(deps: RuntimeRouteDeps, userIdOf: (req: Request) => st
   // One-shot memory and CPU of the running container (null when it is not running).
   router.get('/stats', async (req, res) => {
     const runtimeId = manager.runtimeIdForUser(userIdOf(req));
-    res.json({ stats: runtimeId ? await manager.stats(runtimeId) : null });
+    res.json({ stats: runtimeId ? await manager.stats(runtimeId) : null } satisfies Api.RuntimeStats);
   });
 
   router.get('/events', (req, res) => {
@@ -155,7 +152,7 @@ function runtimeEndpoints(deps: RuntimeRouteDeps, userIdOf: (req: Request) => st
     stream.onClose(() => lines.destroy());
     // Backpressure: a client that reads slowly stops the engine's log stream, not our memory.
     lines.on('data', (entry: LogLine) => {
-      if (!stream.send('log', entry)) {
+      if (!stream.send('log', entry satisfies Api.LogLine)) {
         lines.pause();
         stream.onWritable(() => lines.resume());
       }
@@ -183,18 +180,18 @@ export function adminRuntimeRoutes(deps: RuntimeRouteDeps): Router {
     runtimeEndpoints(deps, (req) => parseInput(z.object({ id: idParam }), req.params, 'path').id),
   );
   router.get('/runtimes', async (_req, res) => {
-    res.json({ items: await deps.manager.listWithStats() });
+    res.json({ items: await deps.manager.listWithStats() } satisfies Api.RuntimeList);
   });
   router.post('/runtimes/restart', (req, res) => {
     const input = parseInput(bulkRestartBody, req.body ?? {});
     const userIds = input.userIds ?? deps.manager.staleRunning().map((view) => view.userId);
     const actor = actorOf(authOf(req).user);
-    res.json({ results: applyToEach(userIds, (userId) => deps.manager.restart(actor, userId, originOf(req))) });
+    res.json({ results: applyToEach(userIds, (userId) => deps.manager.restart(actor, userId, originOf(req))) } satisfies Api.BulkAnswer);
   });
   router.post('/runtimes/stop', (req, res) => {
     const input = parseInput(bulkStopBody, req.body ?? {});
     const actor = actorOf(authOf(req).user);
-    res.json({ results: applyToEach(input.userIds, (userId) => deps.manager.stop(actor, userId, originOf(req))) });
+    res.json({ results: applyToEach(input.userIds, (userId) => deps.manager.stop(actor, userId, originOf(req))) } satisfies Api.BulkAnswer);
   });
   return router;
 }

@@ -4,6 +4,7 @@ import type { ModelGateway } from '../../llm/modelGateway';
 import { authOf } from '../context';
 import { requireAuth } from '../middleware/authentication';
 import { parseInput } from '../validation';
+import type * as Api from '../apiTypes';
 
 /** `/api/v1/usage`: the signed-in user's own model usage this month (totals, per day, per model). */
 export function usageRouter(gateway: ModelGateway): Router {
@@ -11,7 +12,7 @@ export function usageRouter(gateway: ModelGateway): Router {
   router.use(requireAuth());
   router.get('/', (req, res) => {
     parseInput(z.strictObject({}), req.query, 'query');
-    res.json(gateway.ownUsage(authOf(req).user.id));
+    res.json(gateway.ownUsage(authOf(req).user.id) satisfies Api.OwnUsage);
   });
   return router;
 }

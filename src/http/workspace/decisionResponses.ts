@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { GateDecision, WorkspaceCookie } from '../../domain/workspaceGatekeeper';
+import { writeJsonError } from '../jsonError';
 import { sendMessagePage } from './pages';
 
 type Refusal = Exclude<GateDecision, { kind: 'platform' } | { kind: 'allow' }>;
@@ -20,15 +21,6 @@ export function serializeWorkspaceCookie(cookie: WorkspaceCookie): string {
   ].join('; ');
 }
 
-function sendJsonError(res: ServerResponse, status: number, code: string, message: string): void {
-  const body = Buffer.from(JSON.stringify({ error: { code, message } }));
-  res.statusCode = status;
-  res.setHeader('Content-Type', 'application/json; charset=utf-8');
-  res.setHeader('Content-Length', body.length);
-  res.setHeader('Cache-Control', 'no-store');
-  res.end(body);
-}
-
 /**
  * Writes every decision that keeps a request away from the runtime. Both front doors use it,
  * so a browser sees the same redirect, cookie or page whether Traefik or the built-in router
@@ -47,24 +39,14 @@ export function sendRefusal(req: IncomingMessage, res: ServerResponse, decision:
       res.end();
       return;
     case 'invalid':
-      if (!navigation) return sendJsonError(res, decision.status, decision.code, decision.message);
+      if (!navigation) return writeJsonError(res, decision.status, decision.code, decision.message);
       return sendMessagePage(res, decision.status, { title: 'No such workspace', message: decision.message });
     case 'denied':
-      if (!navigation) return sendJsonError(res, decision.status, decision.code, decision.message);
+      if (!navigation) return writeJsonError(res, decision.status, decision.code, decision.message);
       return sendMessagePage(res, decision.status, {
         title: decision.status === 401 ? 'Sign-in required' : 'Access refused',
         message: decision.message,
         link: decision.retryUrl ? { href: decision.retryUrl, label: 'Open your workspace' } : undefined,
       });
   }
-}
-
-/** An HTTP answer on a socket whose request asked for a WebSocket upgrade that will not happen. */
-export function refuseUpgrade(socket: { write(data: string): unknown; destroy(): void }, status: number, code: string, message: string): void {
-  const body = JSON.stringify({ error: { code, message } });
-  const reason = { 400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found', 502: 'Bad Gateway', 503: 'Service Unavailable' }[status] ?? 'Error';
-  socket.write(
-    `HTTP/1.1 ${status} ${reason}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
-  );
-  socket.destroy();
 }

@@ -2,6 +2,7 @@ import type { RequestHandler } from 'express';
 import type { WorkspaceGatekeeper } from '../../domain/workspaceGatekeeper';
 import type { Logger } from '../../lib/logger';
 import type { RuntimeManager } from '../../runtime/runtimeManager';
+import { writeJsonError } from '../jsonError';
 import { isNavigation, sendRefusal } from './decisionResponses';
 import { sendMessagePage } from './pages';
 
@@ -23,7 +24,7 @@ export function forwardAuthHandler(deps: { gatekeeper: WorkspaceGatekeeper; mana
     const method = (single(req.headers['x-forwarded-method']) ?? req.method).toUpperCase();
     res.setHeader('Cache-Control', 'no-store');
     if (!host) {
-      res.status(400).json({ error: { code: 'NOT_A_FORWARD_AUTH_REQUEST', message: 'X-Forwarded-Host is missing: this endpoint answers Traefik only.' } });
+      writeJsonError(res, 400, 'NOT_A_FORWARD_AUTH_REQUEST', 'X-Forwarded-Host is missing: this endpoint answers Traefik only.');
       return;
     }
     try {
@@ -37,13 +38,13 @@ export function forwardAuthHandler(deps: { gatekeeper: WorkspaceGatekeeper; mana
         navigation: isNavigation(method, req.headers.accept, req.headers.upgrade),
       });
       if (decision.kind === 'platform') {
-        res.status(403).json({ error: { code: 'NOT_A_WORKSPACE', message: `${host.slice(0, 200)} is not a workspace address.` } });
+        writeJsonError(res, 403, 'NOT_A_WORKSPACE', `${host.slice(0, 200)} is not a workspace address.`);
         return;
       }
       if (decision.kind === 'allow') {
         // Reserved paths are routed to the control plane itself, never through a runtime's router.
         if (decision.reserved !== null) {
-          res.status(403).json({ error: { code: 'RESERVED_PATH', message: 'This path is served by the control plane.' } });
+          writeJsonError(res, 403, 'RESERVED_PATH', 'This path is served by the control plane.');
           return;
         }
         deps.manager.touchUser(decision.user.id);

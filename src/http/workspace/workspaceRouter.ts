@@ -13,7 +13,8 @@ import { originOf } from '../context';
 import type { LiveConnections } from '../liveConnections';
 import { streamRuntimeEvents, type RuntimeRouteDeps } from '../routes/runtime';
 import { SECURE_SESSION_COOKIE, SESSION_COOKIE } from '../sessionCookie';
-import { isNavigation, refuseUpgrade, sendRefusal } from './decisionResponses';
+import { writeJsonError, writeUpgradeRefusal } from '../jsonError';
+import { isNavigation, sendRefusal } from './decisionResponses';
 import { sendWakePage } from './pages';
 
 export interface WorkspaceRouterDeps extends RuntimeRouteDeps {
@@ -96,12 +97,7 @@ export function createWorkspaceRouter(deps: WorkspaceRouterDeps): WorkspaceRoute
         server.on('error', (err, req, res) => {
           logger.warn({ err: err.message, url: req.url }, 'workspace proxy error');
           if ('writeHead' in res) {
-            const response = res as http.ServerResponse;
-            if (!response.headersSent) {
-              response.statusCode = 502;
-              response.setHeader('Content-Type', 'application/json');
-              response.end(JSON.stringify({ error: { code: 'RUNTIME_UNREACHABLE', message: 'The workspace did not answer; it may be restarting. Try again in a moment.' } }));
-            } else response.destroy();
+            writeJsonError(res as http.ServerResponse, 502, 'RUNTIME_UNREACHABLE', 'The workspace did not answer; it may be restarting. Try again in a moment.');
           } else (res as Duplex).destroy();
         });
       },
@@ -168,8 +164,8 @@ export function createWorkspaceRouter(deps: WorkspaceRouterDeps): WorkspaceRoute
         platformUrl: `${deps.platformOrigin}/`,
       });
     }
-    res.status(503).setHeader('Retry-After', '5');
-    res.json({ error: { code: 'WORKSPACE_NOT_RUNNING', message: 'This workspace is not running. Open it in the browser to start it.' } });
+    res.setHeader('Retry-After', '5');
+    writeJsonError(res, 503, 'WORKSPACE_NOT_RUNNING', 'This workspace is not running. Open it in the browser to start it.');
   };
 
   const upgrade = (req: IncomingMessage, socket: Duplex, head: Buffer) => {
@@ -179,19 +175,19 @@ export function createWorkspaceRouter(deps: WorkspaceRouterDeps): WorkspaceRoute
       decision = gatekeeper.decide({ host: req.headers.host, uri: req.url ?? '/', method: req.method ?? 'GET', cookieHeader: req.headers.cookie, origin: req.headers.origin, upgrade: true, navigation: false });
     } catch (err) {
       logger.error({ err: (err as Error).message }, 'workspace access decision failed');
-      return refuseUpgrade(socket, 503, 'ACCESS_CHECK_FAILED', 'The access check failed; try again.');
+      return writeUpgradeRefusal(socket, 503, 'ACCESS_CHECK_FAILED', 'The access check failed; try again.');
     }
-    if (decision.kind === 'platform') return refuseUpgrade(socket, 404, 'NOT_FOUND', 'The platform has no WebSocket endpoints.');
-    if (decision.kind === 'invalid') return refuseUpgrade(socket, decision.status, decision.code, decision.message);
+    if (decision.kind === 'platform') return writeUpgradeRefusal(socket, 404, 'NOT_FOUND', 'The platform has no WebSocket endpoints.');
+    if (decision.kind === 'invalid') return writeUpgradeRefusal(socket, decision.status, decision.code, decision.message);
     if (decision.kind !== 'allow') {
       const status = decision.kind === 'denied' ? decision.status : 401;
-      return refuseUpgrade(socket, status, decision.kind === 'denied' ? decision.code : 'WORKSPACE_SIGN_IN_REQUIRED', 'Open this workspace from the platform to sign in.');
+      return writeUpgradeRefusal(socket, status, decision.kind === 'denied' ? decision.code : 'WORKSPACE_SIGN_IN_REQUIRED', 'Open this workspace from the platform to sign in.');
     }
     const route = manager.routeForUser(decision.user.id);
     // Behind Traefik too: the runtimes' labels route WebSocket upgrades here, so that the sockets
     // are ours to close when their session ends.
     if (decision.reserved !== null || !route.address || !route.runtimeId) {
-      return refuseUpgrade(socket, 503, 'WORKSPACE_NOT_RUNNING', 'This workspace is not running.');
+      return writeUpgradeRefusal(socket, 503, 'WORKSPACE_NOT_RUNNING', 'This workspace is not running.');
     }
     const runtimeId = route.runtimeId;
     aimAtRuntime(req, decision.username, runtimeId, route.address);

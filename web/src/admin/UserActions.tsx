@@ -1,6 +1,6 @@
 import { useState } from 'react';
 import { api } from '../api/client';
-import type { User } from '../api/types';
+import type { User, UserAnswer } from '../api/types';
 import { useSession } from '../app/session';
 import { useI18n } from '../i18n/i18n';
 import { Button, ErrorNote } from '../ui/ui';
@@ -35,7 +35,7 @@ export function UserActions({
   if (user.id === me.id) return <span className="muted">{t('admin.users.yourself')}</span>;
 
   const patch = async (change: Partial<Pick<User, 'role' | 'status'>>) => {
-    const answer = await api.patch<{ user: User }>(path(user), change);
+    const answer = await api.patch<UserAnswer>(path(user), change);
     setError(null);
     await onChanged(answer.user);
   };

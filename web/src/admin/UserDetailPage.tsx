@@ -1,10 +1,10 @@
-import { useCallback, useState } from 'react';
+import { useState } from 'react';
 import { api } from '../api/client';
-import type { RuntimeView, User } from '../api/types';
+import type { UserAnswer } from '../api/types';
 import { Link, navigate } from '../app/router';
 import { useI18n } from '../i18n/i18n';
 import { formatDateTime, formatNumber, formatUsd, share } from '../lib/format';
-import { LogViewer, RuntimeCard } from '../pages/HomePage';
+import { RuntimeWithLog } from '../pages/HomePage';
 import { useResource } from '../ui/useResource';
 import { AsyncForm, Card, ErrorNote, Field, Notice, ProgressBar } from '../ui/ui';
 import type { LimitsView, UsageReport } from './adminTypes';
@@ -16,7 +16,7 @@ import { UserBadges } from './UsersPage';
 export function UserDetailPage({ id }: { id: string }) {
   const { t, locale } = useI18n();
   const path = `/admin/users/${encodeURIComponent(id)}`;
-  const user = useResource((signal) => api.get<{ user: User }>(path, { signal }), path);
+  const user = useResource((signal) => api.get<UserAnswer>(path, { signal }), path);
   const [password, setPassword] = useState<string | null>(null);
   const [profileSaved, setProfileSaved] = useState(false);
   const u = user.data?.user;
@@ -56,7 +56,7 @@ export function UserDetailPage({ id }: { id: string }) {
                 onSubmit={async (values) => {
                   setProfileSaved(false);
                   const email = (values.email ?? '').trim();
-                  await api.patch<{ user: User }>(path, { displayName: (values.displayName ?? '').trim(), email: email === '' ? null : email });
+                  await api.patch<UserAnswer>(path, { displayName: (values.displayName ?? '').trim(), email: email === '' ? null : email });
                   await user.reload();
                   setProfileSaved(true);
                 }}
@@ -180,12 +180,5 @@ function UserModels({ userId }: { userId: string }) {
 /** The user's runtime and its log; the log follows each new container as the card reports it. */
 function UserRuntime({ base, username }: { base: string; username: string }) {
   const { t } = useI18n();
-  const [startedAt, setStartedAt] = useState<string | null>(null);
-  const onRuntimeChange = useCallback((runtime: RuntimeView) => setStartedAt(runtime.startedAt), []);
-  return (
-    <>
-      <RuntimeCard base={base} showOpen={false} title={t('admin.user.runtimeOf', { name: username })} onRuntimeChange={onRuntimeChange} />
-      <LogViewer key={startedAt ?? 'never'} base={base} />
-    </>
-  );
+  return <RuntimeWithLog base={base} showOpen={false} title={t('admin.user.runtimeOf', { name: username })} />;
 }

@@ -1,3 +1,5 @@
+import type { SessionState } from './types';
+
 /**
  * The one way the console talks to the control plane: JSON in and out, cookies for the session,
  * and every failure turned into an ApiError carrying the server's `{error: {code, message}}` so a
@@ -73,10 +75,15 @@ export async function request<T>(method: Method, path: string, options: RequestO
 
 /**
  * Asks whether the session still holds; if not, the app returns to sign-in (SESSION_ENDED). For
- * what cannot tell a 401 by itself, e.g. an EventSource that fails to connect.
+ * what cannot tell a 401 by itself, e.g. an EventSource that fails to connect. Asked of
+ * /auth/session, which answers "nobody" without a failing request.
  */
 export function checkSession(): void {
-  request('GET', '/auth/me').catch(() => undefined);
+  request<SessionState>('GET', '/auth/session')
+    .then((current) => {
+      if (current.user === null) window.dispatchEvent(new CustomEvent(SESSION_ENDED, { detail: 'Your session has ended.' }));
+    })
+    .catch(() => undefined);
 }
 
 export const api = {

@@ -1,6 +1,6 @@
 import { lazy, Suspense, useCallback, useEffect, useState } from 'react';
 import { api, ApiError, SESSION_ENDED } from '../api/client';
-import type { User } from '../api/types';
+import type { Me, SessionState, SetupStatus, User } from '../api/types';
 import { useI18n } from '../i18n/i18n';
 import { endUploads } from '../files/sharedQueue';
 import { AccountPage } from '../pages/AccountPage';
@@ -29,14 +29,15 @@ export function App() {
   const [boot, setBoot] = useState<Boot>({ kind: 'loading' });
 
   const load = useCallback(async () => {
-    // Both questions at once: the first paint waits for one round trip, not two.
-    const me = api.get<{ user: User }>('/auth/me');
-    me.catch(() => undefined);
+    // Both questions at once: the first paint waits for one round trip, not two. Nobody signed
+    // in is an answer of /auth/session, not a 401: a first visit makes no failing request.
+    const current = api.get<SessionState>('/auth/session');
+    current.catch(() => undefined);
     try {
-      const { needed } = await api.get<{ needed: boolean }>('/setup');
+      const { needed } = await api.get<SetupStatus>('/setup');
       if (needed) return setBoot({ kind: 'setup' });
-      const { user } = await me;
-      setBoot({ kind: 'signedIn', user });
+      const { user } = await current;
+      setBoot(user ? { kind: 'signedIn', user } : { kind: 'signedOut', notice: null });
     } catch (err) {
       if (err instanceof ApiError && err.status === 401) setBoot({ kind: 'signedOut', notice: null });
       // Both session cookies were cleared by the server: sign in again, saying why.
@@ -61,7 +62,7 @@ export function App() {
 
   const signedIn = useCallback(async () => {
     const next = safeNext(new URLSearchParams(location.search).get('next'));
-    const { user } = await api.get<{ user: User }>('/auth/me');
+    const { user } = await api.get<Me>('/auth/me');
     if (next && !user.mustChangePassword) {
       location.assign(next);
       return;
@@ -101,7 +102,7 @@ export function App() {
   const session = {
     user,
     refresh: async () => {
-      const { user: fresh } = await api.get<{ user: User }>('/auth/me');
+      const { user: fresh } = await api.get<Me>('/auth/me');
       setBoot({ kind: 'signedIn', user: fresh });
     },
     signOut: async () => {

@@ -1,6 +1,6 @@
 import { useState } from 'react';
 import { api } from '../api/client';
-import type { Session } from '../api/types';
+import type { RevokedSessions, SessionList } from '../api/types';
 import { useSession } from '../app/session';
 import { useI18n } from '../i18n/i18n';
 import { formatDateTime } from '../lib/format';
@@ -11,7 +11,7 @@ import { PasswordForm } from './entryPages';
 export function AccountPage() {
   const { t, locale } = useI18n();
   const { user, refresh } = useSession();
-  const sessions = useResource((signal) => api.get<{ items: Session[] }>('/account/sessions', { signal }), 'sessions');
+  const sessions = useResource((signal) => api.get<SessionList>('/account/sessions', { signal }), 'sessions');
   const [changed, setChanged] = useState(false);
   const [confirming, setConfirming] = useState(false);
   const [revoked, setRevoked] = useState<number | null>(null);
@@ -82,7 +82,7 @@ export function AccountPage() {
         confirmLabel={t('account.signOutOthers')}
         onClose={() => setConfirming(false)}
         onConfirm={async () => {
-          const result = await api.post<{ revoked: number }>('/account/sessions/revoke-others');
+          const result = await api.post<RevokedSessions>('/account/sessions/revoke-others');
           setRevoked(result.revoked);
           await sessions.reload();
         }}

@@ -1,6 +1,6 @@
 import { useCallback, useEffect, useReducer, useRef, useState } from 'react';
 import { api } from '../api/client';
-import type { ContainerStats, LogLine, OperationView, RuntimeView, StartedOperation } from '../api/types';
+import type { ContainerStats, LogLine, OperationView, RuntimeStats, RuntimeView, StartedOperation } from '../api/types';
 import { useSession } from '../app/session';
 import { useI18n, type Translate } from '../i18n/i18n';
 import type { MessageKey } from '../i18n/en';
@@ -152,7 +152,7 @@ function RuntimeStats({ base }: { base: string }) {
     let stopped = false;
     const load = async () => {
       try {
-        const result = await api.get<{ stats: ContainerStats | null }>(`${base.replace(/^\/api\/v1/, '')}/stats`);
+        const result = await api.get<RuntimeStats>(`${base.replace(/^\/api\/v1/, '')}/stats`);
         if (!stopped) setStats(result.stats);
       } catch {
         // Figures are a nicety: a failed read keeps the last ones.
@@ -267,16 +267,29 @@ function LogStream({ url, follow }: { url: string; follow: boolean }) {
   );
 }
 
+/**
+ * A runtime's card and, once it has a container, its log. Before that there is no log to ask
+ * for (the server would answer 404). The log reopens on each new container: its key is the
+ * container's start (or creation, until it starts).
+ */
+export function RuntimeWithLog({ base, showOpen, title }: { base: string; showOpen: boolean; title?: string }) {
+  const [runtime, setRuntime] = useState<RuntimeView | null>(null);
+  const container = runtime?.startedAt ?? runtime?.createdAt ?? null;
+  return (
+    <>
+      <RuntimeCard base={base} showOpen={showOpen} title={title} onRuntimeChange={setRuntime} />
+      {container !== null && <LogViewer key={container} base={base} />}
+    </>
+  );
+}
+
 export function HomePage() {
   const { t } = useI18n();
   const { user } = useSession();
-  const [startedAt, setStartedAt] = useState<string | null>(null);
-  const onRuntimeChange = useCallback((runtime: RuntimeView) => setStartedAt(runtime.startedAt), []);
   return (
     <div id="home" className="stack">
       <h1>{t('home.greeting', { name: user.displayName || user.username })}</h1>
-      <RuntimeCard base="/api/v1/runtime" showOpen onRuntimeChange={onRuntimeChange} />
-      <LogViewer key={startedAt ?? 'never'} base="/api/v1/runtime" />
+      <RuntimeWithLog base="/api/v1/runtime" showOpen />
     </div>
   );
 }

@@ -1,5 +1,5 @@
 import { api } from '../api/client';
-import type { AvailableModel, OwnUsage } from '../api/types';
+import type { AvailableModels, OwnUsage } from '../api/types';
 import { useI18n } from '../i18n/i18n';
 import { formatNumber, formatUsd, share } from '../lib/format';
 import { DailyChart } from '../ui/charts';
@@ -9,7 +9,7 @@ import { Card, EmptyState, ErrorNote, ProgressBar } from '../ui/ui';
 export function UsagePage() {
   const { t, locale } = useI18n();
   const usage = useResource((signal) => api.get<OwnUsage>('/usage', { signal }), 'usage');
-  const models = useResource((signal) => api.get<{ models: AvailableModel[] }>('/models', { signal }), 'models');
+  const models = useResource((signal) => api.get<AvailableModels>('/models', { signal }), 'models');
   const tokens = (n: number) => formatNumber(n, locale);
   const usd = (micro: number) => formatUsd(micro, locale);
   const u = usage.data;

@@ -1,6 +1,6 @@
 import type { ReactNode } from 'react';
 import { api } from '../api/client';
-import type { Invitation } from '../api/types';
+import type { InvitationPreview } from '../api/types';
 import { LanguageSwitch } from '../app/Shell';
 import { useI18n } from '../i18n/i18n';
 import { formatDateTime } from '../lib/format';
@@ -67,7 +67,7 @@ export function LoginPage({ notice, onSignedIn }: { notice: string | null; onSig
 
 export function InvitePage({ secret, signedInAs, onAccepted }: { secret: string; signedInAs: string | null; onAccepted: () => Promise<void> }) {
   const { t, locale } = useI18n();
-  const invitation = useResource((signal) => api.get<{ invitation: Invitation }>(`/invitations/${encodeURIComponent(secret)}`, { signal }), secret);
+  const invitation = useResource((signal) => api.get<InvitationPreview>(`/invitations/${encodeURIComponent(secret)}`, { signal }), secret);
   return (
     <EntryFrame title={t('invite.title')}>
       {signedInAs && <Notice tone="warning">{t('invite.signedInAs', { name: signedInAs })}</Notice>}

@@ -1,0 +1,373 @@
+/**
+ * The shapes the HTTP API answers with, declared once for both sides: the server's presenters and
+ * routes are typed against them (src/http/presenters.ts, routes/*.ts), and the console imports
+ * them type-only (web/src/api/types.ts, web/src/admin/adminTypes.ts). A field renamed or retyped
+ * on one side fails `tsc` on the other instead of drifting silently.
+ *
+ * This file must stay free of imports and runtime code: the console's build (browser, no Node
+ * types) reads it too, and a type-only import is erased from the bundle.
+ */
+
+/** Every refusal: `{"error":{"code","message",…}}`, with extra fields some errors carry (an ETag, conflicting names, a limit). */
+export interface ApiErrorBody {
+  error: { code: string; message: string; [detail: string]: unknown };
+}
+
+export type Role = 'admin' | 'member';
+
+export interface User {
+  id: string;
+  username: string;
+  displayName: string;
+  email: string | null;
+  role: Role;
+  status: 'active' | 'disabled';
+  mustChangePassword: boolean;
+  createdAt: string;
+  updatedAt: string;
+  lastLoginAt: string | null;
+}
+
+export interface Page<T> {
+  items: T[];
+  total: number;
+  limit: number;
+  offset: number;
+}
+
+/** GET /auth/me: who is signed in, and which session (401 when nobody is). */
+export interface Me {
+  user: User;
+  session: { id: string; expiresAt: string };
+}
+
+/**
+ * GET /auth/session: the same, or nobody. The console's first question on every visit: an
+ * anonymous visitor is an answer here, not a refusal (so a first visit makes no failing request).
+ */
+export type SessionState = Me | { user: null; session: null };
+
+export interface UserAnswer {
+  user: User;
+}
+
+export interface SetupStatus {
+  needed: boolean;
+}
+
+export type ObservedState = 'absent' | 'creating' | 'starting' | 'running' | 'unhealthy' | 'stopping' | 'stopped' | 'failed';
+export type OperationKind = 'start' | 'stop' | 'restart' | 'delete' | 'purge';
+export type OperationStatus = 'queued' | 'running' | 'succeeded' | 'failed';
+export type OperationStep =
+  | 'queued'
+  | 'pulling'
+  | 'preparing'
+  | 'creating'
+  | 'configuring'
+  | 'starting'
+  | 'waiting-for-health'
+  | 'ready'
+  | 'stopping'
+  | 'removing'
+  | 'done'
+  | 'failed';
+
+export interface OperationView {
+  id: string;
+  runtimeId: string;
+  kind: OperationKind;
+  status: OperationStatus;
+  step: OperationStep;
+  percent: number;
+  message: string;
+  /** While queued: operations of other users ahead of this one. */
+  queuePosition: number | null;
+  bytesDone: number | null;
+  bytesTotal: number | null;
+  error: { code: string; message: string } | null;
+  startedAt: string;
+  finishedAt: string | null;
+}
+
+export interface RuntimeView {
+  id: string | null;
+  userId: string;
+  username: string;
+  state: ObservedState;
+  stateReason: string | null;
+  desiredState: 'running' | 'stopped' | 'deleted';
+  image: string | null;
+  configuredImage: string;
+  /** The container runs another image than the configured one: it upgrades on its next restart. */
+  outdatedImage: boolean;
+  /** What is rendered now differs from what the container was started with. */
+  configStale: boolean;
+  createdAt: string | null;
+  startedAt: string | null;
+  workspaceUrl: string;
+  limits: { memoryBytes: number; cpus: number; pidsLimit: number };
+  lastError: { code: string; message: string; at: string } | null;
+  operation: OperationView | null;
+}
+
+export interface ContainerStats {
+  memoryBytes: number;
+  memoryLimitBytes: number;
+  cpuPercent: number;
+}
+
+export interface RuntimeStats {
+  /** null when the runtime is not running. */
+  stats: ContainerStats | null;
+}
+
+export interface RuntimeListItem extends RuntimeView {
+  uptimeSeconds: number | null;
+  stats: ContainerStats | null;
+}
+
+export interface StartedOperation {
+  /** null when there was nothing to do (already running / already stopped). */
+  operation: OperationView | null;
+  runtime: RuntimeView;
+}
+
+/** An SSE `log` event of GET /runtime/logs. */
+export interface LogLine {
+  stream: 'stdout' | 'stderr';
+  line: string;
+  /** The line was longer than the log viewer shows; its end was dropped. */
+  truncated?: true;
+}
+
+export interface Session {
+  id: string;
+  current: boolean;
+  createdAt: string;
+  lastSeenAt: string;
+  expiresAt: string;
+  ip: string | null;
+  userAgent: string | null;
+}
+
+export interface SessionList {
+  items: Session[];
+}
+
+export interface RevokedSessions {
+  revoked: number;
+}
+
+export type InvitationStatus = 'pending' | 'accepted' | 'revoked' | 'expired';
+
+export interface Invitation {
+  id: string;
+  role: Role;
+  username: string | null;
+  email: string | null;
+  status: InvitationStatus;
+  createdBy: string | null;
+  createdAt: string;
+  expiresAt: string;
+  acceptedAt: string | null;
+  acceptedUserId: string | null;
+  revokedAt: string | null;
+}
+
+/** GET /invitations/:secret: what the invitee may see before accepting, nothing more. */
+export interface InvitationPreview {
+  invitation: {
+    role: Role;
+    username: string | null;
+    email: string | null;
+    expiresAt: string;
+  };
+}
+
+export interface AuditEntry {
+  id: number;
+  at: string;
+  action: string;
+  actor: { id: string | null; username: string } | null;
+  target: { type: string; id: string | null; label: string | null } | null;
+  ip: string | null;
+  detail: Record<string, unknown>;
+}
+
+export type FileType = 'file' | 'dir' | 'symlink' | 'other';
+
+export interface FileEntry {
+  name: string;
+  path: string;
+  type: FileType;
+  size: number;
+  modifiedAt: string;
+  /** Permission bits in octal, e.g. "0644". */
+  mode: string;
+  target?: string;
+  targetType?: FileType | null;
+}
+
+export interface FileListing {
+  path: string;
+  entries: FileEntry[];
+}
+
+export interface FilesUsage {
+  bytes: number;
+  files: number;
+  quotaBytes: number;
+  measuredAt: string;
+}
+
+export interface TextFile {
+  path: string;
+  content: string;
+  etag: string;
+  size: number;
+  modifiedAt: string;
+}
+
+/** PUT /files/text. */
+export interface SavedText {
+  path: string;
+  etag: string;
+  size: number;
+}
+
+export interface UsageTotals {
+  requests: number;
+  promptTokens: number;
+  completionTokens: number;
+  costMicrodollars: number;
+  /** Of `requests`, those charged by the gateway's conservative estimate (included in the sums). */
+  estimatedRequests: number;
+}
+
+export interface ModelLimits {
+  requestsPerMinute: number;
+  concurrentRequests: number;
+  /** Prompt plus completion tokens per calendar month (UTC). */
+  monthlyTokens: number;
+  /** Spend per calendar month in millionths of a US dollar, at the catalog's prices. */
+  monthlyCostMicrodollars: number;
+}
+
+export interface OwnUsage {
+  limits: ModelLimits;
+  spentMicrodollars: number;
+  /** Null when the month has no cost budget. */
+  budgetRemainingMicrodollars: number | null;
+  /** Null when the month has no token budget. */
+  tokensRemaining: number | null;
+  month: UsageTotals & { from: string; to: string };
+  perDay: (UsageTotals & { day: string })[];
+  perModel: (UsageTotals & { model: string })[];
+}
+
+export interface AvailableModel {
+  id: string;
+  name: string;
+  default: boolean;
+  contextWindow: number | null;
+  maxTokens: number | null;
+}
+
+export interface AvailableModels {
+  models: AvailableModel[];
+}
+
+// Administrators only (routes/admin*.ts, models.ts, runtime.ts).
+
+export interface CreatedUser {
+  user: User;
+  /** Set when no password was given: shown once. */
+  temporaryPassword: string | null;
+}
+
+export interface PasswordReset {
+  user: User;
+  temporaryPassword: string;
+}
+
+export interface CreatedInvitation {
+  invitation: Invitation;
+  /** The only time the link is shown. */
+  link: string;
+}
+
+export interface InvitationAnswer {
+  invitation: Invitation;
+}
+
+export interface RuntimeList {
+  items: RuntimeListItem[];
+}
+
+export type BulkResult = ({ userId: string; ok: true } & StartedOperation) | { userId: string; ok: false; error: { code: string; message: string } };
+
+export interface BulkAnswer {
+  results: BulkResult[];
+}
+
+export interface StaleRuntime {
+  userId: string;
+  username: string;
+}
+
+export interface CatalogModel {
+  id: string;
+  upstreamModel: string;
+  displayName: string;
+  enabled: boolean;
+  isDefault: boolean;
+  contextWindow: number | null;
+  maxTokens: number | null;
+  /** Millionths of a dollar per million tokens. */
+  inputMicrodollarsPerMTok: number;
+  outputMicrodollarsPerMTok: number;
+}
+
+export interface AdminModels {
+  models: CatalogModel[];
+  /** What the upstream offers; null when it could not be asked. */
+  upstream: string[] | null;
+  upstreamError: string | null;
+  staleRuntimes: StaleRuntime[];
+}
+
+export interface ModelChangeAnswer {
+  staleRuntimes: StaleRuntime[];
+}
+
+export interface SavedModel extends ModelChangeAnswer {
+  model: CatalogModel;
+}
+
+/** null: this limit is the default. */
+export type LimitOverrides = { [K in keyof ModelLimits]: number | null };
+
+export interface LimitsView {
+  defaults: ModelLimits;
+  /** What is overridden for this user; all null when nothing is. */
+  overrides: LimitOverrides;
+  effective: ModelLimits;
+}
+
+export interface UsageReport {
+  from: string;
+  to: string;
+  perUser: (UsageTotals & { userId: string; username: string })[];
+  perModel: (UsageTotals & { model: string })[];
+  /** UTC days with at least one call. */
+  perDay: (UsageTotals & { day: string })[];
+}
+
+export interface PlatformSettings {
+  /** 0: never stopped for being idle. */
+  idleStopMinutes: number;
+  image: string;
+  memoryMiB: number;
+  cpus: number;
+  pidsLimit: number;
+}
