@@ -13,7 +13,8 @@ import { newId } from '../lib/secrets';
 import { RUNTIME_UID } from '../runtime/runtimeSettings';
 import { repackArchive, type ImportSink, type ImportTotals } from './archiveImport';
 import { firstTarFile, TAR_END, tarHeader, tarPadding } from './tarFraming';
-import { FILE_AGENT_SCRIPT, type AgentConflict, type AgentEntry, type AgentRequest, type AgentResponse, type StagedFile } from './fileAgent';
+import type { AgentConflict, AgentEntry, AgentRequest, AgentResponse, StagedFile } from './agent/protocol';
+import { fileAgentScript } from './agentScript';
 import { unavailable, type FileHostLease, type FileHostUse, type WorkspaceFileHosts } from './fileHosts';
 import type { FilesSettings } from './filesSettings';
 import { baseName, joinPath, ROOT_PATH, type WorkspacePath } from './workspacePath';
@@ -56,7 +57,6 @@ export interface FileActor {
 }
 
 const STAGING_DIR = '.clawloops-staging';
-const AGENT_COMMAND = ['node', '-e', FILE_AGENT_SCRIPT];
 const AGENT_MAX_OUTPUT = 64 * 1024 ** 2;
 const AGENT_TIMEOUT_MS = 5 * 60_000;
 const USAGE_FRESH_MS = 10_000;
@@ -365,7 +365,7 @@ export class WorkspaceFiles {
   async agent<T>(lease: FileHostLease, request: AgentRequest): Promise<T> {
     let result: ExecResult;
     try {
-      result = await this.deps.backend.exec(lease.containerId, AGENT_COMMAND, {
+      result = await this.deps.backend.exec(lease.containerId, ['node', '-e', await fileAgentScript()], {
         user: `${RUNTIME_UID}:${RUNTIME_UID}`,
         stdin: JSON.stringify(request),
         maxOutputBytes: AGENT_MAX_OUTPUT,
