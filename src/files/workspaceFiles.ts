@@ -107,7 +107,7 @@ export class WorkspaceFiles {
   }
 
   /**
-   * A file's bytes, or a folder as a .tar.gz built while it streams. The lease on the container
+   * A file's bytes, or a folder as a .tar.gz built while it streams. The access to the volume
    * is held until the body ends or is destroyed; a body nobody reads for `streamIdleMs` is
    * destroyed.
    */

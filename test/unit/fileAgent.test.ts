@@ -5,6 +5,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { MAX_SCRIPT_BYTES } from '../../src/files/agent/build';
 import { runFileAgent } from '../../src/files/agent/operations';
+import { failureOf, Refusal } from '../../src/files/agent/refusal';
 import type { AgentConflict, AgentEntry, AgentRequest, AgentResponse } from '../../src/files/agent/protocol';
 import { fileAgentScript } from '../../src/files/agentScript';
 
@@ -625,5 +626,25 @@ describe('file agent', () => {
     test('is bundled once and then served from memory', async () => {
       expect(await fileAgentScript()).toBe(script);
     });
+  });
+});
+
+describe('file agent failures', () => {
+  test.each([
+    ['ENOSPC', 'NO_SPACE'],
+    ['EDQUOT', 'NO_SPACE'],
+    ['EACCES', 'PERMISSION_DENIED'],
+    ['ENAMETOOLONG', 'NAME_TOO_LONG'],
+    ['ENOTEMPTY', 'CONFLICT'],
+  ])('a file system error %s is answered %s, with no container path in the message', (code, answer) => {
+    const failure = failureOf(Object.assign(new Error(`${code}: /home/node/.openclaw/workspace/secret`), { code }));
+    expect(failure).toMatchObject({ ok: false, code: answer });
+    expect(failure.message).not.toContain('/home/node');
+  });
+
+  test('a refusal keeps its code and its conflicts; anything else is AGENT_FAILED', () => {
+    const conflicts = [{ path: 'a', reason: 'exists' as const }];
+    expect(failureOf(new Refusal('CONFLICT', 'taken', { conflicts }))).toEqual({ ok: false, code: 'CONFLICT', message: 'taken', conflicts });
+    expect(failureOf(new TypeError('boom'))).toMatchObject({ ok: false, code: 'AGENT_FAILED' });
   });
 });
