@@ -50,9 +50,9 @@ const USAGE_FRESH_MS = 10_000;
  * The file manager: a user's files inside their runtime's volume, whatever state the runtime is
  * in, reached through the workspace-volume port (workspaceVolumes.ts). Bytes travel as tar
  * streams (nothing is held in memory whole); names are checked and moved by the file agent
- * (agent/), run in a container that holds the volume. New content is
- * always staged under `.clawloops-staging/` in the volume and moved into place by rename or
- * link, so no half-written file ever appears under its final name. A download whose client reads
+ * (agent/), run where the volume is mounted. New content is always staged under
+ * `.clawloops-staging/` in the volume and moved into place by rename or link, so no half-written
+ * file ever appears under its final name. A download whose client reads
  * nothing for `streamIdleMs` is cut (the HTTP layer does the same for uploads).
  */
 export class WorkspaceFiles {
@@ -138,8 +138,8 @@ export class WorkspaceFiles {
 
   async readText(userId: string, path: WorkspacePath): Promise<{ path: string; content: string; etag: string; size: number; modifiedAt: string }> {
     const { textMaxBytes } = this.deps.settings;
-    // Read to the end by the control plane itself, not by a client; through the helper all the same,
-    // so that no archive call ever reaches a runtime.
+    // Read to the end by the control plane itself, not by a client; a stream access all the same,
+    // so that the port keeps every archive read away from the runtime.
     return this.withAccess(userId, 'stream', async (access) => {
       const stat = await this.agent.run<{ realPath: string; type: string; size: number }>(access, { op: 'stat', root: this.deps.settings.root, path });
       if (stat.type !== 'file') throw badRequest('NOT_A_FILE', `"${path}" is not a file.`);
