@@ -567,7 +567,7 @@ async function transferPart(s: Setup, summary: Summary): Promise<void> {
   const { runtimeId } = s.bench.platform.runtimes.fileTarget(s.member.userId);
   const cold: number[] = [];
   for (let i = 0; i < COLD_SAMPLES; i++) {
-    await s.bench.platform.fileHosts.removeForRuntime(runtimeId);
+    await s.bench.platform.volumes.closeRuntime(runtimeId);
     cold.push((await s.client.run<Transfer>(up.api(WARMUP_BYTES, 'warm.bin'))).ms);
   }
 

@@ -43,9 +43,11 @@ import { runtimeHttpProbe, type HttpProbe } from './runtime/readinessProbe';
 import { RuntimeManager } from './runtime/runtimeManager';
 import type { RuntimeSettings } from './runtime/runtimeSettings';
 import { RuntimeWatcher } from './runtime/runtimeWatcher';
-import { WorkspaceFileHosts } from './files/fileHosts';
 import type { FilesSettings } from './files/filesSettings';
 import { WorkspaceFiles } from './files/workspaceFiles';
+import { fileAgentScript } from './files/agentScript';
+import type { WorkspaceVolumes } from './files/workspaceVolumes';
+import { DockerWorkspaceVolumes } from './docker/dockerWorkspaceVolumes';
 import { SpoolSpace } from './files/spoolSpace';
 import { UsageRepository } from './db/repositories/usageRepository';
 import { UsageLedger } from './llm/usageLedger';
@@ -74,6 +76,8 @@ export interface PlatformOverrides {
   spoolFreeBytes?: (dir: string) => number;
   /** How long an unused file helper container lives (default one minute). */
   fileHelperIdleMs?: number;
+  /** Instead of the Docker engine's volumes (http tests of the file API). */
+  workspaceVolumes?: WorkspaceVolumes;
 }
 
 export interface Platform {
@@ -90,7 +94,8 @@ export interface Platform {
   ledger: UsageLedger;
   workspaceSessions: WorkspaceSessionService;
   files: WorkspaceFiles;
-  fileHosts: WorkspaceFileHosts;
+  /** The workspace-volume port the file manager reaches volumes through. */
+  volumes: WorkspaceVolumes;
   /** Host disk space held by uploads spooled before they go into a workspace. */
   spool: SpoolSpace;
   /** For the HTTP server's `upgrade` event: WebSockets to workspaces. */
@@ -200,17 +205,19 @@ export function buildPlatform(config: AppConfig, logger: Logger, overrides: Plat
   fs.rmSync(filesSettings.spoolDir, { recursive: true, force: true });
   fs.mkdirSync(filesSettings.spoolDir, { recursive: true, mode: 0o700 });
   const spool = new SpoolSpace({ dir: filesSettings.spoolDir, maxBytes: filesSettings.spoolMaxBytes, minFreeBytes: filesSettings.spoolMinFreeBytes }, overrides.spoolFreeBytes);
-  const fileHosts = new WorkspaceFileHosts({
-    backend: runtimeBackend,
-    targets: runtimes,
-    settings: runtimeSettings,
-    logger: logger.child({ component: 'files' }),
-    idleMs: overrides.fileHelperIdleMs ?? 60_000,
-  });
-  runtimes.beforePurge((runtimeId) => fileHosts.removeForRuntime(runtimeId));
+  const volumes =
+    overrides.workspaceVolumes ??
+    new DockerWorkspaceVolumes({
+      backend: runtimeBackend,
+      targets: runtimes,
+      settings: runtimeSettings,
+      logger: logger.child({ component: 'files' }),
+      idleMs: overrides.fileHelperIdleMs ?? 60_000,
+      agentScript: fileAgentScript,
+    });
+  runtimes.beforePurge((runtimeId) => volumes.closeRuntime(runtimeId));
   const files = new WorkspaceFiles({
-    hosts: fileHosts,
-    backend: runtimeBackend,
+    volumes,
     settings: filesSettings,
     audit,
     clock,
@@ -259,7 +266,7 @@ export function buildPlatform(config: AppConfig, logger: Logger, overrides: Plat
     sweepOpenConnections: () => connections.endSessions(connections.sessionIds().filter((id) => sessions.liveSession(id) === null)),
     workspaceSessions,
     files,
-    fileHosts,
+    volumes,
     spool,
     db,
     setup,

@@ -55,8 +55,8 @@ export async function startServer(config: AppConfig, logger: Logger, overrides: 
   void platform.watcher.start().then((report) => {
     if (report) logger.info(report, 'runtime state reconciled with the Docker engine');
   });
-  // File helpers are disposable: one left by a previous run holds nothing worth keeping.
-  void platform.fileHosts.removeAll().catch((err: unknown) => logger.warn({ err: (err as Error).message }, 'could not sweep old file helper containers'));
+  // Volume access is disposable (Docker: file helper containers): what a previous run left holds nothing worth keeping.
+  void platform.volumes.closeAll().catch((err: unknown) => logger.warn({ err: (err as Error).message }, 'could not sweep old file helper containers'));
 
   let closing: Promise<void> | null = null;
   const shutdown = (reason: string): Promise<void> => {
@@ -75,7 +75,7 @@ export async function startServer(config: AppConfig, logger: Logger, overrides: 
         // finish its database writes before the database closes.
         void Promise.all([
           platform.runtimes.drain(config.shutdownTimeoutMs),
-          platform.fileHosts.removeAll().catch(() => 0),
+          platform.volumes.closeAll().catch(() => 0),
         ]).then(() => {
           platform.close();
           logger.info('shutdown complete');

@@ -1,7 +1,7 @@
 import { Transform, type Readable, type TransformCallback } from 'node:stream';
 
 /**
- * Reads the one regular file at the start of a tar stream (what the Docker archive API returns
+ * Reads the one regular file at the start of a tar stream (what a volume's archive read returns
  * for a file) and passes its bytes through as they arrive, without a general tar parser's
  * per-chunk bookkeeping: a download is the hottest path of the file manager. Understands the
  * headers Go's archive/tar writes in front of a file: PAX records (long or non-ASCII names,

@@ -9,7 +9,7 @@ import { z } from 'zod';
 import { AppError, badRequest } from '../lib/errors';
 import { newId } from '../lib/secrets';
 import type { SpoolSpace } from '../files/spoolSpace';
-import type { UploadSession } from '../files/workspaceFiles';
+import type { UploadSession } from '../files/uploadSession';
 import { parseWorkspacePath, type WorkspacePath } from '../files/workspacePath';
 import { formatIssues } from './validation';
 
@@ -86,7 +86,7 @@ const IDLE_CHECKS_PER_BOUND = 4;
 /**
  * Cuts an upload whose client has sent nothing for `idleMs` while the server was ready to read:
  * its write into the volume keeps the engine's lock on the container it goes through for as long
- * as it stays open (files/fileHosts.ts). Time the server itself is not reading does not count (the
+ * as it stays open (docker/fileHelpers.ts). Time the server itself is not reading does not count (the
  * request paused by backpressure: the engine or the spool's disk is slower than the client).
  * `cut` is called at most once, never after the body has arrived in full or the request closed.
  */

@@ -64,7 +64,7 @@ function platformFor(files: Partial<FilesSettings>, names: string[]): Platform {
     await p.server.close();
     p.h.platform.watcher.close();
     await p.h.platform.runtimes.drain(30_000);
-    await p.h.platform.fileHosts.removeAll();
+    await p.h.platform.volumes.closeAll();
     p.h.close();
     await sweep(p.instance);
   });

@@ -12,6 +12,7 @@ import { Readable } from 'node:stream';
 import { createGunzip, gzipSync } from 'node:zlib';
 import { extract, pack } from 'tar-stream';
 import type TestAgent from 'supertest/lib/agent';
+import type { DockerWorkspaceVolumes } from '../../src/docker/dockerWorkspaceVolumes';
 import { LABELS } from '../../src/docker/runtimeBackend';
 import { errorCode, STRONG_PASSWORD } from '../support/harness';
 import { signInCookie } from '../support/hostClient';
@@ -56,7 +57,7 @@ async function stopRuntime(client: TestAgent): Promise<void> {
 
 /** Runs node as uid 1000 in any container holding the user's volume (the runtime, or a helper). */
 async function inVolume(userId: string, script: string): Promise<string> {
-  const lease = await h.platform.fileHosts.acquire(userId, 'exec');
+  const lease = await (h.platform.volumes as DockerWorkspaceVolumes).helpers.acquire(userId, 'exec');
   try {
     const result = await execIn(lease.containerId, ['node', '-e', script]);
     if (result.exitCode !== 0) throw new Error(`script failed: ${result.stderr}`);

@@ -268,7 +268,7 @@ export async function tearDown(h: EngineHarness): Promise<void> {
   h.platform.watcher.close();
   h.platform.streams.endAll('test over');
   await h.platform.runtimes.drain(30_000);
-  await h.platform.fileHosts.removeAll();
+  await h.platform.volumes.closeAll();
   h.close();
   await sweep(h.instance);
 }

@@ -16,6 +16,7 @@ import type { RuntimeBackend } from '../../src/docker/runtimeBackend';
 import type { HttpProbe } from '../../src/runtime/readinessProbe';
 import type { RuntimeSettings } from '../../src/runtime/runtimeSettings';
 import type { FilesSettings } from '../../src/files/filesSettings';
+import type { WorkspaceVolumes } from '../../src/files/workspaceVolumes';
 import type { LlmSettings } from '../../src/llm/llmSettings';
 
 export const PUBLIC_URL = 'http://platform.test:8080';
@@ -87,6 +88,8 @@ export interface HarnessOptions {
   webRoot?: string | null;
   files?: Partial<FilesSettings>;
   fileHelperIdleMs?: number;
+  /** Instead of the Docker engine's volumes (test/support/fakeWorkspaceVolumes.ts). */
+  workspaceVolumes?: WorkspaceVolumes;
   /** Free space the upload spool sees on its disk (a nearly full disk, simulated). */
   spoolFreeBytes?: (dir: string) => number;
   llm?: Partial<LlmSettings>;
@@ -136,6 +139,7 @@ export function createHarness(options: HarnessOptions = {}): Harness {
     ...(options.llm ? { llm: options.llm } : {}),
     ...(options.fileHelperIdleMs !== undefined ? { fileHelperIdleMs: options.fileHelperIdleMs } : {}),
     ...(options.spoolFreeBytes ? { spoolFreeBytes: options.spoolFreeBytes } : {}),
+    ...(options.workspaceVolumes ? { workspaceVolumes: options.workspaceVolumes } : {}),
   });
   const client = (): TestAgent => supertest.agent(platform.app).set('Origin', config.publicOrigin);
   const bareClient = (): TestAgent => supertest.agent(platform.app);

@@ -6,8 +6,7 @@ import { gzipSync } from 'node:zlib';
 import { extract, pack, type Header } from 'tar-stream';
 import { repackArchive, safeEntryPath, type ImportLimits, type ImportTotals } from '../../src/files/archiveImport';
 import { AppError } from '../../src/lib/errors';
-import type { RuntimeBackend } from '../../src/docker/runtimeBackend';
-import { importSink, Staging } from '../../src/files/workspaceFiles';
+import { importSink, Staging, type StagingTarget } from '../../src/files/staging';
 
 // Known bug (see the failing test at the end): when repackArchive refuses an entry, tar-stream destroys
 // that entry's stream with the refusal, and repackArchive has no 'error' listener on it, so the error is
@@ -74,14 +73,14 @@ async function entriesOf(tar: Buffer): Promise<ReadEntry[]> {
 }
 
 /**
- * A staging folder whose putArchive request is captured: the bytes the engine would have read.
+ * A staging folder whose archive write is captured: the bytes the engine would have read.
  * `bytes` resolves when the request's stream ends (or is cut).
  */
 function capturedStaging(): { staging: Staging; bytes: Promise<Buffer> } {
   let resolveBytes: (b: Buffer) => void = () => undefined;
   const bytes = new Promise<Buffer>((resolve) => (resolveBytes = resolve));
-  const backend = {
-    putArchive: (_id: string, _dir: string, archive: Readable) =>
+  const target: StagingTarget = {
+    writeArchive: (_dir: string, archive: Readable) =>
       new Promise<void>((resolve, reject) => {
         const chunks: Buffer[] = [];
         archive.on('data', (c: Buffer) => chunks.push(c));
@@ -94,8 +93,8 @@ function capturedStaging(): { staging: Staging; bytes: Promise<Buffer> } {
           reject(new Error('the write was cut'));
         });
       }),
-  } as unknown as RuntimeBackend;
-  return { staging: new Staging(backend, 'container-1', '/volume'), bytes };
+  };
+  return { staging: new Staging(target, '/volume'), bytes };
 }
 
 /**

@@ -3,7 +3,11 @@ import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { FILE_AGENT_SCRIPT, runFileAgent, type AgentConflict, type AgentEntry, type AgentRequest, type AgentResponse } from '../../src/files/fileAgent';
+import { MAX_SCRIPT_BYTES } from '../../src/files/agent/build';
+import { runFileAgent } from '../../src/files/agent/operations';
+import { failureOf, Refusal } from '../../src/files/agent/refusal';
+import type { AgentConflict, AgentEntry, AgentRequest, AgentResponse } from '../../src/files/agent/protocol';
+import { fileAgentScript } from '../../src/files/agentScript';
 
 /**
  * The in-container file agent, run in-process against a real temporary folder laid out the way a
@@ -16,8 +20,7 @@ describe('file agent', () => {
   let outside: string;
   let stagingCount = 0;
 
-  const modules = { fs, path: path.posix, crypto };
-  const run = (request: AgentRequest): AgentResponse => runFileAgent(request, modules);
+  const run = (request: AgentRequest): AgentResponse => runFileAgent(request);
   const at = (rel: string) => path.join(root, rel);
   const etagOf = (content: string | Buffer) => `"sha256-${crypto.createHash('sha256').update(content).digest('base64url')}"`;
 
@@ -588,15 +591,60 @@ describe('file agent', () => {
     expect(resultOf(run({ op: 'discard', staging }))).toEqual({});
   });
 
-  test('the shipped script runs on its own in a separate node process', () => {
-    write({ 'hello.txt': 'hi', 'dir/x': 'x' });
-    const request: AgentRequest = { op: 'list', root, path: '' };
-    const child = spawnSync(process.execPath, ['-e', FILE_AGENT_SCRIPT], { input: JSON.stringify(request), encoding: 'utf8' });
-    expect(child.stderr).toBe('');
-    expect(child.status).toBe(0);
-    const response = JSON.parse(child.stdout) as AgentResponse;
-    expect(response.ok).toBe(true);
-    const entries = (response as { ok: true; result: { entries: AgentEntry[] } }).result.entries;
-    expect(entries.map((e) => [e.name, e.type]).sort()).toEqual([['dir', 'dir'], ['hello.txt', 'file']]);
+  describe('the shipped script', () => {
+    let script: string;
+    beforeAll(async () => {
+      script = await fileAgentScript();
+    });
+
+    test('runs on its own in a separate node process', () => {
+      write({ 'hello.txt': 'hi', 'dir/x': 'x' });
+      const request: AgentRequest = { op: 'list', root, path: '' };
+      const child = spawnSync(process.execPath, ['-e', script], { input: JSON.stringify(request), encoding: 'utf8' });
+      expect(child.stderr).toBe('');
+      expect(child.status).toBe(0);
+      const response = JSON.parse(child.stdout) as AgentResponse;
+      expect(response.ok).toBe(true);
+      const entries = (response as { ok: true; result: { entries: AgentEntry[] } }).result.entries;
+      expect(entries.map((e) => [e.name, e.type]).sort()).toEqual([['dir', 'dir'], ['hello.txt', 'file']]);
+    });
+
+    test('answers a refusal as a response, exit code 0', () => {
+      const request: AgentRequest = { op: 'stat', root, path: 'missing.txt' };
+      const child = spawnSync(process.execPath, ['-e', script], { input: JSON.stringify(request), encoding: 'utf8' });
+      expect(child.status).toBe(0);
+      expect(JSON.parse(child.stdout)).toMatchObject({ ok: false, code: 'NOT_FOUND' });
+    });
+
+    test('is self-contained: it requires nothing but Node built-ins, and fits in one command-line argument', () => {
+      const required = [...script.matchAll(/require\((["'])([^"']+)\1\)/g)].map((m) => m[2]);
+      expect(required.length).toBeGreaterThan(0);
+      for (const name of required) expect([name, name?.startsWith('node:') || ['fs', 'path', 'crypto'].includes(name ?? '')]).toEqual([name, true]);
+      expect(Buffer.byteLength(script)).toBeLessThan(MAX_SCRIPT_BYTES);
+    });
+
+    test('is bundled once and then served from memory', async () => {
+      expect(await fileAgentScript()).toBe(script);
+    });
+  });
+});
+
+describe('file agent failures', () => {
+  test.each([
+    ['ENOSPC', 'NO_SPACE'],
+    ['EDQUOT', 'NO_SPACE'],
+    ['EACCES', 'PERMISSION_DENIED'],
+    ['ENAMETOOLONG', 'NAME_TOO_LONG'],
+    ['ENOTEMPTY', 'CONFLICT'],
+  ])('a file system error %s is answered %s, with no container path in the message', (code, answer) => {
+    const failure = failureOf(Object.assign(new Error(`${code}: /home/node/.openclaw/workspace/secret`), { code }));
+    expect(failure).toMatchObject({ ok: false, code: answer });
+    expect(failure.message).not.toContain('/home/node');
+  });
+
+  test('a refusal keeps its code and its conflicts; anything else is AGENT_FAILED', () => {
+    const conflicts = [{ path: 'a', reason: 'exists' as const }];
+    expect(failureOf(new Refusal('CONFLICT', 'taken', { conflicts }))).toEqual({ ok: false, code: 'CONFLICT', message: 'taken', conflicts });
+    expect(failureOf(new TypeError('boom'))).toMatchObject({ ok: false, code: 'AGENT_FAILED' });
   });
 });

@@ -6,8 +6,7 @@
  */
 import { Readable } from 'node:stream';
 import { extract, type Header } from 'tar-stream';
-import type { RuntimeBackend } from '../../src/docker/runtimeBackend';
-import { Staging } from '../../src/files/workspaceFiles';
+import { Staging, type StagingTarget } from '../../src/files/staging';
 import { TAR_END, tarHeader, tarPadding } from '../../src/files/tarFraming';
 
 interface Captured {
@@ -23,8 +22,8 @@ function capturedStaging(): Captured {
   let resolveOutcome: (o: 'complete' | 'cut') => void = () => undefined;
   const bytes = new Promise<Buffer>((resolve) => (resolveBytes = resolve));
   const outcome = new Promise<'complete' | 'cut'>((resolve) => (resolveOutcome = resolve));
-  const backend = {
-    putArchive: (_id: string, _dir: string, archive: Readable, signal?: AbortSignal) =>
+  const target: StagingTarget = {
+    writeArchive: (_dir: string, archive: Readable, signal: AbortSignal) =>
       new Promise<void>((resolve, reject) => {
         const chunks: Buffer[] = [];
         let done = false;
@@ -39,10 +38,10 @@ function capturedStaging(): Captured {
         archive.on('data', (c: Buffer) => chunks.push(c));
         archive.on('end', () => end('complete'));
         archive.on('close', () => end('cut'));
-        signal?.addEventListener('abort', () => end('cut'));
+        signal.addEventListener('abort', () => end('cut'));
       }),
-  } as unknown as RuntimeBackend;
-  return { staging: new Staging(backend, 'container-1', '/volume'), bytes, outcome };
+  };
+  return { staging: new Staging(target, '/volume'), bytes, outcome };
 }
 
 /** The headers of a tar stream, read leniently: a cut stream yields what came before the cut. */
@@ -76,7 +75,7 @@ function forgedEntry(): Buffer {
 
 const MARK = 'SURPLUS-BYTES-FROM-THE-CLIENT';
 
-describe('staging framing: the bytes that reach putArchive are exactly the framing we wrote', () => {
+describe('staging framing: the bytes that reach the archive write are exactly the framing we wrote', () => {
   test('an over-long body is cut at its announced size: no surplus byte reaches the engine, the write is aborted and later entries are refused', async () => {
     const { staging, bytes, outcome } = capturedStaging();
     const announced = 512;

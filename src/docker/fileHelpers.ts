@@ -1,10 +1,11 @@
-import { LABELS, type RuntimeBackend } from '../docker/runtimeBackend';
-import { AppError } from '../lib/errors';
+import { infraGone, infraNotFound, isInfraError } from '../lib/infraErrors';
 import type { Logger } from '../lib/logger';
 import { ownerLabels, runtimeNames } from '../runtime/containerSpec';
 import { OPENCLAW_HOME, RUNTIME_UID, type RuntimeSettings } from '../runtime/runtimeSettings';
+import { typedEngineCall } from './engineFaults';
+import { LABELS, type RuntimeBackend } from './runtimeBackend';
 
-/** What the file manager needs to know about a user's runtime; RuntimeManager provides it. */
+/** What file access needs to know about a user's runtime; RuntimeManager provides it. */
 export interface RuntimeFileTargets {
   /**
    * The user's runtime (its record is created when the user has none, without starting
@@ -14,9 +15,8 @@ export interface RuntimeFileTargets {
 }
 
 /**
- * What a lease is for. `exec`: short agent commands (list, stat, usage, mkdir, move, delete),
- * paced by the control plane. `stream`: anything that calls the engine's archive API (uploads,
- * text saves, imports, downloads, exports), paced by a member's client.
+ * What a lease is for. `exec`: short agent commands, paced by the control plane. `stream`:
+ * anything that calls the engine's archive API, paced by a member's client.
  */
 export type FileHostUse = 'exec' | 'stream';
 
@@ -24,11 +24,11 @@ export type FileHostUse = 'exec' | 'stream';
 export interface FileHostLease {
   containerId: string;
   runtimeId: string;
-  username: string;
   /**
-   * Aborted when the container is about to be removed (its runtime purged, the control plane
-   * shutting down): every archive stream through this lease must stop at once. That also ends
-   * the engine's hold on the container, which a forced removal would otherwise wait for.
+   * Aborted (an InfraError `gone`) when the container is about to be removed (its runtime purged,
+   * the control plane shutting down): every archive stream through this lease must stop at once.
+   * That also ends the engine's hold on the container, which a forced removal would otherwise
+   * wait for.
    */
   signal: AbortSignal;
   release(): void;
@@ -57,10 +57,9 @@ const HELPER_REMOVE_WAIT_MS = 30_000;
 /** Runtime leases are never revoked: nothing streams through them. */
 const NEVER_REVOKED = new AbortController().signal;
 
-export const unavailable = (message: string) => new AppError(503, 'FILES_UNAVAILABLE', message);
-
 /**
- * Finds a container to reach a user's files through.
+ * Finds a container to reach a user's files through (Docker only: the workspace-volume port,
+ * files/workspaceVolumes.ts, is what the file manager sees).
  *
  * Archive streams always go through a helper: a container of the runtime image with the same
  * volume, no network, no capabilities and no restart policy, which idles until released and is
@@ -77,7 +76,7 @@ export const unavailable = (message: string) => new AppError(503, 'FILES_UNAVAIL
  * volume, so a command in either sees every byte a stream wrote: staging folders live in the
  * volume, and moving a staged file into place is a rename within it.
  */
-export class WorkspaceFileHosts {
+export class FileHelpers {
   private readonly helpers = new Map<string, Helper>();
 
   constructor(
@@ -93,7 +92,7 @@ export class WorkspaceFileHosts {
   async acquire(userId: string, use: FileHostUse): Promise<FileHostLease> {
     const target = this.deps.targets.fileTarget(userId);
     if (use === 'exec' && target.runningContainerId) {
-      return { containerId: target.runningContainerId, runtimeId: target.runtimeId, username: target.username, signal: NEVER_REVOKED, release: () => undefined };
+      return { containerId: target.runningContainerId, runtimeId: target.runtimeId, signal: NEVER_REVOKED, release: () => undefined };
     }
 
     let helper = this.helpers.get(target.runtimeId);
@@ -125,7 +124,6 @@ export class WorkspaceFileHosts {
     return {
       containerId,
       runtimeId: target.runtimeId,
-      username: target.username,
       signal: lease.signal,
       release: () => {
         if (released) return;
@@ -177,14 +175,15 @@ export class WorkspaceFileHosts {
   }
 
   private async removeLabelled(match: (labels: Record<string, string>) => boolean): Promise<number> {
-    const stale = (await this.deps.backend.listManagedContainers()).filter((c) => c.labels[LABELS.role] === HELPER_ROLE && match(c.labels));
+    const containers = await typedEngineCall('listing file helper containers', () => this.deps.backend.listManagedContainers());
+    const stale = containers.filter((c) => c.labels[LABELS.role] === HELPER_ROLE && match(c.labels));
     await Promise.all(stale.map((c) => this.removeBounded(c.id, { runtimeId: c.labels[LABELS.runtimeId] ?? null })));
     return stale.length;
   }
 
   /** A forced removal, waited for at most HELPER_REMOVE_WAIT_MS; it goes on in the background after that. */
   private async removeBounded(containerId: string, context: { runtimeId: string | null }): Promise<void> {
-    const removal = this.deps.backend.removeContainer(containerId);
+    const removal = typedEngineCall('removing a file helper container', () => this.deps.backend.removeContainer(containerId));
     let timer: NodeJS.Timeout | undefined;
     const gaveUp = await Promise.race([
       removal.then(() => false),
@@ -200,12 +199,12 @@ export class WorkspaceFileHosts {
 
   private async startHelper(runtimeId: string, username: string, userId: string): Promise<string> {
     const { backend, settings } = this.deps;
-    if (!(await backend.imageExists(settings.image))) {
-      throw unavailable(`Files cannot be reached while the runtime is stopped: the runtime image ${settings.image} is not on this host yet. Start the runtime once to fetch it.`);
+    if (!(await typedEngineCall('looking for the runtime image', () => backend.imageExists(settings.image)))) {
+      throw infraNotFound(`Files cannot be reached while the runtime is stopped: the runtime image ${settings.image} is not on this host yet. Start the runtime once to fetch it.`);
     }
     const identity = { runtimeId, userId, username };
     const names = runtimeNames(runtimeId);
-    await backend.ensureVolume(names.volume, ownerLabels(identity, 'volume'));
+    await typedEngineCall('creating the workspace volume', () => backend.ensureVolume(names.volume, ownerLabels(identity, 'volume')));
     const spec = {
       name: `clawloops-files-${username}-${runtimeId.slice(0, 8)}`,
       image: settings.image,
@@ -217,20 +216,23 @@ export class WorkspaceFileHosts {
       memoryBytes: HELPER_MEMORY_BYTES,
       pidsLimit: HELPER_PIDS,
     };
+    const create = () => typedEngineCall('creating a file helper container', () => backend.createHelperContainer(spec));
     let containerId: string;
     try {
-      containerId = await backend.createHelperContainer(spec);
+      containerId = await create();
     } catch (err) {
-      // A helper left behind by a crashed control plane still holds the name.
-      if (!/already in use|Conflict/i.test((err as Error).message)) throw err;
+      // A helper left behind by a crashed control plane still holds the name (the engine answers 409).
+      if (!isInfraError(err, 'conflict')) throw err;
       await this.removeLabelled((labels) => labels[LABELS.runtimeId] === runtimeId);
-      containerId = await backend.createHelperContainer(spec);
+      containerId = await create();
     }
     try {
       // A fresh volume's root belongs to root when the image lacks the folder: give it to uid 1000,
       // exactly as a runtime start does.
-      await backend.putFiles(containerId, '/home/node', [{ path: '.openclaw', type: 'directory', mode: 0o700, uid: RUNTIME_UID, gid: RUNTIME_UID }]);
-      await backend.startContainer(containerId);
+      await typedEngineCall('preparing a file helper container', async () => {
+        await backend.putFiles(containerId, '/home/node', [{ path: '.openclaw', type: 'directory', mode: 0o700, uid: RUNTIME_UID, gid: RUNTIME_UID }]);
+        await backend.startContainer(containerId);
+      });
     } catch (err) {
       await backend.removeContainer(containerId).catch(() => undefined);
       throw err;
@@ -242,6 +244,6 @@ export class WorkspaceFileHosts {
 
 /** Cuts every stream of a helper that is about to go. */
 function revoke(helper: Helper): void {
-  const reason = unavailable('The workspace\'s files were taken offline (the runtime is being removed, or the server is shutting down) during the transfer.');
+  const reason = infraGone("The workspace's files were taken offline (the runtime is being removed, or the server is shutting down) during the transfer.");
   for (const lease of helper.leases) lease.abort(reason);
 }

@@ -1,0 +1,57 @@
+/**
+ * What the control plane and the file agent say to each other: one request as JSON on the
+ * agent's stdin, one response as JSON on its stdout. The control plane imports these types only
+ * (nothing of the agent's code runs in the control plane's process).
+ */
+
+export type EntryType = 'file' | 'dir' | 'symlink' | 'other';
+
+export interface AgentEntry {
+  name: string;
+  type: EntryType;
+  size: number;
+  mtimeMs: number;
+  mode: number;
+  /** Symlinks only: what the link says, and what it leads to (null when broken or outside the root). */
+  target?: string;
+  targetType?: EntryType | null;
+}
+
+export interface AgentConflict {
+  path: string;
+  reason: 'exists' | 'is-directory' | 'blocked-by-file';
+}
+
+export interface StagedFile {
+  /** Name of the staged file inside the staging directory. */
+  name: string;
+  /** Destination, relative to `dir`. */
+  path: string;
+}
+
+export interface RootRequest {
+  /** Absolute path of the file root inside the container; the API's paths are relative to it. */
+  root: string;
+}
+
+export type AgentRequest =
+  | (RootRequest & { op: 'list'; path: string })
+  | (RootRequest & { op: 'stat'; path: string })
+  | (RootRequest & { op: 'mkdir'; path: string; parents: boolean })
+  | (RootRequest & { op: 'move'; from: string; to: string; overwrite: boolean })
+  | (RootRequest & { op: 'remove'; path: string; recursive: boolean })
+  | (RootRequest & { op: 'usage' })
+  | (RootRequest & { op: 'conflicts'; dir: string; paths: string[]; overwrite: boolean })
+  | (RootRequest & { op: 'commit'; staging: string; dir: string; files: StagedFile[]; overwrite: boolean })
+  | (RootRequest & { op: 'commitTree'; staging: string; dir: string; overwrite: boolean })
+  | (RootRequest & { op: 'replaceText'; staging: string; name: string; path: string; ifMatch: string | null; ifNoneMatch: boolean })
+  | { op: 'discard'; staging: string };
+
+export interface AgentFailure {
+  ok: false;
+  code: string;
+  message: string;
+  conflicts?: AgentConflict[];
+  etag?: string;
+}
+export type AgentResponse = { ok: true; result: unknown } | AgentFailure;
