@@ -25,7 +25,7 @@ const MAX_HOST_LENGTH = 253;
  * Where each user's workspace lives, and which workspace a request addresses. One host per user
  * (`alice.<domain>`) is the default: each workspace is its own origin, so the agent's pages there
  * cannot read the platform or another workspace. Path mode (`<platform>/w/alice/`) exists for
- * teams with only an IP address, and shares the platform's origin (see the README's warning).
+ * teams with only an IP address, and shares the platform's origin (see the warning in docs/architecture.md, Workspaces).
  */
 export class WorkspaceAddresses {
   private readonly scheme: string;
