@@ -185,7 +185,7 @@ export class RuntimeWatcher {
       seen.add(runtimeId);
       if (row.containerId !== container.id) report.adopted++;
       manager.adopt(runtimeId, container);
-      if (container.status === 'running') void manager.confirmReady(runtimeId, container.id);
+      if (container.status === 'running') this.confirmInBackground(runtimeId, container.id);
     }
 
     for (const row of rows.values()) {
@@ -233,7 +233,7 @@ export class RuntimeWatcher {
     const snapshot = await manager.refresh(runtimeId, event.containerId);
     if (event.action === 'start' && snapshot?.status === 'running' && !manager.isBusy(runtimeId)) {
       // The engine restarted it on its own (restart policy): confirm readiness in the background.
-      void manager.confirmReady(runtimeId, event.containerId);
+      this.confirmInBackground(runtimeId, event.containerId);
       return;
     }
     if (event.action !== 'die' || manager.isBusy(runtimeId) || row.desiredState !== 'running') return;
@@ -254,6 +254,17 @@ export class RuntimeWatcher {
       });
       this.exits.delete(runtimeId);
     }
+  }
+
+  /**
+   * Readiness of a container the engine (re)started on its own is confirmed off the event queue.
+   * The engine may fail under it (it is restarting, say): that is logged, never left unhandled,
+   * and the next event or reconcile after the engine is back confirms it again.
+   */
+  private confirmInBackground(runtimeId: string, instanceId: string): void {
+    this.deps.manager.confirmReady(runtimeId, instanceId).catch((err: unknown) => {
+      this.deps.logger.warn({ runtimeId, err: (err as Error).message }, 'confirming a runtime\'s readiness failed; it is confirmed again when the engine answers');
+    });
   }
 
   private isCrashLoop(runtimeId: string): boolean {
