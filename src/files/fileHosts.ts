@@ -1,7 +1,7 @@
 import { LABELS, type RuntimeBackend } from '../docker/runtimeBackend';
 import { AppError } from '../lib/errors';
 import type { Logger } from '../lib/logger';
-import { ownerLabels, runtimeNames } from '../runtime/containerSpec';
+import { ownerLabels, runtimeNames } from '../docker/runtimeContainer';
 import { OPENCLAW_HOME, RUNTIME_UID, type RuntimeSettings } from '../runtime/runtimeSettings';
 
 /** What the file manager needs to know about a user's runtime; RuntimeManager provides it. */

@@ -1,5 +1,5 @@
-import { ipAt, parseCidr, upperHalf } from '../docker/subnetPool';
-import type { RuntimeSettings } from './runtimeSettings';
+import type { RuntimeSettings } from '../runtime/runtimeSettings';
+import { ipAt, parseCidr, upperHalf } from './subnetPool';
 
 /**
  * Fixed addresses on every runtime network. The proxies that may assert a user to OpenClaw
