@@ -22,11 +22,18 @@ import { changeOf, containerSpecFor, instanceOf, ownerLabels, RUNTIME_ROLE, runt
 
 export type DockerProvisionerSettings = Pick<RuntimeSettings, 'addressing' | 'traefik' | 'router' | 'controlPlaneContainer'>;
 
-/** Whether an error means the engine could not be reached (socket refused, reset, gone mid-call). */
+const UNREACHABLE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ENOENT', 'EPIPE', 'ETIMEDOUT', 'ESOCKETTIMEDOUT']);
+
+/**
+ * Whether an error means the engine could not be reached (socket refused or missing, reset, gone
+ * mid-call): a socket error code on it or on what it wraps, or Node's own "socket hang up".
+ */
 function engineUnreachable(err: unknown): boolean {
-  if (isInfraError(err, 'unavailable')) return true;
-  const code = typeof err === 'object' && err !== null && 'code' in err ? String((err as { code: unknown }).code) : '';
-  return ['ECONNREFUSED', 'ECONNRESET', 'ENOENT', 'EPIPE', 'ETIMEDOUT', 'ESOCKETTIMEDOUT'].includes(code) || /socket hang up/i.test((err as Error | null)?.message ?? '');
+  for (let e: unknown = err, depth = 0; typeof e === 'object' && e !== null && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
+    const code = 'code' in e ? String((e as { code: unknown }).code) : '';
+    if (UNREACHABLE_CODES.has(code) || /socket hang up/i.test((e as { message?: unknown }).message === undefined ? '' : String((e as { message: unknown }).message))) return true;
+  }
+  return false;
 }
 
 /** Engine failures that mean "the engine is not there" become the port's typed `unavailable`. */

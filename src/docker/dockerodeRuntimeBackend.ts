@@ -135,7 +135,7 @@ export class DockerodeRuntimeBackend implements RuntimeBackend {
     try {
       stream = (await this.docker.pull(image, signal ? { abortSignal: signal } : {})) as NodeJS.ReadableStream;
     } catch (err) {
-      throw new Error(`Pulling image ${image} failed: ${engineReason(err)}`);
+      throw new Error(`Pulling image ${image} failed: ${engineReason(err)}`, { cause: err });
     }
     const layers = new Map<string, { current: number; total: number }>();
     await new Promise<void>((resolve, reject) => {
@@ -412,7 +412,7 @@ export class DockerodeRuntimeBackend implements RuntimeBackend {
     try {
       await this.docker.getContainer(containerId).putArchive(archive, { path: dir, ...(signal ? { abortSignal: signal } : {}) });
     } catch (err) {
-      throw new Error(`Writing into the container failed: ${engineReason(err)}`);
+      throw new Error(`Writing into the container failed: ${engineReason(err)}`, { cause: err });
     }
   }
 
@@ -426,7 +426,7 @@ export class DockerodeRuntimeBackend implements RuntimeBackend {
       await this.docker.getContainer(id).start();
     } catch (err) {
       if (statusCode(err) === 304) return; // already started
-      throw new Error(`Starting the container failed: ${engineReason(err)}`);
+      throw new Error(`Starting the container failed: ${engineReason(err)}`, { cause: err });
     }
   }
 

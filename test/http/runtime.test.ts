@@ -3,7 +3,9 @@
  * registry) or that depends on time (idle stop), with an in-memory provisioner at our own interface.
  * Everything else about runtimes is tested against the real engine in test/integration.
  */
+import { infraUnavailable } from '../../src/lib/infraErrors';
 import type { OperationView } from '../../src/runtime/operations';
+import { eventually } from '../support/eventually';
 import { alwaysReadyProbe, FakeProvisioner } from '../support/fakeProvisioner';
 import { createHarness, errorCode, type Harness } from '../support/harness';
 
@@ -359,5 +361,42 @@ describe('platform-owned config at every start', () => {
     const view = (await client.get('/api/v1/runtime')).body;
     expect(view.lastError).toMatchObject({ code: 'CONFIG_READ_FAILED', message: expect.stringContaining('the engine hung up') });
     expect(configText(runtimeId)).toBe(before);
+  });
+});
+
+describe('engine faults', () => {
+  test('a readiness confirmation the engine fails (it is restarting) is logged where it happens, never left unhandled', async () => {
+    harness();
+    backend.images.add(IMAGE);
+    const unhandled: unknown[] = [];
+    const onUnhandled = (reason: unknown) => unhandled.push(reason);
+    process.on('unhandledRejection', onUnhandled);
+    try {
+      await h.platform.watcher.start();
+      const { client } = await h.setupAdmin();
+      const started = await client.post('/api/v1/runtime/start');
+      await h.platform.runtimes.settled(started.body.runtime.id);
+      const instanceId = [...backend.instances.keys()][0] ?? '';
+      // The engine restarted the runtime on its own (the watcher reads it once), then went away
+      // while its readiness was being confirmed.
+      const inspect = backend.inspect.bind(backend);
+      let reads = 0;
+      backend.inspect = async (id) => {
+        if (reads++ === 0) return inspect(id);
+        throw infraUnavailable('the engine is restarting');
+      };
+      backend.announce(instanceId, 'started');
+      await h.platform.watcher.drained();
+      await eventually(() => (h.logs.text.includes("confirming a runtime's readiness failed") ? true : undefined), 'the logged failure');
+      // One more turn of the event loop: an unhandled rejection would be reported by now.
+      await new Promise((resolve) => setImmediate(resolve));
+      expect(unhandled).toEqual([]);
+      expect(h.logs.text).toContain('the engine is restarting');
+      // The platform keeps answering.
+      expect((await client.get('/api/v1/runtime')).status).toBe(200);
+    } finally {
+      process.off('unhandledRejection', onUnhandled);
+      h.platform.watcher.close();
+    }
   });
 });

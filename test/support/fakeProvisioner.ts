@@ -246,6 +246,11 @@ export class FakeProvisioner implements RuntimeProvisioner {
     return instance;
   }
 
+  /** Tells the watchers about a change, as a real provisioner would on its own. */
+  announce(instanceId: string, kind: RuntimeChange['kind']): void {
+    this.emit(instanceId, kind);
+  }
+
   private emit(instanceId: string, kind: RuntimeChange['kind']): void {
     const instance = this.instances.get(instanceId);
     if (instance) this.emitFor(instance, kind);
