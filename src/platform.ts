@@ -11,8 +11,8 @@ import { SessionRepository } from './db/repositories/sessionRepository';
 import { UserRepository } from './db/repositories/userRepository';
 import { RuntimeRepository } from './db/repositories/runtimeRepository';
 import { SettingsRepository } from './db/repositories/settingsRepository';
-import { DockerodeEngine, type DockerEngine } from './docker/dockerEngine';
-import { DockerodeRuntimeBackend } from './docker/dockerodeRuntimeBackend';
+import { connectDocker, type DockerConnection } from './docker/dockerConnection';
+import type { DockerEngine } from './docker/dockerEngine';
 import { DockerRuntimeProvisioner } from './docker/dockerRuntimeProvisioner';
 import type { RuntimeBackend } from './docker/runtimeBackend';
 import type { RuntimeProvisioner } from './runtime/provisioner';
@@ -121,10 +121,10 @@ export function buildPlatform(config: AppConfig, logger: Logger, overrides: Plat
   const migration = migrate(db);
   if (migration.from !== migration.to) logger.info(migration, 'database migrated');
 
-  const dockerode = overrides.docker ? null : new DockerodeEngine(config.dockerSocket);
-  const docker = overrides.docker ?? (dockerode as DockerodeEngine);
-  const runtimeBackend =
-    overrides.runtimeBackend ?? new DockerodeRuntimeBackend((dockerode ?? new DockerodeEngine(config.dockerSocket)).client, config.instance, config.subnetPool);
+  let connection: DockerConnection | null = null;
+  const connect = (): DockerConnection => (connection ??= connectDocker(config.dockerSocket, config.instance, config.subnetPool));
+  const docker = overrides.docker ?? connect().engine;
+  const runtimeBackend = overrides.runtimeBackend ?? connect().backend;
 
   const userRepo = new UserRepository(db);
   const transact = sqliteTransactor(db);
