@@ -1,5 +1,5 @@
 import type { Readable } from 'node:stream';
-import { infraUnavailable, isInfraError } from '../lib/infraErrors';
+import { infraConflict, infraNotFound, infraUnavailable, isInfraError } from '../lib/infraErrors';
 import type { Logger } from '../lib/logger';
 import type {
   FileEntry,
@@ -36,12 +36,28 @@ function engineUnreachable(err: unknown): boolean {
   return false;
 }
 
-/** Engine failures that mean "the engine is not there" become the port's typed `unavailable`. */
+/** The engine's HTTP status on an error or on what it wraps (dockerode sets `statusCode`). */
+function engineStatus(err: unknown): number | null {
+  for (let e: unknown = err, depth = 0; typeof e === 'object' && e !== null && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
+    if ('statusCode' in e && typeof (e as { statusCode: unknown }).statusCode === 'number') return (e as { statusCode: number }).statusCode;
+  }
+  return null;
+}
+
+/**
+ * Engine failures become the port's typed errors: unreachable → unavailable, 404 → not_found,
+ * 409 → conflict, with the engine's own words as the message. Anything else passes as it is.
+ */
 async function typed<T>(work: Promise<T>): Promise<T> {
   try {
     return await work;
   } catch (err) {
-    if (engineUnreachable(err) && !isInfraError(err)) throw infraUnavailable(`The Docker engine cannot be reached: ${(err as Error).message}`, err);
+    if (isInfraError(err)) throw err;
+    const message = err instanceof Error ? err.message : String(err);
+    if (engineUnreachable(err)) throw infraUnavailable(`The Docker engine cannot be reached: ${message}`, err);
+    const status = engineStatus(err);
+    if (status === 404) throw infraNotFound(message, err);
+    if (status === 409) throw infraConflict(message, err);
     throw err;
   }
 }
