@@ -1,6 +1,9 @@
 import type { RuntimeSettings } from '../runtime/runtimeSettings';
 import { ipAt, parseCidr, upperHalf } from './subnetPool';
 
+/** The control plane's name on every runtime network (when it runs in a container). */
+export const CONTROL_PLANE_ALIAS = 'clawloops-control-plane';
+
 /**
  * Fixed addresses on every runtime network. The proxies that may assert a user to OpenClaw
  * (the control plane, Traefik) always sit at the same offsets, so `gateway.trustedProxies` can

@@ -1,6 +1,6 @@
 import type { Logger } from '../lib/logger';
-import { CONTROL_PLANE_ALIAS, type RuntimeSettings } from '../runtime/runtimeSettings';
-import { planNetwork } from './networkPlan';
+import type { RuntimeSettings } from '../runtime/runtimeSettings';
+import { CONTROL_PLANE_ALIAS, planNetwork } from './networkPlan';
 import type { RuntimeBackend } from './runtimeBackend';
 
 /**

@@ -4,11 +4,10 @@ import type { Clock } from '../lib/clock';
 import { notFound } from '../lib/errors';
 import type { ObservedState } from './observedState';
 import type { OperationView, RuntimeEventHub } from './operations';
-import { isUp, type RuntimeProvisioner, type RuntimeStats } from './provisioner';
+import { isUp, type RuntimePlacement, type RuntimeProvisioner, type RuntimeStats } from './provisioner';
 import type { RuntimeRegistry } from './runtimeRegistry';
 import type { RuntimeSettings } from './runtimeSettings';
 import { renderRuntime, workspaceAddresses, type RenderedRuntime, type RuntimeSecrets } from './runtimeSpec';
-import type { RuntimePlacement } from './provisioner';
 
 export interface RuntimeView {
   id: string | null;
