@@ -15,7 +15,7 @@ export interface RuntimeWatcherDeps {
   clock: Clock;
   logger: Logger;
   settings: Pick<RuntimeSettings, 'crashLoop' | 'memoryBytes'>;
-  /** Waits between reconnection attempts to a dropped event stream: 0.5 s doubling up to this. */
+  /** Waits between reconnection attempts to a dropped change feed: 0.5 s doubling up to this. */
   maxReconnectDelayMs?: number;
 }
 
@@ -33,8 +33,8 @@ const IDLE_CHECK_INTERVAL_MS = 30_000;
 /**
  * Keeps the runtime manager's picture true to what the provisioner really runs. It reconciles the
  * whole state at start-up and after every drop of the change feed, and otherwise reacts to the
- * provisioner's changes (exited, out of memory, removed, health) instead of polling. It also decides when a runtime that
- * keeps dying must be stopped rather than left to the restart policy.
+ * provisioner's changes (exited, out of memory, removed, health) instead of polling. It also
+ * decides when a runtime that keeps dying must be stopped rather than left to the restart policy.
  */
 export class RuntimeWatcher {
   private subscription: Subscription | null = null;
