@@ -441,12 +441,12 @@ async function setUp(client: ClientThread<Task>, load: Setup['load']): Promise<S
     const started = await bench.operate(member, 'start');
     if (started.status !== 'succeeded') throw new Error(`the runtime did not start: ${started.status} ${started.error}`);
     const route = bench.platform.runtimes.routeForUser(member.userId);
-    if (!route.address) throw new Error('the running runtime has no address');
+    if (!route.url) throw new Error('the running runtime has no address');
     const workspaceHost = `${MEMBER}.localhost:${bench.port}`;
     const workspaceCookie = await workspaceSessionCookie(bench.port, { platformHost: `localhost:${bench.port}`, platformCookie: member.cookie, workspace: MEMBER, workspaceHost });
     const [container] = await docker.listContainers({ filters: JSON.stringify({ label: [`${LABELS.instance}=${instance}`], status: ['running'] }) });
     const runtimeCpu = container ? containerCpuReader(container.Id) : () => null;
-    return { bench, member, workspaceCookie, workspaceHost, runtimeAddress: route.address, runtimeCpu, client, load };
+    return { bench, member, workspaceCookie, workspaceHost, runtimeAddress: new URL(route.url).hostname, runtimeCpu, client, load };
   } catch (err) {
     await bench.close();
     throw err;

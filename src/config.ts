@@ -5,7 +5,8 @@ import { z } from 'zod';
 import { normalizeUsername, passwordProblem, usernameProblem } from './domain/accountRules';
 import { parseDuration, parseSize } from './lib/duration';
 import { DEFAULT_SUBNET_POOL, subnetPoolProblem, type SubnetPool } from './docker/subnetPool';
-import { CONTROL_PLANE_ALIAS, DEFAULT_RUNTIME_COMMAND, DEFAULT_RUNTIME_IMAGE, OPENCLAW_HOME, type RuntimeSettings } from './runtime/runtimeSettings';
+import { CONTROL_PLANE_ALIAS } from './docker/networkPlan';
+import { DEFAULT_RUNTIME_COMMAND, DEFAULT_RUNTIME_IMAGE, OPENCLAW_HOME, type RuntimeSettings } from './runtime/runtimeSettings';
 import type { FilesSettings } from './files/filesSettings';
 import type { LlmSettings } from './llm/llmSettings';
 

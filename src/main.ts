@@ -15,6 +15,11 @@ async function main(): Promise<void> {
     throw err;
   }
   const logger = createLogger(config.logLevel);
+  // A promise nobody awaited must not end the process (Node's default): every request and every
+  // runtime in flight would go with it. It is a bug to fix, so it is logged loudly, and we keep serving.
+  process.on('unhandledRejection', (reason) => {
+    logger.error({ err: reason instanceof Error ? { message: reason.message, stack: reason.stack } : String(reason) }, 'unhandled promise rejection (bug): logged, still serving');
+  });
   try {
     const running = await startServer(config, logger);
     for (const signal of ['SIGTERM', 'SIGINT'] as const) {

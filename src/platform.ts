@@ -11,9 +11,11 @@ import { SessionRepository } from './db/repositories/sessionRepository';
 import { UserRepository } from './db/repositories/userRepository';
 import { RuntimeRepository } from './db/repositories/runtimeRepository';
 import { SettingsRepository } from './db/repositories/settingsRepository';
-import { DockerodeEngine, type DockerEngine } from './docker/dockerEngine';
-import { DockerodeRuntimeBackend } from './docker/dockerodeRuntimeBackend';
+import { connectDocker, type DockerConnection } from './docker/dockerConnection';
+import type { DockerEngine } from './docker/dockerEngine';
+import { DockerRuntimeProvisioner } from './docker/dockerRuntimeProvisioner';
 import type { RuntimeBackend } from './docker/runtimeBackend';
+import type { RuntimeProvisioner } from './runtime/provisioner';
 import { AuditLog } from './domain/audit';
 import { AuthService } from './domain/authService';
 import { InvitationService } from './domain/invitationService';
@@ -32,7 +34,6 @@ import { WorkspaceAccessRepository } from './db/repositories/workspaceAccessRepo
 import { WorkspaceAddresses } from './domain/workspaceAddresses';
 import { WorkspaceGatekeeper } from './domain/workspaceGatekeeper';
 import { WorkspaceSessionService } from './domain/workspaceSessions';
-import { ProxyAttachments } from './runtime/proxyAttachments';
 import { EventStreams } from './http/sse';
 import { LiveConnections } from './http/liveConnections';
 import { systemClock, type Clock } from './lib/clock';
@@ -67,7 +68,10 @@ export interface PlatformOverrides {
   passwordHashing?: Partial<PasswordHashingLimits>;
   database?: Db;
   webRoot?: string | null;
+  /** The low-level engine adapter the file side still uses (and the default provisioner wraps). */
   runtimeBackend?: RuntimeBackend;
+  /** The runtime provisioner; by default the Docker one on `runtimeBackend`. */
+  runtimeProvisioner?: RuntimeProvisioner;
   runtimeProbe?: HttpProbe;
   runtimeSettings?: Partial<RuntimeSettings>;
   files?: Partial<FilesSettings>;
@@ -122,10 +126,10 @@ export function buildPlatform(config: AppConfig, logger: Logger, overrides: Plat
   const migration = migrate(db);
   if (migration.from !== migration.to) logger.info(migration, 'database migrated');
 
-  const dockerode = overrides.docker ? null : new DockerodeEngine(config.dockerSocket);
-  const docker = overrides.docker ?? (dockerode as DockerodeEngine);
-  const runtimeBackend =
-    overrides.runtimeBackend ?? new DockerodeRuntimeBackend((dockerode ?? new DockerodeEngine(config.dockerSocket)).client, config.instance, config.subnetPool);
+  let connection: DockerConnection | null = null;
+  const connect = (): DockerConnection => (connection ??= connectDocker(config.dockerSocket, config.instance, config.subnetPool));
+  const docker = overrides.docker ?? connect().engine;
+  const runtimeBackend = overrides.runtimeBackend ?? connect().backend;
 
   const userRepo = new UserRepository(db);
   const transact = sqliteTransactor(db);
@@ -156,7 +160,8 @@ export function buildPlatform(config: AppConfig, logger: Logger, overrides: Plat
   const settings = new PlatformSettingsService(new SettingsRepository(db), runtimeSettings, audit, transact, clock);
   const runtimeRepo = new RuntimeRepository(db);
   const runtimeHub = new RuntimeEventHub();
-  const proxies = new ProxyAttachments(runtimeBackend, runtimeSettings, logger.child({ component: 'runtimes' }));
+  const provisioner =
+    overrides.runtimeProvisioner ?? new DockerRuntimeProvisioner(runtimeBackend, runtimeSettings, logger.child({ component: 'runtimes' }));
   const addresses = new WorkspaceAddresses(runtimeSettings.addressing);
   const workspaceSessions = new WorkspaceSessionService(new WorkspaceAccessRepository(db), userRepo, sessions, clock);
   const gatekeeper = new WorkspaceGatekeeper(addresses, workspaceSessions, config.secureCookies);
@@ -168,27 +173,24 @@ export function buildPlatform(config: AppConfig, logger: Logger, overrides: Plat
   const runtimes = new RuntimeManager({
     runtimes: runtimeRepo,
     users: userRepo,
-    backend: runtimeBackend,
+    provisioner,
     probe: overrides.runtimeProbe ?? runtimeHttpProbe,
     hub: runtimeHub,
     audit,
-    transact,
     clock,
     logger: logger.child({ component: 'runtimes' }),
     settings: runtimeSettings,
-    proxies,
   });
   const watcher = new RuntimeWatcher({
     manager: runtimes,
     runtimes: runtimeRepo,
-    backend: runtimeBackend,
+    provisioner,
     audit,
     clock,
     logger: logger.child({ component: 'runtime-watcher' }),
     settings: runtimeSettings,
-    proxies,
   });
-  const accountHooks = new AccountRuntimeHooks({ manager: runtimes, backend: runtimeBackend, audit, logger: logger.child({ component: 'runtimes' }) });
+  const accountHooks = new AccountRuntimeHooks({ manager: runtimes, provisioner, audit, logger: logger.child({ component: 'runtimes' }) });
   const users = new UserAdminService(userRepo, factory, signedInHasher, sessions, audit, transact, clock, {
     onUserDisabled: (user) => {
       workspaceSessions.revokeForUser(user.id);

@@ -135,7 +135,7 @@ export class DockerodeRuntimeBackend implements RuntimeBackend {
     try {
       stream = (await this.docker.pull(image, signal ? { abortSignal: signal } : {})) as NodeJS.ReadableStream;
     } catch (err) {
-      throw new Error(`Pulling image ${image} failed: ${engineReason(err)}`);
+      throw new Error(`Pulling image ${image} failed: ${engineReason(err)}`, { cause: err });
     }
     const layers = new Map<string, { current: number; total: number }>();
     await new Promise<void>((resolve, reject) => {

@@ -1,6 +1,6 @@
 import { infraGone, infraNotFound, isInfraError } from '../lib/infraErrors';
 import type { Logger } from '../lib/logger';
-import { ownerLabels, runtimeNames } from '../runtime/containerSpec';
+import { ownerLabels, runtimeNames } from './runtimeContainer';
 import { OPENCLAW_HOME, RUNTIME_UID, type RuntimeSettings } from '../runtime/runtimeSettings';
 import { typedEngineCall } from './engineFaults';
 import { LABELS, type RuntimeBackend } from './runtimeBackend';

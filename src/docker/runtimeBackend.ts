@@ -1,8 +1,14 @@
 import type { Readable } from 'node:stream';
+import type { FileEntry, LogLine, PullProgress, RuntimeStats } from '../runtime/provisioner';
+
+// The engine moves the same files, pull progress, log lines and figures as the provisioner port.
+export type { FileEntry, LogLine, PullProgress };
+export type ContainerStats = RuntimeStats;
 
 /**
- * What the runtime manager needs from a container engine, in our own terms. The dockerode
- * implementation lives next to this file; domain code and its unit tests only see this interface.
+ * The low-level Docker engine adapter's interface (containers, networks, volumes, archives,
+ * exec). Only src/docker/ builds on it: the runtime layer drives the RuntimeProvisioner port
+ * (src/runtime/provisioner.ts), which DockerRuntimeProvisioner implements on top of this.
  */
 
 export const MANAGED_LABEL = 'io.clawloops.managed';
@@ -19,32 +25,12 @@ export const LABELS = {
   proxy: 'io.clawloops.proxy',
 } as const;
 
-export interface PullProgress {
-  /** Sum over layers of bytes downloaded so far, and of their sizes once known. */
-  bytesDone: number;
-  bytesTotal: number;
-  status: string;
-}
-
 export interface NetworkInfo {
   id: string;
   name: string;
   /** CIDR of the network, e.g. 172.20.0.0/16: every proxy that reaches the runtime sits in it. */
   subnet: string;
   gateway: string;
-}
-
-export interface FileEntry {
-  /** Relative to the directory the archive is put into. */
-  path: string;
-  /** A hard link gives the existing entry at `linkTarget` a second name (a move without copying, links not followed). */
-  type: 'file' | 'directory' | 'hardlink';
-  content?: Buffer;
-  /** For a hard link: the existing entry, relative to the same directory as `path`. */
-  linkTarget?: string;
-  mode: number;
-  uid: number;
-  gid: number;
 }
 
 /** A short-lived container that only holds a runtime's volume (file access while the runtime is stopped). */
@@ -121,19 +107,6 @@ export interface ContainerEvent {
 
 export interface EventSubscription {
   close(): void;
-}
-
-export interface ContainerStats {
-  memoryBytes: number;
-  memoryLimitBytes: number;
-  cpuPercent: number;
-}
-
-export interface LogLine {
-  stream: 'stdout' | 'stderr';
-  line: string;
-  /** The line was longer than the log viewer shows; its end was dropped. */
-  truncated?: true;
 }
 
 export interface RuntimeBackend {

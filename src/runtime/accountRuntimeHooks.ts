@@ -1,11 +1,11 @@
-import { LABELS, type RuntimeBackend } from '../docker/runtimeBackend';
 import { NO_ORIGIN, SYSTEM_ACTOR, type AuditLog } from '../domain/audit';
 import type { Logger } from '../lib/logger';
+import type { RuntimeProvisioner } from './provisioner';
 import type { RuntimeManager } from './runtimeManager';
 
 export interface AccountRuntimeHooksDeps {
   manager: RuntimeManager;
-  backend: RuntimeBackend;
+  provisioner: RuntimeProvisioner;
   audit: AuditLog;
   logger: Logger;
 }
@@ -31,29 +31,16 @@ export class AccountRuntimeHooks {
   }
 
   /**
-   * A deleted user's row (and its runtime row) is already gone: everything the engine still holds
-   * for that user is found by label and removed, the data volume included.
+   * A deleted user's row (and its runtime row) is already gone: everything the provisioner still
+   * holds for that user is found and removed, the data included.
    */
   async userDeleted(userId: string, username: string): Promise<{ containers: number; networks: number; volumes: number }> {
-    const { manager, backend, logger, audit } = this.deps;
-    const ours = (labels: Record<string, string>) => labels[LABELS.userId] === userId;
-    const removed = { containers: 0, networks: 0, volumes: 0 };
+    const { manager, provisioner, logger, audit } = this.deps;
     // An operation still running for this user could create something after the sweep below.
     await manager.settledForUser(userId);
-    for (const container of (await backend.listManagedContainers()).filter((c) => ours(c.labels))) {
-      await backend.removeContainer(container.id);
-      const runtimeId = container.labels[LABELS.runtimeId];
-      if (runtimeId) manager.containerGone(runtimeId, container.id);
-      removed.containers++;
-    }
-    for (const network of (await backend.listManagedNetworks()).filter((n) => ours(n.labels))) {
-      await backend.removeNetwork(network.name);
-      removed.networks++;
-    }
-    for (const volume of (await backend.listManagedVolumes()).filter((v) => ours(v.labels))) {
-      await backend.removeVolume(volume.name);
-      removed.volumes++;
-    }
+    const swept = await provisioner.removeEverythingOf(userId);
+    for (const { runtimeId, instanceId } of swept.instances) manager.instanceGone(runtimeId, instanceId);
+    const removed = { containers: swept.instances.length, networks: swept.places, volumes: swept.volumes };
     logger.info({ userId, username, ...removed }, 'removed the runtime resources of a deleted user');
     audit.record({
       action: 'runtime.purge',

@@ -1,14 +1,14 @@
 import type { DesiredState } from '../db/repositories/runtimeRepository';
-import type { ContainerSnapshot } from '../docker/runtimeBackend';
 import type { Operation } from './operations';
+import { isUp, type RuntimeInstance } from './provisioner';
 
 export const OOM_KILLED = 'OOM_KILLED';
 
 export type ObservedState = 'absent' | 'creating' | 'starting' | 'running' | 'unhealthy' | 'stopping' | 'stopped' | 'failed';
 
 export interface ObservedInput {
-  snapshot: ContainerSnapshot | null;
-  /** The control plane's own probe saw /readyz answer 200 since the container last started. */
+  instance: RuntimeInstance | null;
+  /** The control plane's own probe saw /readyz answer 200 since the instance last started. */
   readyConfirmed: boolean;
   operation: Operation | null;
   desiredState: DesiredState;
@@ -29,26 +29,30 @@ export function formatBytes(bytes: number): string {
   return `${Math.round(bytes / 1024 ** 2)} MiB`;
 }
 
-/** Docker's view plus the operation in flight, in the words the product uses. */
+/** The provisioner's view plus the operation in flight, in the words the product uses. */
 export function observe(input: ObservedInput): Observed {
   const op = input.operation && !input.operation.finished ? input.operation.snapshot : null;
+  const up = input.instance !== null && isUp(input.instance.phase);
   if (op) {
     if (op.kind === 'stop' || op.kind === 'delete' || op.kind === 'purge') return { state: 'stopping', reason: null };
     if (op.step === 'queued' || op.step === 'pulling' || op.step === 'preparing' || op.step === 'creating' || op.step === 'configuring') {
-      return { state: input.snapshot?.status === 'running' ? 'starting' : 'creating', reason: op.message };
+      return { state: up ? 'starting' : 'creating', reason: op.message };
     }
     if (op.step === 'stopping' || op.step === 'removing') return { state: 'stopping', reason: null };
     return { state: 'starting', reason: op.message };
   }
-  const s = input.snapshot;
+  const s = input.instance;
   if (!s) return { state: 'absent', reason: null };
-  // Stopped by the watcher after an OOM kill: Docker's own flag is gone once it was restarted and stopped.
-  if (input.lastErrorCode === OOM_KILLED && s.status !== 'running') return { state: 'stopped', reason: input.lastErrorMessage ?? 'out of memory' };
-  switch (s.status) {
+  // Stopped by the watcher after an OOM kill: the provisioner's own verdict is gone once it was restarted and stopped.
+  if (input.lastErrorCode === OOM_KILLED && !up) return { state: 'stopped', reason: input.lastErrorMessage ?? 'out of memory' };
+  switch (s.phase) {
+    case 'unhealthy':
+      return { state: 'unhealthy', reason: 'the runtime stopped answering its health check' };
+    case 'healthy':
+      return { state: 'running', reason: null };
     case 'running':
-      if (s.health === 'unhealthy') return { state: 'unhealthy', reason: 'the runtime stopped answering its health check' };
-      if (input.readyConfirmed || s.health === 'healthy') return { state: 'running', reason: null };
-      return { state: 'starting', reason: null };
+    case 'starting':
+      return input.readyConfirmed ? { state: 'running', reason: null } : { state: 'starting', reason: null };
     case 'restarting':
       return { state: 'starting', reason: `restarting after it exited with code ${s.exitCode ?? 'unknown'}` };
     case 'removing':
@@ -57,9 +61,10 @@ export function observe(input: ObservedInput): Observed {
       return { state: 'stopped', reason: 'paused outside ClawLoops' };
     case 'created':
       return input.lastErrorCode ? { state: 'failed', reason: null } : { state: 'stopped', reason: null };
+    case 'oom':
+      return { state: 'stopped', reason: `out of memory (limit ${formatBytes(s.memoryLimitBytes)})` };
     case 'exited':
-    case 'dead':
-      if (s.oomKilled) return { state: 'stopped', reason: `out of memory (limit ${formatBytes(s.memoryLimitBytes)})` };
+    case 'crashed':
       if (input.lastErrorCode) return { state: 'failed', reason: null };
       return { state: 'stopped', reason: input.desiredState === 'running' ? `exited with code ${s.exitCode ?? 'unknown'}` : null };
   }

@@ -1,5 +1,4 @@
 import http from 'node:http';
-import { OPENCLAW_PORT } from './runtimeSettings';
 
 /**
  * Every address on a runtime's network is one of OpenClaw's trusted proxies, and OpenClaw answers
@@ -9,15 +8,16 @@ import { OPENCLAW_PORT } from './runtimeSettings';
 export const PROBE_CLIENT_ADDRESS = '198.18.0.1';
 
 export interface HttpProbe {
-  /** Resolves with the HTTP status, or null when nothing answered within `timeoutMs`. */
-  status(address: string, path: string, timeoutMs: number): Promise<number | null>;
+  /** Resolves with the HTTP status of `path` below the runtime's base URL, or null when nothing answered within `timeoutMs`. */
+  status(baseUrl: string, path: string, timeoutMs: number): Promise<number | null>;
 }
 
 export const runtimeHttpProbe: HttpProbe = {
-  status(address, path, timeoutMs) {
+  status(baseUrl, path, timeoutMs) {
     return new Promise((resolve) => {
+      const base = new URL(baseUrl);
       const req = http.get(
-        { host: address, port: OPENCLAW_PORT, path, timeout: timeoutMs, headers: { 'x-forwarded-for': PROBE_CLIENT_ADDRESS } },
+        { host: base.hostname, port: base.port, path, timeout: timeoutMs, headers: { 'x-forwarded-for': PROBE_CLIENT_ADDRESS } },
         (res) => {
           res.resume();
           resolve(res.statusCode ?? null);

@@ -1,6 +1,6 @@
 import type { Readable } from 'node:stream';
 import { extract, type Header } from 'tar-stream';
-import type { FileEntry, RuntimeBackend } from '../docker/runtimeBackend';
+import type { FileEntry, RuntimeProvisioner } from './provisioner';
 import { decideConfig, MAX_CONFIG_BYTES, type ConfigDecision, type PlatformConfig } from './memberConfig';
 import { OPENCLAW_HOME, RUNTIME_UID } from './runtimeSettings';
 
@@ -85,15 +85,18 @@ async function folderCopy(first: Header, rest: AsyncIterator<TarEntry>, asideNam
 }
 
 /**
- * Reads what is at the config's path through the archive API (the entry itself: a symbolic link
+ * Reads what is at the config's path as an archive (the entry itself: a symbolic link
  * comes back as a link and is never followed), reading at most MAX_CONFIG_BYTES of it.
  */
-export async function readExistingConfig(backend: RuntimeBackend, containerId: string, asideName: string): Promise<ExistingConfig> {
+/** What the config file needs of a provisioner: reading and writing the runtime's data. */
+export type RuntimeData = Pick<RuntimeProvisioner, 'readEntry' | 'writeFiles'>;
+
+export async function readExistingConfig(data: RuntimeData, instanceId: string, asideName: string): Promise<ExistingConfig> {
   const abort = new AbortController();
   const timer = setTimeout(() => abort.abort(), READ_TIMEOUT_MS);
   let archive: Readable | null = null;
   try {
-    archive = await backend.getArchive(containerId, CONFIG_PATH, abort.signal);
+    archive = await data.readEntry(instanceId, CONFIG_PATH, abort.signal);
     if (!archive) return { kind: 'absent' };
     const source = archive;
     abort.signal.addEventListener('abort', () => source.destroy(new Error(`no answer within ${READ_TIMEOUT_MS / 1000} s`)), { once: true });
@@ -136,15 +139,15 @@ export const asideNameAt = (now: number) => `openclaw.json.broken-${new Date(now
  * rendered files (the home folder and the platform's config).
  */
 export async function writeRuntimeConfig(
-  backend: RuntimeBackend,
-  containerId: string,
+  data: RuntimeData,
+  instanceId: string,
   rendered: { files: FileEntry[]; openclawConfig: PlatformConfig },
   offeredModels: readonly string[],
   now: number,
 ): Promise<ConfigWriteResult> {
   const asideName = asideNameAt(now);
   const asidePath = `.openclaw/${asideName}`;
-  const existing = await readExistingConfig(backend, containerId, asidePath);
+  const existing = await readExistingConfig(data, instanceId, asidePath);
   const platform = rendered.openclawConfig;
   const decision: ConfigDecision =
     existing.kind === 'absent' || existing.kind === 'file'
@@ -170,7 +173,7 @@ export async function writeRuntimeConfig(
   const entries = rendered.files.flatMap((file) =>
     file.path === CONFIG_ENTRY ? [...aside, { ...file, path: BACKUP_ENTRY, content }, { ...file, content }] : [file],
   );
-  await backend.putFiles(containerId, FILES_DIR, entries);
+  await data.writeFiles(instanceId, FILES_DIR, entries);
 
   if (decision.kind === 'unusable') return { outcome: 'set-aside', reset: [], setAsideAs: aside.length > 0 ? asideName : null, reason: decision.reason };
   return { outcome: existing.kind === 'absent' ? 'platform' : 'merged', reset: decision.reset, setAsideAs: null, reason: null };

@@ -56,5 +56,3 @@ export const OPENCLAW_HOME = '/home/node/.openclaw';
 export const RUNTIME_UID = 1000;
 export const DEFAULT_RUNTIME_IMAGE = 'ghcr.io/openclaw/openclaw:2026.9.6';
 export const DEFAULT_RUNTIME_COMMAND = ['node', 'dist/index.js', 'gateway', '--bind', 'lan', '--port', String(OPENCLAW_PORT)];
-/** The control plane's name on every runtime network (when it runs in a container). */
-export const CONTROL_PLANE_ALIAS = 'clawloops-control-plane';

@@ -1,23 +1,21 @@
 import type { RuntimeRepository } from '../db/repositories/runtimeRepository';
-import { LABELS, type ContainerEvent, type EventSubscription, type RuntimeBackend } from '../docker/runtimeBackend';
 import { NO_ORIGIN, SYSTEM_ACTOR, type AuditLog } from '../domain/audit';
 import type { Clock } from '../lib/clock';
 import type { Logger } from '../lib/logger';
 import { formatBytes, OOM_KILLED } from './observedState';
+import { isUp, type RuntimeChange, type RuntimeProvisioner, type Subscription } from './provisioner';
 import type { RuntimeManager } from './runtimeManager';
-import type { ProxyAttachments } from './proxyAttachments';
 import type { RuntimeSettings } from './runtimeSettings';
 
 export interface RuntimeWatcherDeps {
   manager: RuntimeManager;
   runtimes: RuntimeRepository;
-  backend: RuntimeBackend;
+  provisioner: RuntimeProvisioner;
   audit: AuditLog;
   clock: Clock;
   logger: Logger;
   settings: Pick<RuntimeSettings, 'crashLoop' | 'memoryBytes'>;
-  proxies: ProxyAttachments;
-  /** Waits between reconnection attempts to a dropped event stream: 0.5 s doubling up to this. */
+  /** Waits between reconnection attempts to a dropped change feed: 0.5 s doubling up to this. */
   maxReconnectDelayMs?: number;
 }
 
@@ -33,13 +31,13 @@ export const CRASH_LOOP = 'CRASH_LOOP';
 const IDLE_CHECK_INTERVAL_MS = 30_000;
 
 /**
- * Keeps the runtime manager's picture true to what the engine really runs. It reconciles the whole
- * state at start-up and after every event-stream drop, and otherwise reacts to Docker's own events
- * (die, oom, destroy, health changes) instead of polling. It also decides when a runtime that
- * keeps dying must be stopped rather than left to the restart policy.
+ * Keeps the runtime manager's picture true to what the provisioner really runs. It reconciles the
+ * whole state at start-up and after every drop of the change feed, and otherwise reacts to the
+ * provisioner's changes (exited, out of memory, removed, health) instead of polling. It also
+ * decides when a runtime that keeps dying must be stopped rather than left to the restart policy.
  */
 export class RuntimeWatcher {
-  private subscription: EventSubscription | null = null;
+  private subscription: Subscription | null = null;
   private closed = false;
   private reconnectDelayMs = 500;
   private reconnectTimer: NodeJS.Timeout | null = null;
@@ -71,7 +69,7 @@ export class RuntimeWatcher {
     } catch (err) {
       this.subscription?.close();
       this.subscription = null;
-      this.deps.logger.warn({ err: (err as Error).message }, 'cannot read runtime state from the Docker engine yet; retrying');
+      this.deps.logger.warn({ err: (err as Error).message }, 'cannot read runtime state from the provisioner yet; retrying');
       this.scheduleReconnect();
       return null;
     }
@@ -85,13 +83,11 @@ export class RuntimeWatcher {
     if (this.idleTimer) clearInterval(this.idleTimer);
   }
 
-  /** A re-created Traefik container has lost the runtime networks: join it to them again. */
+  /** Upkeep of what others may undo behind our back (a re-created proxy loses the runtimes' networks). */
   async reattachProxies(): Promise<void> {
-    try {
-      await this.deps.proxies.ensureAll(await this.deps.backend.listManagedNetworks());
-    } catch (err) {
-      this.deps.logger.warn({ err: (err as Error).message }, 'checking the proxies on runtime networks failed');
-    }
+    await this.deps.provisioner.maintain().catch((err: unknown) => {
+      this.deps.logger.warn({ err: (err as Error).message }, 'runtime provisioner upkeep failed');
+    });
   }
 
   /** Resolves once every event received so far has been handled (tests, shutdown). */
@@ -100,10 +96,10 @@ export class RuntimeWatcher {
   }
 
   private async subscribe(): Promise<void> {
-    this.subscription = await this.deps.backend.subscribeEvents(
-      (event) => {
-        this.queue = this.queue.then(() => this.handle(event)).catch((err: unknown) => {
-          this.deps.logger.error({ err: (err as Error).message, action: event.action }, 'handling a Docker event failed');
+    this.subscription = await this.deps.provisioner.watch(
+      (change) => {
+        this.queue = this.queue.then(() => this.handle(change)).catch((err: unknown) => {
+          this.deps.logger.error({ err: (err as Error).message, change: change.kind }, 'handling a runtime change failed');
         });
       },
       (error) => this.onStreamEnd(error),
@@ -114,7 +110,7 @@ export class RuntimeWatcher {
   private onStreamEnd(error: Error | null): void {
     this.subscription = null;
     if (this.closed) return;
-    this.deps.logger.warn({ err: error?.message ?? 'stream ended' }, 'Docker event stream dropped; reconnecting');
+    this.deps.logger.warn({ err: error?.message ?? 'stream ended' }, 'runtime change feed dropped; reconnecting');
     this.scheduleReconnect();
   }
 
@@ -128,11 +124,11 @@ export class RuntimeWatcher {
         try {
           await this.subscribe();
           const report = await this.reconcile();
-          this.deps.logger.info(report, 'Docker event stream restored and state re-read');
+          this.deps.logger.info(report, 'runtime change feed restored and state re-read');
         } catch (err) {
           this.subscription?.close();
           this.subscription = null;
-          this.deps.logger.warn({ err: (err as Error).message, retryInMs: this.reconnectDelayMs }, 'Docker engine still unreachable');
+          this.deps.logger.warn({ err: (err as Error).message, retryInMs: this.reconnectDelayMs }, 'runtime provisioner still unreachable');
           this.scheduleReconnect();
         }
       })();
@@ -140,65 +136,53 @@ export class RuntimeWatcher {
     this.reconnectTimer.unref();
   }
 
-  /** Makes stored state match the engine, adopting, clearing and removing as needed. */
+  /** Makes stored state match what the provisioner has, adopting, clearing and removing as needed. */
   async reconcile(): Promise<ReconcileReport> {
-    const { backend, runtimes, manager, logger } = this.deps;
+    const { provisioner, runtimes, manager, logger } = this.deps;
     const report: ReconcileReport = { adopted: 0, orphanContainersRemoved: 0, orphanNetworksRemoved: 0, missingContainersCleared: 0, restarted: 0 };
-    const [containers, networks] = await Promise.all([backend.listManagedContainers(), backend.listManagedNetworks()]);
+    const { instances, placements } = await provisioner.inventory();
     const rows = new Map(runtimes.list().map((r) => [r.id, r]));
 
-    for (const network of networks) {
-      const runtimeId = network.labels[LABELS.runtimeId];
-      if (runtimeId && rows.has(runtimeId)) {
-        manager.rememberSubnet(runtimeId, network.subnet);
-        continue;
-      }
-      // A network holds no data: one that belongs to no runtime is only in the way.
-      if (containers.some((c) => network.name in c.addresses)) continue;
-      await backend.removeNetwork(network.name);
-      logger.info({ network: network.name }, 'removed a managed network that belongs to no runtime');
-      report.orphanNetworksRemoved++;
-    }
+    for (const [runtimeId, placement] of placements) if (rows.has(runtimeId)) manager.rememberPlacement(runtimeId, placement);
+    report.orphanNetworksRemoved = await provisioner.sweepPlacements(new Set(rows.keys()));
 
     const seen = new Set<string>();
-    for (const container of containers.filter((c) => c.labels[LABELS.role] === 'runtime')) {
-      const runtimeId = container.labels[LABELS.runtimeId] ?? '';
+    for (const instance of instances) {
+      const { runtimeId, userId, username } = instance.owner;
       const row = rows.get(runtimeId);
-      const belongs = row !== undefined && row.userId === container.labels[LABELS.userId];
-      const duplicate = belongs && row.containerId !== null && row.containerId !== container.id && containers.some((c) => c.id === row.containerId);
+      const belongs = row !== undefined && row.userId === userId;
+      const duplicate = belongs && row.containerId !== null && row.containerId !== instance.id && instances.some((i) => i.id === row.containerId);
       if (!belongs || duplicate) {
-        await backend.removeContainer(container.id);
+        const reason = duplicate ? 'superseded' : 'no such runtime';
+        await provisioner.removeInstance(instance.id);
         report.orphanContainersRemoved++;
-        logger.warn(
-          { containerId: container.id.slice(0, 12), name: container.name, username: container.labels[LABELS.username] ?? null, reason: duplicate ? 'superseded' : 'no such runtime' },
-          'removed a managed container that belongs to no runtime',
-        );
+        logger.warn({ instanceId: instance.id.slice(0, 12), name: instance.name, username: username || null, reason }, 'removed a runtime instance that belongs to no runtime');
         this.deps.audit.record({
           action: 'runtime.orphan-removed',
           actor: SYSTEM_ACTOR,
-          target: { type: 'container', id: container.id, label: container.name },
+          target: { type: 'container', id: instance.id, label: instance.name },
           origin: NO_ORIGIN,
-          detail: { runtimeId: runtimeId || null, username: container.labels[LABELS.username] ?? null, reason: duplicate ? 'superseded' : 'no such runtime' },
+          detail: { runtimeId: runtimeId || null, username: username || null, reason },
         });
         continue;
       }
       seen.add(runtimeId);
-      if (row.containerId !== container.id) report.adopted++;
-      manager.adopt(runtimeId, container);
-      if (container.status === 'running') void manager.confirmReady(runtimeId, container.id);
+      if (row.containerId !== instance.id) report.adopted++;
+      manager.adopt(runtimeId, instance);
+      if (isUp(instance.phase)) this.confirmInBackground(runtimeId, instance.id);
     }
 
     for (const row of rows.values()) {
       if (seen.has(row.id) || manager.isBusy(row.id)) continue;
       if (row.containerId) {
-        manager.containerGone(row.id, row.containerId);
+        manager.instanceGone(row.id, row.containerId);
         report.missingContainersCleared++;
-        logger.warn({ runtimeId: row.id, username: row.username }, 'a runtime container disappeared while the control plane was not watching');
+        logger.warn({ runtimeId: row.id, username: row.username }, 'a runtime disappeared while the control plane was not watching');
       }
     }
 
-    // Whatever should run and does not (the container was removed behind our back, or the host
-    // rebooted and the engine did not bring it back) is started again.
+    // Whatever should run and does not (removed behind our back, or the host rebooted and the
+    // engine did not bring it back) is started again.
     for (const row of runtimes.list()) {
       if (row.desiredState !== 'running' || row.userStatus !== 'active' || manager.isBusy(row.id)) continue;
       const view = manager.view(row);
@@ -213,47 +197,56 @@ export class RuntimeWatcher {
     return report;
   }
 
-  private async handle(event: ContainerEvent): Promise<void> {
+  private async handle(change: RuntimeChange): Promise<void> {
     const { manager, runtimes } = this.deps;
-    if (event.labels[LABELS.role] !== 'runtime') return;
-    const runtimeId = event.labels[LABELS.runtimeId];
-    if (!runtimeId) return;
+    const { runtimeId, instanceId } = change;
     const row = runtimes.findById(runtimeId);
     if (!row) return;
 
-    if (event.action === 'oom') {
-      this.oomSeen.add(event.containerId);
+    if (change.kind === 'out-of-memory') {
+      this.oomSeen.add(instanceId);
       return;
     }
-    if (event.action === 'destroy') {
-      this.oomSeen.delete(event.containerId);
-      manager.containerGone(runtimeId, event.containerId);
+    if (change.kind === 'removed') {
+      this.oomSeen.delete(instanceId);
+      manager.instanceGone(runtimeId, instanceId);
       return;
     }
-    const snapshot = await manager.refresh(runtimeId, event.containerId);
-    if (event.action === 'start' && snapshot?.status === 'running' && !manager.isBusy(runtimeId)) {
-      // The engine restarted it on its own (restart policy): confirm readiness in the background.
-      void manager.confirmReady(runtimeId, event.containerId);
+    const instance = await manager.refresh(runtimeId, instanceId);
+    if (change.kind === 'started' && instance && isUp(instance.phase) && !manager.isBusy(runtimeId)) {
+      // The provisioner restarted it on its own (restart policy): confirm readiness in the background.
+      this.confirmInBackground(runtimeId, instanceId);
       return;
     }
-    if (event.action !== 'die' || manager.isBusy(runtimeId) || row.desiredState !== 'running') return;
-    if (row.containerId !== event.containerId) return;
+    if (change.kind !== 'exited' || manager.isBusy(runtimeId) || row.desiredState !== 'running') return;
+    if (row.containerId !== instanceId) return;
 
-    const oom = this.oomSeen.delete(event.containerId) || snapshot?.oomKilled === true;
+    const oom = this.oomSeen.delete(instanceId) || instance?.phase === 'oom';
     if (oom) {
-      const limit = snapshot?.memoryLimitBytes || this.deps.settings.memoryBytes;
+      const limit = instance?.memoryLimitBytes || this.deps.settings.memoryBytes;
       await manager.stopAfterFailure(runtimeId, { code: OOM_KILLED, message: `out of memory (limit ${formatBytes(limit)})` });
       return;
     }
     if (this.isCrashLoop(runtimeId)) {
       const { maxExits, windowMs } = this.deps.settings.crashLoop;
-      const tail = await manager.logTailFor(event.containerId);
+      const tail = await manager.logTailFor(instanceId);
       await manager.stopAfterFailure(runtimeId, {
         code: CRASH_LOOP,
-        message: `OpenClaw exited ${maxExits} times within ${Math.round(windowMs / 1000)} s (last exit code ${event.exitCode ?? 'unknown'}), so it was stopped instead of being restarted again.${tail}`,
+        message: `OpenClaw exited ${maxExits} times within ${Math.round(windowMs / 1000)} s (last exit code ${change.exitCode ?? 'unknown'}), so it was stopped instead of being restarted again.${tail}`,
       });
       this.exits.delete(runtimeId);
     }
+  }
+
+  /**
+   * Readiness of a runtime the provisioner (re)started on its own is confirmed off the change queue.
+   * The provisioner may fail under it (it is restarting, say): that is logged, never left unhandled,
+   * and the next event or reconcile after the engine is back confirms it again.
+   */
+  private confirmInBackground(runtimeId: string, instanceId: string): void {
+    this.deps.manager.confirmReady(runtimeId, instanceId).catch((err: unknown) => {
+      this.deps.logger.warn({ runtimeId, err: (err as Error).message }, 'confirming a runtime\'s readiness failed; it is confirmed again when the engine answers');
+    });
   }
 
   private isCrashLoop(runtimeId: string): boolean {

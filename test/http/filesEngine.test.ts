@@ -10,7 +10,7 @@ import path from 'node:path';
 import { pack } from 'tar-stream';
 import type TestAgent from 'supertest/lib/agent';
 import { infraNotFound } from '../../src/lib/infraErrors';
-import { alwaysReadyProbe, FakeRuntimeBackend } from '../support/fakeRuntimeBackend';
+import { alwaysReadyProbe, FakeProvisioner } from '../support/fakeProvisioner';
 import { FakeWorkspaceVolumes } from '../support/fakeWorkspaceVolumes';
 import { createHarness, errorCode, type Harness } from '../support/harness';
 
@@ -24,7 +24,7 @@ beforeEach(async () => {
   volumeDir = fs.mkdtempSync(path.join(os.tmpdir(), 'clawloops-volume-'));
   volumes = new FakeWorkspaceVolumes(volumeDir);
   h = createHarness({
-    runtimeBackend: new FakeRuntimeBackend(),
+    runtimeProvisioner: new FakeProvisioner(),
     runtimeProbe: alwaysReadyProbe,
     workspaceVolumes: volumes,
     files: { volumeRoot: volumeDir, root: path.join(volumeDir, 'workspace') },

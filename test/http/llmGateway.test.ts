@@ -1,19 +1,19 @@
 /**
  * The model gateway (`/llm/v1`) with the official `openai` client as the caller and an
  * OpenAI-compatible test server as the upstream (LiteLLM's HTTP contract). Runtimes come from the
- * in-memory backend; their keys are the ones rendered into their container environment.
+ * in-memory provisioner; their keys are the ones rendered into their container environment.
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import OpenAI from 'openai';
-import { alwaysReadyProbe, FakeRuntimeBackend } from '../support/fakeRuntimeBackend';
+import { alwaysReadyProbe, FakeProvisioner } from '../support/fakeProvisioner';
 import { eventually } from '../support/eventually';
 import { createHarness, usageRows, type Harness } from '../support/harness';
 import { startTestModelUpstream, type TestModelUpstream } from '../support/testModelUpstream';
 
 const MODEL = 'test-model';
 let h: Harness;
-let backend: FakeRuntimeBackend;
+let backend: FakeProvisioner;
 let upstream: TestModelUpstream;
 let server: http.Server;
 let baseURL: string;
@@ -24,8 +24,8 @@ const ledger = () => usageRows(h);
 async function keyOf(client: ReturnType<Harness['client']>): Promise<string> {
   const res = await client.post('/api/v1/runtime/start');
   await h.platform.runtimes.settled(res.body.runtime.id);
-  const container = [...backend.containers.values()].find((c) => c.labels['io.clawloops.runtime-id'] === res.body.runtime.id && c.status === 'running');
-  const key = container?.spec.env.CLAWLOOPS_MODEL_KEY;
+  const container = backend.running(res.body.runtime.id);
+  const key = container?.spec.secretEnv.CLAWLOOPS_MODEL_KEY;
   if (!key) throw new Error('no model key in the container environment');
   return key;
 }
@@ -44,9 +44,9 @@ const openai = (apiKey: string) => new OpenAI({ apiKey, baseURL, maxRetries: 0, 
 
 async function startPlatform(options: { timeoutMs?: number; idleStopMs?: number; models?: string[] } = {}): Promise<void> {
   upstream = await startTestModelUpstream('Hello from upstream', MODEL);
-  backend = new FakeRuntimeBackend();
+  backend = new FakeProvisioner();
   h = createHarness({
-    runtimeBackend: backend,
+    runtimeProvisioner: backend,
     runtimeProbe: alwaysReadyProbe,
     runtimeSettings: { image: 'ghcr.io/openclaw/openclaw:2026.9.6', models: options.models ?? [MODEL, 'other-model'], ...(options.idleStopMs ? { idleStopMs: options.idleStopMs } : {}) },
     llm: { upstreamUrl: `http://127.0.0.1:${upstream.port}/v1`, upstreamKey: 'sk-upstream-secret', timeoutMs: options.timeoutMs ?? 5_000, bodyLimitBytes: 64 * 1024 },
@@ -367,7 +367,7 @@ describe('the model catalog', () => {
     // The re-created container has a new key and the new list rendered into its config.
     await expect(openai(key).models.list()).rejects.toBeInstanceOf(OpenAI.AuthenticationError);
     const renewed = await keyOf(member.client);
-    const container = [...backend.containers.values()].find((c) => c.spec.env.CLAWLOOPS_MODEL_KEY === renewed);
+    const container = [...backend.instances.values()].find((c) => c.spec.secretEnv.CLAWLOOPS_MODEL_KEY === renewed);
     const config = container?.files.find((f) => f.path.endsWith('openclaw.json'))?.content?.toString();
     expect(config).toContain('House model');
 

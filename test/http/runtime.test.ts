@@ -1,20 +1,21 @@
 /**
  * Runtime API behaviour that the real engine cannot show on our machines (image pulls need a
- * registry) or that depends on time (idle stop), with an in-memory backend at our own interface.
+ * registry) or that depends on time (idle stop), with an in-memory provisioner at our own interface.
  * Everything else about runtimes is tested against the real engine in test/integration.
  */
-import { runtimeNames } from '../../src/runtime/containerSpec';
+import { infraUnavailable } from '../../src/lib/infraErrors';
 import type { OperationView } from '../../src/runtime/operations';
-import { alwaysReadyProbe, FakeRuntimeBackend } from '../support/fakeRuntimeBackend';
+import { eventually } from '../support/eventually';
+import { alwaysReadyProbe, FakeProvisioner } from '../support/fakeProvisioner';
 import { createHarness, errorCode, type Harness } from '../support/harness';
 
 const IMAGE = 'ghcr.io/openclaw/openclaw:2026.9.6';
 let h: Harness;
-let backend: FakeRuntimeBackend;
+let backend: FakeProvisioner;
 
 function harness(settings: Record<string, unknown> = {}): Harness {
-  backend = new FakeRuntimeBackend();
-  h = createHarness({ runtimeBackend: backend, runtimeProbe: alwaysReadyProbe, runtimeSettings: { image: IMAGE, ...settings } });
+  backend = new FakeProvisioner();
+  h = createHarness({ runtimeProvisioner: backend, runtimeProbe: alwaysReadyProbe, runtimeSettings: { image: IMAGE, ...settings } });
   return h;
 }
 
@@ -149,7 +150,7 @@ describe('audit and access', () => {
     await h.platform.runtimes.settled(del.body.runtime.id);
     const actions = (await client.get('/api/v1/admin/audit?action=runtime.*')).body.items.map((e: { action: string }) => e.action);
     expect(actions.sort()).toEqual(['runtime.purge', 'runtime.restart', 'runtime.start', 'runtime.stop']);
-    expect(backend.volumes.size).toBe(0);
+    expect(backend.data.size).toBe(0);
   });
 
   test('admins stop or restart many runtimes in one call; each user\'s outcome is reported on its own', async () => {
@@ -232,7 +233,7 @@ describe('idle stop as an admin setting', () => {
     // A restart of the control plane keeps the stored value over the environment's default.
     const dataDir = h.dataDir;
     h.platform.close();
-    const again = createHarness({ dataDir, runtimeBackend: backend, runtimeProbe: alwaysReadyProbe, runtimeSettings: { image: IMAGE } });
+    const again = createHarness({ dataDir, runtimeProvisioner: backend, runtimeProbe: alwaysReadyProbe, runtimeSettings: { image: IMAGE } });
     try {
       const admin = again.client();
       await admin.post('/api/v1/auth/login').send({ username: 'admin', password: 'correct horse battery staple' });
@@ -257,8 +258,8 @@ describe('idle stop as an admin setting', () => {
     const restarted = await client.post('/api/v1/runtime/restart');
     await h.platform.runtimes.settled(restarted.body.runtime.id);
     expect((await client.get('/api/v1/runtime')).body).toMatchObject({ state: 'running', outdatedImage: false, configStale: false, image: NEXT, limits: { memoryBytes: 3072 * 1024 ** 2, cpus: 1.5, pidsLimit: 256 } });
-    const running = [...backend.containers.values()].find((c) => c.status === 'running');
-    expect(running?.spec).toMatchObject({ image: NEXT, memoryBytes: 3072 * 1024 ** 2, nanoCpus: 1.5e9, pidsLimit: 256 });
+    const running = [...backend.instances.values()].find((c) => c.phase === 'running');
+    expect(running?.spec).toMatchObject({ image: NEXT, limits: { memoryBytes: 3072 * 1024 ** 2, nanoCpus: 1.5e9, pidsLimit: 256 } });
   });
 
   test.each<[unknown, string]>([
@@ -291,7 +292,7 @@ describe('idle stop as an admin setting', () => {
 });
 
 describe('platform-owned config at every start', () => {
-  const configIn = (runtimeId: string) => backend.volume(runtimeNames(runtimeId).volume);
+  const configIn = (runtimeId: string) => backend.dataOf(runtimeId);
   const configText = (runtimeId: string) => {
     const node = configIn(runtimeId).get('openclaw.json');
     return node?.type === 'file' ? node.content.toString('utf8') : '';
@@ -304,7 +305,7 @@ describe('platform-owned config at every start', () => {
     const started = await client.post('/api/v1/runtime/start');
     const runtimeId: string = started.body.runtime.id;
     await h.platform.runtimes.settled(runtimeId);
-    const containerId = [...backend.containers.keys()][0];
+    const containerId = [...backend.instances.keys()][0];
 
     // The agent (uid 1000 inside the container) rewrites its own config while it runs.
     const config = JSON.parse(configText(runtimeId));
@@ -317,7 +318,7 @@ describe('platform-owned config at every start', () => {
 
     const restarted = await client.post('/api/v1/runtime/restart');
     await h.platform.runtimes.settled(runtimeId);
-    expect([...backend.containers.keys()]).toEqual([containerId]);
+    expect([...backend.instances.keys()]).toEqual([containerId]);
     const after = JSON.parse(configText(runtimeId));
     expect(after.gateway.auth.mode).toBe('trusted-proxy');
     expect(after.models.providers.platform.baseUrl).toBe(h.platform.runtimes.settings.modelGatewayUrl);
@@ -341,7 +342,7 @@ describe('platform-owned config at every start', () => {
     await client.patch('/api/v1/admin/settings').send({ image: 'ghcr.io/openclaw/openclaw:2026.10.1' });
     backend.images.add('ghcr.io/openclaw/openclaw:2026.10.1');
     await h.platform.runtimes.settled((await client.post('/api/v1/runtime/restart')).body.runtime.id);
-    expect(backend.containers.size).toBe(1);
+    expect(backend.instances.size).toBe(1);
     expect(JSON.parse(configText(runtimeId)).session).toEqual({ dmScope: 'main' });
   });
 
@@ -353,12 +354,49 @@ describe('platform-owned config at every start', () => {
     const runtimeId: string = started.body.runtime.id;
     await h.platform.runtimes.settled(runtimeId);
     const before = configText(runtimeId);
-    backend.getArchive = async () => {
+    backend.readEntry = async () => {
       throw new Error('the engine hung up');
     };
     await h.platform.runtimes.settled((await client.post('/api/v1/runtime/restart')).body.runtime.id);
     const view = (await client.get('/api/v1/runtime')).body;
     expect(view.lastError).toMatchObject({ code: 'CONFIG_READ_FAILED', message: expect.stringContaining('the engine hung up') });
     expect(configText(runtimeId)).toBe(before);
+  });
+});
+
+describe('engine faults', () => {
+  test('a readiness confirmation the engine fails (it is restarting) is logged where it happens, never left unhandled', async () => {
+    harness();
+    backend.images.add(IMAGE);
+    const unhandled: unknown[] = [];
+    const onUnhandled = (reason: unknown) => unhandled.push(reason);
+    process.on('unhandledRejection', onUnhandled);
+    try {
+      await h.platform.watcher.start();
+      const { client } = await h.setupAdmin();
+      const started = await client.post('/api/v1/runtime/start');
+      await h.platform.runtimes.settled(started.body.runtime.id);
+      const instanceId = [...backend.instances.keys()][0] ?? '';
+      // The engine restarted the runtime on its own (the watcher reads it once), then went away
+      // while its readiness was being confirmed.
+      const inspect = backend.inspect.bind(backend);
+      let reads = 0;
+      backend.inspect = async (id) => {
+        if (reads++ === 0) return inspect(id);
+        throw infraUnavailable('the engine is restarting');
+      };
+      backend.announce(instanceId, 'started');
+      await h.platform.watcher.drained();
+      await eventually(() => (h.logs.text.includes("confirming a runtime's readiness failed") ? true : undefined), 'the logged failure');
+      // One more turn of the event loop: an unhandled rejection would be reported by now.
+      await new Promise((resolve) => setImmediate(resolve));
+      expect(unhandled).toEqual([]);
+      expect(h.logs.text).toContain('the engine is restarting');
+      // The platform keeps answering.
+      expect((await client.get('/api/v1/runtime')).status).toBe(200);
+    } finally {
+      process.off('unhandledRejection', onUnhandled);
+      h.platform.watcher.close();
+    }
   });
 });

@@ -2,13 +2,13 @@
  * Ending a platform session ends everything opened under it, at once: the workspace sessions
  * derived from it, their open WebSockets (full control of the agent) and proxied requests in
  * flight, and the event and log streams opened with it. Whatever was opened under a session that
- * did NOT end stays open. The runtime is an in-memory backend whose "container" answers on a
+ * did NOT end stays open. The runtime is an in-memory provisioner whose "container" answers on a
  * loopback address: a WebSocket echo and an answer that never finishes.
  */
 import http from 'node:http';
 import type { Socket } from 'node:net';
 import type TestAgent from 'supertest/lib/agent';
-import { alwaysReadyProbe, FakeRuntimeBackend } from '../support/fakeRuntimeBackend';
+import { alwaysReadyProbe, FakeProvisioner } from '../support/fakeProvisioner';
 import { eventually } from '../support/eventually';
 import { createHarness, OTHER_STRONG_PASSWORD, STRONG_PASSWORD, type Harness } from '../support/harness';
 import { portOf, rawRequest, rawUpgrade, signInCookie, workspaceSessionCookie } from '../support/hostClient';
@@ -125,9 +125,9 @@ afterAll(async () => {
 });
 
 beforeEach(async () => {
-  const backend = new FakeRuntimeBackend();
-  backend.containerAddress = RUNTIME_ADDRESS;
-  h = createHarness({ runtimeBackend: backend, runtimeProbe: alwaysReadyProbe, runtimeSettings: { image: 'ghcr.io/openclaw/openclaw:2026.9.6' }, env: { CLAWLOOPS_DOMAIN: 'platform.test' } });
+  const backend = new FakeProvisioner();
+  backend.runtimeHost = RUNTIME_ADDRESS;
+  h = createHarness({ runtimeProvisioner: backend, runtimeProbe: alwaysReadyProbe, runtimeSettings: { image: 'ghcr.io/openclaw/openclaw:2026.9.6' }, env: { CLAWLOOPS_DOMAIN: 'platform.test' } });
   backend.images.add('ghcr.io/openclaw/openclaw:2026.9.6');
   server = http.createServer(h.platform.app);
   server.on('upgrade', h.platform.upgrade);

@@ -1,13 +1,13 @@
 /**
  * Who gets into a workspace, through both front doors: the built-in router (the control plane
  * proxies to the runtime itself) and the forward-auth endpoint Traefik asks. The runtime is an
- * in-memory backend whose "container" answers on a loopback address, so these tests see exactly
+ * in-memory provisioner whose "container" answers on a loopback address, so these tests see exactly
  * what reaches the runtime. The real OpenClaw image is exercised in test/integration.
  */
 import http from 'node:http';
 import type { Socket } from 'node:net';
 import type TestAgent from 'supertest/lib/agent';
-import { alwaysReadyProbe, FakeRuntimeBackend } from '../support/fakeRuntimeBackend';
+import { alwaysReadyProbe, FakeProvisioner } from '../support/fakeProvisioner';
 import { createHarness, STRONG_PASSWORD, type Harness } from '../support/harness';
 import { portOf, rawRequest, rawUpgrade, setCookie, signInCookie, ticketRedeemUrl, workspaceSessionCookie, type RawResponse } from '../support/hostClient';
 
@@ -24,7 +24,7 @@ interface Seen {
 }
 
 let h: Harness;
-let backend: FakeRuntimeBackend;
+let backend: FakeProvisioner;
 let server: http.Server;
 let port: number;
 let runtime: http.Server;
@@ -96,10 +96,10 @@ afterAll(async () => {
 });
 
 async function boot(env: Record<string, string> = {}, withUsers = true): Promise<void> {
-  backend = new FakeRuntimeBackend();
-  backend.containerAddress = RUNTIME_ADDRESS;
+  backend = new FakeProvisioner();
+  backend.runtimeHost = RUNTIME_ADDRESS;
   h = createHarness({
-    runtimeBackend: backend,
+    runtimeProvisioner: backend,
     runtimeProbe: alwaysReadyProbe,
     runtimeSettings: { image: 'ghcr.io/openclaw/openclaw:2026.9.6' },
     env: { CLAWLOOPS_DOMAIN: 'platform.test', ...env },

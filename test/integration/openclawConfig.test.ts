@@ -10,7 +10,7 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type TestAgent from 'supertest/lib/agent';
-import { runtimeNames } from '../../src/runtime/containerSpec';
+import { runtimeNames } from '../../src/docker/runtimeContainer';
 import { PROBE_CLIENT_ADDRESS } from '../../src/runtime/readinessProbe';
 import { docker, engineHarness, execIn, newInstanceId, sweep, withDiagnostics, OPENCLAW_SETTINGS, type EngineHarness } from '../support/engine';
 import { startTestModelUpstream, type TestModelUpstream } from '../support/testModelUpstream';

@@ -5,7 +5,7 @@
 import http from 'node:http';
 import type TestAgent from 'supertest/lib/agent';
 import { DEFAULT_RUNTIME_IMAGE } from '../../src/runtime/runtimeSettings';
-import { runtimeNames } from '../../src/runtime/containerSpec';
+import { runtimeNames } from '../../src/docker/runtimeContainer';
 import { PROBE_CLIENT_ADDRESS } from '../../src/runtime/readinessProbe';
 import { docker, engineHarness, execIn, newInstanceId, sweep, withDiagnostics, type EngineHarness, OPENCLAW_SETTINGS } from '../support/engine';
 

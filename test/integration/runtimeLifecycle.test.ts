@@ -5,7 +5,7 @@
  */
 import type TestAgent from 'supertest/lib/agent';
 import { LABELS } from '../../src/docker/runtimeBackend';
-import { runtimeNames } from '../../src/runtime/containerSpec';
+import { runtimeNames } from '../../src/docker/runtimeContainer';
 import { errorCode } from '../support/harness';
 import {
   docker,

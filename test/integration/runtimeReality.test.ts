@@ -12,8 +12,8 @@ import { AuditRepository } from '../../src/db/repositories/auditRepository';
 import { RuntimeRepository } from '../../src/db/repositories/runtimeRepository';
 import { AuditLog } from '../../src/domain/audit';
 import { createLogger } from '../../src/lib/logger';
-import { runtimeNames } from '../../src/runtime/containerSpec';
-import { ProxyAttachments } from '../../src/runtime/proxyAttachments';
+import { runtimeNames } from '../../src/docker/runtimeContainer';
+import { DockerRuntimeProvisioner } from '../../src/docker/dockerRuntimeProvisioner';
 import { RuntimeWatcher } from '../../src/runtime/runtimeWatcher';
 import { STRONG_PASSWORD, errorCode, tempDataDir } from '../support/harness';
 import {
@@ -315,7 +315,7 @@ describe('control-plane restart', () => {
     expect(report).toMatchObject({ orphanContainersRemoved: 1, missingContainersCleared: 1 });
     expect(report?.restarted).toBeGreaterThanOrEqual(1);
     await expect(orphan.inspect()).rejects.toMatchObject({ statusCode: 404 });
-    expect(h.logs.text).toMatch(/removed a managed container that belongs to no runtime/);
+    expect(h.logs.text).toMatch(/removed a runtime instance that belongs to no runtime/);
 
     admin = h.client();
     expect((await admin.post('/api/v1/auth/login').send({ username: 'admin', password: STRONG_PASSWORD })).status).toBe(200);
@@ -354,12 +354,11 @@ describe('event stream drops', () => {
     const watcher = new RuntimeWatcher({
       manager: h.platform.runtimes,
       runtimes: new RuntimeRepository(h.platform.db),
-      backend,
+      provisioner: new DockerRuntimeProvisioner(backend, h.platform.runtimes.settings, createLogger('silent')),
       audit: new AuditLog(new AuditRepository(h.platform.db), h.clock),
       clock: h.clock,
       logger: createLogger('info', h.logs),
       settings: h.platform.runtimes.settings,
-      proxies: new ProxyAttachments(backend, h.platform.runtimes.settings, createLogger('silent')),
       maxReconnectDelayMs: 200,
     });
     try {
@@ -370,9 +369,9 @@ describe('event stream drops', () => {
       // While nobody listens, the container goes away.
       const before = containerIdOf(view.id);
       await docker.getContainer(before).remove({ force: true });
-      await eventually(() => (/Docker event stream restored and state re-read/.test(h.logs.text) ? true : undefined), 'the reconnect');
+      await eventually(() => (/runtime change feed restored and state re-read/.test(h.logs.text) ? true : undefined), 'the reconnect');
       expect(ends.length).toBeGreaterThan(1);
-      expect(h.logs.text).toMatch(/Docker event stream dropped; reconnecting/);
+      expect(h.logs.text).toMatch(/runtime change feed dropped; reconnecting/);
       // The reconcile found the container gone and started the runtime again, since it should run.
       await eventually(async () => {
         const current = containerIdOf(view.id);

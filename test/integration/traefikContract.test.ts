@@ -7,7 +7,7 @@
  * The forward-auth endpoint's answers are tested in test/http/workspaceAccess.test.ts.
  */
 import type TestAgent from 'supertest/lib/agent';
-import { runtimeNames } from '../../src/runtime/containerSpec';
+import { runtimeNames } from '../../src/docker/runtimeContainer';
 import { docker, engineHarness, execIn, newInstanceId, STANDIN_IMAGE, sweep, withDiagnostics, type EngineHarness } from '../support/engine';
 
 jest.setTimeout(60_000);

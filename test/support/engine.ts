@@ -49,9 +49,10 @@ export interface EngineHarness extends Harness {
   backend: DockerodeRuntimeBackend;
 }
 
-export function engineHarness(options: HarnessOptions & { instance?: string } = {}): EngineHarness {
+/** `dockerSocket`: reach the engine through another socket (a proxy a test can cut). */
+export function engineHarness(options: HarnessOptions & { instance?: string; dockerSocket?: string } = {}): EngineHarness {
   const instance = options.instance ?? newInstanceId();
-  const backend = new DockerodeRuntimeBackend(docker, instance);
+  const backend = new DockerodeRuntimeBackend(options.dockerSocket ? new Docker({ socketPath: options.dockerSocket }) : docker, instance);
   const h = createHarness({
     clock: new RealTimeClock(),
     ...options,

@@ -13,6 +13,7 @@ import type { Clock } from '../../src/lib/clock';
 import { createLogger } from '../../src/lib/logger';
 import { buildPlatform, type Platform } from '../../src/platform';
 import type { RuntimeBackend } from '../../src/docker/runtimeBackend';
+import type { RuntimeProvisioner } from '../../src/runtime/provisioner';
 import type { HttpProbe } from '../../src/runtime/readinessProbe';
 import type { RuntimeSettings } from '../../src/runtime/runtimeSettings';
 import type { FilesSettings } from '../../src/files/filesSettings';
@@ -82,6 +83,7 @@ export interface HarnessOptions {
   passwordHashing?: Partial<PasswordHashingLimits>;
   clock?: ManualClock;
   runtimeBackend?: RuntimeBackend;
+  runtimeProvisioner?: RuntimeProvisioner;
   runtimeSettings?: Partial<RuntimeSettings>;
   runtimeProbe?: HttpProbe;
   /** Serve the web UI from this directory (browser tests); none by default. */
@@ -131,6 +133,7 @@ export function createHarness(options: HarnessOptions = {}): Harness {
     docker,
     webRoot: options.webRoot ?? null,
     ...(options.runtimeBackend ? { runtimeBackend: options.runtimeBackend } : {}),
+    ...(options.runtimeProvisioner ? { runtimeProvisioner: options.runtimeProvisioner } : {}),
     ...(options.runtimeSettings ? { runtimeSettings: options.runtimeSettings } : {}),
     ...(options.runtimeProbe ? { runtimeProbe: options.runtimeProbe } : {}),
     ...(options.loginThrottle ? { loginThrottle: options.loginThrottle } : {}),

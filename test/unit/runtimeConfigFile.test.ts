@@ -1,31 +1,31 @@
 /**
  * Reading the member's openclaw.json from the volume and writing the merged one back, at the
- * backend interface we own: whatever sits at the config's path (nothing, a file, a link, a
+ * provisioner port we own: whatever sits at the config's path (nothing, a file, a link, a
  * folder, something huge or unreadable) never breaks a start, is never followed, and an
  * unusable entry is kept aside under a clear name. The real engine's side of it (links not
  * followed, hard links) is in test/integration/runtimeLifecycle.test.ts.
  */
 import { Readable } from 'node:stream';
-import { renderRuntime } from '../../src/runtime/containerSpec';
+import { renderRuntime } from '../../src/runtime/runtimeSpec';
 import { MAX_CONFIG_BYTES } from '../../src/runtime/memberConfig';
 import { ConfigReadError, writeRuntimeConfig } from '../../src/runtime/runtimeConfigFile';
 import type { RuntimeSettings } from '../../src/runtime/runtimeSettings';
 import { runtimeSettingsFixture } from '../support/runtimeFixtures';
-import { FakeRuntimeBackend, type VolumeNode } from '../support/fakeRuntimeBackend';
+import { FakeProvisioner, type VolumeNode } from '../support/fakeProvisioner';
 
 const settings: RuntimeSettings = runtimeSettingsFixture();
-const rendered = renderRuntime({ runtimeId: 'r1', userId: 'u1', username: 'alice' }, settings, { subnet: '10.213.0.32/27' }, { gatewayPassword: 'p'.repeat(20), modelKey: 'k'.repeat(20) });
+const rendered = renderRuntime({ runtimeId: 'r1', userId: 'u1', username: 'alice' }, settings, { trustedProxies: ['10.213.0.33'] }, { gatewayPassword: 'p'.repeat(20), modelKey: 'k'.repeat(20) });
 const NOW = Date.parse('2026-12-06T02:15:31.123Z');
 const ASIDE = 'openclaw.json.broken-2026-12-06T02-15-31Z';
 
-let backend: FakeRuntimeBackend;
+let backend: FakeProvisioner;
 let containerId: string;
 let volume: Map<string, VolumeNode>;
 
 beforeEach(async () => {
-  backend = new FakeRuntimeBackend();
-  containerId = await backend.createContainer(rendered.spec);
-  volume = backend.volume(rendered.spec.volumeName);
+  backend = new FakeProvisioner();
+  containerId = await backend.create(rendered.spec);
+  volume = backend.dataOf(rendered.spec.owner.runtimeId);
 });
 
 const file = (text: string | Buffer): VolumeNode => ({ type: 'file', mode: 0o600, content: Buffer.from(text) });
@@ -40,7 +40,7 @@ describe('runtime config file', () => {
   test('a fresh volume gets the platform config, owned by the runtime user, 0600', async () => {
     expect(await write()).toEqual({ outcome: 'platform', reset: [], setAsideAs: null, reason: null });
     expect(written()).toEqual(rendered.openclawConfig);
-    const entry = backend.containers.get(containerId)?.files.find((f) => f.path === '.openclaw/openclaw.json');
+    const entry = backend.instances.get(containerId)?.files.find((f) => f.path === '.openclaw/openclaw.json');
     expect(entry).toMatchObject({ type: 'file', mode: 0o600, uid: 1000, gid: 1000 });
   });
 
@@ -111,10 +111,10 @@ describe('runtime config file', () => {
 
   test('when the volume cannot be read, nothing is written (the member\'s settings are not thrown away)', async () => {
     volume.set('openclaw.json', file('{"ui": {"seamColor": "#00ff00"}}'));
-    backend.getArchive = async () => Readable.from([Buffer.from('not a tar archive at all, just bytes'.padEnd(1024, '!'))]);
+    backend.readEntry = async () => Readable.from([Buffer.from('not a tar archive at all, just bytes'.padEnd(1024, '!'))]);
     await expect(write()).rejects.toBeInstanceOf(ConfigReadError);
     expect(volume.get('openclaw.json')).toEqual(file('{"ui": {"seamColor": "#00ff00"}}'));
-    backend.getArchive = async () => {
+    backend.readEntry = async () => {
       throw new Error('engine unreachable');
     };
     await expect(write()).rejects.toThrow('engine unreachable');

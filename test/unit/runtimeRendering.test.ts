@@ -1,7 +1,19 @@
-import { LABELS } from '../../src/docker/runtimeBackend';
-import { containerName, renderRuntime, runtimeNames } from '../../src/runtime/containerSpec';
+/**
+ * What a runtime renders to (runtime/runtimeSpec.ts) and the Docker container it becomes
+ * (docker/runtimeContainer.ts, docker/networkPlan.ts), end to end as the Docker provisioner does it.
+ */
+import { planNetwork, trustedProxies } from '../../src/docker/networkPlan';
+import { LABELS, type ContainerEvent, type ContainerSnapshot } from '../../src/docker/runtimeBackend';
+import { changeOf, containerName, containerSpecFor, instanceOf, runtimeNames } from '../../src/docker/runtimeContainer';
+import type { RuntimeOwner } from '../../src/runtime/provisioner';
+import { renderRuntime as renderSpec, type RuntimeSecrets } from '../../src/runtime/runtimeSpec';
 import { DEFAULT_RUNTIME_IMAGE, type RuntimeSettings } from '../../src/runtime/runtimeSettings';
 import { runtimeSettingsFixture } from '../support/runtimeFixtures';
+
+function renderRuntime(owner: RuntimeOwner, settings: RuntimeSettings, network: { subnet: string }, secrets: RuntimeSecrets) {
+  const rendered = renderSpec(owner, settings, { trustedProxies: trustedProxies(planNetwork(network.subnet), settings) }, secrets);
+  return { ...rendered, spec: containerSpecFor(rendered.spec, settings) };
+}
 
 const settings: RuntimeSettings = runtimeSettingsFixture({ models: ['gpt-4o', 'claude-sonnet'] });
 const id = { runtimeId: '0b7f3c1e-1111-4222-8333-444455556666', userId: 'user-1', username: 'alice' };
@@ -174,5 +186,57 @@ describe('workspace routing', () => {
 
   test('with the built-in router no Traefik label is set', () => {
     expect(Object.keys(renderRuntime(id, settings, network, secrets).spec.labels).filter((k) => k.startsWith('traefik.'))).toEqual([]);
+  });
+});
+
+describe('containers read back as runtimes', () => {
+  const snapshot = (change: Partial<ContainerSnapshot> = {}): ContainerSnapshot => ({
+    id: 'c1',
+    name: 'clawloops-alice-0b7f3c1e',
+    image: 'img:1',
+    labels: { [LABELS.role]: 'runtime', [LABELS.runtimeId]: id.runtimeId, [LABELS.userId]: id.userId, [LABELS.username]: id.username, [LABELS.configHash]: 'abc' },
+    status: 'running',
+    health: null,
+    exitCode: null,
+    oomKilled: false,
+    restartCount: 0,
+    error: null,
+    createdAt: 1,
+    startedAt: 2,
+    finishedAt: null,
+    addresses: { [runtimeNames(id.runtimeId).network]: '10.213.0.50' },
+    memoryLimitBytes: 2 * 1024 ** 3,
+    nanoCpus: 2e9,
+    pidsLimit: 512,
+    ...change,
+  });
+
+  test.each<[string, Partial<ContainerSnapshot>, string]>([
+    ['running, no health check verdict', {}, 'running'],
+    ['running, health check still starting', { health: 'starting' }, 'starting'],
+    ['running and healthy', { health: 'healthy' }, 'healthy'],
+    ['running and unhealthy', { health: 'unhealthy' }, 'unhealthy'],
+    ['restarting', { status: 'restarting' }, 'restarting'],
+    ['exited', { status: 'exited', exitCode: 1 }, 'exited'],
+    ['OOM-killed', { status: 'exited', oomKilled: true }, 'oom'],
+    ['dead', { status: 'dead' }, 'crashed'],
+    ['created', { status: 'created' }, 'created'],
+  ])('%s', (_name, change, phase) => {
+    expect(instanceOf(snapshot(change), 18789).phase).toBe(phase);
+  });
+
+  test('a running runtime is reached on its own network at OpenClaw\'s port; a stopped one has no URL', () => {
+    expect(instanceOf(snapshot(), 18789)).toMatchObject({ owner: id, specHash: 'abc', url: 'http://10.213.0.50:18789' });
+    expect(instanceOf(snapshot({ status: 'exited' }), 18789).url).toBeNull();
+  });
+
+  test('engine events of runtime containers become changes; others are dropped', () => {
+    const event = (action: string, labels = snapshot().labels): ContainerEvent => ({ containerId: 'c1', action, labels, exitCode: 3, at: 0 });
+    expect(changeOf(event('die'))).toEqual({ kind: 'exited', runtimeId: id.runtimeId, instanceId: 'c1', exitCode: 3 });
+    expect(changeOf(event('start'))?.kind).toBe('started');
+    expect(changeOf(event('oom'))?.kind).toBe('out-of-memory');
+    expect(changeOf(event('destroy'))?.kind).toBe('removed');
+    expect(changeOf(event('health_status: healthy'))?.kind).toBe('changed');
+    expect(changeOf(event('die', { [LABELS.role]: 'file-helper', [LABELS.runtimeId]: id.runtimeId }))).toBeNull();
   });
 });

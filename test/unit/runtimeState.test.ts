@@ -1,31 +1,27 @@
-import type { ContainerSnapshot } from '../../src/docker/runtimeBackend';
 import { Semaphore } from '../../src/lib/semaphore';
 import { formatBytes, observe, OOM_KILLED, type ObservedInput } from '../../src/runtime/observedState';
 import { Operation } from '../../src/runtime/operations';
+import type { RuntimeInstance } from '../../src/runtime/provisioner';
 
-const snapshot = (change: Partial<ContainerSnapshot> = {}): ContainerSnapshot => ({
+const instance = (change: Partial<RuntimeInstance> = {}): RuntimeInstance => ({
   id: 'c1',
   name: 'clawloops-alice-1',
+  owner: { runtimeId: 'r1', userId: 'u1', username: 'alice' },
   image: 'img:1',
-  labels: {},
-  status: 'running',
-  health: null,
+  specHash: null,
+  phase: 'running',
   exitCode: null,
-  oomKilled: false,
-  restartCount: 0,
-  error: null,
+  reason: null,
   createdAt: 1,
   startedAt: 2,
   finishedAt: null,
-  addresses: {},
+  url: null,
   memoryLimitBytes: 2 * 1024 ** 3,
-  nanoCpus: 2e9,
-  pidsLimit: 512,
   ...change,
 });
 
 const input = (change: Partial<ObservedInput> = {}): ObservedInput => ({
-  snapshot: snapshot(),
+  instance: instance(),
   readyConfirmed: false,
   operation: null,
   desiredState: 'running',
@@ -35,19 +31,21 @@ const input = (change: Partial<ObservedInput> = {}): ObservedInput => ({
 
 describe('observed state', () => {
   test.each<[string, Partial<ObservedInput>, string, string | null]>([
-    ['no container', { snapshot: null }, 'absent', null],
+    ['no container', { instance: null }, 'absent', null],
     ['running and probed ready', { readyConfirmed: true }, 'running', null],
-    ['running and healthy by Docker', { snapshot: snapshot({ health: 'healthy' }) }, 'running', null],
+    ['running and healthy by its own health check', { instance: instance({ phase: 'healthy' }) }, 'running', null],
     ['running, not yet ready', {}, 'starting', null],
-    ['running but failing its health check', { snapshot: snapshot({ health: 'unhealthy' }), readyConfirmed: true }, 'unhealthy', 'the runtime stopped answering its health check'],
-    ['restarting after a crash', { snapshot: snapshot({ status: 'restarting', exitCode: 1 }) }, 'starting', 'restarting after it exited with code 1'],
-    ['exited while meant to stop', { snapshot: snapshot({ status: 'exited', exitCode: 0 }), desiredState: 'stopped' }, 'stopped', null],
-    ['exited while meant to run', { snapshot: snapshot({ status: 'exited', exitCode: 137 }) }, 'stopped', 'exited with code 137'],
-    ['OOM-killed', { snapshot: snapshot({ status: 'exited', exitCode: 137, oomKilled: true }) }, 'stopped', 'out of memory (limit 2 GiB)'],
-    ['stopped by the watcher after OOM', { snapshot: snapshot({ status: 'exited' }), lastErrorCode: OOM_KILLED, lastErrorMessage: 'out of memory (limit 2 GiB)' }, 'stopped', 'out of memory (limit 2 GiB)'],
-    ['exited after a failed start', { snapshot: snapshot({ status: 'exited' }), lastErrorCode: 'READY_TIMEOUT' }, 'failed', null],
-    ['created, never started', { snapshot: snapshot({ status: 'created' }) }, 'stopped', null],
-    ['paused by someone else', { snapshot: snapshot({ status: 'paused' }) }, 'stopped', 'paused outside ClawLoops'],
+    ['running, its health check still deciding', { instance: instance({ phase: 'starting' }) }, 'starting', null],
+    ['crashed while meant to run', { instance: instance({ phase: 'crashed', exitCode: 139 }) }, 'stopped', 'exited with code 139'],
+    ['running but failing its health check', { instance: instance({ phase: 'unhealthy' }), readyConfirmed: true }, 'unhealthy', 'the runtime stopped answering its health check'],
+    ['restarting after a crash', { instance: instance({ phase: 'restarting', exitCode: 1 }) }, 'starting', 'restarting after it exited with code 1'],
+    ['exited while meant to stop', { instance: instance({ phase: 'exited', exitCode: 0 }), desiredState: 'stopped' }, 'stopped', null],
+    ['exited while meant to run', { instance: instance({ phase: 'exited', exitCode: 137 }) }, 'stopped', 'exited with code 137'],
+    ['OOM-killed', { instance: instance({ phase: 'oom', exitCode: 137 }) }, 'stopped', 'out of memory (limit 2 GiB)'],
+    ['stopped by the watcher after OOM', { instance: instance({ phase: 'exited' }), lastErrorCode: OOM_KILLED, lastErrorMessage: 'out of memory (limit 2 GiB)' }, 'stopped', 'out of memory (limit 2 GiB)'],
+    ['exited after a failed start', { instance: instance({ phase: 'exited' }), lastErrorCode: 'READY_TIMEOUT' }, 'failed', null],
+    ['created, never started', { instance: instance({ phase: 'created' }) }, 'stopped', null],
+    ['paused by someone else', { instance: instance({ phase: 'paused' }) }, 'stopped', 'paused outside ClawLoops'],
   ])('%s', (_name, change, state, reason) => {
     expect(observe(input(change))).toEqual({ state, reason });
   });
@@ -55,7 +53,7 @@ describe('observed state', () => {
   test('an operation in flight decides the state until it ends', () => {
     const op = new Operation('r1', 'u1', 'start', () => {}, 0);
     op.update({ step: 'pulling', percent: 10, message: 'Downloading img:1' });
-    expect(observe(input({ snapshot: null, operation: op }))).toEqual({ state: 'creating', reason: 'Downloading img:1' });
+    expect(observe(input({ instance: null, operation: op }))).toEqual({ state: 'creating', reason: 'Downloading img:1' });
     op.update({ step: 'waiting-for-health', percent: 80, message: 'Waiting for OpenClaw to answer' });
     expect(observe(input({ operation: op })).state).toBe('starting');
     op.succeed('Ready', 1);

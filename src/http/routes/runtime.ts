@@ -1,6 +1,6 @@
 import { Router, type Request, type Response } from 'express';
 import { z } from 'zod';
-import type { LogLine } from '../../docker/runtimeBackend';
+import type { LogLine } from '../../runtime/provisioner';
 import { actorOf } from '../../domain/authService';
 import { AppError } from '../../lib/errors';
 import type { RuntimeEventHub } from '../../runtime/operations';

@@ -8,7 +8,7 @@ import { WORKSPACE_BIND_COOKIE, WORKSPACE_COOKIE, type GateDecision, type Worksp
 import { forbidden, notFound } from '../../lib/errors';
 import type { Logger } from '../../lib/logger';
 import { PROBE_CLIENT_ADDRESS } from '../../runtime/readinessProbe';
-import { OPENCLAW_PORT, type RouterMode } from '../../runtime/runtimeSettings';
+import type { RouterMode } from '../../runtime/runtimeSettings';
 import { originOf } from '../context';
 import type { LiveConnections } from '../liveConnections';
 import { streamRuntimeEvents, type RuntimeRouteDeps } from '../routes/runtime';
@@ -127,10 +127,10 @@ export function createWorkspaceRouter(deps: WorkspaceRouterDeps): WorkspaceRoute
   };
 
   /** Points a request (or upgrade) at the owner's runtime: activity for idle stop, rebuilt identity headers, the target. */
-  const aimAtRuntime = (req: IncomingMessage, username: string, runtimeId: string, address: string) => {
+  const aimAtRuntime = (req: IncomingMessage, username: string, runtimeId: string, url: string) => {
     manager.touch(runtimeId);
     rebuildForwardedHeaders(req, username, scheme);
-    (req as Routed)[TARGET] = `http://${address}:${OPENCLAW_PORT}`;
+    (req as Routed)[TARGET] = url;
   };
 
   const handle: RequestHandler = (req: Request, res: Response, next: NextFunction) => {
@@ -145,8 +145,8 @@ export function createWorkspaceRouter(deps: WorkspaceRouterDeps): WorkspaceRoute
     if (decision.reserved !== null) return reservedEndpoint(decision, req, res);
 
     const route = manager.routeForUser(decision.user.id);
-    if (route.address && route.runtimeId && deps.mode === 'builtin') {
-      aimAtRuntime(req, decision.username, route.runtimeId, route.address);
+    if (route.url && route.runtimeId && deps.mode === 'builtin') {
+      aimAtRuntime(req, decision.username, route.runtimeId, route.url);
       // In flight until the answer is complete: the end of the session cuts it (a long answer, a stream).
       const forget = connections.add({ userId: decision.user.id, sessionId: decision.platformSessionId, kind: 'proxied' }, () => {
         req.destroy();
@@ -186,11 +186,11 @@ export function createWorkspaceRouter(deps: WorkspaceRouterDeps): WorkspaceRoute
     const route = manager.routeForUser(decision.user.id);
     // Behind Traefik too: the runtimes' labels route WebSocket upgrades here, so that the sockets
     // are ours to close when their session ends.
-    if (decision.reserved !== null || !route.address || !route.runtimeId) {
+    if (decision.reserved !== null || !route.url || !route.runtimeId) {
       return writeUpgradeRefusal(socket, 503, 'WORKSPACE_NOT_RUNNING', 'This workspace is not running.');
     }
     const runtimeId = route.runtimeId;
-    aimAtRuntime(req, decision.username, runtimeId, route.address);
+    aimAtRuntime(req, decision.username, runtimeId, route.url);
     // Frames from the browser are activity for idle stop: an agent session in an open tab is in use.
     socket.on('data', () => manager.touch(runtimeId));
     const forget = connections.add({ userId: decision.user.id, sessionId: decision.platformSessionId, kind: 'proxied' }, () => socket.destroy());

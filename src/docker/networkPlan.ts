@@ -1,5 +1,8 @@
-import { ipAt, parseCidr, upperHalf } from '../docker/subnetPool';
-import type { RuntimeSettings } from './runtimeSettings';
+import type { RuntimeSettings } from '../runtime/runtimeSettings';
+import { ipAt, parseCidr, upperHalf } from './subnetPool';
+
+/** The control plane's name on every runtime network (when it runs in a container). */
+export const CONTROL_PLANE_ALIAS = 'clawloops-control-plane';
 
 /**
  * Fixed addresses on every runtime network. The proxies that may assert a user to OpenClaw

@@ -1,7 +1,7 @@
-import type { RuntimeBackend } from '../docker/runtimeBackend';
 import type { Logger } from '../lib/logger';
-import { planNetwork } from './networkPlan';
-import { CONTROL_PLANE_ALIAS, type RuntimeSettings } from './runtimeSettings';
+import type { RuntimeSettings } from '../runtime/runtimeSettings';
+import { CONTROL_PLANE_ALIAS, planNetwork } from './networkPlan';
+import type { RuntimeBackend } from './runtimeBackend';
 
 /**
  * Joins the proxies to every runtime network at their fixed addresses: the control plane (when

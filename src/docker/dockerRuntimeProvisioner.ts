@@ -1,0 +1,214 @@
+import type { Readable } from 'node:stream';
+import { infraConflict, infraNotFound, infraUnavailable, isInfraError } from '../lib/infraErrors';
+import type { Logger } from '../lib/logger';
+import type {
+  FileEntry,
+  PullProgress,
+  RuntimeChange,
+  RuntimeInstance,
+  RuntimeInventory,
+  RuntimeOwner,
+  RuntimePlacement,
+  RuntimeProvisioner,
+  RuntimeSpec,
+  RuntimeStats,
+  Subscription,
+} from '../runtime/provisioner';
+import { OPENCLAW_PORT, type RuntimeSettings } from '../runtime/runtimeSettings';
+import { planNetwork, trustedProxies } from './networkPlan';
+import { ProxyAttachments } from './proxyAttachments';
+import { LABELS, type RuntimeBackend } from './runtimeBackend';
+import { changeOf, containerSpecFor, instanceOf, ownerLabels, RUNTIME_ROLE, runtimeNames } from './runtimeContainer';
+
+export type DockerProvisionerSettings = Pick<RuntimeSettings, 'addressing' | 'traefik' | 'router' | 'controlPlaneContainer'>;
+
+const UNREACHABLE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ENOENT', 'EPIPE', 'ETIMEDOUT', 'ESOCKETTIMEDOUT']);
+
+/**
+ * Whether an error means the engine could not be reached (socket refused or missing, reset, gone
+ * mid-call): a socket error code on it or on what it wraps, or Node's own "socket hang up".
+ */
+function engineUnreachable(err: unknown): boolean {
+  for (let e: unknown = err, depth = 0; typeof e === 'object' && e !== null && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
+    const code = 'code' in e ? String((e as { code: unknown }).code) : '';
+    if (UNREACHABLE_CODES.has(code) || /socket hang up/i.test((e as { message?: unknown }).message === undefined ? '' : String((e as { message: unknown }).message))) return true;
+  }
+  return false;
+}
+
+/** The engine's HTTP status on an error or on what it wraps (dockerode sets `statusCode`). */
+function engineStatus(err: unknown): number | null {
+  for (let e: unknown = err, depth = 0; typeof e === 'object' && e !== null && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
+    if ('statusCode' in e && typeof (e as { statusCode: unknown }).statusCode === 'number') return (e as { statusCode: number }).statusCode;
+  }
+  return null;
+}
+
+/**
+ * Engine failures become the port's typed errors: unreachable → unavailable, 404 → not_found,
+ * 409 → conflict, with the engine's own words as the message. Anything else passes as it is.
+ */
+async function typed<T>(work: Promise<T>): Promise<T> {
+  try {
+    return await work;
+  } catch (err) {
+    if (isInfraError(err)) throw err;
+    const message = err instanceof Error ? err.message : String(err);
+    if (engineUnreachable(err)) throw infraUnavailable(`The Docker engine cannot be reached: ${message}`, err);
+    const status = engineStatus(err);
+    if (status === 404) throw infraNotFound(message, err);
+    if (status === 409) throw infraConflict(message, err);
+    throw err;
+  }
+}
+
+/**
+ * The runtime provisioner on one Docker engine: each runtime is a hardened container on its own
+ * bridge network (a subnet from our pool, the proxies at fixed addresses) with its data in a
+ * named volume; Traefik finds it through its labels. Built on DockerodeRuntimeBackend, the
+ * low-level engine adapter.
+ */
+export class DockerRuntimeProvisioner implements RuntimeProvisioner {
+  private readonly proxies: ProxyAttachments;
+
+  constructor(
+    private readonly backend: RuntimeBackend,
+    private readonly settings: DockerProvisionerSettings,
+    private readonly logger: Logger,
+  ) {
+    this.proxies = new ProxyAttachments(backend, settings, logger);
+  }
+
+  imageAvailable(image: string): Promise<boolean> {
+    return typed(this.backend.imageExists(image));
+  }
+
+  pullImage(image: string, onProgress: (progress: PullProgress) => void, signal?: AbortSignal): Promise<void> {
+    return typed(this.backend.pullImage(image, onProgress, signal));
+  }
+
+  async prepare(owner: RuntimeOwner): Promise<RuntimePlacement> {
+    const names = runtimeNames(owner.runtimeId);
+    // Independent engine calls go out together: each is a round trip, and they add up.
+    const [network] = await typed(
+      Promise.all([this.backend.ensureNetwork(names.network, ownerLabels(owner, 'network')), this.backend.ensureVolume(names.volume, ownerLabels(owner, 'volume'))]),
+    );
+    await typed(this.proxies.attach(names.network, network.subnet));
+    return this.placementOf(network.subnet);
+  }
+
+  private placementOf(subnet: string): RuntimePlacement {
+    return { trustedProxies: trustedProxies(planNetwork(subnet), this.settings) };
+  }
+
+  create(spec: RuntimeSpec): Promise<string> {
+    return typed(this.backend.createContainer(containerSpecFor(spec, this.settings)));
+  }
+
+  writeFiles(instanceId: string, dir: string, entries: FileEntry[]): Promise<void> {
+    return typed(this.backend.putFiles(instanceId, dir, entries));
+  }
+
+  readEntry(instanceId: string, path: string, signal?: AbortSignal): Promise<Readable | null> {
+    return typed(this.backend.getArchive(instanceId, path, signal));
+  }
+
+  start(instanceId: string): Promise<void> {
+    return typed(this.backend.startContainer(instanceId));
+  }
+
+  stop(instanceId: string, timeoutSeconds: number): Promise<void> {
+    return typed(this.backend.stopContainer(instanceId, timeoutSeconds));
+  }
+
+  removeInstance(instanceId: string): Promise<void> {
+    return typed(this.backend.removeContainer(instanceId));
+  }
+
+  async release(runtimeId: string, options: { withData: boolean }): Promise<void> {
+    const names = runtimeNames(runtimeId);
+    await typed(this.backend.removeNetwork(names.network));
+    if (options.withData) await typed(this.backend.removeVolume(names.volume));
+  }
+
+  async removeEverythingOf(userId: string): Promise<{ instances: { runtimeId: string; instanceId: string }[]; places: number; volumes: number }> {
+    const ours = (labels: Record<string, string>) => labels[LABELS.userId] === userId;
+    const instances: { runtimeId: string; instanceId: string }[] = [];
+    let places = 0;
+    let volumes = 0;
+    // Every container of the user: the runtime and whatever holds its volume (file helpers).
+    for (const container of (await typed(this.backend.listManagedContainers())).filter((c) => ours(c.labels))) {
+      await typed(this.backend.removeContainer(container.id));
+      const runtimeId = container.labels[LABELS.runtimeId];
+      if (runtimeId && container.labels[LABELS.role] === RUNTIME_ROLE) instances.push({ runtimeId, instanceId: container.id });
+    }
+    for (const network of (await typed(this.backend.listManagedNetworks())).filter((n) => ours(n.labels))) {
+      await typed(this.backend.removeNetwork(network.name));
+      places++;
+    }
+    for (const volume of (await typed(this.backend.listManagedVolumes())).filter((v) => ours(v.labels))) {
+      await typed(this.backend.removeVolume(volume.name));
+      volumes++;
+    }
+    return { instances, places, volumes };
+  }
+
+  async inspect(instanceId: string): Promise<RuntimeInstance | null> {
+    const snapshot = await typed(this.backend.inspectContainer(instanceId));
+    return snapshot && snapshot.labels[LABELS.role] === RUNTIME_ROLE ? instanceOf(snapshot, OPENCLAW_PORT) : null;
+  }
+
+  async inventory(): Promise<RuntimeInventory> {
+    const [containers, networks] = await typed(Promise.all([this.backend.listManagedContainers(), this.backend.listManagedNetworks()]));
+    const placements = new Map<string, RuntimePlacement>();
+    for (const network of networks) {
+      const runtimeId = network.labels[LABELS.runtimeId];
+      if (runtimeId && network.subnet) placements.set(runtimeId, this.placementOf(network.subnet));
+    }
+    return {
+      instances: containers.filter((c) => c.labels[LABELS.role] === RUNTIME_ROLE).map((c) => instanceOf(c, OPENCLAW_PORT)),
+      placements,
+    };
+  }
+
+  async sweepPlacements(known: Set<string>): Promise<number> {
+    const [containers, networks] = await typed(Promise.all([this.backend.listManagedContainers(), this.backend.listManagedNetworks()]));
+    let removed = 0;
+    for (const network of networks) {
+      const runtimeId = network.labels[LABELS.runtimeId];
+      if (runtimeId && known.has(runtimeId)) continue;
+      // A network holds no data: one that belongs to no runtime is only in the way.
+      if (containers.some((c) => network.name in c.addresses)) continue;
+      await typed(this.backend.removeNetwork(network.name));
+      this.logger.info({ network: network.name }, 'removed a managed network that belongs to no runtime');
+      removed++;
+    }
+    return removed;
+  }
+
+  watch(onChange: (change: RuntimeChange) => void, onEnd: (error: Error | null) => void): Promise<Subscription> {
+    return typed(
+      this.backend.subscribeEvents((event) => {
+        const change = changeOf(event);
+        if (change) onChange(change);
+      }, onEnd),
+    );
+  }
+
+  /** Traefik may be re-created by `docker compose up` at any time, which drops its extra networks: put it back. */
+  async maintain(): Promise<void> {
+    try {
+      await this.proxies.ensureAll(await this.backend.listManagedNetworks());
+    } catch (err) {
+      this.logger.warn({ err: (err as Error).message }, 'checking the proxies on runtime networks failed');
+    }
+  }
+
+  stats(instanceId: string): Promise<RuntimeStats | null> {
+    return typed(this.backend.stats(instanceId));
+  }
+
+  logs(instanceId: string, options: { tail: number; follow: boolean }): Promise<Readable | null> {
+    return typed(this.backend.logs(instanceId, options));
+  }
+}

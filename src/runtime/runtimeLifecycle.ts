@@ -1,0 +1,366 @@
+import type { RuntimeRepository, RuntimeWithOwner } from '../db/repositories/runtimeRepository';
+import type { UserRepository } from '../db/repositories/userRepository';
+import { NO_ORIGIN, SYSTEM_ACTOR, type Actor, type AuditLog, type RequestOrigin } from '../domain/audit';
+import type { Clock } from '../lib/clock';
+import { badRequest, conflict, notFound } from '../lib/errors';
+import { isInfraError } from '../lib/infraErrors';
+import type { Logger } from '../lib/logger';
+import { hashSecret, newId, newSecret } from '../lib/secrets';
+import { Semaphore } from '../lib/semaphore';
+import { Operation, OperationError, type OperationKind, type OperationView, type RuntimeEventHub } from './operations';
+import { isDown, type RuntimeProvisioner } from './provisioner';
+import type { RuntimeReadiness } from './runtimeReadiness';
+import type { RuntimeRegistry } from './runtimeRegistry';
+import { ConfigReadError, writeRuntimeConfig } from './runtimeConfigFile';
+import type { RuntimeSettings } from './runtimeSettings';
+import type { RenderedRuntime } from './runtimeSpec';
+import { ownerOf, renderFor, type RuntimeView, type RuntimeViews } from './runtimeViews';
+
+export interface StartedOperation {
+  /** null when there was nothing to do (already running / already stopped). */
+  operation: OperationView | null;
+  runtime: RuntimeView;
+}
+
+export interface RuntimeLifecycleDeps {
+  runtimes: RuntimeRepository;
+  users: UserRepository;
+  provisioner: RuntimeProvisioner;
+  registry: RuntimeRegistry;
+  views: RuntimeViews;
+  readiness: RuntimeReadiness;
+  hub: RuntimeEventHub;
+  audit: AuditLog;
+  clock: Clock;
+  logger: Logger;
+  settings: RuntimeSettings;
+  /** Called when a runtime is (re)started, so idle stop counts from there. */
+  onStarted: (runtimeId: string) => void;
+}
+
+/**
+ * Creates, starts, stops and deletes each user's runtime through the provisioner. Operations on
+ * one runtime never overlap: a second request of the same kind joins the one in flight, a
+ * different one is refused with 409 RUNTIME_BUSY (waiting behind a multi-minute image pull would
+ * look like a hang). Across users, at most `maxParallelOperations` run at once and the rest queue.
+ */
+export class RuntimeLifecycle {
+  private readonly slots: Semaphore;
+  private readonly purgeHooks: ((runtimeId: string) => Promise<void>)[] = [];
+
+  constructor(private readonly deps: RuntimeLifecycleDeps) {
+    this.slots = new Semaphore(deps.settings.maxParallelOperations);
+  }
+
+  /** Runs before a runtime's data is removed: whatever else holds it must let go first. */
+  beforePurge(hook: (runtimeId: string) => Promise<void>): void {
+    this.purgeHooks.push(hook);
+  }
+
+  start(actor: Actor, userId: string, origin: RequestOrigin): StartedOperation {
+    const runtime = this.ensureRuntime(userId);
+    if (runtime.userStatus !== 'active') throw conflict('USER_DISABLED', 'This account is disabled; its runtime cannot be started.');
+    const joined = this.joinOrRefuse(runtime, 'start');
+    if (joined) return joined;
+    const current = this.deps.views.view(runtime);
+    if (current.state === 'running' && !current.configStale && !current.outdatedImage) return { operation: null, runtime: current };
+    return this.launch(runtime, 'start', actor, origin, (op) => this.runStart(op, runtime.id));
+  }
+
+  stop(actor: Actor, userId: string, origin: RequestOrigin): StartedOperation {
+    const runtime = this.requireRuntime(userId);
+    const joined = this.joinOrRefuse(runtime, 'stop');
+    if (joined) return joined;
+    const instance = this.deps.registry.instance(runtime.id);
+    if (!instance || isDown(instance.phase)) {
+      this.deps.runtimes.setDesiredState(runtime.id, runtime.desiredState === 'deleted' ? 'deleted' : 'stopped', this.deps.clock.now());
+      return { operation: null, runtime: this.deps.views.view(this.requireRuntime(userId)) };
+    }
+    return this.launch(runtime, 'stop', actor, origin, (op) => this.runStop(op, runtime.id, 'stopped'));
+  }
+
+  restart(actor: Actor, userId: string, origin: RequestOrigin): StartedOperation {
+    const runtime = this.ensureRuntime(userId);
+    if (runtime.userStatus !== 'active') throw conflict('USER_DISABLED', 'This account is disabled; its runtime cannot be started.');
+    const joined = this.joinOrRefuse(runtime, 'restart');
+    if (joined) return joined;
+    return this.launch(runtime, 'restart', actor, origin, async (op) => {
+      await this.runStop(op, runtime.id, 'stopped');
+      await this.runStart(op, runtime.id);
+    });
+  }
+
+  /** Removes the runtime and its placement; with `purge`, also the user's data. */
+  remove(actor: Actor, userId: string, origin: RequestOrigin, options: { purge: boolean; confirm?: string | undefined }): StartedOperation {
+    const runtime = this.requireRuntime(userId);
+    if (options.purge && options.confirm !== runtime.username) {
+      throw badRequest(
+        'PURGE_CONFIRMATION_REQUIRED',
+        `Purging deletes all of ${runtime.username}'s workspace data for good. Repeat the request with confirm=${runtime.username} to proceed.`,
+      );
+    }
+    const kind: OperationKind = options.purge ? 'purge' : 'delete';
+    const joined = this.joinOrRefuse(runtime, kind);
+    if (joined) return joined;
+    return this.launch(runtime, kind, actor, origin, (op) => this.runRemove(op, runtime.id, options.purge));
+  }
+
+  /** Waits for every operation in flight, at most `timeoutMs`. */
+  async drain(timeoutMs: number): Promise<void> {
+    const { inFlight } = this.deps.registry;
+    if (inFlight.size === 0) return;
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      Promise.all([...inFlight.values()].map((op) => op.done)),
+      new Promise<void>((resolve) => (timer = setTimeout(resolve, timeoutMs))),
+    ]);
+    clearTimeout(timer);
+  }
+
+  /** Waits for whatever operation is in flight on a runtime (tests, shutdown, hooks). */
+  async settled(runtimeId: string): Promise<void> {
+    await this.deps.registry.inFlight.get(runtimeId)?.done;
+  }
+
+  /** Waits for every operation in flight on any runtime of this user. */
+  async settledForUser(userId: string): Promise<void> {
+    await Promise.all([...this.deps.registry.inFlight.values()].filter((op) => op.userId === userId).map((op) => op.done));
+  }
+
+  /**
+   * Stops a runtime the platform must not leave running (OOM kill, crash loop): the restart policy
+   * would otherwise bring it back forever. The reason stays on the runtime for its owner to read.
+   */
+  async stopAfterFailure(runtimeId: string, error: { code: string; message: string }): Promise<void> {
+    const { provisioner, runtimes, clock, settings, audit, logger, registry } = this.deps;
+    const runtime = runtimes.findById(runtimeId);
+    if (!runtime || registry.isBusy(runtimeId)) return;
+    // Stopped first, recorded second: whoever reads "stopped" must find it really stopped.
+    if (runtime.containerId) await provisioner.stop(runtime.containerId, settings.stopTimeoutSeconds).catch(() => undefined);
+    runtimes.setDesiredState(runtimeId, 'stopped', clock.now());
+    runtimes.setError(runtimeId, error, clock.now());
+    logger.warn({ runtimeId, username: runtime.username, code: error.code, reason: error.message }, 'runtime stopped after a failure');
+    audit.record({
+      action: 'runtime.failure-stop',
+      actor: SYSTEM_ACTOR,
+      target: { type: 'runtime', id: runtimeId, label: runtime.username },
+      origin: NO_ORIGIN,
+      detail: { code: error.code },
+    });
+    if (runtime.containerId) await registry.refresh(runtimeId, runtime.containerId);
+    else this.deps.hub.publishState(runtimeId);
+  }
+
+  ensureRuntime(userId: string): RuntimeWithOwner {
+    const existing = this.deps.runtimes.findByUserId(userId);
+    if (existing) return existing;
+    if (!this.deps.users.findById(userId)) throw notFound('USER_NOT_FOUND', 'No user with this id.');
+    const created = this.deps.runtimes.ensureForUser(newId(), userId, this.deps.clock.now());
+    this.deps.hub.publishCreated(userId, created.id);
+    return created;
+  }
+
+  requireRuntime(userId: string): RuntimeWithOwner {
+    const runtime = this.deps.runtimes.findByUserId(userId);
+    if (runtime) return runtime;
+    if (!this.deps.users.findById(userId)) throw notFound('USER_NOT_FOUND', 'No user with this id.');
+    throw notFound('RUNTIME_NOT_CREATED', 'This user has no runtime yet. Start it first.');
+  }
+
+  private joinOrRefuse(runtime: RuntimeWithOwner, kind: OperationKind): StartedOperation | null {
+    const current = this.deps.registry.inFlight.get(runtime.id);
+    if (!current) return null;
+    if (current.kind === kind) return { operation: current.snapshot, runtime: this.deps.views.view(runtime) };
+    const step = current.snapshot.message.toLowerCase();
+    throw conflict('RUNTIME_BUSY', `A ${current.kind} of this runtime is in progress (${step}); try again when it has finished.`);
+  }
+
+  private launch(runtime: RuntimeWithOwner, kind: OperationKind, actor: Actor, origin: RequestOrigin, work: (op: Operation) => Promise<void>): StartedOperation {
+    const { clock, hub, audit, logger, registry } = this.deps;
+    const op = new Operation(runtime.id, runtime.userId, kind, (view) => hub.publishProgress(view), clock.now());
+    registry.inFlight.set(runtime.id, op);
+    hub.track(op);
+    audit.record({
+      action: `runtime.${kind}`,
+      actor,
+      target: { type: 'runtime', id: runtime.id, label: runtime.username },
+      origin,
+      detail: { operationId: op.id },
+    });
+    void (async () => {
+      const release = await this.slots.acquire((ahead) =>
+        op.update({
+          step: 'queued',
+          percent: 0,
+          message: ahead === 0 ? 'Queued: next in line' : `Queued behind ${ahead} other ${ahead === 1 ? 'runtime' : 'runtimes'}`,
+          queuePosition: ahead,
+        }),
+      );
+      try {
+        await work(op);
+        op.succeed(kind === 'start' || kind === 'restart' ? 'Ready' : 'Done', clock.now());
+      } catch (err) {
+        const error =
+          err instanceof OperationError
+            ? { code: err.code, message: err.message }
+            : isInfraError(err, 'unavailable')
+              ? { code: 'ENGINE_UNAVAILABLE', message: `The ${kind} could not finish: ${err.message}` }
+              : { code: 'ENGINE_ERROR', message: `The container engine refused the ${kind}: ${err instanceof Error ? err.message : String(err)}` };
+        logger.warn({ runtimeId: runtime.id, username: runtime.username, kind, code: error.code, reason: error.message }, 'runtime operation failed');
+        try {
+          if (this.deps.runtimes.findById(runtime.id)) {
+            this.deps.runtimes.setError(runtime.id, error, clock.now());
+            // A failed start is not retried behind the user's back (at the next reconcile, say):
+            // they see the reason and start again when it is fixed.
+            if (kind === 'start' || kind === 'restart') this.deps.runtimes.setDesiredState(runtime.id, 'stopped', clock.now());
+          }
+        } catch (recordErr) {
+          logger.error({ runtimeId: runtime.id, err: (recordErr as Error).message }, 'recording a failed runtime operation failed');
+        }
+        op.fail(error, clock.now());
+      } finally {
+        release();
+        registry.inFlight.delete(runtime.id);
+        hub.publishState(runtime.id);
+      }
+    })();
+    return { operation: op.snapshot, runtime: this.deps.views.view(this.deps.runtimes.findById(runtime.id) ?? runtime) };
+  }
+
+  private async runStart(op: Operation, runtimeId: string): Promise<void> {
+    const { provisioner, runtimes, clock, settings, registry } = this.deps;
+    const runtime = runtimes.findById(runtimeId);
+    if (!runtime) throw new OperationError('RUNTIME_NOT_FOUND', 'The runtime was deleted meanwhile.');
+    runtimes.setDesiredState(runtimeId, 'running', clock.now());
+    runtimes.setError(runtimeId, null, clock.now());
+
+    op.update({ step: 'preparing', percent: 2, message: 'Preparing the network and the data volume' });
+    // Independent calls go out together: each is a round trip, and they add up.
+    const [hasImage, placement, existing] = await Promise.all([
+      provisioner.imageAvailable(settings.image),
+      provisioner.prepare(ownerOf(runtime)),
+      runtime.containerId ? provisioner.inspect(runtime.containerId) : Promise.resolve(null),
+    ]);
+    registry.rememberPlacement(runtimeId, placement);
+
+    if (!hasImage) {
+      op.update({ step: 'pulling', percent: 5, message: `Downloading ${settings.image}` });
+      try {
+        await provisioner.pullImage(settings.image, (p) =>
+          op.update({
+            step: 'pulling',
+            percent: 5 + (p.bytesTotal > 0 ? (p.bytesDone / p.bytesTotal) * 45 : 0),
+            message: `Downloading ${settings.image}`,
+            bytesDone: p.bytesDone,
+            bytesTotal: p.bytesTotal,
+          }),
+        );
+      } catch (err) {
+        if (isInfraError(err, 'unavailable')) throw err;
+        throw new OperationError('IMAGE_PULL_FAILED', `The runtime image ${settings.image} is not on this host and could not be downloaded: ${(err as Error).message}`);
+      }
+    }
+
+    const probeRender = renderFor(runtime, settings, placement, { gatewayPassword: '', modelKey: '' });
+    let instance = existing;
+    const reusable = instance !== null && instance.image === settings.image && instance.specHash === probeRender.configHash;
+    if (instance && !reusable) {
+      op.update({ step: 'removing', percent: 55, message: 'Replacing the container with the current configuration' });
+      await provisioner.stop(instance.id, settings.stopTimeoutSeconds);
+      await provisioner.removeInstance(instance.id);
+      registry.forget(runtimeId, instance.id);
+      instance = null;
+    }
+
+    let rendered = probeRender;
+    if (!instance) {
+      op.update({ step: 'creating', percent: 58, message: 'Creating the container' });
+      // New secrets with every new incarnation: a leaked key dies with the one it was made for.
+      const secrets = { gatewayPassword: newSecret(), modelKey: newSecret() };
+      rendered = renderFor(runtime, settings, placement, secrets);
+      let instanceId: string;
+      try {
+        instanceId = await provisioner.create(rendered.spec);
+      } catch (err) {
+        if (isInfraError(err, 'unavailable')) throw err;
+        throw new OperationError('CONTAINER_CREATE_FAILED', `The runtime container could not be created: ${(err as Error).message}`);
+      }
+      runtimes.setContainer(runtimeId, { containerId: instanceId, image: settings.image, configHash: rendered.configHash, modelKeyHash: hashSecret(secrets.modelKey) }, clock.now());
+      op.update({ step: 'configuring', percent: 62, message: 'Writing the OpenClaw configuration' });
+      const [created] = await Promise.all([provisioner.inspect(instanceId), this.writeConfig(runtime, instanceId, rendered)]);
+      if (!created) throw new OperationError('CONTAINER_VANISHED', 'The runtime container was removed while it was being created.');
+      instance = created;
+    } else {
+      // Every start, not only a new incarnation's: whatever the agent or the member changed in the
+      // file since, the platform-owned keys are back before OpenClaw reads it.
+      op.update({ step: 'configuring', percent: 62, message: 'Writing the OpenClaw configuration' });
+      await this.writeConfig(runtime, instance.id, rendered);
+    }
+    registry.remember(runtimeId, instance);
+
+    op.update({ step: 'starting', percent: 66, message: 'Starting OpenClaw' });
+    registry.markUnready(instance.id);
+    await provisioner.start(instance.id);
+    const started = await registry.refresh(runtimeId, instance.id);
+    if (!started) throw new OperationError('CONTAINER_VANISHED', 'The runtime container was removed while it was starting.');
+    await this.deps.readiness.waitUntilReady(op, runtimeId, started);
+    runtimes.markStarted(runtimeId, clock.now());
+    this.deps.onStarted(runtimeId);
+    this.deps.hub.publishState(runtimeId);
+  }
+
+  /** Writes openclaw.json (the member's settings kept, the platform's re-applied) and logs what it had to change. */
+  private async writeConfig(runtime: RuntimeWithOwner, instanceId: string, rendered: RenderedRuntime): Promise<void> {
+    const { provisioner, settings, clock, logger } = this.deps;
+    let result;
+    try {
+      result = await writeRuntimeConfig(provisioner, instanceId, rendered, settings.models, clock.now());
+    } catch (err) {
+      if (!(err instanceof ConfigReadError)) throw err;
+      // Nothing was written: falling back to the platform's config would throw the member's settings away.
+      throw new OperationError('CONFIG_READ_FAILED', `The OpenClaw configuration in the runtime's volume could not be read, so nothing was changed and OpenClaw was not started: ${err.message}`);
+    }
+    const who = { runtimeId: runtime.id, username: runtime.username };
+    if (result.outcome === 'set-aside') {
+      logger.warn(
+        { ...who, reason: result.reason, keptAs: result.setAsideAs },
+        result.setAsideAs
+          ? 'the runtime\'s openclaw.json could not be used; it was kept aside and the platform\'s configuration written instead'
+          : 'the runtime\'s openclaw.json could not be used and was too large to keep; the platform\'s configuration was written instead',
+      );
+    } else if (result.reset.length > 0) {
+      logger.warn({ ...who, reset: result.reset }, 'platform-owned settings in the runtime\'s openclaw.json were reset');
+    }
+  }
+
+  private async runStop(op: Operation, runtimeId: string, desired: 'stopped' | 'deleted'): Promise<void> {
+    const { provisioner, runtimes, clock, settings, registry } = this.deps;
+    runtimes.setDesiredState(runtimeId, desired, clock.now());
+    const runtime = runtimes.findById(runtimeId);
+    const instanceId = runtime?.containerId ?? registry.instance(runtimeId)?.id;
+    if (!instanceId) return;
+    op.update({ step: 'stopping', percent: 20, message: 'Stopping OpenClaw' });
+    await provisioner.stop(instanceId, settings.stopTimeoutSeconds);
+    registry.markUnready(instanceId);
+    await registry.refresh(runtimeId, instanceId);
+  }
+
+  private async runRemove(op: Operation, runtimeId: string, purge: boolean): Promise<void> {
+    const { provisioner, runtimes, clock, logger, registry } = this.deps;
+    await this.runStop(op, runtimeId, 'deleted');
+    const runtime = runtimes.findById(runtimeId);
+    op.update({ step: 'removing', percent: 60, message: purge ? 'Removing the container and all data' : 'Removing the container (data is kept)' });
+    if (runtime?.containerId) await provisioner.removeInstance(runtime.containerId);
+    registry.forget(runtimeId, runtime?.containerId ?? null);
+    // The model key dies with the incarnation it was made for.
+    runtimes.setContainer(runtimeId, { containerId: null, modelKeyHash: null }, clock.now());
+    await provisioner.release(runtimeId, { withData: false });
+    registry.forgetPlacement(runtimeId);
+    if (purge) {
+      for (const hook of this.purgeHooks) await hook(runtimeId);
+      await provisioner.release(runtimeId, { withData: true });
+      runtimes.delete(runtimeId);
+      logger.info({ runtimeId, username: runtime?.username }, 'runtime purged with its data volume');
+    }
+  }
+}

@@ -1,0 +1,171 @@
+import type { RuntimeRepository, RuntimeWithOwner } from '../db/repositories/runtimeRepository';
+import type { UserRepository } from '../db/repositories/userRepository';
+import type { Clock } from '../lib/clock';
+import { notFound } from '../lib/errors';
+import type { ObservedState } from './observedState';
+import type { OperationView, RuntimeEventHub } from './operations';
+import { isUp, type RuntimePlacement, type RuntimeProvisioner, type RuntimeStats } from './provisioner';
+import type { RuntimeRegistry } from './runtimeRegistry';
+import type { RuntimeSettings } from './runtimeSettings';
+import { renderRuntime, workspaceAddresses, type RenderedRuntime, type RuntimeSecrets } from './runtimeSpec';
+
+export interface RuntimeView {
+  id: string | null;
+  userId: string;
+  username: string;
+  state: ObservedState;
+  stateReason: string | null;
+  desiredState: 'running' | 'stopped' | 'deleted';
+  image: string | null;
+  configuredImage: string;
+  /** The runtime runs another image than the configured one: it upgrades on its next restart. */
+  outdatedImage: boolean;
+  /** What is rendered now differs from what the runtime was started with. */
+  configStale: boolean;
+  createdAt: string | null;
+  startedAt: string | null;
+  workspaceUrl: string;
+  limits: { memoryBytes: number; cpus: number; pidsLimit: number };
+  lastError: { code: string; message: string; at: string } | null;
+  operation: OperationView | null;
+}
+
+export interface RuntimeListItem extends RuntimeView {
+  uptimeSeconds: number | null;
+  stats: RuntimeStats | null;
+}
+
+export interface RuntimeViewsDeps {
+  runtimes: RuntimeRepository;
+  users: UserRepository;
+  provisioner: RuntimeProvisioner;
+  registry: RuntimeRegistry;
+  hub: RuntimeEventHub;
+  clock: Clock;
+  settings: RuntimeSettings;
+}
+
+const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
+export const ownerOf = (runtime: RuntimeWithOwner) => ({ runtimeId: runtime.id, userId: runtime.userId, username: runtime.username });
+
+/** A runtime rendered for its placement: what it would be if it were (re)created now. */
+export const renderFor = (runtime: RuntimeWithOwner, settings: RuntimeSettings, placement: RuntimePlacement, secrets: RuntimeSecrets): RenderedRuntime =>
+  renderRuntime(ownerOf(runtime), settings, placement, secrets);
+
+/**
+ * What members, administrators and the proxies read about runtimes. Everything here answers from
+ * the registry and the database only (the request path of every proxied request goes through
+ * `routeForUser`), except the one-shot figures of `listWithStats`.
+ */
+export class RuntimeViews {
+  constructor(private readonly deps: RuntimeViewsDeps) {}
+
+  viewForUser(userId: string): RuntimeView {
+    const runtime = this.deps.runtimes.findByUserId(userId);
+    if (runtime) return this.view(runtime);
+    const user = this.deps.users.findById(userId);
+    if (!user) throw notFound('USER_NOT_FOUND', 'No user with this id.');
+    return this.emptyView(user.id, user.username);
+  }
+
+  viewById(runtimeId: string): RuntimeView | null {
+    const runtime = this.deps.runtimes.findById(runtimeId);
+    return runtime ? this.view(runtime) : null;
+  }
+
+  listViews(): RuntimeView[] {
+    return this.deps.runtimes.list().map((r) => this.view(r));
+  }
+
+  /**
+   * Running runtimes started with another config or image than the one rendered now (e.g. the
+   * model list changed): they pick it up only when restarted, because OpenClaw's hot reload cannot
+   * be relied on past the first change.
+   */
+  staleRunning(): RuntimeView[] {
+    return this.listViews().filter((view) => view.state === 'running' && (view.configStale || view.outdatedImage));
+  }
+
+  /** Every runtime with one-shot CPU and memory figures of the running ones (the admin's overview). */
+  async listWithStats(): Promise<RuntimeListItem[]> {
+    const now = this.deps.clock.now();
+    return Promise.all(
+      this.listViews().map(async (view) => {
+        const stats = view.id && view.startedAt ? await this.stats(view.id) : null;
+        return {
+          ...view,
+          uptimeSeconds: view.startedAt ? Math.max(0, Math.round((now - Date.parse(view.startedAt)) / 1000)) : null,
+          stats,
+        };
+      }),
+    );
+  }
+
+  async stats(runtimeId: string): Promise<RuntimeStats | null> {
+    const instance = this.deps.registry.instance(runtimeId);
+    if (!instance || !isUp(instance.phase)) return null;
+    return this.deps.provisioner.stats(instance.id).catch(() => null);
+  }
+
+  /**
+   * Where a user's workspace traffic goes right now: the runtime's URL while it runs and is
+   * ready, else null. On the request path of every proxied request, so it reads only memory and one row.
+   */
+  routeForUser(userId: string): { runtimeId: string | null; url: string | null } {
+    const runtime = this.deps.runtimes.findByUserId(userId);
+    if (!runtime) return { runtimeId: null, url: null };
+    const instance = this.deps.registry.instance(runtime.id);
+    if (!instance || this.deps.registry.observed(runtime).state !== 'running') return { runtimeId: runtime.id, url: null };
+    return { runtimeId: runtime.id, url: instance.url };
+  }
+
+  view(runtime: RuntimeWithOwner): RuntimeView {
+    const { settings, registry } = this.deps;
+    const instance = registry.instance(runtime.id);
+    const observed = registry.observed(runtime);
+    const latest = this.deps.hub.latestOperation(runtime.id);
+    return {
+      ...this.emptyView(runtime.userId, runtime.username),
+      id: runtime.id,
+      state: observed.state,
+      stateReason: observed.state === 'failed' ? (runtime.lastError?.message ?? observed.reason) : observed.reason,
+      desiredState: runtime.desiredState,
+      image: instance?.image ?? null,
+      outdatedImage: instance !== null && instance.image !== settings.image,
+      configStale: instance !== null && instance.specHash !== this.expectedConfigHash(runtime),
+      createdAt: iso(instance?.createdAt ?? null),
+      startedAt: instance && isUp(instance.phase) ? iso(instance.startedAt) : null,
+      lastError: runtime.lastError ? { ...runtime.lastError, at: new Date(runtime.lastError.at).toISOString() } : null,
+      operation: latest?.snapshot ?? null,
+    };
+  }
+
+  emptyView(userId: string, username: string): RuntimeView {
+    const { settings } = this.deps;
+    return {
+      id: null,
+      userId,
+      username,
+      state: 'absent',
+      stateReason: null,
+      desiredState: 'deleted',
+      image: null,
+      configuredImage: settings.image,
+      outdatedImage: false,
+      configStale: false,
+      createdAt: null,
+      startedAt: null,
+      workspaceUrl: workspaceAddresses(settings).url(username),
+      limits: { memoryBytes: settings.memoryBytes, cpus: settings.nanoCpus / 1e9, pidsLimit: settings.pidsLimit },
+      lastError: null,
+      operation: null,
+    };
+  }
+
+  /** The hash the runtime would get if it were rendered now; the stored one while it has no placement. */
+  private expectedConfigHash(runtime: RuntimeWithOwner): string | null {
+    const placement = this.deps.registry.placement(runtime.id);
+    if (!placement) return runtime.configHash;
+    return renderFor(runtime, this.deps.settings, placement, { gatewayPassword: '', modelKey: '' }).configHash;
+  }
+}
