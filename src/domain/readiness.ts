@@ -1,4 +1,11 @@
-import type { DockerEngine } from '../docker/dockerEngine';
+/**
+ * The container engine as readiness sees it: does it answer, and which version. The Docker
+ * implementation is docker/dockerEngine.ts; a Swarm manager answers the same way.
+ */
+export interface EngineProbe {
+  /** Resolves with the engine's version when it answers within `timeoutMs`; rejects otherwise. */
+  ping(timeoutMs: number): Promise<{ version: string; apiVersion: string }>;
+}
 
 export interface ComponentCheck {
   ok: boolean;
@@ -18,7 +25,7 @@ export interface DatabaseProbe {
 export class ReadinessService {
   constructor(
     private readonly database: DatabaseProbe,
-    private readonly docker: DockerEngine,
+    private readonly docker: EngineProbe,
     private readonly dockerTimeoutMs = 2000,
   ) {}
 
