@@ -275,6 +275,7 @@ export function buildPlatform(config: AppConfig, logger: Logger, overrides: Plat
     close: () => {
       app.closeWorkspaceSockets();
       watcher.close();
+      runtimes.figures.close();
       clearInterval(auditRepeatsTimer);
       if (db.open) {
         ledger.flush();
