@@ -32,8 +32,9 @@
 # BENCH_FILE_ROUNDS (2), BENCH_LIST_ENTRIES (10000), BENCH_LIST_SAMPLES (10); gateway: BENCH_SAMPLES (2000),
 # BENCH_TTFT_SAMPLES (500), BENCH_CONNECTIONS (32), BENCH_DURATION (4), BENCH_ROUNDS (3), BENCH_CHUNKS (1000),
 # BENCH_CHUNK_GAP_MS (2), BENCH_STREAM_ROUNDS (3), BENCH_CLIENT (wrk|node), BENCH_LOG_LEVEL (info);
-# web: BENCH_LOADS (10), BENCH_DROP_FILES (200); adminlist: BENCH_RUNTIMES (200), BENCH_STATS_MS (45),
-# BENCH_OLD_ROUNDS (3), BENCH_LIST_SAMPLES (100).
+# web: BENCH_LOADS (10), BENCH_DROP_FILES (200); adminlist: BENCH_RUNTIMES (200), BENCH_ENGINE (serial, or
+# overlapping: Docker's ~2 s one-shot stats that overlap), BENCH_STATS_MS (45 | 2000), BENCH_OLD_ROUNDS (3),
+# BENCH_LIST_SAMPLES (100).
 # Everything a run creates carries one instance label and is swept at the end, even on failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
