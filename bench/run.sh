@@ -2,7 +2,7 @@
 # Benchmarks against the local Docker engine (the model gateway's needs none). Every figure is
 # printed next to a baseline measured in the same run (ratios, never absolute thresholds); nothing
 # here is asserted by the test suite.
-#   bash bench/run.sh              everything, ~8 minutes:
+#   bash bench/run.sh              everything, ~9 minutes:
 #   bash bench/run.sh start        1. API start → ready vs raw dockerode (stand-in image), cold and
 #                                     warm, with a breakdown of where an API start spends its time
 #   bash bench/run.sh concurrent   2. 20 new users starting at once vs 20 × a single start
@@ -21,6 +21,10 @@
 #   bash bench/run.sh web            7. the web console in chromium, ~1 minute: first-load bytes and
 #                                     time until usable, and a 200-file folder drop on the Files
 #                                     page (longest main-thread task, vs Node straight to the API)
+#   bash bench/run.sh adminlist      8. the admin runtime list with 200 running runtimes, ~1 minute, no
+#                                     Docker: one-shot stats per runtime on every load (the old way,
+#                                     an engine pace of 45 ms per stats call) vs the list served from
+#                                     the figures kept in the background, in-process and over HTTP
 # Knobs: BENCH_ITERATIONS (15), BENCH_CONCURRENT (20), BENCH_BURSTS (3), BENCH_PROFILE_ITERATIONS (8),
 # OPENCLAW_ITERATIONS (5), CLAWLOOPS_RUNTIME_MAX_PARALLEL (unset: the product default, 4);
 # routing: BENCH_SAMPLES (2000), BENCH_CONNECTIONS (16), BENCH_DURATION (4), BENCH_ROUNDS (3),
@@ -28,15 +32,17 @@
 # BENCH_FILE_ROUNDS (2), BENCH_LIST_ENTRIES (10000), BENCH_LIST_SAMPLES (10); gateway: BENCH_SAMPLES (2000),
 # BENCH_TTFT_SAMPLES (500), BENCH_CONNECTIONS (32), BENCH_DURATION (4), BENCH_ROUNDS (3), BENCH_CHUNKS (1000),
 # BENCH_CHUNK_GAP_MS (2), BENCH_STREAM_ROUNDS (3), BENCH_CLIENT (wrk|node), BENCH_LOG_LEVEL (info);
-# web: BENCH_LOADS (10), BENCH_DROP_FILES (200).
+# web: BENCH_LOADS (10), BENCH_DROP_FILES (200); adminlist: BENCH_RUNTIMES (200), BENCH_ENGINE (serial, or
+# overlapping: Docker's ~2 s one-shot stats that overlap), BENCH_STATS_MS (45 | 2000), BENCH_OLD_ROUNDS (3),
+# BENCH_LIST_SAMPLES (100).
 # Everything a run creates carries one instance label and is swept at the end, even on failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 which="${1:-all}"
-case "$which" in all | start | concurrent | openclaw | routing | files | gateway | web) ;; *) echo "usage: $0 [all|start|concurrent|openclaw|routing|files|gateway|web]" >&2; exit 2 ;; esac
+case "$which" in all | start | concurrent | openclaw | routing | files | gateway | web | adminlist) ;; *) echo "usage: $0 [all|start|concurrent|openclaw|routing|files|gateway|web|adminlist]" >&2; exit 2 ;; esac
 
-if [[ "$which" != gateway ]]; then
+if [[ "$which" != gateway && "$which" != adminlist ]]; then
   docker info >/dev/null 2>&1 || bash scripts/ensure-docker.sh >/dev/null
   # The image scripts reuse an image whose inputs have not changed (a fraction of a second).
   if [[ "$which" == openclaw || "$which" == all ]]; then
@@ -67,6 +73,7 @@ case "$which" in
   files) npx tsx bench/workspaceFiles.ts transfer list || status=$? ;;
   gateway) npx tsx bench/modelGateway.ts || status=$? ;;
   web) bash scripts/ensure-chromium.sh >/dev/null && npm run --silent build:web && npx tsx bench/webConsole.ts load drop || status=$? ;;
+  adminlist) npx tsx bench/adminRuntimeList.ts || status=$? ;;
   all)
     npx tsx bench/runtimeStart.ts start concurrent || status=$?
     npx tsx bench/openclawStart.ts "${OPENCLAW_ITERATIONS:-5}" || status=$?
@@ -74,6 +81,7 @@ case "$which" in
     npx tsx bench/workspaceFiles.ts transfer list || status=$?
     npx tsx bench/modelGateway.ts || status=$?
     bash scripts/ensure-chromium.sh >/dev/null && npm run --silent build:web && npx tsx bench/webConsole.ts load drop || status=$?
+    npx tsx bench/adminRuntimeList.ts || status=$?
     ;;
 esac
 exit "$status"

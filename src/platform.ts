@@ -282,6 +282,7 @@ export function buildPlatform(config: AppConfig, logger: Logger, overrides: Plat
     close: () => {
       app.closeWorkspaceSockets();
       watcher.close();
+      runtimes.figures.close();
       clearInterval(auditRepeatsTimer);
       if (db.open) {
         ledger.flush();

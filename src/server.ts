@@ -55,6 +55,8 @@ export async function startServer(config: AppConfig, logger: Logger, overrides: 
   void platform.watcher.start().then((report) => {
     if (report) logger.info(report, 'runtime state reconciled with the Docker engine');
   });
+  // The admin's runtime list answers from these figures, kept current from now on.
+  platform.runtimes.figures.start();
   // Volume access is disposable (Docker: file helper containers): what a previous run left holds nothing worth keeping.
   void platform.volumes.closeAll().catch((err: unknown) => logger.warn({ err: (err as Error).message }, 'could not sweep old file helper containers'));
 

@@ -123,7 +123,12 @@ export interface RuntimeStats {
 
 export interface RuntimeListItem extends RuntimeView {
   uptimeSeconds: number | null;
+  /** The latest figures the platform keeps of a running runtime; null before the first one. */
   stats: ContainerStats | null;
+  /** How old `stats` are, in seconds; null with no stats. */
+  statsAgeSeconds: number | null;
+  /** The last attempt to renew `stats` failed: they are the last known ones. */
+  statsStale: boolean;
 }
 
 export interface StartedOperation {

@@ -138,6 +138,9 @@ export class Operation {
 
 export type RuntimeStreamEvent = { type: 'progress'; operation: OperationView } | { type: 'state'; runtimeId: string };
 
+/** Not a runtime id (those are UUIDs): the event every state change is also told under. */
+const ANY_STATE = 'state:any';
+
 /**
  * Fan-out of what happens to each runtime, for the progress streams. It keeps each runtime's
  * latest operation so a client that connects mid-operation (or just after) sees where it is.
@@ -172,6 +175,13 @@ export class RuntimeEventHub {
 
   publishState(runtimeId: string): void {
     this.emitter.emit(runtimeId, { type: 'state', runtimeId } satisfies RuntimeStreamEvent);
+    this.emitter.emit(ANY_STATE, runtimeId);
+  }
+
+  /** Every state change of any runtime (the figures kept for the admin's list follow them). */
+  subscribeStates(listener: (runtimeId: string) => void): () => void {
+    this.emitter.on(ANY_STATE, listener);
+    return () => this.emitter.off(ANY_STATE, listener);
   }
 
   subscribe(runtimeId: string, listener: (event: RuntimeStreamEvent) => void): () => void {

@@ -13,7 +13,9 @@ import { RuntimeLifecycle, type StartedOperation } from './runtimeLifecycle';
 import { RuntimeReadiness } from './runtimeReadiness';
 import { RuntimeRegistry } from './runtimeRegistry';
 import type { RuntimeSettings } from './runtimeSettings';
-import { RuntimeViews, type RuntimeListItem, type RuntimeView } from './runtimeViews';
+import { RuntimeFigures } from './runtimeFigures';
+import { listWithFigures, registryTargets, type RuntimeListItem } from './runtimeList';
+import { RuntimeViews, type RuntimeView } from './runtimeViews';
 
 export type { RuntimeListItem, RuntimeView, StartedOperation };
 
@@ -28,6 +30,8 @@ export interface RuntimeManagerDeps {
   logger: Logger;
   settings: RuntimeSettings;
   sleep?: (ms: number) => Promise<void>;
+  /** How the figures of the admin's list are kept (RuntimeFigures' defaults otherwise). */
+  figures?: { intervalMs?: number; concurrency?: number };
 }
 
 /**
@@ -42,6 +46,8 @@ export class RuntimeManager {
   private readonly readiness: RuntimeReadiness;
   private readonly lifecycle: RuntimeLifecycle;
   private readonly activity: RuntimeActivity;
+  /** CPU and memory of the running runtimes, kept current in the background once started (server start-up). */
+  readonly figures: RuntimeFigures;
 
   constructor(private readonly deps: RuntimeManagerDeps) {
     const { runtimes, users, provisioner, hub, clock, settings } = deps;
@@ -70,6 +76,14 @@ export class RuntimeManager {
       settings,
       onStarted: (runtimeId) => this.activity.touch(runtimeId),
     });
+    this.figures = new RuntimeFigures({
+      provisioner,
+      targets: registryTargets(runtimes, this.registry),
+      subscribeStates: (listener) => hub.subscribeStates(listener),
+      clock,
+      logger: deps.logger,
+      ...deps.figures,
+    });
   }
 
   get settings(): RuntimeSettings {
@@ -94,8 +108,9 @@ export class RuntimeManager {
     return this.views.staleRunning();
   }
 
-  listWithStats(): Promise<RuntimeListItem[]> {
-    return this.views.listWithStats();
+  /** Every runtime with the figures kept in the background: answers without asking the engine. */
+  listWithStats(): RuntimeListItem[] {
+    return listWithFigures(this.views.listViews(), this.figures, this.deps.clock);
   }
 
   view(runtime: RuntimeWithOwner): RuntimeView {

@@ -30,11 +30,6 @@ export interface RuntimeView {
   operation: OperationView | null;
 }
 
-export interface RuntimeListItem extends RuntimeView {
-  uptimeSeconds: number | null;
-  stats: RuntimeStats | null;
-}
-
 export interface RuntimeViewsDeps {
   runtimes: RuntimeRepository;
   users: UserRepository;
@@ -55,7 +50,7 @@ export const renderFor = (runtime: RuntimeWithOwner, settings: RuntimeSettings, 
 /**
  * What members, administrators and the proxies read about runtimes. Everything here answers from
  * the registry and the database only (the request path of every proxied request goes through
- * `routeForUser`), except the one-shot figures of `listWithStats`.
+ * `routeForUser`), except the one-shot figures of `stats`.
  */
 export class RuntimeViews {
   constructor(private readonly deps: RuntimeViewsDeps) {}
@@ -86,21 +81,7 @@ export class RuntimeViews {
     return this.listViews().filter((view) => view.state === 'running' && (view.configStale || view.outdatedImage));
   }
 
-  /** Every runtime with one-shot CPU and memory figures of the running ones (the admin's overview). */
-  async listWithStats(): Promise<RuntimeListItem[]> {
-    const now = this.deps.clock.now();
-    return Promise.all(
-      this.listViews().map(async (view) => {
-        const stats = view.id && view.startedAt ? await this.stats(view.id) : null;
-        return {
-          ...view,
-          uptimeSeconds: view.startedAt ? Math.max(0, Math.round((now - Date.parse(view.startedAt)) / 1000)) : null,
-          stats,
-        };
-      }),
-    );
-  }
-
+  /** One runtime's figures, asked of the provisioner now (the member's own view; the admin's list uses RuntimeFigures). */
   async stats(runtimeId: string): Promise<RuntimeStats | null> {
     const instance = this.deps.registry.instance(runtimeId);
     if (!instance || !isUp(instance.phase)) return null;

@@ -79,7 +79,8 @@ export class FakeProvisioner implements RuntimeProvisioner {
   }
 
   async create(spec: RuntimeSpec): Promise<string> {
-    const id = `i${this.nextId++}`.padEnd(64, '0');
+    // The number ends at the `z`: padded right behind it, the 1st and the 10th instance would share an id.
+    const id = `i${this.nextId++}z`.padEnd(64, '0');
     this.instances.set(id, {
       id,
       name: `fake-${spec.owner.username}-${this.nextId}`,

@@ -8,6 +8,7 @@ import {
   adminRoute,
   bulkOutcome,
   byCost,
+  figuresFreshness,
   limitsBody,
   limitsFormValues,
   modelBody,
@@ -27,6 +28,8 @@ const runtime = (userId: string, state: RuntimeListItem['state'], extra: Partial
   ...runtimeView(state, { id: `r-${userId}`, userId, username: `user-${userId}`, workspaceUrl: '', limits: { memoryBytes: 1024, cpus: 1, pidsLimit: 100 } }),
   uptimeSeconds: null,
   stats: null,
+  statsAgeSeconds: null,
+  statsStale: false,
   ...extra,
 });
 
@@ -98,6 +101,14 @@ test('runtime summary: running, their memory, failing and stale ones', () => {
   expect(summary.failing.map((r) => r.userId)).toEqual(['c', 'd']);
   // Only running ones count as stale: a stopped runtime gets the new settings when it starts.
   expect(summary.stale.map((r) => r.userId)).toEqual(['a', 'b']);
+});
+
+test('figures are said to be old when the renewal lags, stale when it failed, and nothing when fresh or absent', () => {
+  const stats = { memoryBytes: 1, memoryLimitBytes: 2, cpuPercent: 0 };
+  expect(figuresFreshness(runtime('a', 'running', { stats, statsAgeSeconds: 4 }))).toBeNull();
+  expect(figuresFreshness(runtime('a', 'running', { stats, statsAgeSeconds: 45 }))).toEqual({ kind: 'old', ageSeconds: 45 });
+  expect(figuresFreshness(runtime('a', 'running', { stats, statsAgeSeconds: 4, statsStale: true }))).toEqual({ kind: 'stale', ageSeconds: 4 });
+  expect(figuresFreshness(runtime('a', 'stopped'))).toBeNull();
 });
 
 test('usage totals and ranking', () => {

@@ -179,8 +179,8 @@ export function adminRuntimeRoutes(deps: RuntimeRouteDeps): Router {
     '/users/:id/runtime',
     runtimeEndpoints(deps, (req) => parseInput(z.object({ id: idParam }), req.params, 'path').id),
   );
-  router.get('/runtimes', async (_req, res) => {
-    res.json({ items: await deps.manager.listWithStats() } satisfies Api.RuntimeList);
+  router.get('/runtimes', (_req, res) => {
+    res.json({ items: deps.manager.listWithStats() } satisfies Api.RuntimeList);
   });
   router.post('/runtimes/restart', (req, res) => {
     const input = parseInput(bulkRestartBody, req.body ?? {});

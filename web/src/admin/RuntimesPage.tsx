@@ -9,7 +9,7 @@ import { useResource } from '../ui/useResource';
 import { Button, Card, EmptyState, ErrorNote, Pagination } from '../ui/ui';
 import type { BulkAnswer, RuntimeList } from './adminTypes';
 import { Badge, BulkOutcomeView, useConfirm, usePolling } from './common';
-import { bulkOutcome, failureReason, runtimeSummary, userPath, type BulkOutcome } from './logic';
+import { bulkOutcome, failureReason, figuresFreshness, runtimeSummary, userPath, type BulkOutcome } from './logic';
 
 const PAGE = 50;
 
@@ -25,7 +25,8 @@ const TONE: Record<RuntimeListItem['state'], 'ok' | 'warn' | 'bad' | 'neutral'> 
 };
 
 /**
- * Every runtime with its figures, refreshed every 10 s; rows are picked with checkboxes for a
+ * Every runtime with the CPU and memory figures the server keeps (and how old they are when they
+ * lag or the engine does not answer), refreshed every 10 s; rows are picked with checkboxes for a
  * bulk stop or restart, and each user's outcome of those is shown on its own.
  */
 export function RuntimesPage() {
@@ -161,6 +162,8 @@ export function RuntimesPage() {
               <tbody>
                 {shown.map((r) => {
                   const reason = r.state === 'failed' || r.state === 'unhealthy' ? failureReason(r) : null;
+                  const freshness = figuresFreshness(r);
+                  const measured = r.stats && r.statsAgeSeconds !== null ? t('admin.runtimes.figuresAge', { age: formatSeconds(r.statsAgeSeconds) }) : undefined;
                   const busy = r.operation && (r.operation.status === 'queued' || r.operation.status === 'running') ? r.operation : null;
                   return (
                     <tr key={r.userId} className={selected.has(r.userId) ? 'is-selected' : undefined}>
@@ -187,10 +190,17 @@ export function RuntimesPage() {
                         <code className="admin-image">{r.image ?? r.configuredImage}</code>
                       </td>
                       <td className="num">{r.uptimeSeconds === null ? '—' : formatSeconds(r.uptimeSeconds)}</td>
-                      <td className="num">
+                      <td className="num" title={measured}>
                         {r.stats ? `${formatBytes(r.stats.memoryBytes, locale)} / ${formatBytes(r.stats.memoryLimitBytes, locale)}` : '—'}
+                        {freshness && (
+                          <div className="muted small">
+                            {t(freshness.kind === 'stale' ? 'admin.runtimes.figuresStale' : 'admin.runtimes.figuresOld', { age: formatSeconds(freshness.ageSeconds) })}
+                          </div>
+                        )}
                       </td>
-                      <td className="num">{r.stats ? `${r.stats.cpuPercent.toFixed(1)}%` : '—'}</td>
+                      <td className="num" title={measured}>
+                        {r.stats ? `${r.stats.cpuPercent.toFixed(1)}%` : '—'}
+                      </td>
                     </tr>
                   );
                 })}

@@ -144,6 +144,19 @@ export function runtimeSummary(items: readonly RuntimeListItem[]): RuntimeSummar
   };
 }
 
+/** Figures older than this are said to be old next to them (the server renews them every few seconds). */
+export const FIGURES_OLD_SECONDS = 30;
+
+/**
+ * How fresh a runtime's CPU and memory figures are, for the words next to them: null when they are
+ * fresh (or absent), `old` when the server's renewal lags behind, `stale` when it failed.
+ */
+export function figuresFreshness(runtime: Pick<RuntimeListItem, 'stats' | 'statsAgeSeconds' | 'statsStale'>): { kind: 'old' | 'stale'; ageSeconds: number } | null {
+  if (!runtime.stats || runtime.statsAgeSeconds === null) return null;
+  if (runtime.statsStale) return { kind: 'stale', ageSeconds: runtime.statsAgeSeconds };
+  return runtime.statsAgeSeconds > FIGURES_OLD_SECONDS ? { kind: 'old', ageSeconds: runtime.statsAgeSeconds } : null;
+}
+
 /** The words of why a runtime fails: its last error, else the state's reason. */
 export function failureReason(runtime: Pick<RuntimeListItem, 'lastError' | 'stateReason'>): string | null {
   return runtime.lastError?.message ?? runtime.stateReason ?? null;
