@@ -1,5 +1,4 @@
 import type { Readable } from 'node:stream';
-import { infraConflict, infraNotFound, infraUnavailable, isInfraError } from '../lib/infraErrors';
 import type { Logger } from '../lib/logger';
 import type {
   FileEntry,
@@ -15,6 +14,7 @@ import type {
   Subscription,
 } from '../runtime/provisioner';
 import { OPENCLAW_PORT, type RuntimeSettings } from '../runtime/runtimeSettings';
+import { engineFault } from './engineFaults';
 import { planNetwork, trustedProxies } from './networkPlan';
 import { ProxyAttachments } from './proxyAttachments';
 import { LABELS, type RuntimeBackend } from './runtimeBackend';
@@ -22,44 +22,14 @@ import { changeOf, containerSpecFor, instanceOf, ownerLabels, RUNTIME_ROLE, runt
 
 export type DockerProvisionerSettings = Pick<RuntimeSettings, 'addressing' | 'traefik' | 'router' | 'controlPlaneContainer'>;
 
-const UNREACHABLE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ENOENT', 'EPIPE', 'ETIMEDOUT', 'ESOCKETTIMEDOUT']);
-
 /**
- * Whether an error means the engine could not be reached (socket refused or missing, reset, gone
- * mid-call): a socket error code on it or on what it wraps, or Node's own "socket hang up".
+ * Engine failures become the port's typed errors (docker/engineFaults.ts: unreachable →
+ * unavailable, 404 → not_found, 409 → conflict), with the engine's own words in the message.
  */
-function engineUnreachable(err: unknown): boolean {
-  for (let e: unknown = err, depth = 0; typeof e === 'object' && e !== null && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
-    const code = 'code' in e ? String((e as { code: unknown }).code) : '';
-    if (UNREACHABLE_CODES.has(code) || /socket hang up/i.test((e as { message?: unknown }).message === undefined ? '' : String((e as { message: unknown }).message))) return true;
-  }
-  return false;
-}
-
-/** The engine's HTTP status on an error or on what it wraps (dockerode sets `statusCode`). */
-function engineStatus(err: unknown): number | null {
-  for (let e: unknown = err, depth = 0; typeof e === 'object' && e !== null && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
-    if ('statusCode' in e && typeof (e as { statusCode: unknown }).statusCode === 'number') return (e as { statusCode: number }).statusCode;
-  }
-  return null;
-}
-
-/**
- * Engine failures become the port's typed errors: unreachable → unavailable, 404 → not_found,
- * 409 → conflict, with the engine's own words as the message. Anything else passes as it is.
- */
-async function typed<T>(work: Promise<T>): Promise<T> {
-  try {
-    return await work;
-  } catch (err) {
-    if (isInfraError(err)) throw err;
-    const message = err instanceof Error ? err.message : String(err);
-    if (engineUnreachable(err)) throw infraUnavailable(`The Docker engine cannot be reached: ${message}`, err);
-    const status = engineStatus(err);
-    if (status === 404) throw infraNotFound(message, err);
-    if (status === 409) throw infraConflict(message, err);
-    throw err;
-  }
+function typed<T>(work: Promise<T>): Promise<T> {
+  return work.catch((err: unknown) => {
+    throw engineFault(err, 'provisioning a runtime');
+  });
 }
 
 /**

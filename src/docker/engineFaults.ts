@@ -7,7 +7,7 @@ import { InfraError, infraConflict, infraGone, infraNotFound, infraUnavailable }
  */
 
 /** Errno codes of a request that never reached the engine, or lost it mid-way. */
-const UNREACHABLE = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN', 'ENOTFOUND']);
+const UNREACHABLE = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN', 'ENOTFOUND', 'ESOCKETTIMEDOUT']);
 /** These mean "unreachable" only when connecting (a missing or forbidden socket file). */
 const UNREACHABLE_ON_CONNECT = new Set(['ENOENT', 'EACCES']);
 

@@ -16,14 +16,15 @@ const failingWith = (error: unknown) =>
     createLogger('silent'),
   );
 
-const socketError = (code: string) => Object.assign(new Error(`connect ${code} /var/run/docker.sock`), { code });
+// As Node's net module makes them: a code and the system call that failed.
+const socketError = (code: string) => Object.assign(new Error(`connect ${code} /var/run/docker.sock`), { code, syscall: 'connect' });
 const engineError = (statusCode: number, message: string) => Object.assign(new Error(message), { statusCode });
 
 test.each<[string, unknown, InfraErrorKind | null]>([
   ['the socket is missing', socketError('ENOENT'), 'unavailable'],
   ['the engine refuses connections', socketError('ECONNREFUSED'), 'unavailable'],
   ['the adapter wrapped a broken pipe', new Error('Starting the container failed: write EPIPE', { cause: socketError('EPIPE') }), 'unavailable'],
-  ['the connection dropped mid-call', new Error('socket hang up'), 'unavailable'],
+  ['the connection dropped mid-call', Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' }), 'unavailable'],
   ['the container is gone', engineError(404, 'no such container'), 'not_found'],
   ['the adapter wrapped a conflict', new Error('Starting the container failed: in use', { cause: engineError(409, 'in use') }), 'conflict'],
   ['anything else', engineError(500, 'cannot start: bad mount'), null],
