@@ -9,7 +9,7 @@ async function main(): Promise<void> {
     config = loadConfig(process.env);
   } catch (err) {
     if (err instanceof ConfigError) {
-      process.stderr.write(`ClawLoops cannot start.\n${err.message}\nSee the configuration table in README.md.\n`);
+      process.stderr.write(`ClawLoops cannot start.\n${err.message}\nSee docs/configure.md for every variable.\n`);
       process.exit(78); // EX_CONFIG
     }
     throw err;
