@@ -633,7 +633,7 @@ async function startGateway(upstreamPort: number, instance: string): Promise<Gat
         return (admit.value as ModelLimiter['admit']).apply(this, args);
       },
     });
-    const server = platform.app.listen(0, '127.0.0.1');
+    const server = http.createServer(platform.app).listen(0, '127.0.0.1');
     await new Promise<void>((resolve, reject) => {
       server.once('listening', resolve);
       server.once('error', reject);

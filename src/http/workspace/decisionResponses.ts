@@ -20,7 +20,8 @@ export function serializeWorkspaceCookie(cookie: WorkspaceCookie): string {
   ].join('; ');
 }
 
-function sendJsonError(res: ServerResponse, status: number, code: string, message: string): void {
+/** `{"error":{"code","message"}}` on a plain node:http response (the workspace front door has no Express). */
+export function sendJsonError(res: ServerResponse, status: number, code: string, message: string): void {
   const body = Buffer.from(JSON.stringify({ error: { code, message } }));
   res.statusCode = status;
   res.setHeader('Content-Type', 'application/json; charset=utf-8');
