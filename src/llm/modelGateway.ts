@@ -11,6 +11,7 @@ import type { ModelCatalog } from './modelCatalog';
 import type { CallEstimate, Charge } from './metering';
 import type { UsageLedger } from './usageLedger';
 import type { GatewayCache, GatewayCaller } from './callerCache';
+import { CallLimit } from './callLimit';
 
 /**
  * The caller's spending is capped in US dollars and the model has no price: its calls could not be
@@ -48,8 +49,8 @@ export interface UpstreamRequest {
   /** Below the upstream's base URL, e.g. `/chat/completions`. */
   path: string;
   body: Buffer | null;
-  /** Ends the call: the caller's, carrying its deadline (callTimeout) and its client's departure. */
-  signal: AbortSignal;
+  /** Ends the call: its deadline (callTimeout) and its client's departure. */
+  limit: CallLimit;
 }
 
 /** The upstream's base URL, parsed once rather than per call. */
@@ -77,7 +78,7 @@ export interface OwnUsage {
 /**
  * The model gateway's domain side: which runtime a key belongs to, which models it may use, the
  * call to the upstream, and the ledger. HTTP framing (OpenAI's error shape, streaming) lives in
- * http/llm/gatewayRouter.ts.
+ * http/llm/gatewayHandler.ts.
  */
 export class ModelGateway {
   private readonly agent: http.Agent;
@@ -183,7 +184,6 @@ export class ModelGateway {
         path: `${target.basePath}${request.path}`,
         method: request.method,
         agent: this.agent,
-        signal: request.signal,
         // A fresh object per call: nothing of the caller's request is in it.
         headers: {
           accept: 'application/json, text/event-stream',
@@ -191,6 +191,7 @@ export class ModelGateway {
           ...(request.body ? { 'content-type': 'application/json', 'content-length': String(request.body.length) } : {}),
         },
       });
+      request.limit.bind((reason) => req.destroy(reason));
       req.on('response', resolve);
       req.on('error', (err: NodeJS.ErrnoException) => {
         const code = err.code ?? '';
@@ -202,9 +203,15 @@ export class ModelGateway {
 
   /** The model ids the upstream offers (its /models), for the admin's catalog. */
   async upstreamModels(): Promise<string[]> {
-    const res = await this.forward({ method: 'GET', path: '/models', body: null, signal: AbortSignal.timeout(10_000) });
+    const limit = new CallLimit(10_000);
     const chunks: Buffer[] = [];
-    for await (const chunk of res as AsyncIterable<Buffer>) chunks.push(chunk);
+    let res: http.IncomingMessage;
+    try {
+      res = await this.forward({ method: 'GET', path: '/models', body: null, limit });
+      for await (const chunk of res as AsyncIterable<Buffer>) chunks.push(chunk);
+    } finally {
+      limit.clear();
+    }
     if ((res.statusCode ?? 500) >= 400) throw new Error(`the model service answered ${res.statusCode}`);
     const list = JSON.parse(Buffer.concat(chunks).toString('utf8')) as { data?: { id?: unknown }[] };
     return (list.data ?? []).map((m) => m.id).filter((id): id is string => typeof id === 'string');

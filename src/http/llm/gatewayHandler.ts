@@ -6,6 +6,7 @@ import { loggablePath, type Logger } from '../../lib/logger';
 import { UnpricedModel, UpstreamNotReached, type GatewayCaller, type ModelGateway } from '../../llm/modelGateway';
 import { fromUpstream, JsonUsageMeter, nothingCharged, partialCharge, reservationCharge, tokensOfBytes, type CallEstimate, type Charge } from '../../llm/metering';
 import { SseUsageTap } from '../../llm/sseUsage';
+import { CallLimit } from '../../llm/callLimit';
 import { LimitExceeded, type Admission } from '../../llm/modelLimits';
 import { readJsonBody } from './jsonBody';
 import { OPENAI_ENDPOINTS, rebuildRequest, type OpenAiEndpoint } from './openAiRequest';
@@ -42,36 +43,13 @@ function openAiError(res: ServerResponse, status: number, type: string, code: st
   sendJson(res, status, { error: { message, type, code, ...(param !== undefined ? { param } : {}) } });
 }
 
-/**
- * One model call's end, whichever comes first: its deadline (CLAWLOOPS_LLM_TIMEOUT, one timer,
- * cleared when the call ends) or its client leaving. Either aborts the upstream request.
- */
-class CallLimit {
-  private readonly controller = new AbortController();
-  private readonly timer: NodeJS.Timeout;
-  ended: 'client' | 'timeout' | null = null;
-
-  constructor(res: ServerResponse, timeoutMs: number) {
-    this.timer = setTimeout(() => this.end('timeout'), timeoutMs);
-    this.timer.unref();
-    res.once('close', () => {
-      if (!res.writableFinished) this.end('client');
-    });
-  }
-
-  get signal(): AbortSignal {
-    return this.controller.signal;
-  }
-
-  private end(why: 'client' | 'timeout'): void {
-    if (this.ended) return;
-    this.ended = why;
-    this.controller.abort(new Error(why === 'client' ? 'the client disconnected' : 'the call timed out'));
-  }
-
-  clear(): void {
-    clearTimeout(this.timer);
-  }
+/** A call's limit, told when its client leaves before the answer was sent. */
+function limitFor(res: ServerResponse, timeoutMs: number): CallLimit {
+  const limit = new CallLimit(timeoutMs);
+  res.once('close', () => {
+    if (!res.writableFinished) limit.clientLeft();
+  });
+  return limit;
 }
 
 export interface GatewayHandlerDeps {
@@ -140,11 +118,11 @@ async function listModels(deps: GatewayHandlerDeps, res: ServerResponse): Promis
     sendJson(res, 200, { object: 'list', data: [] });
     return;
   }
-  const limit = new CallLimit(res, gateway.callTimeout().ms);
+  const limit = limitFor(res, gateway.callTimeout().ms);
   try {
     let upstream: IncomingMessage;
     try {
-      upstream = await gateway.forward({ method: 'GET', path: '/models', body: null, signal: limit.signal });
+      upstream = await gateway.forward({ method: 'GET', path: '/models', body: null, limit });
     } catch (err) {
       openAiError(res, 502, 'api_error', 'upstream_unreachable', `The model service could not be reached: ${(err as Error).message}`);
       return;
@@ -258,7 +236,7 @@ function withoutUsage(r: Relay, httpStatus: number, completionTokens: number): C
 async function relay(r: Relay): Promise<void> {
   const started = r.clock.now();
   const timeout = r.gateway.callTimeout();
-  const limit = new CallLimit(r.res, timeout.ms);
+  const limit = limitFor(r.res, timeout.ms);
   const timeoutMessage = `The model service did not finish answering within ${timeout.describe} (CLAWLOOPS_LLM_TIMEOUT).`;
   let status: UsageStatus = 'ok';
   let httpStatus: number | null = null;
@@ -266,7 +244,7 @@ async function relay(r: Relay): Promise<void> {
   try {
     let upstream: IncomingMessage;
     try {
-      upstream = await r.gateway.forward({ method: 'POST', path: r.endpoint, body: r.body, signal: limit.signal });
+      upstream = await r.gateway.forward({ method: 'POST', path: r.endpoint, body: r.body, limit });
     } catch (err) {
       if (limit.ended === 'client') status = 'aborted';
       else if (limit.ended === 'timeout') {

@@ -1,5 +1,5 @@
 import type { IncomingMessage } from 'node:http';
-import type { Readable } from 'node:stream';
+import type { Readable, Transform } from 'node:stream';
 import zlib from 'node:zlib';
 
 export type JsonBodyRead = { ok: true; value: unknown } | { ok: false; error: 'too_large' | 'invalid_json' | 'unsupported_encoding' | 'aborted' };
@@ -15,14 +15,16 @@ export function readJsonBody(req: IncomingMessage, limit: number): Promise<JsonB
   const encoding = (req.headers['content-encoding'] ?? 'identity').toLowerCase();
   const charset = /;\s*charset=["']?([^"';\s]+)/i.exec(req.headers['content-type'] ?? '')?.[1]?.toLowerCase();
   if (charset !== undefined && !charset.startsWith('utf-')) return refuse(req, 'unsupported_encoding');
-  let source: Readable = req;
-  if (encoding === 'gzip' || encoding === 'x-gzip') source = req.pipe(zlib.createGunzip());
-  else if (encoding === 'deflate') source = req.pipe(zlib.createInflate());
+  let inflate: Transform | null = null;
+  if (encoding === 'gzip' || encoding === 'x-gzip') inflate = zlib.createGunzip();
+  else if (encoding === 'deflate') inflate = zlib.createInflate();
   else if (encoding !== 'identity') return refuse(req, 'unsupported_encoding');
   else {
     const declared = Number(req.headers['content-length'] ?? NaN);
     if (declared > limit) return refuse(req, 'too_large');
   }
+
+  const source: Readable = inflate ? req.pipe(inflate) : req;
 
   return new Promise((resolve) => {
     const chunks: Buffer[] = [];
@@ -33,7 +35,11 @@ export function readJsonBody(req: IncomingMessage, limit: number): Promise<JsonB
       settled = true;
       source.off('data', onData);
       if (!result.ok && result.error !== 'aborted') {
-        if (source !== req) source.destroy();
+        if (inflate) {
+          req.unpipe(inflate);
+          inflate.destroy();
+        }
+        // The rest of the body is read and dropped: the client gets its answer, not a reset.
         req.resume();
       }
       resolve(result);
@@ -44,7 +50,8 @@ export function readJsonBody(req: IncomingMessage, limit: number): Promise<JsonB
       chunks.push(chunk);
     };
     source.on('data', onData);
-    source.once('error', () => settle(source === req ? { ok: false, error: 'aborted' } : { ok: false, error: 'invalid_json' }));
+    // `on`, not `once`: a decompressor can fail again after the first failure was answered.
+    source.on('error', () => settle(source === req ? { ok: false, error: 'aborted' } : { ok: false, error: 'invalid_json' }));
     req.once('close', () => {
       if (!req.complete) settle({ ok: false, error: 'aborted' });
     });

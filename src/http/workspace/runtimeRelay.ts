@@ -93,7 +93,10 @@ const UNREACHABLE_MESSAGE = 'The workspace did not answer; it may be restarting.
  */
 export function relayRequest(req: IncomingMessage, res: ServerResponse, target: RuntimeTarget, headers: OutgoingHttpHeaders, options: RelayOptions): void {
   const upstream = http.request({ host: target.host, port: target.port, method: req.method, path: req.url, headers, agent: options.agent });
+  let clientGone = false;
   const fail = (err: Error) => {
+    // Cut because the client left (or its session ended): nothing failed, nobody to tell.
+    if (clientGone) return;
     options.onError(err);
     if (!res.headersSent) sendJsonError(res, 502, 'RUNTIME_UNREACHABLE', UNREACHABLE_MESSAGE);
     else res.destroy();
@@ -108,7 +111,9 @@ export function relayRequest(req: IncomingMessage, res: ServerResponse, target: 
     answer.pipe(res);
   });
   res.on('close', () => {
-    if (!res.writableFinished) upstream.destroy();
+    if (res.writableFinished) return;
+    clientGone = true;
+    upstream.destroy();
   });
   req.pipe(upstream);
 }
