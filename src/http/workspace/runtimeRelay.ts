@@ -139,12 +139,14 @@ export function relayUpgrade(
   const { onError } = options;
   const upstream = http.request({ host: target.host, port: target.port, method: req.method, path: req.url, headers, agent: false });
   upstream.on('error', (err) => {
-    onError(err);
+    // A browser that left first is no proxy error.
+    if (!socket.destroyed) onError(err);
     socket.destroy();
   });
   upstream.on('response', (answer) => {
-    // The runtime answered the handshake without upgrading: pass its answer on, then hang up.
-    socket.write(headBlock(`HTTP/1.1 ${answer.statusCode ?? 502} ${answer.statusMessage ?? ''}`, answer.rawHeaders));
+    // The runtime answered the handshake without upgrading: pass its answer on, delimited by
+    // the end of the connection (its own framing was undone in reading it), then hang up.
+    socket.write(headBlock(`HTTP/1.1 ${answer.statusCode ?? 502} ${answer.statusMessage ?? ''}`, [...responseHeaders(answer.rawHeaders), 'Connection', 'close']));
     answer.pipe(socket);
   });
   upstream.on('upgrade', (answer, runtimeSocket, runtimeHead) => {
