@@ -9,8 +9,8 @@
  *
  *   the paths, all POST …/chat/completions with the same body and headers:
  *     direct      the test upstream itself (/v1/chat/completions):                       THE baseline
- *     gateway     the control plane's /llm/v1 with `Authorization: Bearer <runtime key>` (Express,
- *                 the key lookup, the limiter, body parse/re-serialise, the upstream call over a
+ *     gateway     the control plane's /llm/v1 with `Authorization: Bearer <runtime key>` (the
+ *                 node:http front door, the kept key, the limiter, body parse/re-serialise, the upstream call over a
  *                 keep-alive agent, the streaming usage tap, a ledger row per call)
  *     bare relay  context: a plain node:http server in this process that forwards the body with
  *                 http.request over a keep-alive agent and pipes the answer back (no Express, no
@@ -633,7 +633,7 @@ async function startGateway(upstreamPort: number, instance: string): Promise<Gat
         return (admit.value as ModelLimiter['admit']).apply(this, args);
       },
     });
-    const server = platform.app.listen(0, '127.0.0.1');
+    const server = http.createServer(platform.app).listen(0, '127.0.0.1');
     await new Promise<void>((resolve, reject) => {
       server.once('listening', resolve);
       server.once('error', reject);
@@ -979,9 +979,8 @@ async function ledgerPart(s: Setup, part1: Part1): Promise<void> {
   console.log(
     [
       `Where the gateway's ${usFmt(part1.gatewayCpuUs)} per request went in part 1: ${usFmt(part1.relayCpuUs)} any Node hop (HTTP parse, upstream request, pipe back), ${usFmt(measuredPieces)} the pieces`,
-      `marked above (ledger in a hot loop, key, limiter at part 1's mean list length, body JSON, log line), ${usFmt(rest)} the rest (Express: the app's middleware ahead of`,
-      '/llm/v1, the router, body-parser; request id and child logger; response headers; AbortSignal.any + timeout per upstream call; the stream',
-      'pipeline; garbage collection).',
+      `marked above (ledger in a hot loop, key, limiter at part 1's mean list length, body JSON, log line), ${usFmt(rest)} the rest (the front door's dispatch, the`,
+      'body reader, response headers, the call\'s timer and abort controller, the stream pipeline, garbage collection).',
     ].join('\n'),
   );
 

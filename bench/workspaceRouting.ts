@@ -7,8 +7,9 @@
  *   GET /__standin/bytes?n=300 (a small answer) and ?n=1048576 (1 MiB):
  *     direct      the runtime's bridge address :18789, no Host trickery:             THE baseline
  *     router      the control plane at 127.0.0.1:<port> with Host alice.localhost:<port> and the
- *                 `clawloops_ws` cookie (Express, the access decision, http-proxy-middleware)
- *     bare proxy  context: http-proxy (the library under http-proxy-middleware) on a plain
+ *                 `clawloops_ws` cookie (the node:http front door, the kept access decision and
+ *                 route, the control plane's relay; Express is not on this path)
+ *     bare proxy  context: http-proxy (a general-purpose proxy library) on a plain
  *                 node:http server in this process, no Express, no access decision, same agent
  *     - sequential latency: one keep-alive connection per path, requests alternating between
  *       the paths; p50/p95/p99 and the p50 added to direct (target: ≤ 2 ms)

@@ -1,6 +1,5 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import type { Express } from 'express';
 import type { AppConfig } from './config';
 import { openDatabase, type Db } from './db/database';
 import { migrate } from './db/migrations';
@@ -30,9 +29,14 @@ import { sqliteTransactor } from './domain/transactor';
 import { UserAdminService } from './domain/userAdminService';
 import { UserFactory } from './domain/userFactory';
 import { createApp, type WorkspaceUpgrade } from './http/app';
+import type { RequestListener } from './http/frontDoor';
+import { RuntimeRouteCache } from './http/workspace/runtimeRoutes';
+import { sqliteDataVersion } from './db/dataVersion';
+import { ExternalChanges } from './lib/externalChanges';
 import { WorkspaceAccessRepository } from './db/repositories/workspaceAccessRepository';
 import { WorkspaceAddresses } from './domain/workspaceAddresses';
 import { WorkspaceGatekeeper } from './domain/workspaceGatekeeper';
+import { CachedWorkspaceAuthenticator } from './domain/workspaceAccessCache';
 import { WorkspaceSessionService } from './domain/workspaceSessions';
 import { EventStreams } from './http/sse';
 import { LiveConnections } from './http/liveConnections';
@@ -54,6 +58,7 @@ import { UsageRepository } from './db/repositories/usageRepository';
 import { UsageLedger } from './llm/usageLedger';
 import type { LlmSettings } from './llm/llmSettings';
 import { ModelGateway } from './llm/modelGateway';
+import { GatewayCallerCache } from './llm/callerCache';
 import { ModelLimiter } from './llm/modelLimits';
 import { ModelCatalog } from './llm/modelCatalog';
 import { ModelRepository } from './db/repositories/modelRepository';
@@ -85,7 +90,8 @@ export interface PlatformOverrides {
 }
 
 export interface Platform {
-  app: Express;
+  /** The HTTP server's request listener (http.createServer(platform.app)): the front door, Express behind it. */
+  app: RequestListener;
   db: Db;
   setup: SetupService;
   users: UserAdminService;
@@ -164,7 +170,10 @@ export function buildPlatform(config: AppConfig, logger: Logger, overrides: Plat
     overrides.runtimeProvisioner ?? new DockerRuntimeProvisioner(runtimeBackend, runtimeSettings, logger.child({ component: 'runtimes' }));
   const addresses = new WorkspaceAddresses(runtimeSettings.addressing);
   const workspaceSessions = new WorkspaceSessionService(new WorkspaceAccessRepository(db), userRepo, sessions, clock);
-  const gatekeeper = new WorkspaceGatekeeper(addresses, workspaceSessions, config.secureCookies);
+  // Caches on the hot paths drop what they hold when another process (the admin CLI) wrote.
+  const externalChanges = new ExternalChanges(sqliteDataVersion(db));
+  const workspaceAccess = new CachedWorkspaceAuthenticator(workspaceSessions, sessions, clock, externalChanges);
+  const gatekeeper = new WorkspaceGatekeeper(addresses, workspaceSessions, config.secureCookies, workspaceAccess);
   // A stopped (or stopping, re-created, deleted) runtime ends its owner's workspace sessions:
   // the next visit goes through the platform again.
   runtimeHub.subscribeLaunched((operation) => {
@@ -191,12 +200,20 @@ export function buildPlatform(config: AppConfig, logger: Logger, overrides: Plat
     settings: runtimeSettings,
   });
   const accountHooks = new AccountRuntimeHooks({ manager: runtimes, provisioner, audit, logger: logger.child({ component: 'runtimes' }) });
+  // What the hot paths keep about a user goes with the account, before the hooks return.
+  const forgetUserEverywhere = (userId: string): void => {
+    workspaceAccess.forgetUser(userId);
+    routes.forget(userId);
+    callers.forgetUser(userId);
+  };
   const users = new UserAdminService(userRepo, factory, signedInHasher, sessions, audit, transact, clock, {
     onUserDisabled: (user) => {
       workspaceSessions.revokeForUser(user.id);
+      forgetUserEverywhere(user.id);
       accountHooks.userDisabled(user.id);
     },
     onUserDeleted: (user) => {
+      forgetUserEverywhere(user.id);
       accountHooks.userDeleted(user.id, user.username).catch((err: unknown) => {
         logger.error({ userId: user.id, err: (err as Error).message }, 'removing the runtime of a deleted user failed: its container and network go at the next start-up sweep, its data volume must be removed by hand');
       });
@@ -230,7 +247,18 @@ export function buildPlatform(config: AppConfig, logger: Logger, overrides: Plat
   const ledger = new UsageLedger(new UsageRepository(db), logger.child({ component: 'llm' }));
   const limiter = new ModelLimiter({ defaults: llmSettings.limits, overrides: new LimitsRepository(db), usage: ledger, clock });
   const catalog = new ModelCatalog({ repository: new ModelRepository(db), runtime: runtimeSettings, audit, transact, clock });
+  const callers = new GatewayCallerCache(
+    {
+      subscribeLaunched: (listener) => runtimeHub.subscribeLaunched(listener),
+      subscribe: (runtimeId, listener) => runtimeHub.subscribe(runtimeId, listener),
+    },
+    externalChanges,
+  );
+  // A disabled owner's keys stop working at once (the runtime's stop comes after).
+  workspaceSessions.onRevoked((userId) => callers.forgetUser(userId));
+  sessions.onEnded((ended) => callers.forgetUser(ended.userId));
   const gateway = new ModelGateway({
+    callers,
     catalog,
     runtimes: runtimeRepo,
     usage: ledger,
@@ -247,6 +275,15 @@ export function buildPlatform(config: AppConfig, logger: Logger, overrides: Plat
   sessions.onEnded((ended) => connections.endSessions(ended.sessionIds));
   workspaceSessions.onRevoked((userId) => connections.endProxiedOf(userId));
   const streams = new EventStreams(connections);
+  const routes = new RuntimeRouteCache(
+    {
+      routeForUser: (userId) => runtimes.routeForUser(userId),
+      subscribeLaunched: (listener) => runtimeHub.subscribeLaunched(listener),
+      subscribe: (runtimeId, listener) => runtimeHub.subscribe(runtimeId, listener),
+    },
+    externalChanges,
+  );
+  workspaceSessions.onRevoked((userId) => routes.forget(userId));
   const app = createApp(
     {
       publicUrl: config.publicUrl,
@@ -258,14 +295,18 @@ export function buildPlatform(config: AppConfig, logger: Logger, overrides: Plat
       llmBodyLimitBytes: llmSettings.bodyLimitBytes,
       webRoot: overrides.webRoot === undefined ? path.resolve(__dirname, '..', 'web', 'dist') : overrides.webRoot,
     },
-    { logger, clock, readiness, sessions, auth, setup, invitations, users, audit, runtimes, runtimeHub, streams, connections, settings, workspaceSessions, gatekeeper, addresses, files, spool, gateway, limiter, catalog },
+    { logger, clock, readiness, sessions, auth, setup, invitations, users, audit, runtimes, runtimeHub, streams, connections, settings, workspaceSessions, gatekeeper, addresses, routes, files, spool, gateway, limiter, catalog },
   );
 
   return {
-    app: app.express,
+    app: app.handler,
     upgrade: app.upgrade,
     closeWorkspaceSockets: app.closeWorkspaceSockets,
-    sweepOpenConnections: () => connections.endSessions(connections.sessionIds().filter((id) => sessions.liveSession(id) === null)),
+    sweepOpenConnections: () => {
+      const gone = connections.sessionIds().filter((id) => sessions.liveSession(id) === null);
+      workspaceAccess.forgetPlatformSessions(gone);
+      return connections.endSessions(gone);
+    },
     workspaceSessions,
     files,
     volumes,

@@ -1,4 +1,4 @@
-import type { Server } from 'node:http';
+import http, { type Server } from 'node:http';
 import type { AppConfig } from './config';
 import type { Logger } from './lib/logger';
 import { buildPlatform, type Platform, type PlatformOverrides } from './platform';
@@ -37,7 +37,7 @@ export async function startServer(config: AppConfig, logger: Logger, overrides: 
   const connectionSweep = setInterval(() => platform.sweepOpenConnections(), OPEN_CONNECTIONS_SWEEP_MS);
   connectionSweep.unref();
 
-  const server = platform.app.listen(config.port, config.host);
+  const server = http.createServer(platform.app).listen(config.port, config.host);
   server.on('upgrade', platform.upgrade);
   if (config.runtime.addressing.mode === 'path') {
     logger.warn(

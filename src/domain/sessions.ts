@@ -112,6 +112,11 @@ export class SessionService {
     return session;
   }
 
+  /** When a session read just now ends if nothing touches it: its expiry or its idle timeout, whichever comes first. */
+  deadlineOf(session: Session): number {
+    return Math.min(session.expiresAt, session.lastSeenAt + this.policy.idleTimeoutMs);
+  }
+
   listForUser(userId: string): Session[] {
     const now = this.clock.now();
     return this.sessions

@@ -2,6 +2,7 @@ import type { User } from '../db/repositories/userRepository';
 import { cookieValues } from '../lib/cookies';
 import { hashSecret, newSecret } from '../lib/secrets';
 import { RESERVED_PREFIX, safeInnerPath, type WorkspaceAddresses } from './workspaceAddresses';
+import type { WorkspaceAuthenticator } from './workspaceAccessCache';
 import type { WorkspaceSessionService } from './workspaceSessions';
 
 export const WORKSPACE_COOKIE = 'clawloops_ws';
@@ -67,6 +68,8 @@ export class WorkspaceGatekeeper {
     private readonly addresses: WorkspaceAddresses,
     private readonly workspaceSessions: WorkspaceSessionService,
     private readonly secureCookies: boolean,
+    /** Checks workspace cookies; the platform passes its cache of answers (workspaceAccessCache.ts). */
+    private readonly authenticator: WorkspaceAuthenticator = workspaceSessions,
   ) {
     const prefix = secureCookies && addresses.mode === 'host' ? '__Host-' : '';
     this.cookieNames = { session: `${prefix}${WORKSPACE_COOKIE}`, bind: `${prefix}${WORKSPACE_BIND_COOKIE}` };
@@ -81,18 +84,19 @@ export class WorkspaceGatekeeper {
     const { username } = target;
     const innerPath = `${target.innerPath}${queryAt === -1 ? '' : request.uri.slice(queryAt)}`;
     const reserved = target.innerPath.startsWith(RESERVED_PREFIX) ? target.innerPath.slice(RESERVED_PREFIX.length) : null;
-    const reopen = this.signInUrl(username, '/');
+    // Built only for a refusal: an allowed request (nearly all of them) never needs it.
+    const reopen = (): string => this.signInUrl(username, '/');
 
-    const query = new URLSearchParams(queryAt === -1 ? '' : request.uri.slice(queryAt + 1));
+    const query = (): URLSearchParams => new URLSearchParams(queryAt === -1 ? '' : request.uri.slice(queryAt + 1));
     if (reserved === 'redeem') {
       if (request.method !== 'GET' && request.method !== 'HEAD') {
-        return { kind: 'denied', status: 403, code: 'TICKET_METHOD', message: 'A sign-in link is opened with GET.', retryUrl: reopen };
+        return { kind: 'denied', status: 403, code: 'TICKET_METHOD', message: 'A sign-in link is opened with GET.', retryUrl: reopen() };
       }
       // Only the browser that started this sign-in holds the cookie the ticket was bound to: a
       // ticket someone else obtained cannot log this browser into their workspace.
       const binding = cookieValues(request.cookieHeader, this.cookieNames.bind, 2);
-      const result = this.workspaceSessions.redeem(query.get('ticket') ?? '', username, binding.length === 1 ? (binding[0] ?? null) : null);
-      if (!result.ok) return { kind: 'denied', status: 403, code: result.code, message: result.message, retryUrl: reopen };
+      const result = this.workspaceSessions.redeem(query().get('ticket') ?? '', username, binding.length === 1 ? (binding[0] ?? null) : null);
+      if (!result.ok) return { kind: 'denied', status: 403, code: result.code, message: result.message, retryUrl: reopen() };
       return {
         kind: 'redeemed',
         user: result.user,
@@ -105,14 +109,14 @@ export class WorkspaceGatekeeper {
     }
     if (reserved === 'login') {
       if (request.method !== 'GET' && request.method !== 'HEAD') {
-        return { kind: 'denied', status: 403, code: 'SIGN_IN_METHOD', message: 'Sign-in starts with GET.', retryUrl: reopen };
+        return { kind: 'denied', status: 403, code: 'SIGN_IN_METHOD', message: 'Sign-in starts with GET.', retryUrl: reopen() };
       }
-      return this.startSignIn(username, query.get('next') ?? '/');
+      return this.startSignIn(username, query().get('next') ?? '/');
     }
 
     let otherOwner: User | null = null;
     for (const token of cookieValues(request.cookieHeader, this.cookieNames.session)) {
-      const identity = this.workspaceSessions.authenticate(token);
+      const identity = this.authenticator.authenticate(token);
       if (!identity) continue;
       if (identity.user.username === username) {
         // A page on another origin (another workspace, anything the agent put online) must not
@@ -141,7 +145,7 @@ export class WorkspaceGatekeeper {
       };
     }
     if (request.navigation) return this.startSignIn(username, reserved === null ? innerPath : '/');
-    return { kind: 'denied', status: 401, code: 'WORKSPACE_SIGN_IN_REQUIRED', message: 'Open this workspace from the platform to sign in.', retryUrl: reopen };
+    return { kind: 'denied', status: 401, code: 'WORKSPACE_SIGN_IN_REQUIRED', message: 'Open this workspace from the platform to sign in.', retryUrl: reopen() };
   }
 
   /**

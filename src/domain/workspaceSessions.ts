@@ -3,6 +3,7 @@ import type { WorkspaceAccessRepository, WorkspaceSession } from '../db/reposito
 import type { User, UserRepository } from '../db/repositories/userRepository';
 import type { Clock } from '../lib/clock';
 import { constantTimeEqual, hashSecret, newId, newSecret, SECRET_PATTERN } from '../lib/secrets';
+import type { Session } from '../db/repositories/sessionRepository';
 import type { AuthenticatedSession, SessionService } from './sessions';
 
 /** A ticket is a credential in a URL: it must be worthless a minute later and after one use. */
@@ -18,6 +19,8 @@ export type RedeemResult =
 export interface WorkspaceIdentity {
   user: User;
   session: WorkspaceSession;
+  /** The platform session it derives from, as just read (its deadlines bound how long this may be trusted). */
+  platformSession: Session;
 }
 
 /**
@@ -113,7 +116,8 @@ export class WorkspaceSessionService {
     }
     // Work in the workspace is activity on the platform session too, and the platform session
     // ending (sign-out, idle timeout, "sign out everywhere") ends this one.
-    if (!this.sessions.liveSession(session.sessionId, now - session.lastSeenAt >= TOUCH_INTERVAL_MS)) {
+    const platformSession = this.sessions.liveSession(session.sessionId, now - session.lastSeenAt >= TOUCH_INTERVAL_MS);
+    if (!platformSession) {
       this.repository.deleteSession(session.id);
       return null;
     }
@@ -123,7 +127,7 @@ export class WorkspaceSessionService {
       this.repository.touchSession(session.id, now);
       session.lastSeenAt = now;
     }
-    return { user, session };
+    return { user, session, platformSession };
   }
 
   /** Ends every workspace session of a user (runtime stopped, account disabled). */

@@ -35,7 +35,8 @@ import { adminFilesRouter, ownFilesRouter } from './routes/files';
 import type { SpoolSpace } from '../files/spoolSpace';
 import type { WorkspaceFiles } from '../files/workspaceFiles';
 import type { ModelGateway } from '../llm/modelGateway';
-import { gatewayRouter, LLM_PREFIX } from './llm/gatewayRouter';
+import { gatewayHandler } from './llm/gatewayHandler';
+import { frontDoor, type RequestListener } from './frontDoor';
 import { usageRouter } from './routes/usage';
 import { adminModelLimitsRoutes } from './routes/adminModelLimits';
 import { adminUsageRoutes } from './routes/adminUsage';
@@ -49,6 +50,7 @@ import type { RouterMode } from '../runtime/runtimeSettings';
 import { forwardAuthHandler, FORWARD_AUTH_PATH } from './workspace/forwardAuth';
 import { workspaceOpenHandler, WORKSPACE_OPEN_PATH } from './workspace/workspaceOpen';
 import { createWorkspaceRouter } from './workspace/workspaceRouter';
+import type { RuntimeRouteCache } from './workspace/runtimeRoutes';
 
 export interface HttpConfig {
   publicUrl: string;
@@ -80,6 +82,7 @@ export interface HttpServices {
   workspaceSessions: WorkspaceSessionService;
   gatekeeper: WorkspaceGatekeeper;
   addresses: WorkspaceAddresses;
+  routes: RuntimeRouteCache;
   files: WorkspaceFiles;
   spool: SpoolSpace;
   gateway: ModelGateway;
@@ -90,6 +93,8 @@ export interface HttpServices {
 export type WorkspaceUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer) => void;
 
 export interface HttpApp {
+  /** The HTTP server's request listener: the front door, with Express behind it. */
+  handler: RequestListener;
   express: Express;
   upgrade: WorkspaceUpgrade;
   closeWorkspaceSockets(): void;
@@ -104,21 +109,21 @@ export function createApp(config: HttpConfig, services: HttpServices): HttpApp {
   const cookies = { secure: config.secureCookies, maxAgeMs: services.sessions.maxAgeMs, host: new URL(config.publicOrigin).hostname };
   const runtimeDeps = { manager: services.runtimes, hub: services.runtimeHub, streams: services.streams };
 
-  app.use(requestContext(services.logger));
-  // Workspace hosts (or /w/<user>/ paths) first: none of the platform's routes apply to them.
+  // Workspace hosts (or /w/<user>/ paths) are answered in front of Express (frontDoor.ts); only
+  // their reserved endpoints (status, start, events), already decided, come in here.
   const workspaces = createWorkspaceRouter({
     ...runtimeDeps,
     gatekeeper: services.gatekeeper,
     addresses: services.addresses,
+    routes: services.routes,
     connections: services.connections,
     mode: config.router,
     platformOrigin: config.publicOrigin,
     logger: services.logger.child({ component: 'workspace-router' }),
   });
-  app.use(workspaces.handle);
+  app.use(requestContext(services.logger));
+  app.use(workspaces.reserved);
   app.use(healthRouter(services.readiness));
-  // Runtimes call the model gateway with their own key: no cookies, no origin check.
-  app.use(LLM_PREFIX, gatewayRouter({ gateway: services.gateway, clock: services.clock, logger: services.logger.child({ component: 'model-gateway' }), bodyLimitBytes: config.llmBodyLimitBytes }));
   app.all(FORWARD_AUTH_PATH, forwardAuthHandler({ gatekeeper: services.gatekeeper, manager: services.runtimes, logger: services.logger }));
   app.get(
     WORKSPACE_OPEN_PATH,
@@ -186,5 +191,8 @@ export function createApp(config: HttpConfig, services: HttpServices): HttpApp {
 
   app.use(notFoundHandler);
   app.use(errorHandler);
-  return { express: app, upgrade: workspaces.upgrade, closeWorkspaceSockets: workspaces.closeAll };
+  // Runtimes call the model gateway with their own key: no cookies, no origin check.
+  const gateway = gatewayHandler({ gateway: services.gateway, clock: services.clock, logger: services.logger.child({ component: 'model-gateway' }), bodyLimitBytes: config.llmBodyLimitBytes });
+  const handler = frontDoor({ workspaces, gateway, platform: app, logger: services.logger });
+  return { handler, express: app, upgrade: workspaces.upgrade, closeWorkspaceSockets: workspaces.closeAll };
 }

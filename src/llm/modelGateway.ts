@@ -10,6 +10,8 @@ import type { Admission, ModelLimiter } from './modelLimits';
 import type { ModelCatalog } from './modelCatalog';
 import type { CallEstimate, Charge } from './metering';
 import type { UsageLedger } from './usageLedger';
+import type { GatewayCache, GatewayCaller } from './callerCache';
+import { CallLimit } from './callLimit';
 
 /**
  * The caller's spending is capped in US dollars and the model has no price: its calls could not be
@@ -40,21 +42,25 @@ export class UpstreamNotReached extends Error {
   }
 }
 
-/** Who is calling: the runtime a key was made for, and its owner. */
-export interface GatewayCaller {
-  userId: string;
-  username: string;
-  runtimeId: string;
-}
+export type { GatewayCaller };
 
 export interface UpstreamRequest {
   method: 'GET' | 'POST';
   /** Below the upstream's base URL, e.g. `/chat/completions`. */
   path: string;
   body: Buffer | null;
-  signal: AbortSignal;
-  /** Ends the call when it fires; the configured timeout when absent. */
-  deadline?: AbortSignal;
+  /** Ends the call: its deadline (callTimeout) and its client's departure. */
+  limit: CallLimit;
+}
+
+/** The upstream's base URL, parsed once rather than per call. */
+interface UpstreamTarget {
+  url: string;
+  client: typeof http | typeof https;
+  hostname: string;
+  port: string;
+  /** The base URL's path without its trailing slash, e.g. `/v1`. */
+  basePath: string;
 }
 
 export interface OwnUsage {
@@ -72,10 +78,11 @@ export interface OwnUsage {
 /**
  * The model gateway's domain side: which runtime a key belongs to, which models it may use, the
  * call to the upstream, and the ledger. HTTP framing (OpenAI's error shape, streaming) lives in
- * http/llm/gatewayRouter.ts.
+ * http/llm/gatewayHandler.ts.
  */
 export class ModelGateway {
   private readonly agent: http.Agent;
+  private target: UpstreamTarget | null = null;
 
   constructor(
     private readonly deps: {
@@ -86,6 +93,8 @@ export class ModelGateway {
       onActivity: (runtimeId: string) => void;
       limiter: ModelLimiter;
       catalog: ModelCatalog;
+      /** Keys already checked; without one, every call reads its runtime's row. */
+      callers?: GatewayCache;
     },
   ) {
     const upstream = deps.settings.upstreamUrl;
@@ -101,10 +110,18 @@ export class ModelGateway {
   authenticate(authorization: string | undefined): GatewayCaller | null {
     const match = /^Bearer\s+(\S{16,512})$/i.exec(authorization ?? '');
     if (!match?.[1]) return null;
-    const runtime = this.deps.runtimes.findByModelKeyHash(hashSecret(match[1]));
+    const keyHash = hashSecret(match[1]);
+    const known = this.deps.callers?.get(keyHash);
+    if (known) {
+      this.deps.onActivity(known.runtimeId);
+      return known;
+    }
+    const runtime = this.deps.runtimes.findByModelKeyHash(keyHash);
     if (!runtime || runtime.userStatus !== 'active' || runtime.containerId === null) return null;
     this.deps.onActivity(runtime.id);
-    return { userId: runtime.userId, username: runtime.username, runtimeId: runtime.id };
+    const caller: GatewayCaller = { userId: runtime.userId, username: runtime.username, runtimeId: runtime.id };
+    this.deps.callers?.remember(keyHash, caller);
+    return caller;
   }
 
   allows(model: string): boolean {
@@ -132,30 +149,49 @@ export class ModelGateway {
 
   /**
    * A call's time limit (CLAWLOOPS_LLM_TIMEOUT), covering the whole answer, streamed or not. The
-   * caller holds it to tell a timeout from an upstream failure.
+   * caller runs one timer per call on it, cleared when the call ends.
    */
-  deadline(): { signal: AbortSignal; describe: string } {
+  callTimeout(): { ms: number; describe: string } {
     const { timeoutMs } = this.deps.settings;
-    return { signal: AbortSignal.timeout(timeoutMs), describe: formatDuration(timeoutMs) };
+    return { ms: timeoutMs, describe: formatDuration(timeoutMs) };
+  }
+
+  private upstreamTarget(): UpstreamTarget | null {
+    const { upstreamUrl } = this.deps.settings;
+    if (!upstreamUrl) return null;
+    if (this.target?.url !== upstreamUrl) {
+      const url = new URL(upstreamUrl);
+      this.target = {
+        url: upstreamUrl,
+        client: url.protocol === 'https:' ? https : http,
+        hostname: url.hostname.replace(/^\[|\]$/g, ''),
+        port: url.port,
+        basePath: url.pathname.replace(/\/$/, ''),
+      };
+    }
+    return this.target;
   }
 
   /** Sends a request upstream with the upstream's credentials; resolves with its response head. */
   forward(request: UpstreamRequest): Promise<http.IncomingMessage> {
-    const { upstreamUrl, upstreamKey, timeoutMs } = this.deps.settings;
-    if (!upstreamUrl) return Promise.reject(new Error('no upstream is configured (CLAWLOOPS_LLM_UPSTREAM_URL)'));
-    const url = new URL(`${upstreamUrl}${request.path}`);
-    const client = url.protocol === 'https:' ? https : http;
+    const { upstreamKey } = this.deps.settings;
+    const target = this.upstreamTarget();
+    if (!target) return Promise.reject(new Error('no upstream is configured (CLAWLOOPS_LLM_UPSTREAM_URL)'));
     return new Promise((resolve, reject) => {
-      const req = client.request(url, {
+      const req = target.client.request({
+        hostname: target.hostname,
+        ...(target.port ? { port: target.port } : {}),
+        path: `${target.basePath}${request.path}`,
         method: request.method,
         agent: this.agent,
-        signal: AbortSignal.any([request.signal, request.deadline ?? AbortSignal.timeout(timeoutMs)]),
+        // A fresh object per call: nothing of the caller's request is in it.
         headers: {
           accept: 'application/json, text/event-stream',
           ...(upstreamKey ? { authorization: `Bearer ${upstreamKey}` } : {}),
           ...(request.body ? { 'content-type': 'application/json', 'content-length': String(request.body.length) } : {}),
         },
       });
+      request.limit.bind((reason) => req.destroy(reason));
       req.on('response', resolve);
       req.on('error', (err: NodeJS.ErrnoException) => {
         const code = err.code ?? '';
@@ -167,9 +203,15 @@ export class ModelGateway {
 
   /** The model ids the upstream offers (its /models), for the admin's catalog. */
   async upstreamModels(): Promise<string[]> {
-    const res = await this.forward({ method: 'GET', path: '/models', body: null, signal: AbortSignal.timeout(10_000) });
+    const limit = new CallLimit(10_000);
     const chunks: Buffer[] = [];
-    for await (const chunk of res as AsyncIterable<Buffer>) chunks.push(chunk);
+    let res: http.IncomingMessage;
+    try {
+      res = await this.forward({ method: 'GET', path: '/models', body: null, limit });
+      for await (const chunk of res as AsyncIterable<Buffer>) chunks.push(chunk);
+    } finally {
+      limit.clear();
+    }
     if ((res.statusCode ?? 500) >= 400) throw new Error(`the model service answered ${res.statusCode}`);
     const list = JSON.parse(Buffer.concat(chunks).toString('utf8')) as { data?: { id?: unknown }[] };
     return (list.data ?? []).map((m) => m.id).filter((id): id is string => typeof id === 'string');

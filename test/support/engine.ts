@@ -128,7 +128,7 @@ export interface Listening {
 }
 
 export async function listen(h: Harness): Promise<Listening> {
-  const server = h.platform.app.listen(0, '127.0.0.1');
+  const server = http.createServer(h.platform.app).listen(0, '127.0.0.1');
   await new Promise<void>((resolve) => server.once('listening', resolve));
   const { port } = server.address() as AddressInfo;
   return {

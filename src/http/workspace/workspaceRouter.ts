@@ -1,25 +1,26 @@
-import http, { type IncomingMessage } from 'node:http';
+import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
-import { createProxyMiddleware, type RequestHandler as ProxyHandler } from 'http-proxy-middleware';
 import { actorOf } from '../../domain/authService';
 import type { WorkspaceAddresses } from '../../domain/workspaceAddresses';
-import { WORKSPACE_BIND_COOKIE, WORKSPACE_COOKIE, type GateDecision, type WorkspaceGatekeeper } from '../../domain/workspaceGatekeeper';
+import type { GateDecision, WorkspaceGatekeeper } from '../../domain/workspaceGatekeeper';
 import { forbidden, notFound } from '../../lib/errors';
-import type { Logger } from '../../lib/logger';
-import { PROBE_CLIENT_ADDRESS } from '../../runtime/readinessProbe';
+import { loggablePath, type Logger } from '../../lib/logger';
 import type { RouterMode } from '../../runtime/runtimeSettings';
 import { originOf } from '../context';
 import type { LiveConnections } from '../liveConnections';
 import { streamRuntimeEvents, type RuntimeRouteDeps } from '../routes/runtime';
-import { SECURE_SESSION_COOKIE, SESSION_COOKIE } from '../sessionCookie';
 import { writeJsonError, writeUpgradeRefusal } from '../jsonError';
 import { isNavigation, sendRefusal } from './decisionResponses';
 import { sendWakePage } from './pages';
+import { relayRequest, relayUpgrade, runtimeRequestHeaders } from './runtimeRelay';
+import type { RuntimeRouteCache } from './runtimeRoutes';
 
 export interface WorkspaceRouterDeps extends RuntimeRouteDeps {
   gatekeeper: WorkspaceGatekeeper;
   addresses: WorkspaceAddresses;
+  /** Where each user's runtime answers (kept between requests, dropped on any change). */
+  routes: RuntimeRouteCache;
   /** Where proxied WebSockets and requests are registered, so the end of their session ends them. */
   connections: LiveConnections;
   /**
@@ -31,9 +32,18 @@ export interface WorkspaceRouterDeps extends RuntimeRouteDeps {
   logger: Logger;
 }
 
+/** A plain node:http handler that hands on what it does not answer. */
+export type Fallback = (req: IncomingMessage, res: ServerResponse) => void;
+
 export interface WorkspaceRouter {
-  /** Express middleware in front of the platform: handles every request addressed to a workspace. */
-  handle: RequestHandler;
+  /**
+   * In front of the platform, on node:http alone: answers every request addressed to a workspace
+   * (proxied, refused, wake page) and returns true; false for the platform's own requests. The
+   * workspace's reserved endpoints (status, start, events) are handed to `platform`, decided.
+   */
+  handle(req: IncomingMessage, res: ServerResponse, platform: Fallback): boolean;
+  /** Express middleware answering a workspace's reserved endpoints for requests `handle` decided. */
+  reserved: RequestHandler;
   /** For the HTTP server's `upgrade` event: WebSockets to workspaces (the platform has none). */
   upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void;
   /** Closes every proxied WebSocket and request (shutdown). */
@@ -42,69 +52,108 @@ export interface WorkspaceRouter {
 
 type Allowed = Extract<GateDecision, { kind: 'allow' }>;
 
-const TARGET = Symbol('clawloops.workspaceTarget');
-type Routed = IncomingMessage & { [TARGET]?: string };
+/** Requests `handle` let through to a reserved endpoint, with the decision that let them. */
+const DECIDED = new WeakMap<IncomingMessage, Allowed>();
 
-/** The control plane's own cookies, under every name they take: none of them is the runtime's business. */
-const OWN_COOKIES = new Set([SESSION_COOKIE, SECURE_SESSION_COOKIE, WORKSPACE_COOKIE, WORKSPACE_BIND_COOKIE, `__Host-${WORKSPACE_COOKIE}`, `__Host-${WORKSPACE_BIND_COOKIE}`]);
+const BARE_WORKSPACE_PATH = /^\/w\/([a-z0-9-]+)(\?.*)?$/;
 
-/** OpenClaw refuses loopback clients arriving through a trusted proxy; a local browser is reported as a stand-in address. */
-export function reportedClientAddress(remote: string | undefined): string {
-  if (!remote) return PROBE_CLIENT_ADDRESS;
-  const address = remote.startsWith('::ffff:') ? remote.slice(7) : remote;
-  return address === '::1' || address.startsWith('127.') ? PROBE_CLIENT_ADDRESS : address;
-}
-
-/**
- * The identity and forwarded headers a runtime sees are written here, never passed through:
- * OpenClaw trusts this proxy's X-Forwarded-User, so a client-sent copy must not survive. The
- * platform's own cookies stay behind too; OpenClaw's cookies pass.
- */
-export function rebuildForwardedHeaders(req: IncomingMessage, username: string, scheme: string): void {
-  const headers = req.headers;
-  for (const name of Object.keys(headers)) {
-    if (name.startsWith('x-forwarded-') || name === 'forwarded' || name === 'x-real-ip') delete headers[name];
-  }
-  headers['x-forwarded-user'] = username;
-  headers['x-forwarded-for'] = reportedClientAddress(req.socket.remoteAddress);
-  headers['x-forwarded-proto'] = scheme;
-  if (headers.host) headers['x-forwarded-host'] = headers.host;
-  if (headers.cookie) {
-    const kept = headers.cookie
-      .split(';')
-      .filter((part) => !OWN_COOKIES.has(part.slice(0, Math.max(0, part.indexOf('='))).trim()))
-      .join(';')
-      .trim();
-    if (kept) headers.cookie = kept;
-    else delete headers.cookie;
-  }
-}
+export { reportedClientAddress } from './runtimeRelay';
 
 export function createWorkspaceRouter(deps: WorkspaceRouterDeps): WorkspaceRouter {
-  const { gatekeeper, addresses, manager, logger, connections } = deps;
+  const { gatekeeper, addresses, manager, logger, connections, routes } = deps;
   const scheme = new URL(deps.platformOrigin).protocol.replace(/:$/, '');
+  // Keep-alive to runtimes: a proxied request should not pay a TCP handshake.
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 256 });
+  const onRelayError = (req: IncomingMessage) => (err: Error) => logger.warn({ err: err.message, path: loggablePath(req.url ?? '/') }, 'workspace proxy error');
 
-  const proxy: ProxyHandler = createProxyMiddleware<IncomingMessage>({
-    router: (req) => (req as Routed)[TARGET] ?? '',
-    changeOrigin: false,
-    xfwd: false,
-    // Long-lived streams (SSE, chat answers) must not be cut by a timer; the runtime ends them.
-    proxyTimeout: 0,
-    agent: new http.Agent({ keepAlive: true, maxSockets: 256 }),
-    ejectPlugins: true,
-    plugins: [
-      (server) => {
-        server.on('error', (err, req, res) => {
-          logger.warn({ err: err.message, url: req.url }, 'workspace proxy error');
-          if ('writeHead' in res) {
-            writeJsonError(res as http.ServerResponse, 502, 'RUNTIME_UNREACHABLE', 'The workspace did not answer; it may be restarting. Try again in a moment.');
-          } else (res as Duplex).destroy();
-        });
-      },
-    ],
-  });
+  /** Proxied traffic is logged at debug (a line per asset would drown the log); everything else as the platform logs. */
+  const logAnswer = (req: IncomingMessage, res: ServerResponse, proxied: boolean) => {
+    const level = res.statusCode >= 500 && !proxied ? 'warn' : proxied ? 'debug' : 'info';
+    if (!logger.isLevelEnabled(level)) return;
+    const started = process.hrtime.bigint();
+    res.once('finish', () => {
+      const ms = Number(process.hrtime.bigint() - started) / 1e6;
+      logger[level]({ method: req.method, host: req.headers.host?.slice(0, 200), path: loggablePath(req.url ?? '/'), status: res.statusCode, ms: Math.round(ms * 10) / 10, proxied }, 'workspace request');
+    });
+  };
 
-  const reservedEndpoint = (allowed: Allowed, req: Request, res: Response) => {
+  const decide = (req: IncomingMessage, upgrade: boolean): GateDecision =>
+    gatekeeper.decide({
+      host: req.headers.host,
+      uri: req.url ?? '/',
+      method: req.method ?? 'GET',
+      cookieHeader: req.headers.cookie,
+      origin: req.headers.origin,
+      upgrade,
+      navigation: !upgrade && isNavigation(req.method, req.headers.accept, req.headers.upgrade),
+    });
+
+  const handle = (req: IncomingMessage, res: ServerResponse, platform: Fallback): boolean => {
+    const url = req.url ?? '/';
+    // Path mode: `/w/alice` without its slash is outside both OpenClaw's base path and the
+    // runtime's route; send the browser to the workspace's root.
+    if (addresses.mode === 'path' && url.startsWith('/w/')) {
+      const bare = BARE_WORKSPACE_PATH.exec(url);
+      if (bare?.[1]) {
+        logAnswer(req, res, false);
+        res.statusCode = 308;
+        res.setHeader('Location', `${addresses.basePath(bare[1])}/${bare[2] ?? ''}`);
+        res.end();
+        return true;
+      }
+    }
+    let decision: GateDecision;
+    try {
+      decision = decide(req, false);
+    } catch (err) {
+      logger.error({ err: (err as Error).message }, 'workspace access decision failed');
+      writeJsonError(res, 503, 'ACCESS_CHECK_FAILED', 'The access check failed; try again.');
+      return true;
+    }
+    if (decision.kind === 'platform') return false;
+    if (decision.kind !== 'allow') {
+      logAnswer(req, res, false);
+      sendRefusal(req, res, decision);
+      return true;
+    }
+    if (decision.reserved !== null) {
+      DECIDED.set(req, decision);
+      platform(req, res);
+      return true;
+    }
+
+    const route = deps.mode === 'builtin' ? routes.routeFor(decision.user.id) : null;
+    if (route) {
+      logAnswer(req, res, true);
+      manager.touch(route.runtimeId);
+      // In flight until the answer is complete: the end of the session cuts it (a long answer, a stream).
+      const forget = connections.add({ userId: decision.user.id, sessionId: decision.platformSessionId, kind: 'proxied' }, () => {
+        req.destroy();
+        res.destroy();
+      });
+      res.once('close', forget);
+      relayRequest(req, res, route.target, runtimeRequestHeaders(req, decision.username, scheme, false), { agent, onError: onRelayError(req) });
+      return true;
+    }
+    logAnswer(req, res, false);
+    if (isNavigation(req.method, req.headers.accept, req.headers.upgrade)) {
+      sendWakePage(res, {
+        username: decision.username,
+        statusPath: addresses.reservedPath(decision.username, 'status'),
+        startPath: addresses.reservedPath(decision.username, 'start'),
+        eventsPath: addresses.reservedPath(decision.username, 'events'),
+        platformUrl: `${deps.platformOrigin}/`,
+      });
+      return true;
+    }
+    res.setHeader('Retry-After', '5');
+    writeJsonError(res, 503, 'WORKSPACE_NOT_RUNNING', 'This workspace is not running. Open it in the browser to start it.');
+    return true;
+  };
+
+  const reserved: RequestHandler = (req: Request, res: Response, next: NextFunction) => {
+    const allowed = DECIDED.get(req);
+    if (!allowed) return next();
     const { user, username } = allowed;
     switch (`${req.method} ${allowed.reserved}`) {
       case 'GET status':
@@ -126,53 +175,11 @@ export function createWorkspaceRouter(deps: WorkspaceRouterDeps): WorkspaceRoute
     }
   };
 
-  /** Points a request (or upgrade) at the owner's runtime: activity for idle stop, rebuilt identity headers, the target. */
-  const aimAtRuntime = (req: IncomingMessage, username: string, runtimeId: string, url: string) => {
-    manager.touch(runtimeId);
-    rebuildForwardedHeaders(req, username, scheme);
-    (req as Routed)[TARGET] = url;
-  };
-
-  const handle: RequestHandler = (req: Request, res: Response, next: NextFunction) => {
-    // Path mode: `/w/alice` without its slash is outside both OpenClaw's base path and the
-    // runtime's route; send the browser to the workspace's root.
-    const bare = addresses.mode === 'path' ? /^\/w\/([a-z0-9-]+)(\?.*)?$/.exec(req.url) : null;
-    if (bare?.[1]) return res.redirect(308, `${addresses.basePath(bare[1])}/${bare[2] ?? ''}`);
-    const navigation = isNavigation(req.method, req.headers.accept, req.headers.upgrade);
-    const decision = gatekeeper.decide({ host: req.headers.host, uri: req.url, method: req.method, cookieHeader: req.headers.cookie, origin: req.headers.origin, upgrade: false, navigation });
-    if (decision.kind === 'platform') return next();
-    if (decision.kind !== 'allow') return sendRefusal(req, res, decision);
-    if (decision.reserved !== null) return reservedEndpoint(decision, req, res);
-
-    const route = manager.routeForUser(decision.user.id);
-    if (route.url && route.runtimeId && deps.mode === 'builtin') {
-      aimAtRuntime(req, decision.username, route.runtimeId, route.url);
-      // In flight until the answer is complete: the end of the session cuts it (a long answer, a stream).
-      const forget = connections.add({ userId: decision.user.id, sessionId: decision.platformSessionId, kind: 'proxied' }, () => {
-        req.destroy();
-        res.destroy();
-      });
-      res.once('close', forget);
-      return void proxy(req, res, next);
-    }
-    if (navigation) {
-      return sendWakePage(res, {
-        username: decision.username,
-        statusPath: addresses.reservedPath(decision.username, 'status'),
-        startPath: addresses.reservedPath(decision.username, 'start'),
-        eventsPath: addresses.reservedPath(decision.username, 'events'),
-        platformUrl: `${deps.platformOrigin}/`,
-      });
-    }
-    res.setHeader('Retry-After', '5');
-    writeJsonError(res, 503, 'WORKSPACE_NOT_RUNNING', 'This workspace is not running. Open it in the browser to start it.');
-  };
-
   const upgrade = (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     socket.on('error', () => socket.destroy());
     let decision: GateDecision;
     try {
-      decision = gatekeeper.decide({ host: req.headers.host, uri: req.url ?? '/', method: req.method ?? 'GET', cookieHeader: req.headers.cookie, origin: req.headers.origin, upgrade: true, navigation: false });
+      decision = decide(req, true);
     } catch (err) {
       logger.error({ err: (err as Error).message }, 'workspace access decision failed');
       return writeUpgradeRefusal(socket, 503, 'ACCESS_CHECK_FAILED', 'The access check failed; try again.');
@@ -183,23 +190,25 @@ export function createWorkspaceRouter(deps: WorkspaceRouterDeps): WorkspaceRoute
       const status = decision.kind === 'denied' ? decision.status : 401;
       return writeUpgradeRefusal(socket, status, decision.kind === 'denied' ? decision.code : 'WORKSPACE_SIGN_IN_REQUIRED', 'Open this workspace from the platform to sign in.');
     }
-    const route = manager.routeForUser(decision.user.id);
     // Behind Traefik too: the runtimes' labels route WebSocket upgrades here, so that the sockets
     // are ours to close when their session ends.
-    if (decision.reserved !== null || !route.url || !route.runtimeId) {
-      return writeUpgradeRefusal(socket, 503, 'WORKSPACE_NOT_RUNNING', 'This workspace is not running.');
-    }
-    const runtimeId = route.runtimeId;
-    aimAtRuntime(req, decision.username, runtimeId, route.url);
-    // Frames from the browser are activity for idle stop: an agent session in an open tab is in use.
-    socket.on('data', () => manager.touch(runtimeId));
+    const route = decision.reserved === null ? routes.routeFor(decision.user.id) : null;
+    if (!route) return writeUpgradeRefusal(socket, 503, 'WORKSPACE_NOT_RUNNING', 'This workspace is not running.');
+    const { runtimeId } = route;
+    manager.touch(runtimeId);
     const forget = connections.add({ userId: decision.user.id, sessionId: decision.platformSessionId, kind: 'proxied' }, () => socket.destroy());
     socket.once('close', forget);
-    proxy.upgrade(req, socket as never, head);
+    logger.debug({ host: req.headers.host?.slice(0, 200), path: loggablePath(req.url ?? '/') }, 'workspace WebSocket');
+    relayUpgrade(req, socket, head, route.target, runtimeRequestHeaders(req, decision.username, scheme, true), {
+      onError: onRelayError(req),
+      // Frames from the browser are activity for idle stop: an agent session in an open tab is in use.
+      onData: () => manager.touch(runtimeId),
+    });
   };
 
   return {
     handle,
+    reserved,
     upgrade,
     closeAll: () => {
       connections.endAll('proxied');
