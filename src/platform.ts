@@ -156,7 +156,8 @@ export function buildPlatform(config: AppConfig, logger: Logger, overrides: Plat
     idleTimeoutMs: config.sessionIdleTimeoutMs,
     maxAgeMs: config.sessionMaxAgeMs,
   });
-  const factory = new UserFactory(userRepo, signedInHasher, clock);
+  // accountHooks is built below; accounts are only created once the platform is built.
+  const factory = new UserFactory(userRepo, signedInHasher, clock, (user) => accountHooks.userCreated(user.id));
   const throttle = new LoginThrottle(clock, overrides.loginThrottle ?? DEFAULT_LOGIN_THROTTLE);
   const auth = new AuthService(userRepo, sessions, hashing, throttle, audit, transact, clock);
   const setup = new SetupService(userRepo, factory, sessions, audit, transact, hashing);

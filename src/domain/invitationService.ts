@@ -148,7 +148,7 @@ export class InvitationService {
       },
       this.hashing.for('public', `invitation:${invitation.id}`),
     );
-    return this.transact(() => {
+    const signedIn = this.transact(() => {
       this.factory.insertNew(user);
       // Conditional update: of two racing accepts only one claims the invitation.
       if (!this.invitations.markAccepted(invitation.id, user.id, this.clock.now())) {
@@ -165,5 +165,7 @@ export class InvitationService {
       });
       return { user, session, token };
     });
+    this.factory.announce(user);
+    return signedIn;
   }
 }

@@ -52,7 +52,7 @@ export class SetupService {
     // Behind the token, but still from the network: it waits its turn like a sign-in, and races
     // with the one token are capped like one client's.
     const user = await this.factory.build({ ...input, role: 'admin', mustChangePassword: false }, this.hashing.for('public', 'setup-token'));
-    return this.transact(() => {
+    const signedIn = this.transact(() => {
       // Re-checked under the write lock: two browsers racing with the same token get one admin.
       if (!this.isNeeded()) throw conflict('SETUP_ALREADY_DONE', 'This instance already has an administrator.');
       this.factory.insertNew(user);
@@ -66,6 +66,8 @@ export class SetupService {
       });
       return { user, session, token: sessionToken };
     });
+    this.factory.announce(user);
+    return signedIn;
   }
 
   /** Non-interactive first admin from the environment; does nothing once any admin exists. */
@@ -73,7 +75,7 @@ export class SetupService {
     if (!admin) return 'not-configured';
     if (!this.isNeeded()) return 'exists';
     const user = await this.factory.build({ ...admin, role: 'admin', mustChangePassword: false });
-    return this.transact(() => {
+    const outcome = this.transact(() => {
       if (!this.isNeeded()) return 'exists';
       this.factory.insertNew(user);
       this.tokenHash = null;
@@ -86,5 +88,7 @@ export class SetupService {
       });
       return 'created';
     });
+    if (outcome === 'created') this.factory.announce(user);
+    return outcome;
   }
 }

@@ -79,6 +79,7 @@ export class UserAdminService {
         detail: { role: user.role },
       });
     });
+    this.factory.announce(user);
     return { user, temporaryPassword };
   }
 

@@ -40,7 +40,14 @@ export class UserFactory {
     private readonly users: UserRepository,
     private readonly hasher: PasswordHasher,
     private readonly clock: Clock,
+    /** Told of each new account once its row is committed; must not throw (the account exists either way). */
+    private readonly onUserCreated: (user: User) => void = () => {},
   ) {}
+
+  /** Call after the transaction that inserted `user` committed. */
+  announce(user: User): void {
+    this.onUserCreated(user);
+  }
 
   /** `hasher`: the caller's turn at hashing when it is not the factory's own (an unauthenticated caller's). */
   async build(input: NewUserInput, hasher: PasswordHasher = this.hasher): Promise<User> {

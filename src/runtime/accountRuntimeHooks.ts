@@ -14,6 +14,18 @@ export interface AccountRuntimeHooksDeps {
 export class AccountRuntimeHooks {
   constructor(private readonly deps: AccountRuntimeHooksDeps) {}
 
+  /**
+   * A new account's network and volume are made in the background, so its first start does not
+   * pay for them; nothing here blocks or fails the account's creation.
+   */
+  userCreated(userId: string): void {
+    try {
+      this.deps.manager.prepareInBackground(userId);
+    } catch (err) {
+      this.deps.logger.warn({ userId, err: (err as Error).message }, 'could not begin preparing the runtime of a new user; their first start prepares it');
+    }
+  }
+
   /** A disabled user's runtime stops; its data stays until the account is deleted. */
   userDisabled(userId: string): void {
     const { manager, logger } = this.deps;

@@ -9,6 +9,7 @@ import { hashSecret, newId, newSecret } from '../lib/secrets';
 import { Semaphore } from '../lib/semaphore';
 import { Operation, OperationError, type OperationKind, type OperationView, type RuntimeEventHub } from './operations';
 import { isDown, type RuntimeProvisioner } from './provisioner';
+import type { RuntimePreparations } from './runtimePreparations';
 import type { RuntimeReadiness } from './runtimeReadiness';
 import type { RuntimeRegistry } from './runtimeRegistry';
 import { ConfigReadError, writeRuntimeConfig } from './runtimeConfigFile';
@@ -26,6 +27,8 @@ export interface RuntimeLifecycleDeps {
   runtimes: RuntimeRepository;
   users: UserRepository;
   provisioner: RuntimeProvisioner;
+  /** One preparation per runtime at a time: a start joins a new account's background one. */
+  preparations: RuntimePreparations;
   registry: RuntimeRegistry;
   views: RuntimeViews;
   readiness: RuntimeReadiness;
@@ -108,10 +111,9 @@ export class RuntimeLifecycle {
   /** Waits for every operation in flight, at most `timeoutMs`. */
   async drain(timeoutMs: number): Promise<void> {
     const { inFlight } = this.deps.registry;
-    if (inFlight.size === 0) return;
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([
-      Promise.all([...inFlight.values()].map((op) => op.done)),
+      Promise.all([...[...inFlight.values()].map((op) => op.done), this.deps.preparations.drain()]),
       new Promise<void>((resolve) => (timer = setTimeout(resolve, timeoutMs))),
     ]);
     clearTimeout(timer);
@@ -125,6 +127,8 @@ export class RuntimeLifecycle {
   /** Waits for every operation in flight on any runtime of this user. */
   async settledForUser(userId: string): Promise<void> {
     await Promise.all([...this.deps.registry.inFlight.values()].filter((op) => op.userId === userId).map((op) => op.done));
+    // A background preparation of a new account may still be creating its network or volume.
+    await this.deps.preparations.settledForUser(userId);
   }
 
   /**
@@ -238,7 +242,7 @@ export class RuntimeLifecycle {
     // Independent calls go out together: each is a round trip, and they add up.
     const [hasImage, placement, existing] = await Promise.all([
       provisioner.imageAvailable(settings.image),
-      provisioner.prepare(ownerOf(runtime)),
+      this.deps.preparations.prepare(ownerOf(runtime)),
       runtime.containerId ? provisioner.inspect(runtime.containerId) : Promise.resolve(null),
     ]);
     registry.rememberPlacement(runtimeId, placement);
@@ -354,6 +358,8 @@ export class RuntimeLifecycle {
     registry.forget(runtimeId, runtime?.containerId ?? null);
     // The model key dies with the incarnation it was made for.
     runtimes.setContainer(runtimeId, { containerId: null, modelKeyHash: null }, clock.now());
+    // A background preparation still in flight would otherwise re-create what is released here.
+    await this.deps.preparations.settled(runtimeId);
     await provisioner.release(runtimeId, { withData: false });
     registry.forgetPlacement(runtimeId);
     if (purge) {

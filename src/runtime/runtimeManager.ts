@@ -10,12 +10,13 @@ import { isUp, type RuntimeInstance, type RuntimePlacement, type RuntimeProvisio
 import type { HttpProbe } from './readinessProbe';
 import { RuntimeActivity } from './runtimeActivity';
 import { RuntimeLifecycle, type StartedOperation } from './runtimeLifecycle';
+import { RuntimePreparations } from './runtimePreparations';
 import { RuntimeReadiness } from './runtimeReadiness';
 import { RuntimeRegistry } from './runtimeRegistry';
 import type { RuntimeSettings } from './runtimeSettings';
 import { RuntimeFigures } from './runtimeFigures';
 import { listWithFigures, registryTargets, type RuntimeListItem } from './runtimeList';
-import { RuntimeViews, type RuntimeView } from './runtimeViews';
+import { ownerOf, RuntimeViews, type RuntimeView } from './runtimeViews';
 
 export type { RuntimeListItem, RuntimeView, StartedOperation };
 
@@ -48,11 +49,13 @@ export class RuntimeManager {
   private readonly activity: RuntimeActivity;
   /** CPU and memory of the running runtimes, kept current in the background once started (server start-up). */
   readonly figures: RuntimeFigures;
+  private readonly preparations: RuntimePreparations;
 
   constructor(private readonly deps: RuntimeManagerDeps) {
     const { runtimes, users, provisioner, hub, clock, settings } = deps;
     const sleep = deps.sleep ?? ((ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms)));
     this.registry = new RuntimeRegistry({ runtimes, provisioner, hub, clock });
+    this.preparations = new RuntimePreparations(provisioner, deps.logger);
     this.views = new RuntimeViews({ runtimes, users, provisioner, registry: this.registry, hub, clock, settings });
     this.readiness = new RuntimeReadiness({ runtimes, provisioner, registry: this.registry, probe: deps.probe, clock, settings, sleep });
     this.activity = new RuntimeActivity({
@@ -66,6 +69,7 @@ export class RuntimeManager {
       runtimes,
       users,
       provisioner,
+      preparations: this.preparations,
       registry: this.registry,
       views: this.views,
       readiness: this.readiness,
@@ -184,6 +188,27 @@ export class RuntimeManager {
 
   stopAfterFailure(runtimeId: string, error: { code: string; message: string }): Promise<void> {
     return this.lifecycle.stopAfterFailure(runtimeId, error);
+  }
+
+  /**
+   * Makes a user's runtime resources (network, data volume) ahead of their first start, in the
+   * background, so that start does not pay for them. The runtime's record is made now (its id
+   * names the resources); a failure is logged and the first start prepares again. Throws only
+   * when the user does not exist.
+   */
+  prepareInBackground(userId: string): void {
+    const runtime = this.lifecycle.ensureRuntime(userId);
+    const { runtimes } = this.deps;
+    this.preparations.inBackground(ownerOf(runtime), {
+      // Deleted meanwhile (the account, or the runtime by an admin): nothing is made for it.
+      stillWanted: () => {
+        const current = runtimes.findById(runtime.id);
+        return current !== null && current.userStatus === 'active' && current.desiredState !== 'deleted';
+      },
+      onPrepared: (placement) => {
+        if (runtimes.findById(runtime.id)) this.registry.rememberPlacement(runtime.id, placement);
+      },
+    });
   }
 
   // ---- what the watcher and hooks use (registry, readiness) ----

@@ -24,14 +24,17 @@ afterEach(async () => {
   h.close();
 });
 
-/** Records every progress event of the user's runtime, from the moment its first start creates it. */
+/** Records every progress event of the user's runtime. */
 function recordProgress(userId: string): OperationView[] {
   const seen: OperationView[] = [];
-  h.platform.runtimeHub.subscribeCreated(userId, (runtimeId) =>
+  const follow = (runtimeId: string) =>
     h.platform.runtimeHub.subscribe(runtimeId, (event) => {
       if (event.type === 'progress') seen.push(event.operation);
-    }),
-  );
+    });
+  // A new account's runtime record exists from its creation (its resources are prepared then).
+  const existing = h.platform.runtimes.runtimeIdForUser(userId);
+  if (existing) follow(existing);
+  else h.platform.runtimeHub.subscribeCreated(userId, follow);
   return seen;
 }
 
@@ -398,5 +401,78 @@ describe('engine faults', () => {
       process.off('unhandledRejection', onUnhandled);
       h.platform.watcher.close();
     }
+  });
+});
+
+describe('background preparation of a new account', () => {
+  test('creating an account prepares its runtime; a start joins a preparation in flight without preparing twice', async () => {
+    harness();
+    backend.images.add(IMAGE);
+    let open = () => {};
+    const gate = new Promise<void>((resolve) => (open = resolve));
+    const original = backend.prepare.bind(backend);
+    let calls = 0;
+    backend.prepare = async (owner) => {
+      calls++;
+      await gate;
+      return original(owner);
+    };
+    const { client, userId } = await h.setupAdmin();
+    const runtimeId = h.platform.runtimes.runtimeIdForUser(userId);
+    expect(runtimeId).not.toBeNull();
+    expect(calls).toBe(1);
+    const res = await client.post('/api/v1/runtime/start');
+    expect(res.status).toBe(202);
+    open();
+    await h.platform.runtimes.settled(res.body.runtime.id);
+    expect(calls).toBe(1);
+    expect(backend.placements.has(runtimeId!)).toBe(true);
+    expect((await client.get('/api/v1/runtime')).body.state).toBe('running');
+  });
+
+  test('a failed background preparation never fails the account, is logged, and the first start prepares again', async () => {
+    harness();
+    backend.images.add(IMAGE);
+    const original = backend.prepare.bind(backend);
+    let failures = 1;
+    backend.prepare = async (owner) => {
+      if (failures-- > 0) throw new Error('engine said no');
+      return original(owner);
+    };
+    const { client, userId } = await h.setupAdmin();
+    await h.platform.runtimes.drain(5_000);
+    expect(h.logs.text).toContain('preparing the runtime resources of a user in the background failed');
+    const runtimeId = h.platform.runtimes.runtimeIdForUser(userId);
+    expect(backend.placements.has(runtimeId!)).toBe(false);
+    const res = await client.post('/api/v1/runtime/start');
+    await h.platform.runtimes.settled(res.body.runtime.id);
+    expect(backend.placements.has(runtimeId!)).toBe(true);
+  });
+
+  test('an account deleted while its preparation is in flight leaves nothing behind', async () => {
+    harness();
+    let open = () => {};
+    const gate = new Promise<void>((resolve) => (open = resolve));
+    const original = backend.prepare.bind(backend);
+    backend.prepare = async (owner) => {
+      await gate;
+      return original(owner);
+    };
+    const { client: admin } = await h.setupAdmin();
+    open();
+    await h.platform.runtimes.drain(5_000);
+    let openMember = () => {};
+    const memberGate = new Promise<void>((resolve) => (openMember = resolve));
+    backend.prepare = async (owner) => {
+      await memberGate;
+      return original(owner);
+    };
+    const { userId } = await h.createMember(admin, 'dora');
+    const runtimeId = h.platform.runtimes.runtimeIdForUser(userId)!;
+    expect((await admin.delete(`/api/v1/admin/users/${userId}`)).status).toBeLessThan(300);
+    openMember();
+    await eventually(() => (h.logs.text.includes('removed the runtime resources of a deleted user') ? true : undefined), 'the deleted user\'s resources to be removed');
+    expect(backend.placements.has(runtimeId)).toBe(false);
+    expect(backend.data.has(runtimeId)).toBe(false);
   });
 });

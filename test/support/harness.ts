@@ -19,6 +19,7 @@ import type { RuntimeSettings } from '../../src/runtime/runtimeSettings';
 import type { FilesSettings } from '../../src/files/filesSettings';
 import type { WorkspaceVolumes } from '../../src/files/workspaceVolumes';
 import type { LlmSettings } from '../../src/llm/llmSettings';
+import { FakeProvisioner } from './fakeProvisioner';
 
 export const PUBLIC_URL = 'http://platform.test:8080';
 export const STRONG_PASSWORD = 'correct horse battery staple';
@@ -133,7 +134,9 @@ export function createHarness(options: HarnessOptions = {}): Harness {
     docker,
     webRoot: options.webRoot ?? null,
     ...(options.runtimeBackend ? { runtimeBackend: options.runtimeBackend } : {}),
-    ...(options.runtimeProvisioner ? { runtimeProvisioner: options.runtimeProvisioner } : {}),
+    // Without an engine of their own, tests get an in-memory provisioner: creating an account
+    // prepares its runtime in the background, which must never reach the real engine.
+    ...(options.runtimeProvisioner || !options.runtimeBackend ? { runtimeProvisioner: options.runtimeProvisioner ?? new FakeProvisioner() } : {}),
     ...(options.runtimeSettings ? { runtimeSettings: options.runtimeSettings } : {}),
     ...(options.runtimeProbe ? { runtimeProbe: options.runtimeProbe } : {}),
     ...(options.loginThrottle ? { loginThrottle: options.loginThrottle } : {}),

@@ -11,6 +11,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
+import { sweep } from './engine';
 
 export const ROOT = path.resolve(__dirname, '..', '..');
 export const MAIN = path.join(ROOT, 'dist', 'main.js');
@@ -230,6 +231,9 @@ export async function cleanUpProcesses(): Promise<void> {
     }
   }
   for (const dir of tempDirs.splice(0)) fs.rmSync(dir, { recursive: true, force: true });
+  // A server prepares each account's network and volume in the background: what it made goes
+  // with it (nothing when the test's engine was unreachable).
+  await sweep(TEST_INSTANCE).catch(() => undefined);
 }
 
 // ---------------------------------------------------------------------------------------------
