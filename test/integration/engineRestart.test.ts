@@ -82,13 +82,14 @@ describe('the engine goes away during a start', () => {
   it('the start fails naming the engine, engine endpoints answer 503, nothing crashes, and it all works once the engine is back', async () => {
     // Cut the engine the moment the start reaches "starting": the container exists, its start call is next.
     const seen: OperationView[] = [];
-    h.platform.runtimeHub.subscribeCreated(userId, (runtimeId) =>
-      h.platform.runtimeHub.subscribe(runtimeId, (event) => {
-        if (event.type !== 'progress') return;
-        seen.push(event.operation);
-        if (event.operation.step === 'starting' && seen.filter((o) => o.step === 'starting').length === 1) proxy.cut();
-      }),
-    );
+    // The account's runtime record was made with the account (its network and volume are prepared then).
+    const preparedId = h.platform.runtimes.runtimeIdForUser(userId);
+    if (!preparedId) throw new Error('the account has no runtime record');
+    h.platform.runtimeHub.subscribe(preparedId, (event) => {
+      if (event.type !== 'progress') return;
+      seen.push(event.operation);
+      if (event.operation.step === 'starting' && seen.filter((o) => o.step === 'starting').length === 1) proxy.cut();
+    });
     const started = await client.post('/api/v1/runtime/start');
     expect(started.status).toBe(202);
     const runtimeId: string = started.body.runtime.id;
