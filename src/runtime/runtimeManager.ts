@@ -9,13 +9,13 @@ import type { RuntimeEventHub } from './operations';
 import { isUp, type RuntimeInstance, type RuntimePlacement, type RuntimeProvisioner, type RuntimeStats } from './provisioner';
 import type { HttpProbe } from './readinessProbe';
 import { RuntimeActivity } from './runtimeActivity';
-import { RuntimeLifecycle, type StartedOperation } from './runtimeLifecycle';
+import { RuntimeLifecycle, type StartedOperation, type StopReason } from './runtimeLifecycle';
 import { RuntimeReadiness } from './runtimeReadiness';
 import { RuntimeRegistry } from './runtimeRegistry';
 import type { RuntimeSettings } from './runtimeSettings';
 import { RuntimeViews, type RuntimeListItem, type RuntimeView } from './runtimeViews';
 
-export type { RuntimeListItem, RuntimeView, StartedOperation };
+export type { RuntimeListItem, RuntimeView, StartedOperation, StopReason };
 
 export interface RuntimeManagerDeps {
   runtimes: RuntimeRepository;
@@ -54,7 +54,7 @@ export class RuntimeManager {
       registry: this.registry,
       clock,
       settings,
-      stop: (userId) => this.lifecycle.stop({ ...SYSTEM_ACTOR, username: '(idle stop)' }, userId, NO_ORIGIN),
+      stop: (userId, idleMs) => this.lifecycle.stop({ ...SYSTEM_ACTOR, username: '(idle stop)' }, userId, NO_ORIGIN, { cause: 'idle', idleMs }),
     });
     this.lifecycle = new RuntimeLifecycle({
       runtimes,
@@ -139,8 +139,8 @@ export class RuntimeManager {
     return this.lifecycle.start(actor, userId, origin);
   }
 
-  stop(actor: Actor, userId: string, origin: RequestOrigin): StartedOperation {
-    return this.lifecycle.stop(actor, userId, origin);
+  stop(actor: Actor, userId: string, origin: RequestOrigin, reason?: StopReason): StartedOperation {
+    return this.lifecycle.stop(actor, userId, origin, reason);
   }
 
   restart(actor: Actor, userId: string, origin: RequestOrigin): StartedOperation {
@@ -167,8 +167,8 @@ export class RuntimeManager {
     return this.lifecycle.settledForUser(userId);
   }
 
-  stopAfterFailure(runtimeId: string, error: { code: string; message: string }): Promise<void> {
-    return this.lifecycle.stopAfterFailure(runtimeId, error);
+  stopAfterFailure(runtimeId: string, error: { code: string; message: string }, cause: 'out_of_memory' | 'crash_loop'): Promise<void> {
+    return this.lifecycle.stopAfterFailure(runtimeId, error, cause);
   }
 
   // ---- what the watcher and hooks use (registry, readiness) ----
