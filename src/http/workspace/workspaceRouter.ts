@@ -166,6 +166,7 @@ export function createWorkspaceRouter(deps: WorkspaceRouterDeps): WorkspaceRoute
         startPath: addresses.reservedPath(decision.username, 'start'),
         eventsPath: addresses.reservedPath(decision.username, 'events'),
         platformUrl: `${deps.platformOrigin}/`,
+        reason: manager.viewForUser(decision.user.id).stateReason,
       });
     }
     res.status(503).setHeader('Retry-After', '5');
