@@ -222,6 +222,22 @@ const MIGRATIONS: readonly Migration[] = [
       ALTER TABLE workspace_tickets ADD COLUMN bind_hash TEXT;
     `,
   },
+  {
+    version: 10,
+    description: 'who or what stopped a runtime, and when',
+    sql: `
+      -- Set when the platform, an administrator or the member stops the runtime; cleared by the next
+      -- start. stopped_by is the cause ('member', 'admin', 'idle', 'out_of_memory', 'crash_loop',
+      -- 'account_disabled', 'system'); stop_detail the words that go with a failure; stop_idle_ms the
+      -- idle time an idle stop waited for; stop_actor the administrator's username, shown to
+      -- administrators only.
+      ALTER TABLE runtimes ADD COLUMN stopped_by TEXT;
+      ALTER TABLE runtimes ADD COLUMN stopped_at INTEGER;
+      ALTER TABLE runtimes ADD COLUMN stop_detail TEXT;
+      ALTER TABLE runtimes ADD COLUMN stop_idle_ms INTEGER;
+      ALTER TABLE runtimes ADD COLUMN stop_actor TEXT;
+    `,
+  },
 ];
 
 export const LATEST_SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]?.version ?? 0;
@@ -241,10 +257,11 @@ export function schemaVersion(db: Db): number {
 }
 
 /** Applies pending migrations, each in its own transaction together with the version bump. */
-export function migrate(db: Db): { from: number; to: number } {
+export function migrate(db: Db, upTo: number = LATEST_SCHEMA_VERSION): { from: number; to: number } {
   const from = schemaVersion(db);
   if (from > LATEST_SCHEMA_VERSION) throw new DatabaseTooNewError(from, LATEST_SCHEMA_VERSION);
-  for (const migration of MIGRATIONS) {
+  // `upTo` lets a test build a database as an older release left it, then upgrade it.
+  for (const migration of MIGRATIONS.filter((m) => m.version <= upTo)) {
     db.transaction(() => {
       // Re-read inside the write lock: another process (the operator CLI) may have migrated meanwhile.
       if (migration.version <= schemaVersion(db)) return;

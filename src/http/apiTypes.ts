@@ -89,6 +89,16 @@ export interface OperationView {
   finishedAt: string | null;
 }
 
+/** Who or what stopped a runtime and when (src/runtime/stopCause.ts); cleared when it starts again. */
+export interface StoppedBy {
+  cause: 'member' | 'admin' | 'idle' | 'out_of_memory' | 'crash_loop' | 'account_disabled' | 'system';
+  at: string;
+  /** The failure in words (out of memory, crash loop). */
+  detail: string | null;
+  /** An idle stop: the minutes without activity it waited for. */
+  idleMinutes: number | null;
+}
+
 export interface RuntimeView {
   id: string | null;
   userId: string;
@@ -107,6 +117,7 @@ export interface RuntimeView {
   workspaceUrl: string;
   limits: { memoryBytes: number; cpus: number; pidsLimit: number };
   lastError: { code: string; message: string; at: string } | null;
+  stoppedBy: StoppedBy | null;
   operation: OperationView | null;
 }
 

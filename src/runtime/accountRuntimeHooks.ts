@@ -32,7 +32,7 @@ export class AccountRuntimeHooks {
     const runtimeId = manager.runtimeIdForUser(userId);
     if (!runtimeId) return;
     try {
-      manager.stop({ ...SYSTEM_ACTOR, username: '(account disabled)' }, userId, NO_ORIGIN);
+      manager.stop({ ...SYSTEM_ACTOR, username: '(account disabled)' }, userId, NO_ORIGIN, { cause: 'account_disabled' });
     } catch (err) {
       // RUNTIME_BUSY: an operation is in flight (a start refuses disabled users); stop once it ends.
       logger.warn({ userId, err: (err as Error).message }, 'could not stop the runtime of a disabled user yet');

@@ -9,8 +9,8 @@ export interface RuntimeActivityDeps {
   registry: RuntimeRegistry;
   clock: Clock;
   settings: Pick<RuntimeSettings, 'idleStopMs'>;
-  /** Stops a user's runtime (the lifecycle's stop, as the idle-stop actor). */
-  stop: (userId: string) => void;
+  /** Stops a user's runtime (the lifecycle's stop, as the idle-stop actor), idle for `idleMs`. */
+  stop: (userId: string, idleMs: number) => void;
 }
 
 /** When each runtime was last used, and the idle stop that follows from it. */
@@ -39,7 +39,7 @@ export class RuntimeActivity {
       if (!instance || !isUp(instance.phase) || registry.isBusy(runtime.id)) continue;
       const last = this.lastActivity.get(runtime.id) ?? runtime.lastStartedAt ?? 0;
       if (clock.now() - last < settings.idleStopMs) continue;
-      this.deps.stop(runtime.userId);
+      this.deps.stop(runtime.userId, settings.idleStopMs);
       stopped++;
     }
     return stopped;

@@ -1,4 +1,4 @@
-import type { RuntimeRepository, RuntimeWithOwner } from '../db/repositories/runtimeRepository';
+import type { RuntimeRepository, RuntimeWithOwner, StopCause } from '../db/repositories/runtimeRepository';
 import type { UserRepository } from '../db/repositories/userRepository';
 import { NO_ORIGIN, SYSTEM_ACTOR, type Actor, type AuditLog, type RequestOrigin } from '../domain/audit';
 import type { Clock } from '../lib/clock';
@@ -21,6 +21,13 @@ export interface StartedOperation {
   /** null when there was nothing to do (already running / already stopped). */
   operation: OperationView | null;
   runtime: RuntimeView;
+}
+
+/** Why a stop was asked for, when the actor alone does not say (the platform's own stops). */
+export interface StopReason {
+  cause: StopCause;
+  /** An idle stop: how long the runtime had been without activity. */
+  idleMs?: number;
 }
 
 export interface RuntimeLifecycleDeps {
@@ -70,7 +77,12 @@ export class RuntimeLifecycle {
     return this.launch(runtime, 'start', actor, origin, (op) => this.runStart(op, runtime.id));
   }
 
-  stop(actor: Actor, userId: string, origin: RequestOrigin): StartedOperation {
+  /**
+   * Stops a user's runtime and records who or what stopped it. Without a reason the actor says:
+   * the owner is the member, another signed-in user an administrator (only they reach other
+   * users' runtimes), no user the platform.
+   */
+  stop(actor: Actor, userId: string, origin: RequestOrigin, reason?: StopReason): StartedOperation {
     const runtime = this.requireRuntime(userId);
     const joined = this.joinOrRefuse(runtime, 'stop');
     if (joined) return joined;
@@ -79,7 +91,13 @@ export class RuntimeLifecycle {
       this.deps.runtimes.setDesiredState(runtime.id, runtime.desiredState === 'deleted' ? 'deleted' : 'stopped', this.deps.clock.now());
       return { operation: null, runtime: this.deps.views.view(this.requireRuntime(userId)) };
     }
-    return this.launch(runtime, 'stop', actor, origin, (op) => this.runStop(op, runtime.id, 'stopped'));
+    const cause: StopCause = reason?.cause ?? (actor.id === null ? 'system' : actor.id === runtime.userId ? 'member' : 'admin');
+    return this.launch(runtime, 'stop', actor, origin, async (op) => {
+      await this.runStop(op, runtime.id, 'stopped');
+      // Recorded once it is really stopped: the state event that follows carries it.
+      const { runtimes, clock } = this.deps;
+      runtimes.setStop(runtime.id, { cause, at: clock.now(), detail: null, idleMs: reason?.idleMs ?? null, actor: cause === 'admin' ? actor.username : null }, clock.now());
+    });
   }
 
   restart(actor: Actor, userId: string, origin: RequestOrigin): StartedOperation {
@@ -135,7 +153,7 @@ export class RuntimeLifecycle {
    * Stops a runtime the platform must not leave running (OOM kill, crash loop): the restart policy
    * would otherwise bring it back forever. The reason stays on the runtime for its owner to read.
    */
-  async stopAfterFailure(runtimeId: string, error: { code: string; message: string }): Promise<void> {
+  async stopAfterFailure(runtimeId: string, error: { code: string; message: string }, cause: 'out_of_memory' | 'crash_loop'): Promise<void> {
     const { provisioner, runtimes, clock, settings, audit, logger, registry } = this.deps;
     const runtime = runtimes.findById(runtimeId);
     if (!runtime || registry.isBusy(runtimeId)) return;
@@ -143,6 +161,7 @@ export class RuntimeLifecycle {
     if (runtime.containerId) await provisioner.stop(runtime.containerId, settings.stopTimeoutSeconds).catch(() => undefined);
     runtimes.setDesiredState(runtimeId, 'stopped', clock.now());
     runtimes.setError(runtimeId, error, clock.now());
+    runtimes.setStop(runtimeId, { cause, at: clock.now(), detail: error.message, idleMs: null, actor: null }, clock.now());
     logger.warn({ runtimeId, username: runtime.username, code: error.code, reason: error.message }, 'runtime stopped after a failure');
     audit.record({
       action: 'runtime.failure-stop',
@@ -237,6 +256,8 @@ export class RuntimeLifecycle {
     if (!runtime) throw new OperationError('RUNTIME_NOT_FOUND', 'The runtime was deleted meanwhile.');
     runtimes.setDesiredState(runtimeId, 'running', clock.now());
     runtimes.setError(runtimeId, null, clock.now());
+    // Whoever stopped it last no longer explains its state once it is being started again.
+    runtimes.setStop(runtimeId, null, clock.now());
 
     op.update({ step: 'preparing', percent: 2, message: 'Preparing the network and the data volume' });
     // Independent calls go out together: each is a round trip, and they add up.

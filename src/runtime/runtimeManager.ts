@@ -9,7 +9,7 @@ import type { RuntimeEventHub } from './operations';
 import { isUp, type RuntimeInstance, type RuntimePlacement, type RuntimeProvisioner, type RuntimeStats } from './provisioner';
 import type { HttpProbe } from './readinessProbe';
 import { RuntimeActivity } from './runtimeActivity';
-import { RuntimeLifecycle, type StartedOperation } from './runtimeLifecycle';
+import { RuntimeLifecycle, type StartedOperation, type StopReason } from './runtimeLifecycle';
 import { RuntimePreparations } from './runtimePreparations';
 import { RuntimeReadiness } from './runtimeReadiness';
 import { RuntimeRegistry } from './runtimeRegistry';
@@ -18,7 +18,7 @@ import { RuntimeFigures } from './runtimeFigures';
 import { listWithFigures, registryTargets, type RuntimeListItem } from './runtimeList';
 import { ownerOf, RuntimeViews, type RuntimeView } from './runtimeViews';
 
-export type { RuntimeListItem, RuntimeView, StartedOperation };
+export type { RuntimeListItem, RuntimeView, StartedOperation, StopReason };
 
 export interface RuntimeManagerDeps {
   runtimes: RuntimeRepository;
@@ -63,7 +63,7 @@ export class RuntimeManager {
       registry: this.registry,
       clock,
       settings,
-      stop: (userId) => this.lifecycle.stop({ ...SYSTEM_ACTOR, username: '(idle stop)' }, userId, NO_ORIGIN),
+      stop: (userId, idleMs) => this.lifecycle.stop({ ...SYSTEM_ACTOR, username: '(idle stop)' }, userId, NO_ORIGIN, { cause: 'idle', idleMs }),
     });
     this.lifecycle = new RuntimeLifecycle({
       runtimes,
@@ -158,8 +158,8 @@ export class RuntimeManager {
     return this.lifecycle.start(actor, userId, origin);
   }
 
-  stop(actor: Actor, userId: string, origin: RequestOrigin): StartedOperation {
-    return this.lifecycle.stop(actor, userId, origin);
+  stop(actor: Actor, userId: string, origin: RequestOrigin, reason?: StopReason): StartedOperation {
+    return this.lifecycle.stop(actor, userId, origin, reason);
   }
 
   restart(actor: Actor, userId: string, origin: RequestOrigin): StartedOperation {
@@ -186,8 +186,8 @@ export class RuntimeManager {
     return this.lifecycle.settledForUser(userId);
   }
 
-  stopAfterFailure(runtimeId: string, error: { code: string; message: string }): Promise<void> {
-    return this.lifecycle.stopAfterFailure(runtimeId, error);
+  stopAfterFailure(runtimeId: string, error: { code: string; message: string }, cause: 'out_of_memory' | 'crash_loop'): Promise<void> {
+    return this.lifecycle.stopAfterFailure(runtimeId, error, cause);
   }
 
   /**

@@ -2,12 +2,13 @@ import type { RuntimeRepository, RuntimeWithOwner } from '../db/repositories/run
 import type { UserRepository } from '../db/repositories/userRepository';
 import type { Clock } from '../lib/clock';
 import { notFound } from '../lib/errors';
-import type { ObservedState } from './observedState';
+import type { Observed, ObservedState } from './observedState';
 import type { OperationView, RuntimeEventHub } from './operations';
 import { isUp, type RuntimePlacement, type RuntimeProvisioner, type RuntimeStats } from './provisioner';
 import type { RuntimeRegistry } from './runtimeRegistry';
 import type { RuntimeSettings } from './runtimeSettings';
 import { renderRuntime, workspaceAddresses, type RenderedRuntime, type RuntimeSecrets } from './runtimeSpec';
+import { stoppedByView, stopSentence, type StoppedBy } from './stopCause';
 
 export interface RuntimeView {
   id: string | null;
@@ -27,6 +28,8 @@ export interface RuntimeView {
   workspaceUrl: string;
   limits: { memoryBytes: number; cpus: number; pidsLimit: number };
   lastError: { code: string; message: string; at: string } | null;
+  /** Who or what stopped it and when, until it is started again. */
+  stoppedBy: StoppedBy | null;
   operation: OperationView | null;
 }
 
@@ -109,7 +112,7 @@ export class RuntimeViews {
       ...this.emptyView(runtime.userId, runtime.username),
       id: runtime.id,
       state: observed.state,
-      stateReason: observed.state === 'failed' ? (runtime.lastError?.message ?? observed.reason) : observed.reason,
+      stateReason: this.stateReason(runtime, observed),
       desiredState: runtime.desiredState,
       image: instance?.image ?? null,
       outdatedImage: instance !== null && instance.image !== settings.image,
@@ -117,6 +120,7 @@ export class RuntimeViews {
       createdAt: iso(instance?.createdAt ?? null),
       startedAt: instance && isUp(instance.phase) ? iso(instance.startedAt) : null,
       lastError: runtime.lastError ? { ...runtime.lastError, at: new Date(runtime.lastError.at).toISOString() } : null,
+      stoppedBy: runtime.stop ? stoppedByView(runtime.stop) : null,
       operation: latest?.snapshot ?? null,
     };
   }
@@ -139,8 +143,15 @@ export class RuntimeViews {
       workspaceUrl: workspaceAddresses(settings).url(username),
       limits: { memoryBytes: settings.memoryBytes, cpus: settings.nanoCpus / 1e9, pidsLimit: settings.pidsLimit },
       lastError: null,
+      stoppedBy: null,
       operation: null,
     };
+  }
+
+  /** A stopped runtime says who or what stopped it (the failure included); otherwise what the state says. */
+  private stateReason(runtime: RuntimeWithOwner, observed: Observed): string | null {
+    if (runtime.stop && (observed.state === 'stopped' || observed.state === 'failed')) return stopSentence(runtime.stop);
+    return observed.state === 'failed' ? (runtime.lastError?.message ?? observed.reason) : observed.reason;
   }
 
   /** The hash the runtime would get if it were rendered now; the stored one while it has no placement. */

@@ -224,7 +224,7 @@ export class RuntimeWatcher {
     const oom = this.oomSeen.delete(instanceId) || instance?.phase === 'oom';
     if (oom) {
       const limit = instance?.memoryLimitBytes || this.deps.settings.memoryBytes;
-      await manager.stopAfterFailure(runtimeId, { code: OOM_KILLED, message: `out of memory (limit ${formatBytes(limit)})` });
+      await manager.stopAfterFailure(runtimeId, { code: OOM_KILLED, message: `out of memory (limit ${formatBytes(limit)})` }, 'out_of_memory');
       return;
     }
     if (this.isCrashLoop(runtimeId)) {
@@ -233,7 +233,7 @@ export class RuntimeWatcher {
       await manager.stopAfterFailure(runtimeId, {
         code: CRASH_LOOP,
         message: `OpenClaw exited ${maxExits} times within ${Math.round(windowMs / 1000)} s (last exit code ${change.exitCode ?? 'unknown'}), so it was stopped instead of being restarted again.${tail}`,
-      });
+      }, 'crash_loop');
       this.exits.delete(runtimeId);
     }
   }

@@ -3,6 +3,7 @@
  * registry) or that depends on time (idle stop), with an in-memory provisioner at our own interface.
  * Everything else about runtimes is tested against the real engine in test/integration.
  */
+import type TestAgent from 'supertest/lib/agent';
 import { infraUnavailable } from '../../src/lib/infraErrors';
 import type { OperationView } from '../../src/runtime/operations';
 import { eventually } from '../support/eventually';
@@ -474,5 +475,114 @@ describe('background preparation of a new account', () => {
     await eventually(() => (h.logs.text.includes('removed the runtime resources of a deleted user') ? true : undefined), 'the deleted user\'s resources to be removed');
     expect(backend.placements.has(runtimeId)).toBe(false);
     expect(backend.data.has(runtimeId)).toBe(false);
+describe('who or what stopped a runtime', () => {
+  const isoNow = () => new Date(h.clock.now()).toISOString();
+
+  async function startOwn(client: TestAgent): Promise<string> {
+    const res = await client.post('/api/v1/runtime/start');
+    await h.platform.runtimes.settled(res.body.runtime.id);
+    return res.body.runtime.id as string;
+  }
+
+  test('an idle stop says so, with how long it waited and when; the next start clears it', async () => {
+    harness({ idleStopMs: 30 * 60_000 });
+    backend.images.add(IMAGE);
+    const { client } = await h.setupAdmin();
+    const runtimeId = await startOwn(client);
+    expect((await client.get('/api/v1/runtime')).body).toMatchObject({ stoppedBy: null, stateReason: null });
+
+    h.clock.advance(31 * 60_000);
+    expect(h.platform.runtimes.stopIdle()).toBe(1);
+    await h.platform.runtimes.settled(runtimeId);
+    const stopped = (await client.get('/api/v1/runtime')).body;
+    expect(stopped).toMatchObject({ state: 'stopped', stoppedBy: { cause: 'idle', at: isoNow(), idleMinutes: 30, detail: null } });
+    expect(stopped.stateReason).toBe(`Stopped at ${isoNow().slice(0, 16).replace('T', ' ')} UTC after 30 min without activity`);
+
+    await startOwn(client);
+    expect((await client.get('/api/v1/runtime')).body).toMatchObject({ state: 'running', stoppedBy: null, stateReason: null });
+  });
+
+  test('the member\'s own stop, and an administrator\'s, whose name the member does not see but the audit log keeps', async () => {
+    harness();
+    backend.images.add(IMAGE);
+    const { client: admin } = await h.setupAdmin('boss');
+    const alice = await h.createMember(admin, 'alice');
+    const runtimeId = await startOwn(alice.client);
+
+    await h.platform.runtimes.settled((await alice.client.post('/api/v1/runtime/stop')).body.runtime.id);
+    const own = (await alice.client.get('/api/v1/runtime')).body;
+    expect(own).toMatchObject({ state: 'stopped', stoppedBy: { cause: 'member', at: isoNow() } });
+    expect(own.stateReason).toMatch(/^Stopped by its owner at /);
+
+    await startOwn(alice.client);
+    h.clock.advance(60_000);
+    const stop = await admin.post(`/api/v1/admin/users/${alice.userId}/runtime/stop`);
+    expect(stop.status).toBe(202);
+    await h.platform.runtimes.settled(runtimeId);
+    const res = await alice.client.get('/api/v1/runtime');
+    expect(res.body).toMatchObject({ state: 'stopped', stoppedBy: { cause: 'admin', at: isoNow(), detail: null, idleMinutes: null } });
+    expect(res.body.stateReason).toMatch(/^Stopped by an administrator at /);
+    expect(res.text).not.toContain('boss');
+    const audit = (await admin.get('/api/v1/admin/audit?action=runtime.stop')).body.items;
+    expect(audit[0]).toMatchObject({ actor: { username: 'boss' }, target: { label: 'alice' } });
+  });
+
+  test('a bulk stop by an administrator and disabling the account are told apart', async () => {
+    harness();
+    backend.images.add(IMAGE);
+    const { client: admin } = await h.setupAdmin();
+    const alice = await h.createMember(admin, 'alice');
+    const bob = await h.createMember(admin, 'bob');
+    const aliceRuntime = await startOwn(alice.client);
+    const bobRuntime = await startOwn(bob.client);
+    await admin.post('/api/v1/admin/runtimes/stop').send({ userIds: [alice.userId] });
+    await admin.patch(`/api/v1/admin/users/${bob.userId}`).send({ status: 'disabled' });
+    await Promise.all([h.platform.runtimes.settled(aliceRuntime), h.platform.runtimes.settled(bobRuntime)]);
+    expect(h.platform.runtimes.viewForUser(alice.userId).stoppedBy?.cause).toBe('admin');
+    const bobView = h.platform.runtimes.viewForUser(bob.userId);
+    expect(bobView.stoppedBy?.cause).toBe('account_disabled');
+    expect(bobView.stateReason).toMatch(/because the account was disabled$/);
+  });
+
+  describe('stops the watcher decides', () => {
+    afterEach(() => h.platform.watcher.close());
+
+    test('an out-of-memory kill is told as a stop by the platform, with the limit and when', async () => {
+      harness({ memoryBytes: 256 * 1024 ** 2 });
+      backend.images.add(IMAGE);
+      await h.platform.watcher.start();
+      const { client } = await h.setupAdmin();
+      const runtimeId = await startOwn(client);
+      const instanceId = [...backend.instances.keys()][0] ?? '';
+      h.clock.advance(5 * 60_000);
+      backend.crash(instanceId, { exitCode: 137, oom: true });
+      await h.platform.watcher.drained();
+      await h.platform.runtimes.settled(runtimeId);
+      const view = (await client.get('/api/v1/runtime')).body;
+      expect(view).toMatchObject({ state: 'stopped', desiredState: 'stopped', stoppedBy: { cause: 'out_of_memory', at: isoNow(), detail: 'out of memory (limit 256 MiB)' } });
+      expect(view.stateReason).toMatch(/^Stopped by the platform at .* UTC: out of memory \(limit 256 MiB\)$/);
+
+      await startOwn(client);
+      expect((await client.get('/api/v1/runtime')).body).toMatchObject({ state: 'running', stoppedBy: null, lastError: null });
+    });
+
+    test('a crash loop the watcher gives up on says how often it exited', async () => {
+      harness({ crashLoop: { maxExits: 2, windowMs: 60_000 } });
+      backend.images.add(IMAGE);
+      await h.platform.watcher.start();
+      const { client } = await h.setupAdmin();
+      await startOwn(client);
+      const instanceId = [...backend.instances.keys()][0] ?? '';
+      backend.crash(instanceId, { exitCode: 1 });
+      await h.platform.watcher.drained();
+      // The restart policy brings it back, and it dies again.
+      await backend.start(instanceId);
+      h.clock.advance(10_000);
+      backend.crash(instanceId, { exitCode: 1 });
+      await h.platform.watcher.drained();
+      const view = (await client.get('/api/v1/runtime')).body;
+      expect(view).toMatchObject({ desiredState: 'stopped', stoppedBy: { cause: 'crash_loop', at: isoNow(), detail: expect.stringContaining('exited 2 times within 60 s') } });
+      expect(view.stateReason).toMatch(/^Stopped by the platform at .* UTC: OpenClaw exited 2 times within 60 s \(last exit code 1\)/);
+    });
   });
 });

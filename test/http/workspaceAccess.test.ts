@@ -298,6 +298,20 @@ describe('host mode, built-in router', () => {
     expect(seen.at(-1)?.headers['x-forwarded-user']).toBe('alice');
   });
 
+  test('the wake page of a workspace an administrator stopped says so, and when, without naming them', async () => {
+    await startRuntime('alice');
+    const stop = await admin.post(`/api/v1/admin/users/${users.alice?.userId ?? ''}/runtime/stop`);
+    expect(stop.status).toBe(202);
+    await h.platform.runtimes.settled(stop.body.runtime.id);
+    const cookie = await workspaceCookie('alice');
+    const page = await workspaceGet(ALICE_HOST, '/', { cookie });
+    expect(page.status).toBe(503);
+    const when = new Date(h.clock.now()).toISOString().slice(0, 16).replace('T', ' ');
+    expect(page.body).toContain(`<p id="reason" class="muted">Stopped by an administrator at ${when} UTC</p>`);
+    const status = JSON.parse((await rawRequest(port, { host: ALICE_HOST, path: '/_clawloops/status', headers: { cookie } })).body);
+    expect(status).toMatchObject({ state: 'stopped', stoppedBy: { cause: 'admin' } });
+  });
+
   test('signing out of the platform, disabling the user, or stopping the runtime ends workspace sessions', async () => {
     await startRuntime('alice');
     let cookie = await workspaceCookie('alice');

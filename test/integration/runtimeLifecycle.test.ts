@@ -121,7 +121,8 @@ describe('start, stop, restart', () => {
     expect(res.status).toBe(202);
     await h.platform.runtimes.settled(res.body.runtime.id);
     const view = (await client.get('/api/v1/runtime')).body;
-    expect(view).toMatchObject({ state: 'stopped', desiredState: 'stopped', startedAt: null, stateReason: null });
+    expect(view).toMatchObject({ state: 'stopped', desiredState: 'stopped', startedAt: null, stoppedBy: { cause: 'member' } });
+    expect(view.stateReason).toMatch(/^Stopped by its owner at /);
     const again = await client.post('/api/v1/runtime/stop');
     expect(again.status).toBe(200);
     expect(again.body.operation).toBeNull();

@@ -36,7 +36,7 @@ let admin: TestAgent;
 
 const it = (name: string, body: () => Promise<void>) => test(name, withDiagnostics(() => instance, () => h.logs.text, body));
 
-type View = { id: string; state: string; stateReason: string | null; desiredState: string; lastError: { code: string; message: string } | null; outdatedImage: boolean; configStale: boolean; image: string };
+type View = { id: string; state: string; stateReason: string | null; stoppedBy: { cause: string; detail: string | null } | null; desiredState: string; lastError: { code: string; message: string } | null; outdatedImage: boolean; configStale: boolean; image: string };
 
 async function startRunning(client: TestAgent): Promise<View> {
   const res = await client.post('/api/v1/runtime/start');
@@ -99,7 +99,8 @@ describe('events from the engine', () => {
       const v = await viewOf(client);
       return v.state === 'stopped' && v.lastError ? v : undefined;
     }, 'the OOM kill to be reported');
-    expect(after).toMatchObject({ stateReason: 'out of memory (limit 256 MiB)', desiredState: 'stopped', lastError: { code: 'OOM_KILLED' } });
+    expect(after).toMatchObject({ desiredState: 'stopped', lastError: { code: 'OOM_KILLED' }, stoppedBy: { cause: 'out_of_memory', detail: 'out of memory (limit 256 MiB)' } });
+    expect(after.stateReason).toMatch(/^Stopped by the platform at .* UTC: out of memory \(limit 256 MiB\)$/);
     const info = await docker.getContainer(containerIdOf(view.id)).inspect();
     expect(info.State.Running).toBe(false);
     const audit = (await admin.get('/api/v1/admin/audit?action=runtime.failure-stop')).body.items;

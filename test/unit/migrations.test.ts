@@ -235,3 +235,17 @@ describe('audit_log is append-only', () => {
     expect(again.prepare('SELECT COUNT(*) AS n FROM audit_log').get()).toEqual({ n: 1 });
   });
 });
+
+describe('version 10: who or what stopped a runtime', () => {
+  test('upgrading a database with runtimes keeps every row, with no stop recorded', () => {
+    const db = open();
+    migrate(db, 9);
+    insertUser(db, 'u1', 'alice');
+    db.prepare("INSERT INTO runtimes (id, user_id, desired_state, created_at, updated_at) VALUES ('r1', 'u1', 'stopped', 1, 1)").run();
+
+    expect(migrate(db)).toEqual({ from: 9, to: LATEST_SCHEMA_VERSION });
+    expect(db.prepare('SELECT id, desired_state, stopped_by, stopped_at, stop_detail, stop_idle_ms, stop_actor FROM runtimes').all()).toEqual([
+      { id: 'r1', desired_state: 'stopped', stopped_by: null, stopped_at: null, stop_detail: null, stop_idle_ms: null, stop_actor: null },
+    ]);
+  });
+});

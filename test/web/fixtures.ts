@@ -18,6 +18,7 @@ export function runtimeView(state: RuntimeView['state'], overrides: Partial<Runt
     workspaceUrl: 'http://alice.localhost',
     limits: { memoryBytes: 2 ** 31, cpus: 2, pidsLimit: 512 },
     lastError: null,
+    stoppedBy: null,
     operation: null,
     ...overrides,
   };

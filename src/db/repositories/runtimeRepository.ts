@@ -2,6 +2,22 @@ import type { Db } from '../database';
 
 export type DesiredState = 'running' | 'stopped' | 'deleted';
 
+/** Who or what stopped a runtime: its member, an administrator, or the platform on its own. */
+export type StopCause = 'member' | 'admin' | 'idle' | 'out_of_memory' | 'crash_loop' | 'account_disabled' | 'system';
+
+const STOP_CAUSES: readonly StopCause[] = ['member', 'admin', 'idle', 'out_of_memory', 'crash_loop', 'account_disabled', 'system'];
+
+export interface RuntimeStop {
+  cause: StopCause;
+  at: number;
+  /** Words that go with a failure (out of memory, crash loop). */
+  detail: string | null;
+  /** An idle stop: how long the runtime had been without activity. */
+  idleMs: number | null;
+  /** The administrator who stopped it (admin stops only). */
+  actor: string | null;
+}
+
 export interface RuntimeRecord {
   id: string;
   userId: string;
@@ -14,6 +30,8 @@ export interface RuntimeRecord {
   createdAt: number;
   updatedAt: number;
   lastStartedAt: number | null;
+  /** Why it is stopped, until it is started again. */
+  stop: RuntimeStop | null;
 }
 
 /** A runtime together with the account it belongs to: every caller needs both. */
@@ -36,9 +54,26 @@ interface RuntimeRow {
   created_at: number;
   updated_at: number;
   last_started_at: number | null;
+  stopped_by: string | null;
+  stopped_at: number | null;
+  stop_detail: string | null;
+  stop_idle_ms: number | null;
+  stop_actor: string | null;
   username: string;
   user_status: 'active' | 'disabled';
 }
+
+// A cause this build does not know (written by a newer one) reads as the platform's own.
+const toStop = (row: RuntimeRow): RuntimeStop | null =>
+  row.stopped_by === null
+    ? null
+    : {
+        cause: (STOP_CAUSES as readonly string[]).includes(row.stopped_by) ? (row.stopped_by as StopCause) : 'system',
+        at: row.stopped_at ?? 0,
+        detail: row.stop_detail,
+        idleMs: row.stop_idle_ms,
+        actor: row.stop_actor,
+      };
 
 const toRuntime = (row: RuntimeRow): RuntimeWithOwner => ({
   id: row.id,
@@ -53,6 +88,7 @@ const toRuntime = (row: RuntimeRow): RuntimeWithOwner => ({
   createdAt: row.created_at,
   updatedAt: row.updated_at,
   lastStartedAt: row.last_started_at,
+  stop: toStop(row),
   username: row.username,
   userStatus: row.user_status,
 });
@@ -131,6 +167,13 @@ export class RuntimeRepository {
     this.db
       .prepare('UPDATE runtimes SET last_error_code = ?, last_error_message = ?, last_error_at = ?, updated_at = ? WHERE id = ?')
       .run(error?.code ?? null, error?.message ?? null, error ? now : null, now, id);
+  }
+
+  /** Records why the runtime stopped; null clears it (it was started again). */
+  setStop(id: string, stop: RuntimeStop | null, now: number): void {
+    this.db
+      .prepare('UPDATE runtimes SET stopped_by = ?, stopped_at = ?, stop_detail = ?, stop_idle_ms = ?, stop_actor = ?, updated_at = ? WHERE id = ?')
+      .run(stop?.cause ?? null, stop?.at ?? null, stop?.detail ?? null, stop?.idleMs ?? null, stop?.actor ?? null, now, id);
   }
 
   delete(id: string): void {

@@ -65,6 +65,8 @@ export interface WakePageOptions {
   startPath: string;
   eventsPath: string;
   platformUrl: string;
+  /** Why the workspace is stopped (who or what stopped it, and when), shown before the first status read. */
+  reason?: string | null;
 }
 
 /**
@@ -75,10 +77,11 @@ export interface WakePageOptions {
  */
 export function sendWakePage(res: ServerResponse, options: WakePageOptions): void {
   const nonce = randomBytes(16).toString('base64');
-  const config = JSON.stringify(options).replace(/</g, '\\u003c');
+  const config = JSON.stringify({ ...options, reason: undefined }).replace(/</g, '\\u003c');
   const body = `
 <h1>Workspace of ${escapeHtml(options.username)}</h1>
 <p id="message">Checking your workspace…</p>
+<p id="reason" class="muted"${options.reason ? '' : ' hidden'}>${escapeHtml(options.reason ?? '')}</p>
 <progress id="progress" max="100" hidden></progress>
 <p id="step" class="muted"></p>
 <p><button id="start" type="button" hidden>Start workspace</button></p>
@@ -91,6 +94,7 @@ export function sendWakePage(res: ServerResponse, options: WakePageOptions): voi
   let events = null, reloads = Number(sessionStorage.getItem('clawloops-wake-reloads') || 0);
   const say = (text) => { $('message').textContent = text; };
   const fail = (text) => { $('error').textContent = text; $('error').hidden = !text; };
+  const because = (text) => { $('reason').textContent = text || ''; $('reason').hidden = !text; };
   function ready() {
     if (reloads >= 8) { say('Your workspace is running, but its address does not answer yet. Reload this page in a moment.'); return; }
     sessionStorage.setItem('clawloops-wake-reloads', String(reloads + 1));
@@ -102,7 +106,7 @@ export function sendWakePage(res: ServerResponse, options: WakePageOptions): voi
     if (view.state === 'running' && !op) return ready();
     sessionStorage.removeItem('clawloops-wake-reloads'); reloads = 0;
     if (op || view.state === 'starting') {
-      $('start').hidden = true;
+      $('start').hidden = true; because('');
       say('Starting your workspace…');
       if (op) { $('progress').hidden = false; $('progress').value = op.percent; $('step').textContent = op.message; }
       follow();
@@ -110,7 +114,9 @@ export function sendWakePage(res: ServerResponse, options: WakePageOptions): voi
     }
     $('progress').hidden = true; $('step').textContent = '';
     say(view.state === 'failed' ? 'Your workspace stopped with a problem.' : 'Your workspace is stopped.');
-    if (view.stateReason) fail(view.stateReason);
+    // A failure is an error; a stop (who or what stopped it, and when) is only information.
+    if (view.state === 'failed') { because(''); if (view.stateReason) fail(view.stateReason); }
+    else because(view.stateReason);
     $('start').hidden = false; $('start').disabled = false;
   }
   function follow() {
@@ -137,7 +143,7 @@ export function sendWakePage(res: ServerResponse, options: WakePageOptions): voi
       const res = await fetch(cfg.startPath, { method: 'POST', credentials: 'same-origin' });
       const data = await res.json().catch(() => null);
       if (!res.ok) { fail((data && data.error && data.error.message) || 'The workspace could not be started.'); $('start').disabled = false; return; }
-      $('start').hidden = true;
+      $('start').hidden = true; because('');
       say('Starting your workspace…');
       if (data.operation) { $('progress').hidden = false; $('progress').value = data.operation.percent; $('step').textContent = data.operation.message; }
       follow();

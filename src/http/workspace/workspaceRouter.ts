@@ -143,6 +143,7 @@ export function createWorkspaceRouter(deps: WorkspaceRouterDeps): WorkspaceRoute
         startPath: addresses.reservedPath(decision.username, 'start'),
         eventsPath: addresses.reservedPath(decision.username, 'events'),
         platformUrl: `${deps.platformOrigin}/`,
+        reason: manager.viewForUser(decision.user.id).stateReason,
       });
       return true;
     }

@@ -37,6 +37,7 @@ export type {
   SessionState,
   SetupStatus,
   StartedOperation,
+  StoppedBy,
   TextFile,
   UsageTotals,
   User,

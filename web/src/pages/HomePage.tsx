@@ -6,6 +6,7 @@ import { useI18n, type Translate } from '../i18n/i18n';
 import type { MessageKey } from '../i18n/en';
 import { formatBytes, formatDateTime, share } from '../lib/format';
 import { allowedActions, applyRuntimeEvent, INITIAL_STATUS, type RuntimeAction, type RuntimeEvent } from '../lib/runtimeEvents';
+import { stopReasonText } from '../lib/stopReason';
 import { OPEN, useEventSource } from '../ui/useEventSource';
 import { Button, Card, ErrorNote, Notice, ProgressBar } from '../ui/ui';
 
@@ -89,6 +90,10 @@ export function RuntimeCard({
         <>
           {runtime.state === 'absent' && <p>{t('runtime.absentHelp')}</p>}
           {runtime.state === 'stopped' && <p>{t('runtime.stoppedHelp')}</p>}
+          {runtime.stoppedBy && (runtime.state === 'stopped' || runtime.state === 'failed') && (
+            // The card with "Open" is the member's own; an administrator's view of it names no "you".
+            <p className="stop-reason">{stopReasonText(t, runtime.stoppedBy, locale, showOpen)}</p>
+          )}
           {runtime.state === 'failed' && (runtime.lastError || runtime.stateReason) && (
             <p className="error-note" role="alert">
               {t('runtime.failedBecause', { reason: runtime.lastError?.message ?? runtime.stateReason ?? '' })}
