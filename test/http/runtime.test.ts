@@ -475,6 +475,9 @@ describe('background preparation of a new account', () => {
     await eventually(() => (h.logs.text.includes('removed the runtime resources of a deleted user') ? true : undefined), 'the deleted user\'s resources to be removed');
     expect(backend.placements.has(runtimeId)).toBe(false);
     expect(backend.data.has(runtimeId)).toBe(false);
+  });
+});
+
 describe('who or what stopped a runtime', () => {
   const isoNow = () => new Date(h.clock.now()).toISOString();
 

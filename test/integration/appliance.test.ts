@@ -520,7 +520,7 @@ describe('the control plane image (Dockerfile)', () => {
   test('holds only what production needs: dist, web, production dependencies; no sources, tests or dev-only packages', async () => {
     expect(container).toBeDefined();
     // The lockfile marks every package only devDependencies need with "dev": true (a package both
-    // sides need, like @types/node under http-proxy-middleware, is not marked).
+    // sides need, like a type package a production dependency lists, is not marked).
     const lock = JSON.parse(fs.readFileSync(path.join(ROOT, 'package-lock.json'), 'utf8')) as {
       packages: Record<string, { dev?: boolean; optional?: boolean; devOptional?: boolean }>;
     };
