@@ -13,13 +13,13 @@ import { DATABASE_FILE_NAME } from '../../src/db/database';
 import { ACCESS_REVALIDATE_MS } from '../../src/domain/workspaceAccessCache';
 import { alwaysReadyProbe, FakeProvisioner } from '../support/fakeProvisioner';
 import { createHarness, STRONG_PASSWORD, type Harness } from '../support/harness';
-import { portOf, rawRequest, signInCookie, workspaceSessionCookie, type RawResponse } from '../support/hostClient';
+import { portOf, rawRequest, signInCookie, standInRuntimeAddress, type RawResponse, workspaceSessionCookie } from '../support/hostClient';
 import { startTestModelUpstream, type TestModelUpstream } from '../support/testModelUpstream';
 
 const PLATFORM_HOST = 'platform.test:8080';
 const ALICE_HOST = 'alice.platform.test:8080';
 const MODEL = 'test-model';
-const RUNTIME_ADDRESS = `127.${10 + ((process.pid + 131) % 200)}.${Math.floor(Math.random() * 250) + 1}.${Math.floor(Math.random() * 250) + 1}`;
+const RUNTIME_ADDRESS = standInRuntimeAddress(131);
 
 let h: Harness;
 let backend: FakeProvisioner;

@@ -8,12 +8,12 @@ import http from 'node:http';
 import type { Socket } from 'node:net';
 import { alwaysReadyProbe, FakeProvisioner } from '../support/fakeProvisioner';
 import { createHarness, STRONG_PASSWORD, type Harness } from '../support/harness';
-import { portOf, rawRequest, rawUpgrade, signInCookie, workspaceSessionCookie } from '../support/hostClient';
+import { portOf, rawRequest, rawUpgrade, signInCookie, standInRuntimeAddress, workspaceSessionCookie } from '../support/hostClient';
 
 const PLATFORM_HOST = 'platform.test:8080';
 const ALICE_HOST = 'alice.platform.test:8080';
 const ALICE_ORIGIN = 'http://alice.platform.test:8080';
-const RUNTIME_ADDRESS = `127.${10 + ((process.pid + 53) % 200)}.${Math.floor(Math.random() * 250) + 1}.${Math.floor(Math.random() * 250) + 1}`;
+const RUNTIME_ADDRESS = standInRuntimeAddress(53);
 
 let h: Harness;
 let server: http.Server;

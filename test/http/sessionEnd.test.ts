@@ -11,13 +11,13 @@ import type TestAgent from 'supertest/lib/agent';
 import { alwaysReadyProbe, FakeProvisioner } from '../support/fakeProvisioner';
 import { eventually } from '../support/eventually';
 import { createHarness, OTHER_STRONG_PASSWORD, STRONG_PASSWORD, type Harness } from '../support/harness';
-import { portOf, rawRequest, rawUpgrade, signInCookie, workspaceSessionCookie } from '../support/hostClient';
+import { portOf, rawRequest, rawUpgrade, signInCookie, standInRuntimeAddress, workspaceSessionCookie } from '../support/hostClient';
 
 const PLATFORM_HOST = 'platform.test:8080';
 const PLATFORM_ORIGIN = 'http://platform.test:8080';
 const ALICE_HOST = 'alice.platform.test:8080';
 const ALICE_ORIGIN = 'http://alice.platform.test:8080';
-const RUNTIME_ADDRESS = `127.${10 + ((process.pid + 77) % 200)}.${Math.floor(Math.random() * 250) + 1}.${Math.floor(Math.random() * 250) + 1}`;
+const RUNTIME_ADDRESS = standInRuntimeAddress(77);
 
 let h: Harness;
 let server: http.Server;

@@ -9,14 +9,14 @@ import type { Socket } from 'node:net';
 import type TestAgent from 'supertest/lib/agent';
 import { alwaysReadyProbe, FakeProvisioner } from '../support/fakeProvisioner';
 import { createHarness, STRONG_PASSWORD, type Harness } from '../support/harness';
-import { portOf, rawRequest, rawUpgrade, setCookie, signInCookie, ticketRedeemUrl, workspaceSessionCookie, type RawResponse } from '../support/hostClient';
+import { portOf, rawRequest, rawUpgrade, setCookie, signInCookie, standInRuntimeAddress, ticketRedeemUrl, type RawResponse, workspaceSessionCookie } from '../support/hostClient';
 
 const PLATFORM_HOST = 'platform.test:8080';
 const ALICE_HOST = 'alice.platform.test:8080';
 const BOB_HOST = 'bob.platform.test:8080';
 const HTML = { accept: 'text/html,application/xhtml+xml' };
 // A loopback address of its own, so OpenClaw's fixed port 18789 is free for this file's fake runtime.
-const RUNTIME_ADDRESS = `127.${10 + (process.pid % 200)}.${Math.floor(Math.random() * 250) + 1}.${Math.floor(Math.random() * 250) + 1}`;
+const RUNTIME_ADDRESS = standInRuntimeAddress(0);
 
 interface Seen {
   url: string;

@@ -163,3 +163,12 @@ export function freePort(): Promise<number> {
     });
   });
 }
+
+/**
+ * A loopback address of its own for a test's stand-in runtime (the whole of 127/8 answers on
+ * Linux): suites running side by side, each with a different `salt`, never share one.
+ */
+export function standInRuntimeAddress(salt: number): string {
+  const octet = () => Math.floor(Math.random() * 250) + 1;
+  return `127.${10 + ((process.pid + salt) % 200)}.${octet()}.${octet()}`;
+}
