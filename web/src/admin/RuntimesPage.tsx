@@ -4,6 +4,7 @@ import type { RuntimeListItem } from '../api/types';
 import { Link } from '../app/router';
 import { useI18n } from '../i18n/i18n';
 import { formatBytes, formatSeconds } from '../lib/format';
+import { stopReasonText } from '../lib/stopReason';
 import { stateLabel } from '../pages/HomePage';
 import { useResource } from '../ui/useResource';
 import { Button, Card, EmptyState, ErrorNote, Pagination } from '../ui/ui';
@@ -179,6 +180,7 @@ export function RuntimesPage() {
                         <Badge tone={TONE[r.state]}>{stateLabel(t, r.state)}</Badge>
                         {busy && <div className="muted small">{t('admin.runtimes.operation', { step: busy.message || busy.kind, percent: Math.round(busy.percent) })}</div>}
                         {reason && <div className="admin-reason small">{reason}</div>}
+                        {r.stoppedBy && r.state === 'stopped' && <div className="muted small">{stopReasonText(t, r.stoppedBy, locale, false)}</div>}
                         {(r.outdatedImage || r.configStale) && (
                           <div className="admin-markers">
                             {r.outdatedImage && <Badge tone="warn">{t('admin.runtimes.outdatedImage')}</Badge>}
