@@ -1,9 +1,8 @@
 import type { Readable } from 'node:stream';
-import type { Logger } from '../lib/logger';
 import type { AgentLimits, AgentRun, VolumeAccess, VolumeUse, WorkspaceVolumes } from '../files/workspaceVolumes';
-import { RUNTIME_UID, type RuntimeSettings } from '../runtime/runtimeSettings';
+import { RUNTIME_UID } from '../runtime/runtimeSettings';
 import { typedEngineCall } from './engineFaults';
-import { FileHelpers, type FileHostLease, type RuntimeFileTargets } from './fileHelpers';
+import { FileHelpers, type FileHelpersDeps, type FileHostLease } from './fileHelpers';
 import type { RuntimeBackend } from './runtimeBackend';
 
 /**
@@ -17,13 +16,7 @@ export class DockerWorkspaceVolumes implements WorkspaceVolumes {
   readonly helpers: FileHelpers;
 
   constructor(
-    private readonly deps: {
-      backend: RuntimeBackend;
-      targets: RuntimeFileTargets;
-      settings: RuntimeSettings;
-      logger: Logger;
-      /** How long an unused helper container lives. */
-      idleMs: number;
+    private readonly deps: FileHelpersDeps & {
       /** The bundled file agent (files/agentScript.ts). */
       agentScript: () => Promise<string>;
     },

@@ -76,18 +76,19 @@ const NEVER_REVOKED = new AbortController().signal;
  * volume, so a command in either sees every byte a stream wrote: staging folders live in the
  * volume, and moving a staged file into place is a rename within it.
  */
+export interface FileHelpersDeps {
+  backend: RuntimeBackend;
+  targets: RuntimeFileTargets;
+  settings: RuntimeSettings;
+  logger: Logger;
+  /** How long an unused helper container lives. */
+  idleMs: number;
+}
+
 export class FileHelpers {
   private readonly helpers = new Map<string, Helper>();
 
-  constructor(
-    private readonly deps: {
-      backend: RuntimeBackend;
-      targets: RuntimeFileTargets;
-      settings: RuntimeSettings;
-      logger: Logger;
-      idleMs: number;
-    },
-  ) {}
+  constructor(private readonly deps: FileHelpersDeps) {}
 
   async acquire(userId: string, use: FileHostUse): Promise<FileHostLease> {
     const target = this.deps.targets.fileTarget(userId);

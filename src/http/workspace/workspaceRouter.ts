@@ -57,8 +57,6 @@ const DECIDED = new WeakMap<IncomingMessage, Allowed>();
 
 const BARE_WORKSPACE_PATH = /^\/w\/([a-z0-9-]+)(\?.*)?$/;
 
-export { reportedClientAddress } from './runtimeRelay';
-
 export function createWorkspaceRouter(deps: WorkspaceRouterDeps): WorkspaceRouter {
   const { gatekeeper, addresses, manager, logger, connections, routes } = deps;
   const scheme = new URL(deps.platformOrigin).protocol.replace(/:$/, '');
