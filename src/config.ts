@@ -9,6 +9,7 @@ import { CONTROL_PLANE_ALIAS } from './docker/networkPlan';
 import { DEFAULT_RUNTIME_COMMAND, DEFAULT_RUNTIME_IMAGE, OPENCLAW_HOME, type RuntimeSettings } from './runtime/runtimeSettings';
 import type { FilesSettings } from './files/filesSettings';
 import type { LlmSettings } from './llm/llmSettings';
+import { egressEntryProblem, type EgressRules } from './egress/egressPolicy';
 
 export type TrustProxySetting = boolean | number | string[];
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
@@ -36,6 +37,8 @@ export interface AppConfig {
   runtime: RuntimeSettings;
   files: FilesSettings;
   llm: LlmSettings;
+  /** The runtimes' only way out (their networks are internal): where it listens and what it lets through. */
+  egress: { port: number; rules: EgressRules };
 }
 
 /** Thrown at start-up; its message names every bad variable and is meant for the operator. */
@@ -100,6 +103,17 @@ const intVar = (fallback: number, min: number, max: number) =>
 
 // A digest can never be satisfied without a registry, and a bare name means "latest", which moves.
 const IMAGE_BY_TAG = /^[a-z0-9]+(?:[._-][a-z0-9]+)*(?::\d+)?(?:\/[a-z0-9]+(?:[._-][a-z0-9]+)*)*:[\w][\w.-]{0,127}$/;
+
+/** A comma-separated list of host patterns, addresses and CIDRs (egress allow/deny lists). */
+const hostList = () =>
+  z
+    .string()
+    .default('')
+    .transform((v) => v.split(',').map((h) => h.trim().toLowerCase()).filter(Boolean))
+    .superRefine((entries, ctx) => {
+      const problems = entries.map(egressEntryProblem).filter((p): p is string => p !== null);
+      if (problems.length > 0) ctx.addIssue({ code: 'custom', message: problems.join('; ') });
+    });
 
 const envSchema = z.object({
   CLAWLOOPS_PORT: z
@@ -221,6 +235,14 @@ const envSchema = z.object({
     .refine((models) => models.every((m) => /^[\w.:/-]{1,100}$/.test(m)), {
       message: 'must be a comma-separated list of model ids (letters, digits, . _ : / -)',
     }),
+  CLAWLOOPS_EGRESS_PORT: z
+    .string()
+    .default('3128')
+    .refine((v) => /^\d+$/.test(v) && Number(v) >= 1 && Number(v) <= 65535, { message: 'must be an integer between 1 and 65535' })
+    .transform(Number),
+  CLAWLOOPS_EGRESS_PROFILE: z.enum(['public', 'none'], { message: 'must be public (the internet, not private networks) or none (models only)' }).default('public'),
+  CLAWLOOPS_EGRESS_ALLOW: hostList(),
+  CLAWLOOPS_EGRESS_DENY: hostList(),
   CLAWLOOPS_CONTROL_PLANE_CONTAINER: z
     .string()
     .default('')
@@ -319,6 +341,8 @@ export function loadConfig(env: NodeJS.ProcessEnv, cwd: string = process.cwd()):
     problems.push(`CLAWLOOPS_MODEL_GATEWAY_URL: must be an http(s) URL such as http://clawloops:8080/llm/v1, got "${modelGatewayUrl}"`);
   }
 
+  if (e.CLAWLOOPS_EGRESS_PORT === e.CLAWLOOPS_PORT) problems.push('CLAWLOOPS_EGRESS_PORT: must differ from CLAWLOOPS_PORT');
+
   if (e.CLAWLOOPS_FILES_TEXT_MAX_SIZE > 64 * 1024 ** 2) problems.push('CLAWLOOPS_FILES_TEXT_MAX_SIZE: at most 64mb (a text file is edited in memory)');
 
   if (problems.length > 0 || !publicUrl) throw new ConfigError(problems);
@@ -365,6 +389,7 @@ export function loadConfig(env: NodeJS.ProcessEnv, cwd: string = process.cwd()):
       modelDetails: {},
       // In a container the hostname is the container's short id unless set otherwise.
       controlPlaneContainer: e.CLAWLOOPS_CONTROL_PLANE_CONTAINER === 'self' ? os.hostname() : e.CLAWLOOPS_CONTROL_PLANE_CONTAINER || null,
+      egressProxyUrl: `http://${gatewayHost}:${e.CLAWLOOPS_EGRESS_PORT}`,
       crashLoop: CRASH_LOOP_POLICY,
     },
     files: {
@@ -393,5 +418,6 @@ export function loadConfig(env: NodeJS.ProcessEnv, cwd: string = process.cwd()):
         monthlyCostMicrodollars: e.CLAWLOOPS_LLM_MONTHLY_BUDGET_USD,
       },
     },
+    egress: { port: e.CLAWLOOPS_EGRESS_PORT, rules: { profile: e.CLAWLOOPS_EGRESS_PROFILE, allow: e.CLAWLOOPS_EGRESS_ALLOW, deny: e.CLAWLOOPS_EGRESS_DENY } },
   };
 }

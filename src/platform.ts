@@ -62,6 +62,8 @@ import { GatewayCallerCache } from './llm/callerCache';
 import { ModelLimiter } from './llm/modelLimits';
 import { ModelCatalog } from './llm/modelCatalog';
 import { ModelRepository } from './db/repositories/modelRepository';
+import { EgressPolicy } from './egress/egressPolicy';
+import { EgressProxy } from './egress/egressProxy';
 import { LimitsRepository } from './db/repositories/limitsRepository';
 
 /** Seams tests (and benchmarks) may replace; production uses the defaults. */
@@ -102,6 +104,8 @@ export interface Platform {
   streams: EventStreams;
   /** The model usage ledger (its queue is written at the end of each event-loop turn). */
   ledger: UsageLedger;
+  /** The runtimes' only way out; server.ts makes it listen. */
+  egress: EgressProxy;
   workspaceSessions: WorkspaceSessionService;
   files: WorkspaceFiles;
   /** The workspace-volume port the file manager reaches volumes through. */
@@ -299,6 +303,13 @@ export function buildPlatform(config: AppConfig, logger: Logger, overrides: Plat
     { logger, clock, readiness, sessions, auth, setup, invitations, users, audit, runtimes, runtimeHub, streams, connections, settings, workspaceSessions, gatekeeper, addresses, routes, files, spool, gateway, limiter, catalog },
   );
 
+  const egressPolicy = new EgressPolicy(config.egress.rules);
+  const egress = new EgressProxy({
+    identify: (address) => runtimes.ownerAtAddress(address),
+    policy: () => egressPolicy,
+    logger: logger.child({ component: 'egress' }),
+  });
+
   return {
     app: app.handler,
     upgrade: app.upgrade,
@@ -321,6 +332,7 @@ export function buildPlatform(config: AppConfig, logger: Logger, overrides: Plat
     watcher,
     streams,
     ledger,
+    egress,
     close: () => {
       app.closeWorkspaceSockets();
       watcher.close();

@@ -37,6 +37,14 @@ export async function startServer(config: AppConfig, logger: Logger, overrides: 
   const connectionSweep = setInterval(() => platform.sweepOpenConnections(), OPEN_CONNECTIONS_SWEEP_MS);
   connectionSweep.unref();
 
+  // First: a port clash fails the start before anything announced it was listening.
+  try {
+    await platform.egress.listen(config.egress.port, config.host);
+  } catch (err) {
+    platform.close();
+    throw new Error(`the egress proxy cannot listen on port ${config.egress.port} (CLAWLOOPS_EGRESS_PORT): ${(err as Error).message}`);
+  }
+  logger.info({ port: config.egress.port, profile: config.egress.rules.profile }, 'egress proxy for runtimes listening');
   const server = http.createServer(platform.app).listen(config.port, config.host);
   server.on('upgrade', platform.upgrade);
   if (config.runtime.addressing.mode === 'path') {
@@ -50,6 +58,7 @@ export async function startServer(config: AppConfig, logger: Logger, overrides: 
   });
   const address = server.address();
   logger.info({ address, publicUrl: config.publicUrl }, 'ClawLoops control plane listening');
+
   // Not awaited: an unreachable engine must not keep the platform (sign-in, admin) from serving;
   // the watcher keeps retrying and reconciles once the engine answers.
   void platform.watcher.start().then((report) => {
@@ -66,6 +75,7 @@ export async function startServer(config: AppConfig, logger: Logger, overrides: 
       logger.info({ reason }, 'shutting down: no new connections, finishing in-flight requests');
       clearInterval(sweep);
       clearInterval(connectionSweep);
+      void platform.egress.close();
       const force = setTimeout(() => {
         logger.warn('shutdown timeout reached; closing remaining connections');
         server.closeAllConnections();

@@ -31,6 +31,8 @@ export interface NetworkInfo {
   /** CIDR of the network, e.g. 172.20.0.0/16: every proxy that reaches the runtime sits in it. */
   subnet: string;
   gateway: string;
+  /** No route out of the subnet: what every runtime network is since isolation depends on it (see ensureNetwork). */
+  internal: boolean;
 }
 
 /** A short-lived container that only holds a runtime's volume (file access while the runtime is stopped). */
@@ -114,6 +116,10 @@ export interface RuntimeBackend {
   /** Rejects with a message that names the image and the engine's reason. */
   pullImage(image: string, onProgress: (progress: PullProgress) => void, signal?: AbortSignal): Promise<void>;
 
+  /**
+   * An internal network (no route out of its subnet). One that exists but is not internal (made
+   * by an earlier version) is replaced: whatever joined it is detached first.
+   */
   ensureNetwork(name: string, labels: Record<string, string>): Promise<NetworkInfo>;
   /** Detaches whatever still joins it (the control plane, a proxy) first; absent is fine. */
   removeNetwork(name: string): Promise<void>;

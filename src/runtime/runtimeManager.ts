@@ -148,6 +148,12 @@ export class RuntimeManager {
     return lines;
   }
 
+  /** Whose running runtime has this network address (the egress proxy's caller); null for anyone else. */
+  ownerAtAddress(address: string): { userId: string; username: string } | null {
+    const owner = this.registry.ownerAt(address);
+    return owner ? { userId: owner.userId, username: owner.username } : null;
+  }
+
   isBusy(runtimeId: string): boolean {
     return this.registry.isBusy(runtimeId);
   }

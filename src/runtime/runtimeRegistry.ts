@@ -71,6 +71,14 @@ export class RuntimeRegistry {
     });
   }
 
+  /** The owner of the runtime whose running incarnation has this address (how the egress proxy knows its caller). */
+  ownerAt(address: string): RuntimeInstance['owner'] | null {
+    for (const instance of this.instances.values()) {
+      if (instance?.url && new URL(instance.url).hostname.replace(/^\[|\]$/g, '') === address) return instance.owner;
+    }
+    return null;
+  }
+
   /** Remembers an incarnation without telling anyone (operations publish when their step is done). */
   remember(runtimeId: string, instance: RuntimeInstance): void {
     this.instances.set(runtimeId, instance);

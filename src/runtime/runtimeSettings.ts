@@ -48,6 +48,11 @@ export interface RuntimeSettings {
    * when it runs on the host (it then reaches runtimes through each network's gateway).
    */
   controlPlaneContainer: string | null;
+  /**
+   * The egress proxy as a runtime reaches it: its networks are internal, so this is its only way
+   * out. Null leaves the proxy variables unset (a runtime then reaches nothing outside).
+   */
+  egressProxyUrl: string | null;
   crashLoop: { maxExits: number; windowMs: number };
 }
 

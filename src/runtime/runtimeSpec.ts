@@ -38,6 +38,25 @@ function stableJson(value: unknown): string {
 }
 
 /**
+ * Every tool's way to find the egress proxy (curl, git, npm, Python read the lower-case names,
+ * others the upper-case ones; Node 24's own fetch only with NODE_USE_ENV_PROXY). The model gateway
+ * and the runtime itself are reached directly.
+ */
+function proxyEnv(settings: Pick<RuntimeSettings, 'egressProxyUrl' | 'modelGatewayUrl'>): Record<string, string> {
+  if (!settings.egressProxyUrl) return {};
+  const direct = [new URL(settings.modelGatewayUrl).hostname, 'localhost', '127.0.0.1', '::1'].join(',');
+  return {
+    HTTP_PROXY: settings.egressProxyUrl,
+    HTTPS_PROXY: settings.egressProxyUrl,
+    http_proxy: settings.egressProxyUrl,
+    https_proxy: settings.egressProxyUrl,
+    NO_PROXY: direct,
+    no_proxy: direct,
+    NODE_USE_ENV_PROXY: '1',
+  };
+}
+
+/**
  * What a user's runtime is, independent of how a provisioner runs it: OpenClaw's image, command,
  * environment, limits and config file. The hash also covers the routing settings, since a
  * provisioner derives the runtime's routes from them (Traefik's labels, say).
@@ -64,6 +83,7 @@ export function renderRuntime(owner: RuntimeOwner, settings: RuntimeSettings, pl
     OPENCLAW_HOME: '/home/node',
     OPENCLAW_STATE_DIR: OPENCLAW_HOME,
     OPENCLAW_CONFIG_PATH: `${OPENCLAW_HOME}/openclaw.json`,
+    ...proxyEnv(settings),
   };
   const limits = { memoryBytes: settings.memoryBytes, nanoCpus: settings.nanoCpus, pidsLimit: settings.pidsLimit };
   const routing =

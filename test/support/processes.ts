@@ -180,9 +180,11 @@ export const isListening = (line: LogLine): boolean => line.msg === 'ClawLoops c
 export async function startServer(dataDir: string, vars: Record<string, string> = {}, label = 'server'): Promise<Server> {
   for (let attempt = 1; ; attempt++) {
     const port = await freePort();
+    const egressPort = await freePort();
     const publicUrl = `http://127.0.0.1:${port}`;
     const child = spawnMain(`${label} (attempt ${attempt})`, {
       CLAWLOOPS_PORT: String(port),
+      CLAWLOOPS_EGRESS_PORT: String(egressPort),
       CLAWLOOPS_HOST: '127.0.0.1',
       CLAWLOOPS_PUBLIC_URL: publicUrl,
       CLAWLOOPS_DATA_DIR: dataDir,

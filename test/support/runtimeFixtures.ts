@@ -20,6 +20,7 @@ export function runtimeSettingsFixture(overrides: Partial<RuntimeSettings> = {})
     models: ['gpt-4o'],
     modelDetails: {},
     controlPlaneContainer: null,
+    egressProxyUrl: 'http://clawloops:3128',
     crashLoop: { maxExits: 3, windowMs: 300_000 },
     ...overrides,
   };

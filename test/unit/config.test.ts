@@ -53,6 +53,7 @@ describe('defaults', () => {
         models: [],
         modelDetails: {},
         controlPlaneContainer: null,
+        egressProxyUrl: 'http://host.docker.internal:3128',
         crashLoop: { maxExits: 3, windowMs: 300_000 },
       },
       files: {
@@ -70,6 +71,7 @@ describe('defaults', () => {
         streamIdleMs: 120_000,
       },
       llm: { upstreamUrl: null, upstreamKey: null, timeoutMs: 600_000, bodyLimitBytes: 4 * 1024 ** 2, limits: { requestsPerMinute: 60, concurrentRequests: 4, monthlyTokens: 0, monthlyCostMicrodollars: 0 } },
+      egress: { port: 3128, rules: { profile: 'public', allow: [], deny: [] } },
     });
   });
 
@@ -123,6 +125,10 @@ describe('accepted values', () => {
         CLAWLOOPS_MODEL_GATEWAY_URL: 'http://clawloops:3000/llm/v1/',
         CLAWLOOPS_RUNTIME_MODELS: 'gpt-4o, claude-sonnet-4.5 ,',
         CLAWLOOPS_CONTROL_PLANE_CONTAINER: 'clawloops-control-1',
+        CLAWLOOPS_EGRESS_PORT: '3129',
+        CLAWLOOPS_EGRESS_PROFILE: 'none',
+        CLAWLOOPS_EGRESS_ALLOW: 'Git.Office.lan, *.intra.example,10.0.0.0/8',
+        CLAWLOOPS_EGRESS_DENY: 'bad.example.com',
         CLAWLOOPS_WORKSPACE_ROUTING: 'path',
         CLAWLOOPS_ROUTER: 'traefik',
         CLAWLOOPS_TRAEFIK_ENTRYPOINT: 'websecure',
@@ -184,6 +190,7 @@ describe('accepted values', () => {
         models: ['gpt-4o', 'claude-sonnet-4.5'],
         modelDetails: {},
         controlPlaneContainer: 'clawloops-control-1',
+        egressProxyUrl: 'http://clawloops-control-plane:3129',
         crashLoop: { maxExits: 3, windowMs: 300_000 },
       },
       files: {
@@ -201,6 +208,7 @@ describe('accepted values', () => {
         streamIdleMs: 45_000,
       },
       llm: { upstreamUrl: 'http://litellm:4000/v1', upstreamKey: 'sk-master', timeoutMs: 120_000, bodyLimitBytes: 1024 ** 2, limits: { requestsPerMinute: 30, concurrentRequests: 2, monthlyTokens: 1_000_000, monthlyCostMicrodollars: 12_500_000 } },
+      egress: { port: 3129, rules: { profile: 'none', allow: ['git.office.lan', '*.intra.example', '10.0.0.0/8'], deny: ['bad.example.com'] } },
     });
   });
 
@@ -349,6 +357,10 @@ describe('bad values are refused with a ConfigError naming the variable', () => 
     ['subnet pool smaller than one runtime subnet', { CLAWLOOPS_RUNTIME_SUBNET_POOL: '10.213.0.0/29' }, /^CLAWLOOPS_RUNTIME_SUBNET_POOL: the per-runtime prefix/],
     ['instance with upper case', { CLAWLOOPS_INSTANCE: 'Team_A' }, /^CLAWLOOPS_INSTANCE: must be 1-40 lowercase letters/],
     ['control plane container with a slash', { CLAWLOOPS_CONTROL_PLANE_CONTAINER: 'a/b' }, /^CLAWLOOPS_CONTROL_PLANE_CONTAINER: /],
+    ['egress port of the platform', { CLAWLOOPS_PORT: '9000', CLAWLOOPS_EGRESS_PORT: '9000' }, /^CLAWLOOPS_EGRESS_PORT: must differ/],
+    ['egress profile unknown', { CLAWLOOPS_EGRESS_PROFILE: 'open' }, /^CLAWLOOPS_EGRESS_PROFILE: must be public .* or none/],
+    ['egress allow entry with a scheme', { CLAWLOOPS_EGRESS_ALLOW: 'example.com,http://x.example' }, /^CLAWLOOPS_EGRESS_ALLOW: "http:\/\/x.example" is not a host name/],
+    ['egress deny entry with a bad prefix', { CLAWLOOPS_EGRESS_DENY: '10.0.0.0/40' }, /^CLAWLOOPS_EGRESS_DENY: "10.0.0.0\/40" has a bad prefix length/],
     ['public URL that is not a URL', { CLAWLOOPS_PUBLIC_URL: 'claw.example.com' }, /^CLAWLOOPS_PUBLIC_URL: must be an absolute http\(s\) URL.*got "claw.example.com"/],
     ['public URL with another scheme', { CLAWLOOPS_PUBLIC_URL: 'ftp://claw.example.com' }, /^CLAWLOOPS_PUBLIC_URL: must use http or https, got "ftp:"$/],
     ['public URL with a path', { CLAWLOOPS_PUBLIC_URL: 'https://example.com/claw' }, /^CLAWLOOPS_PUBLIC_URL: must be an origin only/],

@@ -1,0 +1,255 @@
+import { lookup } from 'node:dns/promises';
+import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import net, { isIP, type Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
+import type { Logger } from '../lib/logger';
+import type { EgressPolicy } from './egressPolicy';
+
+/** The member a connection came from, known by where it arrived from, never by what it says. */
+export interface EgressCaller {
+  userId: string;
+  username: string;
+}
+
+export interface EgressProxyDeps {
+  /** The runtime whose address this is; null for anyone else (the proxy is no open relay). */
+  identify(address: string): EgressCaller | null;
+  policy(): Pick<EgressPolicy, 'decide'>;
+  resolve?(host: string): Promise<string[]>;
+  logger: Logger;
+  /** Connections open at once per member; more are refused (an agent cannot exhaust the process). */
+  maxTunnelsPerCaller?: number;
+  connectTimeoutMs?: number;
+}
+
+const DEFAULT_MAX_TUNNELS = 256;
+const DEFAULT_CONNECT_TIMEOUT_MS = 15_000;
+const RESOLVE_TIMEOUT_MS = 10_000;
+
+const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-authorization', 'proxy-authenticate', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade']);
+
+const systemResolve = async (host: string): Promise<string[]> => (await lookup(host, { all: true, verbatim: true })).map((r) => r.address);
+
+/** `::ffff:10.0.0.5` as the runtime knows itself: 10.0.0.5. */
+const plainAddress = (address: string | undefined) => (address ?? '').replace(/^::ffff:(?=\d+\.\d+\.\d+\.\d+$)/i, '');
+
+interface Target {
+  host: string;
+  port: number;
+}
+
+/** `host:port` of a CONNECT (IPv6 in brackets); null when malformed. */
+function parseAuthority(authority: string): Target | null {
+  const match = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]\s/@]+)):(\d{1,5})$/.exec(authority);
+  const host = match?.[1] ?? match?.[2];
+  const port = Number(match?.[3]);
+  if (!host || !Number.isInteger(port) || port < 1 || port > 65535) return null;
+  if (match?.[1] && isIP(host) !== 6) return null;
+  return { host, port };
+}
+
+class EgressRefusal extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** A whole HTTP response on a raw socket (CONNECT and parse errors have no ServerResponse). */
+function refusalResponse(refusal: EgressRefusal): string {
+  const body = JSON.stringify({ error: { code: refusal.code, message: refusal.message } });
+  return `HTTP/1.1 ${refusal.status} ${http.STATUS_CODES[refusal.status] ?? ''}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`;
+}
+
+/**
+ * The only way out of a runtime (runtime networks are internal): an HTTP forward proxy with
+ * CONNECT, in the control plane, which already sits on every runtime network and so tells
+ * callers apart by the address a connection arrives from. Names are resolved here and judged by
+ * the policy on the addresses they resolve to; the connection then goes to exactly that address.
+ */
+export class EgressProxy {
+  readonly server: http.Server;
+  private readonly open = new Map<string, number>();
+  private readonly resolve: (host: string) => Promise<string[]>;
+  private readonly maxTunnels: number;
+  private readonly connectTimeoutMs: number;
+  private readonly sockets = new Set<Duplex>();
+
+  constructor(private readonly deps: EgressProxyDeps) {
+    this.resolve = deps.resolve ?? systemResolve;
+    this.maxTunnels = deps.maxTunnelsPerCaller ?? DEFAULT_MAX_TUNNELS;
+    this.connectTimeoutMs = deps.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
+    this.server = http.createServer((req, res) => void this.forward(req, res));
+    this.server.on('connect', (req: IncomingMessage, socket: Duplex, head: Buffer) => void this.tunnel(req, socket, head));
+    this.server.on('connection', (socket: Socket) => {
+      this.sockets.add(socket);
+      socket.once('close', () => this.sockets.delete(socket));
+    });
+    this.server.on('clientError', (_err, socket: Duplex) => {
+      if (socket.writable) socket.end(refusalResponse(new EgressRefusal(400, 'EGRESS_BAD_REQUEST', 'Malformed proxy request.')));
+      else socket.destroy();
+    });
+  }
+
+  listen(port: number, host: string): Promise<number> {
+    return new Promise((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen(port, host, () => {
+        this.server.off('error', reject);
+        resolve((this.server.address() as net.AddressInfo).port);
+      });
+    });
+  }
+
+  /** Stops listening and cuts every tunnel: they carry no state of ours worth finishing. */
+  close(): Promise<void> {
+    for (const socket of this.sockets) socket.destroy();
+    return new Promise((resolve) => this.server.close(() => resolve()));
+  }
+
+  private caller(req: IncomingMessage): EgressCaller {
+    const caller = this.deps.identify(plainAddress(req.socket.remoteAddress));
+    if (!caller) throw new EgressRefusal(403, 'EGRESS_NOT_A_RUNTIME', 'This proxy serves ClawLoops workspaces only.');
+    return caller;
+  }
+
+  /** Resolves, judges and reserves a slot; the returned release must be called exactly once. */
+  private async admit(caller: EgressCaller, target: Target): Promise<{ address: string; release: () => void }> {
+    let addresses: string[];
+    if (isIP(target.host) !== 0) {
+      addresses = [target.host];
+    } else {
+      let timer: NodeJS.Timeout | undefined;
+      try {
+        addresses = await Promise.race([
+          this.resolve(target.host),
+          new Promise<never>((_, reject) => {
+            timer = setTimeout(() => reject(new Error('timed out')), RESOLVE_TIMEOUT_MS);
+          }),
+        ]);
+      } catch (err) {
+        throw new EgressRefusal(502, 'EGRESS_UNRESOLVED', `${target.host} could not be resolved (${(err as Error).message}).`);
+      } finally {
+        clearTimeout(timer);
+      }
+    }
+    const verdict = this.deps.policy().decide(target.host, addresses);
+    if (!verdict.allowed) {
+      this.deps.logger.info({ userId: caller.userId, username: caller.username, host: target.host, port: target.port, verdict: 'denied' }, 'egress refused');
+      throw new EgressRefusal(403, 'EGRESS_DENIED', `ClawLoops egress policy: ${verdict.reason}.`);
+    }
+    // Counted after every await, so the check and the reservation are one synchronous step.
+    const count = this.open.get(caller.userId) ?? 0;
+    if (count >= this.maxTunnels) {
+      throw new EgressRefusal(429, 'EGRESS_TOO_MANY_CONNECTIONS', `At most ${this.maxTunnels} outside connections may be open at once per workspace.`);
+    }
+    this.open.set(caller.userId, count + 1);
+    let released = false;
+    const release = () => {
+      if (released) return;
+      released = true;
+      const left = (this.open.get(caller.userId) ?? 1) - 1;
+      if (left <= 0) this.open.delete(caller.userId);
+      else this.open.set(caller.userId, left);
+    };
+    this.deps.logger.debug({ userId: caller.userId, host: target.host, address: verdict.address, port: target.port, verdict: 'allowed' }, 'egress allowed');
+    return { address: verdict.address, release };
+  }
+
+  private async tunnel(req: IncomingMessage, client: Duplex, head: Buffer): Promise<void> {
+    client.on('error', () => client.destroy());
+    let release = () => {};
+    try {
+      const caller = this.caller(req);
+      const target = parseAuthority(req.url ?? '');
+      if (!target) throw new EgressRefusal(400, 'EGRESS_BAD_TARGET', 'CONNECT needs host:port.');
+      const admitted = await this.admit(caller, target);
+      release = admitted.release;
+      const upstream = await this.connect(admitted.address, target.port);
+      if (client.destroyed) {
+        upstream.destroy();
+        release();
+        return;
+      }
+      client.write('HTTP/1.1 200 Connection Established\r\n\r\n');
+      if (head.length > 0) upstream.write(head);
+      upstream.pipe(client);
+      client.pipe(upstream);
+      const end = () => {
+        release();
+        upstream.destroy();
+        client.destroy();
+      };
+      upstream.once('close', end);
+      client.once('close', end);
+      upstream.on('error', end);
+    } catch (err) {
+      release();
+      const refusal = err instanceof EgressRefusal ? err : new EgressRefusal(502, 'EGRESS_UNREACHABLE', `The destination could not be reached (${(err as Error).message}).`);
+      client.end(refusalResponse(refusal));
+    }
+  }
+
+  private connect(address: string, port: number): Promise<Socket> {
+    return new Promise((resolve, reject) => {
+      const socket = net.connect({ host: address, port });
+      socket.setTimeout(this.connectTimeoutMs, () => socket.destroy(new Error(`no answer within ${this.connectTimeoutMs / 1000} s`)));
+      socket.once('connect', () => {
+        socket.setTimeout(0);
+        socket.off('error', reject);
+        resolve(socket);
+      });
+      socket.once('error', reject);
+    });
+  }
+
+  /** Plain http:// requests in absolute form (`GET http://host/path`); https goes through CONNECT. */
+  private async forward(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    let release = () => {};
+    const fail = (refusal: EgressRefusal) => {
+      release();
+      if (res.headersSent) {
+        res.destroy();
+        return;
+      }
+      res.writeHead(refusal.status, { 'content-type': 'application/json', connection: 'close' }).end(JSON.stringify({ error: { code: refusal.code, message: refusal.message } }));
+    };
+    try {
+      const caller = this.caller(req);
+      let url: URL;
+      try {
+        url = new URL(req.url ?? '');
+      } catch {
+        throw new EgressRefusal(400, 'EGRESS_BAD_TARGET', 'This is an HTTP proxy: send absolute http:// URLs, or CONNECT for https.');
+      }
+      if (url.protocol !== 'http:') throw new EgressRefusal(400, 'EGRESS_BAD_TARGET', 'Only http:// URLs are forwarded; https goes through CONNECT.');
+      const target = { host: url.hostname.replace(/^\[|\]$/g, ''), port: Number(url.port) || 80 };
+      const admitted = await this.admit(caller, target);
+      release = admitted.release;
+      const headers: http.OutgoingHttpHeaders = {};
+      for (const [name, value] of Object.entries(req.headers)) if (!HOP_BY_HOP.has(name) && value !== undefined) headers[name] = value;
+      headers.host = url.host;
+      const upstream = http.request({ host: admitted.address, port: target.port, method: req.method, path: `${url.pathname}${url.search}`, headers, timeout: this.connectTimeoutMs });
+      upstream.on('timeout', () => upstream.destroy(new Error('no answer in time')));
+      upstream.on('error', (err) => fail(new EgressRefusal(502, 'EGRESS_UNREACHABLE', `The destination could not be reached (${err.message}).`)));
+      upstream.on('response', (answer) => {
+        upstream.setTimeout(0);
+        const out: http.OutgoingHttpHeaders = {};
+        for (const [name, value] of Object.entries(answer.headers)) if (!HOP_BY_HOP.has(name) && value !== undefined) out[name] = value;
+        res.writeHead(answer.statusCode ?? 502, out);
+        answer.pipe(res);
+        answer.on('error', () => res.destroy());
+      });
+      res.once('close', () => {
+        release();
+        upstream.destroy();
+      });
+      req.pipe(upstream);
+    } catch (err) {
+      fail(err instanceof EgressRefusal ? err : new EgressRefusal(502, 'EGRESS_UNREACHABLE', (err as Error).message));
+    }
+  }
+}
