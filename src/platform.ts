@@ -47,6 +47,7 @@ import { RuntimeEventHub } from './runtime/operations';
 import { runtimeHttpProbe, type HttpProbe } from './runtime/readinessProbe';
 import { RuntimeManager } from './runtime/runtimeManager';
 import type { RuntimeSettings } from './runtime/runtimeSettings';
+import { SettingsStore } from './lib/settingsStore';
 import { RuntimeWatcher } from './runtime/runtimeWatcher';
 import type { FilesSettings } from './files/filesSettings';
 import { WorkspaceFiles } from './files/workspaceFiles';
@@ -102,8 +103,10 @@ export interface Platform {
   runtimeHub: RuntimeEventHub;
   watcher: RuntimeWatcher;
   streams: EventStreams;
-  /** The model usage ledger (its queue is written at the end of each event-loop turn). */
+  /** The model usage ledger (its queue is written every 50 ms at most, and before every read). */
   ledger: UsageLedger;
+  /** The runtime settings every runtime module reads (tests change them with `set`). */
+  runtimeSettings: SettingsStore<RuntimeSettings>;
   /** The runtimes' only way out; server.ts makes it listen. */
   egress: EgressProxy;
   workspaceSessions: WorkspaceSessionService;
@@ -166,14 +169,17 @@ export function buildPlatform(config: AppConfig, logger: Logger, overrides: Plat
   const auth = new AuthService(userRepo, sessions, hashing, throttle, audit, transact, clock);
   const setup = new SetupService(userRepo, factory, sessions, audit, transact, hashing);
   const invitations = new InvitationService(new InvitationRepository(db), userRepo, factory, sessions, audit, transact, clock, hashing);
-  const runtimeSettings: RuntimeSettings = { ...config.runtime, ...overrides.runtimeSettings };
-  // Stored admin settings are applied to the live runtime settings before anything reads them.
+  // One store of runtime settings: readers take a frozen snapshot when they need one; the admin's
+  // settings and the model catalog set it. Stored admin settings apply before anything reads it.
+  const runtimeSettings = new SettingsStore<RuntimeSettings>({ ...config.runtime, ...overrides.runtimeSettings });
   const settings = new PlatformSettingsService(new SettingsRepository(db), runtimeSettings, audit, transact, clock);
+  // What the engine adapter reads of these (routing, the proxies' addresses) is fixed for the process's life.
+  const fixedRuntimeSettings = runtimeSettings.get();
   const runtimeRepo = new RuntimeRepository(db);
   const runtimeHub = new RuntimeEventHub();
   const provisioner =
-    overrides.runtimeProvisioner ?? new DockerRuntimeProvisioner(runtimeBackend, runtimeSettings, logger.child({ component: 'runtimes' }));
-  const addresses = new WorkspaceAddresses(runtimeSettings.addressing);
+    overrides.runtimeProvisioner ?? new DockerRuntimeProvisioner(runtimeBackend, fixedRuntimeSettings, logger.child({ component: 'runtimes' }));
+  const addresses = new WorkspaceAddresses(fixedRuntimeSettings.addressing);
   const workspaceSessions = new WorkspaceSessionService(new WorkspaceAccessRepository(db), userRepo, sessions, clock);
   // Caches on the hot paths drop what they hold when another process (the admin CLI) wrote.
   const externalChanges = new ExternalChanges(sqliteDataVersion(db));
@@ -293,7 +299,7 @@ export function buildPlatform(config: AppConfig, logger: Logger, overrides: Plat
     {
       publicUrl: config.publicUrl,
       publicOrigin: config.publicOrigin,
-      router: runtimeSettings.router,
+      router: fixedRuntimeSettings.router,
       secureCookies: config.secureCookies,
       trustProxy: config.trustProxy,
       jsonBodyLimitBytes: config.jsonBodyLimitBytes,
@@ -332,6 +338,7 @@ export function buildPlatform(config: AppConfig, logger: Logger, overrides: Plat
     watcher,
     streams,
     ledger,
+    runtimeSettings,
     egress,
     close: () => {
       app.closeWorkspaceSockets();

@@ -1,3 +1,4 @@
+import type { SettingsSource } from '../lib/settingsStore';
 import { infraGone, infraNotFound, isInfraError } from '../lib/infraErrors';
 import type { Logger } from '../lib/logger';
 import { ownerLabels, runtimeNames } from './runtimeContainer';
@@ -79,7 +80,7 @@ const NEVER_REVOKED = new AbortController().signal;
 export interface FileHelpersDeps {
   backend: RuntimeBackend;
   targets: RuntimeFileTargets;
-  settings: RuntimeSettings;
+  settings: SettingsSource<Pick<RuntimeSettings, 'image'>>;
   logger: Logger;
   /** How long an unused helper container lives. */
   idleMs: number;
@@ -199,7 +200,8 @@ export class FileHelpers {
   }
 
   private async startHelper(runtimeId: string, username: string, userId: string): Promise<string> {
-    const { backend, settings } = this.deps;
+    const { backend } = this.deps;
+    const settings = this.deps.settings.get();
     if (!(await typedEngineCall('looking for the runtime image', () => backend.imageExists(settings.image)))) {
       throw infraNotFound(`Files cannot be reached while the runtime is stopped: the runtime image ${settings.image} is not on this host yet. Start the runtime once to fetch it.`);
     }

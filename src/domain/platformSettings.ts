@@ -27,36 +27,39 @@ export interface PlatformSettingsView {
 
 type Live = Pick<RuntimeSettings, 'idleStopMs' | 'image' | 'memoryBytes' | 'nanoCpus' | 'pidsLimit'>;
 
+/** The runtime settings these apply to: read for the environment's defaults, set on every change. */
+export type RuntimeSettingsTarget = { get(): Readonly<Live>; set(change: Partial<Live>): unknown };
+
 /** How each setting is stored, checked when read back (a hand-edited row must not break start-up) and applied. */
-const FIELDS: { [K in keyof PlatformSettingsView]: { key: string; valid: (v: unknown) => v is PlatformSettingsView[K]; apply: (live: Live, v: PlatformSettingsView[K]) => void; read: (live: Live) => PlatformSettingsView[K] } } = {
+const FIELDS: { [K in keyof PlatformSettingsView]: { key: string; valid: (v: unknown) => v is PlatformSettingsView[K]; apply: (v: PlatformSettingsView[K]) => Partial<Live>; read: (live: Readonly<Live>) => PlatformSettingsView[K] } } = {
   idleStopMinutes: {
     key: 'runtime.idleStopMinutes',
     valid: (v): v is number => Number.isInteger(v) && (v as number) >= 0 && (v as number) <= MAX_IDLE_STOP_MINUTES,
-    apply: (live, v) => (live.idleStopMs = v * 60_000),
+    apply: (v) => ({ idleStopMs: v * 60_000 }),
     read: (live) => Math.round(live.idleStopMs / 60_000),
   },
   image: {
     key: 'runtime.image',
     valid: (v): v is string => typeof v === 'string' && v.length <= 255 && IMAGE_PATTERN.test(v),
-    apply: (live, v) => (live.image = v),
+    apply: (v) => ({ image: v }),
     read: (live) => live.image,
   },
   memoryMiB: {
     key: 'runtime.memoryMiB',
     valid: (v): v is number => Number.isInteger(v) && (v as number) >= SETTING_LIMITS.memoryMiB.min && (v as number) <= SETTING_LIMITS.memoryMiB.max,
-    apply: (live, v) => (live.memoryBytes = v * 1024 * 1024),
+    apply: (v) => ({ memoryBytes: v * 1024 * 1024 }),
     read: (live) => Math.round(live.memoryBytes / (1024 * 1024)),
   },
   cpus: {
     key: 'runtime.cpus',
     valid: (v): v is number => typeof v === 'number' && v >= SETTING_LIMITS.cpus.min && v <= SETTING_LIMITS.cpus.max,
-    apply: (live, v) => (live.nanoCpus = Math.round(v * 1e9)),
+    apply: (v) => ({ nanoCpus: Math.round(v * 1e9) }),
     read: (live) => live.nanoCpus / 1e9,
   },
   pidsLimit: {
     key: 'runtime.pidsLimit',
     valid: (v): v is number => Number.isInteger(v) && (v as number) >= SETTING_LIMITS.pidsLimit.min && (v as number) <= SETTING_LIMITS.pidsLimit.max,
-    apply: (live, v) => (live.pidsLimit = v),
+    apply: (v) => ({ pidsLimit: v }),
     read: (live) => live.pidsLimit,
   },
 };
@@ -65,25 +68,24 @@ const NAMES = Object.keys(FIELDS) as (keyof PlatformSettingsView)[];
 /**
  * Settings an administrator changes at runtime, kept in a SettingsStore: readers get a frozen
  * snapshot, followers subscribe to its changes. The environment supplies the defaults; a stored
- * value wins. The runtime manager still reads the live RuntimeSettings object: one subscriber
- * (mirrorInto) keeps that object in step with the store, so the seam is this one listener (the
- * image and limits apply to each runtime at its next start or restart). Once runtime/ reads the
- * store itself, the mirror goes.
+ * value wins. Each change is also set on the runtime settings store the runtime manager reads
+ * (the image and limits apply to each runtime at its next start or restart).
  */
 export class PlatformSettingsService {
   private readonly store: SettingsStore<PlatformSettingsView>;
 
   constructor(
     private readonly repository: SettingsRepository,
-    runtime: Live,
+    runtime: RuntimeSettingsTarget,
     private readonly audit: AuditLog,
     private readonly transact: Transactor,
     private readonly clock: Clock,
   ) {
-    const initial = Object.fromEntries(NAMES.map((name) => [name, this.storedOr(name, FIELDS[name].read(runtime))])) as unknown as PlatformSettingsView;
+    const defaults = runtime.get();
+    const initial = Object.fromEntries(NAMES.map((name) => [name, this.storedOr(name, FIELDS[name].read(defaults))])) as unknown as PlatformSettingsView;
     this.store = new SettingsStore(initial);
-    mirrorInto(runtime, initial, NAMES);
-    this.store.onChange(({ after, changed }) => mirrorInto(runtime, after, changed));
+    runtime.set(runtimeChange(initial, NAMES));
+    this.store.onChange(({ after, changed }) => runtime.set(runtimeChange(after, changed)));
   }
 
   private storedOr<K extends keyof PlatformSettingsView>(name: K, fallback: PlatformSettingsView[K]): PlatformSettingsView[K] {
@@ -113,7 +115,7 @@ export class PlatformSettingsService {
   }
 }
 
-/** Writes the named settings into the live runtime settings object the runtime manager reads. */
-function mirrorInto(runtime: Live, values: Readonly<PlatformSettingsView>, names: readonly (keyof PlatformSettingsView)[]): void {
-  for (const name of names) (FIELDS[name] as { apply: (live: Live, v: unknown) => void }).apply(runtime, values[name]);
+/** The named settings in the runtime settings' own units. */
+function runtimeChange(values: Readonly<PlatformSettingsView>, names: readonly (keyof PlatformSettingsView)[]): Partial<Live> {
+  return Object.assign({}, ...names.map((name) => (FIELDS[name] as { apply: (v: unknown) => Partial<Live> }).apply(values[name]))) as Partial<Live>;
 }

@@ -1,3 +1,8 @@
+/** Where a reader gets the current settings: a frozen snapshot, taken when it is needed. */
+export interface SettingsSource<T> {
+  get(): Readonly<T>;
+}
+
 /** What a change did: the values before and after, and the names that differ. */
 export interface SettingsChange<T> {
   before: Readonly<T>;

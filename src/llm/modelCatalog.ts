@@ -3,6 +3,7 @@ import type { Actor, AuditLog, RequestOrigin } from '../domain/audit';
 import type { Transactor } from '../domain/transactor';
 import type { Clock } from '../lib/clock';
 import { notFound } from '../lib/errors';
+import type { SettingsStore } from '../lib/settingsStore';
 import type { RuntimeSettings } from '../runtime/runtimeSettings';
 import type { TokenUsage } from './metering';
 
@@ -20,9 +21,9 @@ export class ModelCatalog {
   private readonly envModels: string[];
 
   constructor(
-    private readonly deps: { repository: ModelRepository; runtime: Pick<RuntimeSettings, 'models' | 'modelDetails'>; audit: AuditLog; transact: Transactor; clock: Clock },
+    private readonly deps: { repository: ModelRepository; runtime: Pick<SettingsStore<RuntimeSettings>, 'get' | 'set'>; audit: AuditLog; transact: Transactor; clock: Clock },
   ) {
-    this.envModels = [...deps.runtime.models];
+    this.envModels = [...deps.runtime.get().models];
     this.reload();
   }
 
@@ -98,8 +99,9 @@ export class ModelCatalog {
   private reload(): void {
     this.models = this.deps.repository.list();
     const available = this.available();
-    // Mutated in place: the runtime manager and the gateway read these very objects.
-    this.deps.runtime.models = [...available.filter((m) => m.default), ...available.filter((m) => !m.default)].map((m) => m.id);
-    this.deps.runtime.modelDetails = Object.fromEntries(available.map((m) => [m.id, { name: m.name, contextWindow: m.contextWindow, maxTokens: m.maxTokens }]));
+    this.deps.runtime.set({
+      models: [...available.filter((m) => m.default), ...available.filter((m) => !m.default)].map((m) => m.id),
+      modelDetails: Object.fromEntries(available.map((m) => [m.id, { name: m.name, contextWindow: m.contextWindow, maxTokens: m.maxTokens }])),
+    });
   }
 }

@@ -1,3 +1,4 @@
+import type { SettingsSource } from '../lib/settingsStore';
 import type { RuntimeRepository } from '../db/repositories/runtimeRepository';
 import type { Clock } from '../lib/clock';
 import { isUp } from './provisioner';
@@ -8,7 +9,7 @@ export interface RuntimeActivityDeps {
   runtimes: RuntimeRepository;
   registry: RuntimeRegistry;
   clock: Clock;
-  settings: Pick<RuntimeSettings, 'idleStopMs'>;
+  settings: SettingsSource<Pick<RuntimeSettings, 'idleStopMs'>>;
   /** Stops a user's runtime (the lifecycle's stop, as the idle-stop actor), idle for `idleMs`. */
   stop: (userId: string, idleMs: number) => void;
 }
@@ -31,7 +32,8 @@ export class RuntimeActivity {
 
   /** Stops running runtimes idle for longer than the setting; returns how many it stopped. */
   stopIdle(): number {
-    const { settings, clock, registry } = this.deps;
+    const { clock, registry } = this.deps;
+    const settings = this.deps.settings.get();
     if (settings.idleStopMs <= 0) return 0;
     let stopped = 0;
     for (const runtime of this.deps.runtimes.list()) {

@@ -1,3 +1,4 @@
+import type { SettingsSource } from '../lib/settingsStore';
 import type { RuntimeRepository, RuntimeWithOwner, StopCause } from '../db/repositories/runtimeRepository';
 import type { UserRepository } from '../db/repositories/userRepository';
 import { NO_ORIGIN, SYSTEM_ACTOR, type Actor, type AuditLog, type RequestOrigin } from '../domain/audit';
@@ -43,7 +44,7 @@ export interface RuntimeLifecycleDeps {
   audit: AuditLog;
   clock: Clock;
   logger: Logger;
-  settings: RuntimeSettings;
+  settings: SettingsSource<RuntimeSettings>;
   /** Called when a runtime is (re)started, so idle stop counts from there. */
   onStarted: (runtimeId: string) => void;
 }
@@ -59,7 +60,7 @@ export class RuntimeLifecycle {
   private readonly purgeHooks: ((runtimeId: string) => Promise<void>)[] = [];
 
   constructor(private readonly deps: RuntimeLifecycleDeps) {
-    this.slots = new Semaphore(deps.settings.maxParallelOperations);
+    this.slots = new Semaphore(deps.settings.get().maxParallelOperations);
   }
 
   /** Runs before a runtime's data is removed: whatever else holds it must let go first. */
@@ -154,7 +155,8 @@ export class RuntimeLifecycle {
    * would otherwise bring it back forever. The reason stays on the runtime for its owner to read.
    */
   async stopAfterFailure(runtimeId: string, error: { code: string; message: string }, cause: 'out_of_memory' | 'crash_loop'): Promise<void> {
-    const { provisioner, runtimes, clock, settings, audit, logger, registry } = this.deps;
+    const { provisioner, runtimes, clock, audit, logger, registry } = this.deps;
+    const settings = this.deps.settings.get();
     const runtime = runtimes.findById(runtimeId);
     if (!runtime || registry.isBusy(runtimeId)) return;
     // Stopped first, recorded second: whoever reads "stopped" must find it really stopped.
@@ -251,7 +253,9 @@ export class RuntimeLifecycle {
   }
 
   private async runStart(op: Operation, runtimeId: string): Promise<void> {
-    const { provisioner, runtimes, clock, settings, registry } = this.deps;
+    const { provisioner, runtimes, clock, registry } = this.deps;
+    // One snapshot for the whole operation: an admin's change meanwhile applies to the next one.
+    const settings = this.deps.settings.get();
     const runtime = runtimes.findById(runtimeId);
     if (!runtime) throw new OperationError('RUNTIME_NOT_FOUND', 'The runtime was deleted meanwhile.');
     runtimes.setDesiredState(runtimeId, 'running', clock.now());
@@ -336,7 +340,8 @@ export class RuntimeLifecycle {
 
   /** Writes openclaw.json (the member's settings kept, the platform's re-applied) and logs what it had to change. */
   private async writeConfig(runtime: RuntimeWithOwner, instanceId: string, rendered: RenderedRuntime): Promise<void> {
-    const { provisioner, settings, clock, logger } = this.deps;
+    const { provisioner, clock, logger } = this.deps;
+    const settings = this.deps.settings.get();
     let result;
     try {
       result = await writeRuntimeConfig(provisioner, instanceId, rendered, settings.models, clock.now());
@@ -359,7 +364,9 @@ export class RuntimeLifecycle {
   }
 
   private async runStop(op: Operation, runtimeId: string, desired: 'stopped' | 'deleted'): Promise<void> {
-    const { provisioner, runtimes, clock, settings, registry } = this.deps;
+    const { provisioner, runtimes, clock, registry } = this.deps;
+    // One snapshot for the whole operation: an admin's change meanwhile applies to the next one.
+    const settings = this.deps.settings.get();
     runtimes.setDesiredState(runtimeId, desired, clock.now());
     const runtime = runtimes.findById(runtimeId);
     const instanceId = runtime?.containerId ?? registry.instance(runtimeId)?.id;

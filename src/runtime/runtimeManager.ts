@@ -1,3 +1,4 @@
+import type { SettingsSource } from '../lib/settingsStore';
 import type { Readable } from 'node:stream';
 import type { RuntimeRepository, RuntimeWithOwner } from '../db/repositories/runtimeRepository';
 import type { UserRepository } from '../db/repositories/userRepository';
@@ -29,7 +30,7 @@ export interface RuntimeManagerDeps {
   audit: AuditLog;
   clock: Clock;
   logger: Logger;
-  settings: RuntimeSettings;
+  settings: SettingsSource<RuntimeSettings>;
   sleep?: (ms: number) => Promise<void>;
   /** How the figures of the admin's list are kept (RuntimeFigures' defaults otherwise). */
   figures?: { intervalMs?: number; concurrency?: number };
@@ -90,8 +91,8 @@ export class RuntimeManager {
     });
   }
 
-  get settings(): RuntimeSettings {
-    return this.deps.settings;
+  get settings(): Readonly<RuntimeSettings> {
+    return this.deps.settings.get();
   }
 
   // ---- reading (views) ----

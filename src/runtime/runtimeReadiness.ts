@@ -1,3 +1,4 @@
+import type { SettingsSource } from '../lib/settingsStore';
 import type { RuntimeRepository } from '../db/repositories/runtimeRepository';
 import type { Clock } from '../lib/clock';
 import { OperationError, type Operation } from './operations';
@@ -13,7 +14,7 @@ export interface RuntimeReadinessDeps {
   registry: RuntimeRegistry;
   probe: HttpProbe;
   clock: Clock;
-  settings: RuntimeSettings;
+  settings: SettingsSource<RuntimeSettings>;
   sleep: (ms: number) => Promise<void>;
 }
 
@@ -36,7 +37,8 @@ export class RuntimeReadiness {
    * to notice an exit without a provisioner round trip per probe.
    */
   async waitUntilReady(op: Operation, runtimeId: string, started: RuntimeInstance): Promise<void> {
-    const { provisioner, clock, settings, probe, registry } = this.deps;
+    const { provisioner, clock, probe, registry } = this.deps;
+    const settings = this.deps.settings.get();
     const instanceId = started.id;
     const startedAt = clock.now();
     const deadline = startedAt + settings.readyTimeoutMs;
@@ -94,7 +96,8 @@ export class RuntimeReadiness {
    * Rejects when the provisioner fails under it (an engine restarting): callers catch and log.
    */
   async confirmReady(runtimeId: string, instanceId: string): Promise<boolean> {
-    const { clock, settings, probe, provisioner, registry } = this.deps;
+    const { clock, probe, provisioner, registry } = this.deps;
+    const settings = this.deps.settings.get();
     const deadline = clock.now() + settings.readyTimeoutMs;
     while (clock.now() < deadline) {
       if (registry.isBusy(runtimeId)) return false;
@@ -131,7 +134,7 @@ export class RuntimeReadiness {
    * has failed must find it failed, not still starting.
    */
   private async stopFailedStart(runtimeId: string, instanceId: string): Promise<void> {
-    await this.deps.provisioner.stop(instanceId, this.deps.settings.stopTimeoutSeconds).catch(() => undefined);
+    await this.deps.provisioner.stop(instanceId, this.deps.settings.get().stopTimeoutSeconds).catch(() => undefined);
     this.deps.runtimes.setDesiredState(runtimeId, 'stopped', this.deps.clock.now());
     await this.deps.registry.refresh(runtimeId, instanceId).catch(() => null);
   }

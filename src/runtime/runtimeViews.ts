@@ -1,3 +1,4 @@
+import type { SettingsSource } from '../lib/settingsStore';
 import type { RuntimeRepository, RuntimeWithOwner } from '../db/repositories/runtimeRepository';
 import type { UserRepository } from '../db/repositories/userRepository';
 import type { Clock } from '../lib/clock';
@@ -40,14 +41,14 @@ export interface RuntimeViewsDeps {
   registry: RuntimeRegistry;
   hub: RuntimeEventHub;
   clock: Clock;
-  settings: RuntimeSettings;
+  settings: SettingsSource<RuntimeSettings>;
 }
 
 const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
 export const ownerOf = (runtime: RuntimeWithOwner) => ({ runtimeId: runtime.id, userId: runtime.userId, username: runtime.username });
 
 /** A runtime rendered for its placement: what it would be if it were (re)created now. */
-export const renderFor = (runtime: RuntimeWithOwner, settings: RuntimeSettings, placement: RuntimePlacement, secrets: RuntimeSecrets): RenderedRuntime =>
+export const renderFor = (runtime: RuntimeWithOwner, settings: Readonly<RuntimeSettings>, placement: RuntimePlacement, secrets: RuntimeSecrets): RenderedRuntime =>
   renderRuntime(ownerOf(runtime), settings, placement, secrets);
 
 /**
@@ -104,7 +105,8 @@ export class RuntimeViews {
   }
 
   view(runtime: RuntimeWithOwner): RuntimeView {
-    const { settings, registry } = this.deps;
+    const { registry } = this.deps;
+    const settings = this.deps.settings.get();
     const instance = registry.instance(runtime.id);
     const observed = registry.observed(runtime);
     const latest = this.deps.hub.latestOperation(runtime.id);
@@ -126,7 +128,7 @@ export class RuntimeViews {
   }
 
   emptyView(userId: string, username: string): RuntimeView {
-    const { settings } = this.deps;
+    const settings = this.deps.settings.get();
     return {
       id: null,
       userId,
@@ -158,6 +160,6 @@ export class RuntimeViews {
   private expectedConfigHash(runtime: RuntimeWithOwner): string | null {
     const placement = this.deps.registry.placement(runtime.id);
     if (!placement) return runtime.configHash;
-    return renderFor(runtime, this.deps.settings, placement, { gatewayPassword: '', modelKey: '' }).configHash;
+    return renderFor(runtime, this.deps.settings.get(), placement, { gatewayPassword: '', modelKey: '' }).configHash;
   }
 }

@@ -1,3 +1,4 @@
+import type { SettingsSource } from '../lib/settingsStore';
 import type { RuntimeRepository } from '../db/repositories/runtimeRepository';
 import { NO_ORIGIN, SYSTEM_ACTOR, type AuditLog } from '../domain/audit';
 import type { Clock } from '../lib/clock';
@@ -14,7 +15,7 @@ export interface RuntimeWatcherDeps {
   audit: AuditLog;
   clock: Clock;
   logger: Logger;
-  settings: Pick<RuntimeSettings, 'crashLoop' | 'memoryBytes'>;
+  settings: SettingsSource<Pick<RuntimeSettings, 'crashLoop' | 'memoryBytes'>>;
   /** Waits between reconnection attempts to a dropped change feed: 0.5 s doubling up to this. */
   maxReconnectDelayMs?: number;
 }
@@ -223,12 +224,12 @@ export class RuntimeWatcher {
 
     const oom = this.oomSeen.delete(instanceId) || instance?.phase === 'oom';
     if (oom) {
-      const limit = instance?.memoryLimitBytes || this.deps.settings.memoryBytes;
+      const limit = instance?.memoryLimitBytes || this.deps.settings.get().memoryBytes;
       await manager.stopAfterFailure(runtimeId, { code: OOM_KILLED, message: `out of memory (limit ${formatBytes(limit)})` }, 'out_of_memory');
       return;
     }
     if (this.isCrashLoop(runtimeId)) {
-      const { maxExits, windowMs } = this.deps.settings.crashLoop;
+      const { maxExits, windowMs } = this.deps.settings.get().crashLoop;
       const tail = await manager.logTailFor(instanceId);
       await manager.stopAfterFailure(runtimeId, {
         code: CRASH_LOOP,
@@ -250,7 +251,7 @@ export class RuntimeWatcher {
   }
 
   private isCrashLoop(runtimeId: string): boolean {
-    const { maxExits, windowMs } = this.deps.settings.crashLoop;
+    const { maxExits, windowMs } = this.deps.settings.get().crashLoop;
     const now = this.deps.clock.now();
     const recent = (this.exits.get(runtimeId) ?? []).filter((t) => now - t < windowMs);
     recent.push(now);

@@ -165,9 +165,9 @@ describe('events from the engine', () => {
 describe('failures at start', () => {
   it('a start with a missing image that cannot be pulled fails with a message naming the image', async () => {
     const { client } = await h.createMember(admin, 'nimg');
-    const settings = h.platform.runtimes.settings;
-    const original = settings.image;
-    settings.image = `clawloops/no-such-image:${instance}`;
+    const settings = h.platform.runtimeSettings;
+    const original = settings.get().image;
+    settings.set({ image: `clawloops/no-such-image:${instance}` });
     try {
       const res = await client.post('/api/v1/runtime/start');
       expect(res.status).toBe(202);
@@ -179,17 +179,16 @@ describe('failures at start', () => {
       expect(view.lastError?.message).toContain(`clawloops/no-such-image:${instance}`);
       expect(view.lastError?.message).toMatch(/could not be downloaded: .+/);
     } finally {
-      settings.image = original;
+      settings.set({ image: original });
     }
   });
 
   it('a runtime that never becomes ready fails with the reason and its last log lines, and is stopped', async () => {
     const { client } = await h.createMember(admin, 'slow');
-    const settings = h.platform.runtimes.settings;
-    const original = { ...settings };
+    const settings = h.platform.runtimeSettings;
+    const original = settings.get();
     // The stand-in only listens on PORT: pointing it elsewhere means /healthz never answers.
-    settings.command = ['/usr/local/bin/node', '-e', "console.error('booting forever'); setInterval(() => {}, 1000)"];
-    settings.readyTimeoutMs = 5_000;
+    settings.set({ command: ['/usr/local/bin/node', '-e', "console.error('booting forever'); setInterval(() => {}, 1000)"], readyTimeoutMs: 5_000 });
     try {
       const res = await client.post('/api/v1/runtime/start');
       await h.platform.runtimes.settled(res.body.runtime.id);
@@ -200,7 +199,7 @@ describe('failures at start', () => {
       expect(view.stateReason).toMatch(/! booting forever/);
       expect((await docker.getContainer(containerIdOf(view.id)).inspect()).State.Running).toBe(false);
     } finally {
-      Object.assign(settings, original);
+      settings.set({ command: original.command, readyTimeoutMs: original.readyTimeoutMs });
     }
   });
 });
@@ -210,9 +209,9 @@ describe('configuration and image changes', () => {
     const { client } = await h.createMember(admin, 'stale');
     const view = await startRunning(client);
     const before = containerIdOf(view.id);
-    const settings = h.platform.runtimes.settings;
-    const models = settings.models;
-    settings.models = [...models, 'another-model'];
+    const settings = h.platform.runtimeSettings;
+    const models = settings.get().models;
+    settings.set({ models: [...models, 'another-model'] });
     try {
       expect((await viewOf(client)).configStale).toBe(true);
       const listed = (await admin.get('/api/v1/admin/runtimes')).body.items.find((r: { username: string }) => r.username === 'stale');
@@ -223,7 +222,7 @@ describe('configuration and image changes', () => {
       expect(await viewOf(client)).toMatchObject({ state: 'running', configStale: false });
       expect(containerIdOf(view.id)).not.toBe(before);
     } finally {
-      settings.models = models;
+      settings.set({ models });
     }
   });
 
@@ -232,8 +231,8 @@ describe('configuration and image changes', () => {
     const view = await startRunning(client);
     const newTag = `clawloops/runtime-standin:${instance}`;
     await docker.getImage(STANDIN_IMAGE).tag({ repo: 'clawloops/runtime-standin', tag: instance });
-    const settings = h.platform.runtimes.settings;
-    settings.image = newTag;
+    const settings = h.platform.runtimeSettings;
+    settings.set({ image: newTag });
     try {
       expect(await viewOf(client)).toMatchObject({ outdatedImage: true, image: STANDIN_IMAGE });
       const res = await client.post('/api/v1/runtime/restart');
@@ -241,7 +240,7 @@ describe('configuration and image changes', () => {
       expect(await viewOf(client)).toMatchObject({ state: 'running', outdatedImage: false, image: newTag });
       expect((await docker.getContainer(containerIdOf(view.id)).inspect()).Config.Image).toBe(newTag);
     } finally {
-      settings.image = STANDIN_IMAGE;
+      settings.set({ image: STANDIN_IMAGE });
     }
   });
 });
@@ -359,7 +358,7 @@ describe('event stream drops', () => {
       audit: new AuditLog(new AuditRepository(h.platform.db), h.clock),
       clock: h.clock,
       logger: createLogger('info', h.logs),
-      settings: h.platform.runtimes.settings,
+      settings: h.platform.runtimeSettings,
       maxReconnectDelayMs: 200,
     });
     try {

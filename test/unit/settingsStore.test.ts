@@ -1,7 +1,7 @@
 /**
  * Settings as a store with change events (src/lib/settingsStore.ts) and the platform settings
  * built on it (src/domain/platformSettings.ts): snapshots nobody mutates, one event per change,
- * and the live runtime settings kept in step by one subscriber.
+ * and the runtime settings store set on every change (what the runtime modules read).
  */
 import type { SettingsRepository } from '../../src/db/repositories/settingsRepository';
 import type { AuditLog } from '../../src/domain/audit';
@@ -53,25 +53,25 @@ describe('PlatformSettingsService on the store', () => {
     const repository = { get: (key: string) => rows.get(key), set: (key: string, value: unknown) => void rows.set(key, value) } as Pick<SettingsRepository, 'get' | 'set'> as SettingsRepository;
     const audited: unknown[] = [];
     const audit = { record: (event: unknown) => void audited.push(event) } as Pick<AuditLog, 'record'> as AuditLog;
-    const runtime = { idleStopMs: 0, image: 'ghcr.io/openclaw/openclaw:1.0.0', memoryBytes: 2048 * 1024 ** 2, nanoCpus: 2e9, pidsLimit: 512 };
-    const service = new PlatformSettingsService(repository, runtime, audit, (fn) => fn(), { now: () => 0 });
-    return { service, runtime, rows, audited };
+    const store = new SettingsStore({ idleStopMs: 0, image: 'ghcr.io/openclaw/openclaw:1.0.0', memoryBytes: 2048 * 1024 ** 2, nanoCpus: 2e9, pidsLimit: 512 });
+    const service = new PlatformSettingsService(repository, store, audit, (fn) => fn(), { now: () => 0 });
+    return { service, store, rows, audited };
   }
 
   test('stored values win over the environment, and the live runtime settings start from them', () => {
-    const { service, runtime } = setup({ 'runtime.image': 'ghcr.io/openclaw/openclaw:2.0.0', 'runtime.memoryMiB': 'not a number' });
+    const { service, store } = setup({ 'runtime.image': 'ghcr.io/openclaw/openclaw:2.0.0', 'runtime.memoryMiB': 'not a number' });
     expect(service.view()).toEqual({ idleStopMinutes: 0, image: 'ghcr.io/openclaw/openclaw:2.0.0', memoryMiB: 2048, cpus: 2, pidsLimit: 512 });
-    expect(runtime.image).toBe('ghcr.io/openclaw/openclaw:2.0.0');
+    expect(store.get().image).toBe('ghcr.io/openclaw/openclaw:2.0.0');
   });
 
-  test('an update is stored, audited, heard once by subscribers and mirrored into the runtime settings', () => {
-    const { service, runtime, rows, audited } = setup();
+  test('an update is stored, audited, heard once by subscribers and set on the runtime settings store', () => {
+    const { service, store, rows, audited } = setup();
     const heard: (keyof PlatformSettingsView)[][] = [];
     service.onChange(({ changed }) => heard.push(changed));
     const view = service.update(SYSTEM_ACTOR, { idleStopMinutes: 30, cpus: 2, pidsLimit: 1024 }, NO_ORIGIN);
     expect(view).toMatchObject({ idleStopMinutes: 30, cpus: 2, pidsLimit: 1024 });
     expect(heard).toEqual([['idleStopMinutes', 'pidsLimit']]);
-    expect(runtime).toMatchObject({ idleStopMs: 30 * 60_000, pidsLimit: 1024, nanoCpus: 2e9 });
+    expect(store.get()).toMatchObject({ idleStopMs: 30 * 60_000, pidsLimit: 1024, nanoCpus: 2e9 });
     expect(Object.fromEntries(rows)).toEqual({ 'runtime.idleStopMinutes': 30, 'runtime.pidsLimit': 1024 });
     expect(audited).toHaveLength(1);
     // What a reader got before is a snapshot, not the live object.

@@ -1,12 +1,13 @@
 /**
- * The usage ledger's write path: rows of one event-loop turn land in one transaction, reads see
- * every finished call, and a failing write is reported without breaking the caller.
+ * The usage ledger's write path: rows that end within one window land in one transaction, a
+ * full batch is written at once, reads see every finished call, and a failing write is reported
+ * without breaking the caller.
  */
 import { Writable } from 'node:stream';
 import { openMemoryDatabase, type Db } from '../../src/db/database';
 import { migrate } from '../../src/db/migrations';
 import { UsageRepository, type UsageRecord } from '../../src/db/repositories/usageRepository';
-import { UsageLedger } from '../../src/llm/usageLedger';
+import { LEDGER_MAX_DELAY_MS, UsageLedger } from '../../src/llm/usageLedger';
 import { createLogger } from '../../src/lib/logger';
 
 let db: Db;
@@ -31,7 +32,6 @@ const row = (at: number, promptTokens = 10): UsageRecord => ({
   estimated: false,
 });
 const count = () => (db.prepare('SELECT COUNT(*) AS n FROM llm_usage').get() as { n: number }).n;
-const nextTurn = () => new Promise((resolve) => setImmediate(resolve));
 
 beforeEach(() => {
   db = openMemoryDatabase();
@@ -42,19 +42,37 @@ beforeEach(() => {
 });
 afterEach(() => db.close());
 
-test('the rows of one event-loop turn are written together, in one transaction, after it', async () => {
-  const appendAll = jest.spyOn(repository, 'appendAll');
-  for (let i = 0; i < 5; i++) ledger.append(row(1000 + i));
-  expect(count()).toBe(0);
-  await nextTurn();
-  expect(count()).toBe(5);
-  expect(appendAll).toHaveBeenCalledTimes(1);
-  ledger.append(row(2000));
-  await nextTurn();
-  expect(appendAll).toHaveBeenCalledTimes(2);
+test('the rows that end within one window are written together, in one transaction, when it closes', () => {
+  jest.useFakeTimers();
+  try {
+    const appendAll = jest.spyOn(repository, 'appendAll');
+    ledger.append(row(1000));
+    jest.advanceTimersByTime(LEDGER_MAX_DELAY_MS - 1);
+    for (let i = 1; i < 5; i++) ledger.append(row(1000 + i));
+    expect(count()).toBe(0);
+    jest.advanceTimersByTime(1);
+    expect(count()).toBe(5);
+    expect(appendAll).toHaveBeenCalledTimes(1);
+    // The window opens with the next row, not before.
+    ledger.append(row(2000));
+    jest.advanceTimersByTime(LEDGER_MAX_DELAY_MS);
+    expect(appendAll).toHaveBeenCalledTimes(2);
+  } finally {
+    jest.useRealTimers();
+  }
 });
 
-test('reads see every call that ended, even before the turn is over', () => {
+test('a full batch is written at once, without waiting for its window', () => {
+  const small = new UsageLedger(repository, createLogger('silent'), { maxDelayMs: 60_000, maxRows: 3 });
+  small.append(row(1));
+  small.append(row(2));
+  expect(count()).toBe(0);
+  small.append(row(3));
+  expect(count()).toBe(3);
+  small.flush();
+});
+
+test('reads see every call that ended, even before its window closed', () => {
   ledger.append(row(1000, 10));
   ledger.append(row(1001, 20));
   expect(ledger.totals('u1', 0, 10_000)).toEqual({ requests: 2, promptTokens: 30, completionTokens: 4, costMicrodollars: 10, estimatedRequests: 0 });
@@ -67,7 +85,6 @@ test('a failing write is logged with the number of rows lost and does not throw'
   });
   ledger.append(row(1000));
   ledger.append(row(1001));
-  await nextTurn();
   expect(() => ledger.flush()).not.toThrow();
   expect(logged.join('')).toMatch(/"rows":2.*not recorded/);
 });

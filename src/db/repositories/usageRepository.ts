@@ -35,7 +35,7 @@ const TOTALS = `COUNT(*) AS requests, COALESCE(SUM(prompt_tokens), 0) AS promptT
 
 /** The model usage ledger: append-only rows, aggregated on read. */
 export class UsageRepository {
-  /** Built once: the ledger is written at the end of every busy event-loop turn. */
+  /** Built once: the ledger writes a batch every 50 ms while calls end. */
   private readonly insertAll: (records: readonly UsageRecord[]) => void;
 
   constructor(private readonly db: Db) {
