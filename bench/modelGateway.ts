@@ -84,7 +84,7 @@ import { UsageRepository, type UsageRecord } from '../src/db/repositories/usageR
 import { ScryptPasswordHasher } from '../src/domain/passwordHasher';
 import { systemClock } from '../src/lib/clock';
 import { createLogger } from '../src/lib/logger';
-import { hashSecret, newId, newSecret } from '../src/lib/secrets';
+import { hashSecret, newSecret } from '../src/lib/secrets';
 import { ModelLimiter } from '../src/llm/modelLimits';
 import { buildPlatform, type Platform } from '../src/platform';
 import { benchInstance, machineCpu, machineNote, percentile, processCpuMs, table, knob, ClientThread, serveClientTasks, onPath, UNIT_MS, childCpuMs, CLOCK_TICKS, tailLogger, rotateCalls, keepAliveLoad } from './support';
@@ -616,11 +616,11 @@ async function startGateway(upstreamPort: number, instance: string): Promise<Gat
     await platform.setup.ensureInitialAdmin({ username: MEMBER, password: PASSWORD });
     const userId = platform.users.findByUsername(MEMBER).id;
     const key = newSecret();
-    const runtimeId = newId();
     const now = Date.now();
-    platform.db
-      .prepare("INSERT INTO runtimes (id, user_id, desired_state, container_id, model_key_hash, created_at, updated_at) VALUES (?, ?, 'running', 'bench-container', ?, ?, ?)")
-      .run(runtimeId, userId, hashSecret(key), now, now);
+    // The account came with its runtime record: give it a container and a model key.
+    const { id: runtimeId } = platform.db
+      .prepare("UPDATE runtimes SET desired_state = 'running', container_id = 'bench-container', model_key_hash = ?, updated_at = ? WHERE user_id = ? RETURNING id")
+      .get(hashSecret(key), now, userId) as { id: string };
     // Catch the platform's own limiter at the first gateway call, then put admit() back.
     let limiter: ModelLimiter | null = null;
     const catchLimiter = (caught: ModelLimiter) => (limiter = caught);

@@ -238,6 +238,16 @@ const MIGRATIONS: readonly Migration[] = [
       ALTER TABLE runtimes ADD COLUMN stop_actor TEXT;
     `,
   },
+  {
+    version: 11,
+    description: 'the config hash a new runtime volume was seeded with ahead of its first start',
+    sql: `
+      -- Set when a new account's volume got the platform's openclaw.json in the background; the
+      -- first container made for the runtime clears it. While it is set and equals what a start
+      -- renders, nothing has run on the volume since, so that start need not write the file again.
+      ALTER TABLE runtimes ADD COLUMN seeded_config_hash TEXT;
+    `,
+  },
 ];
 
 export const LATEST_SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]?.version ?? 0;

@@ -13,7 +13,8 @@ import type {
   RuntimeStats,
   Subscription,
 } from '../runtime/provisioner';
-import { OPENCLAW_PORT, type RuntimeSettings } from '../runtime/runtimeSettings';
+import { OPENCLAW_PORT, RUNTIME_UID, type RuntimeSettings } from '../runtime/runtimeSettings';
+import { HELPER_ROLE } from './fileHelpers';
 import { engineFault } from './engineFaults';
 import { planNetwork, trustedProxies } from './networkPlan';
 import { ProxyAttachments } from './proxyAttachments';
@@ -60,11 +61,39 @@ export class DockerRuntimeProvisioner implements RuntimeProvisioner {
   async prepare(owner: RuntimeOwner): Promise<RuntimePlacement> {
     const names = runtimeNames(owner.runtimeId);
     // Independent engine calls go out together: each is a round trip, and they add up.
-    const [network] = await typed(
+    const [network, volume] = await typed(
       Promise.all([this.backend.ensureNetwork(names.network, ownerLabels(owner, 'network')), this.backend.ensureVolume(names.volume, ownerLabels(owner, 'volume'))]),
     );
     await typed(this.proxies.attach(names.network, network.subnet));
-    return this.placementOf(network.subnet);
+    return { ...this.placementOf(network.subnet), freshData: volume.created };
+  }
+
+  /**
+   * A container that never starts holds the volume while the engine's archive API writes into it
+   * (it works on created containers), then goes. Labelled as a file helper, so the start-up sweep
+   * removes one a crash left behind.
+   */
+  async seedData(owner: RuntimeOwner, image: string, dataPath: string, dir: string, entries: FileEntry[]): Promise<boolean> {
+    if (!(await typed(this.backend.imageExists(image)))) return false;
+    const id = await typed(
+      this.backend.createHelperContainer({
+        name: `clawloops-seed-${owner.runtimeId.slice(0, 8)}-${Date.now().toString(36)}`,
+        image,
+        labels: { ...ownerLabels(owner, 'runtime'), [LABELS.role]: HELPER_ROLE },
+        user: `${RUNTIME_UID}:${RUNTIME_UID}`,
+        entrypoint: ['true'],
+        volumeName: runtimeNames(owner.runtimeId).volume,
+        volumeMountPath: dataPath,
+        memoryBytes: 64 * 1024 ** 2,
+        pidsLimit: 16,
+      }),
+    );
+    try {
+      await typed(this.backend.putFiles(id, dir, entries));
+    } finally {
+      await typed(this.backend.removeContainer(id));
+    }
+    return true;
   }
 
   private placementOf(subnet: string): RuntimePlacement {

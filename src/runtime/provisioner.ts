@@ -59,6 +59,8 @@ export interface RuntimeInstance {
 export interface RuntimePlacement {
   /** Exactly the addresses whose X-Forwarded-User the runtime may believe: the proxies in front of it. */
   trustedProxies: string[];
+  /** This preparation made the runtime's data: nothing has ever run on it (see seedData). */
+  freshData?: boolean;
 }
 
 /** What to run, independent of how it is run. */
@@ -150,6 +152,11 @@ export interface RuntimeProvisioner {
 
   /** Makes sure the runtime's own resources (its data, its place to run) exist; idempotent. */
   prepare(owner: RuntimeOwner): Promise<RuntimePlacement>;
+  /**
+   * Writes entries into `dir` of the runtime's data (mounted at `dataPath`) before any incarnation
+   * exists, with `image`'s file system around it; false when that image is not here yet.
+   */
+  seedData(owner: RuntimeOwner, image: string, dataPath: string, dir: string, entries: FileEntry[]): Promise<boolean>;
   /** Creates a new incarnation (not started); resolves with its id. */
   create(spec: RuntimeSpec): Promise<string>;
   /** Writes entries into `dir` (below the data path) of an incarnation, running or not; an entry replaces whatever is at its path. */

@@ -9,11 +9,11 @@ import type { Logger } from '../lib/logger';
 import { hashSecret, newId, newSecret } from '../lib/secrets';
 import { Semaphore } from '../lib/semaphore';
 import { Operation, OperationError, type OperationKind, type OperationView, type RuntimeEventHub } from './operations';
-import { isDown, type RuntimeProvisioner } from './provisioner';
+import { isDown, type RuntimeOwner, type RuntimePlacement, type RuntimeProvisioner } from './provisioner';
 import type { RuntimePreparations } from './runtimePreparations';
 import type { RuntimeReadiness } from './runtimeReadiness';
 import type { RuntimeRegistry } from './runtimeRegistry';
-import { ConfigReadError, writeRuntimeConfig } from './runtimeConfigFile';
+import { ConfigReadError, writeRuntimeConfig, type RuntimeData } from './runtimeConfigFile';
 import type { RuntimeSettings } from './runtimeSettings';
 import type { RenderedRuntime } from './runtimeSpec';
 import { ownerOf, renderFor, type RuntimeView, type RuntimeViews } from './runtimeViews';
@@ -271,6 +271,8 @@ export class RuntimeLifecycle {
       runtime.containerId ? provisioner.inspect(runtime.containerId) : Promise.resolve(null),
     ]);
     registry.rememberPlacement(runtimeId, placement);
+    // Read after the preparation, which may have seeded the volume just now.
+    const seededConfigHash = runtimes.findById(runtimeId)?.seededConfigHash ?? null;
 
     if (!hasImage) {
       op.update({ step: 'pulling', percent: 5, message: `Downloading ${settings.image}` });
@@ -316,7 +318,10 @@ export class RuntimeLifecycle {
       }
       runtimes.setContainer(runtimeId, { containerId: instanceId, image: settings.image, configHash: rendered.configHash, modelKeyHash: hashSecret(secrets.modelKey) }, clock.now());
       op.update({ step: 'configuring', percent: 62, message: 'Writing the OpenClaw configuration' });
-      const [created] = await Promise.all([provisioner.inspect(instanceId), this.writeConfig(runtime, instanceId, rendered)]);
+      // A volume seeded with exactly this config before any container existed has had nothing run
+      // on it since (the file API cannot reach openclaw.json): writing it again would only cost time.
+      const seeded = seededConfigHash !== null && seededConfigHash === rendered.configHash;
+      const [created] = await Promise.all([provisioner.inspect(instanceId), seeded ? Promise.resolve() : this.writeConfig(runtime, instanceId, rendered)]);
       if (!created) throw new OperationError('CONTAINER_VANISHED', 'The runtime container was removed while it was being created.');
       instance = created;
     } else {
@@ -336,6 +341,28 @@ export class RuntimeLifecycle {
     runtimes.markStarted(runtimeId, clock.now());
     this.deps.onStarted(runtimeId);
     this.deps.hub.publishState(runtimeId);
+  }
+
+  /**
+   * Writes the platform's openclaw.json into a new runtime's data before any container exists (a
+   * preparation's seed, in the background at account creation), so its first start can skip it.
+   */
+  async seedConfig(owner: RuntimeOwner, placement: RuntimePlacement): Promise<void> {
+    const { provisioner, runtimes, clock } = this.deps;
+    const runtime = runtimes.findById(owner.runtimeId);
+    if (!runtime || runtime.containerId) return;
+    const settings = this.deps.settings.get();
+    const rendered = renderFor(runtime, settings, placement, { gatewayPassword: '', modelKey: '' });
+    let seeded = false;
+    const freshData: RuntimeData = {
+      // The preparation made this data just now: there is nothing to read, let alone to keep.
+      readEntry: async () => null,
+      writeFiles: async (_instanceId, dir, entries) => {
+        seeded = await provisioner.seedData(owner, settings.image, rendered.spec.dataPath, dir, entries);
+      },
+    };
+    await writeRuntimeConfig(freshData, '', rendered, settings.models, clock.now());
+    if (seeded) runtimes.setSeededConfig(owner.runtimeId, rendered.configHash, clock.now());
   }
 
   /** Writes openclaw.json (the member's settings kept, the platform's re-applied) and logs what it had to change. */

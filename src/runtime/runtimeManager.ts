@@ -56,7 +56,8 @@ export class RuntimeManager {
     const { runtimes, users, provisioner, hub, clock, settings } = deps;
     const sleep = deps.sleep ?? ((ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms)));
     this.registry = new RuntimeRegistry({ runtimes, provisioner, hub, clock });
-    this.preparations = new RuntimePreparations(provisioner, deps.logger);
+    // The lifecycle is made below; the seed runs only once a preparation finished, long after.
+    this.preparations = new RuntimePreparations(provisioner, deps.logger, (owner, placement) => this.lifecycle.seedConfig(owner, placement));
     this.views = new RuntimeViews({ runtimes, users, provisioner, registry: this.registry, hub, clock, settings });
     this.readiness = new RuntimeReadiness({ runtimes, provisioner, registry: this.registry, probe: deps.probe, clock, settings, sleep });
     this.activity = new RuntimeActivity({

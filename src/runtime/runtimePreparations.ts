@@ -23,9 +23,14 @@ export class RuntimePreparations {
   private readonly background = new Set<Promise<void>>();
   private readonly slots = new Semaphore(BACKGROUND_LIMIT);
 
+  /**
+   * `seed` runs inside the preparation when it made the runtime's data, so a start that joins the
+   * preparation also waits for it; its failure is logged and never fails the preparation.
+   */
   constructor(
     private readonly provisioner: RuntimeProvisioner,
     private readonly logger: Logger,
+    private readonly seed: (owner: RuntimeOwner, placement: RuntimePlacement) => Promise<void> = async () => {},
   ) {}
 
   /**
@@ -84,9 +89,19 @@ export class RuntimePreparations {
   private run(owner: RuntimeOwner): Promise<RuntimePlacement> {
     const existing = this.inFlight.get(owner.runtimeId);
     if (existing) return existing.done;
-    const done = this.provisioner.prepare(owner).finally(() => {
-      if (this.inFlight.get(owner.runtimeId)?.done === done) this.inFlight.delete(owner.runtimeId);
-    });
+    const done = this.provisioner
+      .prepare(owner)
+      .then(async (placement) => {
+        if (placement.freshData) {
+          await this.seed(owner, placement).catch((err: unknown) => {
+            this.logger.warn({ runtimeId: owner.runtimeId, username: owner.username, err: err instanceof Error ? err.message : String(err) }, 'seeding a new runtime volume with its configuration failed; the first start writes it');
+          });
+        }
+        return placement;
+      })
+      .finally(() => {
+        if (this.inFlight.get(owner.runtimeId)?.done === done) this.inFlight.delete(owner.runtimeId);
+      });
     this.inFlight.set(owner.runtimeId, { userId: owner.userId, done });
     return done;
   }

@@ -20,7 +20,7 @@ export interface RuntimeReadinessDeps {
 
 // Probing starts fast and backs off: a light image answers within a few hundred milliseconds and
 // should not wait out a fixed interval, while OpenClaw's ~10 s boot should not be hammered.
-const PROBE_FIRST_INTERVAL_MS = 10;
+const PROBE_FIRST_INTERVAL_MS = 5;
 const FAST_PROBING_MS = 2_000;
 const PROBE_MAX_INTERVAL_MS = 500;
 const INSPECT_WHILE_WAITING_MS = 250;
@@ -49,11 +49,13 @@ export class RuntimeReadiness {
     for (;;) {
       const url = instance.url;
       if (url) {
-        if (!live) live = (await probe.status(url, '/healthz', 2_000)) === 200;
-        if (live && (await probe.status(url, READINESS_PATH, 2_000)) === 200) {
+        // Readiness first: when it answers, one request was the whole wait. Liveness is asked only
+        // while readiness fails, to say in a timeout whether OpenClaw answered at all.
+        if ((await probe.status(url, READINESS_PATH, 2_000)) === 200) {
           registry.markReady(instanceId);
           return;
         }
+        if (!live) live = (await probe.status(url, '/healthz', 2_000)) === 200;
       }
       if (!url || clock.now() - inspectedAt >= INSPECT_WHILE_WAITING_MS) {
         const fresh = await provisioner.inspect(instanceId);

@@ -1,9 +1,11 @@
 /**
  * On the real engine: a new account's network and volume exist shortly after it is created
- * (prepared in the background), and go with the account when it is deleted.
+ * (prepared in the background, the volume seeded with the platform's openclaw.json), and go with
+ * the account when it is deleted.
  */
+import { LABELS } from '../../src/docker/runtimeBackend';
 import { runtimeNames } from '../../src/docker/runtimeContainer';
-import { docker, engineHarness, eventually, sweep, type EngineHarness } from '../support/engine';
+import { docker, engineHarness, eventually, sweep, volumeEntries, type EngineHarness } from '../support/engine';
 
 let h: EngineHarness;
 
@@ -26,6 +28,15 @@ test("a new account's network and volume are prepared in the background, and rem
     async () => ((await exists(() => docker.getNetwork(names.network).inspect())) && (await exists(() => docker.getVolume(names.volume).inspect())) ? true : undefined),
     'the network and the volume of the new account',
   );
+  await h.platform.runtimes.drain(10_000);
+  // Seeded for the first start: the platform's config, owned by the runtime's user, and the
+  // container that held the volume meanwhile is gone.
+  const entries = await volumeEntries(names.volume, h.instance);
+  expect(entries).toEqual(expect.arrayContaining([expect.objectContaining({ path: 'openclaw.json', type: 'file', uid: 1000, mode: 0o600 })]));
+  const helpers = await docker.listContainers({ all: true, filters: JSON.stringify({ label: [`${LABELS.instance}=${h.instance}`, `${LABELS.userId}=${userId}`] }) });
+  expect(helpers).toEqual([]);
+  const row = h.platform.db.prepare('SELECT seeded_config_hash FROM runtimes WHERE id = ?').get(runtimeId) as { seeded_config_hash: string | null };
+  expect(row.seeded_config_hash).toMatch(/^[0-9a-f]{16}$/);
 
   expect((await admin.delete(`/api/v1/admin/users/${userId}`)).status).toBe(204);
   await eventually(

@@ -74,8 +74,9 @@ export class FakeProvisioner implements RuntimeProvisioner {
   async prepare(owner: RuntimeOwner): Promise<RuntimePlacement> {
     const placement = this.placements.get(owner.runtimeId) ?? { owner, trustedProxies: [`172.${20 + this.placements.size}.0.1`] };
     this.placements.set(owner.runtimeId, placement);
+    const freshData = !this.data.has(owner.runtimeId);
     this.dataOf(owner.runtimeId);
-    return { trustedProxies: placement.trustedProxies };
+    return { trustedProxies: placement.trustedProxies, freshData };
   }
 
   async create(spec: RuntimeSpec): Promise<string> {
@@ -104,15 +105,32 @@ export class FakeProvisioner implements RuntimeProvisioner {
   /** The path below the instance's data path, or null when `path` is elsewhere (or the data path itself). */
   private inData(instanceId: string, path: string): { entries: Map<string, VolumeNode>; relative: string } | null {
     const instance = this.require(instanceId);
-    const mount = instance.spec.dataPath;
+    return this.inDataOf(instance.owner.runtimeId, instance.spec.dataPath, path);
+  }
+
+  private inDataOf(runtimeId: string, mount: string, path: string): { entries: Map<string, VolumeNode>; relative: string } | null {
     if (!path.startsWith(`${mount}/`)) return null;
-    return { entries: this.dataOf(instance.owner.runtimeId), relative: path.slice(mount.length + 1).replace(/\/$/, '') };
+    return { entries: this.dataOf(runtimeId), relative: path.slice(mount.length + 1).replace(/\/$/, '') };
+  }
+
+  /** Entries written into runtimes' data before any instance existed, by runtime id. */
+  readonly seeded = new Map<string, FileEntry[]>();
+
+  async seedData(owner: RuntimeOwner, image: string, dataPath: string, dir: string, entries: FileEntry[]): Promise<boolean> {
+    if (!this.images.has(image)) return false;
+    this.seeded.set(owner.runtimeId, [...(this.seeded.get(owner.runtimeId) ?? []), ...entries]);
+    this.writeInto((path) => this.inDataOf(owner.runtimeId, dataPath, path), dir, entries);
+    return true;
   }
 
   async writeFiles(instanceId: string, dir: string, entries: FileEntry[]): Promise<void> {
     this.require(instanceId).files.push(...entries);
+    this.writeInto((path) => this.inData(instanceId, path), dir, entries);
+  }
+
+  private writeInto(locate: (path: string) => { entries: Map<string, VolumeNode>; relative: string } | null, dir: string, entries: FileEntry[]): void {
     for (const entry of entries) {
-      const at = this.inData(instanceId, posix.join(dir, entry.path));
+      const at = locate(posix.join(dir, entry.path));
       if (!at) continue;
       const existing = at.entries.get(at.relative);
       if (entry.type === 'directory' && existing?.type === 'directory') continue;
@@ -121,7 +139,7 @@ export class FakeProvisioner implements RuntimeProvisioner {
       if (entry.type === 'directory') at.entries.set(at.relative, { type: 'directory', mode: entry.mode });
       else if (entry.type === 'file') at.entries.set(at.relative, { type: 'file', mode: entry.mode, content: entry.content ?? Buffer.alloc(0) });
       else {
-        const target = this.inData(instanceId, posix.join(dir, entry.linkTarget ?? ''));
+        const target = locate(posix.join(dir, entry.linkTarget ?? ''));
         const node = target ? at.entries.get(target.relative) : undefined;
         if (!node || node.type === 'directory') throw new Error(`Writing into the runtime failed: cannot hard-link ${entry.linkTarget}`);
         at.entries.set(at.relative, node);

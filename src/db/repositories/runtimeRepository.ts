@@ -32,6 +32,8 @@ export interface RuntimeRecord {
   lastStartedAt: number | null;
   /** Why it is stopped, until it is started again. */
   stop: RuntimeStop | null;
+  /** The config hash its volume was seeded with before any container existed; cleared by the first one. */
+  seededConfigHash: string | null;
 }
 
 /** A runtime together with the account it belongs to: every caller needs both. */
@@ -59,6 +61,7 @@ interface RuntimeRow {
   stop_detail: string | null;
   stop_idle_ms: number | null;
   stop_actor: string | null;
+  seeded_config_hash: string | null;
   username: string;
   user_status: 'active' | 'disabled';
 }
@@ -89,6 +92,7 @@ const toRuntime = (row: RuntimeRow): RuntimeWithOwner => ({
   updatedAt: row.updated_at,
   lastStartedAt: row.last_started_at,
   stop: toStop(row),
+  seededConfigHash: row.seeded_config_hash,
   username: row.username,
   userStatus: row.user_status,
 });
@@ -143,7 +147,8 @@ export class RuntimeRepository {
   }
 
   setContainer(id: string, change: ContainerChange, now: number): void {
-    const sets = ['container_id = @containerId', 'updated_at = @now'];
+    // A container of its own ends the seeded state: from now on something may run on the volume.
+    const sets = ['container_id = @containerId', 'seeded_config_hash = NULL', 'updated_at = @now'];
     if (change.image !== undefined) sets.push('image = @image');
     if (change.configHash !== undefined) sets.push('config_hash = @configHash');
     if (change.modelKeyHash !== undefined) sets.push('model_key_hash = @modelKeyHash');
@@ -155,6 +160,11 @@ export class RuntimeRepository {
       configHash: change.configHash ?? null,
       modelKeyHash: change.modelKeyHash ?? null,
     });
+  }
+
+  /** Records the config hash a new volume was seeded with, unless a container was made meanwhile. */
+  setSeededConfig(id: string, configHash: string, now: number): void {
+    this.db.prepare('UPDATE runtimes SET seeded_config_hash = ?, updated_at = ? WHERE id = ? AND container_id IS NULL').run(configHash, now, id);
   }
 
   markStarted(id: string, now: number): void {
