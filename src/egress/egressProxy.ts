@@ -1,4 +1,4 @@
-import { lookup } from 'node:dns/promises';
+import { Resolver } from 'node:dns/promises';
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import net, { isIP, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
@@ -23,12 +23,26 @@ export interface EgressProxyDeps {
 }
 
 const DEFAULT_MAX_TUNNELS = 256;
+/** Every connection to the proxy at once, tunnels and requests not yet admitted alike. */
+const MAX_CONNECTIONS = 8_192;
 const DEFAULT_CONNECT_TIMEOUT_MS = 15_000;
 const RESOLVE_TIMEOUT_MS = 10_000;
 
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-authorization', 'proxy-authenticate', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade']);
 
-const systemResolve = async (host: string): Promise<string[]> => (await lookup(host, { all: true, verbatim: true })).map((r) => r.address);
+/**
+ * Asks the system's name servers directly (c-ares), not getaddrinfo: that one runs on libuv's
+ * four pool threads, which password hashing and file access share, so an agent asking for slow
+ * names could stall sign-ins. Names only /etc/hosts knows do not resolve here.
+ */
+const nameServers = new Resolver({ timeout: 4_000, tries: 2 });
+async function systemResolve(host: string): Promise<string[]> {
+  const [v4, v6] = await Promise.allSettled([nameServers.resolve4(host), nameServers.resolve6(host)]);
+  const addresses = [...(v4.status === 'fulfilled' ? v4.value : []), ...(v6.status === 'fulfilled' ? v6.value : [])];
+  if (addresses.length > 0) return addresses;
+  const reason = v4.status === 'rejected' ? v4.reason : v6.status === 'rejected' ? v6.reason : null;
+  throw reason instanceof Error ? reason : new Error('no address');
+}
 
 /** `::ffff:10.0.0.5` as the runtime knows itself: 10.0.0.5. */
 const plainAddress = (address: string | undefined) => (address ?? '').replace(/^::ffff:(?=\d+\.\d+\.\d+\.\d+$)/i, '');
@@ -88,6 +102,9 @@ export class EgressProxy {
       this.sockets.add(socket);
       socket.once('close', () => this.sockets.delete(socket));
     });
+    // A connection that never finishes its request line is cut soon: each holds a descriptor.
+    this.server.headersTimeout = 10_000;
+    this.server.maxConnections = MAX_CONNECTIONS;
     this.server.on('clientError', (_err, socket: Duplex) => {
       if (socket.writable) socket.end(refusalResponse(new EgressRefusal(400, 'EGRESS_BAD_REQUEST', 'Malformed proxy request.')));
       else socket.destroy();
@@ -116,32 +133,12 @@ export class EgressProxy {
     return caller;
   }
 
-  /** Resolves, judges and reserves a slot; the returned release must be called exactly once. */
+  /**
+   * Reserves one of the caller's slots, then resolves and judges; the returned release must be
+   * called exactly once. The slot is taken before the lookup, so lookups in flight count too: an
+   * agent cannot pile up unbounded work behind a slow name server.
+   */
   private async admit(caller: EgressCaller, target: Target): Promise<{ address: string; release: () => void }> {
-    let addresses: string[];
-    if (isIP(target.host) !== 0) {
-      addresses = [target.host];
-    } else {
-      let timer: NodeJS.Timeout | undefined;
-      try {
-        addresses = await Promise.race([
-          this.resolve(target.host),
-          new Promise<never>((_, reject) => {
-            timer = setTimeout(() => reject(new Error('timed out')), RESOLVE_TIMEOUT_MS);
-          }),
-        ]);
-      } catch (err) {
-        throw new EgressRefusal(502, 'EGRESS_UNRESOLVED', `${target.host} could not be resolved (${(err as Error).message}).`);
-      } finally {
-        clearTimeout(timer);
-      }
-    }
-    const verdict = this.deps.policy().decide(target.host, addresses);
-    if (!verdict.allowed) {
-      this.deps.logger.info({ userId: caller.userId, username: caller.username, host: target.host, port: target.port, verdict: 'denied' }, 'egress refused');
-      throw new EgressRefusal(403, 'EGRESS_DENIED', `ClawLoops egress policy: ${verdict.reason}.`);
-    }
-    // Counted after every await, so the check and the reservation are one synchronous step.
     const count = this.open.get(caller.userId) ?? 0;
     if (count >= this.maxTunnels) {
       throw new EgressRefusal(429, 'EGRESS_TOO_MANY_CONNECTIONS', `At most ${this.maxTunnels} outside connections may be open at once per workspace.`);
@@ -155,8 +152,35 @@ export class EgressProxy {
       if (left <= 0) this.open.delete(caller.userId);
       else this.open.set(caller.userId, left);
     };
-    this.deps.logger.debug({ userId: caller.userId, host: target.host, address: verdict.address, port: target.port, verdict: 'allowed' }, 'egress allowed');
-    return { address: verdict.address, release };
+    try {
+      const addresses = isIP(target.host) !== 0 ? [target.host] : await this.lookup(target.host);
+      const verdict = this.deps.policy().decide(target.host, addresses);
+      if (!verdict.allowed) {
+        this.deps.logger.info({ userId: caller.userId, username: caller.username, host: target.host, port: target.port, verdict: 'denied' }, 'egress refused');
+        throw new EgressRefusal(403, 'EGRESS_DENIED', `ClawLoops egress policy: ${verdict.reason}.`);
+      }
+      this.deps.logger.debug({ userId: caller.userId, host: target.host, address: verdict.address, port: target.port, verdict: 'allowed' }, 'egress allowed');
+      return { address: verdict.address, release };
+    } catch (err) {
+      release();
+      throw err;
+    }
+  }
+
+  private async lookup(host: string): Promise<string[]> {
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      return await Promise.race([
+        this.resolve(host),
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(() => reject(new Error('timed out')), RESOLVE_TIMEOUT_MS);
+        }),
+      ]);
+    } catch (err) {
+      throw new EgressRefusal(502, 'EGRESS_UNRESOLVED', `${host} could not be resolved (${(err as Error).message}).`);
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   private async tunnel(req: IncomingMessage, client: Duplex, head: Buffer): Promise<void> {

@@ -200,6 +200,30 @@ describe('CONNECT (https and anything else over TCP)', () => {
   });
 });
 
+describe('lookups in flight', () => {
+  test('count against the bound: an agent cannot pile up work behind a slow name server', async () => {
+    await proxy.close();
+    let answer: (addresses: string[]) => void = () => {};
+    const gate = new Promise<string[]>((resolve) => (answer = resolve));
+    let asked = 0;
+    const resolve = () => {
+      asked++;
+      return gate;
+    };
+    proxy = new EgressProxy({ identify: () => caller, policy: () => new EgressPolicy(rules), resolve, logger: createLogger('silent'), maxTunnelsPerCaller: 2 });
+    proxyPort = await proxy.listen(0, '127.0.0.1');
+    const slow = [connectThrough(`tools.office.lan:${echoPort}`), connectThrough(`tools.office.lan:${echoPort}`)];
+    while (asked < 2) await new Promise((r) => setImmediate(r));
+    const third = await connectThrough(`tools.office.lan:${echoPort}`);
+    expect(third.status).toBe(429);
+    expect(asked).toBe(2);
+    answer(['127.0.0.1']);
+    const done = await Promise.all(slow);
+    expect(done.map((d) => d.status)).toEqual([200, 200]);
+    for (const d of done) d.socket.destroy();
+  });
+});
+
 describe('plain http:// requests', () => {
   const get = (url: string, headers: http.OutgoingHttpHeaders = {}) =>
     new Promise<{ status: number; body: string }>((resolve, reject) => {
