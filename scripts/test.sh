@@ -28,6 +28,9 @@ bash scripts/ensure-compose.sh
 step "browser (Debian's chromium, for test/browser)"
 bash scripts/ensure-chromium.sh
 
+step "age (backups are checked against the reference tool)"
+bash scripts/ensure-age.sh
+
 step "test images"
 bash scripts/images/build-test-images.sh
 
