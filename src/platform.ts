@@ -105,6 +105,8 @@ export interface Platform {
   streams: EventStreams;
   /** The model usage ledger (its queue is written every 50 ms at most, and before every read). */
   ledger: UsageLedger;
+  /** The gate every password check passes (its load is what tests and diagnostics read). */
+  passwordHashing: PasswordHashingGate;
   /** The runtime settings every runtime module reads (tests change them with `set`). */
   runtimeSettings: SettingsStore<RuntimeSettings>;
   /** The runtimes' only way out; server.ts makes it listen. */
@@ -338,6 +340,7 @@ export function buildPlatform(config: AppConfig, logger: Logger, overrides: Plat
     watcher,
     streams,
     ledger,
+    passwordHashing: hashing,
     runtimeSettings,
     egress,
     close: () => {

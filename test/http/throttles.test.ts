@@ -234,6 +234,8 @@ describe('bounded password hashing', () => {
     const flood = Array.from({ length: 20 }, (_, i) => send(login(`ghost-${i}`, 'wrong password 123', `198.51.100.${i + 1}`)));
     await eventually(() => (hasher.waiting === 2 ? true : undefined), 'the flood at the hasher');
     const change = send(admin.post('/api/v1/account/password').send({ currentPassword: STRONG_PASSWORD, newPassword: OTHER_STRONG_PASSWORD }));
+    // Releases start once the change waits at the gate: before that, nothing could take turns with it.
+    await eventually(() => (h.platform.passwordHashing.load.waiting.signedIn === 1 ? true : undefined), 'the change waiting at the gate');
 
     // The hasher finishes one check at a time, oldest first, as the threadpool does.
     let finished = 0;
