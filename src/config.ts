@@ -24,7 +24,8 @@ export interface AppConfig {
   secureCookies: boolean;
   dockerSocket: string;
   /** Stamped on every container, network and volume this installation creates. */
-  instance: string;
+  /** CLAWLOOPS_INSTANCE when set; otherwise the data directory's stored installation decides (domain/installation.ts). */
+  instance: string | null;
   /** Runtime networks take their subnets from here. */
   subnetPool: SubnetPool;
   initialAdmin: { username: string; password: string } | null;
@@ -131,8 +132,8 @@ const envSchema = z.object({
   CLAWLOOPS_DOCKER_SOCKET: z.string().min(1).default('/var/run/docker.sock'),
   CLAWLOOPS_INSTANCE: z
     .string()
-    .default('clawloops')
-    .refine((v) => /^[a-z0-9][a-z0-9-]{0,39}$/.test(v), { message: 'must be 1-40 lowercase letters, digits or dashes' }),
+    .optional()
+    .refine((v) => v === undefined || /^[a-z0-9][a-z0-9-]{0,39}$/.test(v), { message: 'must be 1-40 lowercase letters, digits or dashes' }),
   CLAWLOOPS_RUNTIME_SUBNET_POOL: z
     .string()
     .default(DEFAULT_SUBNET_POOL.base)
@@ -356,7 +357,7 @@ export function loadConfig(env: NodeJS.ProcessEnv, cwd: string = process.cwd()):
     publicOrigin: publicUrl.origin,
     secureCookies: publicUrl.protocol === 'https:',
     dockerSocket: e.CLAWLOOPS_DOCKER_SOCKET,
-    instance: e.CLAWLOOPS_INSTANCE,
+    instance: e.CLAWLOOPS_INSTANCE ?? null,
     subnetPool: { base: e.CLAWLOOPS_RUNTIME_SUBNET_POOL, prefix: DEFAULT_SUBNET_POOL.prefix },
     initialAdmin,
     trustProxy: e.CLAWLOOPS_TRUST_PROXY,

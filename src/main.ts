@@ -1,7 +1,8 @@
 import { ConfigError, loadConfig } from './config';
 import { DatabaseTooNewError } from './db/migrations';
 import { createLogger } from './lib/logger';
-import { startServer } from './server';
+import { InstallationMismatchError } from './domain/installation';
+import { InstallationConflictError, startServer } from './server';
 
 async function main(): Promise<void> {
   let config;
@@ -30,6 +31,8 @@ async function main(): Promise<void> {
   } catch (err) {
     if (err instanceof DatabaseTooNewError) {
       logger.fatal({ found: err.found, supported: err.supported }, err.message);
+    } else if (err instanceof InstallationConflictError || err instanceof InstallationMismatchError) {
+      logger.fatal(err.message);
     } else {
       logger.fatal({ err }, 'ClawLoops failed to start');
     }

@@ -64,6 +64,7 @@ import { ModelLimiter } from './llm/modelLimits';
 import { ModelCatalog } from './llm/modelCatalog';
 import { ModelRepository } from './db/repositories/modelRepository';
 import { EgressPolicy } from './egress/egressPolicy';
+import { resolveInstallation, type Installation } from './domain/installation';
 import { EgressProxy } from './egress/egressProxy';
 import { LimitsRepository } from './db/repositories/limitsRepository';
 
@@ -105,6 +106,8 @@ export interface Platform {
   streams: EventStreams;
   /** The model usage ledger (its queue is written every 50 ms at most, and before every read). */
   ledger: UsageLedger;
+  /** Who this installation is: its instance name on the engine and its id (stored with its data). */
+  installation: Installation;
   /** The gate every password check passes (its load is what tests and diagnostics read). */
   passwordHashing: PasswordHashingGate;
   /** The runtime settings every runtime module reads (tests change them with `set`). */
@@ -141,8 +144,11 @@ export function buildPlatform(config: AppConfig, logger: Logger, overrides: Plat
   const migration = migrate(db);
   if (migration.from !== migration.to) logger.info(migration, 'database migrated');
 
+  const settingsRepo = new SettingsRepository(db);
+  const hasData = (db.prepare('SELECT EXISTS (SELECT 1 FROM users) AS any').get() as { any: number }).any === 1;
+  const installation = resolveInstallation(settingsRepo, config.instance, hasData, clock.now());
   let connection: DockerConnection | null = null;
-  const connect = (): DockerConnection => (connection ??= connectDocker(config.dockerSocket, config.instance, config.subnetPool));
+  const connect = (): DockerConnection => (connection ??= connectDocker(config.dockerSocket, installation.instance, config.subnetPool));
   const docker = overrides.docker ?? connect().engine;
   const runtimeBackend = overrides.runtimeBackend ?? connect().backend;
 
@@ -174,13 +180,13 @@ export function buildPlatform(config: AppConfig, logger: Logger, overrides: Plat
   // One store of runtime settings: readers take a frozen snapshot when they need one; the admin's
   // settings and the model catalog set it. Stored admin settings apply before anything reads it.
   const runtimeSettings = new SettingsStore<RuntimeSettings>({ ...config.runtime, ...overrides.runtimeSettings });
-  const settings = new PlatformSettingsService(new SettingsRepository(db), runtimeSettings, audit, transact, clock);
+  const settings = new PlatformSettingsService(settingsRepo, runtimeSettings, audit, transact, clock);
   // What the engine adapter reads of these (routing, the proxies' addresses) is fixed for the process's life.
   const fixedRuntimeSettings = runtimeSettings.get();
   const runtimeRepo = new RuntimeRepository(db);
   const runtimeHub = new RuntimeEventHub();
   const provisioner =
-    overrides.runtimeProvisioner ?? new DockerRuntimeProvisioner(runtimeBackend, fixedRuntimeSettings, logger.child({ component: 'runtimes' }));
+    overrides.runtimeProvisioner ?? new DockerRuntimeProvisioner(runtimeBackend, fixedRuntimeSettings, logger.child({ component: 'runtimes' }), installation);
   const addresses = new WorkspaceAddresses(fixedRuntimeSettings.addressing);
   const workspaceSessions = new WorkspaceSessionService(new WorkspaceAccessRepository(db), userRepo, sessions, clock);
   // Caches on the hot paths drop what they hold when another process (the admin CLI) wrote.
@@ -341,6 +347,7 @@ export function buildPlatform(config: AppConfig, logger: Logger, overrides: Plat
     streams,
     ledger,
     passwordHashing: hashing,
+    installation,
     runtimeSettings,
     egress,
     close: () => {

@@ -2,6 +2,15 @@ import http, { type Server } from 'node:http';
 import type { AppConfig } from './config';
 import type { Logger } from './lib/logger';
 import { buildPlatform, type Platform, type PlatformOverrides } from './platform';
+import { isInfraError } from './lib/infraErrors';
+
+/** Another installation owns this one's instance name on the engine (see domain/installation.ts). */
+export class InstallationConflictError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'InstallationConflictError';
+  }
+}
 
 export interface RunningServer {
   platform: Platform;
@@ -17,6 +26,19 @@ const OPEN_CONNECTIONS_SWEEP_MS = 30_000;
 /** Builds the platform, prepares first-run setup, and listens. */
 export async function startServer(config: AppConfig, logger: Logger, overrides: PlatformOverrides = {}): Promise<RunningServer> {
   const platform = buildPlatform(config, logger, overrides);
+  // Before anything is listened on or swept: an installation that would take another one's
+  // runtimes for its own orphans does not start at all. An engine that does not answer yet is
+  // no reason to wait: the watcher claims first thing once it does (and stops if it cannot).
+  try {
+    await platform.runtimes.claimInstallation();
+  } catch (err) {
+    if (isInfraError(err, 'conflict')) {
+      platform.close();
+      throw new InstallationConflictError(err.message);
+    }
+    logger.warn({ err: (err as Error).message }, 'the container engine does not answer yet; this installation claims its instance name once it does');
+  }
+  logger.info({ instance: platform.installation.instance }, 'installation');
 
   const initialAdmin = await platform.setup.ensureInitialAdmin(config.initialAdmin);
   if (initialAdmin === 'created') logger.info({ username: config.initialAdmin?.username }, 'initial administrator created from environment');

@@ -15,6 +15,8 @@ import type {
 } from '../runtime/provisioner';
 import { OPENCLAW_PORT, RUNTIME_UID, type RuntimeSettings } from '../runtime/runtimeSettings';
 import { HELPER_ROLE } from './fileHelpers';
+import type { Installation } from '../domain/installation';
+import { infraConflict } from '../lib/infraErrors';
 import { engineFault } from './engineFaults';
 import { planNetwork, trustedProxies } from './networkPlan';
 import { ProxyAttachments } from './proxyAttachments';
@@ -42,12 +44,28 @@ function typed<T>(work: Promise<T>): Promise<T> {
 export class DockerRuntimeProvisioner implements RuntimeProvisioner {
   private readonly proxies: ProxyAttachments;
 
+  private claimed = false;
+
   constructor(
     private readonly backend: RuntimeBackend,
     private readonly settings: DockerProvisionerSettings,
     private readonly logger: Logger,
+    private readonly installation: Installation,
   ) {
     this.proxies = new ProxyAttachments(backend, settings, logger);
+  }
+
+  async claim(): Promise<void> {
+    if (this.claimed) return;
+    const { owner } = await typed(this.backend.claimInstance(this.installation.id));
+    if (owner !== this.installation.id) {
+      throw infraConflict(
+        `Another ClawLoops installation (${owner.slice(0, 8) || 'unknown'}) already runs on this Docker engine under the instance name "${this.installation.instance}". ` +
+          'This one would take its runtimes for orphans and remove them, so it does not start. Give this installation its own data directory and leave ' +
+          'CLAWLOOPS_INSTANCE unset (it then gets a name of its own), or set a name no other installation on this engine uses.',
+      );
+    }
+    this.claimed = true;
   }
 
   imageAvailable(image: string): Promise<boolean> {

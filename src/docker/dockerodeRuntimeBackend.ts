@@ -286,6 +286,17 @@ export class DockerodeRuntimeBackend implements RuntimeBackend {
     return (Volumes ?? []).map((v) => ({ name: v.Name, labels: v.Labels ?? {} }));
   }
 
+  async claimInstance(installationId: string): Promise<{ owner: string }> {
+    const name = `clawloops-installation-${this.instance}`;
+    // Not marked managed: no listing of runtime resources ever sees it. Two installations
+    // creating it at once both get the one the engine kept, and read the same owner back.
+    if (!(await this.volumeExists(name))) {
+      await this.docker.createVolume({ Name: name, Labels: { [LABELS.instance]: this.instance, [LABELS.installation]: installationId, [LABELS.role]: 'installation' } });
+    }
+    const info = (await this.docker.getVolume(name).inspect()) as { Labels?: Record<string, string> | null };
+    return { owner: info.Labels?.[LABELS.installation] ?? '' };
+  }
+
   async volumeExists(name: string): Promise<boolean> {
     return (await ignoreNotFound(this.docker.getVolume(name).inspect())) !== null;
   }

@@ -21,6 +21,8 @@ export const LABELS = {
   role: 'io.clawloops.role',
   /** Which ClawLoops installation owns it, when several share one engine. */
   instance: 'io.clawloops.instance',
+  /** On the marker volume that claims an instance name for one installation: its id. */
+  installation: 'io.clawloops.installation',
   /** On containers we do not manage that must join every runtime network: control-plane | traefik. */
   proxy: 'io.clawloops.proxy',
 } as const;
@@ -132,6 +134,11 @@ export interface RuntimeBackend {
   ensureVolume(name: string, labels: Record<string, string>): Promise<{ created: boolean }>;
   removeVolume(name: string): Promise<void>;
   volumeExists(name: string): Promise<boolean>;
+  /**
+   * Claims this backend's instance name for `installationId` (a marker volume, made unless one
+   * exists) and resolves with the installation that holds it: ours, or another one's.
+   */
+  claimInstance(installationId: string): Promise<{ owner: string }>;
   listManagedVolumes(): Promise<{ name: string; labels: Record<string, string> }[]>;
 
   createContainer(spec: ContainerSpec): Promise<string>;

@@ -146,6 +146,12 @@ export interface RuntimeInventory {
 }
 
 export interface RuntimeProvisioner {
+  /**
+   * Takes ownership of everything this installation provisions (its instance name) before
+   * anything is listed, adopted or swept; idempotent. Rejects with a `conflict` InfraError when
+   * another installation owns that name, and with `unavailable` while the provisioner is.
+   */
+  claim(): Promise<void>;
   imageAvailable(image: string): Promise<boolean>;
   /** Rejects with a message that names the image and the reason. */
   pullImage(image: string, onProgress: (progress: PullProgress) => void, signal?: AbortSignal): Promise<void>;

@@ -150,6 +150,11 @@ export class RuntimeManager {
     return lines;
   }
 
+  /** Takes ownership of this installation's instance name on the provisioner (see RuntimeProvisioner.claim). */
+  claimInstallation(): Promise<void> {
+    return this.deps.provisioner.claim();
+  }
+
   /** Whose running runtime has this network address (the egress proxy's caller); null for anyone else. */
   ownerAtAddress(address: string): { userId: string; username: string } | null {
     const owner = this.registry.ownerAt(address);

@@ -1,3 +1,4 @@
+import { isInfraError } from '../lib/infraErrors';
 import type { SettingsSource } from '../lib/settingsStore';
 import type { RuntimeRepository } from '../db/repositories/runtimeRepository';
 import { NO_ORIGIN, SYSTEM_ACTOR, type AuditLog } from '../domain/audit';
@@ -70,10 +71,19 @@ export class RuntimeWatcher {
     } catch (err) {
       this.subscription?.close();
       this.subscription = null;
+      if (this.refusedClaim(err)) return null;
       this.deps.logger.warn({ err: (err as Error).message }, 'cannot read runtime state from the provisioner yet; retrying');
       this.scheduleReconnect();
       return null;
     }
+  }
+
+  /** Another installation owns our instance name: nothing may be adopted or swept, now or later. */
+  private refusedClaim(err: unknown): boolean {
+    if (!isInfraError(err, 'conflict')) return false;
+    this.deps.logger.error({ err: (err as Error).message }, 'runtime state is left alone: another installation owns this instance name');
+    this.close();
+    return true;
   }
 
   close(): void {
@@ -86,7 +96,11 @@ export class RuntimeWatcher {
 
   /** Upkeep of what others may undo behind our back (a re-created proxy loses the runtimes' networks). */
   async reattachProxies(): Promise<void> {
-    await this.deps.provisioner.maintain().catch((err: unknown) => {
+    if (this.closed) return;
+    await (async () => {
+      await this.deps.provisioner.claim();
+      await this.deps.provisioner.maintain();
+    })().catch((err: unknown) => {
       this.deps.logger.warn({ err: (err as Error).message }, 'runtime provisioner upkeep failed');
     });
   }
@@ -129,6 +143,7 @@ export class RuntimeWatcher {
         } catch (err) {
           this.subscription?.close();
           this.subscription = null;
+          if (this.refusedClaim(err)) return;
           this.deps.logger.warn({ err: (err as Error).message, retryInMs: this.reconnectDelayMs }, 'runtime provisioner still unreachable');
           this.scheduleReconnect();
         }
@@ -141,6 +156,8 @@ export class RuntimeWatcher {
   async reconcile(): Promise<ReconcileReport> {
     const { provisioner, runtimes, manager, logger } = this.deps;
     const report: ReconcileReport = { adopted: 0, orphanContainersRemoved: 0, orphanNetworksRemoved: 0, missingContainersCleared: 0, restarted: 0 };
+    // Before anything is listed: what another installation made must never look like our orphans.
+    await provisioner.claim();
     const { instances, placements } = await provisioner.inventory();
     const rows = new Map(runtimes.list().map((r) => [r.id, r]));
 

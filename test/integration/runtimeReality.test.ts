@@ -354,7 +354,7 @@ describe('event stream drops', () => {
     const watcher = new RuntimeWatcher({
       manager: h.platform.runtimes,
       runtimes: new RuntimeRepository(h.platform.db),
-      provisioner: new DockerRuntimeProvisioner(backend, h.platform.runtimes.settings, createLogger('silent')),
+      provisioner: new DockerRuntimeProvisioner(backend, h.platform.runtimes.settings, createLogger('silent'), h.platform.installation),
       audit: new AuditLog(new AuditRepository(h.platform.db), h.clock),
       clock: h.clock,
       logger: createLogger('info', h.logs),

@@ -23,6 +23,7 @@ import {
   startServer,
   stopServer,
   tempDir,
+  TEST_INSTANCE,
   TEST_TIMEOUT_MS,
   type Reply,
   type Server,
@@ -81,7 +82,7 @@ interface Prepared {
  */
 async function prepareDataDir(options: { disableMember?: boolean; secondAdmin?: 'active' | 'disabled' } = {}): Promise<Prepared> {
   const dataDir = tempDir();
-  const h = createHarness({ dataDir });
+  const h = createHarness({ dataDir, env: { CLAWLOOPS_INSTANCE: TEST_INSTANCE } });
   try {
     const { client: admin, userId: adminId } = await h.setupAdmin('admin', ADMIN_PASSWORD);
     const { userId: memberId } = await h.createMember(admin, 'bob', MEMBER_PASSWORD);

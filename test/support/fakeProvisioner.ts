@@ -8,6 +8,7 @@ import { posix } from 'node:path';
 import { Readable } from 'node:stream';
 import { pack } from 'tar-stream';
 import { OPENCLAW_PORT } from '../../src/runtime/runtimeSettings';
+import { infraConflict } from '../../src/lib/infraErrors';
 import type {
   FileEntry,
   PullProgress,
@@ -56,6 +57,13 @@ export class FakeProvisioner implements RuntimeProvisioner {
   /** The running instance of a runtime, if any. */
   running(runtimeId: string): FakeInstance | undefined {
     return [...this.instances.values()].find((i) => i.owner.runtimeId === runtimeId && i.phase === 'running');
+  }
+
+  /** Set to make the claim fail as when another installation owns the instance name. */
+  claimedBy: string | null = null;
+
+  async claim(): Promise<void> {
+    if (this.claimedBy) throw infraConflict(`Another ClawLoops installation (${this.claimedBy}) already runs on this engine.`);
   }
 
   async imageAvailable(image: string): Promise<boolean> {

@@ -132,7 +132,8 @@ export function tempDir(prefix = 'clawloops-process-'): string {
   return dir;
 }
 
-const TEST_INSTANCE = `test-proc-${process.pid}`;
+/** The instance name every process these helpers start runs under (data made in-process must use it too). */
+export const TEST_INSTANCE = `test-proc-${process.pid}`;
 
 /** The test runner's environment minus every CLAWLOOPS_ variable, plus the given ones. */
 export function childEnv(vars: Record<string, string>): NodeJS.ProcessEnv {

@@ -26,7 +26,7 @@ describe('defaults', () => {
       publicOrigin: 'http://localhost:8080',
       secureCookies: false,
       dockerSocket: '/var/run/docker.sock',
-      instance: 'clawloops',
+      instance: null,
       subnetPool: { base: '10.213.0.0/16', prefix: 27 },
       initialAdmin: null,
       trustProxy: false,

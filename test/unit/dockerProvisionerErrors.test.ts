@@ -14,6 +14,7 @@ const failingWith = (error: unknown) =>
     { startContainer: async () => Promise.reject(error) } as unknown as RuntimeBackend,
     runtimeSettingsFixture(),
     createLogger('silent'),
+    { instance: 'test', id: 'test-installation' },
   );
 
 // As Node's net module makes them: a code and the system call that failed.
