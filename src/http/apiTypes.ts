@@ -140,6 +140,8 @@ export interface RuntimeListItem extends RuntimeView {
   statsAgeSeconds: number | null;
   /** The last attempt to renew `stats` failed: they are the last known ones. */
   statsStale: boolean;
+  /** Who stopped it, when an administrator did (only administrators read this list). */
+  stoppedByAdmin: string | null;
 }
 
 export interface StartedOperation {

@@ -13,6 +13,8 @@ export interface RuntimeListItem extends RuntimeView {
   statsAgeSeconds: number | null;
   /** The last attempt to renew `stats` failed (engine unreachable or slow): they are the last known ones. */
   statsStale: boolean;
+  /** The administrator who stopped it, while it stays stopped by them: for administrators' eyes (the list is theirs). */
+  stoppedByAdmin: string | null;
 }
 
 /** The runtimes whose process is up, as the registry knows them: what the figures follow. */
@@ -36,7 +38,12 @@ export function registryTargets(runtimes: Pick<RuntimeRepository, 'list'>, regis
  * It answers from memory and the database only, never from the engine, so it costs the same with
  * an engine that is slow or away.
  */
-export function listWithFigures(views: readonly RuntimeView[], figures: Pick<RuntimeFigures, 'figureOf'>, clock: Clock): RuntimeListItem[] {
+export function listWithFigures(
+  views: readonly RuntimeView[],
+  figures: Pick<RuntimeFigures, 'figureOf'>,
+  clock: Clock,
+  stopActors: ReadonlyMap<string, string> = new Map(),
+): RuntimeListItem[] {
   const now = clock.now();
   return views.map((view) => {
     const figure = view.id && view.startedAt ? figures.figureOf(view.id) : null;
@@ -46,6 +53,7 @@ export function listWithFigures(views: readonly RuntimeView[], figures: Pick<Run
       stats: figure?.stats ?? null,
       statsAgeSeconds: figure ? Math.round(figure.ageMs / 1000) : null,
       statsStale: figure?.stale ?? false,
+      stoppedByAdmin: view.id && view.stoppedBy?.cause === 'admin' ? (stopActors.get(view.id) ?? null) : null,
     };
   });
 }

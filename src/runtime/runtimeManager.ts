@@ -116,7 +116,8 @@ export class RuntimeManager {
 
   /** Every runtime with the figures kept in the background: answers without asking the engine. */
   listWithStats(): RuntimeListItem[] {
-    return listWithFigures(this.views.listViews(), this.figures, this.deps.clock);
+    const actors = new Map(this.deps.runtimes.list().flatMap((r) => (r.stop?.actor ? [[r.id, r.stop.actor] as const] : [])));
+    return listWithFigures(this.views.listViews(), this.figures, this.deps.clock, actors);
   }
 
   view(runtime: RuntimeWithOwner): RuntimeView {

@@ -528,6 +528,12 @@ describe('who or what stopped a runtime', () => {
     expect(res.text).not.toContain('boss');
     const audit = (await admin.get('/api/v1/admin/audit?action=runtime.stop')).body.items;
     expect(audit[0]).toMatchObject({ actor: { username: 'boss' }, target: { label: 'alice' } });
+    // The administrators' own list names who did it; the member's view above never does.
+    const listed = (await admin.get('/api/v1/admin/runtimes')).body.items.find((r: { username: string }) => r.username === 'alice');
+    expect(listed).toMatchObject({ stoppedBy: { cause: 'admin' }, stoppedByAdmin: 'boss' });
+    await startOwn(alice.client);
+    const again = (await admin.get('/api/v1/admin/runtimes')).body.items.find((r: { username: string }) => r.username === 'alice');
+    expect(again).toMatchObject({ stoppedBy: null, stoppedByAdmin: null });
   });
 
   test('a bulk stop by an administrator and disabling the account are told apart', async () => {

@@ -30,6 +30,7 @@ const runtime = (userId: string, state: RuntimeListItem['state'], extra: Partial
   stats: null,
   statsAgeSeconds: null,
   statsStale: false,
+  stoppedByAdmin: null,
   ...extra,
 });
 

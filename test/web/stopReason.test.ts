@@ -35,3 +35,10 @@ test('in Chinese, with the minutes and the time filled in', () => {
   const text = stopReasonText(translator(zh), stop('idle', { idleMinutes: 45 }), 'zh', true);
   expect(text).toBe(`因 45 分钟无活动，已于 ${formatDateTime(AT, 'zh')} 自动停止。`);
 });
+
+test("an administrator's own list names the administrator who stopped it; without the name it stays neutral", () => {
+  expect(stopReasonText(t, stop('admin'), 'en', false, 'root-admin')).toBe(`Stopped by the administrator root-admin on ${time}.`);
+  expect(stopReasonText(translator(zh), stop('admin'), 'zh', false, 'root-admin')).toBe(`已于 ${formatDateTime(AT, 'zh')} 被管理员 root-admin 停止。`);
+  // A name is only ever put to an administrator's stop.
+  expect(stopReasonText(t, stop('member'), 'en', false, 'root-admin')).toBe(`Stopped from the console on ${time}.`);
+});

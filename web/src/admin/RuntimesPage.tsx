@@ -180,7 +180,7 @@ export function RuntimesPage() {
                         <Badge tone={TONE[r.state]}>{stateLabel(t, r.state)}</Badge>
                         {busy && <div className="muted small">{t('admin.runtimes.operation', { step: busy.message || busy.kind, percent: Math.round(busy.percent) })}</div>}
                         {reason && <div className="admin-reason small">{reason}</div>}
-                        {r.stoppedBy && r.state === 'stopped' && <div className="muted small">{stopReasonText(t, r.stoppedBy, locale, false)}</div>}
+                        {r.stoppedBy && r.state === 'stopped' && <div className="muted small">{stopReasonText(t, r.stoppedBy, locale, false, r.stoppedByAdmin)}</div>}
                         {(r.outdatedImage || r.configStale) && (
                           <div className="admin-markers">
                             {r.outdatedImage && <Badge tone="warn">{t('admin.runtimes.outdatedImage')}</Badge>}

@@ -69,6 +69,7 @@ export const coreEn = {
   'runtime.stoppedBy.member': 'Stopped from the console on {time}.',
   'runtime.stoppedBy.memberOwn': 'You stopped it on {time}.',
   'runtime.stoppedBy.admin': 'Stopped by an administrator on {time}.',
+  'runtime.stoppedBy.adminNamed': 'Stopped by the administrator {name} on {time}.',
   'runtime.stoppedBy.idle': 'Stopped on {time} after {minutes} min without activity.',
   'runtime.stoppedBy.accountDisabled': 'Stopped on {time} because the account was disabled.',
   'runtime.stoppedBy.outOfMemory': 'Stopped by the platform on {time}: it ran out of memory.',

@@ -69,6 +69,7 @@ const coreZh: Record<keyof typeof coreEn, string> = {
   'runtime.stoppedBy.member': '已于 {time} 在控制台中停止。',
   'runtime.stoppedBy.memberOwn': '您于 {time} 停止了它。',
   'runtime.stoppedBy.admin': '已于 {time} 被管理员停止。',
+  'runtime.stoppedBy.adminNamed': '已于 {time} 被管理员 {name} 停止。',
   'runtime.stoppedBy.idle': '因 {minutes} 分钟无活动，已于 {time} 自动停止。',
   'runtime.stoppedBy.accountDisabled': '因账户被停用，已于 {time} 停止。',
   'runtime.stoppedBy.outOfMemory': '平台已于 {time} 将其停止：内存不足。',

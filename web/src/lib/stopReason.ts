@@ -20,8 +20,9 @@ const KEYS: Record<StoppedBy['cause'], MessageKey> = {
  * reader is the runtime's member (their own stop reads "You stopped it"; an administrator reading
  * someone else's card gets the neutral wording).
  */
-export function stopReasonText(t: Translate, stoppedBy: StoppedBy, locale: string, own: boolean): string {
+export function stopReasonText(t: Translate, stoppedBy: StoppedBy, locale: string, own: boolean, adminName: string | null = null): string {
   const time = formatDateTime(stoppedBy.at, locale);
+  if (stoppedBy.cause === 'admin' && adminName) return t('runtime.stoppedBy.adminNamed', { time, name: adminName });
   if (stoppedBy.cause === 'member' && own) return t('runtime.stoppedBy.memberOwn', { time });
   if (stoppedBy.cause === 'idle' && stoppedBy.idleMinutes !== null) return t('runtime.stoppedBy.idle', { time, minutes: stoppedBy.idleMinutes });
   // An idle stop whose wait is unknown reads as the platform's own.
