@@ -38,6 +38,8 @@ export interface AppConfig {
   runtime: RuntimeSettings;
   files: FilesSettings;
   llm: LlmSettings;
+  /** Where backups go and the age identity file they are encrypted to (null: backups are refused until one is set). */
+  backup: { dir: string; keyFile: string | null };
   /** The runtimes' only way out (their networks are internal): where it listens and what it lets through. */
   egress: { port: number; rules: EgressRules };
 }
@@ -236,6 +238,8 @@ const envSchema = z.object({
     .refine((models) => models.every((m) => /^[\w.:/-]{1,100}$/.test(m)), {
       message: 'must be a comma-separated list of model ids (letters, digits, . _ : / -)',
     }),
+  CLAWLOOPS_BACKUP_DIR: z.string().min(1, 'must not be empty').optional(),
+  CLAWLOOPS_BACKUP_KEY_FILE: z.string().min(1, 'must not be empty').optional(),
   CLAWLOOPS_EGRESS_PORT: z
     .string()
     .default('3128')
@@ -418,6 +422,10 @@ export function loadConfig(env: NodeJS.ProcessEnv, cwd: string = process.cwd()):
         monthlyTokens: e.CLAWLOOPS_LLM_MONTHLY_TOKENS,
         monthlyCostMicrodollars: e.CLAWLOOPS_LLM_MONTHLY_BUDGET_USD,
       },
+    },
+    backup: {
+      dir: e.CLAWLOOPS_BACKUP_DIR ? path.resolve(cwd, e.CLAWLOOPS_BACKUP_DIR) : path.join(dataDir, 'backups'),
+      keyFile: e.CLAWLOOPS_BACKUP_KEY_FILE ? path.resolve(cwd, e.CLAWLOOPS_BACKUP_KEY_FILE) : null,
     },
     egress: { port: e.CLAWLOOPS_EGRESS_PORT, rules: { profile: e.CLAWLOOPS_EGRESS_PROFILE, allow: e.CLAWLOOPS_EGRESS_ALLOW, deny: e.CLAWLOOPS_EGRESS_DENY } },
   };

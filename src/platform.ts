@@ -64,6 +64,9 @@ import { ModelLimiter } from './llm/modelLimits';
 import { ModelCatalog } from './llm/modelCatalog';
 import { ModelRepository } from './db/repositories/modelRepository';
 import { EgressPolicy } from './egress/egressPolicy';
+import { BackupService } from './backup/backupService';
+import { loadBackupKey } from './backup/backupKey';
+import { CLAWLOOPS_VERSION } from './version';
 import { resolveInstallation, type Installation } from './domain/installation';
 import { EgressProxy } from './egress/egressProxy';
 import { LimitsRepository } from './db/repositories/limitsRepository';
@@ -106,6 +109,8 @@ export interface Platform {
   streams: EventStreams;
   /** The model usage ledger (its queue is written every 50 ms at most, and before every read). */
   ledger: UsageLedger;
+  /** Online backups of the database and every volume (src/backup/). */
+  backups: BackupService;
   /** Who this installation is: its instance name on the engine and its id (stored with its data). */
   installation: Installation;
   /** The gate every password check passes (its load is what tests and diagnostics read). */
@@ -303,6 +308,18 @@ export function buildPlatform(config: AppConfig, logger: Logger, overrides: Plat
     externalChanges,
   );
   workspaceSessions.onRevoked((userId) => routes.forget(userId));
+  const backups = new BackupService({
+    db,
+    dataDir: config.dataDir,
+    backupDir: config.backup.dir,
+    identity: config.backup.keyFile ? loadBackupKey(config.backup.keyFile) : null,
+    volumes,
+    volumeRoot: filesSettings.volumeRoot,
+    installation,
+    version: CLAWLOOPS_VERSION,
+    clock,
+    logger: logger.child({ component: 'backup' }),
+  });
   const app = createApp(
     {
       publicUrl: config.publicUrl,
@@ -314,7 +331,7 @@ export function buildPlatform(config: AppConfig, logger: Logger, overrides: Plat
       llmBodyLimitBytes: llmSettings.bodyLimitBytes,
       webRoot: overrides.webRoot === undefined ? path.resolve(__dirname, '..', 'web', 'dist') : overrides.webRoot,
     },
-    { logger, clock, readiness, sessions, auth, setup, invitations, users, audit, runtimes, runtimeHub, streams, connections, settings, workspaceSessions, gatekeeper, addresses, routes, files, spool, gateway, limiter, catalog },
+    { logger, backups, clock, readiness, sessions, auth, setup, invitations, users, audit, runtimes, runtimeHub, streams, connections, settings, workspaceSessions, gatekeeper, addresses, routes, files, spool, gateway, limiter, catalog },
   );
 
   const egressPolicy = new EgressPolicy(config.egress.rules);
@@ -348,6 +365,7 @@ export function buildPlatform(config: AppConfig, logger: Logger, overrides: Plat
     ledger,
     passwordHashing: hashing,
     installation,
+    backups,
     runtimeSettings,
     egress,
     close: () => {

@@ -3,7 +3,14 @@
  * Operator commands that work on the data directory directly, with the server running or not
  * (SQLite WAL lets both write). For the admin who is locked out of the web UI.
  */
+import fs from 'node:fs';
+import { AgeError, generateIdentity } from '../backup/ageFormat';
+import { BackupError } from '../backup/backupFormat';
+import { BackupKeyError, loadBackupKey } from '../backup/backupKey';
+import { restoreDatabase, restoreVolumes } from '../backup/restore';
 import { ConfigError, loadConfig } from '../config';
+import { createLogger } from '../lib/logger';
+import { buildPlatform } from '../platform';
 import { openDatabase } from '../db/database';
 import { migrate, DatabaseTooNewError } from '../db/migrations';
 import { AuditRepository } from '../db/repositories/auditRepository';
@@ -25,6 +32,12 @@ Commands:
                               next sign-in, sign the user out everywhere, and re-enable the
                               account if it was disabled.
   list-admins                 List administrator accounts and their status.
+  backup-keygen <file>        Create a backup key (an age identity file, mode 600) to set as
+                              CLAWLOOPS_BACKUP_KEY_FILE. Keep a copy away from this machine.
+  restore <backup folder>     Restore a whole installation from a backup into an empty data
+                              directory, onto an engine without its volumes: checks every part
+                              first, then the database, then each user's volume. Run it with
+                              the server stopped and CLAWLOOPS_BACKUP_KEY_FILE set.
 
 Reads CLAWLOOPS_DATA_DIR (default ./data) like the server.`;
 
@@ -34,6 +47,8 @@ async function run(argv: string[]): Promise<number> {
     console.log(USAGE);
     return command ? 0 : 2;
   }
+  if (command === 'backup-keygen') return backupKeygen(args);
+  if (command === 'restore') return restore(args);
   const config = loadConfig(process.env);
   const db = openDatabase(config.dataDir);
   try {
@@ -80,10 +95,66 @@ async function run(argv: string[]): Promise<number> {
   }
 }
 
+function backupKeygen(args: string[]): number {
+  if (args.length !== 1 || !args[0]) {
+    console.error('backup-keygen needs the file to write.\n');
+    console.error(USAGE);
+    return 2;
+  }
+  const { text, identity } = generateIdentity();
+  try {
+    fs.writeFileSync(args[0], text, { flag: 'wx', mode: 0o600 });
+  } catch (err) {
+    console.error(`Could not write ${args[0]}: ${(err as NodeJS.ErrnoException).code === 'EEXIST' ? 'it exists already (a key is never overwritten)' : (err as Error).message}`);
+    return 1;
+  }
+  console.log(`Backup key written to ${args[0]} (public key ${identity.recipient}).`);
+  console.log('Set CLAWLOOPS_BACKUP_KEY_FILE to it, and keep a copy away from this machine: without it no backup can be read.');
+  return 0;
+}
+
+async function restore(args: string[]): Promise<number> {
+  if (args.length !== 1 || !args[0]) {
+    console.error('restore needs the backup folder.\n');
+    console.error(USAGE);
+    return 2;
+  }
+  const folder = args[0];
+  const config = loadConfig(process.env);
+  if (!config.backup.keyFile) {
+    console.error('Set CLAWLOOPS_BACKUP_KEY_FILE to the key the backup was made with.');
+    return 2;
+  }
+  const identity = loadBackupKey(config.backup.keyFile);
+  console.log(`Checking every part of ${folder} …`);
+  const manifest = await restoreDatabase(folder, identity, config.dataDir);
+  console.log(`Database restored into ${config.dataDir}: ${manifest.users.length} account(s), from ${manifest.createdAt} (ClawLoops ${manifest.clawloopsVersion}).`);
+  const platform = buildPlatform(config, createLogger('warn'));
+  try {
+    await platform.runtimes.claimInstallation();
+    const volumes = await restoreVolumes(
+      folder,
+      identity,
+      manifest,
+      { prepare: (userId) => platform.runtimes.prepareResources(userId), volumes: platform.volumes, volumeRoot: config.files.volumeRoot },
+      (username, done, total) => {
+        if (username) console.log(`Volume ${done + 1}/${total}: ${username}`);
+      },
+    );
+    console.log(`Restored ${volumes} volume(s). Start the server: members sign in with their own passwords.`);
+    return 0;
+  } finally {
+    await platform.volumes.closeAll().catch(() => 0);
+    platform.close();
+  }
+}
+
 run(process.argv.slice(2)).then(
   (code) => process.exit(code),
   (err: unknown) => {
-    if (err instanceof ConfigError || err instanceof DatabaseTooNewError) console.error(err.message);
+    if (err instanceof ConfigError || err instanceof DatabaseTooNewError || err instanceof BackupError || err instanceof AgeError || err instanceof BackupKeyError) {
+      console.error(err.message);
+    }
     else if (err instanceof AppError) console.error(err.message);
     else console.error(err);
     process.exit(1);

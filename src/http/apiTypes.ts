@@ -389,3 +389,37 @@ export interface PlatformSettings {
   cpus: number;
   pidsLimit: number;
 }
+
+// ---- admin backups ----
+
+export interface BackupSummary {
+  id: string;
+  createdAt: string;
+  bytes: number;
+  users: string[];
+  parts: number;
+  /** False when the configured key cannot read its manifest (another key, or damage). */
+  readable: boolean;
+}
+
+export interface BackupProgress {
+  step: 'database' | 'volumes' | 'finishing';
+  partsDone: number;
+  partsTotal: number;
+  bytesDone: number;
+  username: string | null;
+}
+
+export interface BackupList {
+  items: BackupSummary[];
+  running: BackupProgress | null;
+  last: { ok: boolean; id: string | null; error: { code: string; message: string } | null; at: string } | null;
+}
+
+export interface BackupVerification {
+  id: string;
+  ok: true;
+  parts: { name: string; ok: true }[];
+  users: string[];
+  createdAt: string;
+}

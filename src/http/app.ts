@@ -30,6 +30,8 @@ import { healthRouter } from './routes/health';
 import { invitationsRouter } from './routes/invitations';
 import { adminRuntimeRoutes, ownRuntimeRouter } from './routes/runtime';
 import { adminSettingsRoutes } from './routes/adminSettings';
+import { adminBackupRoutes } from './routes/adminBackups';
+import type { BackupService } from '../backup/backupService';
 import { setupRouter } from './routes/setup';
 import { adminFilesRouter, ownFilesRouter } from './routes/files';
 import type { SpoolSpace } from '../files/spoolSpace';
@@ -66,6 +68,7 @@ export interface HttpConfig {
 
 export interface HttpServices {
   logger: Logger;
+  backups: BackupService;
   clock: Clock;
   readiness: ReadinessService;
   sessions: SessionService;
@@ -152,6 +155,7 @@ export function createApp(config: HttpConfig, services: HttpServices): HttpApp {
     requireAuth({ adminOnly: true }),
     adminRuntimeRoutes(runtimeDeps),
     adminSettingsRoutes(services.settings),
+    adminBackupRoutes({ backups: services.backups, audit: services.audit, logger: services.logger }),
     adminModelLimitsRoutes({ limiter: services.limiter, users: services.users, audit: services.audit }),
     adminUsageRoutes(services.gateway, () => services.clock.now()),
     adminModelRoutes(services.catalog, services.gateway, services.runtimes),

@@ -225,6 +225,14 @@ export class RuntimeManager {
     });
   }
 
+  /** Makes a user's runtime resources now, without seeding the volume (a restore fills it itself). */
+  async prepareResources(userId: string): Promise<{ fresh: boolean }> {
+    const runtime = this.lifecycle.ensureRuntime(userId);
+    const placement = await this.deps.provisioner.prepare(ownerOf(runtime));
+    this.registry.rememberPlacement(runtime.id, placement);
+    return { fresh: placement.freshData === true };
+  }
+
   // ---- what the watcher and hooks use (registry, readiness) ----
 
   refresh(runtimeId: string, instanceId: string): Promise<RuntimeInstance | null> {

@@ -3,6 +3,7 @@
  * and with the built server (dist/main.js) running on the same directory. scripts/test.sh
  * builds before running jest.
  */
+import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { DATABASE_FILE_NAME } from '../../src/db/database';
@@ -238,6 +239,37 @@ describe('list-admins', () => {
     const result = await runCli(path.join(tempDir(), 'fresh'), ['list-admins']);
     expect(result.code).toBe(0);
     expect(result.stdout).toMatch(/No administrator exists yet/);
+  });
+});
+
+describe('backup-keygen and restore', () => {
+  processTest('backup-keygen writes an age key only its owner reads, and never overwrites one', async () => {
+    const dir = tempDir();
+    const file = `${dir}/backup-key.txt`;
+    const made = await runCli(dir, ['backup-keygen', file]);
+    expect(made.code).toBe(0);
+    expect(made.stdout).toMatch(/public key age1[0-9a-z]{58}/);
+    expect(fs.statSync(file).mode & 0o777).toBe(0o600);
+    const key = fs.readFileSync(file, 'utf8');
+    expect(key).toMatch(/^AGE-SECRET-KEY-1[0-9A-Z]{58}$/m);
+    const again = await runCli(dir, ['backup-keygen', file]);
+    expect(again.code).toBe(1);
+    expect(again.stderr).toContain('never overwritten');
+    expect(fs.readFileSync(file, 'utf8')).toBe(key);
+  });
+
+  processTest('restore without a key, or of a folder that is no backup, says so and writes nothing', async () => {
+    const dir = tempDir();
+    const noKey = await runCli(`${dir}/data`, ['restore', dir]);
+    expect(noKey.code).toBe(2);
+    expect(noKey.stderr).toContain('CLAWLOOPS_BACKUP_KEY_FILE');
+    const keyFile = `${dir}/key.txt`;
+    expect((await runCli(dir, ['backup-keygen', keyFile])).code).toBe(0);
+    const notABackup = await runCli(`${dir}/data`, ['restore', dir], { CLAWLOOPS_BACKUP_KEY_FILE: keyFile });
+    expect(notABackup.code).toBe(1);
+    expect(notABackup.stderr).toMatch(/holds no ClawLoops backup/);
+    expect(notABackup.stderr).not.toMatch(/\n\s+at /);
+    expect(fs.existsSync(`${dir}/data/clawloops.db`)).toBe(false);
   });
 });
 

@@ -71,6 +71,7 @@ describe('defaults', () => {
         streamIdleMs: 120_000,
       },
       llm: { upstreamUrl: null, upstreamKey: null, timeoutMs: 600_000, bodyLimitBytes: 4 * 1024 ** 2, limits: { requestsPerMinute: 60, concurrentRequests: 4, monthlyTokens: 0, monthlyCostMicrodollars: 0 } },
+      backup: { dir: path.join(CWD, 'data', 'backups'), keyFile: null },
       egress: { port: 3128, rules: { profile: 'public', allow: [], deny: [] } },
     });
   });
@@ -125,6 +126,8 @@ describe('accepted values', () => {
         CLAWLOOPS_MODEL_GATEWAY_URL: 'http://clawloops:3000/llm/v1/',
         CLAWLOOPS_RUNTIME_MODELS: 'gpt-4o, claude-sonnet-4.5 ,',
         CLAWLOOPS_CONTROL_PLANE_CONTAINER: 'clawloops-control-1',
+        CLAWLOOPS_BACKUP_DIR: '/mnt/nas/clawloops',
+        CLAWLOOPS_BACKUP_KEY_FILE: '/etc/clawloops/backup-key.txt',
         CLAWLOOPS_EGRESS_PORT: '3129',
         CLAWLOOPS_EGRESS_PROFILE: 'none',
         CLAWLOOPS_EGRESS_ALLOW: 'Git.Office.lan, *.intra.example,10.0.0.0/8',
@@ -208,6 +211,7 @@ describe('accepted values', () => {
         streamIdleMs: 45_000,
       },
       llm: { upstreamUrl: 'http://litellm:4000/v1', upstreamKey: 'sk-master', timeoutMs: 120_000, bodyLimitBytes: 1024 ** 2, limits: { requestsPerMinute: 30, concurrentRequests: 2, monthlyTokens: 1_000_000, monthlyCostMicrodollars: 12_500_000 } },
+      backup: { dir: '/mnt/nas/clawloops', keyFile: '/etc/clawloops/backup-key.txt' },
       egress: { port: 3129, rules: { profile: 'none', allow: ['git.office.lan', '*.intra.example', '10.0.0.0/8'], deny: ['bad.example.com'] } },
     });
   });

@@ -1,0 +1,272 @@
+import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { PassThrough, Writable, type Readable } from 'node:stream';
+import Database from 'better-sqlite3';
+import { extract, pack } from 'tar-stream';
+import type { Db } from '../db/database';
+import { schemaVersion } from '../db/migrations';
+import type { Installation } from '../domain/installation';
+import { STAGING_DIR } from '../files/staging';
+import type { WorkspaceVolumes } from '../files/workspaceVolumes';
+import type { Clock } from '../lib/clock';
+import type { Logger } from '../lib/logger';
+import type { AgeIdentity } from './ageFormat';
+import {
+  BACKUP_FORMAT,
+  BackupError,
+  DATABASE_PART,
+  MANIFEST_PART,
+  backupPath,
+  isBackupId,
+  listBackupIds,
+  partialPath,
+  readManifest,
+  readPart,
+  sweepPartials,
+  volumePart,
+  writePart,
+  type BackupManifest,
+  type BackupPart,
+} from './backupFormat';
+
+export interface BackupProgress {
+  step: 'database' | 'volumes' | 'finishing';
+  partsDone: number;
+  partsTotal: number;
+  /** Plaintext bytes written so far. */
+  bytesDone: number;
+  username: string | null;
+}
+
+export interface BackupSummary {
+  id: string;
+  createdAt: string;
+  bytes: number;
+  users: string[];
+  parts: number;
+}
+
+export interface BackupServiceDeps {
+  db: Db;
+  /** Where the database snapshot is staged before it is encrypted: inside the data directory, never the backup folder (a NAS). */
+  dataDir: string;
+  backupDir: string;
+  /** Null when no key is configured: backups are then refused with the way to configure one. */
+  identity: AgeIdentity | null;
+  volumes: WorkspaceVolumes;
+  /** The volume's root as the file helpers see it (its parent is where a tar of it unpacks). */
+  volumeRoot: string;
+  installation: Installation;
+  version: string;
+  clock: Clock;
+  logger: Logger;
+}
+
+/** Rows no restore needs and no backup should carry: sign-ins and keys are issued again. */
+const SCRUB = `
+  DELETE FROM sessions;
+  DELETE FROM workspace_tickets;
+  DELETE FROM workspace_sessions;
+  UPDATE runtimes SET container_id = NULL, model_key_hash = NULL, seeded_config_hash = NULL;
+`;
+
+const CONSISTENCY =
+  'The database is one consistent snapshot (SQLite backup API) taken first; each volume is read after it, one at a time. ' +
+  'A stopped runtime\u2019s volume does not change meanwhile; a running agent\u2019s files are as they were when each was read ' +
+  '(a file written during the backup may be its old or new content, never a file of the file manager half uploaded).';
+
+/**
+ * Online backups of everything a team keeps in ClawLoops: the control-plane database (snapshot,
+ * scrubbed of sessions and keys), every user's workspace volume (streamed from the engine through
+ * the user's file helper, the file manager's staging folders left out) and a manifest with a
+ * SHA-256 per part, each part encrypted to the operator's age key. One backup at a time.
+ */
+export class BackupService {
+  private running: Promise<BackupSummary> | null = null;
+  private progress: BackupProgress | null = null;
+
+  constructor(private readonly deps: BackupServiceDeps) {
+    fs.mkdirSync(deps.backupDir, { recursive: true, mode: 0o700 });
+    const swept = sweepPartials(deps.backupDir);
+    if (swept > 0) deps.logger.warn({ swept }, 'removed incomplete backups left by an interrupted run');
+  }
+
+  get current(): BackupProgress | null {
+    return this.progress;
+  }
+
+  private requireKey(): AgeIdentity {
+    if (!this.deps.identity) {
+      throw new BackupError(
+        'BACKUP_KEY_MISSING',
+        'No backup key is configured. Create one with `npm run admin -- backup-keygen <file>` (or `age-keygen -o <file>`), keep a copy somewhere safe, and set CLAWLOOPS_BACKUP_KEY_FILE to it.',
+      );
+    }
+    return this.deps.identity;
+  }
+
+  /** Starts a backup; rejects at once with BACKUP_RUNNING while one runs. */
+  create(onProgress: (progress: BackupProgress) => void = () => {}): Promise<BackupSummary> {
+    const identity = this.requireKey();
+    if (this.running) throw new BackupError('BACKUP_RUNNING', 'A backup is already running; wait for it to finish.');
+    const work = this.write(identity, (p) => {
+      this.progress = p;
+      onProgress(p);
+    }).finally(() => {
+      this.running = null;
+      this.progress = null;
+    });
+    this.running = work;
+    return work;
+  }
+
+  private async write(identity: AgeIdentity, report: (progress: BackupProgress) => void): Promise<BackupSummary> {
+    const { db, clock } = this.deps;
+    const now = new Date(clock.now());
+    const id = `${now.toISOString().replace(/[-:]/g, '').slice(0, 15)}Z-${randomBytes(3).toString('hex')}`;
+    const folder = partialPath(this.deps.backupDir, id);
+    fs.mkdirSync(folder, { mode: 0o700 });
+    try {
+      const users = db
+        .prepare('SELECT u.id, u.username, u.role, u.status, r.id AS runtimeId FROM users u LEFT JOIN runtimes r ON r.user_id = u.id ORDER BY u.username')
+        .all() as BackupManifest['users'];
+      const withVolumes = users.filter((u) => u.runtimeId !== null);
+      const total = 1 + withVolumes.length;
+      let bytesDone = 0;
+      report({ step: 'database', partsDone: 0, partsTotal: total, bytesDone, username: null });
+      const parts: BackupPart[] = [await this.writeDatabase(folder, identity)];
+      bytesDone += parts[0]?.plainBytes ?? 0;
+
+      for (const user of withVolumes) {
+        report({ step: 'volumes', partsDone: parts.length, partsTotal: total, bytesDone, username: user.username });
+        const part = await this.writeVolume(folder, identity, user.id, user.runtimeId ?? '', user.username);
+        parts.push(part);
+        bytesDone += part.plainBytes;
+      }
+
+      report({ step: 'finishing', partsDone: parts.length, partsTotal: total, bytesDone, username: null });
+      const manifest: BackupManifest = {
+        format: BACKUP_FORMAT,
+        id,
+        createdAt: now.toISOString(),
+        clawloopsVersion: this.deps.version,
+        schemaVersion: schemaVersion(db),
+        installation: this.deps.installation,
+        recipient: identity.recipient,
+        users,
+        parts,
+        consistency: CONSISTENCY,
+      };
+      const source = new PassThrough();
+      source.end(Buffer.from(JSON.stringify(manifest, null, 2)));
+      await writePart(source, path.join(folder, MANIFEST_PART), identity.publicRaw);
+      fs.renameSync(folder, backupPath(this.deps.backupDir, id));
+      const bytes = parts.reduce((sum, p) => sum + p.bytes, 0);
+      this.deps.logger.info({ backup: id, parts: parts.length, bytes }, 'backup written');
+      return { id, createdAt: manifest.createdAt, bytes, users: users.map((u) => u.username), parts: parts.length };
+    } catch (err) {
+      fs.rmSync(folder, { recursive: true, force: true });
+      throw err;
+    }
+  }
+
+  private async writeDatabase(folder: string, identity: AgeIdentity): Promise<BackupPart> {
+    // The snapshot is plaintext for a moment: next to the live database, never in the backup folder.
+    const snapshot = path.join(this.deps.dataDir, `.backup-${path.basename(folder)}.sqlite`);
+    try {
+      await this.deps.db.backup(snapshot);
+      const copy = new Database(snapshot);
+      try {
+        copy.exec(SCRUB);
+        copy.exec('VACUUM');
+      } finally {
+        copy.close();
+      }
+      const written = await writePart(fs.createReadStream(snapshot), path.join(folder, DATABASE_PART), identity.publicRaw);
+      return { name: DATABASE_PART, kind: 'database', runtimeId: null, username: null, ...written };
+    } finally {
+      fs.rmSync(snapshot, { force: true });
+    }
+  }
+
+  private async writeVolume(folder: string, identity: AgeIdentity, userId: string, runtimeId: string, username: string): Promise<BackupPart> {
+    const access = await this.deps.volumes.acquire(userId, 'stream');
+    try {
+      const archive = await access.readArchive(this.deps.volumeRoot);
+      if (!archive) throw new BackupError('BACKUP_VOLUME_UNREADABLE', `The volume of ${username} could not be read.`);
+      const name = volumePart(runtimeId);
+      const written = await writePart(withoutStaging(archive, path.posix.basename(this.deps.volumeRoot)), path.join(folder, name), identity.publicRaw);
+      return { name, kind: 'volume', runtimeId, username, ...written };
+    } finally {
+      access.release();
+    }
+  }
+
+  /** Complete backups, newest first, from their manifests (a backup this key cannot read is listed as such). */
+  async list(): Promise<(BackupSummary & { readable: boolean })[]> {
+    const identity = this.requireKey();
+    const out: (BackupSummary & { readable: boolean })[] = [];
+    for (const id of listBackupIds(this.deps.backupDir)) {
+      const dir = backupPath(this.deps.backupDir, id);
+      const bytes = fs.readdirSync(dir).reduce((sum, name) => sum + fs.statSync(path.join(dir, name)).size, 0);
+      try {
+        const manifest = await readManifest(dir, identity);
+        out.push({ id, createdAt: manifest.createdAt, bytes, users: manifest.users.map((u) => u.username), parts: manifest.parts.length, readable: true });
+      } catch {
+        out.push({ id, createdAt: '', bytes, users: [], parts: 0, readable: false });
+      }
+    }
+    return out;
+  }
+
+  /** Reads every part through: its size and SHA-256 as the manifest says, and decryptable to the end. */
+  async verify(id: string): Promise<{ manifest: BackupManifest; parts: { name: string; ok: true }[] }> {
+    const identity = this.requireKey();
+    if (!isBackupId(id) || !fs.existsSync(backupPath(this.deps.backupDir, id))) throw new BackupError('BACKUP_NOT_FOUND', `No backup ${id}.`);
+    return verifyBackup(backupPath(this.deps.backupDir, id), identity);
+  }
+}
+
+/** Every part of the backup in `dir` read through and checked; throws BackupError or AgeError on the first fault. */
+export async function verifyBackup(dir: string, identity: AgeIdentity): Promise<{ manifest: BackupManifest; parts: { name: string; ok: true }[] }> {
+  const manifest = await readManifest(dir, identity);
+  if (!manifest.parts.some((p) => p.kind === 'database')) throw new BackupError('BACKUP_INCOMPLETE', 'The backup has no database part.');
+  for (const user of manifest.users) {
+    if (user.runtimeId && !manifest.parts.some((p) => p.kind === 'volume' && p.runtimeId === user.runtimeId)) {
+      throw new BackupError('BACKUP_INCOMPLETE', `The manifest lists ${user.username} but the backup has no volume part for them.`);
+    }
+  }
+  const parts: { name: string; ok: true }[] = [];
+  for (const part of manifest.parts) {
+    await readPart(dir, part, identity, new Writable({ write: (_c, _e, done) => done() }));
+    parts.push({ name: part.name, ok: true });
+  }
+  return { manifest, parts };
+}
+
+/**
+ * A volume's tar without the file manager's staging folder: an upload in flight is in the
+ * backup entirely (moved into place before the volume was read) or not at all.
+ */
+function withoutStaging(archive: Readable, rootName: string): Readable {
+  const staging = `${rootName}/${STAGING_DIR}`;
+  const input = extract();
+  const output = pack();
+  input.on('entry', (header, stream, next) => {
+    const name = header.name.replace(/\/$/, '');
+    if (name === staging || name.startsWith(`${staging}/`)) {
+      stream.on('end', next).resume();
+      return;
+    }
+    stream.pipe(output.entry(header, (err) => (err ? input.destroy(err) : next())));
+  });
+  input.on('finish', () => output.finalize());
+  input.on('error', (err) => output.destroy(err));
+  archive.on('error', (err) => input.destroy(err));
+  archive.pipe(input);
+  const out = new PassThrough();
+  output.on('error', (err) => out.destroy(err));
+  output.pipe(out);
+  return out;
+}

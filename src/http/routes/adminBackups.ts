@@ -1,0 +1,78 @@
+import { Router } from 'express';
+import { z } from 'zod';
+import { AgeError } from '../../backup/ageFormat';
+import { BackupError } from '../../backup/backupFormat';
+import type { BackupService } from '../../backup/backupService';
+import type { AuditLog } from '../../domain/audit';
+import { actorOf } from '../../domain/authService';
+import { AppError } from '../../lib/errors';
+import type { Logger } from '../../lib/logger';
+import { authOf, originOf } from '../context';
+import { parseInput } from '../validation';
+import type * as Api from '../apiTypes';
+
+const STATUS: Record<string, number> = {
+  BACKUP_KEY_MISSING: 409,
+  BACKUP_RUNNING: 409,
+  BACKUP_NOT_FOUND: 404,
+};
+
+/** Backup failures in the API's words: a missing key or a running backup is a 409, a damaged backup a 422. */
+function asAppError(err: unknown): unknown {
+  if (err instanceof BackupError) return new AppError(STATUS[err.code] ?? 422, err.code, err.message);
+  if (err instanceof AgeError) return new AppError(422, 'BACKUP_UNREADABLE', `The backup cannot be read: ${err.message}.`);
+  return err;
+}
+
+const backupParams = z.object({ id: z.string().regex(/^\d{8}T\d{6}Z-[0-9a-f]{6}$/, 'is not a backup id') });
+
+/** `/admin/backups`, mounted behind the admin guard: start one, follow it, list them, verify one. */
+export function adminBackupRoutes(deps: { backups: BackupService; audit: AuditLog; logger: Logger }): Router {
+  const router = Router();
+  let last: Api.BackupList['last'] = null;
+
+  router.get('/backups', async (_req, res, next) => {
+    try {
+      res.json({ items: await deps.backups.list(), running: deps.backups.current, last } satisfies Api.BackupList);
+    } catch (err) {
+      next(asAppError(err));
+    }
+  });
+
+  router.post('/backups', (req, res, next) => {
+    try {
+      const actor = actorOf(authOf(req).user);
+      const origin = originOf(req);
+      // Started here, finished in the background: the console follows `running` on GET.
+      const work = deps.backups.create();
+      deps.audit.record({ action: 'backup.start', actor, origin });
+      work.then(
+        (summary) => {
+          last = { ok: true, id: summary.id, error: null, at: new Date().toISOString() };
+          deps.audit.record({ action: 'backup.create', actor, origin, target: { type: 'backup', id: summary.id, label: summary.id }, detail: { bytes: summary.bytes, parts: summary.parts } });
+        },
+        (err: unknown) => {
+          const code = err instanceof BackupError ? err.code : 'BACKUP_FAILED';
+          last = { ok: false, id: null, error: { code, message: (err as Error).message }, at: new Date().toISOString() };
+          deps.logger.error({ err: (err as Error).message }, 'backup failed');
+          deps.audit.record({ action: 'backup.failed', actor, origin, detail: { code, message: (err as Error).message } });
+        },
+      );
+      res.status(202).json({ running: deps.backups.current });
+    } catch (err) {
+      next(asAppError(err));
+    }
+  });
+
+  router.post('/backups/:id/verify', async (req, res, next) => {
+    try {
+      const { id } = parseInput(backupParams, req.params, 'path');
+      const report = await deps.backups.verify(id);
+      deps.audit.record({ action: 'backup.verify', actor: actorOf(authOf(req).user), origin: originOf(req), target: { type: 'backup', id, label: id } });
+      res.json({ id, ok: true, parts: report.parts, users: report.manifest.users.map((u) => u.username), createdAt: report.manifest.createdAt } satisfies Api.BackupVerification);
+    } catch (err) {
+      next(asAppError(err));
+    }
+  });
+  return router;
+}
