@@ -1,5 +1,5 @@
 import { ConfigError, loadConfig } from './config';
-import { DatabaseTooNewError } from './db/migrations';
+import { DatabaseTooNewError, MigrationFailedError } from './db/migrations';
 import { createLogger } from './lib/logger';
 import { InstallationMismatchError } from './domain/installation';
 import { InstallationConflictError, startServer } from './server';
@@ -31,7 +31,7 @@ async function main(): Promise<void> {
   } catch (err) {
     if (err instanceof DatabaseTooNewError) {
       logger.fatal({ found: err.found, supported: err.supported }, err.message);
-    } else if (err instanceof InstallationConflictError || err instanceof InstallationMismatchError) {
+    } else if (err instanceof InstallationConflictError || err instanceof InstallationMismatchError || err instanceof MigrationFailedError) {
       logger.fatal(err.message);
     } else {
       logger.fatal({ err }, 'ClawLoops failed to start');

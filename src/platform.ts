@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { AppConfig } from './config';
 import { openDatabase, type Db } from './db/database';
-import { migrate } from './db/migrations';
+import { migrateWithCopy } from './db/migrations';
 import { SqliteReadinessProbe } from './db/readinessProbe';
 import { AuditRepository } from './db/repositories/auditRepository';
 import { InvitationRepository } from './db/repositories/invitationRepository';
@@ -146,8 +146,8 @@ export function buildPlatform(config: AppConfig, logger: Logger, overrides: Plat
   const clock = overrides.clock ?? systemClock;
 
   const db = overrides.database ?? openDatabase(config.dataDir);
-  const migration = migrate(db);
-  if (migration.from !== migration.to) logger.info(migration, 'database migrated');
+  const migration = migrateWithCopy(db, config.dataDir, clock.now());
+  if (migration.from !== migration.to) logger.info(migration, 'database migrated (the copy from before stays until removed by hand)');
 
   const settingsRepo = new SettingsRepository(db);
   const hasData = (db.prepare('SELECT EXISTS (SELECT 1 FROM users) AS any').get() as { any: number }).any === 1;

@@ -12,7 +12,7 @@ import { ConfigError, loadConfig } from '../config';
 import { createLogger } from '../lib/logger';
 import { buildPlatform } from '../platform';
 import { openDatabase } from '../db/database';
-import { migrate, DatabaseTooNewError } from '../db/migrations';
+import { migrateWithCopy, DatabaseTooNewError, MigrationFailedError } from '../db/migrations';
 import { AuditRepository } from '../db/repositories/auditRepository';
 import { SessionRepository } from '../db/repositories/sessionRepository';
 import { UserRepository } from '../db/repositories/userRepository';
@@ -52,7 +52,7 @@ async function run(argv: string[]): Promise<number> {
   const config = loadConfig(process.env);
   const db = openDatabase(config.dataDir);
   try {
-    migrate(db);
+    migrateWithCopy(db, config.dataDir, systemClock.now());
     const clock = systemClock;
     const userRepo = new UserRepository(db);
     const hasher = new ScryptPasswordHasher();
@@ -152,7 +152,7 @@ async function restore(args: string[]): Promise<number> {
 run(process.argv.slice(2)).then(
   (code) => process.exit(code),
   (err: unknown) => {
-    if (err instanceof ConfigError || err instanceof DatabaseTooNewError || err instanceof BackupError || err instanceof AgeError || err instanceof BackupKeyError) {
+    if (err instanceof ConfigError || err instanceof DatabaseTooNewError || err instanceof MigrationFailedError || err instanceof BackupError || err instanceof AgeError || err instanceof BackupKeyError) {
       console.error(err.message);
     }
     else if (err instanceof AppError) console.error(err.message);

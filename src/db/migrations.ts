@@ -1,13 +1,15 @@
+import fs from 'node:fs';
+import path from 'node:path';
 import type { Db } from './database';
 
-interface Migration {
+export interface Migration {
   version: number;
   description: string;
   sql: string;
 }
 
 // Append only. A released migration is never edited: a change is a new migration.
-const MIGRATIONS: readonly Migration[] = [
+export const MIGRATIONS: readonly Migration[] = [
   {
     version: 1,
     description: 'accounts, sessions, invitations, audit log',
@@ -266,18 +268,63 @@ export function schemaVersion(db: Db): number {
   return Number(db.pragma('user_version', { simple: true }));
 }
 
-/** Applies pending migrations, each in its own transaction together with the version bump. */
-export function migrate(db: Db, upTo: number = LATEST_SCHEMA_VERSION): { from: number; to: number } {
+/**
+ * Applies every pending migration in one transaction with the version bump: one that fails rolls
+ * them all back, and the database stays exactly as the previous release left it.
+ */
+export function migrate(db: Db, upTo: number = LATEST_SCHEMA_VERSION, migrations: readonly Migration[] = MIGRATIONS): { from: number; to: number } {
   const from = schemaVersion(db);
   if (from > LATEST_SCHEMA_VERSION) throw new DatabaseTooNewError(from, LATEST_SCHEMA_VERSION);
   // `upTo` lets a test build a database as an older release left it, then upgrade it.
-  for (const migration of MIGRATIONS.filter((m) => m.version <= upTo)) {
-    db.transaction(() => {
+  db.transaction(() => {
+    for (const migration of migrations.filter((m) => m.version <= upTo)) {
       // Re-read inside the write lock: another process (the operator CLI) may have migrated meanwhile.
-      if (migration.version <= schemaVersion(db)) return;
+      if (migration.version <= schemaVersion(db)) continue;
       db.exec(migration.sql);
       db.pragma(`user_version = ${migration.version}`);
-    }).immediate();
-  }
+    }
+  }).immediate();
   return { from, to: schemaVersion(db) };
+}
+
+export class MigrationFailedError extends Error {
+  constructor(
+    readonly from: number,
+    readonly to: number,
+    readonly snapshot: string | null,
+    cause: unknown,
+  ) {
+    super(
+      `Upgrading the database from schema version ${from} to ${to} failed (${cause instanceof Error ? cause.message : String(cause)}). ` +
+        `Nothing was changed: the database is still at version ${from}.` +
+        (snapshot ? ` A copy taken just before the attempt is at ${snapshot}.` : '') +
+        ' Run the previous ClawLoops release on this data directory, or report the error.',
+    );
+    this.name = 'MigrationFailedError';
+  }
+}
+
+/**
+ * Migrates, after a copy of the database as it was (SQLite's VACUUM INTO: consistent, while
+ * others may read) in `<data dir>/pre-migration/`, named in the error if the upgrade fails. A
+ * new, empty database has nothing to copy.
+ */
+export function migrateWithCopy(db: Db, dataDir: string, now: number, migrations: readonly Migration[] = MIGRATIONS): { from: number; to: number; copy: string | null } {
+  const from = schemaVersion(db);
+  if (from > LATEST_SCHEMA_VERSION) throw new DatabaseTooNewError(from, LATEST_SCHEMA_VERSION);
+  const to = Math.max(from, ...migrations.map((m) => m.version));
+  if (from === to) return { from, to, copy: null };
+  let copy: string | null = null;
+  if (from > 0) {
+    const dir = path.join(dataDir, 'pre-migration');
+    fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+    copy = path.join(dir, `clawloops-v${from}-before-v${to}-${new Date(now).toISOString().replace(/[-:.]/g, '')}.db`);
+    db.exec(`VACUUM INTO '${copy.replace(/'/g, "''")}'`);
+    fs.chmodSync(copy, 0o600);
+  }
+  try {
+    return { ...migrate(db, LATEST_SCHEMA_VERSION, migrations), copy };
+  } catch (err) {
+    throw new MigrationFailedError(from, to, copy, err);
+  }
 }

@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { DATABASE_FILE_NAME, openDatabase, type Db } from '../../src/db/database';
-import { DatabaseTooNewError, LATEST_SCHEMA_VERSION, migrate, schemaVersion } from '../../src/db/migrations';
+import { DatabaseTooNewError, LATEST_SCHEMA_VERSION, MIGRATIONS, migrate, migrateWithCopy, MigrationFailedError, schemaVersion } from '../../src/db/migrations';
 
 const EXPECTED_TABLES = ['audit_log', 'invitations', 'readiness_probe', 'sessions', 'users'];
 
@@ -247,5 +247,77 @@ describe('version 10: who or what stopped a runtime', () => {
     expect(db.prepare('SELECT id, desired_state, stopped_by, stopped_at, stop_detail, stop_idle_ms, stop_actor FROM runtimes').all()).toEqual([
       { id: 'r1', desired_state: 'stopped', stopped_by: null, stopped_at: null, stop_detail: null, stop_idle_ms: null, stop_actor: null },
     ]);
+  });
+});
+
+describe('upgrades', () => {
+  /** Rows for every table a database of `version` has, with only the columns that version had. */
+  function seed(db: Db, version: number): void {
+    insertUser(db, 'u1', 'alice');
+    db.prepare("INSERT INTO sessions (id, user_id, token_hash, created_at, last_seen_at, expires_at) VALUES ('s1', 'u1', 'h', 1, 1, 9)").run();
+    db.prepare("INSERT INTO invitations (id, secret_hash, role, created_at, expires_at) VALUES ('i1', 'sh', 'member', 1, 9)").run();
+    insertAudit(db, 'user.create');
+    if (version >= 2) db.prepare("INSERT INTO runtimes (id, user_id, desired_state, created_at, updated_at) VALUES ('r1', 'u1', 'stopped', 1, 1)").run();
+    if (version >= 3) db.prepare("INSERT INTO settings (key, value, updated_at) VALUES ('runtime.image', '\"ghcr.io/openclaw/openclaw:1\"', 1)").run();
+    if (version >= 4) {
+      db.prepare("INSERT INTO workspace_tickets (ticket_hash, user_id, session_id, next_path, created_at, expires_at) VALUES ('t', 'u1', 's1', '/', 1, 9)").run();
+      db.prepare("INSERT INTO workspace_sessions (id, token_hash, user_id, session_id, created_at, last_seen_at, expires_at) VALUES ('w1', 'wh', 'u1', 's1', 1, 1, 9)").run();
+    }
+    if (version >= 5) {
+      db.prepare("INSERT INTO llm_usage (at, user_id, username, endpoint, model, streamed, status, latency_ms, prompt_tokens) VALUES (5, 'u1', 'alice', 'chat/completions', 'm', 0, 'ok', 3, 11)").run();
+      db.prepare("INSERT INTO llm_limits (user_id, monthly_tokens, updated_at) VALUES ('u1', 1000, 1)").run();
+    }
+    if (version >= 6) db.prepare("INSERT INTO llm_models (id, upstream_model, display_name, enabled, updated_at) VALUES ('m', 'm', 'M', 1, 1)").run();
+  }
+  const counts = (db: Db) =>
+    Object.fromEntries(tables(db).map((t) => [t, (db.prepare(`SELECT COUNT(*) AS n FROM "${t}"`).get() as { n: number }).n]));
+
+  test.each(Array.from({ length: LATEST_SCHEMA_VERSION - 1 }, (_, i) => i + 1))(
+    'a database at schema version %i, holding data, upgrades to the latest with every row kept, after a copy of it',
+    (version) => {
+      const db = open();
+      migrate(db, version);
+      seed(db, version);
+      const before = counts(db);
+      const result = migrateWithCopy(db, dataDir, Date.UTC(2026, 11, 6));
+      expect(result).toMatchObject({ from: version, to: LATEST_SCHEMA_VERSION });
+      expect(schemaVersion(db)).toBe(LATEST_SCHEMA_VERSION);
+      const after = counts(db);
+      for (const [table, n] of Object.entries(before)) expect({ table, n: after[table] }).toEqual({ table, n });
+      expect(db.pragma('integrity_check', { simple: true })).toBe('ok');
+      expect(db.pragma('foreign_key_check')).toEqual([]);
+      // The copy is the database as it was, owner-only.
+      expect(fs.statSync(result.copy ?? '').mode & 0o777).toBe(0o600);
+      const copy = new Database(result.copy ?? '', { readonly: true });
+      opened.push(copy);
+      expect(copy.pragma('user_version', { simple: true })).toBe(version);
+      expect(counts(copy)).toEqual(before);
+    },
+  );
+
+  test('a migration that fails rolls back every pending one and names the copy taken before', () => {
+    const db = open();
+    migrate(db, 9);
+    seed(db, 9);
+    const broken = [...MIGRATIONS.filter((m) => m.version <= 10), { version: 11, description: 'broken', sql: 'ALTER TABLE nowhere ADD COLUMN x INTEGER;' }];
+    let failure: unknown;
+    try {
+      migrateWithCopy(db, dataDir, Date.UTC(2026, 11, 6), broken);
+    } catch (err) {
+      failure = err;
+    }
+    expect(failure).toBeInstanceOf(MigrationFailedError);
+    const message = (failure as Error).message;
+    expect(message).toMatch(/from schema version 9 to 11 failed \(no such table: nowhere\)\. Nothing was changed: the database is still at version 9\. A copy taken just before the attempt is at .*pre-migration\/clawloops-v9-before-v11-/);
+    expect(schemaVersion(db)).toBe(9);
+    // Version 10's columns went with the rollback too.
+    expect((db.prepare('PRAGMA table_info(runtimes)').all() as { name: string }[]).map((c) => c.name)).not.toContain('stopped_by');
+    expect(fs.existsSync((failure as MigrationFailedError).snapshot ?? '')).toBe(true);
+  });
+
+  test('a new, empty database is migrated without a copy (there is nothing to keep)', () => {
+    const db = open();
+    expect(migrateWithCopy(db, dataDir, 0)).toEqual({ from: 0, to: LATEST_SCHEMA_VERSION, copy: null });
+    expect(fs.existsSync(path.join(dataDir, 'pre-migration'))).toBe(false);
   });
 });
