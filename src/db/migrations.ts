@@ -287,6 +287,10 @@ export function migrate(db: Db, upTo: number = LATEST_SCHEMA_VERSION, migrations
   return { from, to: schemaVersion(db) };
 }
 
+// Not `instanceof Error`: the driver's errors may come from another realm (a test runner's sandbox).
+const reasonOf = (cause: unknown): string =>
+  typeof cause === 'object' && cause !== null && 'message' in cause ? String((cause as { message: unknown }).message) : String(cause);
+
 export class MigrationFailedError extends Error {
   constructor(
     readonly from: number,
@@ -295,7 +299,7 @@ export class MigrationFailedError extends Error {
     cause: unknown,
   ) {
     super(
-      `Upgrading the database from schema version ${from} to ${to} failed (${cause instanceof Error ? cause.message : String(cause)}). ` +
+      `Upgrading the database from schema version ${from} to ${to} failed (${reasonOf(cause)}). ` +
         `Nothing was changed: the database is still at version ${from}.` +
         (snapshot ? ` A copy taken just before the attempt is at ${snapshot}.` : '') +
         ' Run the previous ClawLoops release on this data directory, or report the error.',
