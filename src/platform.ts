@@ -65,6 +65,7 @@ import { ModelCatalog } from './llm/modelCatalog';
 import { ModelRepository } from './db/repositories/modelRepository';
 import { EgressPolicy } from './egress/egressPolicy';
 import { BackupService } from './backup/backupService';
+import { BackupScheduler } from './backup/backupScheduler';
 import { loadBackupKey } from './backup/backupKey';
 import { CLAWLOOPS_VERSION } from './version';
 import { resolveInstallation, type Installation } from './domain/installation';
@@ -111,6 +112,8 @@ export interface Platform {
   ledger: UsageLedger;
   /** Online backups of the database and every volume (src/backup/). */
   backups: BackupService;
+  /** The daily backup and its retention (server.ts starts it). */
+  backupScheduler: BackupScheduler;
   /** Who this installation is: its instance name on the engine and its id (stored with its data). */
   installation: Installation;
   /** The gate every password check passes (its load is what tests and diagnostics read). */
@@ -320,6 +323,7 @@ export function buildPlatform(config: AppConfig, logger: Logger, overrides: Plat
     clock,
     logger: logger.child({ component: 'backup' }),
   });
+  const backupScheduler = new BackupScheduler({ backups, settings: settingsRepo, clock, logger: logger.child({ component: 'backup' }) });
   const app = createApp(
     {
       publicUrl: config.publicUrl,
@@ -331,7 +335,7 @@ export function buildPlatform(config: AppConfig, logger: Logger, overrides: Plat
       llmBodyLimitBytes: llmSettings.bodyLimitBytes,
       webRoot: overrides.webRoot === undefined ? path.resolve(__dirname, '..', 'web', 'dist') : overrides.webRoot,
     },
-    { logger, backups, clock, readiness, sessions, auth, setup, invitations, users, audit, runtimes, runtimeHub, streams, connections, settings, workspaceSessions, gatekeeper, addresses, routes, files, spool, gateway, limiter, catalog },
+    { logger, backups, backupScheduler, clock, readiness, sessions, auth, setup, invitations, users, audit, runtimes, runtimeHub, streams, connections, settings, workspaceSessions, gatekeeper, addresses, routes, files, spool, gateway, limiter, catalog },
   );
 
   const egressPolicy = new EgressPolicy(config.egress.rules);
@@ -366,6 +370,7 @@ export function buildPlatform(config: AppConfig, logger: Logger, overrides: Plat
     passwordHashing: hashing,
     installation,
     backups,
+    backupScheduler,
     runtimeSettings,
     egress,
     close: () => {

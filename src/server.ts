@@ -88,6 +88,7 @@ export async function startServer(config: AppConfig, logger: Logger, overrides: 
   });
   // The admin's runtime list answers from these figures, kept current from now on.
   platform.runtimes.figures.start();
+  platform.backupScheduler.start();
   // Volume access is disposable (Docker: file helper containers): what a previous run left holds nothing worth keeping.
   void platform.volumes.closeAll().catch((err: unknown) => logger.warn({ err: (err as Error).message }, 'could not sweep old file helper containers'));
 
@@ -97,6 +98,7 @@ export async function startServer(config: AppConfig, logger: Logger, overrides: 
       logger.info({ reason }, 'shutting down: no new connections, finishing in-flight requests');
       clearInterval(sweep);
       clearInterval(connectionSweep);
+      platform.backupScheduler.stop();
       void platform.egress.close();
       const force = setTimeout(() => {
         logger.warn('shutdown timeout reached; closing remaining connections');

@@ -31,6 +31,8 @@ export interface BackupPart {
   sha256: string;
 }
 
+export type BackupTrigger = 'manual' | 'scheduled';
+
 export interface BackupManifest {
   format: typeof BACKUP_FORMAT;
   id: string;
@@ -40,6 +42,8 @@ export interface BackupManifest {
   installation: { instance: string; id: string };
   /** The age recipient every part is encrypted to. */
   recipient: string;
+  /** What took it: an administrator, the schedule (whose retention may remove it), ... */
+  trigger: BackupTrigger;
   users: { id: string; username: string; role: string; status: string; runtimeId: string | null }[];
   parts: BackupPart[];
   /** What moment each part belongs to, in words (docs/operate.md#backups). */

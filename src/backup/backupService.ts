@@ -28,6 +28,7 @@ import {
   writePart,
   type BackupManifest,
   type BackupPart,
+  type BackupTrigger,
 } from './backupFormat';
 
 export interface BackupProgress {
@@ -42,6 +43,7 @@ export interface BackupProgress {
 export interface BackupSummary {
   id: string;
   createdAt: string;
+  trigger: BackupTrigger;
   bytes: number;
   users: string[];
   parts: number;
@@ -96,6 +98,18 @@ export class BackupService {
     return this.progress;
   }
 
+  hasKey(): boolean {
+    return this.deps.identity !== null;
+  }
+
+  /** Removes a complete backup folder (retention, or an administrator). */
+  remove(id: string): void {
+    if (!isBackupId(id)) throw new BackupError('BACKUP_NOT_FOUND', `No backup ${id}.`);
+    const dir = backupPath(this.deps.backupDir, id);
+    if (!fs.existsSync(dir)) throw new BackupError('BACKUP_NOT_FOUND', `No backup ${id}.`);
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+
   private requireKey(): AgeIdentity {
     if (!this.deps.identity) {
       throw new BackupError(
@@ -107,10 +121,10 @@ export class BackupService {
   }
 
   /** Starts a backup; rejects at once with BACKUP_RUNNING while one runs. */
-  create(onProgress: (progress: BackupProgress) => void = () => {}): Promise<BackupSummary> {
+  create(onProgress: (progress: BackupProgress) => void = () => {}, trigger: BackupTrigger = 'manual'): Promise<BackupSummary> {
     const identity = this.requireKey();
     if (this.running) throw new BackupError('BACKUP_RUNNING', 'A backup is already running; wait for it to finish.');
-    const work = this.write(identity, (p) => {
+    const work = this.write(identity, trigger, (p) => {
       this.progress = p;
       onProgress(p);
     }).finally(() => {
@@ -121,7 +135,7 @@ export class BackupService {
     return work;
   }
 
-  private async write(identity: AgeIdentity, report: (progress: BackupProgress) => void): Promise<BackupSummary> {
+  private async write(identity: AgeIdentity, trigger: BackupTrigger, report: (progress: BackupProgress) => void): Promise<BackupSummary> {
     const { db, clock } = this.deps;
     const now = new Date(clock.now());
     const id = `${now.toISOString().replace(/[-:]/g, '').slice(0, 15)}Z-${randomBytes(3).toString('hex')}`;
@@ -154,6 +168,7 @@ export class BackupService {
         schemaVersion: schemaVersion(db),
         installation: this.deps.installation,
         recipient: identity.recipient,
+        trigger,
         users,
         parts,
         consistency: CONSISTENCY,
@@ -164,7 +179,7 @@ export class BackupService {
       fs.renameSync(folder, backupPath(this.deps.backupDir, id));
       const bytes = parts.reduce((sum, p) => sum + p.bytes, 0);
       this.deps.logger.info({ backup: id, parts: parts.length, bytes }, 'backup written');
-      return { id, createdAt: manifest.createdAt, bytes, users: users.map((u) => u.username), parts: parts.length };
+      return { id, createdAt: manifest.createdAt, trigger, bytes, users: users.map((u) => u.username), parts: parts.length };
     } catch (err) {
       fs.rmSync(folder, { recursive: true, force: true });
       throw err;
@@ -212,9 +227,9 @@ export class BackupService {
       const bytes = fs.readdirSync(dir).reduce((sum, name) => sum + fs.statSync(path.join(dir, name)).size, 0);
       try {
         const manifest = await readManifest(dir, identity);
-        out.push({ id, createdAt: manifest.createdAt, bytes, users: manifest.users.map((u) => u.username), parts: manifest.parts.length, readable: true });
+        out.push({ id, createdAt: manifest.createdAt, trigger: manifest.trigger ?? 'manual', bytes, users: manifest.users.map((u) => u.username), parts: manifest.parts.length, readable: true });
       } catch {
-        out.push({ id, createdAt: '', bytes, users: [], parts: 0, readable: false });
+        out.push({ id, createdAt: '', trigger: 'manual', bytes, users: [], parts: 0, readable: false });
       }
     }
     return out;

@@ -395,6 +395,8 @@ export interface PlatformSettings {
 export interface BackupSummary {
   id: string;
   createdAt: string;
+  /** An administrator's (`manual`) or the schedule's (`scheduled`, which retention may remove). */
+  trigger: 'manual' | 'scheduled';
   bytes: number;
   users: string[];
   parts: number;
@@ -414,6 +416,15 @@ export interface BackupList {
   items: BackupSummary[];
   running: BackupProgress | null;
   last: { ok: boolean; id: string | null; error: { code: string; message: string } | null; at: string } | null;
+}
+
+export interface BackupSchedule {
+  enabled: boolean;
+  /** The hour (UTC) the daily backup starts at. */
+  hourUtc: number;
+  /** Scheduled backups kept: the newest of each of the last `keepDaily` days and `keepWeekly` weeks. */
+  keepDaily: number;
+  keepWeekly: number;
 }
 
 export interface BackupVerification {

@@ -32,6 +32,7 @@ import { adminRuntimeRoutes, ownRuntimeRouter } from './routes/runtime';
 import { adminSettingsRoutes } from './routes/adminSettings';
 import { adminBackupRoutes } from './routes/adminBackups';
 import type { BackupService } from '../backup/backupService';
+import type { BackupScheduler } from '../backup/backupScheduler';
 import { setupRouter } from './routes/setup';
 import { adminFilesRouter, ownFilesRouter } from './routes/files';
 import type { SpoolSpace } from '../files/spoolSpace';
@@ -69,6 +70,7 @@ export interface HttpConfig {
 export interface HttpServices {
   logger: Logger;
   backups: BackupService;
+  backupScheduler: BackupScheduler;
   clock: Clock;
   readiness: ReadinessService;
   sessions: SessionService;
@@ -155,7 +157,7 @@ export function createApp(config: HttpConfig, services: HttpServices): HttpApp {
     requireAuth({ adminOnly: true }),
     adminRuntimeRoutes(runtimeDeps),
     adminSettingsRoutes(services.settings),
-    adminBackupRoutes({ backups: services.backups, audit: services.audit, logger: services.logger }),
+    adminBackupRoutes({ backups: services.backups, scheduler: services.backupScheduler, audit: services.audit, logger: services.logger }),
     adminModelLimitsRoutes({ limiter: services.limiter, users: services.users, audit: services.audit }),
     adminUsageRoutes(services.gateway, () => services.clock.now()),
     adminModelRoutes(services.catalog, services.gateway, services.runtimes),

@@ -3,12 +3,13 @@ import { z } from 'zod';
 import { AgeError } from '../../backup/ageFormat';
 import { BackupError } from '../../backup/backupFormat';
 import type { BackupService } from '../../backup/backupService';
+import { SCHEDULE_LIMITS, type BackupScheduler } from '../../backup/backupScheduler';
 import type { AuditLog } from '../../domain/audit';
 import { actorOf } from '../../domain/authService';
 import { AppError } from '../../lib/errors';
 import type { Logger } from '../../lib/logger';
 import { authOf, originOf } from '../context';
-import { parseInput } from '../validation';
+import { body, parseInput } from '../validation';
 import type * as Api from '../apiTypes';
 
 const STATUS: Record<string, number> = {
@@ -24,11 +25,41 @@ function asAppError(err: unknown): unknown {
   return err;
 }
 
+const scheduleBody = body({
+  enabled: z.boolean(),
+  hourUtc: z.number().int('must be a whole hour').min(0).max(23),
+  keepDaily: z.number().int().min(SCHEDULE_LIMITS.keepDaily.min).max(SCHEDULE_LIMITS.keepDaily.max),
+  keepWeekly: z.number().int().min(SCHEDULE_LIMITS.keepWeekly.min).max(SCHEDULE_LIMITS.keepWeekly.max),
+});
+
 const backupParams = z.object({ id: z.string().regex(/^\d{8}T\d{6}Z-[0-9a-f]{6}$/, 'is not a backup id') });
 
 /** `/admin/backups`, mounted behind the admin guard: start one, follow it, list them, verify one. */
-export function adminBackupRoutes(deps: { backups: BackupService; audit: AuditLog; logger: Logger }): Router {
+export function adminBackupRoutes(deps: { backups: BackupService; scheduler: BackupScheduler; audit: AuditLog; logger: Logger }): Router {
   const router = Router();
+
+  router.get('/backups/schedule', (_req, res) => {
+    res.json(deps.scheduler.schedule() satisfies Api.BackupSchedule);
+  });
+
+  router.put('/backups/schedule', (req, res) => {
+    const schedule = parseInput(scheduleBody, req.body ?? {});
+    const before = deps.scheduler.schedule();
+    deps.scheduler.setSchedule(schedule);
+    deps.audit.record({ action: 'backup.schedule', actor: actorOf(authOf(req).user), origin: originOf(req), detail: { before, after: schedule } });
+    res.json(schedule satisfies Api.BackupSchedule);
+  });
+
+  router.delete('/backups/:id', (req, res, next) => {
+    try {
+      const { id } = parseInput(backupParams, req.params, 'path');
+      deps.backups.remove(id);
+      deps.audit.record({ action: 'backup.remove', actor: actorOf(authOf(req).user), origin: originOf(req), target: { type: 'backup', id, label: id } });
+      res.status(204).end();
+    } catch (err) {
+      next(asAppError(err));
+    }
+  });
   let last: Api.BackupList['last'] = null;
 
   router.get('/backups', async (_req, res, next) => {

@@ -1,0 +1,45 @@
+/**
+ * The admin backup API's edges without an engine: the schedule (read, set, validated, audited),
+ * a platform without a backup key (every backup call says how to configure one), members kept
+ * out, and bad ids. Backups themselves run against the real engine in
+ * test/integration/backupRestore.test.ts.
+ */
+import { createHarness, errorCode, type Harness } from '../support/harness';
+
+let h: Harness;
+afterEach(() => h.close());
+
+test('the schedule: off by default, set and read back, bad values refused with the field named, audited', async () => {
+  h = createHarness();
+  const { client: admin } = await h.setupAdmin();
+  expect((await admin.get('/api/v1/admin/backups/schedule')).body).toEqual({ enabled: false, hourUtc: 3, keepDaily: 7, keepWeekly: 4 });
+  const set = await admin.put('/api/v1/admin/backups/schedule').send({ enabled: true, hourUtc: 2, keepDaily: 14, keepWeekly: 8 });
+  expect(set.status).toBe(200);
+  expect((await admin.get('/api/v1/admin/backups/schedule')).body).toEqual({ enabled: true, hourUtc: 2, keepDaily: 14, keepWeekly: 8 });
+  for (const bad of [{ enabled: true, hourUtc: 24, keepDaily: 7, keepWeekly: 4 }, { enabled: true, hourUtc: 3, keepDaily: 0, keepWeekly: 4 }, { enabled: 'yes', hourUtc: 3, keepDaily: 7, keepWeekly: 4 }, { enabled: true, hourUtc: 3, keepDaily: 7, keepWeekly: 4, extra: 1 }]) {
+    const res = await admin.put('/api/v1/admin/backups/schedule').send(bad);
+    expect(res.status).toBe(400);
+    expect(errorCode(res)).toBe('VALIDATION_FAILED');
+  }
+  expect((await admin.get('/api/v1/admin/audit?action=backup.schedule')).body.items[0]).toMatchObject({ detail: { after: { hourUtc: 2 } } });
+});
+
+test('without a backup key every backup call answers 409 BACKUP_KEY_MISSING with the way to configure one', async () => {
+  h = createHarness();
+  const { client: admin } = await h.setupAdmin();
+  for (const res of [await admin.post('/api/v1/admin/backups'), await admin.get('/api/v1/admin/backups'), await admin.post('/api/v1/admin/backups/20261206T030000Z-abcdef/verify')]) {
+    expect(res.status).toBe(409);
+    expect(res.body.error).toMatchObject({ code: 'BACKUP_KEY_MISSING', message: expect.stringContaining('CLAWLOOPS_BACKUP_KEY_FILE') });
+  }
+});
+
+test('members get 403 everywhere; unknown and malformed ids are 404 and 400', async () => {
+  h = createHarness();
+  const { client: admin } = await h.setupAdmin();
+  const { client: member } = await h.createMember(admin, 'alice');
+  for (const res of [await member.get('/api/v1/admin/backups'), await member.post('/api/v1/admin/backups'), await member.get('/api/v1/admin/backups/schedule'), await member.delete('/api/v1/admin/backups/20261206T030000Z-abcdef')]) {
+    expect(res.status).toBe(403);
+  }
+  expect((await admin.delete('/api/v1/admin/backups/20261206T030000Z-abcdef')).status).toBe(404);
+  expect(errorCode(await admin.delete('/api/v1/admin/backups/..%2F..%2Fetc'))).toBe('VALIDATION_FAILED');
+});
