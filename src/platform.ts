@@ -150,7 +150,7 @@ export function buildPlatform(config: AppConfig, logger: Logger, overrides: Plat
 
   const db = overrides.database ?? openDatabase(config.dataDir);
   const migration = migrateWithCopy(db, config.dataDir, clock.now());
-  if (migration.from !== migration.to) logger.info(migration, 'database migrated (the copy from before stays until removed by hand)');
+  if (migration.from !== migration.to) logger.info(migration, 'database migrated');
 
   const settingsRepo = new SettingsRepository(db);
   const hasData = (db.prepare('SELECT EXISTS (SELECT 1 FROM users) AS any').get() as { any: number }).any === 1;

@@ -12,6 +12,7 @@ import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
+import { generateIdentity } from '../../src/backup/ageFormat';
 import { launchChromium } from '../support/browser';
 import { engineHarness, eventually, newInstanceId, sweep, withDiagnostics, type EngineHarness } from '../support/engine';
 import { STRONG_PASSWORD } from '../support/harness';
@@ -82,9 +83,11 @@ const shot = (page: Page, name: string) => page.screenshot({ path: path.join(sho
 beforeAll(async () => {
   const port = await freePort();
   base = `http://localhost:${port}`;
+  const keyFile = path.join(shots, 'backup-key.txt');
+  fs.writeFileSync(keyFile, generateIdentity().text, { mode: 0o600 });
   h = engineHarness({
     instance,
-    env: { CLAWLOOPS_PUBLIC_URL: base, CLAWLOOPS_DOMAIN: 'localhost' },
+    env: { CLAWLOOPS_PUBLIC_URL: base, CLAWLOOPS_DOMAIN: 'localhost', CLAWLOOPS_BACKUP_KEY_FILE: keyFile, CLAWLOOPS_BACKUP_DIR: path.join(shots, 'backups') },
     webRoot: path.resolve(__dirname, '../../web/dist'),
   });
   if (!fs.existsSync(path.resolve(__dirname, '../../web/dist/index.html'))) throw new Error('web/dist is missing: npm run build builds the console');
@@ -312,6 +315,7 @@ it('the admin pages render', async () => {
     ['Runtimes', '16-admin-runtimes'],
     ['Models', '17-admin-models'],
     ['Usage', '18-admin-usage'],
+    ['Backups', '19b-admin-backups'],
     ['Audit log', '19-admin-audit'],
     ['Settings', '20-admin-settings'],
     ['Users', '21-admin-users'],
@@ -321,6 +325,29 @@ it('the admin pages render', async () => {
     await eventually(async () => ((await admin.locator('#admin').getByText('Loading…').count()) === 0 ? true : undefined), `${label} loaded`, 10_000);
     await shot(admin, name);
   }
+  await admin.locator('[data-testid=user-row][data-username=alice]').waitFor();
+});
+
+it('the admin takes a backup from the console: a progress bar, then the result; it is listed and verifies', async () => {
+  await admin.goto(`${base}/admin/backups`);
+  await admin.getByTestId('backup-start').click();
+  await admin.getByTestId('backup-last').waitFor({ timeout: 60_000 });
+  expect(await admin.getByTestId('backup-last').textContent()).toMatch(/^Backup \d{8}T\d{6}Z-[0-9a-f]{6} finished at /);
+  const row = admin.getByTestId('backup-row').first();
+  await row.waitFor();
+  expect(await row.textContent()).toMatch(/by hand/);
+  expect(await row.textContent()).toMatch(/\d+ accounts, \d+ parts/);
+  await row.getByRole('button', { name: 'Verify' }).click();
+  await expect(row.getByTestId('backup-verified').textContent()).resolves.toMatch(/Verified: \d+ parts intact/);
+  await shot(admin, '19c-admin-backup-taken');
+  // The schedule form saves and reads back.
+  await admin.getByLabel('Take a backup every day').check();
+  await admin.getByLabel('Hour (UTC)').fill('4');
+  await admin.getByRole('button', { name: 'Save' }).click();
+  await admin.getByText('Saved.').waitFor();
+  expect(await (await fetch(`${base}/api/v1/admin/backups/schedule`, { headers: { cookie: (await adminContext.cookies()).map((c) => `${c.name}=${c.value}`).join('; ') } })).json()).toMatchObject({ enabled: true, hourUtc: 4 });
+  // Back where the next tests expect the administrator: the user list.
+  await admin.goto(`${base}/admin/users`);
   await admin.locator('[data-testid=user-row][data-username=alice]').waitFor();
 });
 
@@ -352,7 +379,7 @@ it('no serious or critical accessibility violations on the main pages, light and
   };
   await audit(null, ['/login']);
   await audit(memberContext, ['/', '/files', '/usage', '/account']);
-  await audit(adminContext, ['/admin', '/admin/users', '/admin/invitations', '/admin/runtimes', '/admin/models', '/admin/usage', '/admin/audit', '/admin/settings']);
+  await audit(adminContext, ['/admin', '/admin/users', '/admin/invitations', '/admin/runtimes', '/admin/models', '/admin/usage', '/admin/backups', '/admin/audit', '/admin/settings']);
   // The dark theme has its own colours: their contrast is checked too.
   await audit(null, ['/login'], 'dark');
   await audit(memberContext, ['/', '/files', '/usage', '/account'], 'dark');

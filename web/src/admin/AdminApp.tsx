@@ -3,6 +3,7 @@ import { useI18n } from '../i18n/i18n';
 import type { MessageKey } from '../i18n/en';
 import { EmptyState } from '../ui/ui';
 import { AuditPage } from './AuditPage';
+import { BackupsPage } from './BackupsPage';
 import { ConfirmProvider } from './common';
 import { InvitationsPage } from './InvitationsPage';
 import { ADMIN_SECTIONS, adminRoute, sectionOf, sectionPath, type AdminSection } from './logic';
@@ -21,6 +22,7 @@ const NAV_KEYS: Record<AdminSection, MessageKey> = {
   runtimes: 'admin.nav.runtimes',
   models: 'admin.nav.models',
   usage: 'admin.nav.usage',
+  backups: 'admin.nav.backups',
   audit: 'admin.nav.audit',
   settings: 'admin.nav.settings',
 };
@@ -54,6 +56,9 @@ export default function AdminApp() {
       break;
     case 'usage':
       page = <AdminUsagePage />;
+      break;
+    case 'backups':
+      page = <BackupsPage />;
       break;
     case 'audit':
       page = <AuditPage />;

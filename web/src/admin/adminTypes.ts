@@ -5,6 +5,9 @@
  */
 export type {
   AdminModels,
+  BackupList,
+  BackupSchedule,
+  BackupVerification,
   BulkAnswer,
   BulkResult,
   CatalogModel,
