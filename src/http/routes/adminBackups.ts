@@ -64,7 +64,11 @@ export function adminBackupRoutes(deps: { backups: BackupService; scheduler: Bac
 
   router.get('/backups', async (_req, res, next) => {
     try {
-      res.json({ items: await deps.backups.list(), running: deps.backups.current, last } satisfies Api.BackupList);
+      // Read before the listing, which awaits: a backup that ends meanwhile must not be reported
+      // finished by a listing that was taken while it was still being written.
+      const running = deps.backups.current;
+      const outcome = last;
+      res.json({ items: await deps.backups.list(), running, last: outcome } satisfies Api.BackupList);
     } catch (err) {
       next(asAppError(err));
     }
