@@ -25,6 +25,9 @@
 #                                     Docker: one-shot stats per runtime on every load (the old way,
 #                                     an engine pace of 45 ms per stats call) vs the list served from
 #                                     the figures kept in the background, in-process and over HTTP
+#   bash bench/run.sh backup         9. a backup of a 1 GiB volume vs raw getArchive of it, the
+#                                     control plane's RSS growth meanwhile, and the restore of
+#                                     that part vs raw putArchive, ~2 minutes
 # Knobs: BENCH_ITERATIONS (15), BENCH_CONCURRENT (20), BENCH_BURSTS (3), BENCH_PROFILE_ITERATIONS (8),
 # OPENCLAW_ITERATIONS (5), CLAWLOOPS_RUNTIME_MAX_PARALLEL (unset: the product default, 4);
 # routing: BENCH_SAMPLES (2000), BENCH_CONNECTIONS (16), BENCH_DURATION (4), BENCH_ROUNDS (3),
@@ -34,13 +37,13 @@
 # BENCH_CHUNK_GAP_MS (2), BENCH_STREAM_ROUNDS (3), BENCH_CLIENT (wrk|node), BENCH_LOG_LEVEL (info);
 # web: BENCH_LOADS (10), BENCH_DROP_FILES (200); adminlist: BENCH_RUNTIMES (200), BENCH_ENGINE (serial, or
 # overlapping: Docker's ~2 s one-shot stats that overlap), BENCH_STATS_MS (45 | 2000), BENCH_OLD_ROUNDS (3),
-# BENCH_LIST_SAMPLES (100).
+# BENCH_LIST_SAMPLES (100); backup: BENCH_BACKUP_MIB (1024), BENCH_ROUNDS (3).
 # Everything a run creates carries one instance label and is swept at the end, even on failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 which="${1:-all}"
-case "$which" in all | start | concurrent | openclaw | routing | files | gateway | web | adminlist) ;; *) echo "usage: $0 [all|start|concurrent|openclaw|routing|files|gateway|web|adminlist]" >&2; exit 2 ;; esac
+case "$which" in all | start | concurrent | openclaw | routing | files | gateway | web | adminlist | backup) ;; *) echo "usage: $0 [all|start|concurrent|openclaw|routing|files|gateway|web|adminlist|backup]" >&2; exit 2 ;; esac
 
 if [[ "$which" != gateway && "$which" != adminlist ]]; then
   docker info >/dev/null 2>&1 || bash scripts/ensure-docker.sh >/dev/null
@@ -74,6 +77,7 @@ case "$which" in
   gateway) npx tsx bench/modelGateway.ts || status=$? ;;
   web) bash scripts/ensure-chromium.sh >/dev/null && npm run --silent build:web && npx tsx bench/webConsole.ts load drop || status=$? ;;
   adminlist) npx tsx bench/adminRuntimeList.ts || status=$? ;;
+  backup) npx tsx bench/backup.ts || status=$? ;;
   all)
     npx tsx bench/runtimeStart.ts start concurrent || status=$?
     npx tsx bench/openclawStart.ts "${OPENCLAW_ITERATIONS:-5}" || status=$?
@@ -82,6 +86,7 @@ case "$which" in
     npx tsx bench/modelGateway.ts || status=$?
     bash scripts/ensure-chromium.sh >/dev/null && npm run --silent build:web && npx tsx bench/webConsole.ts load drop || status=$?
     npx tsx bench/adminRuntimeList.ts || status=$?
+    npx tsx bench/backup.ts || status=$?
     ;;
 esac
 exit "$status"

@@ -157,11 +157,16 @@ export class AgeEncrypt extends Transform {
     this.pending.push(chunk);
     this.pendingBytes += chunk.length;
     // A full chunk is sealed only once more data follows it: the last one carries the final flag.
-    while (this.pendingBytes > CHUNK) {
-      const all = Buffer.concat(this.pending);
-      this.push(chacha(this.payloadKey, chunkNonce(this.counter++, false), all.subarray(0, CHUNK)));
-      this.pending = [all.subarray(CHUNK)];
-      this.pendingBytes = all.length - CHUNK;
+    if (this.pendingBytes > CHUNK) {
+      // One copy of what is pending, then every full chunk but the last sealed from it in place.
+      const all = this.pending.length === 1 ? chunk : Buffer.concat(this.pending, this.pendingBytes);
+      let offset = 0;
+      while (all.length - offset > CHUNK) {
+        this.push(chacha(this.payloadKey, chunkNonce(this.counter++, false), all.subarray(offset, offset + CHUNK)));
+        offset += CHUNK;
+      }
+      this.pending = [all.subarray(offset)];
+      this.pendingBytes = all.length - offset;
     }
     done();
   }
@@ -187,10 +192,12 @@ export class AgeDecrypt extends Transform {
     try {
       this.buffered = this.buffered.length === 0 ? chunk : Buffer.concat([this.buffered, chunk]);
       if (!this.payloadKey && !this.readHeader()) return done();
-      while (this.buffered.length > CHUNK + TAG) {
-        this.push(this.open(this.buffered.subarray(0, CHUNK + TAG), false));
-        this.buffered = this.buffered.subarray(CHUNK + TAG);
+      let offset = 0;
+      while (this.buffered.length - offset > CHUNK + TAG) {
+        this.push(this.open(this.buffered.subarray(offset, offset + CHUNK + TAG), false));
+        offset += CHUNK + TAG;
       }
+      this.buffered = this.buffered.subarray(offset);
       done();
     } catch (err) {
       done(err as Error);

@@ -56,6 +56,17 @@ describe('interoperability with the age reference tool', () => {
     expect((await decrypt(sealed, text)).equals(plain)).toBe(true);
   });
 
+  test('input that arrives in pieces larger than a chunk (1 MiB writes) is chunked the same way, both directions', async () => {
+    const { text, identity } = generateIdentity();
+    const keyFile = path.join(dir, 'big-pieces.txt');
+    fs.writeFileSync(keyFile, text, { mode: 0o600 });
+    const plain = randomBytes(3 * 1024 * 1024 + 5);
+    const sealed = await run(plain, new AgeEncrypt(identity.publicRaw), 1024 * 1024);
+    const result = spawnSync(AGE, ['-d', '-i', keyFile], { input: sealed, maxBuffer: 1 << 24 });
+    expect(result.stdout.equals(plain)).toBe(true);
+    expect((await run(sealed, new AgeDecrypt(identity), 1024 * 1024)).equals(plain)).toBe(true);
+  });
+
   test('our recipient string is the one age-keygen derives from the same key', () => {
     const { text, identity } = generateIdentity();
     const keyFile = path.join(dir, 'derive.txt');

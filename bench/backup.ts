@@ -1,0 +1,170 @@
+/**
+ * Backups against the local engine, every figure next to a baseline of the same run:
+ *
+ *   raw read      dockerode getArchive of the user's whole volume (a created helper container
+ *                 holding it, as the backup's file helper does), consumed to nothing: THE baseline
+ *   backup        BackupService.create(): the database snapshot, then the same volume streamed
+ *                 through the file helper, the staging folder filtered out, encrypted (age,
+ *                 ChaCha20-Poly1305) and written to the backup folder
+ *   RSS           the control plane's resident memory during a backup, above what it was before
+ *   raw write     putArchive of the plain tar into a fresh volume: the restore baseline
+ *   restore       the volume part read, checked (SHA-256), decrypted and unpacked into a fresh volume
+ *
+ * Usage: npx tsx bench/backup.ts   Env: BENCH_BACKUP_MIB (1024), BENCH_ROUNDS (3).
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { PassThrough, Writable, type Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { generateIdentity } from '../src/backup/ageFormat';
+import { readManifest, readPart } from '../src/backup/backupFormat';
+import { LABELS } from '../src/docker/runtimeBackend';
+import { runtimeNames } from '../src/docker/runtimeContainer';
+import { OPENCLAW_HOME, RUNTIME_UID } from '../src/runtime/runtimeSettings';
+import { benchInstance, docker, knob, machineNote, mib, p50, ratio, startBenchPlatform, STANDIN_IMAGE, sweep, sweepOnSignal, table } from './support';
+
+const MIBS = knob('BENCH_BACKUP_MIB', 1024);
+const ROUNDS = knob('BENCH_ROUNDS', 3);
+const MiB = 1024 ** 2;
+const instance = benchInstance();
+sweepOnSignal(instance);
+
+/** A container that never starts, holding `volume` where the runtime has it: what the archive API reads through. */
+async function holder(volume: string, name: string): Promise<string> {
+  const container = await docker.createContainer({
+    name: `${instance}-${name}`,
+    Image: STANDIN_IMAGE,
+    User: `${RUNTIME_UID}:${RUNTIME_UID}`,
+    Entrypoint: ['true'],
+    Labels: { [LABELS.instance]: instance },
+    HostConfig: { NetworkMode: 'none', Mounts: [{ Type: 'volume', Source: volume, Target: OPENCLAW_HOME }] },
+  });
+  return container.id;
+}
+
+/** Writes `mibs` MiB of incompressible data into the volume, as the runtime's user. */
+async function fill(volume: string, mibs: number): Promise<void> {
+  const script = `const c=require('crypto'),f=require('fs');f.mkdirSync('${OPENCLAW_HOME}/workspace',{recursive:true});const fd=f.openSync('${OPENCLAW_HOME}/workspace/big.bin','w');const b=c.randomBytes(1<<20);for(let i=0;i<${mibs};i++){b.writeUInt32BE(i,0);f.writeSync(fd,b)}f.closeSync(fd)`;
+  const container = await docker.createContainer({
+    Image: STANDIN_IMAGE,
+    User: `${RUNTIME_UID}:${RUNTIME_UID}`,
+    Entrypoint: ['node', '-e', script],
+    Labels: { [LABELS.instance]: instance },
+    HostConfig: { NetworkMode: 'none', Mounts: [{ Type: 'volume', Source: volume, Target: OPENCLAW_HOME }] },
+  });
+  await container.start();
+  const { StatusCode } = (await container.wait()) as { StatusCode: number };
+  await container.remove({ force: true });
+  if (StatusCode !== 0) throw new Error(`filling the volume failed (${StatusCode})`);
+}
+
+const counter = () => {
+  let bytes = 0;
+  return { sink: new Writable({ write: (c: Buffer, _e, done) => ((bytes += c.length), done()) }), bytes: () => bytes };
+};
+
+async function main(): Promise<void> {
+  console.log(await machineNote());
+  const work = fs.mkdtempSync(path.join(os.tmpdir(), 'clawloops-bench-backup-'));
+  const keyFile = path.join(work, 'key.txt');
+  const key = generateIdentity();
+  fs.writeFileSync(keyFile, key.text, { mode: 0o600 });
+  const backupDir = path.join(work, 'backups');
+  const bench = await startBenchPlatform({
+    instance,
+    runtimeSettings: { image: STANDIN_IMAGE },
+    env: { CLAWLOOPS_BACKUP_KEY_FILE: keyFile, CLAWLOOPS_BACKUP_DIR: backupDir },
+  });
+  try {
+    const member = await bench.newMember('alice');
+    const runtimeId = bench.platform.runtimes.runtimeIdForUser(member.userId) ?? '';
+    await bench.platform.runtimes.prepareResources(member.userId);
+    const volume = runtimeNames(runtimeId).volume;
+    console.log(`filling ${volume} with ${MIBS} MiB …`);
+    await fill(volume, MIBS);
+    const reader = await holder(volume, 'raw-reader');
+
+    const raw: number[] = [];
+    const ours: number[] = [];
+    const rss: number[] = [];
+    let volumeBytes = 0;
+    let lastBackup = '';
+    for (let round = 0; round < ROUNDS; round++) {
+      const started = performance.now();
+      const { sink, bytes } = counter();
+      await pipeline((await docker.getContainer(reader).getArchive({ path: OPENCLAW_HOME })) as unknown as Readable, sink);
+      raw.push(performance.now() - started);
+      volumeBytes = bytes();
+
+      for (const id of fs.existsSync(backupDir) ? fs.readdirSync(backupDir) : []) fs.rmSync(path.join(backupDir, id), { recursive: true, force: true });
+      global.gc?.();
+      const before = process.memoryUsage().rss;
+      let peak = before;
+      const sampler = setInterval(() => (peak = Math.max(peak, process.memoryUsage().rss)), 50);
+      const t0 = performance.now();
+      const summary = await bench.platform.backups.create();
+      ours.push(performance.now() - t0);
+      clearInterval(sampler);
+      rss.push(peak - before);
+      lastBackup = summary.id;
+      console.log(`  round ${round + 1}/${ROUNDS}: raw read ${Math.round(raw[round] ?? 0)} ms, backup ${Math.round(ours[round] ?? 0)} ms, RSS +${mib(rss[round] ?? 0)}`);
+    }
+
+    // Restore: the volume part into a fresh volume, against putArchive of the same plain tar.
+    const dir = path.join(backupDir, lastBackup);
+    const manifest = await readManifest(dir, key.identity);
+    const part = manifest.parts.find((p) => p.kind === 'volume' && p.runtimeId === runtimeId);
+    if (!part) throw new Error('no volume part');
+    const plainTar = path.join(work, 'plain.tar');
+    await pipeline((await docker.getContainer(reader).getArchive({ path: OPENCLAW_HOME })) as unknown as Readable, fs.createWriteStream(plainTar));
+    const rawWrite: number[] = [];
+    const restore: number[] = [];
+    for (let round = 0; round < ROUNDS; round++) {
+      for (const [label, into] of [
+        ['raw', rawWrite],
+        ['restore', restore],
+      ] as const) {
+        const name = `${instance}-restore-${label}-${round}`;
+        await docker.createVolume({ Name: name, Labels: { [LABELS.instance]: instance } });
+        const target = await holder(name, `${label}-${round}`);
+        const t0 = performance.now();
+        if (label === 'raw') {
+          await docker.getContainer(target).putArchive(fs.createReadStream(plainTar), { path: path.posix.dirname(OPENCLAW_HOME) });
+        } else {
+          const archive = new PassThrough();
+          await Promise.all([readPart(dir, part, key.identity, archive), docker.getContainer(target).putArchive(archive, { path: path.posix.dirname(OPENCLAW_HOME) })]);
+        }
+        into.push(performance.now() - t0);
+        await docker.getContainer(target).remove({ force: true });
+        await docker.getVolume(name).remove();
+      }
+    }
+
+    const mbps = (ms: number) => volumeBytes / MiB / (ms / 1000);
+    console.log(`\n## Backup of one ${mib(volumeBytes)} volume (+ the database), ${ROUNDS} rounds, medians\n`);
+    console.log(
+      table([
+        ['path', 'time', 'MiB/s', 'vs baseline'],
+        ['raw getArchive of the volume  [baseline]', `${Math.round(p50(raw))} ms`, mbps(p50(raw)).toFixed(0), '1.00'],
+        ['backup (database + volume, encrypted, written)', `${Math.round(p50(ours))} ms`, mbps(p50(ours)).toFixed(0), ratio(mbps(p50(ours)), mbps(p50(raw)))],
+        ['raw putArchive into a fresh volume  [baseline]', `${Math.round(p50(rawWrite))} ms`, mbps(p50(rawWrite)).toFixed(0), '1.00'],
+        ['restore of the volume part (checked, decrypted, unpacked)', `${Math.round(p50(restore))} ms`, mbps(p50(restore)).toFixed(0), ratio(mbps(p50(restore)), mbps(p50(rawWrite)))],
+      ]),
+    );
+    const throughput = mbps(p50(ours)) / mbps(p50(raw));
+    const peak = Math.max(...rss);
+    console.log(`\nbackup throughput ${(throughput * 100).toFixed(0)} % of raw getArchive (target ≥ 70 %: ${throughput >= 0.7 ? 'MET' : 'MISSED'})`);
+    console.log(`control-plane RSS growth during a backup: at most ${mib(peak)} (target < 64 MiB: ${peak < 64 * MiB ? 'MET' : 'MISSED'})`);
+    console.log(`restore of ${mib(volumeBytes)}: ${Math.round(p50(restore))} ms (${ratio(p50(restore), p50(rawWrite))}× raw putArchive)`);
+  } finally {
+    await bench.close();
+    await sweep(instance);
+    fs.rmSync(work, { recursive: true, force: true });
+  }
+}
+
+main().catch((err: unknown) => {
+  console.error(err);
+  process.exitCode = 1;
+});
