@@ -144,8 +144,8 @@ export class AgeEncrypt extends Transform {
   private pendingBytes = 0;
   private counter = 0;
 
-  constructor(recipient: AgeIdentity['publicRaw']) {
-    super();
+  constructor(recipient: AgeIdentity['publicRaw'], bufferBytes = 4 * 1024 * 1024) {
+    super({ highWaterMark: bufferBytes });
     const fileKey = randomBytes(16);
     const nonce = randomBytes(16);
     this.payloadKey = hkdf(fileKey, nonce, 'payload');

@@ -13,6 +13,11 @@ import { AgeDecrypt, AgeEncrypt, type AgeIdentity } from './ageFormat';
  */
 
 export const BACKUP_FORMAT = 'clawloops-backup/1';
+/**
+ * Buffered per stage of a part's pipeline: with Node's 16 KiB default a 1 GiB part was some
+ * 65,000 file writes and as many pauses (measured: 4.4 s for 1 GiB, 3.1-3.6 s with 4 MiB).
+ */
+const STREAM_BUFFER = 4 * 1024 * 1024;
 export const MANIFEST_PART = 'manifest.json.age';
 export const DATABASE_PART = 'database.sqlite.age';
 export const volumePart = (runtimeId: string) => `volume-${runtimeId}.tar.age`;
@@ -95,7 +100,7 @@ export class Tally extends Transform {
   private readonly hash;
 
   constructor(hashing = true) {
-    super();
+    super({ highWaterMark: STREAM_BUFFER });
     this.hash = hashing ? createHash('sha256') : null;
   }
 
@@ -116,7 +121,7 @@ export async function writePart(source: Readable, file: string, recipient: AgeId
   // Only counted: the plaintext is authenticated by age, the file by its hash.
   const plain = new Tally(false);
   const sealed = new Tally();
-  await pipeline(source, plain, new AgeEncrypt(recipient), sealed, fs.createWriteStream(file, { flags: 'wx', mode: 0o600 }));
+  await pipeline(source, plain, new AgeEncrypt(recipient), sealed, fs.createWriteStream(file, { flags: 'wx', mode: 0o600, highWaterMark: STREAM_BUFFER }));
   return { plainBytes: plain.bytes, bytes: sealed.bytes, sha256: sealed.digest() };
 }
 
