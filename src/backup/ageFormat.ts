@@ -162,7 +162,7 @@ export class AgeEncrypt extends Transform {
       const all = this.pending.length === 1 ? chunk : Buffer.concat(this.pending, this.pendingBytes);
       let offset = 0;
       while (all.length - offset > CHUNK) {
-        this.push(chacha(this.payloadKey, chunkNonce(this.counter++, false), all.subarray(offset, offset + CHUNK)));
+        this.seal(all.subarray(offset, offset + CHUNK), false);
         offset += CHUNK;
       }
       this.pending = [all.subarray(offset)];
@@ -172,8 +172,17 @@ export class AgeEncrypt extends Transform {
   }
 
   override _flush(done: TransformCallback): void {
-    this.push(chacha(this.payloadKey, chunkNonce(this.counter++, true), Buffer.concat(this.pending)));
+    this.seal(Buffer.concat(this.pending), true);
     done();
+  }
+
+  /** One chunk: its ciphertext and tag pushed as they come (no copy to join them). */
+  private seal(plain: Buffer, last: boolean): void {
+    const cipher = createCipheriv('chacha20-poly1305', this.payloadKey, chunkNonce(this.counter++, last), { authTagLength: TAG });
+    const sealed = cipher.update(plain);
+    if (sealed.length > 0) this.push(sealed);
+    cipher.final();
+    this.push(cipher.getAuthTag());
   }
 }
 
