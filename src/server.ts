@@ -20,6 +20,8 @@ export interface RunningServer {
 }
 
 const SESSION_SWEEP_INTERVAL_MS = 60 * 60_000;
+/** How long start-up waits for the engine to answer the installation's claim (a hung engine must not keep the platform from serving). */
+const CLAIM_WAIT_MS = 5_000;
 /** How soon a session ended outside this process (the admin CLI) or expired closes what it had open. */
 const OPEN_CONNECTIONS_SWEEP_MS = 30_000;
 
@@ -29,14 +31,22 @@ export async function startServer(config: AppConfig, logger: Logger, overrides: 
   // Before anything is listened on or swept: an installation that would take another one's
   // runtimes for its own orphans does not start at all. An engine that does not answer yet is
   // no reason to wait: the watcher claims first thing once it does (and stops if it cannot).
+  let claimTimer: NodeJS.Timeout | undefined;
   try {
-    await platform.runtimes.claimInstallation();
+    await Promise.race([
+      platform.runtimes.claimInstallation(),
+      new Promise<never>((_, reject) => {
+        claimTimer = setTimeout(() => reject(new Error(`no answer within ${CLAIM_WAIT_MS / 1000} s`)), CLAIM_WAIT_MS);
+      }),
+    ]);
   } catch (err) {
     if (isInfraError(err, 'conflict')) {
       platform.close();
       throw new InstallationConflictError(err.message);
     }
     logger.warn({ err: (err as Error).message }, 'the container engine does not answer yet; this installation claims its instance name once it does');
+  } finally {
+    clearTimeout(claimTimer);
   }
   logger.info({ instance: platform.installation.instance }, 'installation');
 
@@ -51,14 +61,6 @@ export async function startServer(config: AppConfig, logger: Logger, overrides: 
     );
   }
 
-  const sweep = setInterval(() => {
-    platform.sessions.purgeExpired();
-    platform.workspaceSessions.purgeExpired();
-  }, SESSION_SWEEP_INTERVAL_MS);
-  sweep.unref();
-  const connectionSweep = setInterval(() => platform.sweepOpenConnections(), OPEN_CONNECTIONS_SWEEP_MS);
-  connectionSweep.unref();
-
   // First: a port clash fails the start before anything announced it was listening.
   try {
     await platform.egress.listen(config.egress.port, config.host);
@@ -67,6 +69,14 @@ export async function startServer(config: AppConfig, logger: Logger, overrides: 
     throw new Error(`the egress proxy cannot listen on port ${config.egress.port} (CLAWLOOPS_EGRESS_PORT): ${(err as Error).message}`);
   }
   logger.info({ port: config.egress.port, profile: config.egress.rules.profile }, 'egress proxy for runtimes listening');
+  const sweep = setInterval(() => {
+    platform.sessions.purgeExpired();
+    platform.workspaceSessions.purgeExpired();
+  }, SESSION_SWEEP_INTERVAL_MS);
+  sweep.unref();
+  const connectionSweep = setInterval(() => platform.sweepOpenConnections(), OPEN_CONNECTIONS_SWEEP_MS);
+  connectionSweep.unref();
+
   const server = http.createServer(platform.app).listen(config.port, config.host);
   server.on('upgrade', platform.upgrade);
   if (config.runtime.addressing.mode === 'path') {
