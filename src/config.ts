@@ -39,7 +39,7 @@ export interface AppConfig {
   files: FilesSettings;
   llm: LlmSettings;
   /** Where backups go and the age identity file they are encrypted to (null: backups are refused until one is set). */
-  backup: { dir: string; keyFile: string | null };
+  backup: { dir: string; keyFile: string | null; offboardingKeepDays: number };
   /** The runtimes' only way out (their networks are internal): where it listens and what it lets through. */
   egress: { port: number; rules: EgressRules };
 }
@@ -240,6 +240,11 @@ const envSchema = z.object({
     }),
   CLAWLOOPS_BACKUP_DIR: z.string().min(1, 'must not be empty').optional(),
   CLAWLOOPS_BACKUP_KEY_FILE: z.string().min(1, 'must not be empty').optional(),
+  CLAWLOOPS_BACKUP_OFFBOARDING_DAYS: z
+    .string()
+    .default('30')
+    .refine((v) => /^\d+$/.test(v) && Number(v) >= 1 && Number(v) <= 3650, { message: 'must be a whole number of days from 1 to 3650' })
+    .transform(Number),
   CLAWLOOPS_EGRESS_PORT: z
     .string()
     .default('3128')
@@ -426,6 +431,7 @@ export function loadConfig(env: NodeJS.ProcessEnv, cwd: string = process.cwd()):
     backup: {
       dir: e.CLAWLOOPS_BACKUP_DIR ? path.resolve(cwd, e.CLAWLOOPS_BACKUP_DIR) : path.join(dataDir, 'backups'),
       keyFile: e.CLAWLOOPS_BACKUP_KEY_FILE ? path.resolve(cwd, e.CLAWLOOPS_BACKUP_KEY_FILE) : null,
+      offboardingKeepDays: e.CLAWLOOPS_BACKUP_OFFBOARDING_DAYS,
     },
     egress: { port: e.CLAWLOOPS_EGRESS_PORT, rules: { profile: e.CLAWLOOPS_EGRESS_PROFILE, allow: e.CLAWLOOPS_EGRESS_ALLOW, deny: e.CLAWLOOPS_EGRESS_DENY } },
   };

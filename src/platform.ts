@@ -323,7 +323,7 @@ export function buildPlatform(config: AppConfig, logger: Logger, overrides: Plat
     clock,
     logger: logger.child({ component: 'backup' }),
   });
-  const backupScheduler = new BackupScheduler({ backups, settings: settingsRepo, clock, logger: logger.child({ component: 'backup' }) });
+  const backupScheduler = new BackupScheduler({ backups, settings: settingsRepo, clock, logger: logger.child({ component: 'backup' }), offboardingKeepDays: config.backup.offboardingKeepDays });
   const app = createApp(
     {
       publicUrl: config.publicUrl,

@@ -36,7 +36,8 @@ export interface BackupPart {
   sha256: string;
 }
 
-export type BackupTrigger = 'manual' | 'scheduled';
+/** `offboarding`: one deleted account's workspace, kept for a while (its manifest lists only that user). */
+export type BackupTrigger = 'manual' | 'scheduled' | 'offboarding';
 
 export interface BackupManifest {
   format: typeof BACKUP_FORMAT;

@@ -44,8 +44,29 @@ export class BackupScheduler {
       settings: Pick<SettingsRepository, 'get' | 'set'>;
       clock: Clock;
       logger: Logger;
+      /** How long the copy of a deleted account's workspace is kept. */
+      offboardingKeepDays: number;
     },
   ) {}
+
+  private prunedAt = 0;
+
+  /** Removes offboarding copies past their time; at most once an hour (it reads every manifest). */
+  async pruneOffboarding(): Promise<number> {
+    const now = this.deps.clock.now();
+    if (now - this.prunedAt < 3_600_000 || !this.deps.backups.hasKey()) return 0;
+    this.prunedAt = now;
+    const cutoff = now - this.deps.offboardingKeepDays * 86_400_000;
+    let removed = 0;
+    for (const backup of await this.deps.backups.list()) {
+      if (backup.readable && backup.trigger === 'offboarding' && Date.parse(backup.createdAt) < cutoff) {
+        this.deps.backups.remove(backup.id);
+        this.deps.logger.info({ backup: backup.id, users: backup.users }, 'removed the copy of a deleted account past its time');
+        removed++;
+      }
+    }
+    return removed;
+  }
 
   schedule(): BackupSchedule {
     const stored = this.deps.settings.get(SCHEDULE_KEY);
@@ -69,6 +90,7 @@ export class BackupScheduler {
 
   /** One check: runs the day's backup when it is due; resolves with what it did. */
   async tick(): Promise<'not-due' | 'done' | 'failed'> {
+    await this.pruneOffboarding().catch((err: unknown) => this.deps.logger.warn({ err: (err as Error).message }, 'removing old offboarding copies failed'));
     const schedule = this.schedule();
     const now = new Date(this.deps.clock.now());
     const today = now.toISOString().slice(0, 10);

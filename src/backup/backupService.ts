@@ -122,9 +122,21 @@ export class BackupService {
 
   /** Starts a backup; rejects at once with BACKUP_RUNNING while one runs. */
   create(onProgress: (progress: BackupProgress) => void = () => {}, trigger: BackupTrigger = 'manual'): Promise<BackupSummary> {
+    return this.start(trigger, null, onProgress);
+  }
+
+  /**
+   * The workspace of an account about to be deleted, as a backup of its own (no database part):
+   * what an administrator can still get back after a mistaken delete, until it ages out.
+   */
+  archiveUser(userId: string): Promise<BackupSummary> {
+    return this.start('offboarding', userId, () => {});
+  }
+
+  private start(trigger: BackupTrigger, onlyUser: string | null, onProgress: (progress: BackupProgress) => void): Promise<BackupSummary> {
     const identity = this.requireKey();
     if (this.running) throw new BackupError('BACKUP_RUNNING', 'A backup is already running; wait for it to finish.');
-    const work = this.write(identity, trigger, (p) => {
+    const work = this.write(identity, trigger, onlyUser, (p) => {
       this.progress = p;
       onProgress(p);
     }).finally(() => {
@@ -135,22 +147,29 @@ export class BackupService {
     return work;
   }
 
-  private async write(identity: AgeIdentity, trigger: BackupTrigger, report: (progress: BackupProgress) => void): Promise<BackupSummary> {
+  private async write(identity: AgeIdentity, trigger: BackupTrigger, onlyUser: string | null, report: (progress: BackupProgress) => void): Promise<BackupSummary> {
     const { db, clock } = this.deps;
     const now = new Date(clock.now());
     const id = `${now.toISOString().replace(/[-:]/g, '').slice(0, 15)}Z-${randomBytes(3).toString('hex')}`;
     const folder = partialPath(this.deps.backupDir, id);
     fs.mkdirSync(folder, { mode: 0o700 });
     try {
-      const users = db
-        .prepare('SELECT u.id, u.username, u.role, u.status, r.id AS runtimeId FROM users u LEFT JOIN runtimes r ON r.user_id = u.id ORDER BY u.username')
-        .all() as BackupManifest['users'];
+      const users = (
+        db
+          .prepare('SELECT u.id, u.username, u.role, u.status, r.id AS runtimeId FROM users u LEFT JOIN runtimes r ON r.user_id = u.id ORDER BY u.username')
+          .all() as BackupManifest['users']
+      ).filter((u) => onlyUser === null || u.id === onlyUser);
+      if (onlyUser !== null && users.length === 0) throw new BackupError('BACKUP_NOT_FOUND', 'No such account.');
       const withVolumes = users.filter((u) => u.runtimeId !== null);
-      const total = 1 + withVolumes.length;
+      const withDatabase = onlyUser === null;
+      const total = (withDatabase ? 1 : 0) + withVolumes.length;
       let bytesDone = 0;
-      report({ step: 'database', partsDone: 0, partsTotal: total, bytesDone, username: null });
-      const parts: BackupPart[] = [await this.writeDatabase(folder, identity)];
-      bytesDone += parts[0]?.plainBytes ?? 0;
+      const parts: BackupPart[] = [];
+      if (withDatabase) {
+        report({ step: 'database', partsDone: 0, partsTotal: total, bytesDone, username: null });
+        parts.push(await this.writeDatabase(folder, identity));
+        bytesDone += parts[0]?.plainBytes ?? 0;
+      }
 
       for (const user of withVolumes) {
         report({ step: 'volumes', partsDone: parts.length, partsTotal: total, bytesDone, username: user.username });
@@ -246,7 +265,8 @@ export class BackupService {
 /** Every part of the backup in `dir` read through and checked; throws BackupError or AgeError on the first fault. */
 export async function verifyBackup(dir: string, identity: AgeIdentity): Promise<{ manifest: BackupManifest; parts: { name: string; ok: true }[] }> {
   const manifest = await readManifest(dir, identity);
-  if (!manifest.parts.some((p) => p.kind === 'database')) throw new BackupError('BACKUP_INCOMPLETE', 'The backup has no database part.');
+  // An offboarding copy holds one workspace and no database, on purpose.
+  if (manifest.trigger !== 'offboarding' && !manifest.parts.some((p) => p.kind === 'database')) throw new BackupError('BACKUP_INCOMPLETE', 'The backup has no database part.');
   for (const user of manifest.users) {
     if (user.runtimeId && !manifest.parts.some((p) => p.kind === 'volume' && p.runtimeId === user.runtimeId)) {
       throw new BackupError('BACKUP_INCOMPLETE', `The manifest lists ${user.username} but the backup has no volume part for them.`);

@@ -18,6 +18,9 @@ import { verifyBackup } from './backupService';
 /** Checks the whole backup, then writes its database into an empty data directory. */
 export async function restoreDatabase(backupDir: string, identity: AgeIdentity, dataDir: string): Promise<BackupManifest> {
   const { manifest } = await verifyBackup(backupDir, identity);
+  if (manifest.trigger === 'offboarding') {
+    throw new BackupError('RESTORE_NOT_A_FULL_BACKUP', 'This is the copy of one deleted account\'s workspace, not of an installation: a full restore needs a backup with the database.');
+  }
   const target = path.join(dataDir, DATABASE_FILE_NAME);
   if (fs.existsSync(target)) {
     const existing = new Database(target, { readonly: true });

@@ -114,11 +114,17 @@ export class UserAdminService {
     return after;
   }
 
+  /** Throws what delete() would refuse with (unknown user, oneself, the last administrator), deleting nothing. */
+  checkDelete(actor: Actor, id: string): User {
+    const user = this.get(id);
+    if (actor.id === id) throw conflict('CANNOT_MODIFY_SELF', 'You cannot delete your own account.');
+    if (user.role === 'admin' && user.status === 'active') this.assertNotSelfOrLastAdmin(actor, user, 'delete');
+    return user;
+  }
+
   delete(actor: Actor, id: string, origin: RequestOrigin): void {
     const user = this.transact(() => {
-      const user = this.get(id);
-      if (actor.id === id) throw conflict('CANNOT_MODIFY_SELF', 'You cannot delete your own account.');
-      if (user.role === 'admin' && user.status === 'active') this.assertNotSelfOrLastAdmin(actor, user, 'delete');
+      const user = this.checkDelete(actor, id);
       // Reported as ended, so the deleted user's open streams close now (the rows would go with the user anyway).
       this.sessions.revokeAllForUser(id);
       this.users.delete(id);

@@ -396,7 +396,7 @@ export interface BackupSummary {
   id: string;
   createdAt: string;
   /** An administrator's (`manual`) or the schedule's (`scheduled`, which retention may remove). */
-  trigger: 'manual' | 'scheduled';
+  trigger: 'manual' | 'scheduled' | 'offboarding';
   bytes: number;
   users: string[];
   parts: number;

@@ -166,6 +166,7 @@ export function createApp(config: HttpConfig, services: HttpServices): HttpApp {
     '/admin',
     adminRouter({
       users: services.users,
+      backups: services.backups,
       invitations: services.invitations,
       audit: services.audit,
       clock: services.clock,

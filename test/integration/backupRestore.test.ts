@@ -136,6 +136,36 @@ test('administrators start, follow, list and verify backups over the API; member
   fs.rmSync(path.join(env.CLAWLOOPS_BACKUP_DIR, listed.last.id), { recursive: true });
 });
 
+test('deleting an account keeps a copy of its workspace first (listed, verifiable, readable with age); a purge keeps none', async () => {
+  const admin = before.client();
+  expect((await admin.post('/api/v1/auth/login').send({ username: 'admin', password: STRONG_PASSWORD })).status).toBe(200);
+  const carol = await before.createMember(admin, 'carol');
+  const dave = await before.createMember(admin, 'dave');
+  expect((await carol.client.post('/api/v1/files/upload').attach('files', Buffer.from('carol keeps this'), { filename: 'carol.txt' })).status).toBe(201);
+  const countOffboarding = async () => ((await admin.get('/api/v1/admin/backups')).body.items as { trigger: string }[]).filter((b) => b.trigger === 'offboarding').length;
+  // A refused delete (oneself) takes no copy either.
+  const adminId = before.platform.users.findByUsername('admin').id;
+  expect((await admin.delete(`/api/v1/admin/users/${adminId}`)).status).toBe(409);
+  expect(await countOffboarding()).toBe(0);
+
+  expect((await admin.delete(`/api/v1/admin/users/${carol.userId}`)).status).toBe(204);
+  const copies = ((await admin.get('/api/v1/admin/backups')).body.items as { id: string; trigger: string; users: string[]; parts: number }[]).filter((b) => b.trigger === 'offboarding');
+  expect(copies).toEqual([expect.objectContaining({ users: ['carol'], parts: 1 })]);
+  const copy = copies[0]?.id ?? '';
+  expect((await admin.post(`/api/v1/admin/backups/${copy}/verify`)).body).toMatchObject({ ok: true, users: ['carol'] });
+  const part = fs.readdirSync(path.join(env.CLAWLOOPS_BACKUP_DIR, copy)).find((n) => n.startsWith('volume-')) ?? '';
+  const tar = execFileSync('age', ['-d', '-i', keyFile, path.join(env.CLAWLOOPS_BACKUP_DIR, copy, part)], { maxBuffer: 1 << 26 });
+  expect(execFileSync('tar', ['-xO', '.openclaw/workspace/carol.txt'], { input: tar }).toString()).toBe('carol keeps this');
+  expect((await admin.get(`/api/v1/admin/audit?action=backup.offboarding`)).body.items[0]).toMatchObject({ target: { id: copy } });
+  // Not a whole installation: a full restore refuses it.
+  await expect(restoreDatabase(path.join(env.CLAWLOOPS_BACKUP_DIR, copy), parseIdentity(key.text), path.join(work, 'not-from-a-copy'))).rejects.toThrow(/one deleted account/);
+
+  expect((await admin.delete(`/api/v1/admin/users/${dave.userId}?purge=true`)).status).toBe(204);
+  expect(await countOffboarding()).toBe(1);
+  expect((await admin.delete(`/api/v1/admin/users/${dave.userId}?purge=maybe`)).status).toBe(400);
+  fs.rmSync(path.join(env.CLAWLOOPS_BACKUP_DIR, copy), { recursive: true });
+});
+
 test('a damaged part or another key is refused before anything is written', async () => {
   const dir = path.join(env.CLAWLOOPS_BACKUP_DIR, backupId);
   const target = path.join(work, 'refused-data');

@@ -58,6 +58,7 @@ describe('the daily run', () => {
       settings: { get: (k: string) => rows.get(k), set: (k: string, v: unknown) => void rows.set(k, v) },
       clock,
       logger: createLogger('silent'),
+      offboardingKeepDays: 30,
     });
     scheduler.setSchedule({ ...DEFAULT_SCHEDULE, enabled: true, hourUtc: 3, ...schedule });
     return { clock, scheduler, made, removed };
@@ -99,5 +100,42 @@ describe('the daily run', () => {
     failing.clock.advance(HOUR);
     expect(await failing.scheduler.tick()).toBe('failed');
     expect(await failing.scheduler.tick()).toBe('not-due');
+  });
+});
+
+describe('offboarding copies', () => {
+  test('are removed once older than the days they are kept, checked at most once an hour, and nothing else is', async () => {
+    const clock = new ManualClock(Date.parse('2026-12-06T12:00:00Z'));
+    const day = 86_400_000;
+    const items = [
+      { id: 'old-copy', createdAt: new Date(clock.now() - 31 * day).toISOString(), trigger: 'offboarding' as const },
+      { id: 'recent-copy', createdAt: new Date(clock.now() - 29 * day).toISOString(), trigger: 'offboarding' as const },
+      { id: 'old-manual', createdAt: new Date(clock.now() - 400 * day).toISOString(), trigger: 'manual' as const },
+    ];
+    const removed: string[] = [];
+    const scheduler = new BackupScheduler({
+      backups: {
+        hasKey: () => true,
+        create: async () => Promise.reject(new Error('not used')),
+        list: async () => items.filter((b) => !removed.includes(b.id)).map((b) => ({ ...b, readable: true, bytes: 1, users: ['gone'], parts: 1 })),
+        remove: (id: string) => void removed.push(id),
+      } as never,
+      settings: { get: () => undefined, set: () => undefined },
+      clock,
+      logger: createLogger('silent'),
+      offboardingKeepDays: 30,
+    });
+    expect(await scheduler.pruneOffboarding()).toBe(1);
+    expect(removed).toEqual(['old-copy']);
+    // Two days later the copy that aged out meanwhile goes.
+    clock.advance(2 * day);
+    expect(await scheduler.pruneOffboarding()).toBe(1);
+    expect(removed).toEqual(['old-copy', 'recent-copy']);
+    // Within the hour the manifests are not read again, even with an old copy present; after it, it goes.
+    items.push({ id: 'another-old', createdAt: new Date(clock.now() - 40 * day).toISOString(), trigger: 'offboarding' });
+    expect(await scheduler.pruneOffboarding()).toBe(0);
+    clock.advance(3_600_000);
+    expect(await scheduler.pruneOffboarding()).toBe(1);
+    expect(removed).toEqual(['old-copy', 'recent-copy', 'another-old']);
   });
 });

@@ -71,7 +71,7 @@ describe('defaults', () => {
         streamIdleMs: 120_000,
       },
       llm: { upstreamUrl: null, upstreamKey: null, timeoutMs: 600_000, bodyLimitBytes: 4 * 1024 ** 2, limits: { requestsPerMinute: 60, concurrentRequests: 4, monthlyTokens: 0, monthlyCostMicrodollars: 0 } },
-      backup: { dir: path.join(CWD, 'data', 'backups'), keyFile: null },
+      backup: { dir: path.join(CWD, 'data', 'backups'), keyFile: null, offboardingKeepDays: 30 },
       egress: { port: 3128, rules: { profile: 'public', allow: [], deny: [] } },
     });
   });
@@ -128,6 +128,7 @@ describe('accepted values', () => {
         CLAWLOOPS_CONTROL_PLANE_CONTAINER: 'clawloops-control-1',
         CLAWLOOPS_BACKUP_DIR: '/mnt/nas/clawloops',
         CLAWLOOPS_BACKUP_KEY_FILE: '/etc/clawloops/backup-key.txt',
+        CLAWLOOPS_BACKUP_OFFBOARDING_DAYS: '90',
         CLAWLOOPS_EGRESS_PORT: '3129',
         CLAWLOOPS_EGRESS_PROFILE: 'none',
         CLAWLOOPS_EGRESS_ALLOW: 'Git.Office.lan, *.intra.example,10.0.0.0/8',
@@ -211,7 +212,7 @@ describe('accepted values', () => {
         streamIdleMs: 45_000,
       },
       llm: { upstreamUrl: 'http://litellm:4000/v1', upstreamKey: 'sk-master', timeoutMs: 120_000, bodyLimitBytes: 1024 ** 2, limits: { requestsPerMinute: 30, concurrentRequests: 2, monthlyTokens: 1_000_000, monthlyCostMicrodollars: 12_500_000 } },
-      backup: { dir: '/mnt/nas/clawloops', keyFile: '/etc/clawloops/backup-key.txt' },
+      backup: { dir: '/mnt/nas/clawloops', keyFile: '/etc/clawloops/backup-key.txt', offboardingKeepDays: 90 },
       egress: { port: 3129, rules: { profile: 'none', allow: ['git.office.lan', '*.intra.example', '10.0.0.0/8'], deny: ['bad.example.com'] } },
     });
   });

@@ -1,3 +1,5 @@
+import { AppError } from '../../lib/errors';
+import type { BackupService } from '../../backup/backupService';
 import { Router } from 'express';
 import { z } from 'zod';
 import type { AuditLog } from '../../domain/audit';
@@ -62,8 +64,12 @@ const auditQuery = z.object({
   ...pagination,
 });
 
+const deleteQuery = z.object({ purge: z.enum(['true', 'false']).optional() });
+
 export interface AdminDeps {
   users: UserAdminService;
+  /** Takes the copy of a deleted account's workspace (offboarding); absent without backups. */
+  backups: Pick<BackupService, 'hasKey' | 'archiveUser'>;
   invitations: InvitationService;
   audit: AuditLog;
   clock: Clock;
@@ -98,8 +104,27 @@ export function adminRouter(deps: AdminDeps): Router {
     res.json({ user: presentUser(user) } satisfies Api.UserAnswer);
   });
 
-  router.delete('/users/:id', (req, res) => {
-    deps.users.delete(actorOf(authOf(req).user), parseInput(idParam, req.params.id, 'path'), originOf(req));
+  router.delete('/users/:id', async (req, res) => {
+    const id = parseInput(idParam, req.params.id, 'path');
+    const { purge } = parseInput(deleteQuery, req.query, 'query');
+    const actor = actorOf(authOf(req).user);
+    deps.users.checkDelete(actor, id);
+    // Offboarding keeps a copy of the workspace first (unless the administrator purges): a
+    // mistaken delete can then be undone until the copy ages out.
+    let copy: string | null = null;
+    if (purge !== 'true' && deps.backups.hasKey()) {
+      try {
+        copy = (await deps.backups.archiveUser(id)).id;
+      } catch (err) {
+        throw new AppError(
+          409,
+          'OFFBOARDING_COPY_FAILED',
+          `The account was not deleted: its workspace could not be copied first (${(err as Error).message}). Try again, or delete with ?purge=true to delete it without a copy.`,
+        );
+      }
+    }
+    deps.users.delete(actor, id, originOf(req));
+    if (copy) deps.audit.record({ action: 'backup.offboarding', actor, target: { type: 'backup', id: copy, label: copy }, origin: originOf(req), detail: { userId: id } });
     res.status(204).end();
   });
 

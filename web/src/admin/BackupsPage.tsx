@@ -7,6 +7,8 @@ import { AsyncForm, Button, Card, ErrorNote, Field, Notice, ProgressBar } from '
 import type { BackupList, BackupSchedule, BackupVerification } from './adminTypes';
 import { Badge, useConfirm, usePolling } from './common';
 
+const TRIGGER_KEYS = { manual: 'admin.backups.manual', scheduled: 'admin.backups.scheduled', offboarding: 'admin.backups.offboarding' } as const;
+
 /** Backups: take one now with its progress, the list with verify and delete, and the daily schedule. */
 export function BackupsPage() {
   const { t, locale } = useI18n();
@@ -102,7 +104,7 @@ export function BackupsPage() {
                     <tr key={b.id} data-testid="backup-row" data-id={b.id}>
                       <td>
                         {b.readable ? formatDateTime(b.createdAt, locale) : b.id}{' '}
-                        <Badge tone={b.trigger === 'scheduled' ? 'info' : 'neutral'}>{t(b.trigger === 'scheduled' ? 'admin.backups.scheduled' : 'admin.backups.manual')}</Badge>
+                        <Badge tone={b.trigger === 'manual' ? 'neutral' : b.trigger === 'scheduled' ? 'info' : 'warn'}>{t(TRIGGER_KEYS[b.trigger])}</Badge>
                       </td>
                       <td>{b.readable ? t('admin.backups.usersParts', { users: b.users.length, parts: b.parts }) : <Badge tone="bad">{t('admin.backups.unreadable')}</Badge>}</td>
                       <td>{formatBytes(b.bytes, locale)}</td>

@@ -287,6 +287,7 @@ export const adminEn = {
   'admin.backups.size': "Size",
   'admin.backups.actions': "Actions",
   'admin.backups.scheduled': "scheduled",
+  'admin.backups.offboarding': 'deleted account',
   'admin.backups.manual': "by hand",
   'admin.backups.usersParts': "{users} accounts, {parts} parts",
   'admin.backups.unreadable': "not readable with this key",
