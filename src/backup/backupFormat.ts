@@ -22,6 +22,7 @@ export const MANIFEST_PART = 'manifest.json.age';
 export const DATABASE_PART = 'database.sqlite.age';
 export const volumePart = (runtimeId: string) => `volume-${runtimeId}.tar.age`;
 const PARTIAL = '.partial';
+const PARTIAL_MAX_AGE_MS = 24 * 60 * 60_000;
 
 export interface BackupPart {
   name: string;
@@ -83,12 +84,16 @@ export function listBackupIds(dir: string): string[] {
   return names.filter(isBackupId).sort().reverse();
 }
 
-/** Removes what a crash mid-backup left behind; how many. */
-export function sweepPartials(dir: string): number {
+/**
+ * Removes what a crash mid-backup left behind; how many. Only folders untouched for a day: the
+ * backup folder may be shared (a NAS) with another machine whose backup is being written now.
+ */
+export function sweepPartials(dir: string, now = Date.now()): number {
   let removed = 0;
   for (const name of fs.existsSync(dir) ? fs.readdirSync(dir) : []) {
-    if (name.endsWith(PARTIAL)) {
-      fs.rmSync(path.join(dir, name), { recursive: true, force: true });
+    const folder = path.join(dir, name);
+    if (name.endsWith(PARTIAL) && now - fs.statSync(folder).mtimeMs > PARTIAL_MAX_AGE_MS) {
+      fs.rmSync(folder, { recursive: true, force: true });
       removed++;
     }
   }

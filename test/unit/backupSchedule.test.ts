@@ -3,6 +3,10 @@
  * administrator's hour, never twice after a restart that day), and which scheduled backups go
  * (the newest of each of the last N days and weeks stay; backups taken by hand are never touched).
  */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { sweepPartials } from '../../src/backup/backupFormat';
 import { BackupScheduler, DEFAULT_SCHEDULE, type BackupSchedule } from '../../src/backup/backupScheduler';
 import { backupsToRemove } from '../../src/backup/retention';
 import { createLogger } from '../../src/lib/logger';
@@ -137,5 +141,19 @@ describe('offboarding copies', () => {
     clock.advance(3_600_000);
     expect(await scheduler.pruneOffboarding()).toBe(1);
     expect(removed).toEqual(['old-copy', 'recent-copy', 'another-old']);
+  });
+});
+
+describe('partial backups', () => {
+  test('a partial folder is swept only once untouched for a day (another machine may be writing it)', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'partials-'));
+    fs.mkdirSync(path.join(dir, '20261206T030000Z-aaaaaa.partial'));
+    fs.mkdirSync(path.join(dir, '20261205T030000Z-bbbbbb.partial'));
+    fs.mkdirSync(path.join(dir, '20261204T030000Z-cccccc'));
+    const old = (Date.now() - 25 * 3_600_000) / 1000;
+    fs.utimesSync(path.join(dir, '20261205T030000Z-bbbbbb.partial'), old, old);
+    expect(sweepPartials(dir)).toBe(1);
+    expect(fs.readdirSync(dir).sort()).toEqual(['20261204T030000Z-cccccc', '20261206T030000Z-aaaaaa.partial']);
+    fs.rmSync(dir, { recursive: true });
   });
 });
