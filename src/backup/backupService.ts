@@ -89,9 +89,14 @@ export class BackupService {
   private progress: BackupProgress | null = null;
 
   constructor(private readonly deps: BackupServiceDeps) {
-    fs.mkdirSync(deps.backupDir, { recursive: true, mode: 0o700 });
-    const swept = sweepPartials(deps.backupDir);
-    if (swept > 0) deps.logger.warn({ swept }, 'removed incomplete backups left by an interrupted run');
+    // A backup folder that is not there yet (a NAS not mounted) must not keep the platform from
+    // starting: each backup makes it, and says so when it cannot.
+    try {
+      const swept = sweepPartials(deps.backupDir);
+      if (swept > 0) deps.logger.warn({ swept }, 'removed incomplete backups left by an interrupted run');
+    } catch (err) {
+      deps.logger.warn({ backupDir: deps.backupDir, err: (err as Error).message }, 'the backup folder cannot be read now; backups will say why when they run');
+    }
   }
 
   get current(): BackupProgress | null {
@@ -152,7 +157,12 @@ export class BackupService {
     const now = new Date(clock.now());
     const id = `${now.toISOString().replace(/[-:]/g, '').slice(0, 15)}Z-${randomBytes(3).toString('hex')}`;
     const folder = partialPath(this.deps.backupDir, id);
-    fs.mkdirSync(folder, { mode: 0o700 });
+    try {
+      fs.mkdirSync(this.deps.backupDir, { recursive: true, mode: 0o700 });
+      fs.mkdirSync(folder, { mode: 0o700 });
+    } catch (err) {
+      throw new BackupError('BACKUP_FOLDER_UNUSABLE', `The backup folder ${this.deps.backupDir} cannot be written: ${(err as Error).message}.`);
+    }
     try {
       const users = (
         db

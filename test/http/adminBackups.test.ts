@@ -4,6 +4,10 @@
  * out, and bad ids. Backups themselves run against the real engine in
  * test/integration/backupRestore.test.ts.
  */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { generateIdentity } from '../../src/backup/ageFormat';
 import { createHarness, errorCode, type Harness } from '../support/harness';
 
 let h: Harness;
@@ -42,4 +46,18 @@ test('members get 403 everywhere; unknown and malformed ids are 404 and 400', as
   }
   expect((await admin.delete('/api/v1/admin/backups/20261206T030000Z-abcdef')).status).toBe(404);
   expect(errorCode(await admin.delete('/api/v1/admin/backups/..%2F..%2Fetc'))).toBe('VALIDATION_FAILED');
+});
+
+test('a backup folder that cannot be written keeps nothing from starting; the backup fails saying which folder', async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'backup-key-'));
+  const keyFile = path.join(dir, 'key.txt');
+  fs.writeFileSync(keyFile, generateIdentity().text, { mode: 0o600 });
+  h = createHarness({ env: { CLAWLOOPS_BACKUP_KEY_FILE: keyFile, CLAWLOOPS_BACKUP_DIR: '/dev/null/backups' } });
+  const { client: admin } = await h.setupAdmin();
+  expect((await admin.get('/api/v1/admin/backups')).body).toMatchObject({ items: [], running: null, last: null });
+  expect((await admin.post('/api/v1/admin/backups')).status).toBe(202);
+  let listed = (await admin.get('/api/v1/admin/backups')).body;
+  while (listed.running !== null || listed.last === null) listed = (await admin.get('/api/v1/admin/backups')).body;
+  expect(listed.last).toMatchObject({ ok: false, error: { code: 'BACKUP_FOLDER_UNUSABLE', message: expect.stringContaining('/dev/null/backups') } });
+  fs.rmSync(dir, { recursive: true });
 });
