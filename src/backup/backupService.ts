@@ -86,6 +86,11 @@ const CONSISTENCY =
  */
 export class BackupService {
   private running: Promise<BackupSummary> | null = null;
+  /**
+   * Manifests already read, by backup id: the console asks for the list every second while a
+   * backup runs, and a manifest never changes once its folder was renamed into place.
+   */
+  private readonly summaries = new Map<string, Pick<BackupSummary, 'createdAt' | 'trigger' | 'users' | 'parts'>>();
   private progress: BackupProgress | null = null;
 
   constructor(private readonly deps: BackupServiceDeps) {
@@ -113,6 +118,7 @@ export class BackupService {
     const dir = backupPath(this.deps.backupDir, id);
     if (!fs.existsSync(dir)) throw new BackupError('BACKUP_NOT_FOUND', `No backup ${id}.`);
     fs.rmSync(dir, { recursive: true, force: true });
+    this.summaries.delete(id);
   }
 
   private requireKey(): AgeIdentity {
@@ -254,14 +260,27 @@ export class BackupService {
     for (const id of listBackupIds(this.deps.backupDir)) {
       const dir = backupPath(this.deps.backupDir, id);
       const bytes = fs.readdirSync(dir).reduce((sum, name) => sum + fs.statSync(path.join(dir, name)).size, 0);
-      try {
-        const manifest = await readManifest(dir, identity);
-        out.push({ id, createdAt: manifest.createdAt, trigger: manifest.trigger ?? 'manual', bytes, users: manifest.users.map((u) => u.username), parts: manifest.parts.length, readable: true });
-      } catch {
-        out.push({ id, createdAt: '', trigger: 'manual', bytes, users: [], parts: 0, readable: false });
-      }
+      const summary = await this.manifestSummary(id, dir, identity);
+      out.push(summary ? { id, ...summary, bytes, readable: true } : { id, createdAt: '', trigger: 'manual', bytes, users: [], parts: 0, readable: false });
     }
     return out;
+  }
+
+  /**
+   * What a complete backup's manifest says, read once (see `summaries`). One that cannot be read
+   * is tried again next time (the key may be replaced meanwhile).
+   */
+  private async manifestSummary(id: string, dir: string, identity: AgeIdentity): Promise<Pick<BackupSummary, 'createdAt' | 'trigger' | 'users' | 'parts'> | null> {
+    const known = this.summaries.get(id);
+    if (known) return known;
+    try {
+      const manifest = await readManifest(dir, identity);
+      const summary = { createdAt: manifest.createdAt, trigger: manifest.trigger ?? 'manual', users: manifest.users.map((u) => u.username), parts: manifest.parts.length };
+      this.summaries.set(id, summary);
+      return summary;
+    } catch {
+      return null;
+    }
   }
 
   /** Reads every part through: its size and SHA-256 as the manifest says, and decryptable to the end. */

@@ -20,6 +20,12 @@ interface Entry {
   unsubscribe: () => void;
 }
 
+/** What ModelGateway needs of a cache of keys. */
+export interface GatewayCache {
+  get(keyHash: string): GatewayCaller | null;
+  remember(keyHash: string, caller: GatewayCaller): void;
+}
+
 /**
  * Model keys already checked (by their hash), so a model call does not read the runtime's row
  * first. Only valid keys are kept, and one is dropped on the first sign of change: an operation
@@ -27,12 +33,6 @@ interface Entry {
  * event of that runtime, the owner disabled or signed out everywhere (`forgetUser`), or a write by
  * another process (the admin CLI).
  */
-/** What ModelGateway needs of a cache of keys. */
-export interface GatewayCache {
-  get(keyHash: string): GatewayCaller | null;
-  remember(keyHash: string, caller: GatewayCaller): void;
-}
-
 export class GatewayCallerCache implements GatewayCache {
   private readonly byKeyHash = new Map<string, Entry>();
 

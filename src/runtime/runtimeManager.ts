@@ -116,8 +116,15 @@ export class RuntimeManager {
 
   /** Every runtime with the figures kept in the background: answers without asking the engine. */
   listWithStats(): RuntimeListItem[] {
-    const actors = new Map(this.deps.runtimes.list().flatMap((r) => (r.stop?.actor ? [[r.id, r.stop.actor] as const] : [])));
-    return listWithFigures(this.views.listViews(), this.figures, this.deps.clock, actors);
+    // One read of the rows serves both the views and who stopped each one.
+    const rows = this.deps.runtimes.list();
+    const actors = new Map(rows.flatMap((r) => (r.stop?.actor ? [[r.id, r.stop.actor] as const] : [])));
+    return listWithFigures(
+      rows.map((r) => this.views.view(r)),
+      this.figures,
+      this.deps.clock,
+      actors,
+    );
   }
 
   view(runtime: RuntimeWithOwner): RuntimeView {
