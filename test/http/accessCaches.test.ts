@@ -13,7 +13,7 @@ import { DATABASE_FILE_NAME } from '../../src/db/database';
 import { ACCESS_REVALIDATE_MS } from '../../src/domain/workspaceAccessCache';
 import { alwaysReadyProbe, FakeProvisioner } from '../support/fakeProvisioner';
 import { createHarness, STRONG_PASSWORD, type Harness } from '../support/harness';
-import { portOf, rawRequest, signInCookie, standInRuntimeAddress, type RawResponse, workspaceSessionCookie } from '../support/hostClient';
+import { closeServer, rawRequest, servePlatform, signInCookie, standInRuntimeAddress, type RawResponse, workspaceSessionCookie } from '../support/hostClient';
 import { startTestModelUpstream, type TestModelUpstream } from '../support/testModelUpstream';
 
 const PLATFORM_HOST = 'platform.test:8080';
@@ -74,10 +74,7 @@ beforeEach(async () => {
     llm: { upstreamUrl: `http://127.0.0.1:${upstream.port}/v1`, upstreamKey: 'sk-upstream', timeoutMs: 5_000 },
   });
   backend.images.add('ghcr.io/openclaw/openclaw:2026.9.6');
-  server = http.createServer(h.platform.app);
-  server.on('upgrade', h.platform.upgrade);
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  port = portOf(server);
+  ({ server, port } = await servePlatform(h.platform));
   admin = (await h.setupAdmin('admin')).client;
   const member = await h.createMember(admin, 'alice');
   alice = { ...member, cookie: await signInCookie(port, PLATFORM_HOST, 'alice', STRONG_PASSWORD, h.config.publicOrigin) };
@@ -88,8 +85,7 @@ beforeEach(async () => {
 
 afterEach(async () => {
   h.platform.closeWorkspaceSockets();
-  server.closeAllConnections();
-  await new Promise((resolve) => server.close(resolve));
+  await closeServer(server);
   await upstream.close();
   await h.platform.runtimes.drain(5_000);
   h.close();

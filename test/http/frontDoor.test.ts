@@ -8,7 +8,7 @@ import http from 'node:http';
 import type { Socket } from 'node:net';
 import { alwaysReadyProbe, FakeProvisioner } from '../support/fakeProvisioner';
 import { createHarness, STRONG_PASSWORD, type Harness } from '../support/harness';
-import { portOf, rawRequest, rawUpgrade, signInCookie, standInRuntimeAddress, workspaceSessionCookie } from '../support/hostClient';
+import { closeServer, rawRequest, rawUpgrade, servePlatform, signInCookie, standInRuntimeAddress, workspaceSessionCookie } from '../support/hostClient';
 
 const PLATFORM_HOST = 'platform.test:8080';
 const ALICE_HOST = 'alice.platform.test:8080';
@@ -61,10 +61,7 @@ beforeAll(async () => {
   backend.runtimeHost = RUNTIME_ADDRESS;
   h = createHarness({ runtimeProvisioner: backend, runtimeProbe: alwaysReadyProbe, runtimeSettings: { image: 'ghcr.io/openclaw/openclaw:2026.9.6' }, env: { CLAWLOOPS_DOMAIN: 'platform.test' } });
   backend.images.add('ghcr.io/openclaw/openclaw:2026.9.6');
-  server = http.createServer(h.platform.app);
-  server.on('upgrade', h.platform.upgrade);
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  port = portOf(server);
+  ({ server, port } = await servePlatform(h.platform));
   const admin = (await h.setupAdmin('admin')).client;
   const alice = await h.createMember(admin, 'alice');
   const started = await alice.client.post('/api/v1/runtime/start');
@@ -75,8 +72,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   h.platform.closeWorkspaceSockets();
-  server.closeAllConnections();
-  await new Promise((resolve) => server.close(resolve));
+  await closeServer(server);
   await h.platform.runtimes.drain(5_000);
   h.close();
   runtime.closeAllConnections();

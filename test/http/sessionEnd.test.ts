@@ -11,7 +11,7 @@ import type TestAgent from 'supertest/lib/agent';
 import { alwaysReadyProbe, FakeProvisioner } from '../support/fakeProvisioner';
 import { eventually } from '../support/eventually';
 import { createHarness, OTHER_STRONG_PASSWORD, STRONG_PASSWORD, type Harness } from '../support/harness';
-import { portOf, rawRequest, rawUpgrade, signInCookie, standInRuntimeAddress, workspaceSessionCookie } from '../support/hostClient';
+import { closeServer, rawRequest, rawUpgrade, servePlatform, signInCookie, standInRuntimeAddress, workspaceSessionCookie } from '../support/hostClient';
 
 const PLATFORM_HOST = 'platform.test:8080';
 const PLATFORM_ORIGIN = 'http://platform.test:8080';
@@ -129,10 +129,7 @@ beforeEach(async () => {
   backend.runtimeHost = RUNTIME_ADDRESS;
   h = createHarness({ runtimeProvisioner: backend, runtimeProbe: alwaysReadyProbe, runtimeSettings: { image: 'ghcr.io/openclaw/openclaw:2026.9.6' }, env: { CLAWLOOPS_DOMAIN: 'platform.test' } });
   backend.images.add('ghcr.io/openclaw/openclaw:2026.9.6');
-  server = http.createServer(h.platform.app);
-  server.on('upgrade', h.platform.upgrade);
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  port = portOf(server);
+  ({ server, port } = await servePlatform(h.platform));
   admin = (await h.setupAdmin('admin')).client;
   const alice = await h.createMember(admin, 'alice');
   aliceId = alice.userId;
@@ -145,8 +142,7 @@ afterEach(async () => {
   // Upgraded sockets and event streams are not the HTTP server's to close.
   h.platform.closeWorkspaceSockets();
   h.platform.streams.endAll('test over');
-  server.closeAllConnections();
-  await new Promise((resolve) => server.close(resolve));
+  await closeServer(server);
   await h.platform.runtimes.drain(5_000);
   h.close();
 });

@@ -9,7 +9,7 @@ import type { Socket } from 'node:net';
 import type TestAgent from 'supertest/lib/agent';
 import { alwaysReadyProbe, FakeProvisioner } from '../support/fakeProvisioner';
 import { createHarness, STRONG_PASSWORD, type Harness } from '../support/harness';
-import { portOf, rawRequest, rawUpgrade, setCookie, signInCookie, standInRuntimeAddress, ticketRedeemUrl, type RawResponse, workspaceSessionCookie } from '../support/hostClient';
+import { closeServer, rawRequest, rawUpgrade, servePlatform, setCookie, signInCookie, standInRuntimeAddress, ticketRedeemUrl, type RawResponse, workspaceSessionCookie } from '../support/hostClient';
 
 const PLATFORM_HOST = 'platform.test:8080';
 const ALICE_HOST = 'alice.platform.test:8080';
@@ -105,10 +105,7 @@ async function boot(env: Record<string, string> = {}, withUsers = true): Promise
     env: { CLAWLOOPS_DOMAIN: 'platform.test', ...env },
   });
   backend.images.add('ghcr.io/openclaw/openclaw:2026.9.6');
-  server = http.createServer(h.platform.app);
-  server.on('upgrade', h.platform.upgrade);
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  port = portOf(server);
+  ({ server, port } = await servePlatform(h.platform));
   if (!withUsers) return;
   admin = (await h.setupAdmin('admin')).client;
   users.admin = { client: admin, userId: '', cookie: await signIn('admin') };
@@ -121,8 +118,7 @@ async function boot(env: Record<string, string> = {}, withUsers = true): Promise
 
 afterEach(async () => {
   h.platform.closeWorkspaceSockets();
-  server.closeAllConnections();
-  await new Promise((resolve) => server.close(resolve));
+  await closeServer(server);
   await h.platform.runtimes.drain(5_000);
   h.close();
 });

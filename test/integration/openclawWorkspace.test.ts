@@ -4,11 +4,11 @@
  * to the Control UI, its config and the gateway WebSocket; another user and an anonymous client
  * are refused at every step. The browser itself is driven in test/browser.
  */
-import http from 'node:http';
+import type http from 'node:http';
 import WebSocket from 'ws';
 import { engineHarness, newInstanceId, sweep, withDiagnostics, type EngineHarness, OPENCLAW_SETTINGS } from '../support/engine';
 import { STRONG_PASSWORD } from '../support/harness';
-import { freePort, portOf, rawRequest, rawUpgrade, signInCookie, workspaceSessionCookie } from '../support/hostClient';
+import { closeServer, freePort, portOf, rawRequest, rawUpgrade, servePlatform, signInCookie, workspaceSessionCookie } from '../support/hostClient';
 
 jest.setTimeout(240_000);
 
@@ -74,9 +74,7 @@ describe.each(MODES)('$name mode, built-in router, real OpenClaw', (mode) => {
       env: { CLAWLOOPS_PUBLIC_URL: `http://localhost:${port}`, CLAWLOOPS_DOMAIN: 'localhost', CLAWLOOPS_WORKSPACE_ROUTING: mode.name },
       runtimeSettings: OPENCLAW_SETTINGS,
     });
-    server = http.createServer(h.platform.app);
-    server.on('upgrade', h.platform.upgrade);
-    await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
+    ({ server } = await servePlatform(h.platform, port));
     expect(portOf(server)).toBe(port);
     const { client: admin } = await h.setupAdmin();
     const { client: alice } = await h.createMember(admin, 'alice');
@@ -89,8 +87,7 @@ describe.each(MODES)('$name mode, built-in router, real OpenClaw', (mode) => {
   });
 
   afterAll(async () => {
-    server.closeAllConnections();
-    await new Promise((resolve) => server.close(resolve));
+    await closeServer(server);
     await h.platform.runtimes.drain(30_000);
     h.close();
     await sweep(instance);

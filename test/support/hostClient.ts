@@ -5,6 +5,7 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Socket } from 'node:net';
+import type { Platform } from '../../src/platform';
 
 export interface RawResponse {
   status: number;
@@ -22,6 +23,20 @@ export interface RawRequest {
 
 export function portOf(server: http.Server): number {
   return (server.address() as AddressInfo).port;
+}
+
+/** The platform's front door, requests and WebSocket upgrades, on 127.0.0.1 (`port` 0: a free one). */
+export async function servePlatform(platform: Pick<Platform, 'app' | 'upgrade'>, port = 0): Promise<{ server: http.Server; port: number }> {
+  const server = http.createServer(platform.app);
+  server.on('upgrade', platform.upgrade);
+  await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
+  return { server, port: portOf(server) };
+}
+
+/** Stops listening and cuts every connection still open. */
+export function closeServer(server: http.Server): Promise<void> {
+  server.closeAllConnections();
+  return new Promise((resolve) => server.close(() => resolve()));
 }
 
 export function rawRequest(port: number, request: RawRequest, address = '127.0.0.1'): Promise<RawResponse> {
