@@ -3,6 +3,7 @@ import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import net, { isIP, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Logger } from '../lib/logger';
+import { HOP_BY_HOP_HEADERS } from '../lib/hopByHop';
 import type { EgressPolicy } from './egressPolicy';
 
 /** The member a connection came from, known by where it arrived from, never by what it says. */
@@ -28,7 +29,8 @@ const MAX_CONNECTIONS = 8_192;
 const DEFAULT_CONNECT_TIMEOUT_MS = 15_000;
 const RESOLVE_TIMEOUT_MS = 10_000;
 
-const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-authorization', 'proxy-authenticate', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade']);
+/** Node frames each side itself: the framing the other side used is not passed on either. */
+const HOP_BY_HOP = new Set([...HOP_BY_HOP_HEADERS, 'transfer-encoding']);
 
 /**
  * Asks the system's name servers directly (c-ares), not getaddrinfo: that one runs on libuv's

@@ -1,6 +1,7 @@
 import http, { type IncomingMessage, type OutgoingHttpHeaders, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WORKSPACE_BIND_COOKIE, WORKSPACE_COOKIE } from '../../domain/workspaceGatekeeper';
+import { HOP_BY_HOP_HEADERS } from '../../lib/hopByHop';
 import { PROBE_CLIENT_ADDRESS } from '../../runtime/readinessProbe';
 import { SECURE_SESSION_COOKIE, SESSION_COOKIE } from '../sessionCookie';
 import { writeJsonError } from '../jsonError';
@@ -15,11 +16,11 @@ export interface RuntimeTarget {
 const OWN_COOKIES = new Set([SESSION_COOKIE, SECURE_SESSION_COOKIE, WORKSPACE_COOKIE, WORKSPACE_BIND_COOKIE, `__Host-${WORKSPACE_COOKIE}`, `__Host-${WORKSPACE_BIND_COOKIE}`]);
 
 /**
- * Headers that describe one connection, not the message (RFC 9110 §7.6.1), plus the client's
- * `Expect` (this server already answered it): never relayed in either direction. Keep-alive to the
- * runtime is the agent's business, whatever the browser asked of its own connection.
+ * The connection's own headers plus the client's `Expect` (this server already answered it):
+ * never relayed in either direction. Keep-alive to the runtime is the agent's business, whatever
+ * the browser asked of its own connection.
  */
-const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'proxy-authenticate', 'proxy-authorization', 'te', 'trailer', 'upgrade', 'expect']);
+const HOP_BY_HOP = new Set([...HOP_BY_HOP_HEADERS, 'expect']);
 
 /** OpenClaw refuses loopback clients arriving through a trusted proxy; a local browser is reported as a stand-in address. */
 export function reportedClientAddress(remote: string | undefined): string {
