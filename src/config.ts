@@ -260,7 +260,7 @@ const envSchema = z.object({
   CLAWLOOPS_FILES_ROOT: z
     .string()
     .default(`${OPENCLAW_HOME}/workspace`)
-    .refine((v) => v.startsWith(`${OPENCLAW_HOME}/`) && path.posix.normalize(v) === v && !v.endsWith('/') && !v.includes('/.clawloops-staging'), {
+    .refine((v) => v.startsWith(`${OPENCLAW_HOME}/`) && path.posix.normalize(v) === v && !v.endsWith('/') && !v.includes('/.clawloops-staging') && !v.includes('/.clawloops-restore'), {
       message: `must be a normalised absolute folder inside the runtime's volume ${OPENCLAW_HOME}, like ${OPENCLAW_HOME}/workspace`,
     }),
   CLAWLOOPS_FILES_QUOTA: sizeVar('10gb', 1024 ** 2, '10gb or 500mb'),

@@ -7,6 +7,7 @@ import { extract, pack } from 'tar-stream';
 import type { Db } from '../db/database';
 import { schemaVersion } from '../db/migrations';
 import type { Installation } from '../domain/installation';
+import { RESTORE_DIR } from '../files/agent/protocol';
 import { STAGING_DIR } from '../files/staging';
 import type { WorkspaceVolumes } from '../files/workspaceVolumes';
 import type { Clock } from '../lib/clock';
@@ -310,16 +311,17 @@ export async function verifyBackup(dir: string, identity: AgeIdentity): Promise<
 }
 
 /**
- * A volume's tar without the file manager's staging folder: an upload in flight is in the
- * backup entirely (moved into place before the volume was read) or not at all.
+ * A volume's tar without the file manager's staging folder (an upload in flight is in the
+ * backup entirely, moved into place before the volume was read, or not at all) and without
+ * what a workspace restore left (volumeSwap.ts).
  */
 function withoutStaging(archive: Readable, rootName: string): Readable {
-  const staging = `${rootName}/${STAGING_DIR}`;
+  const skipped = [`${rootName}/${STAGING_DIR}`, `${rootName}/${RESTORE_DIR}`];
   const input = extract();
   const output = pack();
   input.on('entry', (header, stream, next) => {
     const name = header.name.replace(/\/$/, '');
-    if (name === staging || name.startsWith(`${staging}/`)) {
+    if (skipped.some((dir) => name === dir || name.startsWith(`${dir}/`))) {
       stream.on('end', next).resume();
       return;
     }

@@ -4,6 +4,7 @@ import { discard, etagOf, measure, place } from './placing';
 import { joinRel, lstatOrNull, segmentsOf, show, typeOf } from './paths';
 import type { AgentConflict, AgentEntry, AgentRequest, AgentResponse } from './protocol';
 import { failureOf, Refusal } from './refusal';
+import { clearRestores, swapVolume } from './volumeSwap';
 import { WorkspaceRoot } from './workspaceRoot';
 
 /**
@@ -31,6 +32,8 @@ function operate(request: AgentRequest): unknown {
     discard(request.staging);
     return {};
   }
+  if (request.op === 'swapVolume') return swapVolume(request.volumeRoot, request.id);
+  if (request.op === 'clearRestores') return clearRestores(request.volumeRoot);
   const root = new WorkspaceRoot(request.root);
   switch (request.op) {
     case 'list':

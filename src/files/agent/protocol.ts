@@ -4,6 +4,9 @@
  * (nothing of the agent's code runs in the control plane's process).
  */
 
+/** Where whole-volume restores unpack and swap (volumeSwap.ts), at the volume's root; never part of a backup. */
+export const RESTORE_DIR = '.clawloops-restore';
+
 export type EntryType = 'file' | 'dir' | 'symlink' | 'other';
 
 export interface AgentEntry {
@@ -45,7 +48,10 @@ export type AgentRequest =
   | (RootRequest & { op: 'commit'; staging: string; dir: string; files: StagedFile[]; overwrite: boolean })
   | (RootRequest & { op: 'commitTree'; staging: string; dir: string; overwrite: boolean })
   | (RootRequest & { op: 'replaceText'; staging: string; name: string; path: string; ifMatch: string | null; ifNoneMatch: boolean })
-  | { op: 'discard'; staging: string };
+  | { op: 'discard'; staging: string }
+  /** Whole-volume restores (volumeSwap.ts): outside any file root, on the volume's own root. */
+  | { op: 'swapVolume'; volumeRoot: string; id: string }
+  | { op: 'clearRestores'; volumeRoot: string };
 
 export interface AgentFailure {
   ok: false;
