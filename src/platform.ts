@@ -65,6 +65,10 @@ import { ModelCatalog } from './llm/modelCatalog';
 import { ModelRepository } from './db/repositories/modelRepository';
 import { EgressPolicy } from './egress/egressPolicy';
 import { BackupService } from './backup/backupService';
+import { WorkspaceRestore } from './backup/workspaceRestore';
+import { RestoreRepository } from './db/repositories/restoreRepository';
+import { FileAgentClient } from './files/agentClient';
+import { VolumeGate } from './files/volumeGate';
 import { BackupScheduler } from './backup/backupScheduler';
 import { loadBackupKey } from './backup/backupKey';
 import { CLAWLOOPS_VERSION } from './version';
@@ -112,6 +116,8 @@ export interface Platform {
   ledger: UsageLedger;
   /** Online backups of the database and every volume (src/backup/). */
   backups: BackupService;
+  /** One user's workspace back to a backup. */
+  workspaceRestore: WorkspaceRestore;
   /** The daily backup and its retention (server.ts starts it). */
   backupScheduler: BackupScheduler;
   /** Who this installation is: its instance name on the engine and its id (stored with its data). */
@@ -124,8 +130,8 @@ export interface Platform {
   egress: EgressProxy;
   workspaceSessions: WorkspaceSessionService;
   files: WorkspaceFiles;
-  /** The workspace-volume port the file manager reaches volumes through. */
-  volumes: WorkspaceVolumes;
+  /** The workspace-volume port the file manager reaches volumes through (a restore holds one). */
+  volumes: VolumeGate;
   /** Host disk space held by uploads spooled before they go into a workspace. */
   spool: SpoolSpace;
   /** For the HTTP server's `upgrade` event: WebSockets to workspaces. */
@@ -251,7 +257,7 @@ export function buildPlatform(config: AppConfig, logger: Logger, overrides: Plat
   fs.rmSync(filesSettings.spoolDir, { recursive: true, force: true });
   fs.mkdirSync(filesSettings.spoolDir, { recursive: true, mode: 0o700 });
   const spool = new SpoolSpace({ dir: filesSettings.spoolDir, maxBytes: filesSettings.spoolMaxBytes, minFreeBytes: filesSettings.spoolMinFreeBytes }, overrides.spoolFreeBytes);
-  const volumes =
+  const engineVolumes =
     overrides.workspaceVolumes ??
     new DockerWorkspaceVolumes({
       backend: runtimeBackend,
@@ -261,6 +267,8 @@ export function buildPlatform(config: AppConfig, logger: Logger, overrides: Plat
       idleMs: overrides.fileHelperIdleMs ?? 60_000,
       agentScript: fileAgentScript,
     });
+  // Everyone reaches volumes through the gate; a workspace restore holds one and works underneath.
+  const volumes = new VolumeGate(engineVolumes);
   runtimes.beforePurge((runtimeId) => volumes.closeRuntime(runtimeId));
   const files = new WorkspaceFiles({
     volumes,
@@ -323,6 +331,20 @@ export function buildPlatform(config: AppConfig, logger: Logger, overrides: Plat
     clock,
     logger: logger.child({ component: 'backup' }),
   });
+  const workspaceRestore = new WorkspaceRestore({
+    backupDir: config.backup.dir,
+    key: () => backups.key(),
+    backupRunning: () => backups.current !== null,
+    runtimes,
+    volumes: engineVolumes,
+    gate: volumes,
+    agent: new FileAgentClient(logger.child({ component: 'backup' })),
+    restores: new RestoreRepository(db),
+    volumeRoot: filesSettings.volumeRoot,
+    audit,
+    clock,
+    logger: logger.child({ component: 'backup' }),
+  });
   const backupScheduler = new BackupScheduler({ backups, settings: settingsRepo, clock, logger: logger.child({ component: 'backup' }), offboardingKeepDays: config.backup.offboardingKeepDays });
   const app = createApp(
     {
@@ -335,7 +357,7 @@ export function buildPlatform(config: AppConfig, logger: Logger, overrides: Plat
       llmBodyLimitBytes: llmSettings.bodyLimitBytes,
       webRoot: overrides.webRoot === undefined ? path.resolve(__dirname, '..', 'web', 'dist') : overrides.webRoot,
     },
-    { logger, backups, backupScheduler, clock, readiness, sessions, auth, setup, invitations, users, audit, runtimes, runtimeHub, streams, connections, settings, workspaceSessions, gatekeeper, addresses, routes, files, spool, gateway, limiter, catalog },
+    { logger, backups, backupScheduler, workspaceRestore, clock, readiness, sessions, auth, setup, invitations, users, audit, runtimes, runtimeHub, streams, connections, settings, workspaceSessions, gatekeeper, addresses, routes, files, spool, gateway, limiter, catalog },
   );
 
   const egressPolicy = new EgressPolicy(config.egress.rules);
@@ -371,6 +393,7 @@ export function buildPlatform(config: AppConfig, logger: Logger, overrides: Plat
     installation,
     backups,
     backupScheduler,
+    workspaceRestore,
     runtimeSettings,
     egress,
     close: () => {

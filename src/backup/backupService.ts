@@ -3,16 +3,16 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { PassThrough, Writable, type Readable } from 'node:stream';
 import Database from 'better-sqlite3';
-import { extract, pack } from 'tar-stream';
 import type { Db } from '../db/database';
 import { schemaVersion } from '../db/migrations';
 import type { Installation } from '../domain/installation';
 import { RESTORE_DIR } from '../files/agent/protocol';
 import { STAGING_DIR } from '../files/staging';
-import type { WorkspaceVolumes } from '../files/workspaceVolumes';
+import type { VolumeGate } from '../files/volumeGate';
 import type { Clock } from '../lib/clock';
 import type { Logger } from '../lib/logger';
 import type { AgeIdentity } from './ageFormat';
+import { rewriteTar } from './tarRewrite';
 import {
   BACKUP_FORMAT,
   BackupError,
@@ -57,7 +57,8 @@ export interface BackupServiceDeps {
   backupDir: string;
   /** Null when no key is configured: backups are then refused with the way to configure one. */
   identity: AgeIdentity | null;
-  volumes: WorkspaceVolumes;
+  /** Through the gate: a volume being restored is read once its restore has finished. */
+  volumes: VolumeGate;
   /** The volume's root as the file helpers see it (its parent is where a tar of it unpacks). */
   volumeRoot: string;
   installation: Installation;
@@ -122,7 +123,8 @@ export class BackupService {
     this.summaries.delete(id);
   }
 
-  private requireKey(): AgeIdentity {
+  /** The operator's key; throws BACKUP_KEY_MISSING, with how to make one, when none is configured. */
+  key(): AgeIdentity {
     if (!this.deps.identity) {
       throw new BackupError(
         'BACKUP_KEY_MISSING',
@@ -146,7 +148,7 @@ export class BackupService {
   }
 
   private start(trigger: BackupTrigger, onlyUser: string | null, onProgress: (progress: BackupProgress) => void): Promise<BackupSummary> {
-    const identity = this.requireKey();
+    const identity = this.key();
     if (this.running) throw new BackupError('BACKUP_RUNNING', 'A backup is already running; wait for it to finish.');
     const work = this.write(identity, trigger, onlyUser, (p) => {
       this.progress = p;
@@ -242,6 +244,7 @@ export class BackupService {
   }
 
   private async writeVolume(folder: string, identity: AgeIdentity, userId: string, runtimeId: string, username: string): Promise<BackupPart> {
+    await this.deps.volumes.free(userId);
     const access = await this.deps.volumes.acquire(userId, 'stream');
     try {
       const archive = await access.readArchive(this.deps.volumeRoot);
@@ -256,7 +259,7 @@ export class BackupService {
 
   /** Complete backups, newest first, from their manifests (a backup this key cannot read is listed as such). */
   async list(): Promise<(BackupSummary & { readable: boolean })[]> {
-    const identity = this.requireKey();
+    const identity = this.key();
     const out: (BackupSummary & { readable: boolean })[] = [];
     for (const id of listBackupIds(this.deps.backupDir)) {
       const dir = backupPath(this.deps.backupDir, id);
@@ -286,7 +289,7 @@ export class BackupService {
 
   /** Reads every part through: its size and SHA-256 as the manifest says, and decryptable to the end. */
   async verify(id: string): Promise<{ manifest: BackupManifest; parts: { name: string; ok: true }[] }> {
-    const identity = this.requireKey();
+    const identity = this.key();
     if (!isBackupId(id) || !fs.existsSync(backupPath(this.deps.backupDir, id))) throw new BackupError('BACKUP_NOT_FOUND', `No backup ${id}.`);
     return verifyBackup(backupPath(this.deps.backupDir, id), identity);
   }
@@ -317,22 +320,8 @@ export async function verifyBackup(dir: string, identity: AgeIdentity): Promise<
  */
 function withoutStaging(archive: Readable, rootName: string): Readable {
   const skipped = [`${rootName}/${STAGING_DIR}`, `${rootName}/${RESTORE_DIR}`];
-  const input = extract();
-  const output = pack();
-  input.on('entry', (header, stream, next) => {
+  return rewriteTar(archive, (header) => {
     const name = header.name.replace(/\/$/, '');
-    if (skipped.some((dir) => name === dir || name.startsWith(`${dir}/`))) {
-      stream.on('end', next).resume();
-      return;
-    }
-    stream.pipe(output.entry(header, (err) => (err ? input.destroy(err) : next())));
+    return skipped.some((dir) => name === dir || name.startsWith(`${dir}/`)) ? 'skip' : header;
   });
-  input.on('finish', () => output.finalize());
-  input.on('error', (err) => output.destroy(err));
-  archive.on('error', (err) => input.destroy(err));
-  archive.pipe(input);
-  const out = new PassThrough();
-  output.on('error', (err) => out.destroy(err));
-  output.pipe(out);
-  return out;
 }

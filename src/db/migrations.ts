@@ -250,6 +250,30 @@ export const MIGRATIONS: readonly Migration[] = [
       ALTER TABLE runtimes ADD COLUMN seeded_config_hash TEXT;
     `,
   },
+  {
+    version: 12,
+    description: 'restores of one workspace from a backup',
+    sql: `
+      -- One row per restore of a user's workspace volume from a backup. phase: 'unpacking' (the
+      -- backup's files are being written beside the current ones), 'swapping' (the swap inside the
+      -- volume has begun: it must be finished before the runtime starts again), 'done', 'failed'.
+      -- restore_id names the folder the files were unpacked into (files/agent/volumeSwap.ts).
+      CREATE TABLE workspace_restores (
+        id TEXT PRIMARY KEY,
+        user_id TEXT NOT NULL,
+        runtime_id TEXT NOT NULL,
+        username TEXT NOT NULL,
+        backup_id TEXT NOT NULL,
+        phase TEXT NOT NULL CHECK (phase IN ('unpacking', 'swapping', 'done', 'failed')),
+        bytes INTEGER NOT NULL DEFAULT 0,
+        error TEXT,
+        actor_username TEXT,
+        started_at INTEGER NOT NULL,
+        finished_at INTEGER
+      );
+      CREATE INDEX workspace_restores_by_runtime ON workspace_restores(runtime_id, phase);
+    `,
+  },
 ];
 
 export const LATEST_SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]?.version ?? 0;

@@ -56,7 +56,7 @@ export interface SetupStatus {
 }
 
 export type ObservedState = 'absent' | 'creating' | 'starting' | 'running' | 'unhealthy' | 'stopping' | 'stopped' | 'failed';
-export type OperationKind = 'start' | 'stop' | 'restart' | 'delete' | 'purge';
+export type OperationKind = 'start' | 'stop' | 'restart' | 'delete' | 'purge' | 'restore';
 export type OperationStatus = 'queued' | 'running' | 'succeeded' | 'failed';
 export type OperationStep =
   | 'queued'
@@ -69,6 +69,7 @@ export type OperationStep =
   | 'ready'
   | 'stopping'
   | 'removing'
+  | 'restoring'
   | 'done'
   | 'failed';
 
@@ -433,4 +434,24 @@ export interface BackupVerification {
   parts: { name: string; ok: true }[];
   users: string[];
   createdAt: string;
+}
+
+/** A restore of one workspace from a backup (POST /admin/backups/:id/restore starts one as the runtime's operation). */
+export interface WorkspaceRestoreItem {
+  id: string;
+  username: string;
+  backupId: string;
+  /** unpacking → swapping → done; failed says why in `error` (the workspace was then left as it was). */
+  phase: 'unpacking' | 'swapping' | 'done' | 'failed';
+  bytes: number;
+  error: string | null;
+  actor: string | null;
+  startedAt: string;
+  finishedAt: string | null;
+  /** While it runs: the backup's bytes unpacked so far of its total. */
+  progress: { bytesDone: number; bytesTotal: number } | null;
+}
+
+export interface WorkspaceRestoreList {
+  items: WorkspaceRestoreItem[];
 }

@@ -31,6 +31,7 @@ import { invitationsRouter } from './routes/invitations';
 import { adminRuntimeRoutes, ownRuntimeRouter } from './routes/runtime';
 import { adminSettingsRoutes } from './routes/adminSettings';
 import { adminBackupRoutes } from './routes/adminBackups';
+import type { WorkspaceRestore } from '../backup/workspaceRestore';
 import type { BackupService } from '../backup/backupService';
 import type { BackupScheduler } from '../backup/backupScheduler';
 import { setupRouter } from './routes/setup';
@@ -71,6 +72,7 @@ export interface HttpServices {
   logger: Logger;
   backups: BackupService;
   backupScheduler: BackupScheduler;
+  workspaceRestore: WorkspaceRestore;
   clock: Clock;
   readiness: ReadinessService;
   sessions: SessionService;
@@ -157,7 +159,7 @@ export function createApp(config: HttpConfig, services: HttpServices): HttpApp {
     requireAuth({ adminOnly: true }),
     adminRuntimeRoutes(runtimeDeps),
     adminSettingsRoutes(services.settings),
-    adminBackupRoutes({ backups: services.backups, scheduler: services.backupScheduler, audit: services.audit, logger: services.logger }),
+    adminBackupRoutes({ backups: services.backups, scheduler: services.backupScheduler, restore: services.workspaceRestore, users: services.users, audit: services.audit, logger: services.logger }),
     adminModelLimitsRoutes({ limiter: services.limiter, users: services.users, audit: services.audit }),
     adminUsageRoutes(services.gateway, () => services.clock.now()),
     adminModelRoutes(services.catalog, services.gateway, services.runtimes),

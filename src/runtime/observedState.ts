@@ -35,6 +35,8 @@ export function observe(input: ObservedInput): Observed {
   const up = input.instance !== null && isUp(input.instance.phase);
   if (op) {
     if (op.kind === 'stop' || op.kind === 'delete' || op.kind === 'purge') return { state: 'stopping', reason: null };
+    // Its files are being replaced: down, and saying why it cannot be started meanwhile.
+    if (op.kind === 'restore') return { state: up ? 'stopping' : 'stopped', reason: op.message };
     if (op.step === 'queued' || op.step === 'pulling' || op.step === 'preparing' || op.step === 'creating' || op.step === 'configuring') {
       return { state: up ? 'starting' : 'creating', reason: op.message };
     }

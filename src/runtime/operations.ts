@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import { newId } from '../lib/secrets';
 
-export type OperationKind = 'start' | 'stop' | 'restart' | 'delete' | 'purge';
+export type OperationKind = 'start' | 'stop' | 'restart' | 'delete' | 'purge' | 'restore';
 export type OperationStatus = 'queued' | 'running' | 'succeeded' | 'failed';
 export type OperationStep =
   | 'queued'
@@ -14,6 +14,7 @@ export type OperationStep =
   | 'ready'
   | 'stopping'
   | 'removing'
+  | 'restoring'
   | 'done'
   | 'failed';
 

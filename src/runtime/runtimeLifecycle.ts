@@ -58,6 +58,7 @@ export interface RuntimeLifecycleDeps {
 export class RuntimeLifecycle {
   private readonly slots: Semaphore;
   private readonly purgeHooks: ((runtimeId: string) => Promise<void>)[] = [];
+  private readonly startHooks: ((runtimeId: string, userId: string) => Promise<void>)[] = [];
 
   constructor(private readonly deps: RuntimeLifecycleDeps) {
     this.slots = new Semaphore(deps.settings.get().maxParallelOperations);
@@ -66,6 +67,34 @@ export class RuntimeLifecycle {
   /** Runs before a runtime's data is removed: whatever else holds it must let go first. */
   beforePurge(hook: (runtimeId: string) => Promise<void>): void {
     this.purgeHooks.push(hook);
+  }
+
+  /**
+   * Runs at every start before anything is made or started: whatever must be true of the
+   * runtime's data first (a restore a crash interrupted is finished). A rejection fails the start.
+   */
+  beforeStart(hook: (runtimeId: string, userId: string) => Promise<void>): void {
+    this.startHooks.push(hook);
+  }
+
+  /**
+   * Works on a user's data with the runtime stopped and held: no start, stop or other operation
+   * can overlap it (they are refused with RUNTIME_BUSY), and it stays stopped afterwards. Its
+   * progress is the operation's, on the runtime's event stream like a start's.
+   */
+  withDataHeld(actor: Actor, userId: string, origin: RequestOrigin, kind: 'restore', work: (op: Operation) => Promise<void>): StartedOperation {
+    const runtime = this.requireRuntime(userId);
+    const current = this.deps.registry.inFlight.get(runtime.id);
+    if (current) throw conflict('RUNTIME_BUSY', `A ${current.kind} of this runtime is in progress (${current.snapshot.message.toLowerCase()}); try again when it has finished.`);
+    return this.launch(runtime, kind, actor, origin, async (op) => {
+      await this.runStop(op, runtime.id, 'stopped');
+      try {
+        await work(op);
+      } finally {
+        // What a preparation seeded is no longer what the data holds: the next start writes the config.
+        this.deps.runtimes.clearSeededConfig(runtime.id, this.deps.clock.now());
+      }
+    });
   }
 
   start(actor: Actor, userId: string, origin: RequestOrigin): StartedOperation {
@@ -264,6 +293,7 @@ export class RuntimeLifecycle {
     runtimes.setStop(runtimeId, null, clock.now());
 
     op.update({ step: 'preparing', percent: 2, message: 'Preparing the network and the data volume' });
+    for (const hook of this.startHooks) await hook(runtimeId, runtime.userId);
     // Independent calls go out together: each is a round trip, and they add up.
     const [hasImage, placement, existing] = await Promise.all([
       provisioner.imageAvailable(settings.image),

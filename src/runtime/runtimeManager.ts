@@ -6,7 +6,7 @@ import { NO_ORIGIN, SYSTEM_ACTOR, type Actor, type AuditLog, type RequestOrigin 
 import type { Clock } from '../lib/clock';
 import { notFound } from '../lib/errors';
 import type { Logger } from '../lib/logger';
-import type { RuntimeEventHub } from './operations';
+import type { Operation, RuntimeEventHub } from './operations';
 import { isUp, type RuntimeInstance, type RuntimePlacement, type RuntimeProvisioner, type RuntimeStats } from './provisioner';
 import type { HttpProbe } from './readinessProbe';
 import { RuntimeActivity } from './runtimeActivity';
@@ -193,6 +193,14 @@ export class RuntimeManager {
 
   beforePurge(hook: (runtimeId: string) => Promise<void>): void {
     this.lifecycle.beforePurge(hook);
+  }
+
+  beforeStart(hook: (runtimeId: string, userId: string) => Promise<void>): void {
+    this.lifecycle.beforeStart(hook);
+  }
+
+  withDataHeld(actor: Actor, userId: string, origin: RequestOrigin, kind: 'restore', work: (op: Operation) => Promise<void>): StartedOperation {
+    return this.lifecycle.withDataHeld(actor, userId, origin, kind, work);
   }
 
   drain(timeoutMs: number): Promise<void> {

@@ -13,6 +13,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { generateIdentity } from '../../src/backup/ageFormat';
+import { NO_ORIGIN } from '../../src/domain/audit';
 import { launchChromium } from '../support/browser';
 import { engineHarness, eventually, newInstanceId, sweep, withDiagnostics, type EngineHarness } from '../support/engine';
 import { STRONG_PASSWORD } from '../support/harness';
@@ -347,6 +348,27 @@ it('the admin takes a backup from the console: a progress bar, then the result; 
   await admin.getByText('Saved.').waitFor();
   expect(await (await fetch(`${base}/api/v1/admin/backups/schedule`, { headers: { cookie: (await adminContext.cookies()).map((c) => `${c.name}=${c.value}`).join('; ') } })).json()).toMatchObject({ enabled: true, hourUtc: 4 });
   // Back where the next tests expect the administrator: the user list.
+  await admin.goto(`${base}/admin/users`);
+  await admin.locator('[data-testid=user-row][data-username=alice]').waitFor();
+});
+
+it('the admin restores a member\'s workspace from a backup: confirmed, followed to done, the runtime back up afterwards', async () => {
+  const aliceId = h.platform.users.findByUsername('alice').id;
+  await admin.goto(`${base}/admin/backups`);
+  const row = admin.getByTestId('backup-row').first();
+  await row.getByTestId('restore-user').selectOption('alice');
+  await row.getByTestId('restore-start').click();
+  const dialog = admin.locator('dialog[open]');
+  await expect(dialog.textContent()).resolves.toMatch(/alice's runtime is stopped/);
+  await dialog.getByRole('button', { name: 'Restore' }).click();
+  await admin.locator('[data-testid=restore-item][data-phase=done]').first().waitFor({ timeout: 60_000 });
+  expect(await admin.getByTestId('restore-item').first().textContent()).toMatch(/^alice ← \d{8}T\d{6}Z-[0-9a-f]{6}/);
+  await shot(admin, '19d-admin-workspace-restored');
+  expect(h.platform.runtimes.viewForUser(aliceId).state).toBe('stopped');
+  // The tests after this one expect Alice's runtime running, as she left it.
+  const started = h.platform.runtimes.start({ id: aliceId, username: 'alice' }, aliceId, NO_ORIGIN);
+  await h.platform.runtimes.settled(started.runtime.id ?? '');
+  expect(h.platform.runtimes.viewForUser(aliceId).state).toBe('running');
   await admin.goto(`${base}/admin/users`);
   await admin.locator('[data-testid=user-row][data-username=alice]').waitFor();
 });

@@ -31,7 +31,13 @@ test('the schedule: off by default, set and read back, bad values refused with t
 test('without a backup key every backup call answers 409 BACKUP_KEY_MISSING with the way to configure one', async () => {
   h = createHarness();
   const { client: admin } = await h.setupAdmin();
-  for (const res of [await admin.post('/api/v1/admin/backups'), await admin.get('/api/v1/admin/backups'), await admin.post('/api/v1/admin/backups/20261206T030000Z-abcdef/verify')]) {
+  const adminId = h.platform.users.findByUsername('admin').id;
+  for (const res of [
+    await admin.post('/api/v1/admin/backups'),
+    await admin.get('/api/v1/admin/backups'),
+    await admin.post('/api/v1/admin/backups/20261206T030000Z-abcdef/verify'),
+    await admin.post('/api/v1/admin/backups/20261206T030000Z-abcdef/restore').send({ userId: adminId }),
+  ]) {
     expect(res.status).toBe(409);
     expect(res.body.error).toMatchObject({ code: 'BACKUP_KEY_MISSING', message: expect.stringContaining('CLAWLOOPS_BACKUP_KEY_FILE') });
   }
@@ -41,7 +47,14 @@ test('members get 403 everywhere; unknown and malformed ids are 404 and 400', as
   h = createHarness();
   const { client: admin } = await h.setupAdmin();
   const { client: member } = await h.createMember(admin, 'alice');
-  for (const res of [await member.get('/api/v1/admin/backups'), await member.post('/api/v1/admin/backups'), await member.get('/api/v1/admin/backups/schedule'), await member.delete('/api/v1/admin/backups/20261206T030000Z-abcdef')]) {
+  for (const res of [
+    await member.get('/api/v1/admin/backups'),
+    await member.post('/api/v1/admin/backups'),
+    await member.get('/api/v1/admin/backups/schedule'),
+    await member.delete('/api/v1/admin/backups/20261206T030000Z-abcdef'),
+    await member.get('/api/v1/admin/backups/restores'),
+    await member.post('/api/v1/admin/backups/20261206T030000Z-abcdef/restore').send({}),
+  ]) {
     expect(res.status).toBe(403);
   }
   expect((await admin.delete('/api/v1/admin/backups/20261206T030000Z-abcdef')).status).toBe(404);
@@ -60,4 +73,24 @@ test('a backup folder that cannot be written keeps nothing from starting; the ba
   while (listed.running !== null || listed.last === null) listed = (await admin.get('/api/v1/admin/backups')).body;
   expect(listed.last).toMatchObject({ ok: false, error: { code: 'BACKUP_FOLDER_UNUSABLE', message: expect.stringContaining('/dev/null/backups') } });
   fs.rmSync(dir, { recursive: true });
+});
+
+test('while a workspace is held for a restore its files answer 503 with the reason; other workspaces are untouched', async () => {
+  h = createHarness();
+  const { client: admin } = await h.setupAdmin();
+  const alice = await h.createMember(admin, 'alice');
+  const bruno = await h.createMember(admin, 'bruno');
+  const release = h.platform.volumes.hold(alice.userId, 'This workspace is being restored from a backup.');
+  const refused = await alice.client.get('/api/v1/files?path=');
+  expect(refused.status).toBe(503);
+  expect(refused.body.error).toEqual({ code: 'FILES_UNAVAILABLE', message: 'This workspace is being restored from a backup.' });
+  expect((await bruno.client.get('/api/v1/files?path=')).status).toBe(200);
+  // A backup waits for the held volume instead of reading it mid-swap.
+  let freed = false;
+  const waiting = h.platform.volumes.free(alice.userId).then(() => (freed = true));
+  await new Promise((resolve) => setImmediate(resolve));
+  expect(freed).toBe(false);
+  release();
+  await waiting;
+  expect((await alice.client.get('/api/v1/files?path=')).status).toBe(200);
 });

@@ -57,7 +57,7 @@ async function stopRuntime(client: TestAgent): Promise<void> {
 
 /** Runs node as uid 1000 in any container holding the user's volume (the runtime, or a helper). */
 async function inVolume(userId: string, script: string): Promise<string> {
-  const lease = await (h.platform.volumes as DockerWorkspaceVolumes).helpers.acquire(userId, 'exec');
+  const lease = await (h.platform.volumes.inner as DockerWorkspaceVolumes).helpers.acquire(userId, 'exec');
   try {
     const result = await execIn(lease.containerId, ['node', '-e', script]);
     if (result.exitCode !== 0) throw new Error(`script failed: ${result.stderr}`);

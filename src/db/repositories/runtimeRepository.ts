@@ -167,6 +167,11 @@ export class RuntimeRepository {
     this.db.prepare('UPDATE runtimes SET seeded_config_hash = ?, updated_at = ? WHERE id = ? AND container_id IS NULL').run(configHash, now, id);
   }
 
+  /** The data changed behind the seed (a restore): the next start must write the config again. */
+  clearSeededConfig(id: string, now: number): void {
+    this.db.prepare('UPDATE runtimes SET seeded_config_hash = NULL, updated_at = ? WHERE id = ?').run(now, id);
+  }
+
   markStarted(id: string, now: number): void {
     this.db
       .prepare('UPDATE runtimes SET last_started_at = ?, updated_at = ?, last_error_code = NULL, last_error_message = NULL, last_error_at = NULL WHERE id = ?')

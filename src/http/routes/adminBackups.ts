@@ -3,19 +3,22 @@ import { z } from 'zod';
 import { AgeError } from '../../backup/ageFormat';
 import { BackupError } from '../../backup/backupFormat';
 import type { BackupService } from '../../backup/backupService';
+import type { WorkspaceRestore } from '../../backup/workspaceRestore';
+import type { UserAdminService } from '../../domain/userAdminService';
 import { SCHEDULE_LIMITS, type BackupScheduler } from '../../backup/backupScheduler';
 import type { AuditLog } from '../../domain/audit';
 import { actorOf } from '../../domain/authService';
 import { AppError } from '../../lib/errors';
 import type { Logger } from '../../lib/logger';
 import { authOf, originOf } from '../context';
-import { body, parseInput } from '../validation';
+import { body, idParam, parseInput } from '../validation';
 import type * as Api from '../apiTypes';
 
 const STATUS: Record<string, number> = {
   BACKUP_KEY_MISSING: 409,
   BACKUP_RUNNING: 409,
   BACKUP_NOT_FOUND: 404,
+  BACKUP_HAS_NO_WORKSPACE: 404,
 };
 
 /** Backup failures in the API's words: a missing key or a running backup is a 409, a damaged backup a 422. */
@@ -34,9 +37,48 @@ const scheduleBody = body({
 
 const backupParams = z.object({ id: z.string().regex(/^\d{8}T\d{6}Z-[0-9a-f]{6}$/, 'is not a backup id') });
 
-/** `/admin/backups`, mounted behind the admin guard: start one, follow it, list them, verify one. */
-export function adminBackupRoutes(deps: { backups: BackupService; scheduler: BackupScheduler; audit: AuditLog; logger: Logger }): Router {
+const restoreBody = body({ userId: idParam });
+
+const restoreView = (r: ReturnType<WorkspaceRestore['recent']>[number]): Api.WorkspaceRestoreItem => ({
+  id: r.id,
+  username: r.username,
+  backupId: r.backupId,
+  phase: r.phase,
+  bytes: r.bytes,
+  error: r.error,
+  actor: r.actorUsername,
+  startedAt: new Date(r.startedAt).toISOString(),
+  finishedAt: r.finishedAt === null ? null : new Date(r.finishedAt).toISOString(),
+  progress: r.progress,
+});
+
+/** `/admin/backups`, mounted behind the admin guard: start one, follow it, list them, verify one, restore a workspace from one. */
+export function adminBackupRoutes(deps: {
+  backups: BackupService;
+  scheduler: BackupScheduler;
+  restore: WorkspaceRestore;
+  users: Pick<UserAdminService, 'get'>;
+  audit: AuditLog;
+  logger: Logger;
+}): Router {
   const router = Router();
+
+  router.get('/backups/restores', (_req, res) => {
+    res.json({ items: deps.restore.recent().map(restoreView) } satisfies Api.WorkspaceRestoreList);
+  });
+
+  /** One user's workspace back to this backup: 202 with the runtime's operation, followed on the runtime's events. */
+  router.post('/backups/:id/restore', async (req, res, next) => {
+    try {
+      const { id } = parseInput(backupParams, req.params, 'path');
+      const { userId } = parseInput(restoreBody, req.body ?? {});
+      const user = deps.users.get(userId);
+      const started = await deps.restore.restore(actorOf(authOf(req).user), originOf(req), { userId, username: user.username, backupId: id });
+      res.status(202).json(started satisfies Api.StartedOperation);
+    } catch (err) {
+      next(asAppError(err));
+    }
+  });
 
   router.get('/backups/schedule', (_req, res) => {
     res.json(deps.scheduler.schedule() satisfies Api.BackupSchedule);

@@ -4,9 +4,16 @@ import { useI18n } from '../i18n/i18n';
 import { formatBytes, formatDateTime } from '../lib/format';
 import { useResource } from '../ui/useResource';
 import { AsyncForm, Button, Card, ErrorNote, Field, Notice, ProgressBar } from '../ui/ui';
-import type { BackupList, BackupSchedule, BackupVerification } from './adminTypes';
+import type { Page, User } from '../api/types';
+import type { BackupList, BackupSchedule, BackupVerification, StartedOperation, WorkspaceRestoreList } from './adminTypes';
 import { Badge, useConfirm, usePolling } from './common';
 
+const RESTORE_PHASE_KEYS = {
+  unpacking: 'admin.backups.phaseUnpacking',
+  swapping: 'admin.backups.phaseSwapping',
+  done: 'admin.backups.phaseDone',
+  failed: 'admin.backups.phaseFailed',
+} as const;
 const TRIGGER_KEYS = { manual: 'admin.backups.manual', scheduled: 'admin.backups.scheduled', offboarding: 'admin.backups.offboarding' } as const;
 
 /** Backups: take one now with its progress, the list with verify and delete, and the daily schedule. */
@@ -19,9 +26,34 @@ export function BackupsPage() {
   const [startError, setStartError] = useState<unknown>(null);
   const [verified, setVerified] = useState<Record<string, { ok: true; parts: number } | { ok: false; error: unknown } | 'running'>>({});
   const [scheduleSaved, setScheduleSaved] = useState(false);
+  const restores = useResource((signal) => api.get<WorkspaceRestoreList>('/admin/backups/restores', { signal }), 'workspace-restores');
+  /** The workspace picked in each backup's row for a restore. */
+  const [restoreChoice, setRestoreChoice] = useState<Record<string, string>>({});
+  const [restoreError, setRestoreError] = useState<unknown>(null);
   const running = backups.data?.running ?? null;
+  const restoring = (restores.data?.items ?? []).some((r) => r.phase === 'unpacking' || r.phase === 'swapping');
   // Fast while one runs (the progress bar), slow otherwise (a scheduled one may start).
   usePolling(() => void backups.reload(), running ? 1_000 : 15_000);
+  usePolling(() => void restores.reload(), restoring ? 1_000 : 15_000);
+
+  const restoreWorkspace = (backupId: string, createdAt: string, username: string) =>
+    confirm({
+      title: t('admin.backups.restoreTitle', { username }),
+      body: t('admin.backups.restoreBody', { username, time: formatDateTime(createdAt, locale) }),
+      confirmLabel: t('admin.backups.restore'),
+      action: async () => {
+        setRestoreError(null);
+        try {
+          const found = await api.get<Page<User>>(`/admin/users?search=${encodeURIComponent(username)}&limit=20`);
+          const user = found.items.find((u) => u.username === username);
+          if (!user) throw new Error(t('admin.backups.restoreNoAccount', { username }));
+          await api.post<StartedOperation>(`/admin/backups/${encodeURIComponent(backupId)}/restore`, { userId: user.id });
+        } catch (err) {
+          setRestoreError(err);
+        }
+        await restores.reload();
+      },
+    });
 
   const start = async () => {
     setStarting(true);
@@ -113,6 +145,25 @@ export function BackupsPage() {
                           <Button busy={check === 'running'} onClick={() => void verify(b.id)}>
                             {t('admin.backups.verify')}
                           </Button>
+                          {b.readable && b.users.length > 0 && (
+                            <span className="actions">
+                              <select
+                                aria-label={t('admin.backups.restoreWhich')}
+                                data-testid="restore-user"
+                                value={restoreChoice[b.id] ?? b.users[0]}
+                                onChange={(e) => setRestoreChoice((c) => ({ ...c, [b.id]: e.target.value }))}
+                              >
+                                {b.users.map((u) => (
+                                  <option key={u} value={u}>
+                                    {u}
+                                  </option>
+                                ))}
+                              </select>
+                              <Button data-testid="restore-start" disabled={restoring} onClick={() => restoreWorkspace(b.id, b.createdAt, restoreChoice[b.id] ?? b.users[0] ?? '')}>
+                                {t('admin.backups.restore')}
+                              </Button>
+                            </span>
+                          )}
                           <Button
                             variant="danger"
                             onClick={() =>
@@ -142,6 +193,23 @@ export function BackupsPage() {
               </tbody>
             </table>
           </div>
+        )}
+      </Card>
+
+      <Card title={t('admin.backups.restores')}>
+        <ErrorNote error={restoreError ?? restores.error} />
+        {restores.data && restores.data.items.length === 0 && <p className="muted">{t('admin.backups.noRestores')}</p>}
+        {restores.data && restores.data.items.length > 0 && (
+          <ul className="plain-list" data-testid="restore-list">
+            {restores.data.items.map((r) => (
+              <li key={r.id} data-testid="restore-item" data-phase={r.phase}>
+                <strong>{r.username}</strong> ← {r.backupId} · {formatDateTime(r.startedAt, locale)}{' '}
+                <Badge tone={r.phase === 'done' ? 'ok' : r.phase === 'failed' ? 'bad' : 'info'}>{t(RESTORE_PHASE_KEYS[r.phase])}</Badge>
+                {r.progress && <ProgressBar value={r.progress.bytesTotal > 0 ? r.progress.bytesDone / r.progress.bytesTotal : 0} label={t('admin.backups.restoreProgress', { username: r.username })} />}
+                {r.error && <p className="small">{r.error}</p>}
+              </li>
+            ))}
+          </ul>
         )}
       </Card>
 

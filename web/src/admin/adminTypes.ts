@@ -22,7 +22,9 @@ export type {
   RuntimeList,
   SavedModel,
   StaleRuntime,
+  StartedOperation,
   UsageReport,
+  WorkspaceRestoreList,
 } from '../../../src/http/apiTypes';
 
 /** The body of PUT /admin/models/:id. */
