@@ -66,6 +66,7 @@ import { ModelRepository } from './db/repositories/modelRepository';
 import { EgressPolicy } from './egress/egressPolicy';
 import { BackupService } from './backup/backupService';
 import { WorkspaceRestore } from './backup/workspaceRestore';
+import { ImageRollout } from './runtime/imageRollout';
 import { RestoreRepository } from './db/repositories/restoreRepository';
 import { FileAgentClient } from './files/agentClient';
 import { VolumeGate } from './files/volumeGate';
@@ -118,6 +119,8 @@ export interface Platform {
   backups: BackupService;
   /** One user's workspace back to a backup. */
   workspaceRestore: WorkspaceRestore;
+  /** Running runtimes onto a new image, health-gated, each put back when it fails there. */
+  rollout: ImageRollout;
   /** The daily backup and its retention (server.ts starts it). */
   backupScheduler: BackupScheduler;
   /** Who this installation is: its instance name on the engine and its id (stored with its data). */
@@ -345,6 +348,17 @@ export function buildPlatform(config: AppConfig, logger: Logger, overrides: Plat
     clock,
     logger: logger.child({ component: 'backup' }),
   });
+  const rollout = new ImageRollout({
+    runtimes,
+    records: runtimeRepo,
+    hub: runtimeHub,
+    configureImage: (actor, image, origin) => settings.update(actor, { image }, origin),
+    backUp: async () => (backups.hasKey() ? (await backups.create(() => {}, 'upgrade')).id : null),
+    store: settingsRepo,
+    audit,
+    clock,
+    logger: logger.child({ component: 'rollout' }),
+  });
   const backupScheduler = new BackupScheduler({ backups, settings: settingsRepo, clock, logger: logger.child({ component: 'backup' }), offboardingKeepDays: config.backup.offboardingKeepDays });
   const app = createApp(
     {
@@ -357,7 +371,7 @@ export function buildPlatform(config: AppConfig, logger: Logger, overrides: Plat
       llmBodyLimitBytes: llmSettings.bodyLimitBytes,
       webRoot: overrides.webRoot === undefined ? path.resolve(__dirname, '..', 'web', 'dist') : overrides.webRoot,
     },
-    { logger, backups, backupScheduler, workspaceRestore, clock, readiness, sessions, auth, setup, invitations, users, audit, runtimes, runtimeHub, streams, connections, settings, workspaceSessions, gatekeeper, addresses, routes, files, spool, gateway, limiter, catalog },
+    { logger, backups, backupScheduler, workspaceRestore, rollout, clock, readiness, sessions, auth, setup, invitations, users, audit, runtimes, runtimeHub, streams, connections, settings, workspaceSessions, gatekeeper, addresses, routes, files, spool, gateway, limiter, catalog },
   );
 
   const egressPolicy = new EgressPolicy(config.egress.rules);
@@ -394,6 +408,7 @@ export function buildPlatform(config: AppConfig, logger: Logger, overrides: Plat
     backups,
     backupScheduler,
     workspaceRestore,
+    rollout,
     runtimeSettings,
     egress,
     close: () => {

@@ -37,8 +37,11 @@ export interface BackupPart {
   sha256: string;
 }
 
-/** `offboarding`: one deleted account's workspace, kept for a while (its manifest lists only that user). */
-export type BackupTrigger = 'manual' | 'scheduled' | 'offboarding';
+/**
+ * `offboarding`: one deleted account's workspace, kept for a while (its manifest lists only that
+ * user). `upgrade`: taken before an image rollout restarted any runtime; kept like a manual one.
+ */
+export type BackupTrigger = 'manual' | 'scheduled' | 'offboarding' | 'upgrade';
 
 export interface BackupManifest {
   format: typeof BACKUP_FORMAT;

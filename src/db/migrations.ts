@@ -274,6 +274,15 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX workspace_restores_by_runtime ON workspace_restores(runtime_id, phase);
     `,
   },
+  {
+    version: 13,
+    description: 'the image a runtime is held on, apart from the configured one',
+    sql: `
+      -- Set by an image rollout: the new image while this runtime is being moved onto it, the
+      -- previous one when it failed there and was put back. NULL: the configured image.
+      ALTER TABLE runtimes ADD COLUMN pinned_image TEXT;
+    `,
+  },
 ];
 
 export const LATEST_SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]?.version ?? 0;

@@ -109,6 +109,8 @@ export interface RuntimeView {
   desiredState: 'running' | 'stopped' | 'deleted';
   image: string | null;
   configuredImage: string;
+  /** Held on this image instead of the configured one: an image rollout put it back here after the new one failed. */
+  pinnedImage: string | null;
   /** The container runs another image than the configured one: it upgrades on its next restart. */
   outdatedImage: boolean;
   /** What is rendered now differs from what the container was started with. */
@@ -397,7 +399,7 @@ export interface BackupSummary {
   id: string;
   createdAt: string;
   /** An administrator's (`manual`) or the schedule's (`scheduled`, which retention may remove). */
-  trigger: 'manual' | 'scheduled' | 'offboarding';
+  trigger: 'manual' | 'scheduled' | 'offboarding' | 'upgrade';
   bytes: number;
   users: string[];
   parts: number;
@@ -454,4 +456,34 @@ export interface WorkspaceRestoreItem {
 
 export interface WorkspaceRestoreList {
   items: WorkspaceRestoreItem[];
+}
+
+/** An image rollout (POST /admin/runtimes/rollout), as it goes and after: src/runtime/imageRollout.ts. */
+export interface RolloutItem {
+  userId: string;
+  username: string;
+  canary: boolean;
+  previousImage: string;
+  status: 'pending' | 'restarting' | 'updated' | 'rolling-back' | 'rolled-back' | 'failed' | 'skipped';
+  error: { code: string; message: string } | null;
+  logTail: string | null;
+}
+
+export interface Rollout {
+  id: string;
+  image: string;
+  actor: string;
+  status: 'running' | 'succeeded' | 'partial' | 'halted' | 'failed';
+  step: 'image' | 'backup' | 'runtimes' | 'done';
+  pull: { bytesDone: number; bytesTotal: number } | null;
+  backupId: string | null;
+  items: RolloutItem[];
+  notes: string[];
+  error: { code: string; message: string } | null;
+  startedAt: string;
+  finishedAt: string | null;
+}
+
+export interface RolloutAnswer {
+  rollout: Rollout | null;
 }

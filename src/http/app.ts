@@ -32,6 +32,8 @@ import { adminRuntimeRoutes, ownRuntimeRouter } from './routes/runtime';
 import { adminSettingsRoutes } from './routes/adminSettings';
 import { adminBackupRoutes } from './routes/adminBackups';
 import type { WorkspaceRestore } from '../backup/workspaceRestore';
+import type { ImageRollout } from '../runtime/imageRollout';
+import { adminRolloutRoutes } from './routes/adminRollout';
 import type { BackupService } from '../backup/backupService';
 import type { BackupScheduler } from '../backup/backupScheduler';
 import { setupRouter } from './routes/setup';
@@ -73,6 +75,7 @@ export interface HttpServices {
   backups: BackupService;
   backupScheduler: BackupScheduler;
   workspaceRestore: WorkspaceRestore;
+  rollout: ImageRollout;
   clock: Clock;
   readiness: ReadinessService;
   sessions: SessionService;
@@ -158,6 +161,7 @@ export function createApp(config: HttpConfig, services: HttpServices): HttpApp {
     '/admin',
     requireAuth({ adminOnly: true }),
     adminRuntimeRoutes(runtimeDeps),
+    adminRolloutRoutes(services.rollout),
     adminSettingsRoutes(services.settings),
     adminBackupRoutes({ backups: services.backups, scheduler: services.backupScheduler, restore: services.workspaceRestore, users: services.users, audit: services.audit, logger: services.logger }),
     adminModelLimitsRoutes({ limiter: services.limiter, users: services.users, audit: services.audit }),

@@ -16,7 +16,7 @@ import type { RuntimeRegistry } from './runtimeRegistry';
 import { ConfigReadError, writeRuntimeConfig, type RuntimeData } from './runtimeConfigFile';
 import type { RuntimeSettings } from './runtimeSettings';
 import type { RenderedRuntime } from './runtimeSpec';
-import { ownerOf, renderFor, type RuntimeView, type RuntimeViews } from './runtimeViews';
+import { ownerOf, renderFor, settingsFor, type RuntimeView, type RuntimeViews } from './runtimeViews';
 
 export interface StartedOperation {
   /** null when there was nothing to do (already running / already stopped). */
@@ -283,10 +283,10 @@ export class RuntimeLifecycle {
 
   private async runStart(op: Operation, runtimeId: string): Promise<void> {
     const { provisioner, runtimes, clock, registry } = this.deps;
-    // One snapshot for the whole operation: an admin's change meanwhile applies to the next one.
-    const settings = this.deps.settings.get();
     const runtime = runtimes.findById(runtimeId);
     if (!runtime) throw new OperationError('RUNTIME_NOT_FOUND', 'The runtime was deleted meanwhile.');
+    // One snapshot for the whole operation: an admin's change meanwhile applies to the next one.
+    const settings = settingsFor(runtime, this.deps.settings.get());
     runtimes.setDesiredState(runtimeId, 'running', clock.now());
     runtimes.setError(runtimeId, null, clock.now());
     // Whoever stopped it last no longer explains its state once it is being started again.

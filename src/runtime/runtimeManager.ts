@@ -7,7 +7,7 @@ import type { Clock } from '../lib/clock';
 import { notFound } from '../lib/errors';
 import type { Logger } from '../lib/logger';
 import type { Operation, RuntimeEventHub } from './operations';
-import { isUp, type RuntimeInstance, type RuntimePlacement, type RuntimeProvisioner, type RuntimeStats } from './provisioner';
+import { isUp, type PullProgress, type RuntimeInstance, type RuntimePlacement, type RuntimeProvisioner, type RuntimeStats } from './provisioner';
 import type { HttpProbe } from './readinessProbe';
 import { RuntimeActivity } from './runtimeActivity';
 import { RuntimeLifecycle, type StartedOperation, type StopReason } from './runtimeLifecycle';
@@ -268,6 +268,11 @@ export class RuntimeManager {
 
   confirmReady(runtimeId: string, instanceId: string): Promise<boolean> {
     return this.readiness.confirmReady(runtimeId, instanceId);
+  }
+
+  /** Makes sure `image` is on the host, fetching it when it is not; rejects with the reason. */
+  async ensureImage(image: string, onProgress: (progress: PullProgress) => void): Promise<void> {
+    if (!(await this.deps.provisioner.imageAvailable(image))) await this.deps.provisioner.pullImage(image, onProgress);
   }
 
   logTailFor(instanceId: string): Promise<string> {

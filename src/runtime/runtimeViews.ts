@@ -20,6 +20,8 @@ export interface RuntimeView {
   desiredState: 'running' | 'stopped' | 'deleted';
   image: string | null;
   configuredImage: string;
+  /** Held on this image instead of the configured one: an image rollout put it back here after the new one failed. */
+  pinnedImage: string | null;
   /** The runtime runs another image than the configured one: it upgrades on its next restart. */
   outdatedImage: boolean;
   /** What is rendered now differs from what the runtime was started with. */
@@ -48,6 +50,10 @@ const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOStrin
 export const ownerOf = (runtime: RuntimeWithOwner) => ({ runtimeId: runtime.id, userId: runtime.userId, username: runtime.username });
 
 /** A runtime rendered for its placement: what it would be if it were (re)created now. */
+/** The settings a runtime starts with: the configured ones, on the image it is pinned to if any. */
+export const settingsFor = (runtime: Pick<RuntimeWithOwner, 'pinnedImage'>, settings: Readonly<RuntimeSettings>): Readonly<RuntimeSettings> =>
+  runtime.pinnedImage ? { ...settings, image: runtime.pinnedImage } : settings;
+
 export const renderFor = (runtime: RuntimeWithOwner, settings: Readonly<RuntimeSettings>, placement: RuntimePlacement, secrets: RuntimeSecrets): RenderedRuntime =>
   renderRuntime(ownerOf(runtime), settings, placement, secrets);
 
@@ -106,7 +112,7 @@ export class RuntimeViews {
 
   view(runtime: RuntimeWithOwner): RuntimeView {
     const { registry } = this.deps;
-    const settings = this.deps.settings.get();
+    const settings = settingsFor(runtime, this.deps.settings.get());
     const instance = registry.instance(runtime.id);
     const observed = registry.observed(runtime);
     const latest = this.deps.hub.latestOperation(runtime.id);
@@ -118,6 +124,7 @@ export class RuntimeViews {
       desiredState: runtime.desiredState,
       image: instance?.image ?? null,
       outdatedImage: instance !== null && instance.image !== settings.image,
+      pinnedImage: runtime.pinnedImage,
       configStale: instance !== null && instance.specHash !== this.expectedConfigHash(runtime),
       createdAt: iso(instance?.createdAt ?? null),
       startedAt: instance && isUp(instance.phase) ? iso(instance.startedAt) : null,
@@ -138,6 +145,7 @@ export class RuntimeViews {
       desiredState: 'deleted',
       image: null,
       configuredImage: settings.image,
+      pinnedImage: null,
       outdatedImage: false,
       configStale: false,
       createdAt: null,
@@ -160,6 +168,6 @@ export class RuntimeViews {
   private expectedConfigHash(runtime: RuntimeWithOwner): string | null {
     const placement = this.deps.registry.placement(runtime.id);
     if (!placement) return runtime.configHash;
-    return renderFor(runtime, this.deps.settings.get(), placement, { gatewayPassword: '', modelKey: '' }).configHash;
+    return renderFor(runtime, settingsFor(runtime, this.deps.settings.get()), placement, { gatewayPassword: '', modelKey: '' }).configHash;
   }
 }

@@ -42,6 +42,8 @@ export class FakeProvisioner implements RuntimeProvisioner {
   pullScript: PullProgress[] | string = [];
   /** While set, starts wait for it: holds operations in flight for the test. */
   startGate: Promise<void> | null = null;
+  /** Instances this says yes to exit at once when started (an image that cannot run, for one runtime or all). */
+  exitsAtStart: (instance: FakeInstance) => boolean = () => false;
   /** When set, running instances are reached at this host (a loopback address a test serves OpenClaw's port on). */
   runtimeHost: string | null = null;
   private nextId = 1;
@@ -179,6 +181,11 @@ export class FakeProvisioner implements RuntimeProvisioner {
     const instance = this.require(instanceId);
     const n = [...this.instances.keys()].indexOf(instanceId) + 2;
     const host = this.runtimeHost ?? `172.30.0.${n}`;
+    if (this.exitsAtStart(instance)) {
+      Object.assign(instance, { phase: 'exited', startedAt: Date.now(), exitCode: 1, finishedAt: Date.now(), url: null });
+      this.emit(instanceId, 'exited');
+      return;
+    }
     Object.assign(instance, { phase: 'running', startedAt: Date.now(), exitCode: null, url: `http://${host}:${OPENCLAW_PORT}` });
     this.emit(instanceId, 'started');
   }

@@ -11,6 +11,7 @@ export function runtimeView(state: RuntimeView['state'], overrides: Partial<Runt
     desiredState: 'running',
     image: 'img:1',
     configuredImage: 'img:1',
+    pinnedImage: null,
     outdatedImage: false,
     configStale: false,
     createdAt: null,

@@ -34,6 +34,8 @@ export interface RuntimeRecord {
   stop: RuntimeStop | null;
   /** The config hash its volume was seeded with before any container existed; cleared by the first one. */
   seededConfigHash: string | null;
+  /** The image it runs instead of the configured one (an image rollout's doing); null: the configured one. */
+  pinnedImage: string | null;
 }
 
 /** A runtime together with the account it belongs to: every caller needs both. */
@@ -62,6 +64,7 @@ interface RuntimeRow {
   stop_idle_ms: number | null;
   stop_actor: string | null;
   seeded_config_hash: string | null;
+  pinned_image: string | null;
   username: string;
   user_status: 'active' | 'disabled';
 }
@@ -93,6 +96,7 @@ const toRuntime = (row: RuntimeRow): RuntimeWithOwner => ({
   lastStartedAt: row.last_started_at,
   stop: toStop(row),
   seededConfigHash: row.seeded_config_hash,
+  pinnedImage: row.pinned_image,
   username: row.username,
   userStatus: row.user_status,
 });
@@ -165,6 +169,15 @@ export class RuntimeRepository {
   /** Records the config hash a new volume was seeded with, unless a container was made meanwhile. */
   setSeededConfig(id: string, configHash: string, now: number): void {
     this.db.prepare('UPDATE runtimes SET seeded_config_hash = ?, updated_at = ? WHERE id = ? AND container_id IS NULL').run(configHash, now, id);
+  }
+
+  setPinnedImage(id: string, image: string | null, now: number): void {
+    this.db.prepare('UPDATE runtimes SET pinned_image = ?, updated_at = ? WHERE id = ?').run(image, now, id);
+  }
+
+  /** The configured image became `image`: runtimes pinned to it need no pin any more. */
+  clearPinsTo(image: string, now: number): number {
+    return this.db.prepare('UPDATE runtimes SET pinned_image = NULL, updated_at = ? WHERE pinned_image = ?').run(now, image).changes;
   }
 
   /** The data changed behind the seed (a restore): the next start must write the config again. */

@@ -14,7 +14,7 @@ const RESTORE_PHASE_KEYS = {
   done: 'admin.backups.phaseDone',
   failed: 'admin.backups.phaseFailed',
 } as const;
-const TRIGGER_KEYS = { manual: 'admin.backups.manual', scheduled: 'admin.backups.scheduled', offboarding: 'admin.backups.offboarding' } as const;
+const TRIGGER_KEYS = { manual: 'admin.backups.manual', scheduled: 'admin.backups.scheduled', offboarding: 'admin.backups.offboarding', upgrade: 'admin.backups.upgrade' } as const;
 
 /** Backups: take one now with its progress, the list with verify and delete, and the daily schedule. */
 export function BackupsPage() {
@@ -136,7 +136,7 @@ export function BackupsPage() {
                     <tr key={b.id} data-testid="backup-row" data-id={b.id}>
                       <td>
                         {b.readable ? formatDateTime(b.createdAt, locale) : b.id}{' '}
-                        <Badge tone={b.trigger === 'manual' ? 'neutral' : b.trigger === 'scheduled' ? 'info' : 'warn'}>{t(TRIGGER_KEYS[b.trigger])}</Badge>
+                        <Badge tone={b.trigger === 'manual' || b.trigger === 'upgrade' ? 'neutral' : b.trigger === 'scheduled' ? 'info' : 'warn'}>{t(TRIGGER_KEYS[b.trigger])}</Badge>
                       </td>
                       <td>{b.readable ? t('admin.backups.usersParts', { users: b.users.length, parts: b.parts }) : <Badge tone="bad">{t('admin.backups.unreadable')}</Badge>}</td>
                       <td>{formatBytes(b.bytes, locale)}</td>

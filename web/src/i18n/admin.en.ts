@@ -287,6 +287,7 @@ export const adminEn = {
   'admin.backups.size': "Size",
   'admin.backups.actions': "Actions",
   'admin.backups.scheduled': "scheduled",
+  'admin.backups.upgrade': "before an upgrade",
   'admin.backups.offboarding': 'deleted account',
   'admin.backups.manual': "by hand",
   'admin.backups.usersParts': "{users} accounts, {parts} parts",

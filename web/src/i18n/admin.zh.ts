@@ -287,6 +287,7 @@ export const adminZh: Record<keyof typeof adminEn, string> = {
   'admin.backups.size': "大小",
   'admin.backups.actions': "操作",
   'admin.backups.scheduled': "定时",
+  'admin.backups.upgrade': "升级前",
   'admin.backups.offboarding': '已删除账户',
   'admin.backups.manual': "手动",
   'admin.backups.usersParts': "{users} 个账户，{parts} 个部分",
