@@ -15,7 +15,7 @@ import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { generateIdentity } from '../../src/backup/ageFormat';
 import { NO_ORIGIN } from '../../src/domain/audit';
 import { launchChromium } from '../support/browser';
-import { engineHarness, eventually, newInstanceId, sweep, withDiagnostics, type EngineHarness } from '../support/engine';
+import { docker, engineHarness, eventually, newInstanceId, STANDIN_IMAGE, sweep, withDiagnostics, type EngineHarness } from '../support/engine';
 import { STRONG_PASSWORD } from '../support/harness';
 import { freePort } from '../support/hostClient';
 
@@ -24,6 +24,8 @@ jest.setTimeout(180_000);
 const instance = newInstanceId();
 const shots = fs.mkdtempSync(path.join(os.tmpdir(), 'clawloops-console-'));
 let h: EngineHarness;
+/** Image tags a test made; removed at the end. */
+const madeTags: string[] = [];
 let server: http.Server;
 let base: string;
 let browser: Browser;
@@ -46,8 +48,10 @@ interface Refusal {
 const refusals = new Map<Page, Refusal[]>();
 
 /** Declares the refusals a test is about to provoke on `page`; each is allowed as often as given. */
-function expectRefusal(page: Page, status: number, request: string, times = 1): void {
-  refusals.set(page, [...(refusals.get(page) ?? []), { status, request, times }]);
+function expectRefusal(page: Page, status: number, request: string, times = 1): Refusal {
+  const refusal = { status, request, times };
+  refusals.set(page, [...(refusals.get(page) ?? []), refusal]);
+  return refusal;
 }
 
 /**
@@ -109,6 +113,7 @@ afterAll(async () => {
   await h?.platform.runtimes.drain(30_000);
   h?.close();
   await sweep(instance);
+  for (const tag of madeTags) await docker.getImage(tag).remove().catch(() => undefined);
   process.stdout.write(`console screenshots: ${shots}\n`);
 });
 
@@ -354,6 +359,8 @@ it('the admin takes a backup from the console: a progress bar, then the result; 
 
 it('the admin restores a member\'s workspace from a backup: confirmed, followed to done, the runtime back up afterwards', async () => {
   const aliceId = h.platform.users.findByUsername('alice').id;
+  // Alice's Files page, open in the other browser, is told her files are away while they are replaced.
+  const filesAway = expectRefusal(member, 503, '/api/v1/files', Infinity);
   await admin.goto(`${base}/admin/backups`);
   const row = admin.getByTestId('backup-row').first();
   await row.getByTestId('restore-user').selectOption('alice');
@@ -364,11 +371,31 @@ it('the admin restores a member\'s workspace from a backup: confirmed, followed 
   await admin.locator('[data-testid=restore-item][data-phase=done]').first().waitFor({ timeout: 60_000 });
   expect(await admin.getByTestId('restore-item').first().textContent()).toMatch(/^alice ← \d{8}T\d{6}Z-[0-9a-f]{6}/);
   await shot(admin, '19d-admin-workspace-restored');
+  filesAway.times = 0;
   expect(h.platform.runtimes.viewForUser(aliceId).state).toBe('stopped');
   // The tests after this one expect Alice's runtime running, as she left it.
   const started = h.platform.runtimes.start({ id: aliceId, username: 'alice' }, aliceId, NO_ORIGIN);
   await h.platform.runtimes.settled(started.runtime.id ?? '');
   expect(h.platform.runtimes.viewForUser(aliceId).state).toBe('running');
+  await admin.goto(`${base}/admin/users`);
+  await admin.locator('[data-testid=user-row][data-username=alice]').waitFor();
+});
+
+it('the admin rolls a new image out from the Runtimes page with a canary, and follows it to done', async () => {
+  const aliceId = h.platform.users.findByUsername('alice').id;
+  // A new "release": the same image under a tag of this run (nothing can be pulled here).
+  const repo = 'clawloops/runtime-standin';
+  const next = `${repo}:console-${instance}`;
+  await docker.getImage(STANDIN_IMAGE).tag({ repo, tag: `console-${instance}` });
+  madeTags.push(next);
+  await admin.goto(`${base}/admin/runtimes`);
+  await admin.getByTestId('rollout-image').fill(next);
+  await admin.getByTestId('rollout-canary').selectOption(aliceId);
+  await admin.getByRole('button', { name: 'Roll out' }).click();
+  await admin.locator('[data-testid=rollout][data-status=succeeded]').waitFor({ timeout: 90_000 });
+  expect(await admin.locator('[data-testid=rollout-item][data-status=updated]').first().textContent()).toMatch(/^alice canary/);
+  await shot(admin, '16b-admin-rollout');
+  expect(h.platform.runtimes.viewForUser(aliceId)).toMatchObject({ state: 'running', image: next });
   await admin.goto(`${base}/admin/users`);
   await admin.locator('[data-testid=user-row][data-username=alice]').waitFor();
 });

@@ -10,6 +10,7 @@ import { useResource } from '../ui/useResource';
 import { Button, Card, EmptyState, ErrorNote, Pagination } from '../ui/ui';
 import type { BulkAnswer, RuntimeList } from './adminTypes';
 import { Badge, BulkOutcomeView, useConfirm, usePolling } from './common';
+import { RolloutCard } from './RolloutCard';
 import { bulkOutcome, failureReason, figuresFreshness, runtimeSummary, userPath, type BulkOutcome } from './logic';
 
 const PAGE = 50;
@@ -181,8 +182,9 @@ export function RuntimesPage() {
                         {busy && <div className="muted small">{t('admin.runtimes.operation', { step: busy.message || busy.kind, percent: Math.round(busy.percent) })}</div>}
                         {reason && <div className="admin-reason small">{reason}</div>}
                         {r.stoppedBy && r.state === 'stopped' && <div className="muted small">{stopReasonText(t, r.stoppedBy, locale, false, r.stoppedByAdmin)}</div>}
-                        {(r.outdatedImage || r.configStale) && (
+                        {(r.outdatedImage || r.configStale || r.pinnedImage) && (
                           <div className="admin-markers">
+                            {r.pinnedImage && <Badge tone="warn">{t('admin.runtimes.pinnedImage')}</Badge>}
                             {r.outdatedImage && <Badge tone="warn">{t('admin.runtimes.outdatedImage')}</Badge>}
                             {r.configStale && <Badge tone="warn">{t('admin.runtimes.configStale')}</Badge>}
                           </div>
@@ -212,6 +214,7 @@ export function RuntimesPage() {
         )}
         <Pagination total={items.length} limit={PAGE} offset={start} onChange={setOffset} />
       </Card>
+      <RolloutCard runtimes={items} configuredImage={items[0]?.configuredImage ?? ''} onChange={() => void runtimes.reload()} />
     </div>
   );
 }

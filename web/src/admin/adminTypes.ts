@@ -19,6 +19,7 @@ export type {
   ModelChangeAnswer,
   PasswordReset,
   PlatformSettings,
+  RolloutAnswer,
   RuntimeList,
   SavedModel,
   StaleRuntime,
