@@ -330,6 +330,7 @@ export function buildPlatform(config: AppConfig, logger: Logger, overrides: Plat
     volumes,
     volumeRoot: filesSettings.volumeRoot,
     installation,
+    freeze: (userId) => runtimes.freezeForBackup(userId),
     version: CLAWLOOPS_VERSION,
     clock,
     logger: logger.child({ component: 'backup' }),

@@ -62,6 +62,12 @@ export interface BackupServiceDeps {
   /** The volume's root as the file helpers see it (its parent is where a tar of it unpacks). */
   volumeRoot: string;
   installation: Installation;
+  /**
+   * Freezes the user's running runtime while its volume is read, so the volume is one moment
+   * (what a power cut would leave: OpenClaw's SQLite state recovers from that); null when it does
+   * not run. Resolves with the function that lets it go on.
+   */
+  freeze: (userId: string) => Promise<(() => Promise<void>) | null>;
   version: string;
   clock: Clock;
   logger: Logger;
@@ -77,8 +83,9 @@ const SCRUB = `
 
 const CONSISTENCY =
   'The database is one consistent snapshot (SQLite backup API) taken first; each volume is read after it, one at a time. ' +
-  'A stopped runtime\u2019s volume does not change meanwhile; a running agent\u2019s files are as they were when each was read ' +
-  '(a file written during the backup may be its old or new content, never a file of the file manager half uploaded).';
+  'A stopped runtime\u2019s volume does not change meanwhile; a running runtime is frozen while its volume is read, so its files are ' +
+  'all of one moment, as a power cut would leave them (OpenClaw\u2019s own SQLite state recovers from that); an upload in flight is ' +
+  'in it entirely or not at all.';
 
 /**
  * Online backups of everything a team keeps in ClawLoops: the control-plane database (snapshot,
@@ -246,6 +253,8 @@ export class BackupService {
   private async writeVolume(folder: string, identity: AgeIdentity, userId: string, runtimeId: string, username: string): Promise<BackupPart> {
     await this.deps.volumes.free(userId);
     const access = await this.deps.volumes.acquire(userId, 'stream');
+    // After the helper is up: the runtime stays frozen only while its files are read.
+    const thaw = await this.deps.freeze(userId);
     try {
       const archive = await access.readArchive(this.deps.volumeRoot);
       if (!archive) throw new BackupError('BACKUP_VOLUME_UNREADABLE', `The volume of ${username} could not be read.`);
@@ -253,6 +262,7 @@ export class BackupService {
       const written = await writePart(withoutStaging(archive, path.posix.basename(this.deps.volumeRoot)), path.join(folder, name), identity.publicRaw);
       return { name, kind: 'volume', runtimeId, username, ...written };
     } finally {
+      await thaw?.().catch((err: unknown) => this.deps.logger.error({ username, err: (err as Error).message }, 'could not let a runtime go on after its backup'));
       access.release();
     }
   }

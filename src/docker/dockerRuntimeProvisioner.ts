@@ -142,6 +142,14 @@ export class DockerRuntimeProvisioner implements RuntimeProvisioner {
     return typed(this.backend.removeContainer(instanceId));
   }
 
+  freeze(instanceId: string): Promise<boolean> {
+    return typed(this.backend.pauseContainer(instanceId));
+  }
+
+  thaw(instanceId: string): Promise<void> {
+    return typed(this.backend.unpauseContainer(instanceId));
+  }
+
   async release(runtimeId: string, options: { withData: boolean }): Promise<void> {
     const names = runtimeNames(runtimeId);
     await typed(this.backend.removeNetwork(names.network));

@@ -59,7 +59,11 @@ function snapshotOf(info: Docker.ContainerInspectInfo): ContainerSnapshot {
   const networks = info.NetworkSettings?.Networks ?? {};
   const addresses: Record<string, string> = {};
   for (const [name, net] of Object.entries(networks)) if (net.IPAddress) addresses[name] = net.IPAddress;
-  const health = info.State.Health?.Status;
+  // The engine reports a paused container "unhealthy", and one just unpaused too until its next
+  // check, without a single failed check (FailingStreak 0): that is no verdict (a backup freezes
+  // runtimes for a moment), only failed checks are.
+  const reported = info.State.Health?.Status;
+  const health = reported === 'unhealthy' && (info.State.Health?.FailingStreak ?? 0) === 0 ? null : reported;
   return {
     id: info.Id,
     name: info.Name.replace(/^\//, ''),
@@ -309,6 +313,7 @@ export class DockerodeRuntimeBackend implements RuntimeBackend {
     const container = await this.docker.createContainer({
       name: spec.name,
       Image: spec.image,
+      Hostname: spec.hostname,
       Labels: this.stamp(spec.labels),
       Env: Object.entries(spec.env).map(([k, v]) => `${k}=${v}`),
       User: spec.user,
@@ -455,6 +460,26 @@ export class DockerodeRuntimeBackend implements RuntimeBackend {
       await this.docker.getContainer(id).stop({ t: timeoutSeconds });
     } catch (err) {
       if (statusCode(err) === 304 || statusCode(err) === 404) return; // already stopped / gone
+      throw err;
+    }
+  }
+
+  async pauseContainer(id: string): Promise<boolean> {
+    try {
+      await this.docker.getContainer(id).pause();
+      return true;
+    } catch (err) {
+      // 409: not running (or paused already); 404: gone.
+      if (statusCode(err) === 409 || statusCode(err) === 404) return false;
+      throw err;
+    }
+  }
+
+  async unpauseContainer(id: string): Promise<void> {
+    try {
+      await this.docker.getContainer(id).unpause();
+    } catch (err) {
+      if (statusCode(err) === 409 || statusCode(err) === 404) return;
       throw err;
     }
   }

@@ -59,6 +59,13 @@ export interface ExecResult {
 
 export interface ContainerSpec {
   name: string;
+  /**
+   * The same for every incarnation of a runtime. OpenClaw records its gateway's owner as
+   * pid@hostname in its state database and can only tell a dead owner on the same hostname: on a
+   * new container with a new hostname (after a crash or kill, an upgrade, a restore of a running
+   * runtime's backup) it refuses to start for the lease's five minutes.
+   */
+  hostname: string;
   image: string;
   labels: Record<string, string>;
   env: Record<string, string>;
@@ -165,6 +172,10 @@ export interface RuntimeBackend {
   getArchive(containerId: string, path: string, signal?: AbortSignal): Promise<Readable | null>;
   startContainer(id: string): Promise<void>;
   stopContainer(id: string, timeoutSeconds: number): Promise<void>;
+  /** Freezes every process of a running container (cgroup freezer); false when it was not running. */
+  pauseContainer(id: string): Promise<boolean>;
+  /** Not paused (or gone) is fine. */
+  unpauseContainer(id: string): Promise<void>;
   removeContainer(id: string): Promise<void>;
   /** null when the container does not exist. */
   inspectContainer(id: string): Promise<ContainerSnapshot | null>;

@@ -75,6 +75,7 @@ export function containerSpecFor(spec: RuntimeSpec, settings: RoutingSettings): 
   const routing = settings.router === 'traefik' ? traefikLabels(spec.owner, settings, names.network, spec.port) : {};
   return {
     name: containerName(spec.owner),
+    hostname: `openclaw-${spec.owner.runtimeId.slice(0, 8)}`,
     image: spec.image,
     labels: { ...ownerLabels(spec.owner, 'runtime'), ...routing, [LABELS.configHash]: spec.specHash },
     env: { ...spec.env, ...spec.secretEnv },

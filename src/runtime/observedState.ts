@@ -14,6 +14,8 @@ export interface ObservedInput {
   desiredState: DesiredState;
   lastErrorCode: string | null;
   lastErrorMessage?: string | null;
+  /** The platform froze it for a moment (a backup reading its volume): it is still running. */
+  frozen?: boolean;
 }
 
 export interface Observed {
@@ -60,6 +62,7 @@ export function observe(input: ObservedInput): Observed {
     case 'removing':
       return { state: 'stopping', reason: null };
     case 'paused':
+      if (input.frozen) return { state: 'running', reason: 'paused for a moment while its files are backed up' };
       return { state: 'stopped', reason: 'paused outside ClawLoops' };
     case 'created':
       return input.lastErrorCode ? { state: 'failed', reason: null } : { state: 'stopped', reason: null };

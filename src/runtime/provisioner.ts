@@ -173,6 +173,13 @@ export interface RuntimeProvisioner {
   start(instanceId: string): Promise<void>;
   /** Stopping one that is stopped or gone is fine. */
   stop(instanceId: string, timeoutSeconds: number): Promise<void>;
+  /**
+   * Freezes every process of a running incarnation where it stands (nothing it does moves on,
+   * nothing is lost) until `thaw`: its data holds still for a moment. False when it is not running.
+   */
+  freeze(instanceId: string): Promise<boolean>;
+  /** Lets a frozen incarnation go on; one that is not frozen (or gone) is fine. */
+  thaw(instanceId: string): Promise<void>;
   /** Removes an incarnation (its data stays); gone already is fine. */
   removeInstance(instanceId: string): Promise<void>;
   /**

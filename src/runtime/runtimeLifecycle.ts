@@ -429,6 +429,8 @@ export class RuntimeLifecycle {
     const instanceId = runtime?.containerId ?? registry.instance(runtimeId)?.id;
     if (!instanceId) return;
     op.update({ step: 'stopping', percent: 20, message: 'Stopping OpenClaw' });
+    // Frozen for a backup's read: a frozen process cannot hear SIGTERM; the backup gets its files as they are.
+    if (registry.frozen.has(runtimeId)) await provisioner.thaw(instanceId).catch(() => undefined);
     await provisioner.stop(instanceId, settings.stopTimeoutSeconds);
     registry.markUnready(instanceId);
     await registry.refresh(runtimeId, instanceId);

@@ -270,6 +270,37 @@ export class RuntimeManager {
     return this.readiness.confirmReady(runtimeId, instanceId);
   }
 
+  /**
+   * Freezes a user's running runtime so its data holds still while it is read (a backup): every
+   * process stops where it stands and goes on when the returned function is called; it shows as
+   * running meanwhile. Null when there is nothing to freeze (not running, or an operation is
+   * under way on it) or the provisioner cannot.
+   */
+  async freezeForBackup(userId: string): Promise<(() => Promise<void>) | null> {
+    const runtime = this.deps.runtimes.findByUserId(userId);
+    const instance = runtime ? this.registry.instance(runtime.id) : null;
+    if (!runtime || !instance || !isUp(instance.phase) || this.registry.isBusy(runtime.id)) return null;
+    this.registry.frozen.add(runtime.id);
+    let frozen = false;
+    try {
+      frozen = await this.deps.provisioner.freeze(instance.id);
+    } catch (err) {
+      this.deps.logger.warn({ username: runtime.username, err: (err as Error).message }, 'could not freeze a runtime for a backup; its files are read while it runs');
+    }
+    if (!frozen) {
+      this.registry.frozen.delete(runtime.id);
+      return null;
+    }
+    return async () => {
+      try {
+        await this.deps.provisioner.thaw(instance.id);
+      } finally {
+        this.registry.frozen.delete(runtime.id);
+        await this.registry.refresh(runtime.id, instance.id).catch(() => null);
+      }
+    };
+  }
+
   /** Makes sure `image` is on the host, fetching it when it is not; rejects with the reason. */
   async ensureImage(image: string, onProgress: (progress: PullProgress) => void): Promise<void> {
     if (!(await this.deps.provisioner.imageAvailable(image))) await this.deps.provisioner.pullImage(image, onProgress);

@@ -23,6 +23,8 @@ export class RuntimeRegistry {
   private readonly placements = new Map<string, RuntimePlacement>();
   /** Operations on one runtime never overlap: the one in flight, by runtime id. */
   readonly inFlight = new Map<string, Operation>();
+  /** Runtimes the platform froze for a moment (a backup reading their volume): paused, yet running. */
+  readonly frozen = new Set<string>();
 
   constructor(private readonly deps: RuntimeRegistryDeps) {}
 
@@ -68,6 +70,7 @@ export class RuntimeRegistry {
       desiredState: runtime.desiredState,
       lastErrorCode: runtime.lastError?.code ?? null,
       lastErrorMessage: runtime.lastError?.message ?? null,
+      frozen: this.frozen.has(runtime.id),
     });
   }
 
@@ -97,7 +100,8 @@ export class RuntimeRegistry {
     if (instance === null) this.forget(runtimeId, instanceId);
     else {
       this.instances.set(runtimeId, instance);
-      if (!isUp(instance.phase)) this.readyInstances.delete(instanceId);
+      // Frozen by the platform, it is still the same ready OpenClaw once thawed.
+      if (!isUp(instance.phase) && !(instance.phase === 'paused' && this.frozen.has(runtimeId))) this.readyInstances.delete(instanceId);
     }
     this.deps.hub.publishState(runtimeId);
   }

@@ -165,7 +165,8 @@ export class RuntimeWatcher {
     report.orphanNetworksRemoved = await provisioner.sweepPlacements(new Set(rows.keys()));
 
     const seen = new Set<string>();
-    for (const instance of instances) {
+    for (const found of instances) {
+      let instance = found;
       const { runtimeId, userId, username } = instance.owner;
       const row = rows.get(runtimeId);
       const belongs = row !== undefined && row.userId === userId;
@@ -186,6 +187,13 @@ export class RuntimeWatcher {
       }
       seen.add(runtimeId);
       if (row.containerId !== instance.id) report.adopted++;
+      // Frozen for a backup when the control plane stopped: nothing else would ever let it go on.
+      if (instance.phase === 'paused') {
+        await provisioner.thaw(instance.id);
+        const thawed = await provisioner.inspect(instance.id);
+        if (thawed) instance = thawed;
+        logger.warn({ runtimeId, username }, 'let a runtime frozen by an interrupted backup go on');
+      }
       manager.adopt(runtimeId, instance);
       if (isUp(instance.phase)) this.confirmInBackground(runtimeId, instance.id);
     }

@@ -8,6 +8,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { generateIdentity } from '../../src/backup/ageFormat';
+import { FakeWorkspaceVolumes } from '../support/fakeWorkspaceVolumes';
 import { createHarness, errorCode, type Harness } from '../support/harness';
 
 let h: Harness;
@@ -76,7 +77,9 @@ test('a backup folder that cannot be written keeps nothing from starting; the ba
 });
 
 test('while a workspace is held for a restore its files answer 503 with the reason; other workspaces are untouched', async () => {
-  h = createHarness();
+  const volumeDir = fs.mkdtempSync(path.join(os.tmpdir(), 'clawloops-gate-'));
+  // Volumes in a folder (no engine): nothing of this test may land on a real engine.
+  h = createHarness({ workspaceVolumes: new FakeWorkspaceVolumes(volumeDir) });
   const { client: admin } = await h.setupAdmin();
   const alice = await h.createMember(admin, 'alice');
   const bruno = await h.createMember(admin, 'bruno');
@@ -93,4 +96,5 @@ test('while a workspace is held for a restore its files answer 503 with the reas
   release();
   await waiting;
   expect((await alice.client.get('/api/v1/files?path=')).status).toBe(200);
+  fs.rmSync(volumeDir, { recursive: true, force: true });
 });

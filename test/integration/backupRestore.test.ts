@@ -15,7 +15,7 @@ import { generateIdentity, parseIdentity } from '../../src/backup/ageFormat';
 import { DATABASE_PART, volumePart } from '../../src/backup/backupFormat';
 import { restoreDatabase } from '../../src/backup/restore';
 import { NO_ORIGIN } from '../../src/domain/audit';
-import { docker, engineHarness, listen, newInstanceId, signIn, SOCKET, STANDIN_IMAGE, STRONG_PASSWORD, sweep, type EngineHarness } from '../support/engine';
+import { docker, engineHarness, eventually, listen, newInstanceId, signIn, SOCKET, STANDIN_IMAGE, STRONG_PASSWORD, sweep, type EngineHarness } from '../support/engine';
 import { cleanUpProcesses, CLI, spawnNode } from '../support/processes';
 
 jest.setTimeout(180_000);
@@ -80,8 +80,23 @@ test('a running installation is backed up: every part encrypted to the key, read
   before.platform.ledger.flush();
   usageBefore = before.platform.db.prepare('SELECT user_id, model, prompt_tokens, completion_tokens, cost_microdollars FROM llm_usage').all();
 
+  // Alice's runtime is frozen while its volume is read (one moment), shown as running throughout.
+  const containerId = (before.platform.db.prepare('SELECT container_id FROM runtimes WHERE user_id = ?').get(userId) as { container_id: string }).container_id;
+  const events = (await docker.getEvents({ filters: JSON.stringify({ container: [containerId], event: ['pause', 'unpause'] }) })) as NodeJS.ReadableStream & { destroy(): void };
+  const seen: string[] = [];
+  events.on('data', (chunk: Buffer) => {
+    for (const line of chunk.toString().split('\n').filter(Boolean)) seen.push((JSON.parse(line) as { Action: string }).Action);
+  });
+  const states = new Set<string>();
+  const watching = setInterval(() => states.add(before.platform.runtimes.viewForUser(userId).state), 5);
   const progress: string[] = [];
   const summary = await before.platform.backups.create((p) => progress.push(`${p.step}:${p.partsDone}/${p.partsTotal}`));
+  clearInterval(watching);
+  await eventually(() => (seen.length >= 2 ? true : undefined), 'the pause and unpause events');
+  events.destroy();
+  expect(seen).toEqual(['pause', 'unpause']);
+  expect([...states]).toEqual(['running']);
+  expect((await docker.getContainer(containerId).inspect()).State).toMatchObject({ Running: true, Paused: false });
   backupId = summary.id;
   expect(summary.users).toEqual(['admin', 'alice', 'bruno']);
   expect(summary.parts).toBe(4);

@@ -190,6 +190,21 @@ export class FakeProvisioner implements RuntimeProvisioner {
     this.emit(instanceId, 'started');
   }
 
+  async freeze(instanceId: string): Promise<boolean> {
+    const instance = this.instances.get(instanceId);
+    if (!instance || instance.phase !== 'running') return false;
+    instance.phase = 'paused';
+    this.emit(instanceId, 'changed');
+    return true;
+  }
+
+  async thaw(instanceId: string): Promise<void> {
+    const instance = this.instances.get(instanceId);
+    if (instance?.phase !== 'paused') return;
+    instance.phase = 'running';
+    this.emit(instanceId, 'changed');
+  }
+
   async stop(instanceId: string): Promise<void> {
     const instance = this.instances.get(instanceId);
     if (!instance || instance.phase !== 'running') return;
