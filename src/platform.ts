@@ -98,6 +98,8 @@ export interface PlatformOverrides {
   spoolFreeBytes?: (dir: string) => number;
   /** How long an unused file helper container lives (default one minute). */
   fileHelperIdleMs?: number;
+  /** A command-line run beside a running server names its file helpers apart (fileHelpers.ts). */
+  fileHelperNamePrefix?: string;
   /** Instead of the Docker engine's volumes (http tests of the file API). */
   workspaceVolumes?: WorkspaceVolumes;
 }
@@ -268,6 +270,7 @@ export function buildPlatform(config: AppConfig, logger: Logger, overrides: Plat
       settings: runtimeSettings,
       logger: logger.child({ component: 'files' }),
       idleMs: overrides.fileHelperIdleMs ?? 60_000,
+      ...(overrides.fileHelperNamePrefix ? { namePrefix: overrides.fileHelperNamePrefix } : {}),
       agentScript: fileAgentScript,
     });
   // Everyone reaches volumes through the gate; a workspace restore holds one and works underneath.

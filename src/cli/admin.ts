@@ -32,6 +32,9 @@ Commands:
                               next sign-in, sign the user out everywhere, and re-enable the
                               account if it was disabled.
   list-admins                 List administrator accounts and their status.
+  backup                      Take a backup now (the server may be running): the database and
+                              every workspace volume, encrypted to CLAWLOOPS_BACKUP_KEY_FILE,
+                              into CLAWLOOPS_BACKUP_DIR, with its progress; prints its id.
   backup-keygen <file>        Create a backup key (an age identity file, mode 600) to set as
                               CLAWLOOPS_BACKUP_KEY_FILE. Keep a copy away from this machine.
   restore <backup folder>     Restore a whole installation from a backup into an empty data
@@ -49,6 +52,7 @@ async function run(argv: string[]): Promise<number> {
   }
   if (command === 'backup-keygen') return backupKeygen(args);
   if (command === 'restore') return restore(args);
+  if (command === 'backup') return backup(args);
   const config = loadConfig(process.env);
   const db = openDatabase(config.dataDir);
   try {
@@ -111,6 +115,35 @@ function backupKeygen(args: string[]): number {
   console.log(`Backup key written to ${args[0]} (public key ${identity.recipient}).`);
   console.log('Set CLAWLOOPS_BACKUP_KEY_FILE to it, and keep a copy away from this machine: without it no backup can be read.');
   return 0;
+}
+
+async function backup(args: string[]): Promise<number> {
+  if (args.length !== 0) {
+    console.error('backup takes no arguments (the folder is CLAWLOOPS_BACKUP_DIR).\n');
+    console.error(USAGE);
+    return 2;
+  }
+  const config = loadConfig(process.env);
+  if (!config.backup.keyFile) {
+    console.error('Set CLAWLOOPS_BACKUP_KEY_FILE to the backup key (npm run admin -- backup-keygen <file> makes one).');
+    return 2;
+  }
+  // Its own file helpers, named apart from a running server's and removed when done.
+  const platform = buildPlatform(config, createLogger('warn'), { fileHelperNamePrefix: 'clawloops-files-cli' });
+  try {
+    let shown = '';
+    const summary = await platform.backups.create((p) => {
+      const line = p.step === 'volumes' && p.username ? `Volume of ${p.username} (${p.partsDone + 1}/${p.partsTotal})` : p.step === 'database' ? 'Database' : 'Finishing';
+      if (line !== shown) console.log(`${line} …`);
+      shown = line;
+    });
+    new AuditLog(new AuditRepository(platform.db), systemClock).record({ action: 'backup.create', actor: CLI_ACTOR, origin: NO_ORIGIN, target: { type: 'backup', id: summary.id, label: summary.id }, detail: { bytes: summary.bytes, parts: summary.parts } });
+    console.log(`Backup ${summary.id} written to ${config.backup.dir}: ${summary.parts} part(s), ${summary.bytes} bytes, ${summary.users.length} account(s).`);
+    return 0;
+  } finally {
+    await platform.volumes.closeOwn().catch(() => undefined);
+    platform.close();
+  }
 }
 
 async function restore(args: string[]): Promise<number> {

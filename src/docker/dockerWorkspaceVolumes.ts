@@ -36,6 +36,10 @@ export class DockerWorkspaceVolumes implements WorkspaceVolumes {
   closeAll(): Promise<number> {
     return this.helpers.removeAll();
   }
+
+  async closeOwn(): Promise<void> {
+    await Promise.all([...this.helpers.runtimeIds()].map((runtimeId) => this.helpers.removeForRuntime(runtimeId)));
+  }
 }
 
 class DockerVolumeAccess implements VolumeAccess {

@@ -84,12 +84,22 @@ export interface FileHelpersDeps {
   logger: Logger;
   /** How long an unused helper container lives. */
   idleMs: number;
+  /**
+   * What its helpers' names begin with: a command-line run beside the server names its own
+   * apart, so neither ever finds the other's helper in the way of its name.
+   */
+  namePrefix?: string;
 }
 
 export class FileHelpers {
   private readonly helpers = new Map<string, Helper>();
 
   constructor(private readonly deps: FileHelpersDeps) {}
+
+  /** The runtimes this process holds a helper for. */
+  runtimeIds(): string[] {
+    return [...this.helpers.keys()];
+  }
 
   async acquire(userId: string, use: FileHostUse): Promise<FileHostLease> {
     const target = this.deps.targets.fileTarget(userId);
@@ -209,7 +219,7 @@ export class FileHelpers {
     const names = runtimeNames(runtimeId);
     await typedEngineCall('creating the workspace volume', () => backend.ensureVolume(names.volume, ownerLabels(identity, 'volume')));
     const spec = {
-      name: `clawloops-files-${username}-${runtimeId.slice(0, 8)}`,
+      name: `${this.deps.namePrefix ?? 'clawloops-files'}-${username}-${runtimeId.slice(0, 8)}`,
       image: settings.image,
       labels: { ...ownerLabels(identity, 'runtime'), [LABELS.role]: HELPER_ROLE },
       user: `${RUNTIME_UID}:${RUNTIME_UID}`,

@@ -47,4 +47,8 @@ export class VolumeGate implements WorkspaceVolumes {
   closeAll(): Promise<number> {
     return this.inner.closeAll();
   }
+
+  closeOwn(): Promise<void> {
+    return this.inner.closeOwn();
+  }
 }

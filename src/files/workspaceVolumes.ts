@@ -63,4 +63,6 @@ export interface WorkspaceVolumes {
   closeRuntime(runtimeId: string): Promise<void>;
   /** Start-up and shutdown: ends every access and whatever an earlier process left; how many were left. */
   closeAll(): Promise<number>;
+  /** Ends this process's accesses only (a command-line run beside a running server leaves the server's alone). */
+  closeOwn(): Promise<void>;
 }

@@ -278,8 +278,10 @@ export class RuntimeManager {
    */
   async freezeForBackup(userId: string): Promise<(() => Promise<void>) | null> {
     const runtime = this.deps.runtimes.findByUserId(userId);
-    const instance = runtime ? this.registry.instance(runtime.id) : null;
-    if (!runtime || !instance || !isUp(instance.phase) || this.registry.isBusy(runtime.id)) return null;
+    if (!runtime || this.registry.isBusy(runtime.id)) return null;
+    // A command-line backup beside the server has watched nothing: it asks the provisioner.
+    const instance = this.registry.instance(runtime.id) ?? (runtime.containerId ? await this.deps.provisioner.inspect(runtime.containerId).catch(() => null) : null);
+    if (!instance || !isUp(instance.phase)) return null;
     this.registry.frozen.add(runtime.id);
     let frozen = false;
     try {

@@ -273,6 +273,28 @@ describe('backup-keygen and restore', () => {
   });
 });
 
+describe('backup from the command line', () => {
+  processTest('backup without a key says how to make one; with one it writes the database part and the manifest into the backup folder', async () => {
+    const dir = tempDir();
+    const dataDir = `${dir}/data`;
+    const seeded = await runCli(dataDir, ['list-admins']);
+    expect(seeded.code).toBe(0);
+    const noKey = await runCli(dataDir, ['backup']);
+    expect([noKey.code, noKey.stderr]).toEqual([2, expect.stringContaining('backup-keygen')]);
+    const keyFile = `${dir}/key.txt`;
+    expect((await runCli(dir, ['backup-keygen', keyFile])).code).toBe(0);
+    const vars = { CLAWLOOPS_BACKUP_KEY_FILE: keyFile, CLAWLOOPS_BACKUP_DIR: `${dir}/backups` };
+    const made = await runCli(dataDir, ['backup'], vars);
+    expect(made.stderr).toBe('');
+    expect(made.code).toBe(0);
+    expect(made.stdout).toMatch(/^Database …\n/);
+    const id = /Backup (\d{8}T\d{6}Z-[0-9a-f]{6}) written to /.exec(made.stdout)?.[1] ?? '';
+    expect(fs.readdirSync(`${dir}/backups`)).toEqual([id]);
+    expect(fs.readdirSync(`${dir}/backups/${id}`).sort()).toEqual(['database.sqlite.age', 'manifest.json.age']);
+    expect((await runCli(dataDir, ['backup', 'extra'], vars)).code).toBe(2);
+  });
+});
+
 describe('with the server running on the same data directory', () => {
   processTest('reset-password ends the running session; the old password stops working and the new one works', async () => {
     const dataDir = tempDir();

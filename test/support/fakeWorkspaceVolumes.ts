@@ -52,6 +52,10 @@ export class FakeWorkspaceVolumes implements WorkspaceVolumes {
     this.closeOpen();
   }
 
+  async closeOwn(): Promise<void> {
+    this.closeOpen();
+  }
+
   async closeAll(): Promise<number> {
     this.failIfUnreachable();
     return this.closeOpen();
