@@ -268,6 +268,9 @@ describe('upgrades', () => {
       db.prepare("INSERT INTO llm_limits (user_id, monthly_tokens, updated_at) VALUES ('u1', 1000, 1)").run();
     }
     if (version >= 6) db.prepare("INSERT INTO llm_models (id, upstream_model, display_name, enabled, updated_at) VALUES ('m', 'm', 'M', 1, 1)").run();
+    if (version >= 12) {
+      db.prepare("INSERT INTO workspace_restores (id, user_id, runtime_id, username, backup_id, phase, started_at) VALUES ('wr1', 'u1', 'r1', 'alice', '20261206T000000Z-abcdef', 'done', 1)").run();
+    }
   }
   const counts = (db: Db) =>
     Object.fromEntries(tables(db).map((t) => [t, (db.prepare(`SELECT COUNT(*) AS n FROM "${t}"`).get() as { n: number }).n]));
