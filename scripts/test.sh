@@ -49,7 +49,12 @@ if [[ $# -gt 0 ]]; then
   exit
 fi
 step "tests"
-npx jest --ci --testPathIgnorePatterns '/test/browser/'
+npx jest --ci --testPathIgnorePatterns '/test/browser/' '/test/integration/applianceRestore'
+# Alone: two members' 256 MiB transfers, a backup and a restore of them, and the real OpenClaw
+# twice would take the machine's disk and two cores from whatever ran beside them (measured: the
+# event-stream reconnect test then missed its 20 s window).
+step "whole-appliance backup and restore (real OpenClaw)"
+npx jest --ci test/integration/applianceRestore
 # Alone: Chromium rendering OpenClaw's UI next to other suites' OpenClaw runtimes would compete
 # for the machine's two cores and turn waits into timeouts.
 step "browser tests"
