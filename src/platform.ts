@@ -419,6 +419,7 @@ export function buildPlatform(config: AppConfig, logger: Logger, overrides: Plat
       app.closeWorkspaceSockets();
       watcher.close();
       runtimes.figures.close();
+      void backups.close();
       clearInterval(auditRepeatsTimer);
       if (db.open) {
         ledger.flush();

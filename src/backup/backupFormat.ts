@@ -2,8 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { Transform, Writable, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { AgeDecrypt, type AgeIdentity } from './ageFormat';
-import { sealPart } from './sealedParts';
+import { AgeDecrypt, AgeEncrypt, type AgeIdentity } from './ageFormat';
 import { STREAM_BUFFER, Tally } from './tally';
 
 /**
@@ -101,10 +100,15 @@ export function sweepPartials(dir: string, now = Date.now()): number {
 
 /**
  * Encrypts `source` into `file` (created, never overwritten) and reports both sizes and the
- * file's SHA-256. The plaintext is only counted (age authenticates it), the file hashed.
+ * file's SHA-256. The plaintext is only counted (age authenticates it), the file hashed. Here,
+ * on this thread: for the small parts (the manifest, the database); a volume goes through
+ * sealPart (sealedParts.ts), on another core.
  */
-export function writePart(source: Readable, file: string, recipient: AgeIdentity['publicRaw']): Promise<{ plainBytes: number; bytes: number; sha256: string }> {
-  return sealPart(source, file, recipient);
+export async function writePart(source: Readable, file: string, recipient: AgeIdentity['publicRaw']): Promise<{ plainBytes: number; bytes: number; sha256: string }> {
+  const plain = new Tally(false);
+  const sealed = new Tally();
+  await pipeline(source, plain, new AgeEncrypt(recipient), sealed, fs.createWriteStream(file, { flags: 'wx', mode: 0o600, highWaterMark: STREAM_BUFFER }));
+  return { plainBytes: plain.bytes, bytes: sealed.bytes, sha256: sealed.digest() };
 }
 
 /**

@@ -12,6 +12,7 @@ import type { VolumeGate } from '../files/volumeGate';
 import type { Clock } from '../lib/clock';
 import type { Logger } from '../lib/logger';
 import type { AgeIdentity } from './ageFormat';
+import { PartSealer } from './sealedParts';
 import { rewriteTar } from './tarRewrite';
 import {
   BACKUP_FORMAT,
@@ -101,8 +102,11 @@ export class BackupService {
    */
   private readonly summaries = new Map<string, Pick<BackupSummary, 'createdAt' | 'trigger' | 'users' | 'parts'>>();
   private progress: BackupProgress | null = null;
+  /** Volume parts are sealed on another core; started with the service when there is a key to back up with. */
+  private readonly sealer = new PartSealer();
 
   constructor(private readonly deps: BackupServiceDeps) {
+    if (deps.identity) void this.sealer.start().catch((err: unknown) => deps.logger.warn({ err: (err as Error).message }, 'the backup sealing worker did not start; the first backup tries again'));
     // A backup folder that is not there yet (a NAS not mounted) must not keep the platform from
     // starting: each backup makes it, and says so when it cannot.
     try {
@@ -111,6 +115,11 @@ export class BackupService {
     } catch (err) {
       deps.logger.warn({ backupDir: deps.backupDir, err: (err as Error).message }, 'the backup folder cannot be read now; backups will say why when they run');
     }
+  }
+
+  /** Shutdown: the sealing worker goes (it never holds the process open, but tests close platforms). */
+  close(): Promise<void> {
+    return this.sealer.close();
   }
 
   get current(): BackupProgress | null {
@@ -259,7 +268,7 @@ export class BackupService {
       const archive = await access.readArchive(this.deps.volumeRoot);
       if (!archive) throw new BackupError('BACKUP_VOLUME_UNREADABLE', `The volume of ${username} could not be read.`);
       const name = volumePart(runtimeId);
-      const written = await writePart(withoutStaging(archive, path.posix.basename(this.deps.volumeRoot)), path.join(folder, name), identity.publicRaw);
+      const written = await this.sealer.seal(withoutStaging(archive, path.posix.basename(this.deps.volumeRoot)), path.join(folder, name), identity.publicRaw);
       return { name, kind: 'volume', runtimeId, username, ...written };
     } finally {
       await thaw?.().catch((err: unknown) => this.deps.logger.error({ username, err: (err as Error).message }, 'could not let a runtime go on after its backup'));

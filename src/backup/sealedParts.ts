@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { Worker } from 'node:worker_threads';
-import type { SealRequest, SealerMessage, SealResult } from './sealProtocol';
+import type { SealerMessage, SealerRequest, SealResult } from './sealProtocol';
 
 /** Plaintext is sent to the worker in pieces of this size, at most MAX_IN_FLIGHT of them unacknowledged. */
 const PIECE = 1024 * 1024;
@@ -10,82 +10,133 @@ const MAX_IN_FLIGHT = 8;
 
 let bundled: Promise<string> | null = null;
 
-/**
- * The sealing worker as this process can start it: the compiled file next to this one
- * (production, dist/), or, when the control plane runs from its TypeScript sources (tsx, jest),
- * the sources bundled once with esbuild (a build-time tool, loaded only then) and run as code.
- */
-async function startWorker(request: SealRequest): Promise<Worker> {
-  const built = path.join(__dirname, 'sealWorker.js');
-  if (fs.existsSync(built)) return new Worker(built, { workerData: request });
-  if (!__filename.endsWith('.ts')) throw new Error(`the backup sealing worker was not built: ${built} is missing`);
+/** From the sources only (tsx, jest): the worker bundled once with esbuild, a build-time tool loaded only then. */
+export function bundledWorker(): Promise<string> {
+  if (!__filename.endsWith('.ts')) return Promise.reject(new Error(`the backup sealing worker was not built: ${path.join(__dirname, 'sealWorker.js')} is missing`));
   if (!bundled) {
-    bundled = import('esbuild').then(async (esbuild) => {
+    const loading = import('esbuild').then(async (esbuild) => {
       const result = await esbuild.build({ entryPoints: [path.join(__dirname, 'sealWorker.ts')], bundle: true, write: false, platform: 'node', format: 'cjs', target: 'node20', logLevel: 'silent' });
       return result.outputFiles[0]?.text ?? '';
     });
-    bundled.catch(() => (bundled = null));
+    loading.catch(() => {
+      if (bundled === loading) bundled = null;
+    });
+    bundled = loading;
   }
-  return new Worker(await bundled, { eval: true, workerData: request });
+  return bundled;
 }
 
 /**
- * Encrypts `source` into `file` in a worker thread: this thread only reads the source (the
- * engine's archive stream, the staging filter) and hands the bytes over, a few MiB ahead at
- * most, so memory stays flat whatever the part's size; the encryption, hashing and writing run
- * on another core. A failure on either side ends both.
+ * One worker thread that seals backup parts, one at a time, for the life of the process: it is
+ * started by the first part (or `start`, so that a process that will back up pays for the thread
+ * once, up front) and never holds the process open. The compiled file next to this one runs it
+ * in production (dist/); from the sources it is the bundle above.
  */
-export async function sealPart(source: Readable, file: string, recipient: Buffer): Promise<SealResult> {
-  const worker = await startWorker({ file, recipient: new Uint8Array(recipient) });
-  let inFlight = 0;
-  let wake: (() => void) | null = null;
-  let failure: Error | null = null;
-  const finished = new Promise<SealResult>((resolve, reject) => {
-    worker.on('message', (message: SealerMessage) => {
-      if (message.type === 'ack') {
-        inFlight--;
-        wake?.();
-      } else if (message.type === 'done') resolve(message.result);
-      else reject(new Error(message.message));
-    });
-    worker.on('error', reject);
-    worker.on('exit', (code) => reject(new Error(`the backup sealing worker stopped (exit code ${code})`)));
-  });
-  finished.catch((err: Error) => {
-    failure = err;
-    wake?.();
-  });
-  const send = async (piece: Buffer) => {
-    // A fresh copy the worker owns outright: the stream's buffers may be views into shared pools.
-    const owned = new Uint8Array(piece.length);
-    owned.set(piece);
-    worker.postMessage({ type: 'chunk', data: owned }, [owned.buffer]);
-    inFlight++;
-    while (inFlight >= MAX_IN_FLIGHT && !failure) await new Promise<void>((resolve) => (wake = resolve));
-    wake = null;
-  };
-  try {
-    let pending: Buffer[] = [];
-    let pendingBytes = 0;
-    for await (const chunk of source as AsyncIterable<Buffer>) {
-      if (failure) break;
-      pending.push(chunk);
-      pendingBytes += chunk.length;
-      if (pendingBytes >= PIECE) {
-        await send(pending.length === 1 ? chunk : Buffer.concat(pending, pendingBytes));
-        pending = [];
-        pendingBytes = 0;
-      }
+export class PartSealer {
+  private worker: Promise<Worker> | null = null;
+  /** Parts are sealed one after another: a second waits for the first. */
+  private queue: Promise<unknown> = Promise.resolve();
+
+  start(): Promise<Worker> {
+    if (!this.worker) {
+      const starting = (async () => {
+        const built = path.join(__dirname, 'sealWorker.js');
+        const worker = fs.existsSync(built) ? new Worker(built) : new Worker(await bundledWorker(), { eval: true });
+        worker.unref();
+        // A worker that dies is started again for the next part.
+        worker.on('exit', () => {
+          if (this.worker === starting) this.worker = null;
+        });
+        return worker;
+      })();
+      starting.catch(() => {
+        if (this.worker === starting) this.worker = null;
+      });
+      this.worker = starting;
     }
-    if (failure) throw failure;
-    if (pendingBytes > 0) await send(Buffer.concat(pending, pendingBytes));
-    worker.postMessage({ type: 'end' });
-    return await finished;
-  } catch (err) {
-    worker.postMessage({ type: 'abort' });
-    source.destroy();
-    throw failure ?? err;
-  } finally {
-    await worker.terminate();
+    return this.worker;
+  }
+
+  /**
+   * Encrypts `source` into `file`: this thread only reads the source (the engine's archive
+   * stream, the staging filter) and hands the bytes over, a few MiB ahead at most, so memory
+   * stays flat whatever the part's size; the encryption, hashing and writing run on another core.
+   * A failure on either side ends the part.
+   */
+  seal(source: Readable, file: string, recipient: Buffer): Promise<SealResult> {
+    const turn = this.queue.then(() => this.sealNow(source, file, recipient));
+    this.queue = turn.catch(() => undefined);
+    return turn;
+  }
+
+  async close(): Promise<void> {
+    const worker = await this.worker?.catch(() => null);
+    this.worker = null;
+    await worker?.terminate();
+  }
+
+  private async sealNow(source: Readable, file: string, recipient: Buffer): Promise<SealResult> {
+    const worker = await this.start();
+    const post = (message: SealerRequest, transfer?: ArrayBuffer[]) => worker.postMessage(message, transfer);
+    let inFlight = 0;
+    let wake: (() => void) | null = null;
+    let failure: Error | null = null;
+    let onMessage: (message: SealerMessage) => void = () => undefined;
+    let onExit: (code: number) => void = () => undefined;
+    const finished = new Promise<SealResult>((resolve, reject) => {
+      onMessage = (message) => {
+        if (message.type === 'ack') {
+          inFlight--;
+          wake?.();
+        } else if (message.type === 'done') resolve(message.result);
+        else reject(new Error(message.message));
+      };
+      onExit = (code) => reject(new Error(`the backup sealing worker stopped (exit code ${code})`));
+    });
+    worker.on('message', onMessage);
+    worker.on('exit', onExit);
+    finished.catch((err: Error) => {
+      failure = err;
+      wake?.();
+    });
+    const send = async (piece: Buffer) => {
+      // A fresh copy the worker owns outright: the stream's buffers may be views into shared pools.
+      const owned = new Uint8Array(piece.length);
+      owned.set(piece);
+      post({ type: 'chunk', data: owned }, [owned.buffer]);
+      inFlight++;
+      while (inFlight >= MAX_IN_FLIGHT && !failure) await new Promise<void>((resolve) => (wake = resolve));
+      wake = null;
+    };
+    try {
+      post({ type: 'begin', file, recipient: new Uint8Array(recipient) });
+      let pending: Buffer[] = [];
+      let pendingBytes = 0;
+      for await (const chunk of source as AsyncIterable<Buffer>) {
+        if (failure) break;
+        pending.push(chunk);
+        pendingBytes += chunk.length;
+        if (pendingBytes >= PIECE) {
+          await send(pending.length === 1 ? chunk : Buffer.concat(pending, pendingBytes));
+          pending = [];
+          pendingBytes = 0;
+        }
+      }
+      if (failure) throw failure;
+      if (pendingBytes > 0) await send(Buffer.concat(pending, pendingBytes));
+      post({ type: 'end' });
+      return await finished;
+    } catch (err) {
+      // What went wrong first: the worker's failure, or the source's.
+      const cause: unknown = failure ?? err;
+      post({ type: 'abort' });
+      source.destroy();
+      // The part's end (done or failed) still comes: wait for it, so the next part starts clean.
+      await finished.catch(() => undefined);
+      throw cause;
+    } finally {
+      worker.off('message', onMessage);
+      worker.off('exit', onExit);
+    }
   }
 }

@@ -5,7 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { generateIdentity } from '../../src/backup/ageFormat';
-import { writePart } from '../../src/backup/backupFormat';
+import { PartSealer } from '../../src/backup/sealedParts';
 
 /**
  * Backup parts sealed in a worker thread: what comes out is an age file the reference tool
@@ -15,6 +15,9 @@ import { writePart } from '../../src/backup/backupFormat';
  */
 let dir: string;
 const key = generateIdentity();
+const sealer = new PartSealer();
+const writePart = (source: Readable, file: string, recipient: Buffer) => sealer.seal(source, file, recipient);
+afterAll(() => sealer.close());
 beforeEach(() => {
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sealed-parts-'));
   fs.writeFileSync(path.join(dir, 'key.txt'), key.text, { mode: 0o600 });
@@ -39,6 +42,9 @@ test('a source that fails mid-way fails the part with its error', async () => {
     throw new Error('the engine dropped the stream');
   }
   await expect(writePart(Readable.from(failing()), path.join(dir, 'part.age'), key.identity.publicRaw)).rejects.toThrow('the engine dropped the stream');
+  // The worker seals the next part as if nothing had happened.
+  const next = randomBytes(1024 * 1024 + 1);
+  expect((await writePart(Readable.from([next]), path.join(dir, 'next.age'), key.identity.publicRaw)).plainBytes).toBe(next.length);
 });
 
 test('a part file that exists already is never overwritten', async () => {
@@ -46,4 +52,13 @@ test('a part file that exists already is never overwritten', async () => {
   fs.writeFileSync(file, 'earlier');
   await expect(writePart(Readable.from([randomBytes(4 * 1024 * 1024)]), file, key.identity.publicRaw)).rejects.toThrow(/EEXIST/);
   expect(fs.readFileSync(file, 'utf8')).toBe('earlier');
+});
+
+test('parts sealed one after another by the same worker, even when asked for at once, and after a failed one', async () => {
+  const contents = [randomBytes(2 * 1024 * 1024), randomBytes(3 * 1024 * 1024 + 5)];
+  const results = await Promise.all(contents.map((c, i) => writePart(Readable.from([c]), path.join(dir, `p${i}.age`), key.identity.publicRaw)));
+  for (const [i, c] of contents.entries()) {
+    expect(results[i]?.plainBytes).toBe(c.length);
+    expect(execFileSync('age', ['-d', '-i', path.join(dir, 'key.txt'), path.join(dir, `p${i}.age`)], { maxBuffer: 1 << 26 }).equals(c)).toBe(true);
+  }
 });
