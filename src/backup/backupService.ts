@@ -13,7 +13,7 @@ import type { Clock } from '../lib/clock';
 import type { Logger } from '../lib/logger';
 import type { AgeIdentity } from './ageFormat';
 import { PartSealer } from './sealedParts';
-import { rewriteTar } from './tarRewrite';
+import { TarEntryFilter } from './tarFilter';
 import {
   BACKUP_FORMAT,
   BackupError,
@@ -339,8 +339,10 @@ export async function verifyBackup(dir: string, identity: AgeIdentity): Promise<
  */
 function withoutStaging(archive: Readable, rootName: string): Readable {
   const skipped = [`${rootName}/${STAGING_DIR}`, `${rootName}/${RESTORE_DIR}`];
-  return rewriteTar(archive, (header) => {
-    const name = header.name.replace(/\/$/, '');
-    return skipped.some((dir) => name === dir || name.startsWith(`${dir}/`)) ? 'skip' : header;
+  const filter = new TarEntryFilter((name) => {
+    const trimmed = name.replace(/\/$/, '');
+    return skipped.some((dir) => trimmed === dir || trimmed.startsWith(`${dir}/`));
   });
+  archive.on('error', (err) => filter.destroy(err));
+  return archive.pipe(filter);
 }
