@@ -116,7 +116,19 @@ export class WorkspaceRestore {
         }
         op.update({ step: 'restoring', percent: 92, message: 'Putting the restored files in place' });
         deps.restores.setPhase(record.id, 'swapping', deps.clock.now(), { bytes: part.plainBytes });
-        await this.agent(access, { op: 'swapVolume', volumeRoot: deps.volumeRoot, id: record.id });
+        try {
+          await this.agent(access, { op: 'swapVolume', volumeRoot: deps.volumeRoot, id: record.id });
+        } catch (err) {
+          // A swap that failed on its own put the previous files back and left no journal: then the
+          // restore folder can go and nothing changed. One cut off mid-way (its journal still says
+          // so) refuses to be cleared, stays 'swapping', and is finished before the next start.
+          const undone = await this.agent(access, { op: 'clearRestores', volumeRoot: deps.volumeRoot }).then(
+            () => true,
+            () => false,
+          );
+          if (undone) deps.restores.setPhase(record.id, 'failed', deps.clock.now(), { error: `${(err as Error).message} The previous files were put back.` });
+          throw err;
+        }
         deps.restores.setPhase(record.id, 'done', deps.clock.now());
         await this.agent(access, { op: 'clearRestores', volumeRoot: deps.volumeRoot }).catch((e: unknown) => deps.logger.warn({ username: input.username, err: (e as Error).message }, 'the previous files of a finished restore could not be removed; the next restore does'));
       } finally {
@@ -183,7 +195,14 @@ export class WorkspaceRestore {
     const { restores, clock, logger } = this.deps;
     for (const record of restores.unfinished(runtimeId)) {
       if (record.phase === 'swapping') {
-        await this.agent(access, { op: 'swapVolume', volumeRoot: this.deps.volumeRoot, id: record.id });
+        try {
+          await this.agent(access, { op: 'swapVolume', volumeRoot: this.deps.volumeRoot, id: record.id });
+        } catch (err) {
+          // As in run(): a swap that undid itself can be cleared, and the runtime starts on its previous files.
+          await this.agent(access, { op: 'clearRestores', volumeRoot: this.deps.volumeRoot });
+          restores.setPhase(record.id, 'failed', clock.now(), { error: `${(err as Error).message} The previous files were put back.` });
+          continue;
+        }
         restores.setPhase(record.id, 'done', clock.now());
         logger.warn({ username: record.username, backup: record.backupId }, 'finished a workspace restore that was interrupted while its files were being swapped');
       } else {
