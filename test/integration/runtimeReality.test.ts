@@ -365,10 +365,12 @@ describe('event stream drops', () => {
       await watcher.start();
       expect(ends).toHaveLength(1);
       closes[0]?.();
-      ends[0]?.(new Error('socket hang up'));
-      // While nobody listens, the container goes away.
+      // While nobody listens, the container goes away; only then does the feed report its end (the
+      // other way round, a reconnect quicker than a busy engine's removal raced it and found the
+      // container still there).
       const before = containerIdOf(view.id);
       await docker.getContainer(before).remove({ force: true });
+      ends[0]?.(new Error('socket hang up'));
       await eventually(() => (/runtime change feed restored and state re-read/.test(h.logs.text) ? true : undefined), 'the reconnect');
       expect(ends.length).toBeGreaterThan(1);
       expect(h.logs.text).toMatch(/runtime change feed dropped; reconnecting/);
