@@ -159,15 +159,25 @@ export class ImageRollout {
       state.notes.push('No running runtime runs another image: the new image applies to each runtime at its next start.');
       this.configure(state, actor, origin);
     }
+    // The first runtime actually restarted decides for the rest.
+    let tried = 0;
     for (const item of state.items) {
-      if (!proven && state.items.indexOf(item) > 0) break;
+      if (!proven && tried > 0) break;
       const runtime = records.findByUserId(item.userId);
       if (!runtime) {
         item.status = 'skipped';
         item.error = { code: 'RUNTIME_NOT_FOUND', message: 'The runtime was deleted meanwhile.' };
         continue;
       }
+      // Stopped since the rollout began (by its member, say): not started behind their back.
+      if (runtimes.viewForUser(item.userId).state !== 'running') {
+        item.status = 'skipped';
+        item.error = { code: 'RUNTIME_NOT_RUNNING', message: 'It was stopped before its turn; it starts on the configured image next time.' };
+        this.save();
+        continue;
+      }
       item.status = 'restarting';
+      tried++;
       this.save();
       records.setPinnedImage(runtime.id, state.image, clock.now());
       const moved = await this.restartOnto(item, runtime.id, actor, origin);
@@ -201,7 +211,7 @@ export class ImageRollout {
     for (const item of state.items) {
       if (item.status === 'pending') {
         item.status = 'skipped';
-        item.error = { code: 'CANARY_FAILED', message: `Not restarted: ${state.items[0]?.username ?? 'the first runtime'} failed on ${state.image}.` };
+        item.error = { code: 'FIRST_FAILED', message: `Not restarted: ${state.items.find((i) => i.status === 'rolled-back' || i.status === 'failed')?.username ?? 'the first runtime'} failed on ${state.image}.` };
       }
     }
     if (!proven) {

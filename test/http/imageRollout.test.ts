@@ -136,3 +136,26 @@ test('refusals: one rollout at a time, a canary that is not running, bad input, 
   expect((await member.post('/api/v1/admin/runtimes/rollout').send({ image: NEXT })).status).toBe(403);
   expect((await member.get('/api/v1/admin/runtimes/rollout')).status).toBe(403);
 });
+
+test('a runtime its member stopped before its turn is not started behind their back', async () => {
+  let open!: () => void;
+  backend.startGate = new Promise<void>((resolve) => (open = resolve));
+  expect((await admin.post('/api/v1/admin/runtimes/rollout').send({ image: NEXT, canaryUserId: ids.alice })).status).toBe(202);
+  // Alice (the canary) is being restarted; meanwhile Carol stops her own runtime.
+  await eventually(() => (h.platform.rollout.current?.items[0]?.status === 'restarting' ? true : undefined), 'the canary to be restarting');
+  const stopped = h.platform.runtimes.stop({ id: ids.carol ?? '', username: 'carol' }, ids.carol ?? '', { ip: null, userAgent: null });
+  open();
+  backend.startGate = null;
+  await h.platform.runtimes.settled(stopped.runtime.id ?? '');
+  const rollout = await eventually(() => {
+    const current = h.platform.rollout.current;
+    return current && current.status !== 'running' ? current : undefined;
+  }, 'the rollout to finish');
+  expect(rollout.items.map((i) => [i.username, i.status])).toEqual([
+    ['alice', 'updated'],
+    ['bruno', 'updated'],
+    ['carol', 'skipped'],
+  ]);
+  expect(rollout.status).toBe('partial');
+  expect(h.platform.runtimes.viewForUser(ids.carol ?? '').state).toBe('stopped');
+});
