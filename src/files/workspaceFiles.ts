@@ -97,9 +97,13 @@ export class WorkspaceFiles {
     return { path, entries };
   }
 
-  async usage(userId: string, options: { fresh?: boolean } = {}): Promise<Usage> {
+  /**
+   * `anyAge`: a cached figure of any age will do (another write of the user's streams right now:
+   * a measurement would run in the container its archive stream holds, and wait for it to end).
+   */
+  async usage(userId: string, options: { fresh?: boolean; anyAge?: boolean } = {}): Promise<Usage> {
     const cached = this.usageCache.get(userId);
-    if (cached && !options.fresh && this.deps.clock.now() - cached.at < USAGE_FRESH_MS) return { ...cached.usage, quotaBytes: this.deps.settings.quotaBytes };
+    if (cached && !options.fresh && (options.anyAge || this.deps.clock.now() - cached.at < USAGE_FRESH_MS)) return { ...cached.usage, quotaBytes: this.deps.settings.quotaBytes };
     const totals = await this.withAccess(userId, 'command', (access) => this.agent.run<{ bytes: number; files: number }>(access, { op: 'usage', root: this.deps.settings.root }));
     const usage = { bytes: totals.bytes, files: totals.files, measuredAt: new Date(this.deps.clock.now()).toISOString() };
     this.usageCache.set(userId, { usage, at: this.deps.clock.now() });
@@ -362,7 +366,9 @@ export class WorkspaceFiles {
    */
   private async reserveRoom(userId: string, bytes: number): Promise<Room> {
     const { quotaBytes } = this.deps.settings;
-    const used = (await this.usage(userId)).bytes;
+    // With another write in flight, the figure it started from (kept up to date as writes land)
+    // plus what is reserved is the bound: measuring now would wait behind that write's stream.
+    const used = (await this.usage(userId, { anyAge: this.reserved.has(userId) })).bytes;
     const free = () => Math.max(0, quotaBytes - used - (this.reserved.get(userId) ?? 0));
     if (bytes > free()) throw quotaError(quotaBytes, free());
     let held = 0;
