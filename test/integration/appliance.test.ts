@@ -442,8 +442,12 @@ async function cleanUp(): Promise<void> {
   for (const c of await docker.listContainers({ all: true, filters })) {
     await docker.getContainer(c.Id).remove({ force: true, v: true }).catch(() => undefined);
   }
-  const { Volumes } = await docker.listVolumes({ filters });
-  for (const v of Volumes ?? []) await docker.getVolume(v.Name).remove({ force: true }).catch(() => undefined);
+  // The control planes this file starts also claim their installation with a marker volume of their own.
+  const claimed = JSON.stringify({ label: [`io.clawloops.instance=${RUN_ID.slice(0, 40).toLowerCase()}`] });
+  for (const by of [filters, claimed]) {
+    const { Volumes } = await docker.listVolumes({ filters: by });
+    for (const v of Volumes ?? []) await docker.getVolume(v.Name).remove({ force: true }).catch(() => undefined);
+  }
 }
 
 describe('the control plane image (Dockerfile)', () => {
