@@ -25,10 +25,6 @@ export class VolumeGate implements WorkspaceVolumes {
     };
   }
 
-  isHeld(userId: string): boolean {
-    return this.held.has(userId);
-  }
-
   /** Resolves once the user's volume is not held (at once when it is not). */
   async free(userId: string): Promise<void> {
     for (let hold = this.held.get(userId); hold; hold = this.held.get(userId)) await hold.released;
