@@ -108,7 +108,21 @@ export async function writePart(source: Readable, file: string, recipient: AgeId
   const plain = new Tally(false);
   const sealed = new Tally();
   await pipeline(source, plain, new AgeEncrypt(recipient), sealed, fs.createWriteStream(file, { flags: 'wx', mode: 0o600, highWaterMark: STREAM_BUFFER }));
+  await syncToDisk(file);
   return { plainBytes: plain.bytes, bytes: sealed.bytes, sha256: sealed.digest() };
+}
+
+/**
+ * Waits until a file's data, or a folder's entries, are on the disk: a backup is called complete
+ * only once a power cut can no longer take any of it back.
+ */
+export async function syncToDisk(target: string): Promise<void> {
+  const handle = await fs.promises.open(target, 'r');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
 }
 
 /**

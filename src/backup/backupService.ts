@@ -26,6 +26,7 @@ import {
   readManifest,
   readPart,
   sweepPartials,
+  syncToDisk,
   volumePart,
   writePart,
   type BackupManifest,
@@ -230,7 +231,10 @@ export class BackupService {
       const source = new PassThrough();
       source.end(Buffer.from(JSON.stringify(manifest, null, 2)));
       await writePart(source, path.join(folder, MANIFEST_PART), identity.publicRaw);
+      // The parts' names first, then the rename that makes the backup complete.
+      await syncToDisk(folder);
       fs.renameSync(folder, backupPath(this.deps.backupDir, id));
+      await syncToDisk(this.deps.backupDir);
       const bytes = parts.reduce((sum, p) => sum + p.bytes, 0);
       this.deps.logger.info({ backup: id, parts: parts.length, bytes }, 'backup written');
       return { id, createdAt: manifest.createdAt, trigger, bytes, users: users.map((u) => u.username), parts: parts.length };

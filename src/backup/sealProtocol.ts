@@ -8,11 +8,16 @@ export interface SealResult {
   sha256: string;
 }
 
-/** One part: `begin` (its file, created by the worker and never overwritten, and the age recipient's raw X25519 key), chunks, then `end` or `abort`. */
+/**
+ * One part: `begin` (its file, created by the worker and never overwritten, and the age
+ * recipient's raw X25519 key), chunks, then `end` or `abort`. A chunk's buffer is transferred,
+ * and comes back with its `ack` once the worker is done with it, to be filled again: the two
+ * threads pass the same few buffers back and forth instead of making new ones.
+ */
 export type SealerRequest =
   | { type: 'begin'; file: string; recipient: Uint8Array }
-  | { type: 'chunk'; data: Uint8Array }
+  | { type: 'chunk'; data: Uint8Array<ArrayBuffer>; length: number }
   | { type: 'end' }
   | { type: 'abort' };
 
-export type SealerMessage = { type: 'ack' } | { type: 'done'; result: SealResult } | { type: 'failed'; message: string };
+export type SealerMessage = { type: 'ack'; data: Uint8Array<ArrayBuffer> } | { type: 'done'; result: SealResult } | { type: 'failed'; message: string };

@@ -1,51 +1,130 @@
+import { createHash, type Hash } from 'node:crypto';
 import fs from 'node:fs';
-import { PassThrough } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import { parentPort } from 'node:worker_threads';
-import { AgeEncrypt } from './ageFormat';
-import { Tally } from './tally';
+import { AgeSealing } from './ageFormat';
 import type { SealerMessage, SealerRequest } from './sealProtocol';
 
 /**
  * Runs in a worker thread (sealedParts.ts starts one and keeps it): encrypts the plaintext of one
  * part at a time into its file, counting and hashing as it goes, so that a backup's
  * ChaCha20-Poly1305, SHA-256 and disk writes run on the machine's other core while the control
- * plane's own thread reads the engine. Each chunk is acknowledged once taken, which is how the
- * sender keeps only a few in flight.
+ * plane's own thread reads the engine. A chunk is sealed, hashed and written before its buffer
+ * goes back (blocking calls are this thread's whole job), which is also how the sender keeps
+ * only a few in flight.
+ *
+ * The part is on disk before it is reported done (fdatasync): a backup that says it is complete
+ * survives a power cut. Write-back is started every FLUSH_EVERY bytes, without waiting for it, so
+ * the disk works while the engine is still being read instead of all at the end.
  */
 const port = parentPort;
 if (!port) throw new Error('sealWorker runs only as a worker thread');
-const BUFFER = 1024 * 1024;
-const post = (message: SealerMessage) => port.postMessage(message);
-let input: PassThrough | null = null;
+const FLUSH_EVERY = 32 * 1024 * 1024;
+const post = (message: SealerMessage, transfer?: ArrayBuffer[]) => port.postMessage(message, transfer);
+
+interface Part {
+  fd: number;
+  sealing: AgeSealing;
+  hash: Hash;
+  plainBytes: number;
+  bytes: number;
+  unflushed: number;
+  /** The write-back started last, if it has not finished. */
+  flushing: Promise<void> | null;
+  failure: Error | null;
+}
+
+let part: Part | null = null;
+
+function writeAll(current: Part, pieces: Buffer[]): void {
+  for (const piece of pieces) current.hash.update(piece);
+  let pending = pieces;
+  while (pending.length > 0) {
+    let written = fs.writevSync(current.fd, pending);
+    current.bytes += written;
+    current.unflushed += written;
+    // A regular file takes all of it unless the disk fails; the loop is for the rare short write.
+    const rest: Buffer[] = [];
+    for (const piece of pending) {
+      if (written >= piece.length) written -= piece.length;
+      else {
+        rest.push(piece.subarray(written));
+        written = 0;
+      }
+    }
+    pending = rest;
+  }
+  if (current.unflushed >= FLUSH_EVERY && !current.flushing) {
+    current.unflushed = 0;
+    const flushing = new Promise<void>((resolve) => fs.fdatasync(current.fd, () => resolve()));
+    current.flushing = flushing.then(() => {
+      if (current.flushing === flushing) current.flushing = null;
+    });
+  }
+}
+
+/** Closes the part's file once no write-back is using its descriptor. */
+async function close(current: Part, durable: boolean): Promise<void> {
+  await current.flushing;
+  try {
+    if (durable) fs.fdatasyncSync(current.fd);
+  } finally {
+    fs.closeSync(current.fd);
+  }
+}
+
+function fail(current: Part, err: unknown): void {
+  if (current.failure) return;
+  current.failure = err instanceof Error ? err : new Error(String(err));
+  post({ type: 'failed', message: current.failure.message });
+}
 
 port.on('message', (message: SealerRequest) => {
   switch (message.type) {
     case 'begin': {
-      const current = new PassThrough({ highWaterMark: BUFFER });
-      input = current;
-      const plain = new Tally(false, BUFFER);
-      const sealed = new Tally(true, BUFFER);
-      pipeline(current, plain, new AgeEncrypt(Buffer.from(message.recipient), BUFFER), sealed, fs.createWriteStream(message.file, { flags: 'wx', mode: 0o600, highWaterMark: BUFFER })).then(
-        () => post({ type: 'done', result: { plainBytes: plain.bytes, bytes: sealed.bytes, sha256: sealed.digest() } }),
-        (err: unknown) => post({ type: 'failed', message: (err as Error).message }),
-      );
+      try {
+        const fd = fs.openSync(message.file, 'wx', 0o600);
+        part = { fd, sealing: new AgeSealing(Buffer.from(message.recipient)), hash: createHash('sha256'), plainBytes: 0, bytes: 0, unflushed: 0, flushing: null, failure: null };
+      } catch (err) {
+        part = null;
+        post({ type: 'failed', message: (err as Error).message });
+      }
       break;
     }
     case 'chunk': {
-      const current = input;
-      if (!current) break;
-      if (current.write(Buffer.from(message.data.buffer, message.data.byteOffset, message.data.byteLength))) post({ type: 'ack' });
-      else current.once('drain', () => post({ type: 'ack' }));
+      const current = part;
+      if (current && !current.failure) {
+        try {
+          const plain = message.data.subarray(0, message.length);
+          current.plainBytes += plain.length;
+          writeAll(current, current.sealing.update(plain));
+        } catch (err) {
+          fail(current, err);
+        }
+      }
+      post({ type: 'ack', data: message.data }, [message.data.buffer]);
       break;
     }
-    case 'end':
-      input?.end();
-      input = null;
+    case 'end': {
+      const current = part;
+      part = null;
+      if (!current || current.failure) {
+        if (current) void close(current, false).catch(() => undefined);
+        break;
+      }
+      void (async () => {
+        writeAll(current, current.sealing.final());
+        await close(current, true);
+        post({ type: 'done', result: { plainBytes: current.plainBytes, bytes: current.bytes, sha256: current.hash.digest('hex') } });
+      })().catch((err: unknown) => fail(current, err));
       break;
-    case 'abort':
-      input?.destroy(new Error('the backup was abandoned'));
-      input = null;
+    }
+    case 'abort': {
+      const current = part;
+      part = null;
+      if (!current) break;
+      fail(current, new Error('the backup was abandoned'));
+      void close(current, false).catch(() => undefined);
       break;
+    }
   }
 });

@@ -200,8 +200,8 @@ describe('concurrent imports reserve their declared bytes', () => {
     // its own when the figure is stale), so the test follows whichever is refused; the other still
     // waits for its body, which only an early refusal lets the test see.
     const refusal = await Promise.race(imports.map((i, index) => i.request.answer.then((answer) => ({ answer, index }))));
-    const refused = imports[refusal.index];
-    const admitted = imports[1 - refusal.index];
+    const [refused, admitted] = refusal.index === 0 ? [imports[0], imports[1]] : [imports[1], imports[0]];
+    if (!refused || !admitted) throw new Error('two imports were started');
     refused.request.destroy();
     expect([refusal.answer.status, refusal.answer.body.error?.code]).toEqual([413, 'QUOTA_EXCEEDED']);
     admitted.request.end(Buffer.concat([Buffer.alloc(size - MIB), TAR_TAIL(size)]));
