@@ -19,12 +19,12 @@ import path from 'node:path';
 import { PassThrough, Writable, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { generateIdentity } from '../src/backup/ageFormat';
-import { readManifest, readPart } from '../src/backup/backupFormat';
+import { readManifest, readPart, syncToDisk } from '../src/backup/backupFormat';
 import { bundledWorker } from '../src/backup/sealedParts';
 import { LABELS } from '../src/docker/runtimeBackend';
 import { runtimeNames } from '../src/docker/runtimeContainer';
 import { OPENCLAW_HOME, RUNTIME_UID } from '../src/runtime/runtimeSettings';
-import { benchInstance, docker, knob, machineNote, mib, p50, ratio, startBenchPlatform, STANDIN_IMAGE, sweep, sweepOnSignal, table } from './support';
+import { benchInstance, docker, knob, machineCpu, machineNote, mib, p50, processCpuMs, ratio, startBenchPlatform, STANDIN_IMAGE, sweep, sweepOnSignal, table } from './support';
 
 const MIBS = knob('BENCH_BACKUP_MIB', 1024);
 const ROUNDS = knob('BENCH_ROUNDS', 3);
@@ -63,6 +63,20 @@ async function fill(volume: string, mibs: number): Promise<void> {
 
 const settleDisk = () => execFileSync('sync');
 
+/**
+ * Where a measurement's CPU went: the machine's busy cores on average, and this process's own
+ * CPU seconds (every thread: the control plane runs in it). A read that already keeps most of
+ * the machine busy leaves little for encryption and hashing.
+ */
+function cpuDuring(): () => { cores: number; processS: number } {
+  const machine = machineCpu();
+  const own = processCpuMs();
+  return () => {
+    const now = machineCpu();
+    return { cores: ((now.busy - machine.busy) / (now.total - machine.total)) * os.cpus().length, processS: (processCpuMs() - own) / 1000 };
+  };
+}
+
 const counter = () => {
   let bytes = 0;
   return { sink: new Writable({ write: (c: Buffer, _e, done) => ((bytes += c.length), done()) }), bytes: () => bytes };
@@ -96,6 +110,7 @@ async function main(): Promise<void> {
     const rawToFile: number[] = [];
     const ours: number[] = [];
     const rss: number[] = [];
+    const cpu: Record<'raw' | 'rawToFile' | 'ours', { cores: number; processS: number }[]> = { raw: [], rawToFile: [], ours: [] };
     let volumeBytes = 0;
     let lastBackup = '';
     for (let round = 0; round < ROUNDS; round++) {
@@ -103,16 +118,22 @@ async function main(): Promise<void> {
       // otherwise whichever comes after a 1 GiB write pays for it.
       settleDisk();
       const started = performance.now();
+      const rawCpu = cpuDuring();
       const { sink, bytes } = counter();
       await pipeline((await docker.getContainer(reader).getArchive({ path: OPENCLAW_HOME })) as unknown as Readable, sink);
       raw.push(performance.now() - started);
+      cpu.raw.push(rawCpu());
       volumeBytes = bytes();
-      // The same read written to a file next to the backups: the disk work a backup cannot skip.
+      // The same read written to a file next to the backups, and on the disk when done (as a
+      // backup's parts are): the disk work a backup cannot skip.
       const copy = path.join(work, 'raw-copy.tar');
       settleDisk();
       const t1 = performance.now();
+      const toFileCpu = cpuDuring();
       await pipeline((await docker.getContainer(reader).getArchive({ path: OPENCLAW_HOME })) as unknown as Readable, fs.createWriteStream(copy, { highWaterMark: 4 * MiB }));
+      await syncToDisk(copy);
       rawToFile.push(performance.now() - t1);
+      cpu.rawToFile.push(toFileCpu());
       fs.rmSync(copy);
 
       for (const id of fs.existsSync(backupDir) ? fs.readdirSync(backupDir) : []) fs.rmSync(path.join(backupDir, id), { recursive: true, force: true });
@@ -122,8 +143,10 @@ async function main(): Promise<void> {
       let peak = before;
       const sampler = setInterval(() => (peak = Math.max(peak, process.memoryUsage().rss)), 50);
       const t0 = performance.now();
+      const oursCpu = cpuDuring();
       const summary = await bench.platform.backups.create();
       ours.push(performance.now() - t0);
+      cpu.ours.push(oursCpu());
       clearInterval(sampler);
       rss.push(peak - before);
       lastBackup = summary.id;
@@ -170,6 +193,16 @@ async function main(): Promise<void> {
         ['backup (database + volume, encrypted, written)', `${Math.round(p50(ours))} ms`, mbps(p50(ours)).toFixed(0), ratio(mbps(p50(ours)), mbps(p50(raw)))],
         ['raw putArchive into a fresh volume  [baseline]', `${Math.round(p50(rawWrite))} ms`, mbps(p50(rawWrite)).toFixed(0), '1.00'],
         ['restore of the volume part (checked, decrypted, unpacked)', `${Math.round(p50(restore))} ms`, mbps(p50(restore)).toFixed(0), ratio(mbps(p50(restore)), mbps(p50(rawWrite)))],
+      ]),
+    );
+    const cpuRow = (label: string, samples: { cores: number; processS: number }[]) => [label, p50(samples.map((c) => c.cores)).toFixed(2), p50(samples.map((c) => c.processS)).toFixed(1)];
+    console.log(`\nwhere the CPU went (${os.cpus().length} CPUs; medians):\n`);
+    console.log(
+      table([
+        ['path', 'machine cores busy', 'control-plane CPU s'],
+        cpuRow('raw getArchive, read to nothing', cpu.raw),
+        cpuRow('raw getArchive written to a file', cpu.rawToFile),
+        cpuRow('backup', cpu.ours),
       ]),
     );
     const throughput = mbps(p50(ours)) / mbps(p50(raw));
