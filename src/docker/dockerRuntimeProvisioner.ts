@@ -80,7 +80,7 @@ export class DockerRuntimeProvisioner implements RuntimeProvisioner {
     const names = runtimeNames(owner.runtimeId);
     // Independent engine calls go out together: each is a round trip, and they add up.
     const [network, volume] = await typed(
-      Promise.all([this.backend.ensureNetwork(names.network, ownerLabels(owner, 'network')), this.backend.ensureVolume(names.volume, ownerLabels(owner, 'volume'))]),
+      Promise.all([this.backend.ensureNetwork(names.network, ownerLabels(owner, 'network'), { hostAddress: this.settings.controlPlaneContainer === null }), this.backend.ensureVolume(names.volume, ownerLabels(owner, 'volume'))]),
     );
     await typed(this.proxies.attach(names.network, network.subnet));
     return { ...this.placementOf(network.subnet), freshData: volume.created };

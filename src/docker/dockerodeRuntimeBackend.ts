@@ -5,6 +5,7 @@ import { pack } from 'tar-stream';
 import {
   LABELS,
   MANAGED_LABEL,
+  NO_HOST_ADDRESS_OPTION,
   type ContainerEvent,
   type ContainerSnapshot,
   type ContainerSpec,
@@ -167,18 +168,19 @@ export class DockerodeRuntimeBackend implements RuntimeBackend {
     });
   }
 
-  async ensureNetwork(name: string, labels: Record<string, string>): Promise<NetworkInfo> {
+  async ensureNetwork(name: string, labels: Record<string, string>, options: { hostAddress: boolean }): Promise<NetworkInfo> {
     const existing = await this.inspectNetwork(name);
-    if (existing?.internal) return existing;
+    if (existing?.internal && existing.hostAddress === options.hostAddress) return existing;
     // Made by a version that let runtimes route out. On a bridge that may route, the engine's
     // isolation between networks is a chain of firewall rules it briefly unhooks every time any
     // network is created or removed; measured here, one runtime reached another in 74 of 208
     // tries while networks churned. An internal network has no forwarding rule to fall through
-    // to, so the firewall's default (drop) holds in those moments too.
+    // to, so the firewall's default (drop) holds in those moments too. One with an address for the
+    // host, once the control plane has moved into a container, would leave the host's ports open.
     if (existing) await this.removeNetwork(name);
     // Allocation reads every network's subnet, then claims a free one: two allocations in this
     // process must not pick the same subnet, so they take turns.
-    const allocation = this.networkAllocation.then(() => this.createNetwork(name, labels));
+    const allocation = this.networkAllocation.then(() => this.createNetwork(name, labels, options.hostAddress));
     this.networkAllocation = allocation.then(
       () => undefined,
       () => undefined,
@@ -193,10 +195,10 @@ export class DockerodeRuntimeBackend implements RuntimeBackend {
     if (!info) return null;
     const ipam = info.IPAM?.Config?.[0];
     if (!ipam?.Subnet) throw new Error(`Network ${name} has no IPv4 subnet`);
-    return { id: info.Id, name, subnet: ipam.Subnet, gateway: ipam.Gateway ?? '', internal: info.Internal === true };
+    return { id: info.Id, name, subnet: ipam.Subnet, gateway: ipam.Gateway ?? '', internal: info.Internal === true, hostAddress: info.Options?.[NO_HOST_ADDRESS_OPTION] !== 'true' };
   }
 
-  private async createNetwork(name: string, labels: Record<string, string>): Promise<NetworkInfo> {
+  private async createNetwork(name: string, labels: Record<string, string>, hostAddress: boolean): Promise<NetworkInfo> {
     const raced = await this.inspectNetwork(name);
     if (raced) return raced;
     const used = (await this.docker.listNetworks()).flatMap((n) => (n.IPAM?.Config ?? []).map((c) => c.Subnet ?? '')).filter(Boolean);
@@ -214,12 +216,13 @@ export class DockerodeRuntimeBackend implements RuntimeBackend {
           Driver: 'bridge',
           // Runtimes reach the outside only through the control plane's egress proxy (see ensureNetwork).
           Internal: true,
+          ...(hostAddress ? {} : { Options: { [NO_HOST_ADDRESS_OPTION]: 'true' } }),
           Labels: this.stamp(labels),
           CheckDuplicate: true,
           // The lower half stays free for the proxies' fixed addresses (see runtime/networkPlan.ts).
           IPAM: { Driver: 'default', Config: [{ Subnet: free.subnet, Gateway: free.gateway, IPRange: upperHalf(free.subnet) }] },
         });
-        return { id: network.id, name, subnet: free.subnet, gateway: free.gateway, internal: true };
+        return { id: network.id, name, subnet: free.subnet, gateway: free.gateway, internal: true, hostAddress };
       } catch (err) {
         if (statusCode(err) === 409) {
           const winner = await this.inspectNetwork(name);
@@ -275,6 +278,7 @@ export class DockerodeRuntimeBackend implements RuntimeBackend {
       subnet: n.IPAM?.Config?.[0]?.Subnet ?? '',
       gateway: n.IPAM?.Config?.[0]?.Gateway ?? '',
       internal: n.Internal === true,
+      hostAddress: n.Options?.[NO_HOST_ADDRESS_OPTION] !== 'true',
       labels: n.Labels ?? {},
     }));
   }

@@ -35,7 +35,17 @@ export interface NetworkInfo {
   gateway: string;
   /** No route out of the subnet: what every runtime network is since isolation depends on it (see ensureNetwork). */
   internal: boolean;
+  /**
+   * Whether the host has an address on the network's bridge (the gateway). Through it a runtime
+   * reaches every service on the host that listens on all addresses, and the engine's own name
+   * server forwards its lookups to the host's; without it the runtime reaches only what is
+   * attached to its network.
+   */
+  hostAddress: boolean;
 }
+
+/** The network option that keeps the host off a bridge (no address for it, so nothing to reach it by). */
+export const NO_HOST_ADDRESS_OPTION = 'com.docker.network.bridge.inhibit_ipv4';
 
 /** A short-lived container that only holds a runtime's volume (file access while the runtime is stopped). */
 export interface HelperContainerSpec {
@@ -126,10 +136,13 @@ export interface RuntimeBackend {
   pullImage(image: string, onProgress: (progress: PullProgress) => void, signal?: AbortSignal): Promise<void>;
 
   /**
-   * An internal network (no route out of its subnet). One that exists but is not internal (made
-   * by an earlier version) is replaced: whatever joined it is detached first.
+   * An internal network (no route out of its subnet), with or without an address for the host
+   * (`hostAddress`: a control plane running on the host needs one to reach its runtimes, and
+   * they it; one in a container is attached to the network itself). One that exists but differs
+   * (made by an earlier version, or for the other kind of control plane) is replaced: whatever
+   * joined it is detached first.
    */
-  ensureNetwork(name: string, labels: Record<string, string>): Promise<NetworkInfo>;
+  ensureNetwork(name: string, labels: Record<string, string>, options: { hostAddress: boolean }): Promise<NetworkInfo>;
   /** Detaches whatever still joins it (the control plane, a proxy) first; absent is fine. */
   removeNetwork(name: string): Promise<void>;
   /** Attaches a container we do not manage (the control plane itself, a proxy) to a runtime network at a fixed address. */
