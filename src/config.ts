@@ -11,6 +11,9 @@ import type { FilesSettings } from './files/filesSettings';
 import type { LlmSettings } from './llm/llmSettings';
 import { egressEntryProblem, type EgressRules } from './egress/egressPolicy';
 
+/** The most outside connections the record keeps, whatever their age (the oldest go first): ~100 MiB of database. */
+const EGRESS_RECORD_MAX_ROWS = 500_000;
+
 export type TrustProxySetting = boolean | number | string[];
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 
@@ -41,7 +44,7 @@ export interface AppConfig {
   /** Where backups go and the age identity file they are encrypted to (null: backups are refused until one is set). */
   backup: { dir: string; keyFile: string | null; offboardingKeepDays: number };
   /** The runtimes' only way out (their networks are internal): where it listens and what it lets through. */
-  egress: { port: number; rules: EgressRules };
+  egress: { port: number; rules: EgressRules; record: { retentionMs: number; maxRows: number } };
 }
 
 /** Thrown at start-up; its message names every bad variable and is meant for the operator. */
@@ -253,6 +256,7 @@ const envSchema = z.object({
   CLAWLOOPS_EGRESS_PROFILE: z.enum(['public', 'none'], { message: 'must be public (the internet, not private networks) or none (models only)' }).default('public'),
   CLAWLOOPS_EGRESS_ALLOW: hostList(),
   CLAWLOOPS_EGRESS_DENY: hostList(),
+  CLAWLOOPS_EGRESS_RECORD_DAYS: z.coerce.number({ message: 'must be a number of days' }).int('must be a whole number of days').min(1).max(3650).default(30),
   CLAWLOOPS_CONTROL_PLANE_CONTAINER: z
     .string()
     .default('')
@@ -433,6 +437,10 @@ export function loadConfig(env: NodeJS.ProcessEnv, cwd: string = process.cwd()):
       keyFile: e.CLAWLOOPS_BACKUP_KEY_FILE ? path.resolve(cwd, e.CLAWLOOPS_BACKUP_KEY_FILE) : null,
       offboardingKeepDays: e.CLAWLOOPS_BACKUP_OFFBOARDING_DAYS,
     },
-    egress: { port: e.CLAWLOOPS_EGRESS_PORT, rules: { profile: e.CLAWLOOPS_EGRESS_PROFILE, allow: e.CLAWLOOPS_EGRESS_ALLOW, deny: e.CLAWLOOPS_EGRESS_DENY } },
+    egress: {
+      port: e.CLAWLOOPS_EGRESS_PORT,
+      rules: { profile: e.CLAWLOOPS_EGRESS_PROFILE, allow: e.CLAWLOOPS_EGRESS_ALLOW, deny: e.CLAWLOOPS_EGRESS_DENY },
+      record: { retentionMs: e.CLAWLOOPS_EGRESS_RECORD_DAYS * 86_400_000, maxRows: EGRESS_RECORD_MAX_ROWS },
+    },
   };
 }

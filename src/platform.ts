@@ -63,7 +63,9 @@ import { GatewayCallerCache } from './llm/callerCache';
 import { ModelLimiter } from './llm/modelLimits';
 import { ModelCatalog } from './llm/modelCatalog';
 import { ModelRepository } from './db/repositories/modelRepository';
-import { EgressPolicy } from './egress/egressPolicy';
+import { EgressRepository } from './db/repositories/egressRepository';
+import { EgressRecord } from './egress/egressRecord';
+import { EgressRulesService } from './egress/egressRules';
 import { BackupService } from './backup/backupService';
 import { WorkspaceRestore } from './backup/workspaceRestore';
 import { ImageRollout } from './runtime/imageRollout';
@@ -133,6 +135,10 @@ export interface Platform {
   runtimeSettings: SettingsStore<RuntimeSettings>;
   /** The runtimes' only way out; server.ts makes it listen. */
   egress: EgressProxy;
+  /** Who may reach what from their runtime. */
+  egressRules: EgressRulesService;
+  /** What runtimes reached (and were refused). */
+  egressRecord: EgressRecord;
   workspaceSessions: WorkspaceSessionService;
   files: WorkspaceFiles;
   /** The workspace-volume port the file manager reaches volumes through (a restore holds one). */
@@ -364,6 +370,11 @@ export function buildPlatform(config: AppConfig, logger: Logger, overrides: Plat
     logger: logger.child({ component: 'rollout' }),
   });
   const backupScheduler = new BackupScheduler({ backups, settings: settingsRepo, clock, logger: logger.child({ component: 'backup' }), offboardingKeepDays: config.backup.offboardingKeepDays });
+  const egressRepo = new EgressRepository(db);
+  const egressRules = new EgressRulesService({ settings: settingsRepo, repository: egressRepo, defaults: config.egress.rules, audit, transact, clock });
+  const egressRecord = new EgressRecord({ repository: egressRepo, settings: config.egress.record, clock, logger: logger.child({ component: 'egress' }) });
+  egressRecord.start();
+
   const app = createApp(
     {
       publicUrl: config.publicUrl,
@@ -375,13 +386,14 @@ export function buildPlatform(config: AppConfig, logger: Logger, overrides: Plat
       llmBodyLimitBytes: llmSettings.bodyLimitBytes,
       webRoot: overrides.webRoot === undefined ? path.resolve(__dirname, '..', 'web', 'dist') : overrides.webRoot,
     },
-    { logger, backups, backupScheduler, workspaceRestore, rollout, clock, readiness, sessions, auth, setup, invitations, users, audit, runtimes, runtimeHub, streams, connections, settings, workspaceSessions, gatekeeper, addresses, routes, files, spool, gateway, limiter, catalog },
+    { logger, backups, backupScheduler, workspaceRestore, rollout, clock, readiness, sessions, auth, setup, invitations, users, audit, runtimes, runtimeHub, streams, connections, settings, workspaceSessions, gatekeeper, addresses, routes, files, spool, gateway, limiter, catalog, egressRules, egressRecord },
   );
 
-  const egressPolicy = new EgressPolicy(config.egress.rules);
   const egress = new EgressProxy({
     identify: (address) => runtimes.ownerAtAddress(address),
-    policy: () => egressPolicy,
+    policy: (userId) => egressRules.policyFor(userId),
+    record: (outcome) => egressRecord.add(outcome),
+    now: () => clock.now(),
     logger: logger.child({ component: 'egress' }),
   });
 
@@ -415,10 +427,13 @@ export function buildPlatform(config: AppConfig, logger: Logger, overrides: Plat
     rollout,
     runtimeSettings,
     egress,
+    egressRules,
+    egressRecord,
     close: () => {
       app.closeWorkspaceSockets();
       watcher.close();
       runtimes.figures.close();
+      egressRecord.close();
       void backups.close();
       clearInterval(auditRepeatsTimer);
       if (db.open) {

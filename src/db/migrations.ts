@@ -283,6 +283,38 @@ export const MIGRATIONS: readonly Migration[] = [
       ALTER TABLE runtimes ADD COLUMN pinned_image TEXT;
     `,
   },
+  {
+    version: 14,
+    description: 'egress rules per user, and the record of runtimes\' outside connections',
+    sql: `
+      -- A user's own egress rules over the installation's: profile NULL follows the installation's;
+      -- allow and deny are JSON arrays of host patterns, addresses and CIDRs, added to its lists.
+      CREATE TABLE egress_rules (
+        user_id TEXT PRIMARY KEY REFERENCES users(id) ON DELETE CASCADE,
+        profile TEXT CHECK (profile IN ('public', 'none')),
+        allow TEXT NOT NULL DEFAULT '[]',
+        deny TEXT NOT NULL DEFAULT '[]',
+        updated_at INTEGER NOT NULL
+      );
+      -- One row per connection a runtime asked the egress proxy for: allowed (with the bytes each
+      -- way and how long it stayed open), denied by the policy, or failed (unresolved, unreachable).
+      -- Kept for the retention the administrator set (egress/egressRecord.ts sweeps).
+      CREATE TABLE egress_connections (
+        id INTEGER PRIMARY KEY,
+        user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        at INTEGER NOT NULL,
+        host TEXT NOT NULL,
+        port INTEGER NOT NULL,
+        verdict TEXT NOT NULL CHECK (verdict IN ('allowed', 'denied', 'failed')),
+        reason TEXT,
+        bytes_out INTEGER NOT NULL DEFAULT 0,
+        bytes_in INTEGER NOT NULL DEFAULT 0,
+        duration_ms INTEGER NOT NULL DEFAULT 0
+      );
+      CREATE INDEX egress_connections_by_user ON egress_connections(user_id, at);
+      CREATE INDEX egress_connections_by_time ON egress_connections(at);
+    `,
+  },
 ];
 
 export const LATEST_SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]?.version ?? 0;

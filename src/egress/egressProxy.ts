@@ -12,10 +12,28 @@ export interface EgressCaller {
   username: string;
 }
 
+/** What the record keeps of one connection (egressRecord.ts). */
+export interface EgressOutcome {
+  userId: string;
+  at: number;
+  host: string;
+  port: number;
+  verdict: 'allowed' | 'denied' | 'failed';
+  reason: string | null;
+  bytesOut: number;
+  bytesIn: number;
+  durationMs: number;
+}
+
 export interface EgressProxyDeps {
   /** The runtime whose address this is; null for anyone else (the proxy is no open relay). */
   identify(address: string): EgressCaller | null;
-  policy(): Pick<EgressPolicy, 'decide'>;
+  /** The policy for this member's connections. */
+  policy(userId: string): Pick<EgressPolicy, 'decide'>;
+  /** Each connection of a known caller once it is over (or refused): the record. */
+  record?(outcome: EgressOutcome): void;
+  /** The time connections are stamped with (the platform's clock). */
+  now?(): number;
   resolve?(host: string): Promise<string[]>;
   logger: Logger;
   /** Connections open at once per member; more are refused (an agent cannot exhaust the process). */
@@ -72,6 +90,11 @@ class EgressRefusal extends Error {
   ) {
     super(message);
   }
+
+  /** How the record calls it: the policy (or a bound) said no, or the destination could not be had. */
+  get verdict(): 'denied' | 'failed' {
+    return this.code === 'EGRESS_UNRESOLVED' || this.code === 'EGRESS_UNREACHABLE' ? 'failed' : 'denied';
+  }
 }
 
 /** A whole HTTP response on a raw socket (CONNECT and parse errors have no ServerResponse). */
@@ -93,11 +116,13 @@ export class EgressProxy {
   private readonly maxTunnels: number;
   private readonly connectTimeoutMs: number;
   private readonly sockets = new Set<Duplex>();
+  private readonly now: () => number;
 
   constructor(private readonly deps: EgressProxyDeps) {
     this.resolve = deps.resolve ?? systemResolve;
     this.maxTunnels = deps.maxTunnelsPerCaller ?? DEFAULT_MAX_TUNNELS;
     this.connectTimeoutMs = deps.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
+    this.now = deps.now ?? Date.now;
     this.server = http.createServer((req, res) => void this.forward(req, res));
     this.server.on('connect', (req: IncomingMessage, socket: Duplex, head: Buffer) => void this.tunnel(req, socket, head));
     this.server.on('connection', (socket: Socket) => {
@@ -156,7 +181,7 @@ export class EgressProxy {
     };
     try {
       const addresses = isIP(target.host) !== 0 ? [target.host] : await this.lookup(target.host);
-      const verdict = this.deps.policy().decide(target.host, addresses);
+      const verdict = this.deps.policy(caller.userId).decide(target.host, addresses);
       if (!verdict.allowed) {
         this.deps.logger.info({ userId: caller.userId, username: caller.username, host: target.host, port: target.port, verdict: 'denied' }, 'egress refused');
         throw new EgressRefusal(403, 'EGRESS_DENIED', `ClawLoops egress policy: ${verdict.reason}.`);
@@ -188,9 +213,12 @@ export class EgressProxy {
   private async tunnel(req: IncomingMessage, client: Duplex, head: Buffer): Promise<void> {
     client.on('error', () => client.destroy());
     let release = () => {};
+    let caller: EgressCaller | null = null;
+    let target: Target | null = null;
+    const startedAt = this.now();
     try {
-      const caller = this.caller(req);
-      const target = parseAuthority(req.url ?? '');
+      caller = this.caller(req);
+      target = parseAuthority(req.url ?? '');
       if (!target) throw new EgressRefusal(400, 'EGRESS_BAD_TARGET', 'CONNECT needs host:port.');
       const admitted = await this.admit(caller, target);
       release = admitted.release;
@@ -204,10 +232,15 @@ export class EgressProxy {
       if (head.length > 0) upstream.write(head);
       upstream.pipe(client);
       client.pipe(upstream);
+      const known = { caller, target };
+      let ended = false;
       const end = () => {
+        if (ended) return;
+        ended = true;
         release();
         upstream.destroy();
         client.destroy();
+        this.record(known.caller, known.target, startedAt, { verdict: 'allowed', reason: null, bytesOut: upstream.bytesWritten, bytesIn: upstream.bytesRead });
       };
       upstream.once('close', end);
       client.once('close', end);
@@ -215,8 +248,13 @@ export class EgressProxy {
     } catch (err) {
       release();
       const refusal = err instanceof EgressRefusal ? err : new EgressRefusal(502, 'EGRESS_UNREACHABLE', `The destination could not be reached (${(err as Error).message}).`);
+      if (caller && target) this.record(caller, target, startedAt, { verdict: refusal.verdict, reason: refusal.message, bytesOut: 0, bytesIn: 0 });
       client.end(refusalResponse(refusal));
     }
+  }
+
+  private record(caller: EgressCaller, target: Target, startedAt: number, outcome: Pick<EgressOutcome, 'verdict' | 'reason' | 'bytesOut' | 'bytesIn'>): void {
+    this.deps.record?.({ userId: caller.userId, at: startedAt, host: target.host.toLowerCase(), port: target.port, durationMs: this.now() - startedAt, ...outcome });
   }
 
   private connect(address: string, port: number): Promise<Socket> {
@@ -235,8 +273,20 @@ export class EgressProxy {
   /** Plain http:// requests in absolute form (`GET http://host/path`); https goes through CONNECT. */
   private async forward(req: IncomingMessage, res: ServerResponse): Promise<void> {
     let release = () => {};
+    let caller: EgressCaller | null = null;
+    let target: Target | null = null;
+    const startedAt = this.now();
+    let bytesOut = 0;
+    let bytesIn = 0;
+    let recorded = false;
+    const finish = (verdict: EgressOutcome['verdict'], reason: string | null) => {
+      if (recorded || !caller || !target) return;
+      recorded = true;
+      this.record(caller, target, startedAt, { verdict, reason, bytesOut, bytesIn });
+    };
     const fail = (refusal: EgressRefusal) => {
       release();
+      finish(refusal.verdict, refusal.message);
       if (res.headersSent) {
         res.destroy();
         return;
@@ -244,7 +294,7 @@ export class EgressProxy {
       res.writeHead(refusal.status, { 'content-type': 'application/json', connection: 'close' }).end(JSON.stringify({ error: { code: refusal.code, message: refusal.message } }));
     };
     try {
-      const caller = this.caller(req);
+      caller = this.caller(req);
       let url: URL;
       try {
         url = new URL(req.url ?? '');
@@ -252,7 +302,7 @@ export class EgressProxy {
         throw new EgressRefusal(400, 'EGRESS_BAD_TARGET', 'This is an HTTP proxy: send absolute http:// URLs, or CONNECT for https.');
       }
       if (url.protocol !== 'http:') throw new EgressRefusal(400, 'EGRESS_BAD_TARGET', 'Only http:// URLs are forwarded; https goes through CONNECT.');
-      const target = { host: url.hostname.replace(/^\[|\]$/g, ''), port: Number(url.port) || 80 };
+      target = { host: url.hostname.replace(/^\[|\]$/g, ''), port: Number(url.port) || 80 };
       const admitted = await this.admit(caller, target);
       release = admitted.release;
       const headers: http.OutgoingHttpHeaders = {};
@@ -266,12 +316,15 @@ export class EgressProxy {
         const out: http.OutgoingHttpHeaders = {};
         for (const [name, value] of Object.entries(answer.headers)) if (!HOP_BY_HOP.has(name) && value !== undefined) out[name] = value;
         res.writeHead(answer.statusCode ?? 502, out);
+        answer.on('data', (chunk: Buffer) => (bytesIn += chunk.length));
         answer.pipe(res);
         answer.on('error', () => res.destroy());
       });
+      req.on('data', (chunk: Buffer) => (bytesOut += chunk.length));
       res.once('close', () => {
         release();
         upstream.destroy();
+        finish('allowed', null);
       });
       req.pipe(upstream);
     } catch (err) {

@@ -487,3 +487,65 @@ export interface Rollout {
 export interface RolloutAnswer {
   rollout: Rollout | null;
 }
+
+// ---- egress (the runtimes' way out) ----
+
+export type EgressProfileName = 'public' | 'none';
+
+export interface EgressRulesView {
+  /** public: the internet, not private networks; none: no outside connections (models only). */
+  profile: EgressProfileName;
+  allow: string[];
+  deny: string[];
+}
+
+export interface EgressUserOverridesView {
+  /** null: the installation's profile. */
+  profile: EgressProfileName | null;
+  allow: string[];
+  deny: string[];
+}
+
+export interface EgressConnectionView {
+  at: string;
+  host: string;
+  port: number;
+  verdict: 'allowed' | 'denied' | 'failed';
+  reason: string | null;
+  bytesOut: number;
+  bytesIn: number;
+  durationMs: number;
+}
+
+export interface EgressTotalsView {
+  connections: number;
+  denied: number;
+  failed: number;
+  bytesOut: number;
+  bytesIn: number;
+  lastAt: string | null;
+}
+
+/** A member's own view, and an administrator's of one user. */
+export interface EgressActivityView {
+  rules: EgressRulesView;
+  /** Since `since` (the last 7 days). */
+  since: string;
+  totals: EgressTotalsView;
+  /** Newest first, at most 100. */
+  recent: EgressConnectionView[];
+  retentionDays: number;
+}
+
+export interface AdminUserEgressView extends EgressActivityView {
+  installation: EgressRulesView;
+  overrides: EgressUserOverridesView;
+}
+
+export interface AdminEgressView {
+  installation: EgressRulesView;
+  since: string;
+  users: (EgressTotalsView & { userId: string; username: string })[];
+  topHosts: { host: string; connections: number; denied: number; bytes: number }[];
+  retentionDays: number;
+}

@@ -1,3 +1,5 @@
+import type { EgressRecord } from '../egress/egressRecord';
+import type { EgressRulesService } from '../egress/egressRules';
 import fs from 'node:fs';
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
@@ -45,6 +47,7 @@ import { gatewayHandler } from './llm/gatewayHandler';
 import { frontDoor, type RequestListener } from './frontDoor';
 import { usageRouter } from './routes/usage';
 import { adminModelLimitsRoutes } from './routes/adminModelLimits';
+import { adminEgressRoutes, ownEgressRouter } from './routes/egress';
 import { adminUsageRoutes } from './routes/adminUsage';
 import { adminModelRoutes, ownModelsRouter } from './routes/models';
 import type { ModelCatalog } from '../llm/modelCatalog';
@@ -98,6 +101,8 @@ export interface HttpServices {
   gateway: ModelGateway;
   limiter: ModelLimiter;
   catalog: ModelCatalog;
+  egressRules: EgressRulesService;
+  egressRecord: EgressRecord;
 }
 
 export type WorkspaceUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer) => void;
@@ -156,6 +161,8 @@ export function createApp(config: HttpConfig, services: HttpServices): HttpApp {
   api.use('/invitations', invitationsRouter(services.invitations, cookies));
   api.use('/runtime', ownRuntimeRouter(runtimeDeps));
   api.use('/usage', usageRouter(services.gateway));
+  const egressDeps = { rules: services.egressRules, record: services.egressRecord, users: services.users, clock: services.clock };
+  api.use('/egress', ownEgressRouter(egressDeps));
   api.use('/models', ownModelsRouter(services.catalog));
   api.use(
     '/admin',
@@ -165,6 +172,7 @@ export function createApp(config: HttpConfig, services: HttpServices): HttpApp {
     adminSettingsRoutes(services.settings),
     adminBackupRoutes({ backups: services.backups, scheduler: services.backupScheduler, restore: services.workspaceRestore, users: services.users, audit: services.audit, logger: services.logger }),
     adminModelLimitsRoutes({ limiter: services.limiter, users: services.users, audit: services.audit }),
+    adminEgressRoutes(egressDeps),
     adminUsageRoutes(services.gateway, () => services.clock.now()),
     adminModelRoutes(services.catalog, services.gateway, services.runtimes),
   );

@@ -72,7 +72,7 @@ describe('defaults', () => {
       },
       llm: { upstreamUrl: null, upstreamKey: null, timeoutMs: 600_000, bodyLimitBytes: 4 * 1024 ** 2, limits: { requestsPerMinute: 60, concurrentRequests: 4, monthlyTokens: 0, monthlyCostMicrodollars: 0 } },
       backup: { dir: path.join(CWD, 'data', 'backups'), keyFile: null, offboardingKeepDays: 30 },
-      egress: { port: 3128, rules: { profile: 'public', allow: [], deny: [] } },
+      egress: { port: 3128, rules: { profile: 'public', allow: [], deny: [] }, record: { retentionMs: 30 * 86_400_000, maxRows: 500_000 } },
     });
   });
 
@@ -133,6 +133,7 @@ describe('accepted values', () => {
         CLAWLOOPS_EGRESS_PROFILE: 'none',
         CLAWLOOPS_EGRESS_ALLOW: 'Git.Office.lan, *.intra.example,10.0.0.0/8',
         CLAWLOOPS_EGRESS_DENY: 'bad.example.com',
+        CLAWLOOPS_EGRESS_RECORD_DAYS: '90',
         CLAWLOOPS_WORKSPACE_ROUTING: 'path',
         CLAWLOOPS_ROUTER: 'traefik',
         CLAWLOOPS_TRAEFIK_ENTRYPOINT: 'websecure',
@@ -213,7 +214,7 @@ describe('accepted values', () => {
       },
       llm: { upstreamUrl: 'http://litellm:4000/v1', upstreamKey: 'sk-master', timeoutMs: 120_000, bodyLimitBytes: 1024 ** 2, limits: { requestsPerMinute: 30, concurrentRequests: 2, monthlyTokens: 1_000_000, monthlyCostMicrodollars: 12_500_000 } },
       backup: { dir: '/mnt/nas/clawloops', keyFile: '/etc/clawloops/backup-key.txt', offboardingKeepDays: 90 },
-      egress: { port: 3129, rules: { profile: 'none', allow: ['git.office.lan', '*.intra.example', '10.0.0.0/8'], deny: ['bad.example.com'] } },
+      egress: { port: 3129, rules: { profile: 'none', allow: ['git.office.lan', '*.intra.example', '10.0.0.0/8'], deny: ['bad.example.com'] }, record: { retentionMs: 90 * 86_400_000, maxRows: 500_000 } },
     });
   });
 
@@ -366,6 +367,7 @@ describe('bad values are refused with a ConfigError naming the variable', () => 
     ['egress profile unknown', { CLAWLOOPS_EGRESS_PROFILE: 'open' }, /^CLAWLOOPS_EGRESS_PROFILE: must be public .* or none/],
     ['egress allow entry with a scheme', { CLAWLOOPS_EGRESS_ALLOW: 'example.com,http://x.example' }, /^CLAWLOOPS_EGRESS_ALLOW: "http:\/\/x.example" is not a host name/],
     ['egress deny entry with a bad prefix', { CLAWLOOPS_EGRESS_DENY: '10.0.0.0/40' }, /^CLAWLOOPS_EGRESS_DENY: "10.0.0.0\/40" has a bad prefix length/],
+    ['egress record kept no day', { CLAWLOOPS_EGRESS_RECORD_DAYS: '0' }, /^CLAWLOOPS_EGRESS_RECORD_DAYS: /],
     ['public URL that is not a URL', { CLAWLOOPS_PUBLIC_URL: 'claw.example.com' }, /^CLAWLOOPS_PUBLIC_URL: must be an absolute http\(s\) URL.*got "claw.example.com"/],
     ['public URL with another scheme', { CLAWLOOPS_PUBLIC_URL: 'ftp://claw.example.com' }, /^CLAWLOOPS_PUBLIC_URL: must use http or https, got "ftp:"$/],
     ['public URL with a path', { CLAWLOOPS_PUBLIC_URL: 'https://example.com/claw' }, /^CLAWLOOPS_PUBLIC_URL: must be an origin only/],

@@ -6,7 +6,8 @@
 import http from 'node:http';
 import net, { type AddressInfo } from 'node:net';
 import { EgressPolicy, type EgressRules } from '../../src/egress/egressPolicy';
-import { EgressProxy, type EgressCaller } from '../../src/egress/egressProxy';
+import { EgressProxy, type EgressCaller, type EgressOutcome } from '../../src/egress/egressProxy';
+import { eventually } from '../support/eventually';
 import { createLogger } from '../../src/lib/logger';
 
 const ALICE: EgressCaller = { userId: 'u-alice', username: 'alice' };
@@ -15,6 +16,10 @@ let caller: EgressCaller | null;
 let rules: EgressRules;
 let resolved: string[];
 const lookups: string[] = [];
+/** What this test's proxy recorded (a tunnel of an earlier test may close late, into its own proxy's list). */
+let recorded: EgressOutcome[] = [];
+/** The policy each caller got, by user id (the proxy asks per connection). */
+const policiesAskedFor: string[] = [];
 let proxy: EgressProxy;
 let proxyPort: number;
 let echo: net.Server;
@@ -46,9 +51,15 @@ afterAll(async () => {
 });
 
 async function startProxy(options: { maxTunnelsPerCaller?: number } = {}) {
+  const mine: EgressOutcome[] = [];
+  recorded = mine;
   proxy = new EgressProxy({
     identify: () => caller,
-    policy: () => new EgressPolicy(rules),
+    policy: (userId) => {
+      policiesAskedFor.push(userId);
+      return new EgressPolicy(rules);
+    },
+    record: (outcome) => mine.push(outcome),
     resolve: async (host) => {
       lookups.push(host);
       return resolved;
@@ -64,6 +75,7 @@ beforeEach(async () => {
   rules = { profile: 'public', allow: ['tools.office.lan'], deny: [] };
   resolved = ['127.0.0.1'];
   lookups.length = 0;
+  policiesAskedFor.length = 0;
   echoConnections = 0;
   webSeen.length = 0;
   await startProxy();
@@ -197,6 +209,52 @@ describe('CONNECT (https and anything else over TCP)', () => {
     await new Promise((resolve) => open[0]?.socket.once('close', resolve));
     await waitFor(async () => (await connectThrough(`tools.office.lan:${echoPort}`)).status === 200);
     for (const r of open) r.socket.destroy();
+  });
+});
+
+describe('the record', () => {
+  test('a tunnel is recorded once it closes, for the member it came from, with the bytes each way', async () => {
+    const { socket } = await connectThrough(`Tools.Office.LAN:${echoPort}`);
+    expect(await roundTrip(socket, 'ping-pong')).toBe('ping-pong');
+    socket.destroy();
+    const [entry] = await eventually(async () => (recorded.length > 0 ? recorded : undefined), 'the tunnel to be recorded');
+    expect(entry).toMatchObject({ userId: ALICE.userId, host: 'tools.office.lan', port: echoPort, verdict: 'allowed', reason: null, bytesOut: 9, bytesIn: 9 });
+    expect(policiesAskedFor).toEqual([ALICE.userId]);
+  });
+
+  test('a refusal is recorded as denied with the reason the agent was given; an unreachable one as failed', async () => {
+    const denied = await connectThrough(`127.0.0.2:${echoPort}`);
+    expect(denied.status).toBe(403);
+    resolved = ['127.0.0.1'];
+    const closedPort = await new Promise<number>((resolve) => {
+      const probe = net.createServer().listen(0, '127.0.0.1', () => {
+        const { port } = probe.address() as AddressInfo;
+        probe.close(() => resolve(port));
+      });
+    });
+    const failed = await connectThrough(`tools.office.lan:${closedPort}`);
+    expect(failed.status).toBe(502);
+    expect(recorded.map((r) => [r.host, r.verdict])).toEqual([
+      ['127.0.0.2', 'denied'],
+      ['tools.office.lan', 'failed'],
+    ]);
+    expect(recorded[0]?.reason).toBe(JSON.parse(denied.body).error.message);
+  });
+
+  test('a plain http request is recorded with its bytes; a caller that is no runtime is not recorded (it has no member)', async () => {
+    await new Promise<void>((resolve, reject) => {
+      const req = http.request({ host: '127.0.0.1', port: proxyPort, method: 'POST', path: `http://tools.office.lan:${webPort}/upload` }, (res) => {
+        res.resume();
+        res.on('end', resolve);
+      });
+      req.on('error', reject);
+      req.end('twelve bytes');
+    });
+    await eventually(async () => (recorded.length > 0 ? true : undefined), 'the request to be recorded');
+    expect(recorded[0]).toMatchObject({ host: 'tools.office.lan', port: webPort, verdict: 'allowed', bytesOut: 12, bytesIn: 'hello from /upload'.length });
+    caller = null;
+    expect((await connectThrough(`tools.office.lan:${echoPort}`)).status).toBe(403);
+    expect(recorded).toHaveLength(1);
   });
 });
 
