@@ -3,8 +3,9 @@
  * server and the real Docker engine (stand-in runtime image): first-run setup, an invitation
  * accepted in a second browser, a runtime started with its progress followed to ready, files
  * dropped as a folder with per-file progress, a download compared byte for byte, a text edit
- * that meets a concurrent change, and an admin disabling the member. Screenshots of each main
- * page are written to a folder printed at the end.
+ * that meets a concurrent change, internet access (the installation's rules and a member's own
+ * set by the admin; a member's own connections, and nobody else's), and an admin disabling the
+ * member. Screenshots of each main page are written to a folder printed at the end.
  */
 import crypto from 'node:crypto';
 import fs from 'node:fs';
@@ -14,6 +15,7 @@ import path from 'node:path';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { generateIdentity } from '../../src/backup/ageFormat';
 import { NO_ORIGIN } from '../../src/domain/audit';
+import type { EgressOutcome } from '../../src/egress/egressProxy';
 import { launchChromium } from '../support/browser';
 import { docker, engineHarness, eventually, newInstanceId, STANDIN_IMAGE, sweep, withDiagnostics, type EngineHarness } from '../support/engine';
 import { STRONG_PASSWORD } from '../support/harness';
@@ -320,6 +322,7 @@ it('the admin pages render', async () => {
     ['Invitations', '15-admin-invitations'],
     ['Runtimes', '16-admin-runtimes'],
     ['Models', '17-admin-models'],
+    ['Internet access', '17a-admin-internet-access'],
     ['Usage', '18-admin-usage'],
     ['Backups', '19b-admin-backups'],
     ['Audit log', '19-admin-audit'],
@@ -400,6 +403,105 @@ it('the admin rolls a new image out from the Runtimes page with a canary, and fo
   await admin.locator('[data-testid=user-row][data-username=alice]').waitFor();
 });
 
+it("a member sees their own outside connections on the Usage page (a denied one with its reason) and never another member's", async () => {
+  const aliceId = h.platform.users.findByUsername('alice').id;
+  // A second member, with a connection of their own.
+  const adminApi = h.client();
+  await adminApi.post('/api/v1/auth/login').send({ username: 'admin', password: STRONG_PASSWORD });
+  expect((await adminApi.post('/api/v1/admin/users').send({ username: 'bob', password: 'temporary password 2' })).status).toBe(201);
+  const bobId = h.platform.users.findByUsername('bob').id;
+  // What the egress proxy reports, added to the record as it adds them.
+  const now = h.clock.now();
+  const connection = (userId: string, host: string, extra: Partial<EgressOutcome> = {}): EgressOutcome => ({
+    userId,
+    at: now,
+    host,
+    port: 443,
+    verdict: 'allowed',
+    reason: null,
+    bytesOut: 2048,
+    bytesIn: 150_000,
+    durationMs: 120,
+    ...extra,
+  });
+  h.platform.egressRecord.add(connection(aliceId, 'api.github.com', { at: now - 60_000 }));
+  h.platform.egressRecord.add(connection(aliceId, 'tracker.example', { verdict: 'denied', reason: "tracker.example is on the administrator's deny list", bytesOut: 0, bytesIn: 0, durationMs: 0 }));
+  h.platform.egressRecord.add(connection(bobId, 'bobs-secret.example'));
+
+  await member.goto(`${base}/usage`);
+  const card = member.locator('.egress-card');
+  await card.getByRole('heading', { name: 'Internet access' }).waitFor();
+  await card.locator('[data-testid=egress-row]').first().waitFor();
+  // Newest first: the denied one, with its reason, then the allowed one with its bytes.
+  const rows = await card.locator('[data-testid=egress-row]').all();
+  expect(await Promise.all(rows.map(async (r) => `${await r.getAttribute('data-host')} ${await r.getAttribute('data-verdict')}`))).toEqual([
+    'tracker.example denied',
+    'api.github.com allowed',
+  ]);
+  const denied = card.locator('[data-testid=egress-row][data-host="tracker.example"]');
+  await expect(denied.textContent()).resolves.toMatch(/tracker\.example:443.*denied.*tracker\.example is on the administrator's deny list/);
+  await expect(card.locator('[data-testid=egress-row][data-host="api.github.com"] td').allTextContents()).resolves.toEqual([expect.any(String), 'api.github.com:443', 'allowed', '146 KiB', '2 KiB']);
+  await expect(card.getByTestId('egress-rules').textContent()).resolves.toContain('The internet, except private networks');
+  const totals = await card.getByTestId('egress-totals').textContent();
+  expect(totals).toMatch(/Connections2Denied1Failed0Bytes in146 KiBBytes out2 KiB/);
+  await expect(card.getByTestId('egress-retention').textContent()).resolves.toBe('Connections are kept for 30 days; the latest 100 are listed, newest first.');
+  // Nothing of another member's, anywhere on the page.
+  expect(await member.content()).not.toContain('bobs-secret');
+  await shot(member, '04b-usage-internet');
+});
+
+it("the admin sets the installation's internet access and one member's own on the console; both hold after a reload", async () => {
+  const aliceId = h.platform.users.findByUsername('alice').id;
+  await admin.goto(`${base}/admin`);
+  await admin.locator('#admin').getByRole('link', { name: 'Internet access', exact: true }).click();
+  await admin.getByRole('heading', { name: 'Internet access', level: 1 }).waitFor();
+  // Last 7 days per user (the connections of the previous test) and the hosts most reached.
+  const aliceRow = admin.locator('[data-testid=egress-user-row][data-username=alice]');
+  await aliceRow.waitFor();
+  expect((await aliceRow.locator('td').allTextContents()).slice(0, 6)).toEqual(['alice', '2', '1', '0', '146 KiB', '2 KiB']);
+  await admin.locator('[data-testid=egress-user-row][data-username=bob]').waitFor();
+  await admin.locator('[data-testid=egress-host-row][data-host="bobs-secret.example"]').waitFor();
+
+  // A wrong entry is refused in the server's words, naming it; nothing is saved.
+  const deny = admin.getByLabel('Deny', { exact: true });
+  const before = await deny.inputValue();
+  expectRefusal(admin, 400, 'PUT /api/v1/admin/egress');
+  await deny.fill('http://tracker.example');
+  await admin.getByRole('button', { name: 'Save' }).click();
+  await expect(admin.getByRole('alert').textContent()).resolves.toContain('deny.0: "http://tracker.example" is not a host name');
+  expect(h.platform.egressRules.installationRules().deny).toEqual(before === '' ? [] : before.split('\n'));
+  await deny.fill([before, 'tracker.example'].filter(Boolean).join('\n'));
+  await admin.getByRole('button', { name: 'Save' }).click();
+  await admin.getByText('Saved. The rules apply to the next connection.').waitFor();
+  await shot(admin, '17b-admin-internet-access');
+  await admin.reload();
+  await expect(admin.getByLabel('Deny', { exact: true }).inputValue()).resolves.toMatch(/(^|\n)tracker\.example$/);
+  expect(h.platform.egressRules.installationRules()).toMatchObject({ profile: 'public', deny: expect.arrayContaining(['tracker.example']) });
+
+  // Alice's page, reached from her row: no internet for her alone.
+  await admin.locator('[data-testid=egress-user-row][data-username=alice]').getByRole('link', { name: 'alice' }).click();
+  const card = admin.locator('.egress-card');
+  await card.getByLabel('Access for this user').waitFor();
+  await expect(card.getByLabel('Access for this user').inputValue()).resolves.toBe('');
+  await card.getByLabel('Access for this user').selectOption('none');
+  await card.getByRole('button', { name: 'Save' }).click();
+  await card.getByText('Saved.').waitFor();
+  await expect(card.getByTestId('egress-rules').textContent()).resolves.toContain('No internet: models only');
+  // Her recent connections, the denied one with its reason.
+  await expect(admin.locator('[data-testid=egress-row][data-host="tracker.example"]').textContent()).resolves.toContain("tracker.example is on the administrator's deny list");
+  await shot(admin, '21b-admin-user-internet-access');
+  await admin.reload();
+  await expect(admin.locator('.egress-card').getByLabel('Access for this user').inputValue()).resolves.toBe('none');
+  expect(h.platform.egressRules.forUser(aliceId).effective.profile).toBe('none');
+  expect(h.platform.egressRules.forUser(h.platform.users.findByUsername('bob').id).effective.profile).toBe('public');
+  // Alice sees it on her own page.
+  await member.reload();
+  await member.locator('.egress-card [data-testid=egress-rules][data-profile=none]').waitFor();
+  await expect(member.locator('.egress-card [data-testid=egress-rules]').textContent()).resolves.toContain('No internet: models only');
+  await admin.goto(`${base}/admin/users`);
+  await admin.locator('[data-testid=user-row][data-username=alice]').waitFor();
+});
+
 it('no serious or critical accessibility violations on the main pages, light and dark (axe-core, WCAG 2 A and AA)', async () => {
   const axe = fs.readFileSync(require.resolve('axe-core/axe.min.js'), 'utf8');
   const found: string[] = [];
@@ -428,7 +530,8 @@ it('no serious or critical accessibility violations on the main pages, light and
   };
   await audit(null, ['/login']);
   await audit(memberContext, ['/', '/files', '/usage', '/account']);
-  await audit(adminContext, ['/admin', '/admin/users', '/admin/invitations', '/admin/runtimes', '/admin/models', '/admin/usage', '/admin/backups', '/admin/audit', '/admin/settings']);
+  const aliceId = h.platform.users.findByUsername('alice').id;
+  await audit(adminContext, ['/admin', '/admin/users', '/admin/invitations', '/admin/runtimes', '/admin/models', '/admin/egress', '/admin/usage', '/admin/backups', '/admin/audit', '/admin/settings', `/admin/users/${aliceId}`]);
   // The dark theme has its own colours: their contrast is checked too.
   await audit(null, ['/login'], 'dark');
   await audit(memberContext, ['/', '/files', '/usage', '/account'], 'dark');

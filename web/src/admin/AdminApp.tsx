@@ -5,6 +5,7 @@ import { EmptyState } from '../ui/ui';
 import { AuditPage } from './AuditPage';
 import { BackupsPage } from './BackupsPage';
 import { ConfirmProvider } from './common';
+import { EgressPage } from './EgressPage';
 import { InvitationsPage } from './InvitationsPage';
 import { ADMIN_SECTIONS, adminRoute, sectionOf, sectionPath, type AdminSection } from './logic';
 import { ModelsPage } from './ModelsPage';
@@ -21,6 +22,7 @@ const NAV_KEYS: Record<AdminSection, MessageKey> = {
   invitations: 'admin.nav.invitations',
   runtimes: 'admin.nav.runtimes',
   models: 'admin.nav.models',
+  egress: 'admin.nav.egress',
   usage: 'admin.nav.usage',
   backups: 'admin.nav.backups',
   audit: 'admin.nav.audit',
@@ -53,6 +55,9 @@ export default function AdminApp() {
       break;
     case 'models':
       page = <ModelsPage />;
+      break;
+    case 'egress':
+      page = <EgressPage />;
       break;
     case 'usage':
       page = <AdminUsagePage />;

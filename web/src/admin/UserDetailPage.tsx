@@ -3,12 +3,14 @@ import { api } from '../api/client';
 import type { UserAnswer } from '../api/types';
 import { Link, navigate } from '../app/router';
 import { useI18n } from '../i18n/i18n';
+import { entriesOf, entriesText } from '../lib/egress';
 import { formatDateTime, formatNumber, formatUsd, share } from '../lib/format';
+import { ConnectionsTable, EgressRulesSummary, EgressTotalsFacts, profileText, RetentionNote } from '../pages/EgressActivity';
 import { RuntimeWithLog } from '../pages/HomePage';
 import { useResource } from '../ui/useResource';
 import { AsyncForm, Card, ErrorNote, Field, Notice, ProgressBar } from '../ui/ui';
-import type { LimitsView, UsageReport } from './adminTypes';
-import { LIMIT_LABELS, OneTimeSecret, useLimitText } from './common';
+import type { AdminUserEgressView, LimitsView, UsageReport, UserEgressBody } from './adminTypes';
+import { LIMIT_LABELS, OneTimeSecret, SelectField, TextAreaField, useLimitText } from './common';
 import { LIMIT_FIELDS, limitsBody, limitsFormValues } from './logic';
 import { UserActions } from './UserActions';
 import { UserBadges } from './UsersPage';
@@ -84,6 +86,7 @@ export function UserDetailPage({ id }: { id: string }) {
           </div>
           <UserRuntime base={`/api/v1${path}/runtime`} username={u.username} />
           <UserModels userId={u.id} />
+          <UserEgress userId={u.id} />
         </>
       )}
     </div>
@@ -174,6 +177,92 @@ function UserModels({ userId }: { userId: string }) {
         )}
       </Card>
     </div>
+  );
+}
+
+/**
+ * The user's internet access: their own profile (or the installation's) and lists, which add to
+ * the installation's; what applies now in words; the last 7 days and their recent connections.
+ */
+function UserEgress({ userId }: { userId: string }) {
+  const { t } = useI18n();
+  const path = `/admin/users/${encodeURIComponent(userId)}/egress`;
+  const egress = useResource((signal) => api.get<AdminUserEgressView>(path, { signal }), path);
+  const [saved, setSaved] = useState(false);
+  const view = egress.data;
+  const listText = (entries: readonly string[]) => (entries.length === 0 ? t('egress.emptyList') : entries.join(', '));
+
+  return (
+    <>
+      <div className="grid-2">
+        <Card title={t('egress.title')} className="egress-card">
+          <p className="muted">{t('admin.egress.user.intro')}</p>
+          <ErrorNote error={egress.error} />
+          {!view && egress.loading && <p role="status">{t('common.loading')}</p>}
+          {view && (
+            <>
+              {saved && <Notice tone="success">{t('admin.common.saved')}</Notice>}
+              <AsyncForm
+                key={JSON.stringify(view.overrides)}
+                submitLabel={t('common.save')}
+                onSubmit={async (values) => {
+                  setSaved(false);
+                  const body: UserEgressBody = {
+                    profile: values.profile === 'public' || values.profile === 'none' ? values.profile : null,
+                    allow: entriesOf(values.allow),
+                    deny: entriesOf(values.deny),
+                  };
+                  await api.put<AdminUserEgressView>(path, body);
+                  await egress.reload();
+                  setSaved(true);
+                }}
+              >
+                <SelectField
+                  label={t('admin.egress.user.profile')}
+                  name="profile"
+                  defaultValue={view.overrides.profile ?? ''}
+                  options={[
+                    { value: '', label: t('admin.egress.user.inherit', { profile: profileText(t, view.installation.profile) }) },
+                    { value: 'public', label: profileText(t, 'public') },
+                    { value: 'none', label: profileText(t, 'none') },
+                  ]}
+                />
+                <TextAreaField
+                  label={t('admin.egress.user.allow')}
+                  name="allow"
+                  rows={3}
+                  defaultValue={entriesText(view.overrides.allow)}
+                  hint={t('admin.egress.user.fromInstallation', { entries: listText(view.installation.allow) })}
+                />
+                <TextAreaField
+                  label={t('admin.egress.user.deny')}
+                  name="deny"
+                  rows={3}
+                  defaultValue={entriesText(view.overrides.deny)}
+                  hint={t('admin.egress.user.fromInstallation', { entries: listText(view.installation.deny) })}
+                />
+                <p className="muted small">{t('admin.egress.entriesHint')}</p>
+              </AsyncForm>
+              <h3 className="admin-subtitle">{t('admin.egress.user.effective')}</h3>
+              <EgressRulesSummary rules={view.rules} />
+            </>
+          )}
+        </Card>
+        <Card title={t('admin.egress.user.activity')}>
+          {view && (
+            <>
+              <EgressTotalsFacts totals={view.totals} />
+              <RetentionNote days={view.retentionDays} />
+            </>
+          )}
+        </Card>
+      </div>
+      {view && (
+        <Card title={t('egress.recent')}>
+          <ConnectionsTable connections={view.recent} />
+        </Card>
+      )}
+    </>
   );
 }
 

@@ -4,7 +4,9 @@
  * sends are its own.
  */
 export type {
+  AdminEgressView,
   AdminModels,
+  AdminUserEgressView,
   BackupList,
   BackupSchedule,
   BackupVerification,
@@ -13,6 +15,7 @@ export type {
   CatalogModel,
   CreatedInvitation,
   CreatedUser,
+  EgressProfileName,
   InvitationAnswer,
   LimitOverrides,
   LimitsView,
@@ -46,4 +49,18 @@ export interface LimitsBody {
   concurrentRequests: number | null;
   monthlyTokens: number | null;
   monthlyBudgetUsd: number | null;
+}
+
+/** The body of PUT /admin/egress: the installation's rules. */
+export interface EgressRulesBody {
+  profile: 'public' | 'none';
+  allow: string[];
+  deny: string[];
+}
+
+/** The body of PUT /admin/users/:id/egress: null profile = the installation's; the lists add to the installation's. */
+export interface UserEgressBody {
+  profile: 'public' | 'none' | null;
+  allow: string[];
+  deny: string[];
 }

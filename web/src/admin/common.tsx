@@ -234,6 +234,32 @@ export function SelectField({
   );
 }
 
+/** A multi-line text field with a label (the egress lists: one entry a line). */
+export function TextAreaField({ label, name, defaultValue, hint, rows = 4 }: { label: string; name: string; defaultValue?: string; hint?: string; rows?: number }) {
+  const id = useId();
+  return (
+    <div className="field">
+      <label htmlFor={id}>{label}</label>
+      <textarea
+        id={id}
+        name={name}
+        rows={rows}
+        defaultValue={defaultValue}
+        spellCheck={false}
+        autoCapitalize="none"
+        autoComplete="off"
+        className="entries-input"
+        aria-describedby={hint ? `${id}-hint` : undefined}
+      />
+      {hint && (
+        <small id={`${id}-hint`} className="hint">
+          {hint}
+        </small>
+      )}
+    </div>
+  );
+}
+
 export function CheckboxField({ label, name, defaultChecked, hint }: { label: string; name: string; defaultChecked?: boolean; hint?: string }) {
   const id = useId();
   return (

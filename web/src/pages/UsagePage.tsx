@@ -3,6 +3,7 @@ import type { AvailableModels, OwnUsage } from '../api/types';
 import { useI18n } from '../i18n/i18n';
 import { formatNumber, formatUsd, share } from '../lib/format';
 import { DailyChart } from '../ui/charts';
+import { OwnEgressCard } from './EgressActivity';
 import { useResource } from '../ui/useResource';
 import { Card, EmptyState, ErrorNote, ProgressBar } from '../ui/ui';
 
@@ -97,6 +98,7 @@ export function UsagePage() {
           </ul>
         )}
       </Card>
+      <OwnEgressCard />
     </div>
   );
 }
