@@ -104,6 +104,8 @@ export interface PlatformOverrides {
   fileHelperNamePrefix?: string;
   /** Instead of the Docker engine's volumes (http tests of the file API). */
   workspaceVolumes?: WorkspaceVolumes;
+  /** How the egress proxy resolves names (tests stand in for the internet with names of their own). */
+  egressResolve?: (host: string) => Promise<string[]>;
 }
 
 export interface Platform {
@@ -394,6 +396,7 @@ export function buildPlatform(config: AppConfig, logger: Logger, overrides: Plat
     policy: (userId) => egressRules.policyFor(userId),
     record: (outcome) => egressRecord.add(outcome),
     now: () => clock.now(),
+    ...(overrides.egressResolve ? { resolve: overrides.egressResolve } : {}),
     logger: logger.child({ component: 'egress' }),
   });
 

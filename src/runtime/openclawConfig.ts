@@ -13,7 +13,7 @@ export interface OpenClawConfigInput {
   basePath: string;
   /** The proxy addresses on the runtime's network: only they can assert a user. */
   trustedProxies: string[];
-  settings: Pick<RuntimeSettings, 'modelGatewayUrl' | 'models'> & Partial<Pick<RuntimeSettings, 'modelDetails'>>;
+  settings: Pick<RuntimeSettings, 'modelGatewayUrl' | 'models'> & Partial<Pick<RuntimeSettings, 'modelDetails' | 'egressProxyUrl'>>;
 }
 
 /**
@@ -63,6 +63,10 @@ export function renderOpenClawConfig(input: OpenClawConfigInput): Record<string,
       },
     },
   };
+  // web_fetch ignores HTTP(S)_PROXY unless told the proxy is the operator's (it then leaves DNS
+  // to it): without this it dials out directly, which a runtime's network does not allow. Ours
+  // judges every destination after resolving it (egress/egressPolicy.ts).
+  if (input.settings.egressProxyUrl) config.tools = { web: { fetch: { useTrustedEnvProxy: true } } };
   const primary = input.settings.models[0];
   if (primary) config.agents = { defaults: { model: { primary: `${MODEL_PROVIDER_ID}/${primary}` } } };
   return config;

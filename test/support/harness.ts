@@ -95,6 +95,8 @@ export interface HarnessOptions {
   workspaceVolumes?: WorkspaceVolumes;
   /** Free space the upload spool sees on its disk (a nearly full disk, simulated). */
   spoolFreeBytes?: (dir: string) => number;
+  /** How the egress proxy resolves names. */
+  egressResolve?: (host: string) => Promise<string[]>;
   llm?: Partial<LlmSettings>;
 }
 
@@ -145,6 +147,7 @@ export function createHarness(options: HarnessOptions = {}): Harness {
     ...(options.llm ? { llm: options.llm } : {}),
     ...(options.fileHelperIdleMs !== undefined ? { fileHelperIdleMs: options.fileHelperIdleMs } : {}),
     ...(options.spoolFreeBytes ? { spoolFreeBytes: options.spoolFreeBytes } : {}),
+    ...(options.egressResolve ? { egressResolve: options.egressResolve } : {}),
     ...(options.workspaceVolumes ? { workspaceVolumes: options.workspaceVolumes } : {}),
   });
   const client = (): TestAgent => supertest.agent(platform.app).set('Origin', config.publicOrigin);

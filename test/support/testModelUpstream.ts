@@ -24,6 +24,11 @@ export interface UpstreamBehaviour {
   reportUsage: boolean;
   /** Non-streamed chat answers: repeat the answer text until the content is at least this many bytes. */
   answerBytes: number;
+  /**
+   * Chat answers: a tool call to make instead of answering (the agent runs the tool and asks
+   * again with its result); null answers with the text. Asked with each request's body.
+   */
+  toolCall: ((body: Record<string, unknown>) => { name: string; arguments: Record<string, unknown> } | null) | null;
 }
 
 export interface TestModelUpstream {
@@ -40,7 +45,7 @@ export interface TestModelUpstream {
 
 export async function startTestModelUpstream(answer: string, model = 'test-model'): Promise<TestModelUpstream> {
   const requests: TestModelUpstream['requests'] = [];
-  const behaviour: UpstreamBehaviour = { failStatus: null, delayMs: 0, hold: null, failAfterChunks: null, chunks: 1, stallAfterChunks: null, reportUsage: true, answerBytes: 0 };
+  const behaviour: UpstreamBehaviour = { failStatus: null, delayMs: 0, hold: null, failAfterChunks: null, chunks: 1, stallAfterChunks: null, reportUsage: true, answerBytes: 0, toolCall: null };
   const state = { aborted: 0, received: 0 };
   const server = http.createServer((req, res) => {
     const chunks: Buffer[] = [];
@@ -93,6 +98,22 @@ export async function startTestModelUpstream(answer: string, model = 'test-model
       const usage = { prompt_tokens: 11, completion_tokens: 3, total_tokens: 14 };
       const id = `chatcmpl-${requests.length}`;
       const created = Math.floor(Date.now() / 1000);
+      const call = behaviour.toolCall?.(body) ?? null;
+      if (call) {
+        const toolCall = { id: `call_${requests.length}`, type: 'function', function: { name: call.name, arguments: JSON.stringify(call.arguments) } };
+        if (body.stream) {
+          res.setHeader('content-type', 'text/event-stream');
+          const send = (data: unknown) => res.write(`data: ${JSON.stringify(data)}\n\n`);
+          send({ id, object: 'chat.completion.chunk', created, model, choices: [{ index: 0, delta: { role: 'assistant', content: null, tool_calls: [{ index: 0, ...toolCall }] }, finish_reason: null }] });
+          send({ id, object: 'chat.completion.chunk', created, model, choices: [{ index: 0, delta: {}, finish_reason: 'tool_calls' }] });
+          if (behaviour.reportUsage && (body.stream_options as { include_usage?: boolean } | undefined)?.include_usage) send({ id, object: 'chat.completion.chunk', created, model, choices: [], usage });
+          res.end('data: [DONE]\n\n');
+          return;
+        }
+        res.setHeader('content-type', 'application/json');
+        res.end(JSON.stringify({ id, object: 'chat.completion', created, model, choices: [{ index: 0, message: { role: 'assistant', content: null, tool_calls: [toolCall] }, finish_reason: 'tool_calls' }], ...(behaviour.reportUsage ? { usage } : {}) }));
+        return;
+      }
       if (body.stream) {
         res.setHeader('content-type', 'text/event-stream');
         const send = (data: unknown) => res.write(`data: ${JSON.stringify(data)}\n\n`);

@@ -54,6 +54,12 @@ describe('rendered OpenClaw configuration', () => {
     expect(config.agents).toEqual({ defaults: { model: { primary: 'platform/gpt-4o' } } });
   });
 
+  test("web_fetch goes through the egress proxy (it ignores the proxy environment unless told it is the operator's), and only when there is one", () => {
+    const withProxy = renderRuntime(id, { ...settings, egressProxyUrl: 'http://host.docker.internal:3128' }, network, secrets).openclawConfig;
+    expect(withProxy.tools).toEqual({ web: { fetch: { useTrustedEnvProxy: true } } });
+    expect(renderRuntime(id, { ...settings, egressProxyUrl: null }, network, secrets).openclawConfig.tools).toBeUndefined();
+  });
+
   test('no secret value appears in the config file; it refers to the environment instead', () => {
     const text = JSON.stringify(config);
     expect(text).not.toContain(secrets.modelKey);
