@@ -28,6 +28,9 @@
 #   bash bench/run.sh backup         9. a backup of a 1 GiB volume vs raw getArchive of it, the
 #                                     control plane's RSS growth meanwhile, and the restore of
 #                                     that part vs raw putArchive, ~2 minutes
+#   bash bench/run.sh egress        10. the egress proxy, ~1 minute, no Docker: a 1 GiB download
+#                                     through it (CONNECT, and plain http) vs directly, and the
+#                                     latency it adds to a new connection
 # Knobs: BENCH_ITERATIONS (15), BENCH_CONCURRENT (20), BENCH_BURSTS (3), BENCH_PROFILE_ITERATIONS (8),
 # OPENCLAW_ITERATIONS (5), CLAWLOOPS_RUNTIME_MAX_PARALLEL (unset: the product default, 4);
 # routing: BENCH_SAMPLES (2000), BENCH_CONNECTIONS (16), BENCH_DURATION (4), BENCH_ROUNDS (3),
@@ -37,15 +40,16 @@
 # BENCH_CHUNK_GAP_MS (2), BENCH_STREAM_ROUNDS (3), BENCH_CLIENT (wrk|node), BENCH_LOG_LEVEL (info);
 # web: BENCH_LOADS (10), BENCH_DROP_FILES (200); adminlist: BENCH_RUNTIMES (200), BENCH_ENGINE (serial, or
 # overlapping: Docker's ~2 s one-shot stats that overlap), BENCH_STATS_MS (45 | 2000), BENCH_OLD_ROUNDS (3),
-# BENCH_LIST_SAMPLES (100); backup: BENCH_BACKUP_MIB (1024), BENCH_ROUNDS (3).
+# BENCH_LIST_SAMPLES (100); backup: BENCH_BACKUP_MIB (1024), BENCH_ROUNDS (3); egress: BENCH_EGRESS_MIB (1024),
+# BENCH_ROUNDS (3), BENCH_SAMPLES (300).
 # Everything a run creates carries one instance label and is swept at the end, even on failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 which="${1:-all}"
-case "$which" in all | start | concurrent | openclaw | routing | files | gateway | web | adminlist | backup) ;; *) echo "usage: $0 [all|start|concurrent|openclaw|routing|files|gateway|web|adminlist|backup]" >&2; exit 2 ;; esac
+case "$which" in all | start | concurrent | openclaw | routing | files | gateway | web | adminlist | backup | egress) ;; *) echo "usage: $0 [all|start|concurrent|openclaw|routing|files|gateway|web|adminlist|backup|egress]" >&2; exit 2 ;; esac
 
-if [[ "$which" != gateway && "$which" != adminlist ]]; then
+if [[ "$which" != gateway && "$which" != adminlist && "$which" != egress ]]; then
   docker info >/dev/null 2>&1 || bash scripts/ensure-docker.sh >/dev/null
   # The image scripts reuse an image whose inputs have not changed (a fraction of a second).
   if [[ "$which" == openclaw || "$which" == all ]]; then
@@ -78,6 +82,7 @@ case "$which" in
   web) bash scripts/ensure-chromium.sh >/dev/null && npm run --silent build:web && npx tsx bench/webConsole.ts load drop || status=$? ;;
   adminlist) npx tsx bench/adminRuntimeList.ts || status=$? ;;
   backup) npx tsx bench/backup.ts || status=$? ;;
+  egress) npx tsx bench/egress.ts || status=$? ;;
   all)
     npx tsx bench/runtimeStart.ts start concurrent || status=$?
     npx tsx bench/openclawStart.ts "${OPENCLAW_ITERATIONS:-5}" || status=$?
@@ -87,6 +92,7 @@ case "$which" in
     bash scripts/ensure-chromium.sh >/dev/null && npm run --silent build:web && npx tsx bench/webConsole.ts load drop || status=$?
     npx tsx bench/adminRuntimeList.ts || status=$?
     npx tsx bench/backup.ts || status=$?
+    npx tsx bench/egress.ts || status=$?
     ;;
 esac
 exit "$status"

@@ -46,6 +46,8 @@ const DEFAULT_MAX_TUNNELS = 256;
 const MAX_CONNECTIONS = 8_192;
 const DEFAULT_CONNECT_TIMEOUT_MS = 15_000;
 const RESOLVE_TIMEOUT_MS = 10_000;
+/** One per tunnel, for what the destination sends (the size of a socket read). */
+const RELAY_BUFFER = 64 * 1024;
 
 /** Node frames each side itself: the framing the other side used is not passed on either. */
 const HOP_BY_HOP = new Set([...HOP_BY_HOP_HEADERS, 'transfer-encoding']);
@@ -222,7 +224,19 @@ export class EgressProxy {
       if (!target) throw new EgressRefusal(400, 'EGRESS_BAD_TARGET', 'CONNECT needs host:port.');
       const admitted = await this.admit(caller, target);
       release = admitted.release;
-      const upstream = await this.connect(admitted.address, target.port);
+      // Downloads are the bulk of what goes through: the destination's bytes are read into one
+      // buffer per tunnel, and reading waits until each piece has been handed to the runtime's
+      // socket (its write callback), instead of a new 64 KiB buffer per read for the collector.
+      const downloaded = Buffer.allocUnsafe(RELAY_BUFFER);
+      const relay = {
+        buffer: downloaded,
+        callback: (n: number) => {
+          client.write(downloaded.subarray(0, n), () => upstream?.resume());
+          return false;
+        },
+      };
+      let upstream: Socket | null = null;
+      upstream = await this.connect(admitted.address, target.port, relay);
       if (client.destroyed) {
         upstream.destroy();
         release();
@@ -230,21 +244,22 @@ export class EgressProxy {
       }
       client.write('HTTP/1.1 200 Connection Established\r\n\r\n');
       if (head.length > 0) upstream.write(head);
-      upstream.pipe(client);
-      client.pipe(upstream);
+      const opened = upstream;
+      opened.once('end', () => client.end());
+      client.pipe(opened);
       const known = { caller, target };
       let ended = false;
       const end = () => {
         if (ended) return;
         ended = true;
         release();
-        upstream.destroy();
+        opened.destroy();
         client.destroy();
-        this.record(known.caller, known.target, startedAt, { verdict: 'allowed', reason: null, bytesOut: upstream.bytesWritten, bytesIn: upstream.bytesRead });
+        this.record(known.caller, known.target, startedAt, { verdict: 'allowed', reason: null, bytesOut: opened.bytesWritten, bytesIn: opened.bytesRead });
       };
-      upstream.once('close', end);
+      opened.once('close', end);
       client.once('close', end);
-      upstream.on('error', end);
+      opened.on('error', end);
     } catch (err) {
       release();
       const refusal = err instanceof EgressRefusal ? err : new EgressRefusal(502, 'EGRESS_UNREACHABLE', `The destination could not be reached (${(err as Error).message}).`);
@@ -257,9 +272,9 @@ export class EgressProxy {
     this.deps.record?.({ userId: caller.userId, at: startedAt, host: target.host.toLowerCase(), port: target.port, durationMs: this.now() - startedAt, ...outcome });
   }
 
-  private connect(address: string, port: number): Promise<Socket> {
+  private connect(address: string, port: number, onread?: net.OnReadOpts): Promise<Socket> {
     return new Promise((resolve, reject) => {
-      const socket = net.connect({ host: address, port });
+      const socket = net.connect({ host: address, port, ...(onread ? { onread } : {}) });
       socket.setTimeout(this.connectTimeoutMs, () => socket.destroy(new Error(`no answer within ${this.connectTimeoutMs / 1000} s`)));
       socket.once('connect', () => {
         socket.setTimeout(0);
