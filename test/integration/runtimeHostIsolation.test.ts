@@ -7,6 +7,7 @@
  * attached to the network answers. A control plane on the host keeps the address (it needs it),
  * and the first test shows what that costs.
  */
+import dgram from 'node:dgram';
 import net, { type AddressInfo } from 'node:net';
 import os from 'node:os';
 import type TestAgent from 'supertest/lib/agent';
@@ -17,9 +18,13 @@ import { docker, engineHarness, execIn, newInstanceId, STANDIN_IMAGE, sweep, wit
 jest.setTimeout(180_000);
 
 const instance = newInstanceId();
-/** A service on the host listening on every address, as a database or an admin page would. */
+/** A service on the host listening on every address (IPv4 and IPv6), as a database or an admin page would. */
 let hostService: net.Server;
 let hostPort: number;
+/** A UDP service on the host, and what reached it. */
+let hostUdp: dgram.Socket;
+let hostUdpPort: number;
+const udpSeen: string[] = [];
 /** Stands in for the control plane container: attached to every runtime network at its fixed address. */
 const CONTROL_PLANE = `${instance}-control-plane`;
 const CONTROL_PLANE_PORT = 7311;
@@ -64,8 +69,12 @@ beforeAll(async () => {
     socket.on('error', () => undefined);
     socket.end('host service\n');
   });
-  await new Promise<void>((resolve) => hostService.listen(0, '0.0.0.0', resolve));
+  await new Promise<void>((resolve) => hostService.listen(0, '::', resolve));
   hostPort = (hostService.address() as AddressInfo).port;
+  hostUdp = dgram.createSocket('udp4');
+  hostUdp.on('message', (message) => udpSeen.push(String(message)));
+  await new Promise<void>((resolve) => hostUdp.bind(0, '0.0.0.0', resolve));
+  hostUdpPort = hostUdp.address().port;
   await docker.createNetwork({ Name: `${CONTROL_PLANE}-own`, Internal: true, Labels: { [LABELS.instance]: instance } });
   const controlPlane = await docker.createContainer({
     name: CONTROL_PLANE,
@@ -96,6 +105,7 @@ afterAll(async () => {
   await h.platform.runtimes.drain(30_000);
   h.close();
   await new Promise((resolve) => hostService.close(resolve));
+  hostUdp.close();
   await sweep(instance);
 });
 
@@ -106,6 +116,10 @@ it('with the control plane on the host, a runtime reaches host services through 
     const runtime = await startedRuntime(hostMode, hostAdmin);
     const out = await execIn(runtime.containerId, ['node', '-e', reachable([`${runtime.gateway} ${hostPort}`])]);
     expect(JSON.parse(out.stdout)).toEqual([`${runtime.gateway} ${hostPort}`]);
+    // UDP gets there too (what the appliance's check below would see if the path were open).
+    await execIn(runtime.containerId, ['node', '-e', `const s=require('dgram').createSocket('udp4');s.send('host mode',${hostUdpPort},'${runtime.gateway}',()=>process.exit(0))`]);
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    expect(udpSeen.splice(0)).toEqual(['host mode']);
   } finally {
     await hostMode.platform.runtimes.drain(30_000);
     hostMode.close();
@@ -113,7 +127,7 @@ it('with the control plane on the host, a runtime reaches host services through 
   }
 });
 
-it('with the control plane in a container, a runtime reaches it and nothing of the host: not the gateway, no host address, no name server', async () => {
+it('with the control plane in a container, a runtime reaches it and nothing of the host: not the gateway, no host address (TCP, UDP, IPv6), no name server', async () => {
   const runtime = await startedRuntime(h, admin);
   const network = await docker.getNetwork(`${(await docker.getContainer(runtime.containerId).inspect()).HostConfig.NetworkMode}`).inspect();
   expect(network.Internal).toBe(true);
@@ -134,6 +148,20 @@ it('with the control plane in a container, a runtime reaches it and nothing of t
   // The runtime still routes through the gateway address, but no one holds it: the host has no
   // address on the bridge (none of its interfaces carries it).
   expect(hostAddresses()).not.toContain(runtime.gateway);
+
+  // UDP to the same addresses: nothing arrives.
+  const udpTargets = [runtime.gateway, ...hostAddresses()];
+  await execIn(runtime.containerId, ['node', '-e', `const s=require('dgram').createSocket('udp4');const t=${JSON.stringify(udpTargets)};let n=t.length;for(const a of t)s.send('from the runtime',${hostUdpPort},a,()=>{if(--n===0)setTimeout(()=>process.exit(0),500)})`]);
+  await new Promise((resolve) => setTimeout(resolve, 500));
+  expect(udpSeen).toEqual([]);
+
+  // IPv6: the bridge has a link-local address on the host, but the runtime has no IPv6 at all.
+  const bridge = `br-${network.Id.slice(0, 12)}`;
+  const linkLocal = os.networkInterfaces()[bridge]?.find((a) => a.family === 'IPv6')?.address;
+  const ipv6 = await execIn(runtime.containerId, ['node', '-e', `console.log(JSON.stringify(require('fs').readFileSync('/proc/net/if_inet6','utf8')));${linkLocal ? `const s=require('net').connect({host:'${linkLocal}%eth0',port:${hostPort}});s.setTimeout(1500,()=>{console.log('timeout');process.exit(0)});s.on('connect',()=>{console.log('connected');process.exit(0)});s.on('error',e=>{console.log(e.code);process.exit(0)})` : ''}`]);
+  const [addresses, attempt] = ipv6.stdout.trim().split('\n');
+  expect(JSON.parse(addresses ?? '""')).toBe('');
+  if (linkLocal) expect(attempt).not.toBe('connected');
   // So the engine's name server, which forwards from the runtime's namespace, reaches no name server.
   expect(['EAI_AGAIN', 'ENOTFOUND']).toContain((await execIn(runtime.containerId, ['node', '-e', lookup])).stdout.trim());
 });
