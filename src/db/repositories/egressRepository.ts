@@ -1,19 +1,8 @@
+import type { EgressOutcome } from '../../egress/egressProxy';
 import type { Db } from '../database';
 
-export type EgressVerdictKind = 'allowed' | 'denied' | 'failed';
-
-/** One connection a runtime asked the egress proxy for. */
-export interface EgressConnection {
-  userId: string;
-  at: number;
-  host: string;
-  port: number;
-  verdict: EgressVerdictKind;
-  reason: string | null;
-  bytesOut: number;
-  bytesIn: number;
-  durationMs: number;
-}
+/** One connection a runtime asked the egress proxy for, as the proxy reported it. */
+export type EgressConnection = EgressOutcome;
 
 export interface EgressOverrides {
   /** null: the installation's profile. */
@@ -36,7 +25,7 @@ interface ConnectionRow {
   at: number;
   host: string;
   port: number;
-  verdict: EgressVerdictKind;
+  verdict: EgressOutcome['verdict'];
   reason: string | null;
   bytes_out: number;
   bytes_in: number;
