@@ -46,6 +46,8 @@ const DEFAULT_MAX_TUNNELS = 256;
 const MAX_CONNECTIONS = 8_192;
 const DEFAULT_CONNECT_TIMEOUT_MS = 15_000;
 const RESOLVE_TIMEOUT_MS = 10_000;
+/** How long one side of a tunnel may take to finish after the other has closed. */
+const DRAIN_AFTER_CLOSE_MS = 30_000;
 /** One per tunnel, for what the destination sends (the size of a socket read). */
 const RELAY_BUFFER = 64 * 1024;
 
@@ -225,13 +227,21 @@ export class EgressProxy {
       const admitted = await this.admit(caller, target);
       release = admitted.release;
       // Downloads are the bulk of what goes through: the destination's bytes are read into one
-      // buffer per tunnel, and reading waits until each piece has been handed to the runtime's
-      // socket (its write callback), instead of a new 64 KiB buffer per read for the collector.
+      // buffer per tunnel (not a new 64 KiB buffer per read for the collector), so a piece must be
+      // in the runtime's socket before the next read. Usually the kernel takes it at once (nothing
+      // is left queued) and reading goes on; otherwise reading pauses until the write is done.
       const downloaded = Buffer.allocUnsafe(RELAY_BUFFER);
+      let paused = false;
       const relay = {
         buffer: downloaded,
         callback: (n: number) => {
-          client.write(downloaded.subarray(0, n), () => upstream?.resume());
+          client.write(downloaded.subarray(0, n), () => {
+            if (!paused) return;
+            paused = false;
+            upstream?.resume();
+          });
+          if (client.writableLength === 0) return true;
+          paused = true;
           return false;
         },
       };
@@ -245,21 +255,36 @@ export class EgressProxy {
       client.write('HTTP/1.1 200 Connection Established\r\n\r\n');
       if (head.length > 0) upstream.write(head);
       const opened = upstream;
+      // Each side's end is passed on after what is queued for the other side has been written:
+      // a destination that sends its last bytes and closes must not cut a runtime that reads
+      // them slowly (nor the other way round). Both closed, or either failing, ends the tunnel.
       opened.once('end', () => client.end());
       client.pipe(opened);
+      opened.on('error', () => opened.destroy());
       const known = { caller, target };
-      let ended = false;
-      const end = () => {
-        if (ended) return;
-        ended = true;
+      let finished = false;
+      let straggler: NodeJS.Timeout | undefined;
+      const finish = () => {
+        if (finished) return;
+        finished = true;
+        clearTimeout(straggler);
         release();
         opened.destroy();
         client.destroy();
         this.record(known.caller, known.target, startedAt, { verdict: 'allowed', reason: null, bytesOut: opened.bytesWritten, bytesIn: opened.bytesRead });
       };
-      opened.once('close', end);
-      client.once('close', end);
-      opened.on('error', end);
+      let closed = 0;
+      const onClose = (hadError: boolean) => {
+        if (hadError || ++closed === 2) {
+          finish();
+          return;
+        }
+        // One side is done: the other gets a while to take the rest, then the slot is freed anyway.
+        straggler = setTimeout(finish, DRAIN_AFTER_CLOSE_MS);
+        straggler.unref();
+      };
+      opened.once('close', onClose);
+      client.once('close', onClose);
     } catch (err) {
       release();
       const refusal = err instanceof EgressRefusal ? err : new EgressRefusal(502, 'EGRESS_UNREACHABLE', `The destination could not be reached (${(err as Error).message}).`);

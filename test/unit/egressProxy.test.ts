@@ -3,6 +3,7 @@
  * outside world. Who calls is decided by a stand-in for the runtime registry; what is allowed by
  * the real policy (loopback is private, so tests allow it by name or address where they need it).
  */
+import { createHash, randomBytes } from 'node:crypto';
 import http from 'node:http';
 import net, { type AddressInfo } from 'node:net';
 import { EgressPolicy, type EgressRules } from '../../src/egress/egressPolicy';
@@ -95,6 +96,11 @@ function connectThrough(target: string): Promise<{ status: number; body: string;
       const status = Number(buffered.slice(9, 12));
       if (status === 200) {
         socket.off('data', onData);
+        // Held until the test reads: what comes meanwhile (and what came after the status in the
+        // same read, the tunnel's first bytes) is kept for it.
+        socket.pause();
+        const rest = buffered.slice(end + 4);
+        if (rest.length > 0) socket.unshift(Buffer.from(rest, 'latin1'));
         resolve({ status, body: '', socket });
       } else {
         socket.once('end', () => resolve({ status, body: buffered.slice(end + 4), socket }));
@@ -108,6 +114,7 @@ function connectThrough(target: string): Promise<{ status: number; body: string;
 const roundTrip = (socket: net.Socket, text: string) =>
   new Promise<string>((resolve) => {
     socket.once('data', (chunk: Buffer) => resolve(chunk.toString()));
+    socket.resume();
     socket.write(text);
   });
 
@@ -209,6 +216,43 @@ describe('CONNECT (https and anything else over TCP)', () => {
     await new Promise((resolve) => open[0]?.socket.once('close', resolve));
     await waitFor(async () => (await connectThrough(`tools.office.lan:${echoPort}`)).status === 200);
     for (const r of open) r.socket.destroy();
+  });
+});
+
+describe('the relay', () => {
+  test('a large download arrives byte for byte, also when the runtime reads slowly (one buffer per tunnel is reused)', async () => {
+    const payload = randomBytes(8 * 1024 * 1024);
+    const source = net.createServer((socket) => {
+      socket.on('error', () => undefined);
+      socket.end(payload);
+    });
+    await new Promise<void>((resolve) => source.listen(0, '127.0.0.1', resolve));
+    try {
+      const { port } = source.address() as AddressInfo;
+      const { status, socket } = await connectThrough(`tools.office.lan:${port}`);
+      expect(status).toBe(200);
+      const received = await new Promise<Buffer>((resolve, reject) => {
+        const chunks: Buffer[] = [];
+        let count = 0;
+        socket.on('data', (chunk: Buffer) => {
+          chunks.push(chunk);
+          // A slow reader: at first not at all for a while (every buffer between fills up and the
+          // destination has sent its last byte and closed), then in fits: the proxy's writes queue
+          // up, its reading must wait, and the end must come after the last queued byte.
+          if (++count === 1 || count % 4 === 0) {
+            socket.pause();
+            setTimeout(() => socket.resume(), count === 1 ? 500 : 10);
+          }
+        });
+        socket.on('end', () => resolve(Buffer.concat(chunks)));
+        socket.on('error', reject);
+        socket.resume();
+      });
+      expect(received.length).toBe(payload.length);
+      expect(createHash('sha256').update(received).digest('hex')).toBe(createHash('sha256').update(payload).digest('hex'));
+    } finally {
+      await new Promise((resolve) => source.close(resolve));
+    }
   });
 });
 
