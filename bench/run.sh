@@ -41,7 +41,7 @@
 # web: BENCH_LOADS (10), BENCH_DROP_FILES (200); adminlist: BENCH_RUNTIMES (200), BENCH_ENGINE (serial, or
 # overlapping: Docker's ~2 s one-shot stats that overlap), BENCH_STATS_MS (45 | 2000), BENCH_OLD_ROUNDS (3),
 # BENCH_LIST_SAMPLES (100); backup: BENCH_BACKUP_MIB (1024), BENCH_ROUNDS (3); egress: BENCH_EGRESS_MIB (1024),
-# BENCH_ROUNDS (3), BENCH_SAMPLES (300).
+# BENCH_ROUNDS (5), BENCH_SAMPLES (300).
 # Everything a run creates carries one instance label and is swept at the end, even on failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
