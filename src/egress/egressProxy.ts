@@ -273,18 +273,26 @@ export class EgressProxy {
         client.destroy();
         this.record(known.caller, known.target, startedAt, { verdict: 'allowed', reason: null, bytesOut: opened.bytesWritten, bytesIn: opened.bytesRead });
       };
-      let closed = 0;
-      const onClose = (hadError: boolean) => {
-        if (hadError || ++closed === 2) {
-          finish();
-          return;
-        }
-        // One side is done: the other gets a while to take the rest, then the slot is freed anyway.
+      // However one side ends, the tunnel is over within DRAIN_AFTER_CLOSE_MS.
+      const backstop = () => {
+        if (straggler || finished) return;
         straggler = setTimeout(finish, DRAIN_AFTER_CLOSE_MS);
         straggler.unref();
       };
-      opened.once('close', onClose);
-      client.once('close', onClose);
+      // The runtime is gone: once what it sent has gone out, nothing more can pass.
+      client.once('close', (hadError: boolean) => {
+        if (hadError || opened.destroyed || opened.writableFinished) finish();
+        else {
+          opened.once('finish', finish);
+          backstop();
+        }
+      });
+      // The destination is gone: the runtime's socket was ended after the last byte, and its
+      // close ends the tunnel (a runtime that never closes it is cut after the backstop).
+      opened.once('close', (hadError: boolean) => {
+        if (hadError || client.destroyed) finish();
+        else backstop();
+      });
     } catch (err) {
       release();
       const refusal = err instanceof EgressRefusal ? err : new EgressRefusal(502, 'EGRESS_UNREACHABLE', `The destination could not be reached (${(err as Error).message}).`);

@@ -220,6 +220,28 @@ describe('CONNECT (https and anything else over TCP)', () => {
 });
 
 describe('the relay', () => {
+  test('a runtime that closes its side frees the slot at once, also to a destination that never sent or ended anything', async () => {
+    await startBounded(1);
+    // Sends nothing and never ends on its own; it closes when told the runtime has (TCP's default).
+    const silent = net.createServer((socket) => socket.on('error', () => undefined));
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    try {
+      const { port } = silent.address() as AddressInfo;
+      const first = await connectThrough(`tools.office.lan:${port}`);
+      expect(first.status).toBe(200);
+      first.socket.end();
+      await new Promise((resolve) => first.socket.once('close', resolve));
+      // Not after the 30 s a tunnel may take to finish after one side closed: the next tries come at once.
+      await waitFor(async () => {
+        const next = await connectThrough(`tools.office.lan:${port}`);
+        next.socket.destroy();
+        return next.status === 200;
+      });
+    } finally {
+      silent.close();
+    }
+  });
+
   test('a large download arrives byte for byte, also when the runtime reads slowly (one buffer per tunnel is reused)', async () => {
     const payload = randomBytes(8 * 1024 * 1024);
     const source = net.createServer((socket) => {
