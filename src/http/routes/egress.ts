@@ -3,9 +3,9 @@ import { z } from 'zod';
 import type { EgressConnection, EgressTotals } from '../../db/repositories/egressRepository';
 import { actorOf } from '../../domain/authService';
 import type { UserAdminService } from '../../domain/userAdminService';
-import { egressEntryProblem } from '../../egress/egressPolicy';
+import { egressEntryProblem, type EgressRules } from '../../egress/egressPolicy';
 import type { EgressRecord } from '../../egress/egressRecord';
-import { MAX_EGRESS_ENTRIES, type EgressRulesService } from '../../egress/egressRules';
+import { MAX_EGRESS_ENTRIES, type EffectiveEgress, type EgressRulesService } from '../../egress/egressRules';
 import type { Clock } from '../../lib/clock';
 import { authOf, originOf } from '../context';
 import { requireAuth } from '../middleware/authentication';
@@ -48,10 +48,10 @@ const connectionView = (c: EgressConnection): Api.EgressConnectionView => ({
 });
 const totalsView = (t: EgressTotals): Api.EgressTotalsView => ({ ...t, lastAt: t.lastAt === null ? null : new Date(t.lastAt).toISOString() });
 
-function activity(deps: EgressRouteDeps, userId: string): Api.EgressActivityView {
+function activity(deps: EgressRouteDeps, userId: string, rules: EgressRules): Api.EgressActivityView {
   const since = deps.clock.now() - WINDOW_MS;
   return {
-    rules: deps.rules.forUser(userId).effective,
+    rules,
     since: new Date(since).toISOString(),
     totals: totalsView(deps.record.totalsFor(userId, since)),
     recent: deps.record.recent(userId, RECENT).map(connectionView),
@@ -64,7 +64,8 @@ export function ownEgressRouter(deps: EgressRouteDeps): Router {
   const router = Router();
   router.use(requireAuth());
   router.get('/', (req, res) => {
-    res.json(activity(deps, authOf(req).user.id));
+    const userId = authOf(req).user.id;
+    res.json(activity(deps, userId, deps.rules.forUser(userId).effective));
   });
   return router;
 }
@@ -72,10 +73,11 @@ export function ownEgressRouter(deps: EgressRouteDeps): Router {
 /** `/admin/egress` and `/admin/users/:id/egress`: the installation's rules, a user's own, and the record. Mounted behind the admin guard; changes are audited. */
 export function adminEgressRoutes(deps: EgressRouteDeps): Router {
   const router = Router();
-  const userView = (userId: string): Api.AdminUserEgressView => {
-    const { installation, overrides } = deps.rules.forUser(userId);
-    return { ...activity(deps, userId), installation, overrides };
-  };
+  const userView = (userId: string, { installation, overrides, effective }: EffectiveEgress = deps.rules.forUser(userId)): Api.AdminUserEgressView => ({
+    ...activity(deps, userId, effective),
+    installation,
+    overrides,
+  });
   const summary = (): Api.AdminEgressView => {
     const since = deps.clock.now() - WINDOW_MS;
     const { users, topHosts } = deps.record.summary(since, TOP_HOSTS);
@@ -100,8 +102,7 @@ export function adminEgressRoutes(deps: EgressRouteDeps): Router {
   router.put('/users/:id/egress', (req, res) => {
     const user = deps.users.get(parseInput(idParam, req.params.id, 'path'));
     const overrides = parseInput(userBody, req.body ?? {});
-    deps.rules.setUserRules(actorOf(authOf(req).user), user, overrides, originOf(req));
-    res.json(userView(user.id));
+    res.json(userView(user.id, deps.rules.setUserRules(actorOf(authOf(req).user), user, overrides, originOf(req))));
   });
   return router;
 }
