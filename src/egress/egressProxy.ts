@@ -231,6 +231,7 @@ export class EgressProxy {
       // in the runtime's socket before the next read. Usually the kernel takes it at once (nothing
       // is left queued) and reading goes on; otherwise reading pauses until the write is done.
       const downloaded = Buffer.allocUnsafe(RELAY_BUFFER);
+      let upstream: Socket | null = null;
       let paused = false;
       const relay = {
         buffer: downloaded,
@@ -245,7 +246,6 @@ export class EgressProxy {
           return false;
         },
       };
-      let upstream: Socket | null = null;
       upstream = await this.connect(admitted.address, target.port, relay);
       if (client.destroyed) {
         upstream.destroy();
