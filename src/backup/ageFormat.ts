@@ -209,8 +209,8 @@ export class AgeSealing {
 export class AgeEncrypt extends Transform {
   private readonly sealing: AgeSealing;
 
-  constructor(recipient: AgeIdentity['publicRaw'], bufferBytes = 4 * 1024 * 1024) {
-    super({ highWaterMark: bufferBytes });
+  constructor(recipient: AgeIdentity['publicRaw']) {
+    super({ highWaterMark: 4 * 1024 * 1024 });
     this.sealing = new AgeSealing(recipient);
   }
 

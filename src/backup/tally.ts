@@ -12,8 +12,8 @@ export class Tally extends Transform {
   bytes = 0;
   private readonly hash;
 
-  constructor(hashing = true, bufferBytes = STREAM_BUFFER) {
-    super({ highWaterMark: bufferBytes });
+  constructor(hashing = true) {
+    super({ highWaterMark: STREAM_BUFFER });
     this.hash = hashing ? createHash('sha256') : null;
   }
 
