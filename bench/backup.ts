@@ -24,7 +24,7 @@ import { bundledWorker } from '../src/backup/sealedParts';
 import { LABELS } from '../src/docker/runtimeBackend';
 import { runtimeNames } from '../src/docker/runtimeContainer';
 import { OPENCLAW_HOME, RUNTIME_UID } from '../src/runtime/runtimeSettings';
-import { benchInstance, docker, knob, machineCpu, machineNote, mib, p50, processCpuMs, ratio, startBenchPlatform, STANDIN_IMAGE, sweep, sweepOnSignal, table } from './support';
+import { benchInstance, docker, knob, machineCpu, machineCoresBusySince, machineNote, mib, p50, processCpuMs, ratio, startBenchPlatform, STANDIN_IMAGE, sweep, sweepOnSignal, table } from './support';
 
 const MIBS = knob('BENCH_BACKUP_MIB', 1024);
 const ROUNDS = knob('BENCH_ROUNDS', 3);
@@ -72,8 +72,7 @@ function cpuDuring(): () => { cores: number; processS: number } {
   const machine = machineCpu();
   const own = processCpuMs();
   return () => {
-    const now = machineCpu();
-    return { cores: ((now.busy - machine.busy) / (now.total - machine.total)) * os.cpus().length, processS: (processCpuMs() - own) / 1000 };
+    return { cores: machineCoresBusySince(machine), processS: (processCpuMs() - own) / 1000 };
   };
 }
 

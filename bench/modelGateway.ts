@@ -87,7 +87,7 @@ import { createLogger } from '../src/lib/logger';
 import { hashSecret, newSecret } from '../src/lib/secrets';
 import { ModelLimiter } from '../src/llm/modelLimits';
 import { buildPlatform, type Platform } from '../src/platform';
-import { benchInstance, machineCpu, machineNote, percentile, processCpuMs, table, knob, ClientThread, serveClientTasks, onPath, UNIT_MS, childCpuMs, CLOCK_TICKS, tailLogger, rotateCalls, keepAliveLoad } from './support';
+import { benchInstance, machineCpu, machineCoresBusySince, machineNote, percentile, processCpuMs, table, knob, ClientThread, serveClientTasks, onPath, UNIT_MS, childCpuMs, CLOCK_TICKS, tailLogger, rotateCalls, keepAliveLoad } from './support';
 
 const CLIENT_ROLE = 'model-gateway-client';
 const UPSTREAM_ROLE_ENV = 'BENCH_MODEL_GATEWAY_ROLE';
@@ -422,8 +422,7 @@ async function withCpu(upstreamPid: number, run: () => Promise<LoadResult>): Pro
   const main = mainThreadCpuMs() - before.main;
   const processCpu = processCpuMs() - before.process;
   const upstream = upstreamCpu() - before.upstream;
-  const machineAfter = machineCpu();
-  const machine = machineAfter.total > before.machine.total ? ((machineAfter.busy - before.machine.busy) / (machineAfter.total - before.machine.total)) * os.cpus().length : NaN;
+  const machine = machineCoresBusySince(before.machine);
   const client = result.clientCpuMs !== null ? result.clientCpuMs / wall : Math.max(0, processCpu - main) / wall;
   const requests = Math.max(1, result.requests);
   return {

@@ -92,6 +92,12 @@ export function machineCpu(): { busy: number; total: number } {
   return { busy: total - (fields[3] ?? 0) - (fields[4] ?? 0), total };
 }
 
+/** How many of the machine's CPUs were busy on average since `before` (a machineCpu() reading); NaN when no tick passed. */
+export function machineCoresBusySince(before: { busy: number; total: number }): number {
+  const now = machineCpu();
+  return now.total > before.total ? ((now.busy - before.busy) / (now.total - before.total)) * os.cpus().length : Number.NaN;
+}
+
 /** CPU this process has used so far (all threads), in milliseconds. */
 export const processCpuMs = (): number => {
   const { user, system } = process.cpuUsage();

@@ -68,7 +68,7 @@ import { pack } from 'tar-stream';
 import { LABELS } from '../src/docker/runtimeBackend';
 import { parseWorkspacePath } from '../src/files/workspacePath';
 import { OPENCLAW_HOME, RUNTIME_UID } from '../src/runtime/runtimeSettings';
-import { benchInstance, docker, machineNote, mib, machineCpu, percentile, processCpuMs, ratio, startBenchPlatform, STANDIN_IMAGE, sweep, sweepOnSignal, table, knob, type BenchPlatform, type Member } from './support';
+import { benchInstance, docker, machineNote, mib, machineCpu, machineCoresBusySince, percentile, processCpuMs, ratio, startBenchPlatform, STANDIN_IMAGE, sweep, sweepOnSignal, table, knob, type BenchPlatform, type Member } from './support';
 
 const ROLE_ENV = 'BENCH_FILES_ROLE';
 const CLIENT_ROLE = 'client';
@@ -427,7 +427,7 @@ async function measured(client: ClientProcess, task: Task): Promise<Measured> {
   const rss = sampler.stop();
   const wall = result.ms;
   const dockerdAfter = dockerdCpuMs();
-  const machineAfter = machineCpu();
+  const machine = machineCoresBusySince(before.machine);
   return {
     ...result,
     rss,
@@ -435,7 +435,7 @@ async function measured(client: ClientProcess, task: Task): Promise<Measured> {
       controlPlane: (processCpuMs() - before.main) / wall,
       client: result.clientCpuMs / wall,
       dockerd: dockerdAfter !== null && before.dockerd !== null ? (dockerdAfter - before.dockerd) / wall : null,
-      machine: machineAfter.total > before.machine.total ? ((machineAfter.busy - before.machine.busy) / (machineAfter.total - before.machine.total)) * os.cpus().length : NaN,
+      machine,
     },
   };
 }

@@ -51,7 +51,7 @@ import { WorkspaceAddresses } from '../src/domain/workspaceAddresses';
 import { WorkspaceGatekeeper } from '../src/domain/workspaceGatekeeper';
 import { OPENCLAW_PORT } from '../src/runtime/runtimeSettings';
 import { workspaceSessionCookie } from '../test/support/hostClient';
-import { benchInstance, docker, machineNote, machineCpu, percentile, processCpuMs, startBenchPlatform, STANDIN_IMAGE, sweep, sweepOnSignal, table, knob, ClientThread, serveClientTasks, onPath, UNIT_MS, childCpuMs, CLOCK_TICKS, rotateCalls, keepAliveLoad, type BenchPlatform, type Member } from './support';
+import { benchInstance, docker, machineNote, machineCpu, machineCoresBusySince, percentile, processCpuMs, startBenchPlatform, STANDIN_IMAGE, sweep, sweepOnSignal, table, knob, ClientThread, serveClientTasks, onPath, UNIT_MS, childCpuMs, CLOCK_TICKS, rotateCalls, keepAliveLoad, type BenchPlatform, type Member } from './support';
 
 const CLIENT_ROLE = 'workspace-routing-client';
 
@@ -309,8 +309,7 @@ async function withCpu(runtimeCpu: () => number | null, run: () => Promise<LoadR
   const processCpu = processCpuMs() - before.process;
   const runtimeAfter = runtimeCpu();
   const runtime = runtimeAfter !== null && before.runtime !== null ? (runtimeAfter - before.runtime) / wall : null;
-  const machineAfter = machineCpu();
-  const machine = machineAfter.total > before.machine.total ? ((machineAfter.busy - before.machine.busy) / (machineAfter.total - before.machine.total)) * os.cpus().length : NaN;
+  const machine = machineCoresBusySince(before.machine);
   const client = result.clientCpuMs !== null ? result.clientCpuMs / wall : Math.max(0, processCpu - main) / wall;
   return {
     ...result,
