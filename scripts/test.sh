@@ -49,7 +49,11 @@ if [[ $# -gt 0 ]]; then
   exit
 fi
 step "tests"
-npx jest --ci --testPathIgnorePatterns '/test/browser/' '/test/integration/applianceRestore'
+npx jest --ci --testPathIgnorePatterns '/test/browser/' '/test/integration/applianceRestore' '/test/integration/runtimeBackends'
+# Alone: it turns the engine into a single-node swarm (and back), which changes the engine's
+# networks under anything running beside it.
+step "runtime backends: single-host Docker and Docker Swarm (control plane in a container)"
+npx jest --ci test/integration/runtimeBackends
 # Alone: two members' 256 MiB transfers, a backup and a restore of them, and the real OpenClaw
 # twice would take the machine's disk and two cores from whatever ran beside them (measured: the
 # event-stream reconnect test then missed its 20 s window).

@@ -43,6 +43,8 @@ export interface AppConfig {
   llm: LlmSettings;
   /** Where backups go and the age identity file they are encrypted to (null: backups are refused until one is set). */
   backup: { dir: string; keyFile: string | null; offboardingKeepDays: number };
+  /** What runs the runtimes: one Docker engine, or a Docker Swarm from one of its managers (src/swarm/). */
+  runtimeBackend: { kind: 'docker' } | { kind: 'swarm'; sharedVolumeOptions: Record<string, string> | null; memoryReservationShare: number };
   /** The runtimes' only way out (their networks are internal): where it listens and what it lets through. */
   egress: { port: number; rules: EgressRules; record: { retentionMs: number; maxRows: number } };
 }
@@ -257,6 +259,30 @@ const envSchema = z.object({
   CLAWLOOPS_EGRESS_ALLOW: hostList(),
   CLAWLOOPS_EGRESS_DENY: hostList(),
   CLAWLOOPS_EGRESS_RECORD_DAYS: z.coerce.number({ message: 'must be a number of days' }).int('must be a whole number of days').min(1).max(3650).default(30),
+  CLAWLOOPS_RUNTIME_BACKEND: z.enum(['docker', 'swarm'], { message: 'must be docker (one engine) or swarm (a Docker Swarm, from a manager node)' }).default('docker'),
+  CLAWLOOPS_SWARM_VOLUME_OPTIONS: z
+    .string()
+    .default('')
+    .transform((v, ctx) => {
+      if (!v.trim()) return null;
+      let parsed: unknown;
+      try {
+        parsed = JSON.parse(v);
+      } catch {
+        ctx.addIssue({ code: 'custom', message: 'must be a JSON object of local-driver options, like {"type":"nfs","o":"addr=10.0.0.5,rw","device":":/exports/{volume}"}' });
+        return z.NEVER;
+      }
+      if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed) || !Object.values(parsed).every((x) => typeof x === 'string')) {
+        ctx.addIssue({ code: 'custom', message: 'must be a JSON object whose values are strings' });
+        return z.NEVER;
+      }
+      if (!Object.values(parsed).some((x) => (x as string).includes('{volume}'))) {
+        ctx.addIssue({ code: 'custom', message: 'must contain {volume} in one value (usually device), so every user gets their own folder on the shared storage' });
+        return z.NEVER;
+      }
+      return parsed as Record<string, string>;
+    }),
+  CLAWLOOPS_SWARM_MEMORY_RESERVATION: z.coerce.number({ message: 'must be a number between 0 and 1' }).min(0).max(1).default(0.25),
   CLAWLOOPS_CONTROL_PLANE_CONTAINER: z
     .string()
     .default('')
@@ -355,6 +381,9 @@ export function loadConfig(env: NodeJS.ProcessEnv, cwd: string = process.cwd()):
     problems.push(`CLAWLOOPS_MODEL_GATEWAY_URL: must be an http(s) URL such as http://clawloops:8080/llm/v1, got "${modelGatewayUrl}"`);
   }
 
+  if (e.CLAWLOOPS_RUNTIME_BACKEND === 'swarm' && !e.CLAWLOOPS_CONTROL_PLANE_CONTAINER) {
+    problems.push('CLAWLOOPS_RUNTIME_BACKEND=swarm: the control plane must run in a container on a manager node (it joins every runtime network); set CLAWLOOPS_CONTROL_PLANE_CONTAINER=self there');
+  }
   if (e.CLAWLOOPS_EGRESS_PORT === e.CLAWLOOPS_PORT) problems.push('CLAWLOOPS_EGRESS_PORT: must differ from CLAWLOOPS_PORT');
 
   if (e.CLAWLOOPS_FILES_TEXT_MAX_SIZE > 64 * 1024 ** 2) problems.push('CLAWLOOPS_FILES_TEXT_MAX_SIZE: at most 64mb (a text file is edited in memory)');
@@ -437,6 +466,10 @@ export function loadConfig(env: NodeJS.ProcessEnv, cwd: string = process.cwd()):
       keyFile: e.CLAWLOOPS_BACKUP_KEY_FILE ? path.resolve(cwd, e.CLAWLOOPS_BACKUP_KEY_FILE) : null,
       offboardingKeepDays: e.CLAWLOOPS_BACKUP_OFFBOARDING_DAYS,
     },
+    runtimeBackend:
+      e.CLAWLOOPS_RUNTIME_BACKEND === 'swarm'
+        ? { kind: 'swarm', sharedVolumeOptions: e.CLAWLOOPS_SWARM_VOLUME_OPTIONS, memoryReservationShare: e.CLAWLOOPS_SWARM_MEMORY_RESERVATION }
+        : { kind: 'docker' },
     egress: {
       port: e.CLAWLOOPS_EGRESS_PORT,
       rules: { profile: e.CLAWLOOPS_EGRESS_PROFILE, allow: e.CLAWLOOPS_EGRESS_ALLOW, deny: e.CLAWLOOPS_EGRESS_DENY },

@@ -54,6 +54,7 @@ import { WorkspaceFiles } from './files/workspaceFiles';
 import { fileAgentScript } from './files/agentScript';
 import type { WorkspaceVolumes } from './files/workspaceVolumes';
 import { DockerWorkspaceVolumes } from './docker/dockerWorkspaceVolumes';
+import { connectSwarm } from './swarm/swarmConnection';
 import { SpoolSpace } from './files/spoolSpace';
 import { UsageRepository } from './db/repositories/usageRepository';
 import { UsageLedger } from './llm/usageLedger';
@@ -212,8 +213,24 @@ export function buildPlatform(config: AppConfig, logger: Logger, overrides: Plat
   const fixedRuntimeSettings = runtimeSettings.get();
   const runtimeRepo = new RuntimeRepository(db);
   const runtimeHub = new RuntimeEventHub();
+  const swarm =
+    config.runtimeBackend.kind === 'swarm' && !overrides.runtimeProvisioner
+      ? connectSwarm({
+          docker: connect().engine.client,
+          local: runtimeBackend,
+          instance: installation.instance,
+          subnetPool: config.subnetPool,
+          installation,
+          settings: runtimeSettings,
+          sharedVolumeOptions: config.runtimeBackend.sharedVolumeOptions,
+          memoryReservationShare: config.runtimeBackend.memoryReservationShare,
+          logger,
+          fileAgentIdleMs: overrides.fileHelperIdleMs ?? 60_000,
+          ...(overrides.fileHelperNamePrefix ? { fileAgentNamePrefix: overrides.fileHelperNamePrefix } : {}),
+        })
+      : null;
   const provisioner =
-    overrides.runtimeProvisioner ?? new DockerRuntimeProvisioner(runtimeBackend, fixedRuntimeSettings, logger.child({ component: 'runtimes' }), installation);
+    overrides.runtimeProvisioner ?? swarm?.provisioner ?? new DockerRuntimeProvisioner(runtimeBackend, fixedRuntimeSettings, logger.child({ component: 'runtimes' }), installation);
   const addresses = new WorkspaceAddresses(fixedRuntimeSettings.addressing);
   const workspaceSessions = new WorkspaceSessionService(new WorkspaceAccessRepository(db), userRepo, sessions, clock);
   // Caches on the hot paths drop what they hold when another process (the admin CLI) wrote.
@@ -272,6 +289,7 @@ export function buildPlatform(config: AppConfig, logger: Logger, overrides: Plat
   const spool = new SpoolSpace({ dir: filesSettings.spoolDir, maxBytes: filesSettings.spoolMaxBytes, minFreeBytes: filesSettings.spoolMinFreeBytes }, overrides.spoolFreeBytes);
   const engineVolumes =
     overrides.workspaceVolumes ??
+    swarm?.volumes(runtimes) ??
     new DockerWorkspaceVolumes({
       backend: runtimeBackend,
       targets: runtimes,

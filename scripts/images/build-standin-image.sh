@@ -37,7 +37,7 @@ NODE_BIN="$(readlink -f "$(command -v node)")"
 [[ -f "$SERVER_JS" ]] || { echo "missing $SERVER_JS" >&2; exit 1; }
 inputs_hash="$(
   {
-    sha256sum "$NODE_BIN" "$SERVER_JS" "$SCRIPT_PATH" "$REPO_ROOT/scripts/images/lib.sh" | cut -d' ' -f1
+    sha256sum "$NODE_BIN" /usr/bin/setpriv "$SERVER_JS" "$SCRIPT_PATH" "$REPO_ROOT/scripts/images/lib.sh" | cut -d' ' -f1
     echo "$SOURCE_DATE_EPOCH"
   } | sha256sum | cut -c1-16
 )"
@@ -58,10 +58,14 @@ step "collect node, its libraries and the loader"
 # the loader at the interpreter path written into the binary (PT_INTERP). `cp -L` copies the
 # target of versioned symlinks (libstdc++.so.6 -> libstdc++.so.6.0.30) under the soname.
 install -D -m 0755 "$NODE_BIN" "$root_tree/usr/local/bin/node"
-mapfile -t libs < <(ldd "$NODE_BIN" | awk '
+# util-linux's setpriv, as the official image has it: the swarm backend runs every runtime under
+# `setpriv --no-new-privs` (swarm services have no no-new-privileges option).
+SETPRIV_BIN="$(readlink -f /usr/bin/setpriv)"
+install -D -m 0755 "$SETPRIV_BIN" "$root_tree/usr/bin/setpriv"
+mapfile -t libs < <(for bin in "$NODE_BIN" "$SETPRIV_BIN"; do ldd "$bin"; done | awk '
   $2 == "=>" && $3 ~ /^\// { print $3 }   # libfoo.so => /path/libfoo.so (0x...)
   $1 ~ /^\// { print $1 }                  # /lib64/ld-linux-x86-64.so.2 (0x...)
-')
+' | sort -u)
 if [[ "${#libs[@]}" == 0 ]]; then
   echo "ldd listed no libraries for $NODE_BIN (a static binary needs none; continuing)"
 fi

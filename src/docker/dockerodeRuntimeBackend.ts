@@ -1,7 +1,6 @@
-import { PassThrough, Writable, type Duplex, type Readable } from 'node:stream';
+import { Writable, type Duplex, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type Docker from 'dockerode';
-import { pack } from 'tar-stream';
 import {
   LABELS,
   MANAGED_LABEL,
@@ -21,6 +20,7 @@ import {
 } from './runtimeBackend';
 import { DEFAULT_SUBNET_POOL, nextFreeSubnet, poolCapacity, type SubnetPool, upperHalf } from './subnetPool';
 import { DockerLogLines } from './logLines';
+import { fileEntriesTar } from '../runtime/fileEntriesTar';
 
 const MS_TO_NS = 1_000_000;
 /** The role label of a runtime container (ownerLabels in runtime/containerSpec.ts). */
@@ -253,8 +253,8 @@ export class DockerodeRuntimeBackend implements RuntimeBackend {
         EndpointConfig: { IPAMConfig: { IPv4Address: attachment.ipv4Address }, Aliases: attachment.aliases },
       });
     } catch (err) {
-      // Already attached is the state we wanted.
-      if (statusCode(err) === 403 && /already exists/.test(engineReason(err))) return;
+      // Already attached is the state we wanted (a bridge says so with 403, an overlay with 409).
+      if ((statusCode(err) === 403 && /already exists/.test(engineReason(err))) || (statusCode(err) === 409 && /already attached/.test(engineReason(err)))) return;
       throw err;
     }
   }
@@ -354,17 +354,7 @@ export class DockerodeRuntimeBackend implements RuntimeBackend {
   }
 
   async putFiles(containerId: string, dir: string, entries: FileEntry[]): Promise<void> {
-    const archive = pack();
-    for (const entry of entries) {
-      const header = { name: entry.path, mode: entry.mode, uid: entry.uid, gid: entry.gid, mtime: new Date() };
-      if (entry.type === 'directory') archive.entry({ ...header, type: 'directory' });
-      else if (entry.type === 'hardlink') archive.entry({ ...header, type: 'link', linkname: entry.linkTarget ?? '' });
-      else archive.entry({ ...header, type: 'file', size: entry.content?.length ?? 0 }, entry.content ?? Buffer.alloc(0));
-    }
-    archive.finalize();
-    const chunks: Buffer[] = [];
-    await pipeline(archive, new PassThrough().on('data', (c: Buffer) => chunks.push(c)));
-    await this.docker.getContainer(containerId).putArchive(Buffer.concat(chunks), { path: dir });
+    await this.docker.getContainer(containerId).putArchive(await fileEntriesTar(entries), { path: dir });
   }
 
   async createHelperContainer(spec: HelperContainerSpec): Promise<string> {

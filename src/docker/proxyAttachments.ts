@@ -23,12 +23,13 @@ export class ProxyAttachments {
   async attach(networkName: string, subnet: string): Promise<void> {
     const plan = planNetwork(subnet);
     const { controlPlaneContainer, router } = this.settings;
+    // Traefik is looked up before any attachment begins: one that failed meanwhile would go unheard.
+    const traefik = router === 'traefik' ? (await this.backend.findProxyContainers()).filter((p) => p.role === 'traefik') : [];
     const work: Promise<void>[] = [];
     if (controlPlaneContainer) {
       work.push(this.backend.connectToNetwork(networkName, controlPlaneContainer, { ipv4Address: plan.controlPlane, aliases: [CONTROL_PLANE_ALIAS] }));
     }
     if (router === 'traefik') {
-      const traefik = (await this.backend.findProxyContainers()).filter((p) => p.role === 'traefik');
       if (traefik.length === 0) this.logger.warn({ network: networkName }, 'no running Traefik container (label io.clawloops.proxy=traefik) to attach to the runtime network');
       for (const proxy of traefik.slice(0, 1)) {
         if (!proxy.networks.includes(networkName)) work.push(this.backend.connectToNetwork(networkName, proxy.id, { ipv4Address: plan.traefik, aliases: [] }));

@@ -1,29 +1,34 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { BUNDLE_NAME, bundleFileAgent } from './agent/build';
-
-let script: Promise<string> | null = null;
+import { BUNDLE_NAME, bundleFileAgent, bundleFileServer, FILE_SERVER_BUNDLE_NAME } from './agent/build';
 
 /**
- * The file agent's script as the workspace-volume port ships it: the bundle the build wrote into
- * dist/ (production), or, when the control plane runs from its TypeScript sources (tsx, jest),
- * bundled from them once on first use.
+ * A bundled script as the volume ports ship it: the bundle the build wrote into dist/
+ * (production), or, when the control plane runs from its TypeScript sources (tsx, jest), bundled
+ * from them once on first use. A failed bundle is not cached: the next use tries again.
  */
-export function fileAgentScript(): Promise<string> {
-  if (!script) {
-    const loading = load();
-    // A failed bundle must not be cached: the next operation tries again.
-    loading.catch(() => {
-      if (script === loading) script = null;
-    });
-    script = loading;
-  }
-  return script;
+function cachedScript(bundleName: string, entry: string, bundle: (entry: string) => Promise<string>, what: string): () => Promise<string> {
+  let script: Promise<string> | null = null;
+  const load = async (): Promise<string> => {
+    const built = path.join(__dirname, 'agent', bundleName);
+    if (fs.existsSync(built)) return fs.readFileSync(built, 'utf8');
+    if (!__filename.endsWith('.ts')) throw new Error(`the ${what} was not built: ${built} is missing (npm run build writes it)`);
+    return bundle(path.join(__dirname, 'agent', entry));
+  };
+  return () => {
+    if (!script) {
+      const loading = load();
+      loading.catch(() => {
+        if (script === loading) script = null;
+      });
+      script = loading;
+    }
+    return script;
+  };
 }
 
-async function load(): Promise<string> {
-  const built = path.join(__dirname, 'agent', BUNDLE_NAME);
-  if (fs.existsSync(built)) return fs.readFileSync(built, 'utf8');
-  if (!__filename.endsWith('.ts')) throw new Error(`the file agent was not built: ${built} is missing (npm run build writes it)`);
-  return bundleFileAgent(path.join(__dirname, 'agent', 'main.ts'));
-}
+/** The file agent (agent/main.ts), run by `node -e` where the volume is mounted. */
+export const fileAgentScript: () => Promise<string> = cachedScript(BUNDLE_NAME, 'main.ts', bundleFileAgent, 'file agent');
+
+/** The file server (agent/server.ts), started as `node -e` in a container beside the volume. */
+export const fileServerScript: () => Promise<string> = cachedScript(FILE_SERVER_BUNDLE_NAME, 'server.ts', bundleFileServer, 'file server');

@@ -56,7 +56,8 @@ export function observe(input: ObservedInput): Observed {
       return { state: 'running', reason: null };
     case 'running':
     case 'starting':
-      return input.readyConfirmed ? { state: 'running', reason: null } : { state: 'starting', reason: null };
+      // The provisioner's reason while it is not ready yet: why a swarm cannot place it, say.
+      return input.readyConfirmed ? { state: 'running', reason: null } : { state: 'starting', reason: s.reason };
     case 'restarting':
       return { state: 'starting', reason: `restarting after it exited with code ${s.exitCode ?? 'unknown'}` };
     case 'removing':
@@ -71,6 +72,8 @@ export function observe(input: ObservedInput): Observed {
     case 'exited':
     case 'crashed':
       if (input.lastErrorCode) return { state: 'failed', reason: null };
-      return { state: 'stopped', reason: input.desiredState === 'running' ? `exited with code ${s.exitCode ?? 'unknown'}` : null };
+      if (input.desiredState !== 'running') return { state: 'stopped', reason: null };
+      // A crash that the provisioner explains (its node is gone, say) says so rather than an exit code.
+      return { state: 'stopped', reason: s.phase === 'crashed' && s.reason ? s.reason : `exited with code ${s.exitCode ?? 'unknown'}` };
   }
 }

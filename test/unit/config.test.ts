@@ -72,6 +72,7 @@ describe('defaults', () => {
       },
       llm: { upstreamUrl: null, upstreamKey: null, timeoutMs: 600_000, bodyLimitBytes: 4 * 1024 ** 2, limits: { requestsPerMinute: 60, concurrentRequests: 4, monthlyTokens: 0, monthlyCostMicrodollars: 0 } },
       backup: { dir: path.join(CWD, 'data', 'backups'), keyFile: null, offboardingKeepDays: 30 },
+      runtimeBackend: { kind: 'docker' },
       egress: { port: 3128, rules: { profile: 'public', allow: [], deny: [] }, record: { retentionMs: 30 * 86_400_000, maxRows: 500_000 } },
     });
   });
@@ -214,6 +215,7 @@ describe('accepted values', () => {
       },
       llm: { upstreamUrl: 'http://litellm:4000/v1', upstreamKey: 'sk-master', timeoutMs: 120_000, bodyLimitBytes: 1024 ** 2, limits: { requestsPerMinute: 30, concurrentRequests: 2, monthlyTokens: 1_000_000, monthlyCostMicrodollars: 12_500_000 } },
       backup: { dir: '/mnt/nas/clawloops', keyFile: '/etc/clawloops/backup-key.txt', offboardingKeepDays: 90 },
+      runtimeBackend: { kind: 'docker' },
       egress: { port: 3129, rules: { profile: 'none', allow: ['git.office.lan', '*.intra.example', '10.0.0.0/8'], deny: ['bad.example.com'] }, record: { retentionMs: 90 * 86_400_000, maxRows: 500_000 } },
     });
   });
@@ -259,6 +261,33 @@ describe('accepted values', () => {
     ['2mb', 2 * 1024 * 1024],
   ])('JSON body limit %j is %d bytes', (raw, bytes) => {
     expect(loadConfig({ CLAWLOOPS_JSON_BODY_LIMIT: raw }, CWD).jsonBodyLimitBytes).toBe(bytes);
+  });
+});
+
+describe('runtime backend', () => {
+  test('swarm needs the control plane in a container, and reads its volume options and reservation share', () => {
+    expect(() => loadConfig({ CLAWLOOPS_RUNTIME_BACKEND: 'swarm' }, CWD)).toThrow(/CLAWLOOPS_RUNTIME_BACKEND=swarm: the control plane must run in a container/);
+    const config = loadConfig(
+      {
+        CLAWLOOPS_RUNTIME_BACKEND: 'swarm',
+        CLAWLOOPS_CONTROL_PLANE_CONTAINER: 'self',
+        CLAWLOOPS_SWARM_VOLUME_OPTIONS: '{"type":"nfs","o":"addr=10.0.0.5,rw","device":":/exports/{volume}"}',
+        CLAWLOOPS_SWARM_MEMORY_RESERVATION: '0.5',
+      },
+      CWD,
+    );
+    expect(config.runtimeBackend).toEqual({ kind: 'swarm', sharedVolumeOptions: { type: 'nfs', o: 'addr=10.0.0.5,rw', device: ':/exports/{volume}' }, memoryReservationShare: 0.5 });
+    expect(loadConfig({ CLAWLOOPS_RUNTIME_BACKEND: 'swarm', CLAWLOOPS_CONTROL_PLANE_CONTAINER: 'self' }, CWD).runtimeBackend).toEqual({ kind: 'swarm', sharedVolumeOptions: null, memoryReservationShare: 0.25 });
+  });
+
+  test.each([
+    ['CLAWLOOPS_RUNTIME_BACKEND', 'kubernetes', /must be docker/],
+    ['CLAWLOOPS_SWARM_VOLUME_OPTIONS', 'not json', /JSON object of local-driver options/],
+    ['CLAWLOOPS_SWARM_VOLUME_OPTIONS', '{"type":1}', /values are strings/],
+    ['CLAWLOOPS_SWARM_VOLUME_OPTIONS', '{"type":"nfs","device":":/exports/all"}', /\{volume\}/],
+    ['CLAWLOOPS_SWARM_MEMORY_RESERVATION', '2', /CLAWLOOPS_SWARM_MEMORY_RESERVATION/],
+  ])('%s=%s is refused', (name, value, message) => {
+    expect(() => loadConfig({ CLAWLOOPS_CONTROL_PLANE_CONTAINER: 'self', [name]: value }, CWD)).toThrow(message);
   });
 });
 

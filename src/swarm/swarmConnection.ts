@@ -1,0 +1,71 @@
+import type Docker from 'dockerode';
+import type { Installation } from '../domain/installation';
+import type { RuntimeFileTargets } from '../docker/fileHelpers';
+import type { RuntimeBackend } from '../docker/runtimeBackend';
+import type { SubnetPool } from '../docker/subnetPool';
+import { fileServerScript } from '../files/agentScript';
+import type { Logger } from '../lib/logger';
+import type { SettingsSource } from '../lib/settingsStore';
+import type { RuntimeSettings } from '../runtime/runtimeSettings';
+import { SwarmEngine } from './swarmEngine';
+import { SwarmFileAgents } from './swarmFileAgents';
+import { SwarmRuntimeProvisioner } from './swarmRuntimeProvisioner';
+import { SwarmWorkspaceVolumes } from './swarmWorkspaceVolumes';
+
+export interface SwarmOptions {
+  docker: Docker;
+  /** The manager's own engine, for what only it can do (its volumes, pausing its tasks, the installation marker). */
+  local: RuntimeBackend;
+  instance: string;
+  subnetPool: SubnetPool;
+  installation: Installation;
+  settings: SettingsSource<RuntimeSettings>;
+  sharedVolumeOptions: Record<string, string> | null;
+  memoryReservationShare: number;
+  logger: Logger;
+  fileAgentIdleMs: number;
+  fileAgentNamePrefix?: string;
+  pollMs?: number;
+}
+
+export interface SwarmConnection {
+  provisioner: SwarmRuntimeProvisioner;
+  fileAgents: SwarmFileAgents;
+  volumes(targets: RuntimeFileTargets): SwarmWorkspaceVolumes;
+}
+
+/** Builds the swarm implementations of the runtime and workspace-volume ports on one manager's API. */
+export function connectSwarm(options: SwarmOptions): SwarmConnection {
+  const engine = new SwarmEngine(options.docker, options.instance, options.subnetPool);
+  const fixed = options.settings.get();
+  let provisioner: SwarmRuntimeProvisioner | null = null;
+  const fileAgents = new SwarmFileAgents({
+    engine,
+    place: (owner) => {
+      if (!provisioner) throw new Error('the swarm provisioner is not built yet');
+      return provisioner.place(owner);
+    },
+    settings: options.settings,
+    sharedVolumeOptions: options.sharedVolumeOptions,
+    serverScript: fileServerScript,
+    logger: options.logger.child({ component: 'files' }),
+    idleMs: options.fileAgentIdleMs,
+    ...(options.fileAgentNamePrefix ? { namePrefix: options.fileAgentNamePrefix } : {}),
+  });
+  provisioner = new SwarmRuntimeProvisioner(
+    engine,
+    options.local,
+    fileAgents,
+    {
+      routing: { addressing: fixed.addressing, traefik: fixed.traefik, router: fixed.router },
+      router: fixed.router,
+      controlPlaneContainer: fixed.controlPlaneContainer,
+      sharedVolumeOptions: options.sharedVolumeOptions,
+      memoryReservationShare: options.memoryReservationShare,
+      pollMs: options.pollMs ?? 1_000,
+    },
+    options.logger.child({ component: 'runtimes' }),
+    options.installation,
+  );
+  return { provisioner, fileAgents, volumes: (targets) => new SwarmWorkspaceVolumes(fileAgents, targets) };
+}
