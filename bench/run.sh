@@ -31,6 +31,10 @@
 #   bash bench/run.sh egress        10. the egress proxy, ~1 minute, no Docker: a 1 GiB download
 #                                     through it (CONNECT, and plain http) vs directly, and the
 #                                     latency it adds to a new connection
+#   bash bench/run.sh swarm         11. the swarm backend vs the Docker backend, ~6 minutes: start →
+#                                     ready, 20 starts at once (one engine, a single-node swarm, and
+#                                     three engines joined by scripts/swarm-lab), and the control
+#                                     plane's memory and CPU with 20 runtimes running
 # Knobs: BENCH_ITERATIONS (15), BENCH_CONCURRENT (20), BENCH_BURSTS (3), BENCH_PROFILE_ITERATIONS (8),
 # OPENCLAW_ITERATIONS (5), CLAWLOOPS_RUNTIME_MAX_PARALLEL (unset: the product default, 4);
 # routing: BENCH_SAMPLES (2000), BENCH_CONNECTIONS (16), BENCH_DURATION (4), BENCH_ROUNDS (3),
@@ -41,13 +45,14 @@
 # web: BENCH_LOADS (10), BENCH_DROP_FILES (200); adminlist: BENCH_RUNTIMES (200), BENCH_ENGINE (serial, or
 # overlapping: Docker's ~2 s one-shot stats that overlap), BENCH_STATS_MS (45 | 2000), BENCH_OLD_ROUNDS (3),
 # BENCH_LIST_SAMPLES (100); backup: BENCH_BACKUP_MIB (1024), BENCH_ROUNDS (3); egress: BENCH_EGRESS_MIB (1024),
-# BENCH_ROUNDS (5), BENCH_SAMPLES (300).
+# BENCH_ROUNDS (5), BENCH_SAMPLES (300); swarm: BENCH_ITERATIONS (8), BENCH_CONCURRENT (20), BENCH_IDLE_SECONDS (30),
+# BENCH_CLUSTER (1; 0 skips the three-engine swarm).
 # Everything a run creates carries one instance label and is swept at the end, even on failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 which="${1:-all}"
-case "$which" in all | start | concurrent | openclaw | routing | files | gateway | web | adminlist | backup | egress) ;; *) echo "usage: $0 [all|start|concurrent|openclaw|routing|files|gateway|web|adminlist|backup|egress]" >&2; exit 2 ;; esac
+case "$which" in all | start | concurrent | openclaw | routing | files | gateway | web | adminlist | backup | egress | swarm) ;; *) echo "usage: $0 [all|start|concurrent|openclaw|routing|files|gateway|web|adminlist|backup|egress|swarm]" >&2; exit 2 ;; esac
 
 if [[ "$which" != gateway && "$which" != adminlist && "$which" != egress ]]; then
   docker info >/dev/null 2>&1 || bash scripts/ensure-docker.sh >/dev/null
@@ -83,6 +88,7 @@ case "$which" in
   adminlist) npx tsx bench/adminRuntimeList.ts || status=$? ;;
   backup) npx tsx bench/backup.ts || status=$? ;;
   egress) npx tsx bench/egress.ts || status=$? ;;
+  swarm) npm run --silent build && npx tsx bench/swarm.ts || status=$? ;;
   all)
     npx tsx bench/runtimeStart.ts start concurrent || status=$?
     npx tsx bench/openclawStart.ts "${OPENCLAW_ITERATIONS:-5}" || status=$?
@@ -93,6 +99,7 @@ case "$which" in
     npx tsx bench/adminRuntimeList.ts || status=$?
     npx tsx bench/backup.ts || status=$?
     npx tsx bench/egress.ts || status=$?
+    npm run --silent build && npx tsx bench/swarm.ts || status=$?
     ;;
 esac
 exit "$status"

@@ -49,11 +49,17 @@ if [[ $# -gt 0 ]]; then
   exit
 fi
 step "tests"
-npx jest --ci --testPathIgnorePatterns '/test/browser/' '/test/integration/applianceRestore' '/test/integration/runtimeBackends'
+npx jest --ci --testPathIgnorePatterns '/test/browser/' '/test/integration/applianceRestore' '/test/integration/runtimeBackends' '/test/integration/swarmCluster'
 # Alone: it turns the engine into a single-node swarm (and back), which changes the engine's
 # networks under anything running beside it.
 step "runtime backends: single-host Docker and Docker Swarm (control plane in a container)"
+# The control plane runs this checkout's build in the local Node base image (built once, reused).
+bash scripts/images/build-node-base-image.sh
 npx jest --ci test/integration/runtimeBackends
+# Alone: three Docker engines in containers (scripts/swarm-lab/lab.sh) joined into one swarm,
+# with runtimes on each; the node image is built once from Debian's docker.io and reused.
+step "a swarm of three engines: placement, files on a worker, drained and stopped nodes, moves"
+npx jest --ci test/integration/swarmCluster
 # Alone: two members' 256 MiB transfers, a backup and a restore of them, and the real OpenClaw
 # twice would take the machine's disk and two cores from whatever ran beside them (measured: the
 # event-stream reconnect test then missed its 20 s window).

@@ -55,6 +55,8 @@ import { fileAgentScript } from './files/agentScript';
 import type { WorkspaceVolumes } from './files/workspaceVolumes';
 import { DockerWorkspaceVolumes } from './docker/dockerWorkspaceVolumes';
 import { connectSwarm } from './swarm/swarmConnection';
+import { SwarmRuntimeNodes } from './swarm/swarmRuntimeNodes';
+import { RuntimeMoves } from './runtime/runtimeMoves';
 import { SpoolSpace } from './files/spoolSpace';
 import { UsageRepository } from './db/repositories/usageRepository';
 import { UsageLedger } from './llm/usageLedger';
@@ -395,6 +397,13 @@ export function buildPlatform(config: AppConfig, logger: Logger, overrides: Plat
   const egressRecord = new EgressRecord({ repository: egressRepo, settings: config.egress.record, clock, logger: logger.child({ component: 'egress' }) });
   egressRecord.start();
 
+  const moves = new RuntimeMoves({
+    nodes: swarm ? new SwarmRuntimeNodes(swarm.engine, swarm.provisioner, swarm.fileAgents, new FileAgentClient(logger.child({ component: 'runtimes' })), logger.child({ component: 'runtimes' })) : null,
+    manager: runtimes,
+    runtimes: runtimeRepo,
+    audit,
+    logger: logger.child({ component: 'runtimes' }),
+  });
   const app = createApp(
     {
       publicUrl: config.publicUrl,
@@ -406,7 +415,7 @@ export function buildPlatform(config: AppConfig, logger: Logger, overrides: Plat
       llmBodyLimitBytes: llmSettings.bodyLimitBytes,
       webRoot: overrides.webRoot === undefined ? path.resolve(__dirname, '..', 'web', 'dist') : overrides.webRoot,
     },
-    { logger, backups, backupScheduler, workspaceRestore, rollout, clock, readiness, sessions, auth, setup, invitations, users, audit, runtimes, runtimeHub, streams, connections, settings, workspaceSessions, gatekeeper, addresses, routes, files, spool, gateway, limiter, catalog, egressRules, egressRecord },
+    { logger, backups, backupScheduler, workspaceRestore, rollout, clock, readiness, sessions, auth, setup, invitations, users, audit, runtimes, runtimeHub, streams, connections, settings, workspaceSessions, gatekeeper, addresses, routes, files, spool, gateway, limiter, catalog, egressRules, egressRecord, moves },
   );
 
   const egress = new EgressProxy({

@@ -29,6 +29,8 @@
 #   LAB_STORAGE_DRIVER  inner engines' storage driver: auto (default; overlay2, vfs when overlay
 #                       does not mount), overlay2 or vfs
 #   LAB_NODE_MEMORY     memory limit of each engine-node container (default none, e.g. 2g)
+#   LAB_MOUNTS          extra bind mounts of host folders into every node, read-only
+#                       (space separated HOST:NODE pairs, e.g. the checkout for a control plane)
 #   LAB_STATE_DIR       host folder holding the sockets (default /tmp/clawloops-swarm-lab)
 #   LAB_CACHE_DIR       downloaded .debs and build context (default ~/.cache/clawloops/swarm-lab)
 #   LAB_BASE_IMAGE      base of the node image (default clawloops/debian-minbase:bookworm,
@@ -253,6 +255,8 @@ start_node() { # index
     fi
   else
     [[ -n "${LAB_NODE_MEMORY:-}" ]] && mem=(--memory "$LAB_NODE_MEMORY")
+    local mounts=() pair
+    for pair in ${LAB_MOUNTS:-}; do mounts+=(-v "$pair:ro"); done
     decide_node_security
     $DOCKER volume create --label "$LABEL" "$name-data" >/dev/null
     $DOCKER run -d --name "$name" --hostname "$name" "${NODE_SEC[@]}" \
@@ -260,7 +264,7 @@ start_node() { # index
       --network "$NETWORK" --ip "$ip" \
       -v "$name-data:/var/lib/docker" -v "$STATE_DIR/$name:/run/lab" \
       -e "LAB_STORAGE_DRIVER=${LAB_STORAGE_DRIVER:-auto}" \
-      --log-opt max-size=10m --log-opt max-file=2 "${mem[@]}" \
+      --log-opt max-size=10m --log-opt max-file=2 "${mem[@]}" "${mounts[@]}" \
       "$NODE_IMAGE" >/dev/null
     say "started node $name ($ip)"
   fi

@@ -20,7 +20,7 @@ import { BackupError, backupPath, isBackupId, readManifest, readPart, type Backu
 /** What the restore needs of the runtime layer: its data held with the runtime stopped, and a say before every start. */
 export interface RestoreRuntimes {
   runtimeIdForUser(userId: string): string | null;
-  withDataHeld(actor: Actor, userId: string, origin: RequestOrigin, kind: 'restore', work: (op: Operation) => Promise<void>): StartedOperation;
+  withDataHeld(actor: Actor, userId: string, origin: RequestOrigin, kind: 'restore' | 'move', work: (op: Operation) => Promise<void>): StartedOperation;
   beforeStart(hook: (runtimeId: string, userId: string) => Promise<void>): void;
 }
 

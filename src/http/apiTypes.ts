@@ -56,7 +56,7 @@ export interface SetupStatus {
 }
 
 export type ObservedState = 'absent' | 'creating' | 'starting' | 'running' | 'unhealthy' | 'stopping' | 'stopped' | 'failed';
-export type OperationKind = 'start' | 'stop' | 'restart' | 'delete' | 'purge' | 'restore';
+export type OperationKind = 'start' | 'stop' | 'restart' | 'delete' | 'purge' | 'restore' | 'move';
 export type OperationStatus = 'queued' | 'running' | 'succeeded' | 'failed';
 export type OperationStep =
   | 'queued'
@@ -70,6 +70,7 @@ export type OperationStep =
   | 'stopping'
   | 'removing'
   | 'restoring'
+  | 'moving'
   | 'done'
   | 'failed';
 
@@ -548,4 +549,26 @@ export interface AdminEgressView {
   users: (EgressTotalsView & { userId: string; username: string })[];
   topHosts: { host: string; connections: number; denied: number; bytes: number }[];
   retentionDays: number;
+}
+
+/** A machine of the swarm and what the installation's runtimes hold of it. */
+export interface NodeView {
+  id: string;
+  hostname: string;
+  role: 'manager' | 'worker';
+  state: 'ready' | 'down' | 'disconnected' | 'unknown';
+  availability: 'active' | 'pause' | 'drain';
+  memoryBytes: number;
+  /** Memory set aside for runtimes that run, or are meant to run, there. */
+  reservedBytes: number;
+  /** Runtimes whose data is on this node. */
+  runtimes: number;
+  running: number;
+}
+
+/** GET /admin/nodes: the nodes, and the node each runtime is pinned to ('any' on shared storage, null before its first placement). */
+export interface NodesOverview {
+  backend: 'docker' | 'swarm';
+  nodes: NodeView[];
+  runtimes: { runtimeId: string; userId: string; username: string; node: string | null }[];
 }

@@ -31,6 +31,8 @@ import { authRouter } from './routes/auth';
 import { healthRouter } from './routes/health';
 import { invitationsRouter } from './routes/invitations';
 import { adminRuntimeRoutes, ownRuntimeRouter } from './routes/runtime';
+import { adminNodesRoutes } from './routes/adminNodes';
+import type { RuntimeMoves } from '../runtime/runtimeMoves';
 import { adminSettingsRoutes } from './routes/adminSettings';
 import { adminBackupRoutes } from './routes/adminBackups';
 import type { WorkspaceRestore } from '../backup/workspaceRestore';
@@ -103,6 +105,7 @@ export interface HttpServices {
   catalog: ModelCatalog;
   egressRules: EgressRulesService;
   egressRecord: EgressRecord;
+  moves: RuntimeMoves;
 }
 
 export type WorkspaceUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer) => void;
@@ -168,6 +171,7 @@ export function createApp(config: HttpConfig, services: HttpServices): HttpApp {
     '/admin',
     requireAuth({ adminOnly: true }),
     adminRuntimeRoutes(runtimeDeps),
+    adminNodesRoutes(services.moves),
     adminRolloutRoutes(services.rollout),
     adminSettingsRoutes(services.settings),
     adminBackupRoutes({ backups: services.backups, scheduler: services.backupScheduler, restore: services.workspaceRestore, users: services.users, audit: services.audit, logger: services.logger }),

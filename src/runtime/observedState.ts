@@ -38,7 +38,7 @@ export function observe(input: ObservedInput): Observed {
   if (op) {
     if (op.kind === 'stop' || op.kind === 'delete' || op.kind === 'purge') return { state: 'stopping', reason: null };
     // Its files are being replaced: down, and saying why it cannot be started meanwhile.
-    if (op.kind === 'restore') return { state: up ? 'stopping' : 'stopped', reason: op.message };
+    if (op.kind === 'restore' || op.kind === 'move') return { state: up ? 'stopping' : 'stopped', reason: op.message };
     if (op.step === 'queued' || op.step === 'pulling' || op.step === 'preparing' || op.step === 'creating' || op.step === 'configuring') {
       return { state: up ? 'starting' : 'creating', reason: op.message };
     }
@@ -59,7 +59,7 @@ export function observe(input: ObservedInput): Observed {
       // The provisioner's reason while it is not ready yet: why a swarm cannot place it, say.
       return input.readyConfirmed ? { state: 'running', reason: null } : { state: 'starting', reason: s.reason };
     case 'restarting':
-      return { state: 'starting', reason: `restarting after it exited with code ${s.exitCode ?? 'unknown'}` };
+      return { state: 'starting', reason: s.reason ?? `restarting after it exited with code ${s.exitCode ?? 'unknown'}` };
     case 'removing':
       return { state: 'stopping', reason: null };
     case 'paused':

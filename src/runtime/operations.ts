@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import { newId } from '../lib/secrets';
 
-export type OperationKind = 'start' | 'stop' | 'restart' | 'delete' | 'purge' | 'restore';
+export type OperationKind = 'start' | 'stop' | 'restart' | 'delete' | 'purge' | 'restore' | 'move';
 export type OperationStatus = 'queued' | 'running' | 'succeeded' | 'failed';
 export type OperationStep =
   | 'queued'
@@ -15,6 +15,7 @@ export type OperationStep =
   | 'stopping'
   | 'removing'
   | 'restoring'
+  | 'moving'
   | 'done'
   | 'failed';
 

@@ -82,7 +82,7 @@ export class RuntimeLifecycle {
    * can overlap it (they are refused with RUNTIME_BUSY), and it stays stopped afterwards. Its
    * progress is the operation's, on the runtime's event stream like a start's.
    */
-  withDataHeld(actor: Actor, userId: string, origin: RequestOrigin, kind: 'restore', work: (op: Operation) => Promise<void>): StartedOperation {
+  withDataHeld(actor: Actor, userId: string, origin: RequestOrigin, kind: 'restore' | 'move', work: (op: Operation) => Promise<void>): StartedOperation {
     const runtime = this.requireRuntime(userId);
     const current = this.deps.registry.inFlight.get(runtime.id);
     if (current) throw conflict('RUNTIME_BUSY', `A ${current.kind} of this runtime is in progress (${current.snapshot.message.toLowerCase()}); try again when it has finished.`);

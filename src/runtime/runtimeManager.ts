@@ -199,7 +199,7 @@ export class RuntimeManager {
     this.lifecycle.beforeStart(hook);
   }
 
-  withDataHeld(actor: Actor, userId: string, origin: RequestOrigin, kind: 'restore', work: (op: Operation) => Promise<void>): StartedOperation {
+  withDataHeld(actor: Actor, userId: string, origin: RequestOrigin, kind: 'restore' | 'move', work: (op: Operation) => Promise<void>): StartedOperation {
     return this.lifecycle.withDataHeld(actor, userId, origin, kind, work);
   }
 

@@ -12,7 +12,7 @@ export interface NodeLoad {
   state: NodeSnapshot['state'];
   availability: NodeSnapshot['availability'];
   memoryBytes: number;
-  /** Memory the scheduler sets aside for our runtimes that run or are meant to run there. */
+  /** Memory set aside for the runtimes pinned there (running or not), and for those on shared storage running there. */
   reservedBytes: number;
   /** Runtimes whose data is on this node (pinned to it). */
   runtimes: number;
@@ -29,7 +29,12 @@ export interface NodeLoad {
 export class Placement {
   constructor(
     private readonly engine: SwarmEngine,
-    private readonly settings: { sharedVolumeOptions: Record<string, string> | null; memoryReservationShare: number },
+    private readonly settings: {
+      sharedVolumeOptions: Record<string, string> | null;
+      memoryReservationShare: number;
+      /** The configured runtime memory: what a pinned runtime without a service yet will ask for. */
+      runtimeMemoryBytes: () => number;
+    },
   ) {}
 
   async chooseNode(volumeOnThisNode: boolean, thisNode: string): Promise<string> {
@@ -41,20 +46,33 @@ export class Placement {
     return best.id;
   }
 
+  /**
+   * Every node with what our runtimes hold of it. A runtime pinned to a node counts there whether
+   * it runs or not (it will want its memory when it starts): its reservation is its service's, or,
+   * before it has one, what the configured runtime memory reserves.
+   */
   async loads(): Promise<NodeLoad[]> {
-    const [nodes, services, tasks] = await Promise.all([this.engine.listNodes(), this.engine.listServices(), this.engine.listTasks()]);
+    const [nodes, services, tasks, overlays] = await Promise.all([this.engine.listNodes(), this.engine.listServices(), this.engine.listTasks(), this.engine.listOverlays()]);
     const loads = new Map<string, NodeLoad>(
       nodes.map((n) => [n.id, { id: n.id, hostname: n.hostname, role: n.role, state: n.state, availability: n.availability, memoryBytes: n.memoryBytes, reservedBytes: 0, runtimes: 0, running: 0 }]),
     );
-    for (const service of services.filter((s) => s.labels[LABELS.role] === RUNTIME_ROLE)) {
-      const pinned = service.labels[NODE_LABEL];
-      const runningTask = tasks.find((t) => t.serviceId === service.id && t.state === 'running');
-      const where = pinned && pinned !== ANY_NODE ? pinned : (runningTask?.nodeId ?? null);
-      const load = where ? loads.get(where) : undefined;
+    const share = this.settings.memoryReservationShare;
+    const runtimeServices = services.filter((s) => s.labels[LABELS.role] === RUNTIME_ROLE);
+    for (const overlay of overlays) {
+      const load = loads.get(overlay.labels[NODE_LABEL] ?? '');
       if (!load) continue;
-      if (pinned && pinned !== ANY_NODE) load.runtimes++;
-      if (service.replicas > 0) load.reservedBytes += Math.floor(service.memoryLimitBytes * this.settings.memoryReservationShare);
-      if (runningTask) load.running++;
+      const service = runtimeServices.find((s) => s.labels[LABELS.runtimeId] === overlay.labels[LABELS.runtimeId]);
+      load.runtimes++;
+      load.reservedBytes += Math.floor((service?.memoryLimitBytes ?? this.settings.runtimeMemoryBytes()) * share);
+    }
+    for (const service of runtimeServices) {
+      // Running, or started and waiting for its first health check.
+      const runningTask = tasks.find((t) => t.serviceId === service.id && (t.state === 'running' || t.state === 'starting'));
+      const load = runningTask?.nodeId ? loads.get(runningTask.nodeId) : undefined;
+      if (!load) continue;
+      load.running++;
+      // A runtime on shared storage runs where the swarm put it, and holds memory only there.
+      if (service.labels[NODE_LABEL] === ANY_NODE) load.reservedBytes += Math.floor(service.memoryLimitBytes * share);
     }
     return [...loads.values()];
   }

@@ -119,6 +119,12 @@ export function phaseOf(service: ServiceSnapshot, tasks: TaskSnapshot[]): { phas
   }
   if (!latest) return { phase: 'starting', reason: null };
   if (latest.state === 'running') return { phase: 'running', reason: null };
+  // A second task since our last start is the swarm's replacement of the first (it failed, or its
+  // node was drained or lost): down until it runs, so that the platform confirms it anew.
+  const since = service.updatedAt ?? 0;
+  if (tasks.slice(1).some((t) => (t.createdAt ?? 0) >= since) && latest.state !== 'rejected') {
+    return { phase: 'restarting', reason: failure ?? (latest.state === 'pending' && latest.message !== 'pending task scheduling' ? latest.message : null) };
+  }
   // With a health check the swarm holds a task in `starting` until its first check passes: it
   // runs already (the platform's own readiness probe decides), as a Docker container's `starting` health.
   if (latest.state === 'starting') return { phase: 'starting', reason: null };

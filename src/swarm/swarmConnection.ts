@@ -29,6 +29,7 @@ export interface SwarmOptions {
 }
 
 export interface SwarmConnection {
+  engine: SwarmEngine;
   provisioner: SwarmRuntimeProvisioner;
   fileAgents: SwarmFileAgents;
   volumes(targets: RuntimeFileTargets): SwarmWorkspaceVolumes;
@@ -63,9 +64,10 @@ export function connectSwarm(options: SwarmOptions): SwarmConnection {
       sharedVolumeOptions: options.sharedVolumeOptions,
       memoryReservationShare: options.memoryReservationShare,
       pollMs: options.pollMs ?? 1_000,
+      runtimeMemoryBytes: () => options.settings.get().memoryBytes,
     },
     options.logger.child({ component: 'runtimes' }),
     options.installation,
   );
-  return { provisioner, fileAgents, volumes: (targets) => new SwarmWorkspaceVolumes(fileAgents, targets) };
+  return { engine, provisioner, fileAgents, volumes: (targets) => new SwarmWorkspaceVolumes(fileAgents, targets) };
 }

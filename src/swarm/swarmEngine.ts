@@ -58,6 +58,8 @@ export interface ServiceSnapshot {
   image: string;
   replicas: number;
   createdAt: number | null;
+  /** When its spec last changed (our start or stop among others). */
+  updatedAt: number | null;
   memoryLimitBytes: number;
   nanoCpus: number;
   constraints: string[];
@@ -156,6 +158,7 @@ function serviceOf(raw: unknown): ServiceSnapshot {
     image: str(obj(template.ContainerSpec).Image).split('@')[0] ?? '',
     replicas: num(obj(obj(spec.Mode).Replicated).Replicas),
     createdAt: parseTime(service.CreatedAt),
+    updatedAt: parseTime(service.UpdatedAt),
     memoryLimitBytes: num(limits.MemoryBytes),
     nanoCpus: num(limits.NanoCPUs),
     constraints: (Array.isArray(obj(template.Placement).Constraints) ? (obj(template.Placement).Constraints as unknown[]) : []).map(str),

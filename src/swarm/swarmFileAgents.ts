@@ -320,10 +320,28 @@ export class SwarmFileAgents {
     if (agent.secretId) await this.removeSecretSoon(agent.secretId);
   }
 
-  private async startAgent(agent: Agent): Promise<{ url: string; key: Buffer }> {
+  /**
+   * A file agent of its own on a given node, beside whatever volume of the runtime's name is
+   * there (moving a runtime reads one node's and writes another's); removed when released.
+   */
+  async acquireOn(owner: RuntimeOwner, node: string, purpose: string): Promise<{ connection: FileAgentConnection; release: () => Promise<void> }> {
+    const agent: Agent = { owner, ready: Promise.resolve({ url: '', key: Buffer.alloc(0) }), serviceId: null, secretId: null, leases: new Set(), idleTimer: null, removing: null };
+    const lease = new AbortController();
+    agent.leases.add(lease);
+    const overlay = { name: runtimeNames(owner.runtimeId).network, node };
+    try {
+      const endpoint = await this.startAgent(agent, overlay, purpose);
+      return { connection: new FileAgentConnection(endpoint.url, endpoint.key, lease.signal), release: () => this.removeAgent(agent) };
+    } catch (err) {
+      await this.removeAgent(agent).catch(() => undefined);
+      throw err;
+    }
+  }
+
+  private async startAgent(agent: Agent, at?: { name: string; node: string }, purpose?: string): Promise<{ url: string; key: Buffer }> {
     const { engine, settings } = this.deps;
     const { owner } = agent;
-    const overlay = await this.deps.place(owner);
+    const overlay = at ?? (await this.deps.place(owner));
     // Text, as the agent reads its key file (filesKeyFrom): 64 hex characters, 256 bits.
     const keyText = randomBytes(32).toString('hex');
     const key = filesKeyFrom(keyText);
@@ -333,7 +351,7 @@ export class SwarmFileAgents {
     const image = settings.get().image;
     const create = async (): Promise<string> =>
       engine.createService({
-        Name: `${this.deps.namePrefix ?? 'clawloops-files'}-${owner.username}-${owner.runtimeId.slice(0, 8)}`,
+        Name: `${this.deps.namePrefix ?? 'clawloops-files'}-${owner.username}-${owner.runtimeId.slice(0, 8)}${purpose ? `-${purpose}` : ''}`,
         Labels: engine.stamp(labels),
         TaskTemplate: {
           ContainerSpec: {

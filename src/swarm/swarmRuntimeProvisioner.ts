@@ -26,7 +26,7 @@ import { OPENCLAW_HOME, OPENCLAW_PORT } from '../runtime/runtimeSettings';
 import { Placement, type NodeLoad } from './placement';
 import { ANY_NODE, changeBetween, digestOf, instanceOfService, isRuntimeService, NODE_LABEL, serviceSpecFor, taskIsUp, type NodeVerdict, type ServiceDigest, type ServiceSettings } from './runtimeService';
 import type { SwarmFileAgents } from './swarmFileAgents';
-import type { ServiceSnapshot, SwarmEngine, TaskSnapshot } from './swarmEngine';
+import type { OverlayInfo, ServiceSnapshot, SwarmEngine, TaskSnapshot } from './swarmEngine';
 
 interface NodeTrouble {
   /** Not answering the managers: what it last said of its tasks no longer holds. */
@@ -35,6 +35,8 @@ interface NodeTrouble {
 }
 
 export interface SwarmProvisionerSettings extends ServiceSettings {
+  /** The configured runtime memory (placement counts what a runtime not created yet will reserve). */
+  runtimeMemoryBytes: () => number;
   controlPlaneContainer: string | null;
   /** How often the swarm's tasks are read for changes (the swarm has no task events). */
   pollMs: number;
@@ -130,14 +132,60 @@ export class SwarmRuntimeProvisioner implements RuntimeProvisioner {
   async place(owner: RuntimeOwner): Promise<{ name: string; subnet: string; node: string }> {
     const names = runtimeNames(owner.runtimeId);
     let overlay = await typed(this.engine.inspectOverlay(names.network));
-    if (!overlay) {
-      const node = await typed(this.placement.chooseNode(await this.local.volumeExists(names.volume), await this.thisNode()));
-      overlay = await typed(this.engine.ensureOverlay(names.network, { ...ownerLabels(owner, 'network'), [NODE_LABEL]: node }));
-      await typed(this.proxies.attach(names.network, overlay.subnet));
-      this.logger.info({ runtimeId: owner.runtimeId, username: owner.username, node }, 'runtime placed');
-    }
+    if (!overlay) overlay = await this.firstPlacement(owner);
     return { name: names.network, subnet: overlay.subnet, node: overlay.labels[NODE_LABEL] ?? ANY_NODE };
   }
+
+  /**
+   * Pins a runtime to another node: its overlay (which records the node) is made again. Nothing
+   * of the runtime may use it meanwhile (SwarmRuntimeNodes.move removes its service and agents).
+   */
+  async repin(owner: RuntimeOwner, node: string): Promise<void> {
+    const names = runtimeNames(owner.runtimeId);
+    const old = await typed(this.engine.inspectOverlay(names.network));
+    await typed(this.engine.removeOverlay(names.network));
+    // This engine forgets a removed overlay a moment after the swarm has: until then its name
+    // still finds the old one, which nothing can attach to any more.
+    const deadline = Date.now() + 30_000;
+    while (old && (await typed(this.engine.inspectOverlay(names.network)))?.id === old.id && Date.now() < deadline) await sleep(250);
+    const overlay = await typed(this.engine.ensureOverlay(names.network, { ...ownerLabels(owner, 'network'), [NODE_LABEL]: node }));
+    if (overlay.labels[NODE_LABEL] !== node) throw infraConflict(`the runtime's network ${names.network} was re-created elsewhere meanwhile; try the move again`);
+    // By its id: for a moment this engine still knows the name as the overlay just removed.
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await typed(this.proxies.attach(overlay.id, overlay.subnet));
+        break;
+      } catch (err) {
+        if (attempt >= 20 || !/not found/i.test((err as Error).message)) throw err;
+        await sleep(500);
+      }
+    }
+    this.logger.info({ runtimeId: owner.runtimeId, username: owner.username, node }, 'runtime pinned to another node');
+  }
+
+  /**
+   * First placements take turns: each reads what the nodes hold, which includes the runtimes
+   * placed just before it (new accounts are prepared a few at a time).
+   */
+  private firstPlacement(owner: RuntimeOwner): Promise<OverlayInfo> {
+    const names = runtimeNames(owner.runtimeId);
+    const placing = this.placing.then(async () => {
+      const existing = await typed(this.engine.inspectOverlay(names.network));
+      if (existing) return existing;
+      const node = await typed(this.placement.chooseNode(await this.local.volumeExists(names.volume), await this.thisNode()));
+      const overlay = await typed(this.engine.ensureOverlay(names.network, { ...ownerLabels(owner, 'network'), [NODE_LABEL]: node }));
+      await typed(this.proxies.attach(names.network, overlay.subnet));
+      this.logger.info({ runtimeId: owner.runtimeId, username: owner.username, node }, 'runtime placed');
+      return overlay;
+    });
+    this.placing = placing.then(
+      () => undefined,
+      () => undefined,
+    );
+    return placing;
+  }
+
+  private placing: Promise<void> = Promise.resolve();
 
   /** The node a runtime is pinned to, null before its first placement. */
   async pinnedNode(runtimeId: string): Promise<string | null> {
@@ -271,12 +319,14 @@ export class SwarmRuntimeProvisioner implements RuntimeProvisioner {
    */
   private async removeData(runtimeId: string, node: string | null): Promise<void> {
     const volume = runtimeNames(runtimeId).volume;
-    if (await typed(this.local.volumeExists(volume))) {
-      await this.removeLocalVolume(volume);
-      if (node === null || node === (await this.thisNode())) return;
-    }
-    if (node === null || node === (await this.thisNode())) return;
-    await this.fileAgents.wipe(runtimeId, node);
+    if (await typed(this.local.volumeExists(volume))) await this.removeLocalVolume(volume);
+    if (node !== null && node !== ANY_NODE && node !== (await this.thisNode())) await this.fileAgents.wipe(runtimeId, node);
+  }
+
+  /** Removes the runtime's data from one node (the old copy of a moved runtime). */
+  async removeDataOn(runtimeId: string, node: string): Promise<void> {
+    if (node === (await this.thisNode())) await this.removeLocalVolume(runtimeNames(runtimeId).volume);
+    else await this.fileAgents.wipe(runtimeId, node);
   }
 
   private async removeLocalVolume(volume: string): Promise<void> {

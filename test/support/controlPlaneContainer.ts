@@ -7,6 +7,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import type Docker from 'dockerode';
 import supertest from 'supertest';
 import type TestAgent from 'supertest/lib/agent';
 import { docker, eventually, newInstanceId, SOCKET } from './engine';
@@ -29,12 +30,27 @@ export interface ControlPlane {
   remove(): Promise<void>;
 }
 
-export async function startControlPlane(env: Record<string, string>, instance = newInstanceId()): Promise<ControlPlane> {
-  const port = await freePort();
-  const url = `http://127.0.0.1:${port}`;
-  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'clawloops-cp-'));
-  const container = await docker.createContainer({
-    name: `clawloops-cp-${instance}`,
+export interface ControlPlaneOptions {
+  /** The engine it runs on (default: this machine's); a swarm's manager for the cluster tests. */
+  engine?: Docker;
+  /** Where this checkout is as that engine sees it (default: its path here). */
+  checkout?: string;
+  /** The address the test reaches it at (default 127.0.0.1) and the port published there (default: a free one). */
+  address?: string;
+  port?: number;
+  /** The container's name (default clawloops-cp-<instance>). */
+  name?: string;
+}
+
+export async function startControlPlane(env: Record<string, string>, instance = newInstanceId(), options: ControlPlaneOptions = {}): Promise<ControlPlane> {
+  const engine = options.engine ?? docker;
+  const onThisEngine = engine === docker;
+  const port = options.port ?? (await freePort());
+  const url = `http://${options.address ?? '127.0.0.1'}:${port}`;
+  // A folder here for this engine; another engine keeps the data in memory.
+  const dataDir = onThisEngine ? fs.mkdtempSync(path.join(os.tmpdir(), 'clawloops-cp-')) : '';
+  const container = await engine.createContainer({
+    name: options.name ?? `clawloops-cp-${instance}`,
     Image: NODE_BASE_IMAGE,
     Cmd: ['node', '/app/dist/main.js'],
     WorkingDir: '/app',
@@ -54,8 +70,9 @@ export async function startControlPlane(env: Record<string, string>, instance = 
     }).map(([k, v]) => `${k}=${v}`),
     ExposedPorts: { '8080/tcp': {} },
     HostConfig: {
-      Binds: [`${ROOT}:/app:ro`, `${dataDir}:/data`, `${SOCKET}:/var/run/docker.sock`],
-      PortBindings: { '8080/tcp': [{ HostIp: '127.0.0.1', HostPort: String(port) }] },
+      Binds: [`${options.checkout ?? ROOT}:/app:ro`, ...(dataDir ? [`${dataDir}:/data`] : []), `${onThisEngine ? SOCKET : '/var/run/docker.sock'}:/var/run/docker.sock`],
+      ...(dataDir ? {} : { Tmpfs: { '/data': '' } }),
+      PortBindings: { '8080/tcp': [{ HostIp: onThisEngine ? '127.0.0.1' : '', HostPort: String(port) }] },
       Init: true,
     },
   });
@@ -82,7 +99,7 @@ export async function startControlPlane(env: Record<string, string>, instance = 
     },
     async remove() {
       await container.remove({ force: true }).catch(() => undefined);
-      fs.rmSync(dataDir, { recursive: true, force: true });
+      if (dataDir) fs.rmSync(dataDir, { recursive: true, force: true });
     },
   };
   try {

@@ -39,6 +39,7 @@ test('routes: sections, a user page, and anything else is not found', () => {
   expect(adminRoute('/admin/')).toEqual({ page: 'overview' });
   expect(adminRoute('/admin/users')).toEqual({ page: 'users' });
   expect(adminRoute('/admin/runtimes/')).toEqual({ page: 'runtimes' });
+  expect(adminRoute('/admin/nodes')).toEqual({ page: 'nodes' });
   expect(adminRoute('/admin/users/0b7c1f0e-1111-4222-8333-944445555666')).toEqual({ page: 'user', id: '0b7c1f0e-1111-4222-8333-944445555666' });
   expect(adminRoute('/admin/overview')).toEqual({ page: 'notFound' });
   expect(adminRoute('/admin/nope')).toEqual({ page: 'notFound' });

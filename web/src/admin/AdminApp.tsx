@@ -9,6 +9,7 @@ import { EgressPage } from './EgressPage';
 import { InvitationsPage } from './InvitationsPage';
 import { ADMIN_SECTIONS, adminRoute, sectionOf, sectionPath, type AdminSection } from './logic';
 import { ModelsPage } from './ModelsPage';
+import { NodesPage } from './NodesPage';
 import { OverviewPage } from './OverviewPage';
 import { RuntimesPage } from './RuntimesPage';
 import { SettingsPage } from './SettingsPage';
@@ -21,6 +22,7 @@ const NAV_KEYS: Record<AdminSection, MessageKey> = {
   users: 'admin.nav.users',
   invitations: 'admin.nav.invitations',
   runtimes: 'admin.nav.runtimes',
+  nodes: 'admin.nav.nodes',
   models: 'admin.nav.models',
   egress: 'admin.nav.egress',
   usage: 'admin.nav.usage',
@@ -52,6 +54,9 @@ export default function AdminApp() {
       break;
     case 'runtimes':
       page = <RuntimesPage />;
+      break;
+    case 'nodes':
+      page = <NodesPage />;
       break;
     case 'models':
       page = <ModelsPage />;

@@ -1,4 +1,4 @@
-import { useState } from 'react';
+import { useCallback, useState } from 'react';
 import { api } from '../api/client';
 import type { UserAnswer } from '../api/types';
 import { Link, navigate } from '../app/router';
@@ -6,12 +6,13 @@ import { useI18n } from '../i18n/i18n';
 import { entriesOf, entriesText } from '../lib/egress';
 import { formatDateTime, formatNumber, formatUsd, share } from '../lib/format';
 import { ConnectionsTable, EgressRulesSummary, EgressTotalsFacts, profileText, RetentionNote } from '../pages/EgressActivity';
-import { RuntimeWithLog } from '../pages/HomePage';
+import { RuntimeWithLog, type RuntimeCardContext } from '../pages/HomePage';
 import { useResource } from '../ui/useResource';
 import { AsyncForm, Card, ErrorNote, Field, Notice, ProgressBar } from '../ui/ui';
 import type { AdminUserEgressView, LimitsView, UsageReport, UserEgressBody } from './adminTypes';
 import { LIMIT_LABELS, OneTimeSecret, SelectField, TextAreaField, useLimitText } from './common';
 import { LIMIT_FIELDS, limitsBody, limitsFormValues } from './logic';
+import { RuntimeNode } from './MoveRuntime';
 import { UserActions } from './UserActions';
 import { UserBadges } from './UsersPage';
 
@@ -84,7 +85,7 @@ export function UserDetailPage({ id }: { id: string }) {
               )}
             </Card>
           </div>
-          <UserRuntime base={`/api/v1${path}/runtime`} username={u.username} />
+          <UserRuntime base={`/api/v1${path}/runtime`} userId={u.id} username={u.username} />
           <UserModels userId={u.id} />
           <UserEgress userId={u.id} />
         </>
@@ -266,8 +267,12 @@ function UserEgress({ userId }: { userId: string }) {
   );
 }
 
-/** The user's runtime and its log; the log follows each new container as the card reports it. */
-function UserRuntime({ base, username }: { base: string; username: string }) {
+/**
+ * The user's runtime and its log; the log follows each new container as the card reports it. On a
+ * swarm the card also says which node the runtime is on, and moves it to another.
+ */
+function UserRuntime({ base, userId, username }: { base: string; userId: string; username: string }) {
   const { t } = useI18n();
-  return <RuntimeWithLog base={base} showOpen={false} title={t('admin.user.runtimeOf', { name: username })} />;
+  const more = useCallback((card: RuntimeCardContext) => <RuntimeNode userId={userId} username={username} card={card} />, [userId, username]);
+  return <RuntimeWithLog base={base} showOpen={false} title={t('admin.user.runtimeOf', { name: username })} more={more} />;
 }

@@ -20,6 +20,8 @@ export type {
   LimitOverrides,
   LimitsView,
   ModelChangeAnswer,
+  NodesOverview,
+  NodeView,
   PasswordReset,
   PlatformSettings,
   RolloutAnswer,
@@ -63,4 +65,10 @@ export interface UserEgressBody {
   profile: 'public' | 'none' | null;
   allow: string[];
   deny: string[];
+}
+
+/** The body of POST /admin/users/:id/runtime/move: the node by id (or hostname); copy false moves it without its data. */
+export interface MoveRuntimeBody {
+  node: string;
+  copy: boolean;
 }

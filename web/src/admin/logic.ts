@@ -7,10 +7,10 @@ import type { BulkResult, CatalogModel, LimitOverrides, LimitsBody, ModelBody } 
 
 // ---- Routes ----
 
-export type AdminSection = 'overview' | 'users' | 'invitations' | 'runtimes' | 'models' | 'egress' | 'usage' | 'backups' | 'audit' | 'settings';
+export type AdminSection = 'overview' | 'users' | 'invitations' | 'runtimes' | 'nodes' | 'models' | 'egress' | 'usage' | 'backups' | 'audit' | 'settings';
 export type AdminRoute = { page: AdminSection } | { page: 'user'; id: string } | { page: 'notFound' };
 
-export const ADMIN_SECTIONS: readonly AdminSection[] = ['overview', 'users', 'invitations', 'runtimes', 'models', 'egress', 'usage', 'backups', 'audit', 'settings'];
+export const ADMIN_SECTIONS: readonly AdminSection[] = ['overview', 'users', 'invitations', 'runtimes', 'nodes', 'models', 'egress', 'usage', 'backups', 'audit', 'settings'];
 
 export function sectionPath(section: AdminSection): string {
   return section === 'overview' ? '/admin' : `/admin/${section}`;

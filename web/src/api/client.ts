@@ -1,3 +1,4 @@
+import { ApiError } from './apiError';
 import type { SessionState } from './types';
 
 /**
@@ -5,17 +6,7 @@ import type { SessionState } from './types';
  * and every failure turned into an ApiError carrying the server's `{error: {code, message}}` so a
  * page can show it in words next to where it happened.
  */
-export class ApiError extends Error {
-  constructor(
-    readonly status: number,
-    readonly code: string,
-    message: string,
-    readonly details: unknown = null,
-  ) {
-    super(message);
-    this.name = 'ApiError';
-  }
-}
+export { ApiError };
 
 export const API = '/api/v1';
 /** Dispatched on window when an API call finds the session gone. */

@@ -1,4 +1,4 @@
-import { useCallback, useEffect, useReducer, useRef, useState } from 'react';
+import { useCallback, useEffect, useReducer, useRef, useState, type ReactNode } from 'react';
 import { api } from '../api/client';
 import type { ContainerStats, LogLine, OperationView, RuntimeStats, RuntimeView, StartedOperation } from '../api/types';
 import { useSession } from '../app/session';
@@ -33,6 +33,29 @@ export function operationText(t: Translate, op: OperationView, locale: string): 
   return op.message;
 }
 
+/** An operation's progress as the runtime's event stream reports it (start, restore, move…): its words, percent and bar. */
+export function OperationProgress({ operation }: { operation: OperationView }) {
+  const { t, locale } = useI18n();
+  return (
+    <div className="operation" aria-live="polite">
+      <div className="operation-line">
+        <span>{operationText(t, operation, locale)}</span>
+        {operation.status !== 'failed' && <span>{Math.round(operation.percent)}%</span>}
+      </div>
+      <ProgressBar value={operation.status === 'failed' ? 1 : share(operation.percent, 100)} label={t('runtime.progress')} />
+    </div>
+  );
+}
+
+/** What the card lends to what an administrator adds to it (the node and the move, on a user's page). */
+export interface RuntimeCardContext {
+  runtime: RuntimeView;
+  /** The operation shown: in flight, or the last one that failed. */
+  operation: OperationView | null;
+  /** Hands the card an operation started elsewhere (a move), so its progress shows at once. */
+  report: (started: StartedOperation) => void;
+}
+
 /**
  * The runtime of one user as a card: its state, the actions allowed now, live progress from the
  * event stream, and the way into the workspace. Used on the home page and by admins per user.
@@ -42,12 +65,15 @@ export function RuntimeCard({
   showOpen,
   title,
   onRuntimeChange,
+  more,
 }: {
   base: string;
   showOpen: boolean;
   /** Defaults to "Your workspace"; admins looking at someone else's runtime name it. */
   title?: string;
   onRuntimeChange?: (runtime: RuntimeView) => void;
+  /** Shown below the card's facts once the runtime is known. */
+  more?: (card: RuntimeCardContext) => ReactNode;
 }) {
   const { t, locale } = useI18n();
   const [status, dispatch] = useReducer(applyRuntimeEvent, INITIAL_STATUS);
@@ -63,13 +89,16 @@ export function RuntimeCard({
     if (runtime) onRuntimeChange?.(runtime);
   }, [runtime, onRuntimeChange]);
 
+  const report = useCallback((result: StartedOperation) => {
+    dispatch({ type: 'state', runtime: result.runtime });
+    if (result.operation) dispatch({ type: 'progress', operation: result.operation });
+  }, []);
+
   const act = async (action: RuntimeAction) => {
     setPending(action);
     setActionError(null);
     try {
-      const result = await api.post<StartedOperation>(`${base.replace(/^\/api\/v1/, '')}/${action}`);
-      dispatch({ type: 'state', runtime: result.runtime });
-      if (result.operation) dispatch({ type: 'progress', operation: result.operation });
+      report(await api.post<StartedOperation>(`${base.replace(/^\/api\/v1/, '')}/${action}`));
     } catch (err) {
       setActionError(err);
     } finally {
@@ -99,15 +128,7 @@ export function RuntimeCard({
               {t('runtime.failedBecause', { reason: runtime.lastError?.message ?? runtime.stateReason ?? '' })}
             </p>
           )}
-          {operation && (
-            <div className="operation" aria-live="polite">
-              <div className="operation-line">
-                <span>{operationText(t, operation, locale)}</span>
-                {operation.status !== 'failed' && <span>{Math.round(operation.percent)}%</span>}
-              </div>
-              <ProgressBar value={operation.status === 'failed' ? 1 : share(operation.percent, 100)} label={t('runtime.progress')} />
-            </div>
-          )}
+          {operation && <OperationProgress operation={operation} />}
           {(runtime.configStale || runtime.outdatedImage) && running && !inFlight && <Notice tone="warning">{t('runtime.staleHelp')}</Notice>}
           <div className="actions">
             {showOpen && (
@@ -143,6 +164,7 @@ export function RuntimeCard({
             <dt>{t('runtime.limits')}</dt>
             <dd>{t('runtime.limitsValue', { memory: formatBytes(runtime.limits.memoryBytes, locale), cpus: runtime.limits.cpus })}</dd>
           </dl>
+          {more?.({ runtime, operation, report })}
           {running && <RuntimeStats base={base} />}
         </>
       )}
@@ -277,12 +299,12 @@ function LogStream({ url, follow }: { url: string; follow: boolean }) {
  * for (the server would answer 404). The log reopens on each new container: its key is the
  * container's start (or creation, until it starts).
  */
-export function RuntimeWithLog({ base, showOpen, title }: { base: string; showOpen: boolean; title?: string }) {
+export function RuntimeWithLog({ base, showOpen, title, more }: { base: string; showOpen: boolean; title?: string; more?: (card: RuntimeCardContext) => ReactNode }) {
   const [runtime, setRuntime] = useState<RuntimeView | null>(null);
   const container = runtime?.startedAt ?? runtime?.createdAt ?? null;
   return (
     <>
-      <RuntimeCard base={base} showOpen={showOpen} title={title} onRuntimeChange={setRuntime} />
+      <RuntimeCard base={base} showOpen={showOpen} title={title} onRuntimeChange={setRuntime} more={more} />
       {container !== null && <LogViewer key={container} base={base} />}
     </>
   );
