@@ -1,5 +1,6 @@
 import type { SettingsSource } from '../lib/settingsStore';
 import { infraGone, infraNotFound, isInfraError } from '../lib/infraErrors';
+import { IdleLeases } from '../lib/idleLeases';
 import type { Logger } from '../lib/logger';
 import { ownerLabels, runtimeNames } from './runtimeContainer';
 import { OPENCLAW_HOME, RUNTIME_UID, type RuntimeSettings } from '../runtime/runtimeSettings';
@@ -33,15 +34,6 @@ export interface FileHostLease {
    */
   signal: AbortSignal;
   release(): void;
-}
-
-interface Helper {
-  containerId: string | null;
-  ready: Promise<string>;
-  /** One controller per lease held: removing the helper aborts them all. */
-  leases: Set<AbortController>;
-  idleTimer: NodeJS.Timeout | null;
-  removing: Promise<void> | null;
 }
 
 export const HELPER_ROLE = 'files';
@@ -92,13 +84,25 @@ export interface FileHelpersDeps {
 }
 
 export class FileHelpers {
-  private readonly helpers = new Map<string, Helper>();
+  private readonly helpers: IdleLeases<string>;
 
-  constructor(private readonly deps: FileHelpersDeps) {}
+  constructor(private readonly deps: FileHelpersDeps) {
+    this.helpers = new IdleLeases<string>({
+      stop: async (runtimeId, containerId) => {
+        try {
+          await this.removeBounded(containerId, { runtimeId });
+        } catch (err) {
+          this.deps.logger.warn({ runtimeId, err: (err as Error).message }, 'removing a file helper container failed');
+        }
+      },
+      idleMs: deps.idleMs,
+      revoked: () => infraGone("The workspace's files were taken offline (the runtime is being removed, or the server is shutting down) during the transfer."),
+    });
+  }
 
   /** The runtimes this process holds a helper for. */
   runtimeIds(): string[] {
-    return [...this.helpers.keys()];
+    return this.helpers.keys();
   }
 
   async acquire(userId: string, use: FileHostUse): Promise<FileHostLease> {
@@ -106,47 +110,8 @@ export class FileHelpers {
     if (use === 'exec' && target.runningContainerId) {
       return { containerId: target.runningContainerId, runtimeId: target.runtimeId, signal: NEVER_REVOKED, release: () => undefined };
     }
-
-    let helper = this.helpers.get(target.runtimeId);
-    if (helper?.removing) await helper.removing;
-    helper = this.helpers.get(target.runtimeId);
-    if (!helper) {
-      const created: Helper = { containerId: null, leases: new Set(), idleTimer: null, removing: null, ready: Promise.resolve('') };
-      created.ready = this.startHelper(target.runtimeId, target.username, userId).then((id) => (created.containerId = id));
-      // A failed start must not be cached: the next request tries again.
-      created.ready.catch(() => {
-        if (this.helpers.get(target.runtimeId) === created) this.helpers.delete(target.runtimeId);
-      });
-      this.helpers.set(target.runtimeId, created);
-      helper = created;
-    }
-    const current = helper;
-    const lease = new AbortController();
-    current.leases.add(lease);
-    if (current.idleTimer) clearTimeout(current.idleTimer);
-    current.idleTimer = null;
-    let containerId: string;
-    try {
-      containerId = await current.ready;
-    } catch (err) {
-      current.leases.delete(lease);
-      throw err;
-    }
-    let released = false;
-    return {
-      containerId,
-      runtimeId: target.runtimeId,
-      signal: lease.signal,
-      release: () => {
-        if (released) return;
-        released = true;
-        current.leases.delete(lease);
-        if (current.leases.size === 0 && !current.removing && this.helpers.get(target.runtimeId) === current) {
-          current.idleTimer = setTimeout(() => void this.removeForRuntime(target.runtimeId), this.deps.idleMs);
-          current.idleTimer.unref();
-        }
-      },
-    };
+    const lease = await this.helpers.acquire(target.runtimeId, () => this.startHelper(target.runtimeId, target.username, userId));
+    return { containerId: lease.value, runtimeId: target.runtimeId, signal: lease.signal, release: lease.release };
   }
 
   /**
@@ -155,34 +120,13 @@ export class FileHelpers {
    * sending; it is bounded all the same (HELPER_REMOVE_WAIT_MS).
    */
   async removeForRuntime(runtimeId: string): Promise<void> {
-    const helper = this.helpers.get(runtimeId);
-    if (!helper) {
-      await this.removeLabelled((labels) => labels[LABELS.runtimeId] === runtimeId);
-      return;
-    }
-    if (helper.removing) return helper.removing;
-    if (helper.idleTimer) clearTimeout(helper.idleTimer);
-    revoke(helper);
-    helper.removing = (async () => {
-      try {
-        const id = await helper.ready.catch(() => null);
-        if (id) await this.removeBounded(id, { runtimeId });
-      } catch (err) {
-        this.deps.logger.warn({ runtimeId, err: (err as Error).message }, 'removing a file helper container failed');
-      } finally {
-        if (this.helpers.get(runtimeId) === helper) this.helpers.delete(runtimeId);
-      }
-    })();
-    return helper.removing;
+    if (await this.helpers.remove(runtimeId)) return;
+    await this.removeLabelled((labels) => labels[LABELS.runtimeId] === runtimeId);
   }
 
   /** Start-up and shutdown: helpers are disposable, none survives the process that made it. */
   async removeAll(): Promise<number> {
-    for (const helper of this.helpers.values()) {
-      if (helper.idleTimer) clearTimeout(helper.idleTimer);
-      revoke(helper);
-    }
-    this.helpers.clear();
+    this.helpers.forgetAll();
     return this.removeLabelled(() => true);
   }
 
@@ -253,10 +197,4 @@ export class FileHelpers {
     this.deps.logger.debug({ runtimeId, username }, 'file helper container started');
     return containerId;
   }
-}
-
-/** Cuts every stream of a helper that is about to go. */
-function revoke(helper: Helper): void {
-  const reason = infraGone("The workspace's files were taken offline (the runtime is being removed, or the server is shutting down) during the transfer.");
-  for (const lease of helper.leases) lease.abort(reason);
 }

@@ -9,6 +9,7 @@ import type { AgentLimits, AgentRun, VolumeAccess } from '../files/workspaceVolu
 import { infraGone, infraNotFound, infraUnavailable, isInfraError } from '../lib/infraErrors';
 import type { Logger } from '../lib/logger';
 import type { SettingsSource } from '../lib/settingsStore';
+import { IdleLeases } from '../lib/idleLeases';
 import type { RuntimeOwner } from '../runtime/provisioner';
 import { OPENCLAW_HOME, RUNTIME_UID, type RuntimeSettings } from '../runtime/runtimeSettings';
 import { NO_NEW_PRIVILEGES, placementConstraints, volumeMount } from './runtimeService';
@@ -36,14 +37,12 @@ export interface SwarmFileAgentsDeps {
   namePrefix?: string;
 }
 
-interface Agent {
-  owner: RuntimeOwner;
-  ready: Promise<{ url: string; key: Buffer }>;
-  serviceId: string | null;
-  secretId: string | null;
-  leases: Set<AbortController>;
-  idleTimer: NodeJS.Timeout | null;
-  removing: Promise<void> | null;
+/** A running file agent: where it listens, the key it checks, and what to remove when it goes. */
+interface AgentEndpoint {
+  url: string;
+  key: Buffer;
+  serviceId: string;
+  secretId: string;
 }
 
 /** One authenticated HTTP conversation with a file agent. */
@@ -149,56 +148,30 @@ export class FileAgentConnection {
  * while the runtime is stopped, and go a while after their last use.
  */
 export class SwarmFileAgents {
-  private readonly agents = new Map<string, Agent>();
+  private readonly agents: IdleLeases<AgentEndpoint>;
 
-  constructor(private readonly deps: SwarmFileAgentsDeps) {}
+  constructor(private readonly deps: SwarmFileAgentsDeps) {
+    this.agents = new IdleLeases<AgentEndpoint>({
+      stop: async (runtimeId, agent) => {
+        try {
+          await this.removeAgent(agent);
+        } catch (err) {
+          this.deps.logger.warn({ runtimeId, err: (err as Error).message }, 'removing a file agent failed');
+        }
+      },
+      idleMs: deps.idleMs,
+      revoked: () => infraGone("The workspace's files were taken offline (the runtime is being removed, or the server is shutting down) during the transfer."),
+    });
+  }
 
   runtimeIds(): string[] {
-    return [...this.agents.keys()];
+    return this.agents.keys();
   }
 
   /** A lease on the runtime's file agent; release it when done. */
   async acquire(owner: RuntimeOwner): Promise<{ connection: FileAgentConnection; release: () => void }> {
-    let agent = this.agents.get(owner.runtimeId);
-    if (agent?.removing) await agent.removing;
-    agent = this.agents.get(owner.runtimeId);
-    if (!agent) {
-      const created: Agent = { owner, ready: Promise.resolve({ url: '', key: Buffer.alloc(0) }), serviceId: null, secretId: null, leases: new Set(), idleTimer: null, removing: null };
-      created.ready = this.startAgent(created);
-      created.ready.catch(() => {
-        if (this.agents.get(owner.runtimeId) === created) {
-          this.agents.delete(owner.runtimeId);
-          void this.removeAgent(created);
-        }
-      });
-      this.agents.set(owner.runtimeId, created);
-      agent = created;
-    }
-    const current = agent;
-    const lease = new AbortController();
-    current.leases.add(lease);
-    if (current.idleTimer) clearTimeout(current.idleTimer);
-    current.idleTimer = null;
-    let endpoint: { url: string; key: Buffer };
-    try {
-      endpoint = await current.ready;
-    } catch (err) {
-      current.leases.delete(lease);
-      throw err;
-    }
-    let released = false;
-    return {
-      connection: new FileAgentConnection(endpoint.url, endpoint.key, lease.signal),
-      release: () => {
-        if (released) return;
-        released = true;
-        current.leases.delete(lease);
-        if (current.leases.size === 0 && !current.removing && this.agents.get(owner.runtimeId) === current) {
-          current.idleTimer = setTimeout(() => void this.removeForRuntime(owner.runtimeId), this.deps.idleMs);
-          current.idleTimer.unref();
-        }
-      },
-    };
+    const lease = await this.agents.acquire(owner.runtimeId, () => this.startAgent(owner));
+    return { connection: new FileAgentConnection(lease.value.url, lease.value.key, lease.signal), release: lease.release };
   }
 
   /** Runs `work` with a lease, released after it. */
@@ -226,34 +199,13 @@ export class SwarmFileAgents {
   }
 
   async removeForRuntime(runtimeId: string): Promise<void> {
-    const agent = this.agents.get(runtimeId);
-    if (!agent) {
-      await this.removeLabelled((labels) => labels[LABELS.runtimeId] === runtimeId);
-      return;
-    }
-    if (agent.removing) return agent.removing;
-    if (agent.idleTimer) clearTimeout(agent.idleTimer);
-    revoke(agent);
-    agent.removing = (async () => {
-      try {
-        await agent.ready.catch(() => undefined);
-        await this.removeAgent(agent);
-      } catch (err) {
-        this.deps.logger.warn({ runtimeId, err: (err as Error).message }, 'removing a file agent failed');
-      } finally {
-        if (this.agents.get(runtimeId) === agent) this.agents.delete(runtimeId);
-      }
-    })();
-    return agent.removing;
+    if (await this.agents.remove(runtimeId)) return;
+    await this.removeLabelled((labels) => labels[LABELS.runtimeId] === runtimeId);
   }
 
   /** Start-up and shutdown: agents (and their keys) never outlive the process that made them. */
   async removeAll(): Promise<number> {
-    for (const agent of this.agents.values()) {
-      if (agent.idleTimer) clearTimeout(agent.idleTimer);
-      revoke(agent);
-    }
-    this.agents.clear();
+    this.agents.forgetAll();
     return this.removeLabelled(() => true);
   }
 
@@ -315,7 +267,7 @@ export class SwarmFileAgents {
     this.deps.logger.warn({ secretId: secretId.slice(0, 12) }, 'a file agent key (swarm secret) could not be removed; the next start-up sweep removes it');
   }
 
-  private async removeAgent(agent: Agent): Promise<void> {
+  private async removeAgent(agent: { serviceId: string | null; secretId: string | null }): Promise<void> {
     if (agent.serviceId) await typed(this.deps.engine.removeService(agent.serviceId), 'removing a file agent');
     if (agent.secretId) await this.removeSecretSoon(agent.secretId);
   }
@@ -325,29 +277,31 @@ export class SwarmFileAgents {
    * there (moving a runtime reads one node's and writes another's); removed when released.
    */
   async acquireOn(owner: RuntimeOwner, node: string, purpose: string): Promise<{ connection: FileAgentConnection; release: () => Promise<void> }> {
-    const agent: Agent = { owner, ready: Promise.resolve({ url: '', key: Buffer.alloc(0) }), serviceId: null, secretId: null, leases: new Set(), idleTimer: null, removing: null };
-    const lease = new AbortController();
-    agent.leases.add(lease);
-    const overlay = { name: runtimeNames(owner.runtimeId).network, node };
+    const agent = await this.startAgent(owner, { name: runtimeNames(owner.runtimeId).network, node }, purpose);
+    return { connection: new FileAgentConnection(agent.url, agent.key, new AbortController().signal), release: () => this.removeAgent(agent) };
+  }
+
+  /** Starts an agent; one that fails to start leaves nothing behind. */
+  private async startAgent(owner: RuntimeOwner, at?: { name: string; node: string }, purpose?: string): Promise<AgentEndpoint> {
+    const made: { serviceId: string | null; secretId: string | null } = { serviceId: null, secretId: null };
     try {
-      const endpoint = await this.startAgent(agent, overlay, purpose);
-      return { connection: new FileAgentConnection(endpoint.url, endpoint.key, lease.signal), release: () => this.removeAgent(agent) };
+      return await this.makeAgent(owner, made, at, purpose);
     } catch (err) {
-      await this.removeAgent(agent).catch(() => undefined);
+      await this.removeAgent(made).catch(() => undefined);
       throw err;
     }
   }
 
-  private async startAgent(agent: Agent, at?: { name: string; node: string }, purpose?: string): Promise<{ url: string; key: Buffer }> {
+  private async makeAgent(owner: RuntimeOwner, made: { serviceId: string | null; secretId: string | null }, at?: { name: string; node: string }, purpose?: string): Promise<AgentEndpoint> {
     const { engine, settings } = this.deps;
-    const { owner } = agent;
     const overlay = at ?? (await this.deps.place(owner));
     // Text, as the agent reads its key file (filesKeyFrom): 64 hex characters, 256 bits.
     const keyText = randomBytes(32).toString('hex');
     const key = filesKeyFrom(keyText);
     const suffix = randomBytes(4).toString('hex');
     const labels = { ...ownerLabels(owner, 'runtime'), [LABELS.role]: FILES_ROLE };
-    agent.secretId = await typed(engine.createSecret(`clawloops-files-${owner.runtimeId.slice(0, 8)}-${suffix}`, Buffer.from(keyText), labels), 'creating a file agent key');
+    const secretId = await typed(engine.createSecret(`clawloops-files-${owner.runtimeId.slice(0, 8)}-${suffix}`, Buffer.from(keyText), labels), 'creating a file agent key');
+    made.secretId = secretId;
     const image = settings.get().image;
     const create = async (): Promise<string> =>
       engine.createService({
@@ -363,7 +317,7 @@ export class SwarmFileAgents {
             Init: true,
             CapabilityDrop: ['ALL'],
             Mounts: [volumeMount(owner, OPENCLAW_HOME, this.deps.sharedVolumeOptions, (l) => engine.stamp(l))],
-            Secrets: [{ SecretID: agent.secretId, SecretName: `clawloops-files-${owner.runtimeId.slice(0, 8)}-${suffix}`, File: { Name: KEY_FILE, UID: String(RUNTIME_UID), GID: String(RUNTIME_UID), Mode: 0o400 } }],
+            Secrets: [{ SecretID: secretId, SecretName: `clawloops-files-${owner.runtimeId.slice(0, 8)}-${suffix}`, File: { Name: KEY_FILE, UID: String(RUNTIME_UID), GID: String(RUNTIME_UID), Mode: 0o400 } }],
             StopGracePeriod: 5_000 * NS,
           },
           // The server and up to four agent runs at once, each its own Node process.
@@ -376,14 +330,15 @@ export class SwarmFileAgents {
         EndpointSpec: { Mode: 'dnsrr' },
       } as Parameters<SwarmEngine['createService']>[0]);
     try {
-      agent.serviceId = await typed(create(), 'creating a file agent');
+      made.serviceId = await typed(create(), 'creating a file agent');
     } catch (err) {
       // An agent a crashed control plane left behind still holds the name.
       if (!isInfraError(err, 'conflict')) throw err;
       await this.removeLabelled((labels) => labels[LABELS.runtimeId] === owner.runtimeId && labels[LABELS.role] === FILES_ROLE);
-      agent.serviceId = await typed(create(), 'creating a file agent');
+      made.serviceId = await typed(create(), 'creating a file agent');
     }
-    const task = await this.waitForTask(agent.serviceId, (t) => t.state === 'running' || t.state === 'rejected' || t.state === 'failed');
+    const serviceId = made.serviceId;
+    const task = await this.waitForTask(serviceId, (t) => t.state === 'running' || t.state === 'rejected' || t.state === 'failed');
     if (task.state !== 'running') {
       throw infraNotFound(`Files cannot be reached: the file agent for ${owner.username} did not start on its node (${task.error ?? task.state}). If the runtime image ${image} is missing there, load it onto that node.`);
     }
@@ -392,7 +347,7 @@ export class SwarmFileAgents {
     const url = `http://${address}:${FILES_PORT}`;
     await this.waitForHealth(url);
     this.deps.logger.debug({ runtimeId: owner.runtimeId, node: task.nodeId }, 'file agent started');
-    return { url, key };
+    return { url, key, serviceId, secretId };
   }
 
   private async waitForTask(serviceId: string, done: (task: TaskSnapshot) => boolean): Promise<TaskSnapshot> {
@@ -429,10 +384,6 @@ function typed<T>(work: Promise<T>, what: string): Promise<T> {
   });
 }
 
-function revoke(agent: Agent): void {
-  const reason = infraGone("The workspace's files were taken offline (the runtime is being removed, or the server is shutting down) during the transfer.");
-  for (const lease of agent.leases) lease.abort(reason);
-}
 
 /** The workspace-volume port's access, on a file agent lease. */
 export class SwarmVolumeAccess implements VolumeAccess {
