@@ -8,6 +8,9 @@
  *
  * Run on its own (scripts/test.sh): a swarm changes the engine's networks for everything beside it.
  */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import type TestAgent from 'supertest/lib/agent';
 import { docker, eventually, execIn, newInstanceId, STANDIN_IMAGE, sweep } from '../support/engine';
 import { ensureSwarm, leaveSwarm, startControlPlane, sweepSwarm, type ControlPlane } from '../support/controlPlaneContainer';
@@ -245,5 +248,61 @@ describe.each(BACKENDS)('the %s runtime backend', (backend) => {
       90_000,
       500,
     );
+  });
+});
+
+describe('an installation switched from one engine to a swarm', () => {
+  const instance = newInstanceId();
+  let dataDir = '';
+  let plane: ControlPlane | null = null;
+
+  afterAll(async () => {
+    await plane?.remove();
+    await sweepSwarm(instance);
+    await sweep(instance);
+    if (dataDir) fs.rmSync(dataDir, { recursive: true, force: true });
+  });
+
+  test('keeps every member\'s files and runs their runtime on the node that holds them', async () => {
+    dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'clawloops-switch-'));
+    const settings = { ...SETTINGS, CLAWLOOPS_ROUTER: 'builtin' };
+    plane = await startControlPlane({ ...settings, CLAWLOOPS_RUNTIME_BACKEND: 'docker' }, instance, { dataDir });
+    const admin = await plane.admin();
+    const inv = await admin.post('/api/v1/admin/invitations').send({ role: 'member' });
+    const secret = (inv.body as { link: string }).link.split('/invite/')[1];
+    const dana = plane.client();
+    expect((await dana.post(`/api/v1/invitations/${secret}/accept`).send({ username: 'dana', password: 'Correct-Horse-Battery-9' })).status).toBe(201);
+    expect([200, 202]).toContain((await dana.post('/api/v1/runtime/start')).status);
+    await eventually(async () => (((await dana.get('/api/v1/runtime')).body as RuntimeView).state === 'running' ? true : undefined), 'dana running on one engine', 120_000, 500);
+    expect((await dana.post('/api/v1/files/upload').attach('files', Buffer.from('from the single-host days\n'), { filename: 'old.txt' })).status).toBe(201);
+    // docs/swarm.md: stop every runtime, then switch the backend.
+    expect((await dana.post('/api/v1/runtime/stop')).status).toBeLessThan(300);
+    await eventually(async () => (((await dana.get('/api/v1/runtime')).body as RuntimeView).state === 'stopped' ? true : undefined), 'dana stopped', 60_000, 500);
+    const runtimeId = ((await dana.get('/api/v1/runtime')).body as RuntimeView).id;
+    await plane.remove();
+
+    plane = await startControlPlane({ ...settings, CLAWLOOPS_RUNTIME_BACKEND: 'swarm' }, instance, { dataDir });
+    const again = plane.client();
+    expect((await again.post('/api/v1/auth/login').send({ username: 'dana', password: 'Correct-Horse-Battery-9' })).status).toBe(200);
+    const listed = await again.get('/api/v1/files');
+    expect(JSON.stringify(listed.body)).toContain('old.txt');
+    expect([200, 202]).toContain((await again.post('/api/v1/runtime/start')).status);
+    const view = await eventually(
+      async () => {
+        const v = (await again.get('/api/v1/runtime')).body as RuntimeView;
+        if (v.state === 'failed') throw new Error(`start failed: ${v.reason ?? JSON.stringify(v)}`);
+        return v.state === 'running' ? v : undefined;
+      },
+      'dana running on the swarm',
+      120_000,
+      500,
+    );
+    expect(view.id).toBe(runtimeId);
+    const network = await docker.getNetwork(`clawloops-net-${runtimeId}`).inspect();
+    expect(network.Driver).toBe('overlay');
+    const [task] = await docker.listContainers({ filters: JSON.stringify({ label: [`io.clawloops.runtime-id=${runtimeId}`, 'io.clawloops.role=runtime'] }) });
+    expect(task?.Labels['com.docker.swarm.service.id']).toBeTruthy();
+    const seen = await execIn(task?.Id ?? '', ['node', '-e', "process.stdout.write(require('fs').readFileSync('/home/node/.openclaw/workspace/old.txt','utf8'))"]);
+    expect(seen.stdout).toBe('from the single-host days\n');
   });
 });

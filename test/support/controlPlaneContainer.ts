@@ -40,6 +40,8 @@ export interface ControlPlaneOptions {
   port?: number;
   /** The container's name (default clawloops-cp-<instance>). */
   name?: string;
+  /** A data folder of an earlier control plane to go on with (kept on remove; the caller owns it). */
+  dataDir?: string;
 }
 
 export async function startControlPlane(env: Record<string, string>, instance = newInstanceId(), options: ControlPlaneOptions = {}): Promise<ControlPlane> {
@@ -48,7 +50,7 @@ export async function startControlPlane(env: Record<string, string>, instance = 
   const port = options.port ?? (await freePort());
   const url = `http://${options.address ?? '127.0.0.1'}:${port}`;
   // A folder here for this engine; another engine keeps the data in memory.
-  const dataDir = onThisEngine ? fs.mkdtempSync(path.join(os.tmpdir(), 'clawloops-cp-')) : '';
+  const dataDir = options.dataDir ?? (onThisEngine ? fs.mkdtempSync(path.join(os.tmpdir(), 'clawloops-cp-')) : '');
   const container = await engine.createContainer({
     name: options.name ?? `clawloops-cp-${instance}`,
     Image: NODE_BASE_IMAGE,
@@ -99,7 +101,7 @@ export async function startControlPlane(env: Record<string, string>, instance = 
     },
     async remove() {
       await container.remove({ force: true }).catch(() => undefined);
-      if (dataDir) fs.rmSync(dataDir, { recursive: true, force: true });
+      if (dataDir && !options.dataDir) fs.rmSync(dataDir, { recursive: true, force: true });
     },
   };
   try {
