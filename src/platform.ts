@@ -7,6 +7,7 @@ import { SqliteReadinessProbe } from './db/readinessProbe';
 import { AuditRepository } from './db/repositories/auditRepository';
 import { InvitationRepository } from './db/repositories/invitationRepository';
 import { SessionRepository } from './db/repositories/sessionRepository';
+import { ApiTokenRepository } from './db/repositories/apiTokenRepository';
 import { UserRepository } from './db/repositories/userRepository';
 import { RuntimeRepository } from './db/repositories/runtimeRepository';
 import { SettingsRepository } from './db/repositories/settingsRepository';
@@ -24,6 +25,7 @@ import { ScryptPasswordHasher, type PasswordHasher } from './domain/passwordHash
 import { DEFAULT_PASSWORD_HASHING, PasswordHashingGate, type PasswordHashingLimits } from './domain/passwordHashingGate';
 import { ReadinessService } from './domain/readiness';
 import { SessionService } from './domain/sessions';
+import { ApiTokenService, tokenCredentialId, tokenIdOfCredential } from './domain/apiTokens';
 import { SetupService } from './domain/setupService';
 import { sqliteTransactor } from './domain/transactor';
 import { UserAdminService } from './domain/userAdminService';
@@ -118,6 +120,7 @@ export interface Platform {
   setup: SetupService;
   users: UserAdminService;
   sessions: SessionService;
+  tokens: ApiTokenService;
   runtimes: RuntimeManager;
   runtimeHub: RuntimeEventHub;
   watcher: RuntimeWatcher;
@@ -201,6 +204,7 @@ export function buildPlatform(config: AppConfig, logger: Logger, overrides: Plat
     idleTimeoutMs: config.sessionIdleTimeoutMs,
     maxAgeMs: config.sessionMaxAgeMs,
   });
+  const tokens = new ApiTokenService(new ApiTokenRepository(db), userRepo, audit, transact, clock);
   // accountHooks is built below; accounts are only created once the platform is built.
   const factory = new UserFactory(userRepo, signedInHasher, clock, (user) => accountHooks.userCreated(user.id));
   const throttle = new LoginThrottle(clock, overrides.loginThrottle ?? DEFAULT_LOGIN_THROTTLE);
@@ -271,7 +275,7 @@ export function buildPlatform(config: AppConfig, logger: Logger, overrides: Plat
     routes.forget(userId);
     callers.forgetUser(userId);
   };
-  const users = new UserAdminService(userRepo, factory, signedInHasher, sessions, audit, transact, clock, {
+  const users = new UserAdminService(userRepo, factory, signedInHasher, sessions, tokens, audit, transact, clock, {
     onUserDisabled: (user) => {
       workspaceSessions.revokeForUser(user.id);
       forgetUserEverywhere(user.id);
@@ -342,6 +346,7 @@ export function buildPlatform(config: AppConfig, logger: Logger, overrides: Plat
   // connections also end when their workspace sessions are revoked (runtime stopped, account disabled).
   const connections = new LiveConnections();
   sessions.onEnded((ended) => connections.endSessions(ended.sessionIds));
+  tokens.onRevoked((revoked) => connections.endSessions(revoked.tokenIds.map(tokenCredentialId)));
   workspaceSessions.onRevoked((userId) => connections.endProxiedOf(userId));
   const streams = new EventStreams(connections);
   const routes = new RuntimeRouteCache(
@@ -415,7 +420,7 @@ export function buildPlatform(config: AppConfig, logger: Logger, overrides: Plat
       llmBodyLimitBytes: llmSettings.bodyLimitBytes,
       webRoot: overrides.webRoot === undefined ? path.resolve(__dirname, '..', 'web', 'dist') : overrides.webRoot,
     },
-    { logger, backups, backupScheduler, workspaceRestore, rollout, clock, readiness, sessions, auth, setup, invitations, users, audit, runtimes, runtimeHub, streams, connections, settings, workspaceSessions, gatekeeper, addresses, routes, files, spool, gateway, limiter, catalog, egressRules, egressRecord, moves },
+    { logger, backups, backupScheduler, workspaceRestore, rollout, clock, readiness, sessions, tokens, auth, setup, invitations, users, audit, runtimes, runtimeHub, streams, connections, settings, workspaceSessions, gatekeeper, addresses, routes, files, spool, gateway, limiter, catalog, egressRules, egressRecord, moves },
   );
 
   const egress = new EgressProxy({
@@ -432,7 +437,10 @@ export function buildPlatform(config: AppConfig, logger: Logger, overrides: Plat
     upgrade: app.upgrade,
     closeWorkspaceSockets: app.closeWorkspaceSockets,
     sweepOpenConnections: () => {
-      const gone = connections.sessionIds().filter((id) => sessions.liveSession(id) === null);
+      const gone = connections.sessionIds().filter((id) => {
+        const tokenId = tokenIdOfCredential(id);
+        return tokenId === null ? sessions.liveSession(id) === null : !tokens.isLive(tokenId);
+      });
       workspaceAccess.forgetPlatformSessions(gone);
       return connections.endSessions(gone);
     },
@@ -444,6 +452,7 @@ export function buildPlatform(config: AppConfig, logger: Logger, overrides: Plat
     setup,
     users,
     sessions,
+    tokens,
     runtimes,
     runtimeHub,
     watcher,

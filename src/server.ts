@@ -72,6 +72,7 @@ export async function startServer(config: AppConfig, logger: Logger, overrides: 
   const sweep = setInterval(() => {
     platform.sessions.purgeExpired();
     platform.workspaceSessions.purgeExpired();
+    platform.tokens.sweepExpired();
   }, SESSION_SWEEP_INTERVAL_MS);
   sweep.unref();
   const connectionSweep = setInterval(() => platform.sweepOpenConnections(), OPEN_CONNECTIONS_SWEEP_MS);

@@ -14,8 +14,10 @@ import { buildPlatform } from '../platform';
 import { openDatabase } from '../db/database';
 import { migrateWithCopy, DatabaseTooNewError, MigrationFailedError } from '../db/migrations';
 import { AuditRepository } from '../db/repositories/auditRepository';
+import { ApiTokenRepository } from '../db/repositories/apiTokenRepository';
 import { SessionRepository } from '../db/repositories/sessionRepository';
 import { UserRepository } from '../db/repositories/userRepository';
+import { ApiTokenService } from '../domain/apiTokens';
 import { AuditLog, CLI_ACTOR, NO_ORIGIN } from '../domain/audit';
 import { ScryptPasswordHasher } from '../domain/passwordHasher';
 import { SessionService } from '../domain/sessions';
@@ -66,7 +68,8 @@ async function run(argv: string[]): Promise<number> {
     });
     const audit = new AuditLog(new AuditRepository(db), clock);
     const transact = sqliteTransactor(db);
-    const admin = new UserAdminService(userRepo, new UserFactory(userRepo, hasher, clock), hasher, sessions, audit, transact, clock);
+    const tokens = new ApiTokenService(new ApiTokenRepository(db), userRepo, audit, transact, clock);
+    const admin = new UserAdminService(userRepo, new UserFactory(userRepo, hasher, clock), hasher, sessions, tokens, audit, transact, clock);
 
     switch (command) {
       case 'reset-password': {

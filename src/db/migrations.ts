@@ -315,6 +315,28 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX egress_connections_by_time ON egress_connections(at);
     `,
   },
+  {
+    version: 15,
+    description: 'personal API tokens',
+    sql: `
+      -- A person's tokens for scripts: looked up by the SHA-256 of the secret (256 random bits, so a
+      -- slow hash adds nothing); scopes a JSON array of read, runtime, files, admin. Revoked tokens
+      -- are deleted (the audit log keeps their history).
+      CREATE TABLE api_tokens (
+        id TEXT PRIMARY KEY,
+        user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        name TEXT NOT NULL,
+        token_hash TEXT NOT NULL UNIQUE,
+        hint TEXT NOT NULL,
+        scopes TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL,
+        last_used_at INTEGER,
+        last_used_ip TEXT
+      );
+      CREATE INDEX api_tokens_by_user ON api_tokens(user_id);
+    `,
+  },
 ];
 
 export const LATEST_SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]?.version ?? 0;

@@ -6,6 +6,7 @@ import { normalizeUsername, type Role, type UserStatus } from './accountRules';
 import type { Actor, AuditLog, RequestOrigin } from './audit';
 import type { PasswordHasher } from './passwordHasher';
 import type { SessionService } from './sessions';
+import type { ApiTokenService } from './apiTokens';
 import type { Transactor } from './transactor';
 import { cleanDisplayName, type UserFactory } from './userFactory';
 
@@ -37,6 +38,7 @@ export class UserAdminService {
     private readonly factory: UserFactory,
     private readonly hasher: PasswordHasher,
     private readonly sessions: SessionService,
+    private readonly tokens: Pick<ApiTokenService, 'revokeAllForUser'>,
     private readonly audit: AuditLog,
     private readonly transact: Transactor,
     private readonly clock: Clock,
@@ -101,12 +103,16 @@ export class UserAdminService {
       // A disabled account is signed out everywhere; so is one whose role changed: its sessions,
       // and everything opened under them, were granted under the old role.
       if ((before.status === 'active' && after.status === 'disabled') || before.role !== after.role) this.sessions.revokeAllForUser(id);
+      // A disabled account's tokens are gone for good: enabling it again must not bring back
+      // credentials nobody is watching. (A role change needs no revocation: an admin scope is
+      // honoured only while its owner is an administrator.)
+      const tokensRevoked = before.status === 'active' && after.status === 'disabled' ? this.tokens.revokeAllForUser(id) : 0;
       this.audit.record({
         action: 'user.update',
         actor,
         target: { type: 'user', id, label: before.username },
         origin,
-        detail: describeChange(before, after),
+        detail: { ...describeChange(before, after), ...(tokensRevoked > 0 ? { tokensRevoked } : {}) },
       });
       return { before, after };
     });
@@ -146,12 +152,14 @@ export class UserAdminService {
       this.get(id);
       this.users.setPassword(id, hash, true, this.clock.now());
       const revoked = this.sessions.revokeAllForUser(id);
+      // A reset is how an administrator takes an account back: tokens made by whoever had it go too.
+      const tokensRevoked = this.tokens.revokeAllForUser(id);
       this.audit.record({
         action: 'password.reset',
         actor,
         target: { type: 'user', id, label: target.username },
         origin,
-        detail: { sessionsRevoked: revoked },
+        detail: { sessionsRevoked: revoked, tokensRevoked },
       });
       return this.get(id);
     });

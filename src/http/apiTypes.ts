@@ -35,11 +35,8 @@ export interface Page<T> {
   offset: number;
 }
 
-/** GET /auth/me: who is signed in, and which session (401 when nobody is). */
-export interface Me {
-  user: User;
-  session: { id: string; expiresAt: string };
-}
+/** GET /auth/me: who is signed in, and which session (401 when nobody is); with an API token, which token. */
+export type Me = { user: User; session: { id: string; expiresAt: string } } | { user: User; session: null; token: ApiToken };
 
 /**
  * GET /auth/session: the same, or nobody. The console's first question on every visit: an
@@ -174,6 +171,32 @@ export interface Session {
 
 export interface SessionList {
   items: Session[];
+}
+
+export type ApiTokenScope = 'read' | 'runtime' | 'files' | 'admin';
+
+/** A personal API token as its owner sees it (never its secret, which is shown once on creation). */
+export interface ApiToken {
+  id: string;
+  name: string;
+  /** The secret's first characters, to tell tokens apart. */
+  hint: string;
+  scopes: ApiTokenScope[];
+  createdAt: string;
+  expiresAt: string;
+  expired: boolean;
+  lastUsedAt: string | null;
+  lastUsedIp: string | null;
+}
+
+export interface ApiTokenList {
+  items: ApiToken[];
+}
+
+/** POST /account/tokens: the token, and its secret, this once. */
+export interface CreatedApiToken {
+  token: ApiToken;
+  secret: string;
 }
 
 export interface RevokedSessions {

@@ -22,6 +22,9 @@ import { errorHandler, notFoundHandler } from './errorHandling';
 import type { EventStreams } from './sse';
 import type { LiveConnections } from './liveConnections';
 import { loadSession, requireAuth } from './middleware/authentication';
+import { loadApiToken, requireTokenScope } from './middleware/apiTokenAuth';
+import { apiTokensRouter } from './routes/apiTokens';
+import type { ApiTokenService } from '../domain/apiTokens';
 import { requireJsonBody, requirePlatformOrigin } from './middleware/originCheck';
 import { precompressedAssets } from './middleware/precompressedAssets';
 import { requestContext, securityHeaders } from './middleware/requestContext';
@@ -84,6 +87,7 @@ export interface HttpServices {
   clock: Clock;
   readiness: ReadinessService;
   sessions: SessionService;
+  tokens: ApiTokenService;
   auth: AuthService;
   setup: SetupService;
   invitations: InvitationService;
@@ -150,8 +154,10 @@ export function createApp(config: HttpConfig, services: HttpServices): HttpApp {
 
   const api = express.Router();
   api.use(securityHeaders);
+  api.use(loadApiToken(services.tokens));
   api.use(requirePlatformOrigin(config.publicOrigin, cookies));
   api.use(loadSession(services.sessions, cookies));
+  api.use(requireTokenScope);
   // File routes take multipart and raw bodies and parse their own JSON: mounted before the JSON-only guard.
   const fileDeps = { files: services.files, audit: services.audit, spoolDir: services.files.settings.spoolDir, spool: services.spool };
   api.use('/files', ownFilesRouter(fileDeps));
@@ -159,7 +165,8 @@ export function createApp(config: HttpConfig, services: HttpServices): HttpApp {
   api.use(requireJsonBody);
   api.use(express.json({ limit: config.jsonBodyLimitBytes, strict: true }));
   api.use('/setup', setupRouter(services.setup, cookies));
-  api.use('/auth', authRouter(services.auth, cookies));
+  api.use('/auth', authRouter(services.auth, cookies, services.clock));
+  api.use('/account/tokens', apiTokensRouter(services.tokens, services.clock));
   api.use('/account', accountRouter(services.auth));
   api.use('/invitations', invitationsRouter(services.invitations, cookies));
   api.use('/runtime', ownRuntimeRouter(runtimeDeps));

@@ -1,6 +1,7 @@
 /**
- * What a connection was opened under. `sessionId` is always a PLATFORM session: a workspace
- * session derives from one, and ends with it.
+ * What a connection was opened under. `sessionId` is a PLATFORM session (a workspace session
+ * derives from one, and ends with it) or, for streams a script opened, its API token's
+ * `token:<id>` (domain/apiTokens.ts).
  */
 export interface ConnectionOwner {
   userId: string;

@@ -1,3 +1,4 @@
+import type { ApiToken } from '../db/repositories/apiTokenRepository';
 import type { AuditEntry } from '../db/repositories/auditRepository';
 import type { Invitation } from '../db/repositories/invitationRepository';
 import type { Session } from '../db/repositories/sessionRepository';
@@ -38,6 +39,20 @@ export function presentSession(session: Session, currentSessionId: string): Api.
     expiresAt: iso(session.expiresAt),
     ip: session.ip,
     userAgent: session.userAgent,
+  };
+}
+
+export function presentApiToken(token: ApiToken, now: number): Api.ApiToken {
+  return {
+    id: token.id,
+    name: token.name,
+    hint: token.hint,
+    scopes: token.scopes,
+    createdAt: iso(token.createdAt),
+    expiresAt: iso(token.expiresAt),
+    expired: now >= token.expiresAt,
+    lastUsedAt: iso(token.lastUsedAt),
+    lastUsedIp: token.lastUsedIp,
   };
 }
 

@@ -216,6 +216,41 @@ it('usage and account pages render; the Chinese switch translates the navigation
   await member.getByRole('navigation', { name: 'Main' }).waitFor();
 });
 
+it('a member makes an API token on the account page: shown once, it works for a script within its scope, and revoking it ends it', async () => {
+  await member.goto(`${base}/account`);
+  await member.getByRole('heading', { name: 'API tokens' }).waitFor();
+  await member.getByRole('button', { name: 'New token' }).click();
+  const form = member.locator('#api-token-form');
+  await form.getByLabel('Name').fill('nightly sync');
+  await form.getByRole('checkbox', { name: /files/ }).check();
+  await form.getByLabel('Expires after').selectOption('7');
+  await form.getByRole('button', { name: 'Create token' }).click();
+  const secretField = member.locator('#api-token-secret');
+  await secretField.waitFor();
+  const secret = await secretField.inputValue();
+  expect(secret).toMatch(/^clt_[A-Za-z0-9_-]{43}$/);
+  await shot(member, '05b-account-token');
+
+  // The script: no cookie, the token in the header.
+  const call = (method: string, route: string) => fetch(`${base}/api/v1${route}`, { method, headers: { authorization: `Bearer ${secret}` } });
+  const listing = await call('GET', '/files?path=');
+  expect(listing.status).toBe(200);
+  const start = await call('POST', '/runtime/stop');
+  expect([start.status, ((await start.json()) as { error: { code: string } }).error.code]).toEqual([403, 'TOKEN_SCOPE_MISSING']);
+
+  await member.getByRole('button', { name: 'Done' }).click();
+  await expect(secretField.count()).resolves.toBe(0);
+  const row = member.getByTestId('api-tokens').getByRole('row', { name: /nightly sync/ });
+  await expect(row.textContent()).resolves.toMatch(/read, files/);
+  // Used once already: the list says when.
+  await member.reload();
+  await expect(member.getByTestId('api-tokens').getByRole('row', { name: /nightly sync/ }).getByRole('cell').nth(2).textContent()).resolves.not.toBe('never');
+  await member.getByTestId('api-tokens').getByRole('row', { name: /nightly sync/ }).getByRole('button', { name: 'Revoke' }).click();
+  await member.getByRole('dialog').getByRole('button', { name: 'Revoke' }).click();
+  await member.getByText('You have no API tokens.').waitFor();
+  expect((await call('GET', '/files?path=')).status).toBe(401);
+});
+
 it('on a phone-sized screen the pages fit without sideways scrolling; the keyboard reaches the actions', async () => {
   const phone = watch(await memberContext.newPage(), 'member-phone');
   await phone.setViewportSize({ width: 390, height: 844 });

@@ -7,6 +7,8 @@ import { readSessionCookie, refuseCookieConflict, type CookiePolicy } from '../s
 /** Resolves the session cookie (if any) to the caller; refuses only a request with two of them (one was planted). */
 export function loadSession(sessions: SessionService, cookies: CookiePolicy): RequestHandler {
   return (req, res, next) => {
+    // A token request is authenticated by its token alone (apiTokenAuth.ts).
+    if (requestState(req).token) return next();
     const read = readSessionCookie(req, cookies);
     if (read.kind === 'conflict') refuseCookieConflict(req, res, cookies);
     if (read.kind === 'one') requestState(req).auth = sessions.authenticate(read.token, originOf(req));
@@ -22,7 +24,8 @@ export interface AuthRequirement {
 
 export function requireAuth(requirement: AuthRequirement = {}): RequestHandler {
   return (req, _res, next) => {
-    const auth = requestState(req).auth;
+    const { auth: session, token } = requestState(req);
+    const auth = session ?? token;
     if (!auth) throw unauthorized('AUTH_REQUIRED', 'Sign in first.');
     if (auth.user.mustChangePassword && !requirement.allowPendingPasswordChange) {
       throw forbidden('PASSWORD_CHANGE_REQUIRED', 'You must change your password before doing anything else.');

@@ -1,5 +1,6 @@
 import type { RequestHandler } from 'express';
 import { AppError, forbidden } from '../../lib/errors';
+import { requestState } from '../context';
 import { readSessionCookie, type CookiePolicy } from '../sessionCookie';
 
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
@@ -18,11 +19,13 @@ function originFromReferer(referer: string | undefined): string | null {
  * `alice.<domain>` are the same site as the platform, and the user's agent runs code there.
  * So every state-changing request must come from the platform's exact origin. A request with
  * neither Origin nor Referer is accepted only if it carries no session cookie (a script or
- * curl, which cannot ride on a browser's session).
+ * curl, which cannot ride on a browser's session). Requests with an API token are not checked.
  */
 export function requirePlatformOrigin(platformOrigin: string, cookies: Pick<CookiePolicy, 'secure'>): RequestHandler {
   return (req, _res, next) => {
     if (SAFE_METHODS.has(req.method)) return next();
+    // A token is not something a browser attaches by itself: no forgery to guard against.
+    if (requestState(req).token) return next();
     const declared = req.get('origin') ?? originFromReferer(req.get('referer'));
     if (declared === platformOrigin) return next();
     if (declared === null && readSessionCookie(req, cookies).kind === 'none') return next();

@@ -8,7 +8,7 @@ export function requestContext(logger: Logger): RequestHandler {
   return (req, res, next) => {
     const requestId = randomUUID();
     const log = logger.child({ reqId: requestId });
-    setRequestState(req, { log, auth: null });
+    setRequestState(req, { log, auth: null, token: null });
     res.setHeader('X-Request-Id', requestId);
     const started = process.hrtime.bigint();
     res.on('finish', () => {

@@ -1,7 +1,7 @@
 import { Router } from 'express';
 import type { AuthService } from '../../domain/authService';
 import { notFound } from '../../lib/errors';
-import { authOf, originOf } from '../context';
+import { originOf, sessionOf } from '../context';
 import { requireAuth } from '../middleware/authentication';
 import { presentSession } from '../presenters';
 import { body, idParam, parseInput, passwordField } from '../validation';
@@ -14,24 +14,24 @@ export function accountRouter(auth: AuthService): Router {
 
   router.post('/password', requireAuth({ allowPendingPasswordChange: true }), async (req, res) => {
     const { currentPassword, newPassword } = parseInput(passwordBody, req.body);
-    await auth.changePassword(authOf(req), currentPassword, newPassword, originOf(req));
+    await auth.changePassword(sessionOf(req), currentPassword, newPassword, originOf(req));
     res.status(204).end();
   });
 
   router.use(requireAuth());
 
   router.get('/sessions', (req, res) => {
-    const caller = authOf(req);
+    const caller = sessionOf(req);
     res.json({ items: auth.listSessions(caller).map((s) => presentSession(s, caller.session.id)) } satisfies Api.SessionList);
   });
 
   router.post('/sessions/revoke-others', (req, res) => {
-    res.json({ revoked: auth.revokeOtherSessions(authOf(req), originOf(req)) } satisfies Api.RevokedSessions);
+    res.json({ revoked: auth.revokeOtherSessions(sessionOf(req), originOf(req)) } satisfies Api.RevokedSessions);
   });
 
   router.delete('/sessions/:id', (req, res) => {
     const id = parseInput(idParam, req.params.id, 'path');
-    if (!auth.revokeSession(authOf(req), id, originOf(req))) {
+    if (!auth.revokeSession(sessionOf(req), id, originOf(req))) {
       throw notFound('SESSION_NOT_FOUND', 'You have no session with this id.');
     }
     res.status(204).end();

@@ -1,15 +1,16 @@
 import { Router, type Request } from 'express';
 import type { AuthService } from '../../domain/authService';
-import { authOf, originOf, requestState } from '../context';
+import type { Clock } from '../../lib/clock';
+import { originOf, requestState, sessionOf } from '../context';
 import { requireAuth } from '../middleware/authentication';
-import { presentUser } from '../presenters';
+import { presentApiToken, presentUser } from '../presenters';
 import { clearSessionCookie, setSessionCookie, type CookiePolicy } from '../sessionCookie';
 import { body, parseInput, passwordField, usernameField } from '../validation';
 import type * as Api from '../apiTypes';
 
 const loginBody = body({ username: usernameField, password: passwordField });
 
-export function authRouter(auth: AuthService, cookies: CookiePolicy): Router {
+export function authRouter(auth: AuthService, cookies: CookiePolicy, clock: Clock): Router {
   const router = Router();
   const signedIn = requireAuth({ allowPendingPasswordChange: true });
 
@@ -21,13 +22,15 @@ export function authRouter(auth: AuthService, cookies: CookiePolicy): Router {
   });
 
   router.post('/logout', signedIn, (req, res) => {
-    auth.logout(authOf(req), originOf(req));
+    auth.logout(sessionOf(req), originOf(req));
     clearSessionCookie(res, cookies);
     res.status(204).end();
   });
 
   const me = (req: Request): Api.Me => {
-    const { user, session } = authOf(req);
+    const { auth: signedIn, token } = requestState(req);
+    if (!signedIn && token) return { user: presentUser(token.user), session: null, token: presentApiToken(token.token, clock.now()) };
+    const { user, session } = sessionOf(req);
     return { user: presentUser(user), session: { id: session.id, expiresAt: new Date(session.expiresAt).toISOString() } };
   };
 

@@ -86,8 +86,8 @@ export function streamRuntimeEvents(deps: RuntimeRouteDeps, req: Request, res: R
 
 /** Whoever opens a stream: the signed-in caller and the platform session it ends with (an admin's stream counts as the admin's). */
 const callerOf = (req: Request): StreamOwner => {
-  const { user, session } = authOf(req);
-  return { userId: user.id, sessionId: session.id };
+  const { user, credentialId } = authOf(req);
+  return { userId: user.id, sessionId: credentialId };
 };
 
 /**

@@ -4,7 +4,8 @@ import type { Role, User } from '../api/types';
 import { useI18n } from '../i18n/i18n';
 import { AsyncForm, Button, Field, Notice } from '../ui/ui';
 import type { CreatedInvitation, CreatedUser } from './adminTypes';
-import { OneTimeSecret, SelectField } from './common';
+import { SelectField } from './common';
+import { OneTimeSecret } from '../ui/OneTimeSecret';
 
 const MAX_HOURS = 720;
 
@@ -77,7 +78,7 @@ export function CreateUserForm({ onCreated, onClose }: { onCreated: (user: User)
       <div>
         <Notice tone="success">{t('admin.create.done', { name: created.user.username })}</Notice>
         <div className="actions">
-          <Button onClick={onClose}>{t('admin.secret.done')}</Button>
+          <Button onClick={onClose}>{t('secret.done')}</Button>
         </div>
       </div>
     );

@@ -5,6 +5,10 @@
  */
 export type {
   ApiErrorBody,
+  ApiToken,
+  ApiTokenList,
+  ApiTokenScope,
+  CreatedApiToken,
   AuditEntry,
   AvailableModel,
   AvailableModels,

@@ -49,10 +49,6 @@ export const adminEn = {
   'admin.status.active': 'active',
   'admin.status.disabled': 'disabled',
 
-  'admin.secret.copy': 'Copy',
-  'admin.secret.copied': 'Copied to the clipboard.',
-  'admin.secret.copyFailed': 'Copying did not work here: the text is selected, copy it with Ctrl+C (⌘C on a Mac).',
-  'admin.secret.done': 'Done',
 
   'admin.range.from': 'From',
   'admin.range.to': 'To (included)',

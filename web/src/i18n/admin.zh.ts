@@ -50,10 +50,6 @@ export const adminZh: Record<keyof typeof adminEn, string> = {
   'admin.status.active': '已启用',
   'admin.status.disabled': '已停用',
 
-  'admin.secret.copy': '复制',
-  'admin.secret.copied': '已复制到剪贴板。',
-  'admin.secret.copyFailed': '此处无法自动复制：文字已选中，请按 Ctrl+C（Mac 上为 ⌘C）复制。',
-  'admin.secret.done': '完成',
 
   'admin.range.from': '开始日期',
   'admin.range.to': '结束日期（含）',

@@ -6,6 +6,7 @@ import { useI18n } from '../i18n/i18n';
 import { formatDateTime } from '../lib/format';
 import { useResource } from '../ui/useResource';
 import { Button, Card, ConfirmDialog, ErrorNote, Notice } from '../ui/ui';
+import { ApiTokensCard } from './ApiTokensCard';
 import { PasswordForm } from './entryPages';
 
 export function AccountPage() {
@@ -76,6 +77,7 @@ export function AccountPage() {
           </div>
         )}
       </Card>
+      <ApiTokensCard isAdmin={user.role === 'admin'} />
       <ConfirmDialog
         open={confirming}
         title={t('account.signOutOthersTitle')}
