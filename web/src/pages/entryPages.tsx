@@ -66,7 +66,7 @@ export function LoginPage({ notice, onSignedIn }: { notice: string | null; onSig
 }
 
 export function InvitePage({ secret, signedInAs, onAccepted }: { secret: string; signedInAs: string | null; onAccepted: () => Promise<void> }) {
-  const { t, locale } = useI18n();
+  const { t, locale, language } = useI18n();
   const invitation = useResource((signal) => api.get<InvitationPreview>(`/invitations/${encodeURIComponent(secret)}`, { signal }), secret);
   return (
     <EntryFrame title={t('invite.title')}>
@@ -84,6 +84,7 @@ export function InvitePage({ secret, signedInAs, onAccepted }: { secret: string;
                 ...(invitation.data?.invitation.username ? {} : { username: v.username }),
                 password: v.password,
                 ...(v.displayName ? { displayName: v.displayName } : {}),
+                language: mailLanguage(language),
               });
               await onAccepted();
             }}
