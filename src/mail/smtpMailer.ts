@@ -1,4 +1,4 @@
-import nodemailer from 'nodemailer';
+import nodemailer, { type Transporter } from 'nodemailer';
 import { MailDeliveryError, type MailMessage, type Mailer } from './mailer';
 import type { MailSettings } from './mailSettings';
 
@@ -17,7 +17,7 @@ interface SmtpFailure {
  * a handful a day, and a pooled connection the server dropped in between only adds failures.
  */
 export class SmtpMailer implements Mailer {
-  private readonly transport: nodemailer.Transporter;
+  private readonly transport: Transporter;
 
   constructor(private readonly settings: MailSettings) {
     const { smtp } = settings;

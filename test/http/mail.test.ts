@@ -314,6 +314,6 @@ describe('a mail server that refuses', () => {
     expect(invited.status).toBe(201);
     await mailsSettled();
     const failed = await auditOf(admin, 'mail.failed');
-    expect(failed).toEqual([expect.objectContaining({ detail: expect.objectContaining({ kind: 'invitation', attempts: 3, reason: expect.stringContaining('ECONNECTION') }) })]);
+    expect(failed).toEqual([expect.objectContaining({ detail: expect.objectContaining({ kind: 'invitation', attempts: 3, reason: expect.stringContaining('ECONNREFUSED') }) })]);
   });
 });

@@ -2,7 +2,7 @@ import type { ReactNode } from 'react';
 import { api } from '../api/client';
 import type { InvitationPreview } from '../api/types';
 import { LanguageSwitch } from '../app/Shell';
-import { useI18n } from '../i18n/i18n';
+import { mailLanguage, useI18n } from '../i18n/i18n';
 import { formatDateTime } from '../lib/format';
 import { useResource } from '../ui/useResource';
 import { AsyncForm, ErrorNote, Field, Notice } from '../ui/ui';
