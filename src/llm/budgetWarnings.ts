@@ -25,7 +25,7 @@ export class BudgetWarnings {
   constructor(
     private readonly deps: {
       limiter: Pick<ModelLimiter, 'effective' | 'tokensThisMonth' | 'costThisMonth'>;
-      store: BudgetWarningRepository;
+      store: Pick<BudgetWarningRepository, 'highestSent' | 'record'>;
       clock: Clock;
       notify: (userId: string, crossing: BudgetCrossing) => void;
     },
