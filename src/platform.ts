@@ -361,7 +361,18 @@ export function buildPlatform(config: AppConfig, logger: Logger, overrides: Plat
     settings: llmSettings,
     onActivity: (runtimeId) => runtimes.touch(runtimeId),
     // Only with mail: a warning that could not be sent is not recorded as sent.
-    ...(mail.enabled ? { onCharged: (userId: string) => budgetWarnings.check(userId) } : {}),
+    ...(mail.enabled
+      ? {
+          onCharged: (userId: string) => {
+            // The call is answered and charged already; a warning that fails only says so.
+            try {
+              budgetWarnings.check(userId);
+            } catch (err) {
+              logger.error({ userId, err: (err as Error).message }, 'checking the budget warnings failed');
+            }
+          },
+        }
+      : {}),
   });
   const readiness = new ReadinessService(new SqliteReadinessProbe(db), docker);
 

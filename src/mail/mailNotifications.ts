@@ -76,13 +76,14 @@ export class MailNotifications {
   }
 
   budgetWarning(userId: string, facts: BudgetWarningFacts): boolean {
-    const user = this.deps.users.findById(userId);
+    const user = this.guarded('budget-warning', () => this.deps.users.findById(userId), null);
     if (!user?.email || user.status !== 'active') return false;
     return this.toUser(user, { kind: 'budget-warning', username: user.username, ...facts });
   }
 
   runtimeCrashLoop(facts: { username: string; exits: number; windowMs: number; exitCode: number | null }): number {
-    return this.toAdmins({ kind: 'runtime-crash-loop', ...facts, at: this.deps.clock.now() });
+    const { username, exits, windowMs, exitCode } = facts;
+    return this.toAdmins({ kind: 'runtime-crash-loop', username, exits, windowMs, exitCode, at: this.deps.clock.now() });
   }
 
   backupFailed(facts: { trigger: BackupTriggerName; reason: string; startedAt: number }): number {
@@ -101,8 +102,18 @@ export class MailNotifications {
   private toAdmins(content: MailContent): number {
     if (!this.queue) return 0;
     let queued = 0;
-    for (const admin of this.deps.users.activeAdminsWithEmail()) if (this.toUser(admin, content)) queued++;
+    for (const admin of this.guarded(content.kind, () => this.deps.users.activeAdminsWithEmail(), [])) if (this.toUser(admin, content)) queued++;
     return queued;
+  }
+
+  /** Whatever caused a mail has happened already: a failure to queue one is logged, never thrown at it. */
+  private guarded<T>(kind: MailKind, work: () => T, fallback: T): T {
+    try {
+      return work();
+    } catch (err) {
+      this.deps.logger.error({ kind, err: (err as Error).message }, 'a mail could not be queued');
+      return fallback;
+    }
   }
 
   private toUser(user: User, content: MailContent): boolean {
@@ -111,9 +122,9 @@ export class MailNotifications {
   }
 
   private send(to: string, content: MailContent, language: Language, name: string | null, about: Recipient): boolean {
-    if (!this.queue) return false;
-    const rendered = renderMail(content, language, this.deps.publicUrl, name);
-    return this.queue.enqueue({ message: { to, ...rendered }, about });
+    const queue = this.queue;
+    if (!queue) return false;
+    return this.guarded(content.kind, () => queue.enqueue({ message: { to, ...renderMail(content, language, this.deps.publicUrl, name) }, about }), false);
   }
 
   private sent(about: Recipient, attempts: number): void {
