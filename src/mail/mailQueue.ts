@@ -25,6 +25,8 @@ interface Entry<T> {
   job: MailJob<T>;
   attempts: number;
   timer: NodeJS.Timeout | null;
+  /** Given up while the server still had it (shutdown): its late outcome is not reported again. */
+  abandoned: boolean;
 }
 
 /**
@@ -56,7 +58,7 @@ export class MailQueue<T> {
       this.report(() => this.events.failed(job.about, this.closed ? 'the platform is shutting down' : `the mail queue is full (${this.options.capacity} messages)`, 0));
       return false;
     }
-    this.ready.push({ job, attempts: 0, timer: null });
+    this.ready.push({ job, attempts: 0, timer: null, abandoned: false });
     this.pump();
     return true;
   }
@@ -89,7 +91,8 @@ export class MailQueue<T> {
   }
 
   private abandon(): void {
-    const left = [...this.ready, ...this.waiting];
+    const left = [...this.ready, ...this.waiting, ...(this.sending ? [this.sending] : [])].filter((entry) => !entry.abandoned);
+    for (const entry of left) entry.abandoned = true;
     this.ready.length = 0;
     for (const entry of this.waiting) if (entry.timer) clearTimeout(entry.timer);
     this.waiting.clear();
@@ -116,8 +119,12 @@ export class MailQueue<T> {
     void this.mailer
       .send(entry.job.message)
       .then(
-        () => this.report(() => this.events.sent(entry.job.about, entry.attempts)),
-        (err: unknown) => this.failedOnce(entry, err),
+        () => {
+          if (!entry.abandoned) this.report(() => this.events.sent(entry.job.about, entry.attempts));
+        },
+        (err: unknown) => {
+          if (!entry.abandoned) this.failedOnce(entry, err);
+        },
       )
       .finally(() => {
         this.sending = null;

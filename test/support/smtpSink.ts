@@ -20,6 +20,8 @@ export interface SmtpSink {
   received: ReceivedMail[];
   /** From now on, every recipient is refused with this SMTP status (null: accepted again). */
   refuseRecipients: number | null;
+  /** How long the server takes to accept a message once it has it all (a slow server). */
+  acceptDelayMs: number;
   close(): Promise<void>;
 }
 
@@ -30,12 +32,17 @@ export interface SmtpSink {
  */
 export async function startSmtpSink(): Promise<SmtpSink> {
   const received: ReceivedMail[] = [];
+  const delays = new Set<NodeJS.Timeout>();
   const sink: SmtpSink = {
     port: 0,
     url: '',
     received,
     refuseRecipients: null,
-    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+    acceptDelayMs: 0,
+    close: () => {
+      for (const timer of delays) clearTimeout(timer);
+      return new Promise<void>((resolve) => server.close(() => resolve()));
+    },
   };
   const server = new SMTPServer({
     authOptional: true,
@@ -65,7 +72,11 @@ export async function startSmtpSink(): Promise<SmtpSink> {
               html,
               htmlLang: /<html lang="([^"]+)"/.exec(html)?.[1] ?? null,
             });
-            callback();
+            const timer = setTimeout(() => {
+              delays.delete(timer);
+              callback();
+            }, sink.acceptDelayMs);
+            delays.add(timer);
           },
           (err: unknown) => callback(err as Error),
         );

@@ -116,10 +116,17 @@ test('drain: a message waiting for its retry is tried at once; what does not fin
   second.queue.enqueue({ message: message('a@x'), about: 'a' });
   second.queue.enqueue({ message: message('b@x'), about: 'b' });
   await second.queue.drain(20);
-  expect(second.failed).toEqual([['b', 'the platform shut down before it could be sent', 0]]);
+  // The one the server still holds is given up too (its late answer is not reported again).
+  expect(second.failed).toEqual([
+    ['b', 'the platform shut down before it could be sent', 0],
+    ['a', 'the platform shut down before it could be sent', 1],
+  ]);
   // Shut: nothing more is taken.
   expect(second.queue.enqueue({ message: message('c@x'), about: 'c' })).toBe(false);
   expect(second.failed.at(-1)).toEqual(['c', 'the platform is shutting down', 0]);
+  // Closing after the drain reports nothing twice.
+  second.queue.close();
+  expect(second.failed).toHaveLength(3);
   expect(failed).toEqual([]);
 });
 
