@@ -10,6 +10,7 @@ import { DEFAULT_RUNTIME_COMMAND, DEFAULT_RUNTIME_IMAGE, OPENCLAW_HOME, type Run
 import type { FilesSettings } from './files/filesSettings';
 import type { LlmSettings } from './llm/llmSettings';
 import { egressEntryProblem, type EgressRules } from './egress/egressPolicy';
+import { parseMailFrom, parseSmtpUrl, type MailSettings } from './mail/mailSettings';
 
 /** The most outside connections the record keeps, whatever their age (the oldest go first): ~100 MiB of database. */
 const EGRESS_RECORD_MAX_ROWS = 500_000;
@@ -47,6 +48,8 @@ export interface AppConfig {
   runtimeBackend: { kind: 'docker' } | { kind: 'swarm'; sharedVolumeOptions: Record<string, string> | null; memoryReservationShare: number };
   /** The runtimes' only way out (their networks are internal): where it listens and what it lets through. */
   egress: { port: number; rules: EgressRules; record: { retentionMs: number; maxRows: number } };
+  /** The SMTP server the platform's mails go through; null: no mail is sent (src/mail/). */
+  mail: MailSettings | null;
 }
 
 /** Thrown at start-up; its message names every bad variable and is meant for the operator. */
@@ -317,6 +320,9 @@ const envSchema = z.object({
     .default('0')
     .refine((v) => /^\d+(\.\d{1,2})?$/.test(v.trim()) && Number(v) <= 1_000_000, { message: 'must be an amount in US dollars like 25 or 12.50 (0: no budget)' })
     .transform((v) => Math.round(Number(v) * 1e6)),
+  // Checked in loadConfig: its problems must never echo the value (it may hold a password).
+  CLAWLOOPS_SMTP_URL: z.string().default(''),
+  CLAWLOOPS_MAIL_FROM: z.string().default(''),
 });
 
 function parsePublicUrl(raw: string, problems: string[]): URL | null {
@@ -344,7 +350,7 @@ export function loadConfig(env: NodeJS.ProcessEnv, cwd: string = process.cwd()):
   if (!parsed.success) {
     for (const issue of parsed.error.issues) {
       const name = String(issue.path[0] ?? 'environment');
-      const got = typeof env[name] === 'string' && !/PASSWORD/.test(name) ? ` (got "${env[name]}")` : '';
+      const got = typeof env[name] === 'string' && !/PASSWORD|SMTP_URL/.test(name) ? ` (got "${env[name]}")` : '';
       problems.push(`${name}: ${issue.message}${issue.message.includes('got "') ? '' : got}`);
     }
     throw new ConfigError(problems);
@@ -387,6 +393,17 @@ export function loadConfig(env: NodeJS.ProcessEnv, cwd: string = process.cwd()):
   if (e.CLAWLOOPS_EGRESS_PORT === e.CLAWLOOPS_PORT) problems.push('CLAWLOOPS_EGRESS_PORT: must differ from CLAWLOOPS_PORT');
 
   if (e.CLAWLOOPS_FILES_TEXT_MAX_SIZE > 64 * 1024 ** 2) problems.push('CLAWLOOPS_FILES_TEXT_MAX_SIZE: at most 64mb (a text file is edited in memory)');
+
+  let mail: MailSettings | null = null;
+  if (e.CLAWLOOPS_SMTP_URL.trim()) {
+    const smtp = parseSmtpUrl(e.CLAWLOOPS_SMTP_URL.trim());
+    const from = e.CLAWLOOPS_MAIL_FROM.trim() ? parseMailFrom(e.CLAWLOOPS_MAIL_FROM.trim()) : { problem: 'must be set when CLAWLOOPS_SMTP_URL is, like "ClawLoops <clawloops@example.com>"' };
+    if ('problem' in smtp) problems.push(`CLAWLOOPS_SMTP_URL: ${smtp.problem}`);
+    if ('problem' in from) problems.push(`CLAWLOOPS_MAIL_FROM: ${from.problem}`);
+    if (!('problem' in smtp) && !('problem' in from)) mail = { smtp, from: from.from };
+  } else if (e.CLAWLOOPS_MAIL_FROM.trim()) {
+    problems.push('CLAWLOOPS_MAIL_FROM: is set but CLAWLOOPS_SMTP_URL is not; set both to send mail, or neither');
+  }
 
   if (problems.length > 0 || !publicUrl) throw new ConfigError(problems);
   const dataDir = path.resolve(cwd, e.CLAWLOOPS_DATA_DIR);
@@ -475,5 +492,6 @@ export function loadConfig(env: NodeJS.ProcessEnv, cwd: string = process.cwd()):
       rules: { profile: e.CLAWLOOPS_EGRESS_PROFILE, allow: e.CLAWLOOPS_EGRESS_ALLOW, deny: e.CLAWLOOPS_EGRESS_DENY },
       record: { retentionMs: e.CLAWLOOPS_EGRESS_RECORD_DAYS * 86_400_000, maxRows: EGRESS_RECORD_MAX_ROWS },
     },
+    mail,
   };
 }

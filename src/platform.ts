@@ -83,6 +83,12 @@ import { CLAWLOOPS_VERSION } from './version';
 import { resolveInstallation, type Installation } from './domain/installation';
 import { EgressProxy } from './egress/egressProxy';
 import { LimitsRepository } from './db/repositories/limitsRepository';
+import { BudgetWarningRepository } from './db/repositories/budgetWarningRepository';
+import { BudgetWarnings } from './llm/budgetWarnings';
+import { MailNotifications } from './mail/mailNotifications';
+import type { Mailer } from './mail/mailer';
+import type { MailQueueOptions } from './mail/mailQueue';
+import { SmtpMailer } from './mail/smtpMailer';
 
 /** Seams tests (and benchmarks) may replace; production uses the defaults. */
 export interface PlatformOverrides {
@@ -111,6 +117,10 @@ export interface PlatformOverrides {
   workspaceVolumes?: WorkspaceVolumes;
   /** How the egress proxy resolves names (tests stand in for the internet with names of their own). */
   egressResolve?: (host: string) => Promise<string[]>;
+  /** Instead of SMTP to config.mail (null: no mail even when configured). */
+  mailer?: Mailer | null;
+  /** The mail queue's bounds and retry delays (tests shorten the delays). */
+  mailQueue?: Partial<MailQueueOptions>;
 }
 
 export interface Platform {
@@ -147,6 +157,8 @@ export interface Platform {
   egressRules: EgressRulesService;
   /** What runtimes reached (and were refused). */
   egressRecord: EgressRecord;
+  /** The platform's mails (a no-op without CLAWLOOPS_SMTP_URL); server.ts drains it at shutdown. */
+  mail: MailNotifications;
   workspaceSessions: WorkspaceSessionService;
   files: WorkspaceFiles;
   /** The workspace-volume port the file manager reaches volumes through (a restore holds one). */
@@ -200,6 +212,15 @@ export function buildPlatform(config: AppConfig, logger: Logger, overrides: Plat
   };
   const auditRepeatsTimer = setInterval(() => writeAuditRepeats(() => audit.closeExpiredRepeats()), 60_000);
   auditRepeatsTimer.unref();
+  const mail = new MailNotifications({
+    mailer: overrides.mailer !== undefined ? overrides.mailer : config.mail ? new SmtpMailer(config.mail) : null,
+    users: userRepo,
+    audit,
+    clock,
+    logger: logger.child({ component: 'mail' }),
+    publicUrl: config.publicUrl,
+    ...(overrides.mailQueue ? { queue: overrides.mailQueue } : {}),
+  });
   const sessions = new SessionService(new SessionRepository(db), userRepo, clock, {
     idleTimeoutMs: config.sessionIdleTimeoutMs,
     maxAgeMs: config.sessionMaxAgeMs,
@@ -267,6 +288,7 @@ export function buildPlatform(config: AppConfig, logger: Logger, overrides: Plat
     clock,
     logger: logger.child({ component: 'runtime-watcher' }),
     settings: runtimeSettings,
+    onCrashLoop: (incident) => mail.runtimeCrashLoop(incident),
   });
   const accountHooks = new AccountRuntimeHooks({ manager: runtimes, provisioner, audit, logger: logger.child({ component: 'runtimes' }) });
   // What the hot paths keep about a user goes with the account, before the hooks return.
@@ -283,10 +305,12 @@ export function buildPlatform(config: AppConfig, logger: Logger, overrides: Plat
     },
     onUserDeleted: (user) => {
       forgetUserEverywhere(user.id);
+      budgetWarnings.forgetUser(user.id);
       accountHooks.userDeleted(user.id, user.username).catch((err: unknown) => {
         logger.error({ userId: user.id, err: (err as Error).message }, 'removing the runtime of a deleted user failed: its container and network go at the next start-up sweep, its data volume must be removed by hand');
       });
     },
+    onPasswordReset: (user, by) => mail.passwordReset(user, by),
   });
   const filesSettings: FilesSettings = { ...config.files, ...overrides.files };
   // Spooled uploads of a previous run are incomplete by definition.
@@ -319,6 +343,7 @@ export function buildPlatform(config: AppConfig, logger: Logger, overrides: Plat
   const llmSettings: LlmSettings = { ...config.llm, ...overrides.llm };
   const ledger = new UsageLedger(new UsageRepository(db), logger.child({ component: 'llm' }));
   const limiter = new ModelLimiter({ defaults: llmSettings.limits, overrides: new LimitsRepository(db), usage: ledger, clock });
+  const budgetWarnings = new BudgetWarnings({ limiter, store: new BudgetWarningRepository(db), clock, notify: (userId, crossing) => mail.budgetWarning(userId, crossing) });
   const catalog = new ModelCatalog({ repository: new ModelRepository(db), runtime: runtimeSettings, audit, transact, clock });
   const callers = new GatewayCallerCache(
     {
@@ -339,6 +364,19 @@ export function buildPlatform(config: AppConfig, logger: Logger, overrides: Plat
     clock,
     settings: llmSettings,
     onActivity: (runtimeId) => runtimes.touch(runtimeId),
+    // Only with mail: a warning that could not be sent is not recorded as sent.
+    ...(mail.enabled
+      ? {
+          onCharged: (userId: string) => {
+            // The call is answered and charged already; a warning that fails only says so.
+            try {
+              budgetWarnings.check(userId);
+            } catch (err) {
+              logger.error({ userId, err: (err as Error).message }, 'checking the budget warnings failed');
+            }
+          },
+        }
+      : {}),
   });
   const readiness = new ReadinessService(new SqliteReadinessProbe(db), docker);
 
@@ -370,6 +408,7 @@ export function buildPlatform(config: AppConfig, logger: Logger, overrides: Plat
     version: CLAWLOOPS_VERSION,
     clock,
     logger: logger.child({ component: 'backup' }),
+    onFailed: (failure) => mail.backupFailed(failure),
   });
   const workspaceRestore = new WorkspaceRestore({
     backupDir: config.backup.dir,
@@ -420,7 +459,7 @@ export function buildPlatform(config: AppConfig, logger: Logger, overrides: Plat
       llmBodyLimitBytes: llmSettings.bodyLimitBytes,
       webRoot: overrides.webRoot === undefined ? path.resolve(__dirname, '..', 'web', 'dist') : overrides.webRoot,
     },
-    { logger, backups, backupScheduler, workspaceRestore, rollout, clock, readiness, sessions, tokens, auth, setup, invitations, users, audit, runtimes, runtimeHub, streams, connections, settings, workspaceSessions, gatekeeper, addresses, routes, files, spool, gateway, limiter, catalog, egressRules, egressRecord, moves },
+    { logger, backups, backupScheduler, workspaceRestore, rollout, clock, readiness, sessions, tokens, auth, setup, invitations, users, audit, runtimes, runtimeHub, streams, connections, settings, workspaceSessions, gatekeeper, addresses, routes, files, spool, gateway, limiter, catalog, egressRules, egressRecord, moves, mail },
   );
 
   const egress = new EgressProxy({
@@ -468,8 +507,10 @@ export function buildPlatform(config: AppConfig, logger: Logger, overrides: Plat
     egress,
     egressRules,
     egressRecord,
+    mail,
     close: () => {
       app.closeWorkspaceSockets();
+      mail.close();
       watcher.close();
       runtimes.figures.close();
       egressRecord.close();

@@ -24,6 +24,8 @@ const SESSION_SWEEP_INTERVAL_MS = 60 * 60_000;
 const CLAIM_WAIT_MS = 5_000;
 /** How soon a session ended outside this process (the admin CLI) or expired closes what it had open. */
 const OPEN_CONNECTIONS_SWEEP_MS = 30_000;
+/** The longest shutdown waits for queued mails (a failed backup's, say) to go out. */
+const MAIL_DRAIN_MS = 5_000;
 
 /** Builds the platform, prepares first-run setup, and listens. */
 export async function startServer(config: AppConfig, logger: Logger, overrides: PlatformOverrides = {}): Promise<RunningServer> {
@@ -123,6 +125,8 @@ export async function startServer(config: AppConfig, logger: Logger, overrides: 
         void Promise.all([
           platform.runtimes.drain(config.shutdownTimeoutMs),
           platform.volumes.closeAll().catch(() => 0),
+          // Briefly: a mail server that does not answer must not hold the shutdown up.
+          platform.mail.drain(Math.min(MAIL_DRAIN_MS, config.shutdownTimeoutMs)),
         ]).then(() => {
           platform.close();
           logger.info('shutdown complete');

@@ -73,6 +73,8 @@ export interface BackupServiceDeps {
   version: string;
   clock: Clock;
   logger: Logger;
+  /** Told of every backup that started and failed (administrators are mailed); must not throw. */
+  onFailed?: (failure: { trigger: BackupTrigger; reason: string; startedAt: number }) => void;
 }
 
 /** Rows no restore needs and no backup should carry: sign-ins and keys are issued again. */
@@ -167,6 +169,7 @@ export class BackupService {
   private start(trigger: BackupTrigger, onlyUser: string | null, onProgress: (progress: BackupProgress) => void): Promise<BackupSummary> {
     const identity = this.key();
     if (this.running) throw new BackupError('BACKUP_RUNNING', 'A backup is already running; wait for it to finish.');
+    const startedAt = this.deps.clock.now();
     const work = this.write(identity, trigger, onlyUser, (p) => {
       this.progress = p;
       onProgress(p);
@@ -175,6 +178,15 @@ export class BackupService {
       this.progress = null;
     });
     this.running = work;
+    // The caller handles the rejection too; this branch only tells, and never rejects itself.
+    work.catch((err: unknown) => {
+      const reason = err instanceof BackupError ? `${err.code}: ${err.message}` : (err as Error).message;
+      try {
+        this.deps.onFailed?.({ trigger, reason, startedAt });
+      } catch (notifyErr) {
+        this.deps.logger.warn({ err: (notifyErr as Error).message }, 'telling of a failed backup failed');
+      }
+    });
     return work;
   }
 

@@ -145,6 +145,8 @@ async function backup(args: string[]): Promise<number> {
     return 0;
   } finally {
     await platform.volumes.closeOwn().catch(() => undefined);
+    // A failed backup mails the administrators: given a few seconds before the process ends.
+    await platform.mail.drain(10_000);
     platform.close();
   }
 }

@@ -337,6 +337,23 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX api_tokens_by_user ON api_tokens(user_id);
     `,
   },
+  {
+    version: 16,
+    description: 'users\' mail language, and the budget warnings already mailed',
+    sql: `
+      -- The language mails to this user are written in; NULL: English (never chosen).
+      ALTER TABLE users ADD COLUMN language TEXT CHECK (language IN ('en', 'zh-CN'));
+      -- One row per budget warning mailed to a user (llm/budgetWarnings.ts): a
+      -- threshold of a month is mailed once, also across restarts.
+      CREATE TABLE budget_warnings (
+        user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        month TEXT NOT NULL,
+        threshold INTEGER NOT NULL CHECK (threshold IN (80, 100)),
+        sent_at INTEGER NOT NULL,
+        PRIMARY KEY (user_id, month, threshold)
+      );
+    `,
+  },
 ];
 
 export const LATEST_SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]?.version ?? 0;

@@ -77,3 +77,7 @@ export type Role = 'admin' | 'member';
 export type UserStatus = 'active' | 'disabled';
 export const ROLES: readonly Role[] = ['admin', 'member'];
 export const USER_STATUSES: readonly UserStatus[] = ['active', 'disabled'];
+
+/** The languages the console and the platform's mails are written in. */
+export const LANGUAGES = ['en', 'zh-CN'] as const;
+export type Language = (typeof LANGUAGES)[number];

@@ -3,7 +3,7 @@ import type { User, UserRepository } from '../db/repositories/userRepository';
 import type { Clock } from '../lib/clock';
 import { AppError, badRequest, unauthorized } from '../lib/errors';
 import { newSecret } from '../lib/secrets';
-import { assertAcceptablePassword, normalizePassword, normalizeUsername, PASSWORD_MAX_LENGTH } from './accountRules';
+import { assertAcceptablePassword, normalizePassword, normalizeUsername, PASSWORD_MAX_LENGTH, type Language } from './accountRules';
 import type { AuditLog, RequestOrigin } from './audit';
 import type { LoginThrottle } from './loginThrottle';
 import type { PasswordHashing } from './passwordHashingGate';
@@ -164,6 +164,11 @@ export class AuthService {
         detail: { otherSessionsRevoked: revoked },
       });
     });
+  }
+
+  /** The language the console shows, kept for the mails this user gets. */
+  setLanguage(auth: AuthenticatedSession, language: Language): void {
+    this.users.setLanguage(auth.user.id, language);
   }
 
   listSessions(auth: AuthenticatedSession): Session[] {

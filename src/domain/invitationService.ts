@@ -3,7 +3,7 @@ import type { UserRepository } from '../db/repositories/userRepository';
 import type { Clock } from '../lib/clock';
 import { badRequest, conflict, gone, notFound } from '../lib/errors';
 import { hashSecret, newId, newSecret, SECRET_PATTERN } from '../lib/secrets';
-import { assertValidUsername, normalizeUsername, type Role } from './accountRules';
+import { assertValidUsername, normalizeUsername, type Language, type Role } from './accountRules';
 import type { Actor, AuditLog, RequestOrigin } from './audit';
 import type { SignedIn } from './authService';
 import type { PasswordHashing } from './passwordHashingGate';
@@ -124,7 +124,7 @@ export class InvitationService {
 
   async accept(
     secret: string,
-    input: { username?: string | undefined; password: string; displayName?: string | undefined },
+    input: { username?: string | undefined; password: string; displayName?: string | undefined; language?: Language | undefined },
     origin: RequestOrigin,
   ): Promise<SignedIn> {
     const invitation = this.preview(secret);
@@ -145,6 +145,7 @@ export class InvitationService {
         email: invitation.email,
         role: invitation.role,
         mustChangePassword: false,
+        language: input.language ?? null,
       },
       this.hashing.for('public', `invitation:${invitation.id}`),
     );

@@ -26,10 +26,12 @@ export interface NewUserByAdmin {
   password?: string | undefined;
 }
 
-/** Things that must happen elsewhere when an account goes away (runtimes, later). */
+/** Things that must happen elsewhere when an account changes (runtimes, mails). */
 export interface UserLifecycleHooks {
   onUserDisabled?(user: User): void;
   onUserDeleted?(user: User): void;
+  /** After an administrator's reset committed: the member is told (never the password). Must not throw. */
+  onPasswordReset?(user: User, by: Actor): void;
 }
 
 export class UserAdminService {
@@ -163,6 +165,7 @@ export class UserAdminService {
       });
       return this.get(id);
     });
+    this.hooks.onPasswordReset?.(user, actor);
     return { user, temporaryPassword };
   }
 

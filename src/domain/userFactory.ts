@@ -7,6 +7,7 @@ import {
   assertValidUsername,
   normalizePassword,
   normalizeUsername,
+  type Language,
   type Role,
 } from './accountRules';
 import type { PasswordHasher } from './passwordHasher';
@@ -18,6 +19,8 @@ export interface NewUserInput {
   displayName?: string | null | undefined;
   email?: string | null | undefined;
   mustChangePassword: boolean;
+  /** The language the person chose in the console, for the mails they get. */
+  language?: Language | null | undefined;
 }
 
 // eslint-disable-next-line no-control-regex -- matching control characters is the point
@@ -71,6 +74,7 @@ export class UserFactory {
       createdAt: now,
       updatedAt: now,
       lastLoginAt: null,
+      language: input.language ?? null,
     };
   }
 

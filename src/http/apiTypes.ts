@@ -26,6 +26,8 @@ export interface User {
   createdAt: string;
   updatedAt: string;
   lastLoginAt: string | null;
+  /** The language chosen in the console (mails are written in it); null: never chosen, English. */
+  language: 'en' | 'zh-CN' | null;
 }
 
 export interface Page<T> {
@@ -203,6 +205,16 @@ export interface RevokedSessions {
   revoked: number;
 }
 
+/** The language the platform's mails to this user are written in. */
+export interface AccountLanguage {
+  language: 'en' | 'zh-CN';
+}
+
+/** Whether the platform sends mail (CLAWLOOPS_SMTP_URL), for the admin's forms. */
+export interface MailStatus {
+  enabled: boolean;
+}
+
 export type InvitationStatus = 'pending' | 'accepted' | 'revoked' | 'expired';
 
 export interface Invitation {
@@ -339,6 +351,8 @@ export interface CreatedInvitation {
   invitation: Invitation;
   /** The only time the link is shown. */
   link: string;
+  /** True when the link was queued for mailing to the invitation's address. */
+  emailQueued: boolean;
 }
 
 export interface InvitationAnswer {

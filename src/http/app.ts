@@ -65,6 +65,7 @@ import { forwardAuthHandler, FORWARD_AUTH_PATH } from './workspace/forwardAuth';
 import { workspaceOpenHandler, WORKSPACE_OPEN_PATH } from './workspace/workspaceOpen';
 import { createWorkspaceRouter } from './workspace/workspaceRouter';
 import type { RuntimeRouteCache } from './workspace/runtimeRoutes';
+import type { MailNotifications } from '../mail/mailNotifications';
 
 export interface HttpConfig {
   publicUrl: string;
@@ -110,6 +111,7 @@ export interface HttpServices {
   egressRules: EgressRulesService;
   egressRecord: EgressRecord;
   moves: RuntimeMoves;
+  mail: MailNotifications;
 }
 
 export type WorkspaceUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer) => void;
@@ -196,6 +198,7 @@ export function createApp(config: HttpConfig, services: HttpServices): HttpApp {
       audit: services.audit,
       clock: services.clock,
       invitationLink: (secret) => `${config.publicUrl}/invite/${secret}`,
+      mail: services.mail,
     }),
   );
   app.use('/api/v1', api);

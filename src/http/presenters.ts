@@ -27,6 +27,7 @@ export function presentUser(user: User): Api.User {
     createdAt: iso(user.createdAt),
     updatedAt: iso(user.updatedAt),
     lastLoginAt: iso(user.lastLoginAt),
+    language: user.language,
   };
 }
 

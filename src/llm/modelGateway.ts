@@ -95,6 +95,8 @@ export class ModelGateway {
       catalog: ModelCatalog;
       /** Keys already checked; without one, every call reads its runtime's row. */
       callers?: GatewayCache;
+      /** After each call is charged to its user (budget warnings); must not throw. */
+      onCharged?: (userId: string) => void;
     },
   ) {
     const upstream = deps.settings.upstreamUrl;
@@ -227,6 +229,7 @@ export class ModelGateway {
     const costMicrodollars = this.deps.catalog.costOf(record.model, charge);
     admission.settle(charge.promptTokens + charge.completionTokens, costMicrodollars);
     this.deps.usage.append({ ...record, promptTokens: charge.promptTokens, completionTokens: charge.completionTokens, estimated: charge.estimated, costMicrodollars });
+    this.deps.onCharged?.(record.userId);
   }
 
   /** Everyone's usage in [from, to), per user and per model. */

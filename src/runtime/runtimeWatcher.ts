@@ -19,6 +19,17 @@ export interface RuntimeWatcherDeps {
   settings: SettingsSource<Pick<RuntimeSettings, 'crashLoop' | 'memoryBytes'>>;
   /** Waits between reconnection attempts to a dropped change feed: 0.5 s doubling up to this. */
   maxReconnectDelayMs?: number;
+  /** Told once per crash loop the watcher stopped (administrators are mailed); must not throw. */
+  onCrashLoop?: (incident: CrashLoopIncident) => void;
+}
+
+export interface CrashLoopIncident {
+  runtimeId: string;
+  userId: string;
+  username: string;
+  exits: number;
+  windowMs: number;
+  exitCode: number | null;
 }
 
 export interface ReconcileReport {
@@ -261,6 +272,8 @@ export class RuntimeWatcher {
         message: `OpenClaw exited ${maxExits} times within ${Math.round(windowMs / 1000)} s (last exit code ${change.exitCode ?? 'unknown'}), so it was stopped instead of being restarted again.${tail}`,
       }, 'crash_loop');
       this.exits.delete(runtimeId);
+      // One incident: the runtime stays stopped until someone starts it, so this is told once.
+      this.deps.onCrashLoop?.({ runtimeId, userId: row.userId, username: row.username, exits: maxExits, windowMs, exitCode: change.exitCode ?? null });
     }
   }
 

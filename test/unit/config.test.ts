@@ -74,6 +74,7 @@ describe('defaults', () => {
       backup: { dir: path.join(CWD, 'data', 'backups'), keyFile: null, offboardingKeepDays: 30 },
       runtimeBackend: { kind: 'docker' },
       egress: { port: 3128, rules: { profile: 'public', allow: [], deny: [] }, record: { retentionMs: 30 * 86_400_000, maxRows: 500_000 } },
+      mail: null,
     });
   });
 
@@ -158,6 +159,8 @@ describe('accepted values', () => {
         CLAWLOOPS_LLM_CONCURRENT_REQUESTS: '2',
         CLAWLOOPS_LLM_MONTHLY_TOKENS: '1000000',
         CLAWLOOPS_LLM_MONTHLY_BUDGET_USD: '12.50',
+        CLAWLOOPS_SMTP_URL: 'smtp://claw%40example.com:p%40ss%3Aw%2Frd@mail.example.com',
+        CLAWLOOPS_MAIL_FROM: 'ClawLoops <claw@example.com>',
       },
       CWD,
     );
@@ -217,6 +220,7 @@ describe('accepted values', () => {
       backup: { dir: '/mnt/nas/clawloops', keyFile: '/etc/clawloops/backup-key.txt', offboardingKeepDays: 90 },
       runtimeBackend: { kind: 'docker' },
       egress: { port: 3129, rules: { profile: 'none', allow: ['git.office.lan', '*.intra.example', '10.0.0.0/8'], deny: ['bad.example.com'] }, record: { retentionMs: 90 * 86_400_000, maxRows: 500_000 } },
+      mail: { smtp: { host: 'mail.example.com', port: 587, secure: false, requireTls: true, user: 'claw@example.com', password: 'p@ss:w/rd' }, from: 'ClawLoops <claw@example.com>' },
     });
   });
 
@@ -435,6 +439,31 @@ describe('bad values are refused with a ConfigError naming the variable', () => 
       'CLAWLOOPS_PUBLIC_URL',
       'CLAWLOOPS_SESSION_IDLE_TIMEOUT',
     ]);
+  });
+});
+
+describe('mail', () => {
+  test.each([
+    ['smtps with its default port', 'smtps://mail.example.com', { host: 'mail.example.com', port: 465, secure: true, requireTls: false, user: null, password: null }],
+    ['a relay on this machine without credentials', 'smtp://127.0.0.1:2525', { host: '127.0.0.1', port: 2525, secure: false, requireTls: false, user: null, password: null }],
+    ['credentials to a local relay need no TLS', 'smtp://u:p@localhost:25', { host: 'localhost', port: 25, secure: false, requireTls: false, user: 'u', password: 'p' }],
+    ['credentials elsewhere need STARTTLS', 'smtp://u:p@mail.example.com:25', { host: 'mail.example.com', port: 25, secure: false, requireTls: true, user: 'u', password: 'p' }],
+  ])('%s', (_what, url, smtp) => {
+    expect(loadConfig({ CLAWLOOPS_SMTP_URL: url, CLAWLOOPS_MAIL_FROM: 'claw@example.com' }, CWD).mail).toEqual({ smtp, from: 'claw@example.com' });
+  });
+
+  test.each([
+    ['another scheme', { CLAWLOOPS_SMTP_URL: 'http://u:hunter22@mail.example.com', CLAWLOOPS_MAIL_FROM: 'a@example.com' }, /^CLAWLOOPS_SMTP_URL: must start with smtp:\/\/ or smtps:\/\//],
+    ['not a URL', { CLAWLOOPS_SMTP_URL: 'mail.example.com hunter22', CLAWLOOPS_MAIL_FROM: 'a@example.com' }, /^CLAWLOOPS_SMTP_URL: must be a URL like/],
+    ['a path', { CLAWLOOPS_SMTP_URL: 'smtp://u:hunter22@mail.example.com/x', CLAWLOOPS_MAIL_FROM: 'a@example.com' }, /^CLAWLOOPS_SMTP_URL: must be scheme, credentials, host and port only/],
+    ['no sender', { CLAWLOOPS_SMTP_URL: 'smtp://u:hunter22@mail.example.com' }, /^CLAWLOOPS_MAIL_FROM: must be set when CLAWLOOPS_SMTP_URL is/],
+    ['a bad sender', { CLAWLOOPS_SMTP_URL: 'smtp://mail.example.com', CLAWLOOPS_MAIL_FROM: 'ClawLoops <nobody>' }, /^CLAWLOOPS_MAIL_FROM: must be an address like/],
+    ['a sender without a server', { CLAWLOOPS_MAIL_FROM: 'a@example.com' }, /^CLAWLOOPS_MAIL_FROM: is set but CLAWLOOPS_SMTP_URL is not/],
+  ])('refused: %s, never repeating the password', (_what, env, problem) => {
+    const err = configError(env);
+    expect(err.problems).toHaveLength(1);
+    expect(err.problems[0]).toMatch(problem);
+    expect(err.message).not.toContain('hunter22');
   });
 });
 

@@ -250,6 +250,24 @@ describe('version 10: who or what stopped a runtime', () => {
   });
 });
 
+describe('version 16: the users\' mail language and the budget warnings mailed', () => {
+  test('existing users have no language (English); only en and zh-CN are stored; a warning is stored once and goes with its user', () => {
+    const db = open();
+    migrate(db, 14);
+    insertUser(db, 'u1', 'alice');
+    migrate(db);
+    expect(db.prepare('SELECT language FROM users').all()).toEqual([{ language: null }]);
+    db.prepare("UPDATE users SET language = 'zh-CN'").run();
+    expect(() => db.prepare("UPDATE users SET language = 'fr'").run()).toThrow(/CHECK constraint/);
+    const warn = db.prepare("INSERT OR IGNORE INTO budget_warnings (user_id, month, threshold, sent_at) VALUES ('u1', '2026-06', ?, 1)");
+    expect(warn.run(80).changes).toBe(1);
+    expect(warn.run(80).changes).toBe(0);
+    expect(() => db.prepare("INSERT INTO budget_warnings (user_id, month, threshold, sent_at) VALUES ('u1', '2026-06', 50, 1)").run()).toThrow(/CHECK constraint/);
+    db.prepare("DELETE FROM users WHERE id = 'u1'").run();
+    expect(db.prepare('SELECT COUNT(*) AS n FROM budget_warnings').get()).toEqual({ n: 0 });
+  });
+});
+
 describe('upgrades', () => {
   /** Rows for every table a database of `version` has, with only the columns that version had. */
   function seed(db: Db, version: number): void {
@@ -271,11 +289,13 @@ describe('upgrades', () => {
     if (version >= 12) {
       db.prepare("INSERT INTO workspace_restores (id, user_id, runtime_id, username, backup_id, phase, started_at) VALUES ('wr1', 'u1', 'r1', 'alice', '20261206T000000Z-abcdef', 'done', 1)").run();
     }
+    if (version >= 16) db.prepare("INSERT INTO budget_warnings (user_id, month, threshold, sent_at) VALUES ('u1', '2026-06', 80, 1)").run();
   }
   const counts = (db: Db) =>
     Object.fromEntries(tables(db).map((t) => [t, (db.prepare(`SELECT COUNT(*) AS n FROM "${t}"`).get() as { n: number }).n]));
 
-  test.each(Array.from({ length: LATEST_SCHEMA_VERSION - 1 }, (_, i) => i + 1))(
+  // Every released version, whatever gaps the numbering has.
+  test.each(MIGRATIONS.map((m) => m.version).filter((v) => v < LATEST_SCHEMA_VERSION))(
     'a database at schema version %i, holding data, upgrades to the latest with every row kept, after a copy of it',
     (version) => {
       const db = open();

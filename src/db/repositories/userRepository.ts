@@ -1,5 +1,5 @@
 import type { Db } from '../database';
-import type { Role, UserStatus } from '../../domain/accountRules';
+import type { Language, Role, UserStatus } from '../../domain/accountRules';
 
 export interface User {
   id: string;
@@ -13,6 +13,8 @@ export interface User {
   createdAt: number;
   updatedAt: number;
   lastLoginAt: number | null;
+  /** The language mails to this user are written in; null: never chosen (English). */
+  language: Language | null;
 }
 
 interface UserRow {
@@ -27,6 +29,7 @@ interface UserRow {
   created_at: number;
   updated_at: number;
   last_login_at: number | null;
+  language: Language | null;
 }
 
 const toUser = (row: UserRow): User => ({
@@ -41,6 +44,7 @@ const toUser = (row: UserRow): User => ({
   createdAt: row.created_at,
   updatedAt: row.updated_at,
   lastLoginAt: row.last_login_at,
+  language: row.language,
 });
 
 export interface UserProfileChange {
@@ -69,9 +73,9 @@ export class UserRepository {
     this.db
       .prepare(
         `INSERT INTO users (id, username, display_name, email, role, status, password_hash,
-           must_change_password, created_at, updated_at, last_login_at)
+           must_change_password, created_at, updated_at, last_login_at, language)
          VALUES (@id, @username, @displayName, @email, @role, @status, @passwordHash,
-           @mustChangePassword, @createdAt, @updatedAt, @lastLoginAt)`,
+           @mustChangePassword, @createdAt, @updatedAt, @lastLoginAt, @language)`,
       )
       .run({ ...user, mustChangePassword: user.mustChangePassword ? 1 : 0 });
   }
@@ -151,6 +155,19 @@ export class UserRepository {
     this.db
       .prepare('UPDATE users SET password_hash = ?, must_change_password = ?, updated_at = ? WHERE id = ?')
       .run(passwordHash, mustChangePassword ? 1 : 0, now, id);
+  }
+
+  /** A preference, not a profile change: updated_at stays. */
+  setLanguage(id: string, language: Language): void {
+    this.db.prepare('UPDATE users SET language = ? WHERE id = ?').run(language, id);
+  }
+
+  /** Who hears about the installation's troubles (failed backups, crash loops): active admins with an address. */
+  activeAdminsWithEmail(): User[] {
+    const rows = this.db
+      .prepare(`SELECT * FROM users WHERE role = 'admin' AND status = 'active' AND email IS NOT NULL AND email <> '' ORDER BY username`)
+      .all() as UserRow[];
+    return rows.map(toUser);
   }
 
   recordLogin(id: string, now: number): void {

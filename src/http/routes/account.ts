@@ -1,4 +1,6 @@
 import { Router } from 'express';
+import { z } from 'zod';
+import { LANGUAGES } from '../../domain/accountRules';
 import type { AuthService } from '../../domain/authService';
 import { notFound } from '../../lib/errors';
 import { originOf, sessionOf } from '../context';
@@ -8,6 +10,7 @@ import { body, idParam, parseInput, passwordField } from '../validation';
 import type * as Api from '../apiTypes';
 
 const passwordBody = body({ currentPassword: passwordField, newPassword: passwordField });
+const languageBody = body({ language: z.enum(LANGUAGES, { message: `must be one of ${LANGUAGES.join(', ')}` }) });
 
 export function accountRouter(auth: AuthService): Router {
   const router = Router();
@@ -16,6 +19,13 @@ export function accountRouter(auth: AuthService): Router {
     const { currentPassword, newPassword } = parseInput(passwordBody, req.body);
     await auth.changePassword(sessionOf(req), currentPassword, newPassword, originOf(req));
     res.status(204).end();
+  });
+
+  // The language switch is on every signed-in page, the forced password change included.
+  router.put('/language', requireAuth({ allowPendingPasswordChange: true }), (req, res) => {
+    const { language } = parseInput(languageBody, req.body);
+    auth.setLanguage(sessionOf(req), language);
+    res.json({ language } satisfies Api.AccountLanguage);
   });
 
   router.use(requireAuth());

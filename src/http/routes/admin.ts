@@ -4,6 +4,8 @@ import { Router } from 'express';
 import { z } from 'zod';
 import type { AuditLog } from '../../domain/audit';
 import { actorOf } from '../../domain/authService';
+import { LANGUAGES } from '../../domain/accountRules';
+import type { MailNotifications } from '../../mail/mailNotifications';
 import { INVITATION_MAX_HOURS, type InvitationService } from '../../domain/invitationService';
 import type { UserAdminService } from '../../domain/userAdminService';
 import type { Clock } from '../../lib/clock';
@@ -52,6 +54,10 @@ const createInvitationBody = body({
   username: usernameField.optional(),
   email: emailField.optional(),
   expiresInHours: z.number().int('must be a whole number').min(1).max(INVITATION_MAX_HOURS).default(72),
+  /** Mail the link to `email` (when mail is configured); default: yes when there is an address. */
+  sendEmail: z.boolean().optional(),
+  /** The language of that mail; default: the inviting administrator's. */
+  language: z.enum(LANGUAGES, { message: `must be one of ${LANGUAGES.join(', ')}` }).optional(),
 });
 
 const isoTime = z.iso.datetime({ offset: true, message: 'must be an ISO 8601 time such as 2026-01-31T12:00:00Z' });
@@ -74,6 +80,7 @@ export interface AdminDeps {
   audit: AuditLog;
   clock: Clock;
   invitationLink: (secret: string) => string;
+  mail: Pick<MailNotifications, 'enabled' | 'invitation'>;
 }
 
 export function adminRouter(deps: AdminDeps): Router {
@@ -141,10 +148,21 @@ export function adminRouter(deps: AdminDeps): Router {
     res.json(page(items.map((i) => presentInvitation(i, now)), total, query.limit, query.offset));
   });
 
+  router.get('/mail', (_req, res) => {
+    res.json({ enabled: deps.mail.enabled } satisfies Api.MailStatus);
+  });
+
   router.post('/invitations', (req, res) => {
-    const input = parseInput(createInvitationBody, req.body);
-    const { invitation, secret } = deps.invitations.create(actorOf(authOf(req).user), input, originOf(req));
-    res.status(201).json({ invitation: presentInvitation(invitation, deps.clock.now()), link: deps.invitationLink(secret) } satisfies Api.CreatedInvitation);
+    const { sendEmail, language, ...input } = parseInput(createInvitationBody, req.body);
+    if (sendEmail === true && input.email === undefined) throw badRequest('EMAIL_REQUIRED', 'sendEmail: an invitation is mailed to its email address; give one, or leave sendEmail out.');
+    if (sendEmail === true && !deps.mail.enabled) throw badRequest('MAIL_NOT_CONFIGURED', 'sendEmail: this platform sends no mail (CLAWLOOPS_SMTP_URL is not set); pass the link on yourself.');
+    const caller = authOf(req).user;
+    const actor = actorOf(caller);
+    const { invitation, secret } = deps.invitations.create(actor, input, originOf(req));
+    const link = deps.invitationLink(secret);
+    // Queued, never awaited: a slow or refusing mail server leaves the invitation made and its link shown.
+    const emailQueued = sendEmail !== false && deps.mail.invitation(invitation, link, language ?? caller.language ?? 'en', actor);
+    res.status(201).json({ invitation: presentInvitation(invitation, deps.clock.now()), link, emailQueued } satisfies Api.CreatedInvitation);
   });
 
   router.post('/invitations/:id/revoke', (req, res) => {

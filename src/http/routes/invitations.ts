@@ -1,5 +1,6 @@
 import { Router } from 'express';
 import { z } from 'zod';
+import { LANGUAGES } from '../../domain/accountRules';
 import type { InvitationService } from '../../domain/invitationService';
 import { originOf } from '../context';
 import { presentUser } from '../presenters';
@@ -11,6 +12,8 @@ const acceptBody = body({
   username: usernameField.optional(),
   password: passwordField,
   displayName: displayNameField.optional(),
+  /** The console's language at acceptance: the new account's mails are written in it. */
+  language: z.enum(LANGUAGES, { message: `must be one of ${LANGUAGES.join(', ')}` }).optional(),
 });
 const secretParam = z.string().max(200);
 

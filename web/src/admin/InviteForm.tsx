@@ -3,8 +3,9 @@ import { api } from '../api/client';
 import type { Role, User } from '../api/types';
 import { useI18n } from '../i18n/i18n';
 import { AsyncForm, Button, Field, Notice } from '../ui/ui';
-import type { CreatedInvitation, CreatedUser } from './adminTypes';
-import { SelectField } from './common';
+import { useResource } from '../ui/useResource';
+import type { CreatedInvitation, CreatedUser, MailStatus } from './adminTypes';
+import { CheckboxField, SelectField } from './common';
 import { OneTimeSecret } from '../ui/OneTimeSecret';
 
 const MAX_HOURS = 720;
@@ -19,24 +20,35 @@ function useRoleOptions() {
 
 /** Creates an invitation; its link is shown once, to copy and pass on. */
 export function InviteForm({ onCreated, onClose }: { onCreated: () => void | Promise<void>; onClose: () => void }) {
-  const { t } = useI18n();
+  const { t, locale } = useI18n();
   const roles = useRoleOptions();
-  const [link, setLink] = useState<string | null>(null);
-  if (link !== null) {
-    return <OneTimeSecret id="invite-link" label={t('admin.invite.link')} value={link} note={t('admin.invite.linkOnce')} onDone={onClose} />;
+  const mail = useResource((signal) => api.get<MailStatus>('/admin/mail', { signal }), 'mail');
+  const [created, setCreated] = useState<{ link: string; emailed: string | null } | null>(null);
+  if (created !== null) {
+    return (
+      <div>
+        {created.emailed && <Notice tone="success">{t('admin.invite.emailQueued', { email: created.emailed })}</Notice>}
+        <OneTimeSecret id="invite-link" label={t('admin.invite.link')} value={created.link} note={t('admin.invite.linkOnce')} onDone={onClose} />
+      </div>
+    );
   }
+  const mailEnabled = mail.data?.enabled === true;
   return (
     <AsyncForm
       submitLabel={t('admin.invite.submit')}
       onSubmit={async (values) => {
         const hours = Number(values.expiresInHours);
+        const email = values.email?.trim() ?? '';
+        // Only a box that was shown and ticked mails the link, and only with an address to mail it to.
+        const sendEmail = mailEnabled && email !== '' && values.sendEmail === 'on';
         const answer = await api.post<CreatedInvitation>('/admin/invitations', {
           role: values.role as Role,
           ...(values.username?.trim() ? { username: values.username.trim() } : {}),
-          ...(values.email?.trim() ? { email: values.email.trim() } : {}),
+          ...(email ? { email } : {}),
           expiresInHours: Number.isInteger(hours) ? hours : 72,
+          ...(email ? { sendEmail, language: locale === 'zh-CN' ? 'zh-CN' : 'en' } : {}),
         });
-        setLink(answer.link);
+        setCreated({ link: answer.link, emailed: answer.emailQueued ? email : null });
         await onCreated();
       }}
     >
@@ -44,6 +56,7 @@ export function InviteForm({ onCreated, onClose }: { onCreated: () => void | Pro
         <SelectField label={t('admin.field.role')} name="role" defaultValue="member" options={roles} />
         <Field label={t('admin.invite.username')} name="username" hint={t('admin.invite.usernameHint')} autoComplete="off" maxLength={64} />
         <Field label={t('admin.field.emailOptional')} name="email" type="email" autoComplete="off" maxLength={254} />
+        {mailEnabled && <CheckboxField label={t('admin.invite.sendEmail')} name="sendEmail" defaultChecked hint={t('admin.invite.sendEmailHint')} />}
         <Field
           label={t('admin.invite.expires')}
           name="expiresInHours"

@@ -19,6 +19,7 @@ export type {
   InvitationAnswer,
   LimitOverrides,
   LimitsView,
+  MailStatus,
   ModelChangeAnswer,
   NodesOverview,
   NodeView,

@@ -1,15 +1,25 @@
 import { useEffect, useRef, type ReactNode } from 'react';
 import { useLeaveGuard } from '../files/sharedQueue';
-import { LANGUAGES, useI18n, type Language } from '../i18n/i18n';
+import { api } from '../api/client';
+import { LANGUAGES, mailLanguage, useI18n, type Language } from '../i18n/i18n';
 import { Link, useLocation } from './router';
 import { useSession } from './session';
 
-export function LanguageSwitch() {
+/** `onChosen`: a signed-in page also keeps the choice on the server, for the mails the user gets. */
+export function LanguageSwitch({ onChosen }: { onChosen?: (language: Language) => void }) {
   const { language, setLanguage, t } = useI18n();
   return (
     <label className="language">
       <span className="visually-hidden">{t('nav.language')}</span>
-      <select value={language} onChange={(e) => setLanguage(e.target.value as Language)} aria-label={t('nav.language')}>
+      <select
+        value={language}
+        onChange={(e) => {
+          const next = e.target.value as Language;
+          setLanguage(next);
+          onChosen?.(next);
+        }}
+        aria-label={t('nav.language')}
+      >
         {LANGUAGES.map((l) => (
           <option key={l.id} value={l.id}>
             {l.label}
@@ -22,8 +32,13 @@ export function LanguageSwitch() {
 
 /** The signed-in frame: navigation, language, who is signed in, and the page. */
 export function Shell({ children }: { children: ReactNode }) {
-  const { t } = useI18n();
+  const { t, language } = useI18n();
   const { user, signOut } = useSession();
+  // An account that never chose a language (made before the switch kept it) gets the one in use here.
+  useEffect(() => {
+    if (user.language === null) void api.put('/account/language', { language: mailLanguage(language) }).catch(() => undefined);
+    // Once per account signed in, not on every switch (the switch says so itself).
+  }, [user.id]);
   const { pathname } = useLocation();
   useLeaveGuard();
   const items: { to: string; label: string }[] = [
@@ -62,7 +77,8 @@ export function Shell({ children }: { children: ReactNode }) {
           ))}
         </nav>
         <div className="topbar-end">
-          <LanguageSwitch />
+          {/* Best effort: the console's own switch has already happened, whatever the server says. */}
+          <LanguageSwitch onChosen={(next) => void api.put('/account/language', { language: mailLanguage(next) }).catch(() => undefined)} />
           <span className="whoami" title={user.username}>
             {user.displayName || user.username}
           </span>

@@ -123,6 +123,9 @@ export const adminEn = {
   'admin.invite.expires': 'Valid for (hours)',
   'admin.invite.expiresHint': 'From 1 to {max} hours (30 days).',
   'admin.invite.submit': 'Create invitation link',
+  'admin.invite.sendEmail': 'Send the link by email',
+  'admin.invite.sendEmailHint': 'Mailed to the address above, in the language you are using now. The link is shown here too.',
+  'admin.invite.emailQueued': 'The invitation is on its way to {email}.',
   'admin.invite.link': 'Invitation link',
   'admin.invite.linkOnce': 'This link is shown only once. Copy it now and send it to the person you invite; anyone with the link can use it until it expires.',
 

@@ -124,6 +124,9 @@ export const adminZh: Record<keyof typeof adminEn, string> = {
   'admin.invite.expires': '有效期（小时）',
   'admin.invite.expiresHint': '1 到 {max} 小时（30 天）。',
   'admin.invite.submit': '生成邀请链接',
+  'admin.invite.sendEmail': '通过邮件发送链接',
+  'admin.invite.sendEmailHint': '以您当前使用的语言发送到上面的地址。链接也会在这里显示。',
+  'admin.invite.emailQueued': '邀请邮件正在发往 {email}。',
   'admin.invite.link': '邀请链接',
   'admin.invite.linkOnce': '此链接只显示这一次。请立即复制并发送给被邀请人；在过期前，任何拿到链接的人都可以使用它。',
 

@@ -9,6 +9,9 @@ export const LANGUAGES: { id: Language; label: string }[] = [
   { id: 'zh', label: '简体中文' },
 ];
 const DICTIONARIES: Record<Language, Record<MessageKey, string>> = { en, zh };
+
+/** The server's name of a console language (the mails a user gets are written in it). */
+export const mailLanguage = (language: Language): 'en' | 'zh-CN' => (language === 'zh' ? 'zh-CN' : 'en');
 const STORAGE_KEY = 'clawloops.language';
 
 export type Translate = (key: MessageKey, params?: Record<string, string | number>) => string;

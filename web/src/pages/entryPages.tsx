@@ -2,7 +2,7 @@ import type { ReactNode } from 'react';
 import { api } from '../api/client';
 import type { InvitationPreview } from '../api/types';
 import { LanguageSwitch } from '../app/Shell';
-import { useI18n } from '../i18n/i18n';
+import { mailLanguage, useI18n } from '../i18n/i18n';
 import { formatDateTime } from '../lib/format';
 import { useResource } from '../ui/useResource';
 import { AsyncForm, ErrorNote, Field, Notice } from '../ui/ui';
@@ -66,7 +66,7 @@ export function LoginPage({ notice, onSignedIn }: { notice: string | null; onSig
 }
 
 export function InvitePage({ secret, signedInAs, onAccepted }: { secret: string; signedInAs: string | null; onAccepted: () => Promise<void> }) {
-  const { t, locale } = useI18n();
+  const { t, locale, language } = useI18n();
   const invitation = useResource((signal) => api.get<InvitationPreview>(`/invitations/${encodeURIComponent(secret)}`, { signal }), secret);
   return (
     <EntryFrame title={t('invite.title')}>
@@ -84,6 +84,7 @@ export function InvitePage({ secret, signedInAs, onAccepted }: { secret: string;
                 ...(invitation.data?.invitation.username ? {} : { username: v.username }),
                 password: v.password,
                 ...(v.displayName ? { displayName: v.displayName } : {}),
+                language: mailLanguage(language),
               });
               await onAccepted();
             }}
