@@ -141,7 +141,7 @@ async function entriesOf(tar: Buffer): Promise<{ header: Header; body: Buffer }[
   const entries: { header: Header; body: Buffer }[] = [];
   reader.on('entry', (header, body, next) => {
     const chunks: Buffer[] = [];
-    body.on('data', (c: Buffer) => chunks.push(c));
+    body.on('data', (c: unknown) => chunks.push(c as Buffer));
     body.on('end', () => {
       entries.push({ header, body: Buffer.concat(chunks) });
       next();
