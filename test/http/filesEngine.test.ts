@@ -5,14 +5,20 @@
  * reason. The real engine's behaviour is test/integration's (workspaceFiles, fileEngineDown).
  */
 import fs from 'node:fs';
+import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
-import { pack } from 'tar-stream';
+import { extract, pack, type Header } from 'tar-stream';
 import type TestAgent from 'supertest/lib/agent';
+import { NO_ORIGIN } from '../../src/domain/audit';
+import { STAGING_DIR } from '../../src/files/staging';
+import { TAR_END, tarHeader, tarPadding } from '../../src/files/tarFraming';
+import { parseWorkspacePath } from '../../src/files/workspacePath';
 import { infraNotFound } from '../../src/lib/infraErrors';
+import { closeServer, servePlatform, signInCookie } from '../support/hostClient';
 import { alwaysReadyProbe, FakeProvisioner } from '../support/fakeProvisioner';
 import { FakeWorkspaceVolumes } from '../support/fakeWorkspaceVolumes';
-import { createHarness, errorCode, type Harness } from '../support/harness';
+import { createHarness, errorCode, STRONG_PASSWORD, type Harness } from '../support/harness';
 
 let h: Harness;
 let volumes: FakeWorkspaceVolumes;
@@ -125,6 +131,114 @@ describe('other faults of the port', () => {
     expect([res.status, errorCode(res)]).toEqual([503, 'FILES_UNAVAILABLE']);
     expect(res.body.error.message).toContain('taken offline');
     expect(fs.existsSync(path.join(volumeDir, 'workspace', 'big.bin'))).toBe(false);
+    expect(volumes.held).toBe(0);
+  });
+});
+
+/** The entries of a tar stream with their bodies (tar-stream reads it as the engine would). */
+async function entriesOf(tar: Buffer): Promise<{ header: Header; body: Buffer }[]> {
+  const reader = extract();
+  const entries: { header: Header; body: Buffer }[] = [];
+  reader.on('entry', (header, body, next) => {
+    const chunks: Buffer[] = [];
+    body.on('data', (c: unknown) => chunks.push(c as Buffer));
+    body.on('end', () => {
+      entries.push({ header, body: Buffer.concat(chunks) });
+      next();
+    });
+  });
+  await new Promise<void>((resolve, reject) => {
+    reader.on('finish', resolve);
+    reader.on('error', reject);
+    reader.end(tar);
+  });
+  return entries;
+}
+
+/** Every path under `dir`, relative to it. */
+function treeOf(dir: string): string[] {
+  return (fs.readdirSync(dir, { recursive: true }) as string[]).sort();
+}
+
+describe('text save: the shared staging writer frames it like every other write into the volume', () => {
+  const padded = (n: number) => Math.ceil(n / 512) * 512;
+  // The runtime makes its workspace folder when it first starts.
+  beforeEach(() => fs.mkdirSync(path.join(volumeDir, 'workspace')));
+
+  test("a text save's archive carries exactly the bytes announced: one file of the text's size owned by the runtime user, even when the text is itself a tar stream", async () => {
+    // Text that is a tar entry a hostile member chose (root-owned, set-uid, outside staging): it must stay content.
+    const evil = Buffer.from('#!/bin/sh\nid\n');
+    const text = Buffer.concat([tarHeader({ name: 'workspace/evil', type: 'file', size: evil.length, mode: 0o4755, uid: 0, gid: 0, mtime: new Date() }), evil, tarPadding(evil.length), TAR_END]);
+    const res = await admin.put('/api/v1/files/text?path=notes.txt').set('If-None-Match', '*').set('Content-Type', 'application/octet-stream').send(text);
+    expect(res.status).toBe(200);
+    expect(res.body.size).toBe(text.length);
+
+    expect(volumes.archives).toHaveLength(1);
+    const archive = Buffer.concat(volumes.archives[0] ?? []);
+    const entries = await entriesOf(archive);
+    const [stagingDir, ownDir, file] = entries;
+    expect(entries).toHaveLength(3);
+    expect([stagingDir?.header.name, stagingDir?.header.type]).toEqual([`${STAGING_DIR}/`, 'directory']);
+    expect(ownDir?.header.name).toMatch(new RegExp(`^${STAGING_DIR}/[^/]+/$`));
+    expect(file?.header).toMatchObject({ name: `${ownDir?.header.name}text`, type: 'file', size: text.length, mode: 0o644, uid: 1000, gid: 1000 });
+    expect(file?.body.equals(text)).toBe(true);
+    // Three headers, the text padded to its block, the end marker: not one byte more or less.
+    expect(archive.length).toBe(3 * 512 + padded(text.length) + TAR_END.length);
+
+    expect(fs.readFileSync(path.join(volumeDir, 'workspace', 'notes.txt')).equals(text)).toBe(true);
+    expect(fs.existsSync(path.join(volumeDir, 'workspace', 'evil'))).toBe(false);
+    expect(volumes.held).toBe(0);
+  });
+
+  test('an over-long text is refused with 413 and nothing is written: announced, chunked, or handed to the service directly', async () => {
+    const saved = await admin.put('/api/v1/files/text?path=notes.txt').set('If-None-Match', '*').set('Content-Type', 'text/plain').send('before');
+    expect(saved.status).toBe(200);
+    const before = treeOf(volumeDir);
+    const writes = volumes.archives.length;
+    const limit = h.platform.files.settings.textMaxBytes;
+    const tooLong = Buffer.alloc(limit + 1, 0x61);
+
+    const announced = await admin.put('/api/v1/files/text?path=notes.txt').set('If-Match', saved.headers.etag ?? '').set('Content-Type', 'text/plain').send(tooLong);
+    expect([announced.status, errorCode(announced)]).toEqual([413, 'PAYLOAD_TOO_LARGE']);
+
+    // Without a Content-Length the body is cut once it passes the limit.
+    const { server, port } = await servePlatform(h.platform);
+    try {
+      const cookie = await signInCookie(port, 'platform.test:8080', 'admin', STRONG_PASSWORD, h.config.publicOrigin);
+      const chunked = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+        const req = http.request(
+          {
+            host: '127.0.0.1',
+            port,
+            method: 'PUT',
+            path: '/api/v1/files/text?path=notes.txt',
+            agent: false,
+            headers: { host: 'platform.test:8080', cookie, origin: h.config.publicOrigin, 'content-type': 'text/plain', 'if-none-match': '*', 'transfer-encoding': 'chunked' },
+          },
+          (res) => {
+            const chunks: Buffer[] = [];
+            res.on('data', (c: Buffer) => chunks.push(c));
+            res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString() }));
+          },
+        );
+        // The server may answer and close before it has read all of it.
+        req.on('error', (err) => (req.writableEnded ? undefined : reject(err)));
+        req.write(tooLong.subarray(0, 64 * 1024));
+        req.end(tooLong.subarray(64 * 1024));
+      });
+      expect(chunked.status).toBe(413);
+      expect(JSON.parse(chunked.body).error.code).toBe('PAYLOAD_TOO_LARGE');
+    } finally {
+      await closeServer(server);
+    }
+
+    // The service's own check, for any caller that is not the route.
+    const who = { actor: { id: adminId, username: 'admin' }, origin: NO_ORIGIN };
+    await expect(h.platform.files.writeText(who, adminId, parseWorkspacePath('notes.txt'), tooLong, { ifMatch: null, ifNoneMatch: false })).rejects.toMatchObject({ status: 413, code: 'TEXT_TOO_LARGE' });
+
+    expect(volumes.archives.length).toBe(writes);
+    expect(treeOf(volumeDir)).toEqual(before);
+    expect(fs.readFileSync(path.join(volumeDir, 'workspace', 'notes.txt'), 'utf8')).toBe('before');
     expect(volumes.held).toBe(0);
   });
 });

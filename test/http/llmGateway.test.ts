@@ -710,6 +710,23 @@ describe('requests upstream are rebuilt from the OpenAI fields we accept', () =>
     expect(upstream.requests).toHaveLength(2);
   });
 
+  test('audio output (modalities, audio) is dropped, streamed or not, on chat and Responses: the upstream is asked for text only', async () => {
+    const { client } = await h.setupAdmin();
+    const key = await keyOf(client);
+    const asked = { model: MODEL, messages: [{ role: 'user', content: 'say hi' }] };
+    const audio = { modalities: ['text', 'audio'], audio: { voice: 'alloy', format: 'wav' } };
+    expect((await postJson(key, '/chat/completions', { ...asked, ...audio })).status).toBe(200);
+    expect(upstream.requests[0]?.body).toEqual(asked);
+    const streamed = await postJson(key, '/chat/completions', { ...asked, ...audio, stream: true });
+    expect(streamed.status).toBe(200);
+    await streamed.text();
+    expect(upstream.requests[1]?.body).toMatchObject({ ...asked, stream: true });
+    expect(upstream.requests.map((r) => ['modalities', 'audio'].filter((field) => field in r.body))).toEqual([[], []]);
+    // The Responses endpoint has no audio output either: the same fields are dropped there.
+    expect((await postJson(key, '/responses', { model: MODEL, input: 'hi', ...audio })).status).toBe(200);
+    expect(upstream.requests[2]?.body).toEqual({ model: MODEL, input: 'hi' });
+  });
+
   test('only the gateway\'s own headers go upstream, to the path the gateway picks: nothing from the runtime chooses them', async () => {
     const { client } = await h.setupAdmin();
     const key = await keyOf(client);

@@ -197,6 +197,23 @@ describe('ending a session ends everything it opened, at once', () => {
     expect((await rawRequest(port, { host: PLATFORM_HOST, path: '/api/v1/auth/me', headers: { cookie: a.cookie } })).status).toBe(401);
   });
 
+  test('deleting the user ends every session of the user, and everything they opened, at once', async () => {
+    const a = await openEverything();
+    const b = await openEverything();
+    // The sessions' rows would go with the user by a foreign-key cascade, silently: the delete must
+    // report them as ended (not leave their connections to the runtime's removal or the sweep).
+    const reported: string[] = [];
+    const unsubscribe = h.platform.sessions.onEnded((ended) => reported.push(...ended.sessionIds));
+    const res = await admin.delete(`/api/v1/admin/users/${aliceId}?purge=true`);
+    unsubscribe();
+    expect(res.status).toBe(204);
+    expect(reported).toEqual(expect.arrayContaining([a.sessionId, b.sessionId]));
+    await expectAllClosed(a);
+    await expectAllClosed(b);
+    expect(h.platform.db.prepare('SELECT COUNT(*) AS n FROM sessions WHERE user_id = ?').get(aliceId)).toEqual({ n: 0 });
+    expect((await rawRequest(port, { host: PLATFORM_HOST, path: '/api/v1/auth/me', headers: { cookie: a.cookie } })).status).toBe(401);
+  });
+
   test('a session ended outside this process (the admin CLI works on the database) ends what it opened at the next sweep', async () => {
     const a = await openEverything();
     h.platform.db.prepare('DELETE FROM sessions WHERE id = ?').run(a.sessionId);

@@ -8,7 +8,7 @@ import http from 'node:http';
 import type { Socket } from 'node:net';
 import type TestAgent from 'supertest/lib/agent';
 import { alwaysReadyProbe, FakeProvisioner } from '../support/fakeProvisioner';
-import { createHarness, STRONG_PASSWORD, type Harness } from '../support/harness';
+import { createHarness, OTHER_STRONG_PASSWORD, STRONG_PASSWORD, type Harness } from '../support/harness';
 import { closeServer, rawRequest, rawUpgrade, servePlatform, setCookie, signInCookie, standInRuntimeAddress, ticketRedeemUrl, type RawResponse, workspaceSessionCookie } from '../support/hostClient';
 
 const PLATFORM_HOST = 'platform.test:8080';
@@ -518,6 +518,56 @@ describe('forward-auth endpoint (requests shaped like Traefik ForwardAuth)', () 
     expect((await forwardAuth({ host: PLATFORM_HOST, uri: '/' })).status).toBe(403);
     const missing = await rawRequest(port, { host: 'clawloops:8080', path: '/_clawloops/forward-auth' });
     expect(missing.status).toBe(400);
+  });
+
+  /**
+   * Behind Traefik the proxied WebSocket is not ours to close: what ends access is the next
+   * forward-auth check. It must refuse as soon as the platform session the workspace cookie came
+   * from has ended, though the same cookie was let through (and its answer kept) a moment before.
+   */
+  const platformCall = (path: string, cookie: string, body: unknown = {}) =>
+    rawRequest(port, { method: 'POST', host: PLATFORM_HOST, path, headers: { cookie, origin: 'http://platform.test:8080', 'content-type': 'application/json' }, body: JSON.stringify(body) });
+
+  test.each([
+    ['signing out', async () => expect((await platformCall('/api/v1/auth/logout', users.alice?.cookie ?? '')).status).toBe(204)],
+    [
+      'a password change from another session',
+      async () => {
+        const other = await signIn('alice');
+        expect((await platformCall('/api/v1/account/password', other, { currentPassword: STRONG_PASSWORD, newPassword: OTHER_STRONG_PASSWORD })).status).toBe(204);
+      },
+    ],
+    ['an admin password reset', async () => expect((await admin.post(`/api/v1/admin/users/${users.alice?.userId}/password-reset`).send({})).status).toBe(200)],
+    ['disabling the user', async () => expect((await admin.patch(`/api/v1/admin/users/${users.alice?.userId}`).send({ status: 'disabled' })).status).toBe(200)],
+  ])('after %s, the next forward-auth check of a workspace cookie from the ended session is refused (never a 2xx)', async (_what, endSession) => {
+    await startRuntime('alice');
+    const cookie = await workspaceCookie('alice');
+    const check = () => forwardAuth({ host: ALICE_HOST, uri: '/chat', cookie });
+    const upgradeCheck = () => forwardAuth({ host: ALICE_HOST, uri: '/ws', cookie, headers: { upgrade: 'websocket', accept: '*/*' } });
+    expect((await check()).status).toBe(200);
+    expect((await upgradeCheck()).status).toBe(200);
+
+    await endSession();
+
+    for (const refused of [await check(), await upgradeCheck()]) {
+      expect(refused.status).toBeGreaterThanOrEqual(300);
+      expect(refused.headers['x-forwarded-user']).toBeUndefined();
+    }
+    // A page load is sent back to the platform to sign in again.
+    expect((await check()).headers.location).toMatch(/^http:\/\/platform\.test:8080\/_clawloops\/open\?workspace=alice/);
+  });
+
+  test('a password change ends the other sessions only: a workspace cookie from the session that changed it still passes forward-auth', async () => {
+    await startRuntime('alice');
+    const changer = await signIn('alice');
+    const kept = await workspaceSessionCookie(port, { platformHost: PLATFORM_HOST, platformCookie: changer, workspace: 'alice', workspaceHost: ALICE_HOST });
+    const ended = await workspaceCookie('alice');
+    expect((await forwardAuth({ host: ALICE_HOST, uri: '/', cookie: ended })).status).toBe(200);
+    expect((await platformCall('/api/v1/account/password', changer, { currentPassword: STRONG_PASSWORD, newPassword: OTHER_STRONG_PASSWORD })).status).toBe(204);
+    expect((await forwardAuth({ host: ALICE_HOST, uri: '/', cookie: ended })).status).toBe(302);
+    const allowed = await forwardAuth({ host: ALICE_HOST, uri: '/', cookie: kept });
+    expect(allowed.status).toBe(200);
+    expect(allowed.headers['x-forwarded-user']).toBe('alice');
   });
 
   test("behind Traefik, WebSocket upgrades (routed to the control plane by the runtime's labels) are checked, proxied, and closed when the session ends", async () => {

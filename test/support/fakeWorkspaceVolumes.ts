@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { Readable } from 'node:stream';
+import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { extract, pack } from 'tar-stream';
 import { runFileAgent } from '../../src/files/agent/operations';
@@ -25,6 +25,8 @@ export class FakeWorkspaceVolumes implements WorkspaceVolumes {
   /** Archive writes take nothing until their signal aborts (an engine that stopped reading); `onWrite` hears each one start. */
   stallWrites = false;
   onWrite: (() => void) | null = null;
+  /** Every byte each archive write was given, in order (what the engine would have read as tar). */
+  readonly archives: Buffer[][] = [];
   /** A lasting reason the volume cannot be reached (e.g. no runtime image yet), as acquire's failure. */
   refuseWith: InfraError | null = null;
   readonly acquired: { userId: string; use: VolumeUse }[] = [];
@@ -118,7 +120,15 @@ class FakeAccess implements VolumeAccess {
       }
       pipeline(body, fs.createWriteStream(target, { mode: header.mode ?? 0o644 })).then(() => next(), next);
     });
-    await pipeline(archive, reader, { signal });
+    const seen: Buffer[] = [];
+    this.volumes.archives.push(seen);
+    const tap = new Transform({
+      transform(chunk: Buffer, _encoding, done) {
+        seen.push(chunk);
+        done(null, chunk);
+      },
+    });
+    await pipeline(archive, tap, reader, { signal });
   }
 
   async readArchive(entryPath: string): Promise<Readable | null> {
