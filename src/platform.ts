@@ -81,6 +81,9 @@ import { CLAWLOOPS_VERSION } from './version';
 import { resolveInstallation, type Installation } from './domain/installation';
 import { EgressProxy } from './egress/egressProxy';
 import { LimitsRepository } from './db/repositories/limitsRepository';
+import { PlatformMetrics } from './metrics/platformMetrics';
+import { metricsListener, type MetricsAccess } from './http/metricsEndpoint';
+import type { RouteClass } from './http/routeClass';
 
 /** Seams tests (and benchmarks) may replace; production uses the defaults. */
 export interface PlatformOverrides {
@@ -140,6 +143,10 @@ export interface Platform {
   runtimeSettings: SettingsStore<RuntimeSettings>;
   /** The runtimes' only way out; server.ts makes it listen. */
   egress: EgressProxy;
+  /** Prometheus metrics; null when off (neither CLAWLOOPS_METRICS_TOKEN nor CLAWLOOPS_METRICS_PORT). */
+  metrics: PlatformMetrics | null;
+  /** The listener of the metrics' own port (CLAWLOOPS_METRICS_PORT), which server.ts opens; null without one. */
+  metricsListener: RequestListener | null;
   /** Who may reach what from their runtime. */
   egressRules: EgressRulesService;
   /** What runtimes reached (and were refused). */
@@ -264,6 +271,30 @@ export function buildPlatform(config: AppConfig, logger: Logger, overrides: Plat
     logger: logger.child({ component: 'runtime-watcher' }),
     settings: runtimeSettings,
   });
+  // Read at scrape time only, so what is built further down (the catalog, the streams) is there by then.
+  const metrics: PlatformMetrics | null = config.metrics
+    ? new PlatformMetrics(
+        {
+          runtimeStates: () => runtimes.observedStates(),
+          queuedOperations: () => runtimes.operationCounts().queued,
+          operationsInFlight: () => runtimes.operationCounts().inFlight,
+          openEventStreams: () => streams.size,
+          knownModel: (id) => catalog.allows(id),
+          subscribeOperations: (listener) => runtimeHub.subscribeLaunched(listener),
+        },
+        CLAWLOOPS_VERSION,
+      )
+    : null;
+  const metricsAccess = (token: string | null): MetricsAccess | null =>
+    metrics && {
+      expose: () => metrics.expose(),
+      contentType: metrics.registry.contentType,
+      token,
+      isRuntime: (address) => runtimes.ownerAtAddress(address) !== null,
+      // A scraper with a wrong token repeats every few seconds: counted, not a row per scrape.
+      refused: (origin, reason) => audit.recordRepeated(`${reason}\u0000${origin.ip ?? ''}`, { action: 'metrics.refused', actor: null, origin, detail: { reason } }),
+      logger: logger.child({ component: 'metrics' }),
+    };
   const accountHooks = new AccountRuntimeHooks({ manager: runtimes, provisioner, audit, logger: logger.child({ component: 'runtimes' }) });
   // What the hot paths keep about a user goes with the account, before the hooks return.
   const forgetUserEverywhere = (userId: string): void => {
@@ -335,6 +366,7 @@ export function buildPlatform(config: AppConfig, logger: Logger, overrides: Plat
     clock,
     settings: llmSettings,
     onActivity: (runtimeId) => runtimes.touch(runtimeId),
+    ...(metrics ? { observer: metrics } : {}),
   });
   const readiness = new ReadinessService(new SqliteReadinessProbe(db), docker);
 
@@ -343,7 +375,7 @@ export function buildPlatform(config: AppConfig, logger: Logger, overrides: Plat
   const connections = new LiveConnections();
   sessions.onEnded((ended) => connections.endSessions(ended.sessionIds));
   workspaceSessions.onRevoked((userId) => connections.endProxiedOf(userId));
-  const streams = new EventStreams(connections);
+  const streams = new EventStreams(connections, undefined, metrics && { opened: (reconnect) => metrics.eventStreamOpened(reconnect) });
   const routes = new RuntimeRouteCache(
     {
       routeForUser: (userId) => runtimes.routeForUser(userId),
@@ -404,6 +436,12 @@ export function buildPlatform(config: AppConfig, logger: Logger, overrides: Plat
     audit,
     logger: logger.child({ component: 'runtimes' }),
   });
+  const httpMetrics = metrics && {
+    observe: (routeClass: RouteClass, status: number, seconds: number) => metrics.httpRequest(routeClass, status, seconds),
+    fileTraffic: (direction: 'in' | 'out', bytes: number) => metrics.fileTraffic(direction, bytes),
+    // The main port serves /metrics only behind the token; without one, only the metrics port does.
+    endpoint: config.metrics?.token ? metricsAccess(config.metrics.token) : null,
+  };
   const app = createApp(
     {
       publicUrl: config.publicUrl,
@@ -415,7 +453,7 @@ export function buildPlatform(config: AppConfig, logger: Logger, overrides: Plat
       llmBodyLimitBytes: llmSettings.bodyLimitBytes,
       webRoot: overrides.webRoot === undefined ? path.resolve(__dirname, '..', 'web', 'dist') : overrides.webRoot,
     },
-    { logger, backups, backupScheduler, workspaceRestore, rollout, clock, readiness, sessions, auth, setup, invitations, users, audit, runtimes, runtimeHub, streams, connections, settings, workspaceSessions, gatekeeper, addresses, routes, files, spool, gateway, limiter, catalog, egressRules, egressRecord, moves },
+    { logger, backups, backupScheduler, workspaceRestore, rollout, clock, readiness, sessions, auth, setup, invitations, users, audit, runtimes, runtimeHub, streams, connections, settings, workspaceSessions, gatekeeper, addresses, routes, files, spool, gateway, limiter, catalog, egressRules, egressRecord, moves, metrics: httpMetrics },
   );
 
   const egress = new EgressProxy({
@@ -459,7 +497,13 @@ export function buildPlatform(config: AppConfig, logger: Logger, overrides: Plat
     egress,
     egressRules,
     egressRecord,
+    metrics,
+    metricsListener: (() => {
+      const access = config.metrics?.port ? metricsAccess(config.metrics.token) : null;
+      return access ? metricsListener(access) : null;
+    })(),
     close: () => {
+      metrics?.close();
       app.closeWorkspaceSockets();
       watcher.close();
       runtimes.figures.close();
