@@ -21,7 +21,6 @@ export interface MetricSources {
   subscribeOperations(listener: (operation: { kind: OperationKind; done: Promise<OperationView> }) => void): () => void;
 }
 
-export const METRICS_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
 /** The label a model outside the catalog is counted under. */
 export const OTHER_MODEL = 'other';
 
@@ -145,7 +144,8 @@ export class PlatformMetrics implements ModelCallObserver {
   settled(call: SettledCall): void {
     const model = this.modelLabel(call.model);
     this.modelCalls.inc({ model, status: call.status });
-    this.modelDuration.observe({ model, status: call.status }, call.latencyMs / 1000);
+    // The ledger's latency is by the wall clock, which may step back.
+    this.modelDuration.observe({ model, status: call.status }, Math.max(0, call.latencyMs) / 1000);
     this.modelTokens.inc({ model, type: 'prompt' }, call.promptTokens);
     this.modelTokens.inc({ model, type: 'completion' }, call.completionTokens);
     this.modelCost.inc({ model }, call.costMicrodollars / 1e6);
