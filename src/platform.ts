@@ -442,6 +442,8 @@ export function buildPlatform(config: AppConfig, logger: Logger, overrides: Plat
     // The main port serves /metrics only behind the token; without one, only the metrics port does.
     endpoint: config.metrics?.token ? metricsAccess(config.metrics.token) : null,
   };
+  // The metrics port asks for the token too when there is one.
+  const portMetrics = config.metrics?.port ? metricsAccess(config.metrics.token) : null;
   const app = createApp(
     {
       publicUrl: config.publicUrl,
@@ -498,10 +500,7 @@ export function buildPlatform(config: AppConfig, logger: Logger, overrides: Plat
     egressRules,
     egressRecord,
     metrics,
-    metricsListener: (() => {
-      const access = config.metrics?.port ? metricsAccess(config.metrics.token) : null;
-      return access ? metricsListener(access) : null;
-    })(),
+    metricsListener: portMetrics && metricsListener(portMetrics),
     close: () => {
       metrics?.close();
       app.closeWorkspaceSockets();
