@@ -437,7 +437,7 @@ export function buildPlatform(config: AppConfig, logger: Logger, overrides: Plat
     logger: logger.child({ component: 'runtimes' }),
   });
   const httpMetrics = metrics && {
-    observe: (routeClass: RouteClass, status: number, seconds: number) => metrics.httpRequest(routeClass, status, seconds),
+    observe: (routeClass: RouteClass, status: number | null, seconds: number) => metrics.httpRequest(routeClass, status, seconds),
     fileTraffic: (direction: 'in' | 'out', bytes: number) => metrics.fileTraffic(direction, bytes),
     // The main port serves /metrics only behind the token; without one, only the metrics port does.
     endpoint: config.metrics?.token ? metricsAccess(config.metrics.token) : null,

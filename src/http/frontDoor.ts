@@ -38,7 +38,9 @@ export function frontDoor(parts: FrontDoorParts): RequestListener {
     if (observe) {
       const started = process.hrtime.bigint();
       const url = req.url ?? '/';
-      res.once('finish', () => observe(routeClass ?? routeClassOf(url), res.statusCode, Number(process.hrtime.bigint() - started) / 1e9));
+      // 'close' comes for every request: answered, or cut (an event stream the page left is cut
+      // by the client; one cut before any answer has no status at all).
+      res.once('close', () => observe(routeClass ?? routeClassOf(url), res.headersSent ? res.statusCode : null, Number(process.hrtime.bigint() - started) / 1e9));
     }
     try {
       if (workspaces.handle(req, res, platform)) {

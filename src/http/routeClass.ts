@@ -9,8 +9,8 @@ import { WORKSPACE_OPEN_PATH } from './workspace/workspaceOpen';
 export const ROUTE_CLASSES = ['workspace', 'gateway', 'api', 'admin_api', 'files', 'stream', 'forward_auth', 'health', 'metrics', 'static'] as const;
 export type RouteClass = (typeof ROUTE_CLASSES)[number];
 
-/** How one answered request is told to whoever measures (the front door's caller). */
-export type RequestObserver = (routeClass: RouteClass, status: number, seconds: number) => void;
+/** How one request is told to whoever measures, once it is over; `status` null: cut before any answer. */
+export type RequestObserver = (routeClass: RouteClass, status: number | null, seconds: number) => void;
 
 const FILES = /^\/api\/v1\/(?:files|admin\/users\/[^/]+\/files)(?:\/|$)/;
 // Server-Sent Events stay open for as long as the page does: their time would swamp the API's.

@@ -27,7 +27,8 @@ export const OTHER_MODEL = 'other';
 type ModelCallStatus = UsageStatus | 'limited' | 'unpriced';
 type FileDirection = 'in' | 'out';
 
-const statusClass = (status: number): string => (status >= 100 && status < 600 ? `${Math.floor(status / 100)}xx` : 'other');
+/** `2xx` … `5xx`; `aborted` for a request cut before any answer. */
+const statusClass = (status: number | null): string => (status === null ? 'aborted' : status >= 100 && status < 600 ? `${Math.floor(status / 100)}xx` : 'other');
 
 /**
  * The platform's Prometheus metrics: one registry of its own (never prom-client's global one, so
@@ -159,7 +160,7 @@ export class PlatformMetrics implements ModelCallObserver {
     if (bytes > 0) this.fileBytes.inc({ direction }, bytes);
   }
 
-  httpRequest(routeClass: RouteClass, status: number, seconds: number): void {
+  httpRequest(routeClass: RouteClass, status: number | null, seconds: number): void {
     this.httpDuration.observe({ route_class: routeClass, status_class: statusClass(status) }, seconds);
   }
 

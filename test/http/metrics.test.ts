@@ -132,6 +132,11 @@ describe('after real operations', () => {
     expect(sumOf(metrics, 'clawloops_event_streams_open')).toBeGreaterThanOrEqual(1);
     reopened.req.destroy();
 
+    // A visit to the member's workspace host (its own route class, never its name) and a health check.
+    const visit = await harness.bareClient().get('/some/page').set('Host', `${ADMIN}.localhost:8080`);
+    expect(visit.status).toBeLessThan(500);
+    expect((await harness.bareClient().get('/healthz')).status).toBe(200);
+
     const stopped = await admin.post('/api/v1/runtime/stop');
     expect(stopped.status).toBe(202);
     await harness.platform.runtimes.settled(runtimeId);
@@ -156,12 +161,15 @@ describe('after real operations', () => {
     expect(sumOf(after, 'clawloops_http_request_duration_seconds_count', { route_class: 'files', status_class: '2xx' })).toBe(2);
     expect(sumOf(after, 'clawloops_http_request_duration_seconds_count', { route_class: 'api', status_class: '2xx' })).toBeGreaterThanOrEqual(3);
     expect(sumOf(after, 'clawloops_http_request_duration_seconds_count', { route_class: 'metrics' })).toBeGreaterThanOrEqual(3);
+    expect(sumOf(after, 'clawloops_http_request_duration_seconds_count', { route_class: 'workspace' })).toBe(1);
+    expect(sumOf(after, 'clawloops_http_request_duration_seconds_count', { route_class: 'health', status_class: '2xx' })).toBe(1);
+    expect(sumOf(after, 'clawloops_http_request_duration_seconds_count', { route_class: 'stream', status_class: '2xx' })).toBe(2);
     expect(sumOf(after, 'process_cpu_user_seconds_total')).toBeGreaterThan(0);
     expect(after.types.get('clawloops_http_request_duration_seconds')).toBe('histogram');
 
     // Bounded: every label value comes from a fixed set; no user, file, key or path in the text.
     expect([...labelValues(after, 'clawloops_http_request_duration_seconds_count', 'route_class')].every((c) => (ROUTE_CLASSES as readonly string[]).includes(c))).toBe(true);
-    expect([...labelValues(after, 'clawloops_http_request_duration_seconds_count', 'status_class')].every((c) => /^[1-5]xx$/.test(c))).toBe(true);
+    expect([...labelValues(after, 'clawloops_http_request_duration_seconds_count', 'status_class')].every((c) => /^([1-5]xx|aborted)$/.test(c))).toBe(true);
     expect(labelValues(after, 'clawloops_runtimes', 'state')).toEqual(new Set(OBSERVED_STATES));
     expect(labelValues(after, 'clawloops_model_calls_total', 'model')).toEqual(new Set([MODEL]));
     expect(labelValues(after, 'clawloops_file_bytes_total', 'direction')).toEqual(new Set(['in', 'out']));

@@ -105,6 +105,7 @@ describe('PlatformMetrics', () => {
     metrics.httpRequest('api', 201, 0.02);
     metrics.httpRequest('files', 404, 0.5);
     metrics.httpRequest('gateway', 502, 1);
+    metrics.httpRequest('workspace', null, 3);
     metrics.eventStreamOpened(false);
     metrics.eventStreamOpened(true);
     text = await scrape();
@@ -113,6 +114,7 @@ describe('PlatformMetrics', () => {
     expect(sumOf(text, 'clawloops_http_request_duration_seconds_count', { route_class: 'api', status_class: '2xx' })).toBe(1);
     expect(sumOf(text, 'clawloops_http_request_duration_seconds_count', { route_class: 'files', status_class: '4xx' })).toBe(1);
     expect(sumOf(text, 'clawloops_http_request_duration_seconds_count', { route_class: 'gateway', status_class: '5xx' })).toBe(1);
+    expect(sumOf(text, 'clawloops_http_request_duration_seconds_count', { route_class: 'workspace', status_class: 'aborted' })).toBe(1);
     expect(sumOf(text, 'clawloops_event_streams_opened_total')).toBe(2);
     expect(sumOf(text, 'clawloops_event_stream_reconnects_total')).toBe(1);
     metrics.close();
