@@ -5,7 +5,9 @@
  */
 import { STANDIN_IMAGE } from '../support/engine';
 import { eventually } from '../support/eventually';
-import { assertBuilt, call, cleanUpProcesses, field, freePort, login, MAIN, processTest, sessionCookie, startServer, stopServer, tempDir } from '../support/processes';
+import net from 'node:net';
+import path from 'node:path';
+import { assertBuilt, call, cleanUpProcesses, field, freePort, login, MAIN, processTest, sessionCookie, spawnMain, startServer, stopServer, tempDir } from '../support/processes';
 import { parseExposition, sumOf } from '../support/promText';
 
 const ADMIN_PASSWORD = 'correct horse battery staple';
@@ -55,4 +57,31 @@ processTest('a real start and stop show in a scrape of the main port and of the 
 
   await stopServer(server);
   expect(server.child.output).not.toContain(TOKEN);
+});
+
+processTest('a metrics port already taken stops the start with a message naming it; a bad token is refused unechoed', async () => {
+  const taken = net.createServer();
+  await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
+  const takenPort = (taken.address() as net.AddressInfo).port;
+  try {
+    const child = spawnMain('metrics port taken', {
+      CLAWLOOPS_PORT: String(await freePort()),
+      CLAWLOOPS_EGRESS_PORT: String(await freePort()),
+      CLAWLOOPS_HOST: '127.0.0.1',
+      CLAWLOOPS_DATA_DIR: tempDir(),
+      CLAWLOOPS_METRICS_PORT: String(takenPort),
+      CLAWLOOPS_METRICS_HOST: '127.0.0.1',
+    });
+    expect(await child.waitForExit()).toEqual({ code: 1, signal: null });
+    expect(child.output).toContain(`the metrics listener cannot listen on 127.0.0.1:${takenPort} (CLAWLOOPS_METRICS_PORT)`);
+    expect(child.logs().some((l) => l.msg === 'ClawLoops control plane listening')).toBe(false);
+  } finally {
+    await new Promise((resolve) => taken.close(resolve));
+  }
+
+  const badToken = 'has a space but is long enough';
+  const refused = spawnMain('bad metrics token', { CLAWLOOPS_DATA_DIR: path.join(tempDir(), 'data'), CLAWLOOPS_METRICS_TOKEN: badToken });
+  expect(await refused.waitForExit()).toEqual({ code: 78, signal: null });
+  expect(refused.stderr).toContain('CLAWLOOPS_METRICS_TOKEN');
+  expect(refused.output).not.toContain(badToken);
 });
