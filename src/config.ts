@@ -50,6 +50,11 @@ export interface AppConfig {
   egress: { port: number; rules: EgressRules; record: { retentionMs: number; maxRows: number } };
   /** The SMTP server the platform's mails go through; null: no mail is sent (src/mail/). */
   mail: MailSettings | null;
+  /**
+   * Prometheus metrics: on the main port's /metrics behind `token`, and/or on a listener of their
+   * own at `host`:`port` (behind the token too when one is set). Null: off (the default).
+   */
+  metrics: { token: string | null; port: number | null; host: string } | null;
 }
 
 /** Thrown at start-up; its message names every bad variable and is meant for the operator. */
@@ -262,6 +267,18 @@ const envSchema = z.object({
   CLAWLOOPS_EGRESS_ALLOW: hostList(),
   CLAWLOOPS_EGRESS_DENY: hostList(),
   CLAWLOOPS_EGRESS_RECORD_DAYS: z.coerce.number({ message: 'must be a number of days' }).int('must be a whole number of days').min(1).max(3650).default(30),
+  CLAWLOOPS_METRICS_TOKEN: z
+    .string()
+    .default('')
+    .refine((v) => v === '' || /^[\x21-\x7e]{24,512}$/.test(v), { message: 'must be empty (no token) or 24 to 512 printable characters without spaces, like the output of openssl rand -hex 32' }),
+  CLAWLOOPS_METRICS_PORT: z
+    .string()
+    .default('')
+    .refine((v) => v === '' || (/^\d+$/.test(v) && Number(v) >= 1 && Number(v) <= 65535), { message: 'must be empty (no metrics listener) or an integer between 1 and 65535' }),
+  CLAWLOOPS_METRICS_HOST: z
+    .string()
+    .default('')
+    .refine((v) => v === '' || isIP(v) !== 0 || v === 'localhost', { message: 'must be an IP address to listen on, like 127.0.0.1 or 0.0.0.0' }),
   CLAWLOOPS_RUNTIME_BACKEND: z.enum(['docker', 'swarm'], { message: 'must be docker (one engine) or swarm (a Docker Swarm, from a manager node)' }).default('docker'),
   CLAWLOOPS_SWARM_VOLUME_OPTIONS: z
     .string()
@@ -350,7 +367,7 @@ export function loadConfig(env: NodeJS.ProcessEnv, cwd: string = process.cwd()):
   if (!parsed.success) {
     for (const issue of parsed.error.issues) {
       const name = String(issue.path[0] ?? 'environment');
-      const got = typeof env[name] === 'string' && !/PASSWORD|SMTP_URL/.test(name) ? ` (got "${env[name]}")` : '';
+      const got = typeof env[name] === 'string' && !/PASSWORD|SECRET|TOKEN|_KEY$|SMTP_URL/.test(name) ? ` (got "${env[name]}")` : '';
       problems.push(`${name}: ${issue.message}${issue.message.includes('got "') ? '' : got}`);
     }
     throw new ConfigError(problems);
@@ -391,6 +408,11 @@ export function loadConfig(env: NodeJS.ProcessEnv, cwd: string = process.cwd()):
     problems.push('CLAWLOOPS_RUNTIME_BACKEND=swarm: the control plane must run in a container on a manager node (it joins every runtime network); set CLAWLOOPS_CONTROL_PLANE_CONTAINER=self there');
   }
   if (e.CLAWLOOPS_EGRESS_PORT === e.CLAWLOOPS_PORT) problems.push('CLAWLOOPS_EGRESS_PORT: must differ from CLAWLOOPS_PORT');
+  const metricsPort = e.CLAWLOOPS_METRICS_PORT ? Number(e.CLAWLOOPS_METRICS_PORT) : null;
+  if (metricsPort !== null && (metricsPort === e.CLAWLOOPS_PORT || metricsPort === e.CLAWLOOPS_EGRESS_PORT)) {
+    problems.push('CLAWLOOPS_METRICS_PORT: must differ from CLAWLOOPS_PORT and CLAWLOOPS_EGRESS_PORT');
+  }
+  if (e.CLAWLOOPS_METRICS_HOST && metricsPort === null) problems.push('CLAWLOOPS_METRICS_HOST: only applies with CLAWLOOPS_METRICS_PORT; set that too or leave this unset');
 
   if (e.CLAWLOOPS_FILES_TEXT_MAX_SIZE > 64 * 1024 ** 2) problems.push('CLAWLOOPS_FILES_TEXT_MAX_SIZE: at most 64mb (a text file is edited in memory)');
 
@@ -493,5 +515,12 @@ export function loadConfig(env: NodeJS.ProcessEnv, cwd: string = process.cwd()):
       record: { retentionMs: e.CLAWLOOPS_EGRESS_RECORD_DAYS * 86_400_000, maxRows: EGRESS_RECORD_MAX_ROWS },
     },
     mail,
+    // The listener binds where the main port does unless told otherwise: in the appliance's
+    // container that is every interface of the container (Prometheus runs beside it, loopback
+    // would be useless), and nothing is published on the host unless the compose file says so.
+    metrics:
+      e.CLAWLOOPS_METRICS_TOKEN || metricsPort !== null
+        ? { token: e.CLAWLOOPS_METRICS_TOKEN || null, port: metricsPort, host: e.CLAWLOOPS_METRICS_HOST || e.CLAWLOOPS_HOST }
+        : null,
   };
 }

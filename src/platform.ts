@@ -89,6 +89,9 @@ import { MailNotifications } from './mail/mailNotifications';
 import type { Mailer } from './mail/mailer';
 import type { MailQueueOptions } from './mail/mailQueue';
 import { SmtpMailer } from './mail/smtpMailer';
+import { PlatformMetrics } from './metrics/platformMetrics';
+import { metricsListener, type MetricsAccess } from './http/metricsEndpoint';
+import type { RouteClass } from './http/routeClass';
 
 /** Seams tests (and benchmarks) may replace; production uses the defaults. */
 export interface PlatformOverrides {
@@ -153,6 +156,10 @@ export interface Platform {
   runtimeSettings: SettingsStore<RuntimeSettings>;
   /** The runtimes' only way out; server.ts makes it listen. */
   egress: EgressProxy;
+  /** Prometheus metrics; null when off (neither CLAWLOOPS_METRICS_TOKEN nor CLAWLOOPS_METRICS_PORT). */
+  metrics: PlatformMetrics | null;
+  /** The listener of the metrics' own port (CLAWLOOPS_METRICS_PORT), which server.ts opens; null without one. */
+  metricsListener: RequestListener | null;
   /** Who may reach what from their runtime. */
   egressRules: EgressRulesService;
   /** What runtimes reached (and were refused). */
@@ -290,6 +297,30 @@ export function buildPlatform(config: AppConfig, logger: Logger, overrides: Plat
     settings: runtimeSettings,
     onCrashLoop: (incident) => mail.runtimeCrashLoop(incident),
   });
+  // Read at scrape time only, so what is built further down (the catalog, the streams) is there by then.
+  const metrics: PlatformMetrics | null = config.metrics
+    ? new PlatformMetrics(
+        {
+          runtimeStates: () => runtimes.observedStates(),
+          queuedOperations: () => runtimes.operationCounts().queued,
+          operationsInFlight: () => runtimes.operationCounts().inFlight,
+          openEventStreams: () => streams.size,
+          knownModel: (id) => catalog.allows(id),
+          subscribeOperations: (listener) => runtimeHub.subscribeLaunched(listener),
+        },
+        CLAWLOOPS_VERSION,
+      )
+    : null;
+  const metricsAccess = (token: string | null): MetricsAccess | null =>
+    metrics && {
+      expose: () => metrics.expose(),
+      contentType: metrics.registry.contentType,
+      token,
+      isRuntime: (address) => runtimes.ownerAtAddress(address) !== null,
+      // A scraper with a wrong token repeats every few seconds: counted, not a row per scrape.
+      refused: (origin, reason) => audit.recordRepeated(`${reason}\u0000${origin.ip ?? ''}`, { action: 'metrics.refused', actor: null, origin, detail: { reason } }),
+      logger: logger.child({ component: 'metrics' }),
+    };
   const accountHooks = new AccountRuntimeHooks({ manager: runtimes, provisioner, audit, logger: logger.child({ component: 'runtimes' }) });
   // What the hot paths keep about a user goes with the account, before the hooks return.
   const forgetUserEverywhere = (userId: string): void => {
@@ -377,6 +408,7 @@ export function buildPlatform(config: AppConfig, logger: Logger, overrides: Plat
           },
         }
       : {}),
+    ...(metrics ? { observer: metrics } : {}),
   });
   const readiness = new ReadinessService(new SqliteReadinessProbe(db), docker);
 
@@ -386,7 +418,7 @@ export function buildPlatform(config: AppConfig, logger: Logger, overrides: Plat
   sessions.onEnded((ended) => connections.endSessions(ended.sessionIds));
   tokens.onRevoked((revoked) => connections.endSessions(revoked.tokenIds.map(tokenCredentialId)));
   workspaceSessions.onRevoked((userId) => connections.endProxiedOf(userId));
-  const streams = new EventStreams(connections);
+  const streams = new EventStreams(connections, undefined, metrics && { opened: (reconnect) => metrics.eventStreamOpened(reconnect) });
   const routes = new RuntimeRouteCache(
     {
       routeForUser: (userId) => runtimes.routeForUser(userId),
@@ -448,6 +480,14 @@ export function buildPlatform(config: AppConfig, logger: Logger, overrides: Plat
     audit,
     logger: logger.child({ component: 'runtimes' }),
   });
+  const httpMetrics = metrics && {
+    observe: (routeClass: RouteClass, status: number | null, seconds: number) => metrics.httpRequest(routeClass, status, seconds),
+    fileTraffic: (direction: 'in' | 'out', bytes: number) => metrics.fileTraffic(direction, bytes),
+    // The main port serves /metrics only behind the token; without one, only the metrics port does.
+    endpoint: config.metrics?.token ? metricsAccess(config.metrics.token) : null,
+  };
+  // The metrics port asks for the token too when there is one.
+  const portMetrics = config.metrics?.port ? metricsAccess(config.metrics.token) : null;
   const app = createApp(
     {
       publicUrl: config.publicUrl,
@@ -459,7 +499,7 @@ export function buildPlatform(config: AppConfig, logger: Logger, overrides: Plat
       llmBodyLimitBytes: llmSettings.bodyLimitBytes,
       webRoot: overrides.webRoot === undefined ? path.resolve(__dirname, '..', 'web', 'dist') : overrides.webRoot,
     },
-    { logger, backups, backupScheduler, workspaceRestore, rollout, clock, readiness, sessions, tokens, auth, setup, invitations, users, audit, runtimes, runtimeHub, streams, connections, settings, workspaceSessions, gatekeeper, addresses, routes, files, spool, gateway, limiter, catalog, egressRules, egressRecord, moves, mail },
+    { logger, backups, backupScheduler, workspaceRestore, rollout, clock, readiness, sessions, tokens, auth, setup, invitations, users, audit, runtimes, runtimeHub, streams, connections, settings, workspaceSessions, gatekeeper, addresses, routes, files, spool, gateway, limiter, catalog, egressRules, egressRecord, moves, mail, metrics: httpMetrics },
   );
 
   const egress = new EgressProxy({
@@ -508,7 +548,10 @@ export function buildPlatform(config: AppConfig, logger: Logger, overrides: Plat
     egressRules,
     egressRecord,
     mail,
+    metrics,
+    metricsListener: portMetrics && metricsListener(portMetrics),
     close: () => {
+      metrics?.close();
       app.closeWorkspaceSockets();
       mail.close();
       watcher.close();

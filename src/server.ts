@@ -27,6 +27,16 @@ const OPEN_CONNECTIONS_SWEEP_MS = 30_000;
 /** The longest shutdown waits for queued mails (a failed backup's, say) to go out. */
 const MAIL_DRAIN_MS = 5_000;
 
+function listen(server: Server, port: number, host: string): Promise<Server> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve(server);
+    });
+  });
+}
+
 /** Builds the platform, prepares first-run setup, and listens. */
 export async function startServer(config: AppConfig, logger: Logger, overrides: PlatformOverrides = {}): Promise<RunningServer> {
   const platform = buildPlatform(config, logger, overrides);
@@ -71,6 +81,19 @@ export async function startServer(config: AppConfig, logger: Logger, overrides: 
     throw new Error(`the egress proxy cannot listen on port ${config.egress.port} (CLAWLOOPS_EGRESS_PORT): ${(err as Error).message}`);
   }
   logger.info({ port: config.egress.port, profile: config.egress.rules.profile }, 'egress proxy for runtimes listening');
+  let metricsServer: Server | null = null;
+  if (platform.metricsListener && config.metrics?.port) {
+    const { port, host, token } = config.metrics;
+    try {
+      metricsServer = await listen(http.createServer(platform.metricsListener), port, host);
+    } catch (err) {
+      void platform.egress.close();
+      platform.close();
+      throw new Error(`the metrics listener cannot listen on ${host}:${port} (CLAWLOOPS_METRICS_PORT): ${(err as Error).message}`);
+    }
+    logger.info({ address: metricsServer.address(), tokenRequired: token !== null }, 'Prometheus metrics listening on their own port');
+  }
+  if (config.metrics?.token) logger.info('Prometheus metrics at /metrics on the main port, for the bearer token CLAWLOOPS_METRICS_TOKEN');
   const sweep = setInterval(() => {
     platform.sessions.purgeExpired();
     platform.workspaceSessions.purgeExpired();
@@ -113,6 +136,8 @@ export async function startServer(config: AppConfig, logger: Logger, overrides: 
       clearInterval(connectionSweep);
       platform.backupScheduler.stop();
       void platform.egress.close();
+      metricsServer?.close();
+      metricsServer?.closeAllConnections();
       const force = setTimeout(() => {
         logger.warn('shutdown timeout reached; closing remaining connections');
         server.closeAllConnections();

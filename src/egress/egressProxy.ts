@@ -69,7 +69,7 @@ async function systemResolve(host: string): Promise<string[]> {
 }
 
 /** `::ffff:10.0.0.5` as the runtime knows itself: 10.0.0.5. */
-const plainAddress = (address: string | undefined) => (address ?? '').replace(/^::ffff:(?=\d+\.\d+\.\d+\.\d+$)/i, '');
+export const plainAddress = (address: string | undefined) => (address ?? '').replace(/^::ffff:(?=\d+\.\d+\.\d+\.\d+$)/i, '');
 
 interface Target {
   host: string;

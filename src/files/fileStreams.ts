@@ -25,6 +25,19 @@ export async function fileOf(archive: Readable, path: WorkspacePath): Promise<Op
   return { name: baseName(path), size: head.size, modifiedAt: head.mtime, body };
 }
 
+/** Told how many bytes of workspace files went in (uploads) or out (downloads) through the API: the metrics. */
+export type FileTraffic = (direction: 'in' | 'out', bytes: number) => void;
+
+/** Passes a stream on unchanged, telling `count` the size of each chunk as it goes through. */
+export function countingStream(count: (bytes: number) => void): Transform {
+  return new Transform({
+    transform(chunk: Buffer, _enc, done) {
+      count(chunk.length);
+      done(null, chunk);
+    },
+  });
+}
+
 export function gzipped(archive: Readable): Readable {
   const gzip = createGzip({ level: 3 });
   pipeline(archive, gzip).catch((err: Error) => gzip.destroy(err));

@@ -50,6 +50,9 @@ import type { WorkspaceFiles } from '../files/workspaceFiles';
 import type { ModelGateway } from '../llm/modelGateway';
 import { gatewayHandler } from './llm/gatewayHandler';
 import { frontDoor, type RequestListener } from './frontDoor';
+import { metricsEndpoint, type MetricsAccess } from './metricsEndpoint';
+import type { RequestObserver } from './routeClass';
+import type { FileTraffic } from '../files/fileStreams';
 import { usageRouter } from './routes/usage';
 import { adminModelLimitsRoutes } from './routes/adminModelLimits';
 import { adminEgressRoutes, ownEgressRouter } from './routes/egress';
@@ -112,6 +115,15 @@ export interface HttpServices {
   egressRecord: EgressRecord;
   moves: RuntimeMoves;
   mail: MailNotifications;
+  metrics: HttpMetrics | null;
+}
+
+/** What of the metrics the HTTP side records and serves (metrics off: none of it). */
+export interface HttpMetrics {
+  observe: RequestObserver;
+  fileTraffic: FileTraffic;
+  /** `/metrics` on the main port; null when it is served only on its own port (the main port answers 404). */
+  endpoint: MetricsAccess | null;
 }
 
 export type WorkspaceUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer) => void;
@@ -161,7 +173,7 @@ export function createApp(config: HttpConfig, services: HttpServices): HttpApp {
   api.use(loadSession(services.sessions, cookies));
   api.use(requireTokenScope);
   // File routes take multipart and raw bodies and parse their own JSON: mounted before the JSON-only guard.
-  const fileDeps = { files: services.files, audit: services.audit, spoolDir: services.files.settings.spoolDir, spool: services.spool };
+  const fileDeps = { files: services.files, audit: services.audit, spoolDir: services.files.settings.spoolDir, spool: services.spool, traffic: services.metrics?.fileTraffic ?? null };
   api.use('/files', ownFilesRouter(fileDeps));
   api.use('/admin/users/:id/files', requireAuth({ adminOnly: true }), adminFilesRouter(fileDeps));
   api.use(requireJsonBody);
@@ -228,6 +240,13 @@ export function createApp(config: HttpConfig, services: HttpServices): HttpApp {
   app.use(errorHandler);
   // Runtimes call the model gateway with their own key: no cookies, no origin check.
   const gateway = gatewayHandler({ gateway: services.gateway, clock: services.clock, logger: services.logger.child({ component: 'model-gateway' }), bodyLimitBytes: config.llmBodyLimitBytes });
-  const handler = frontDoor({ workspaces, gateway, platform: app, logger: services.logger });
+  const handler = frontDoor({
+    workspaces,
+    gateway,
+    platform: app,
+    metrics: metricsEndpoint(services.metrics?.endpoint ?? null),
+    logger: services.logger,
+    observe: services.metrics?.observe ?? null,
+  });
   return { handler, express: app, upgrade: workspaces.upgrade, closeWorkspaceSockets: workspaces.closeAll };
 }

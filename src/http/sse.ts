@@ -19,8 +19,15 @@ export type StreamOwner = Omit<ConnectionOwner, 'kind'>;
 const KEEPALIVE_MS = 15_000;
 /** A client this far behind is cut off (events are state: on reconnect it gets the current state first). */
 const MAX_BUFFERED_BYTES = 1024 ** 2;
+/** What every stream's id is: only its coming back in Last-Event-ID means anything. */
+export const STREAM_ID = '0';
 /** Open event and log streams per user (all their tabs together): each holds a connection and a subscription. */
 export const MAX_STREAMS_PER_USER = 16;
+
+/** Told of every stream opened (the metrics count reconnects). */
+export interface EventStreamObserver {
+  opened(reconnect: boolean): void;
+}
 
 /**
  * Tracks open event streams: a shutdown ends them (they never go idle by themselves and would
@@ -33,6 +40,7 @@ export class EventStreams {
   constructor(
     private readonly connections: LiveConnections,
     private readonly maxPerUser = MAX_STREAMS_PER_USER,
+    private readonly observer: EventStreamObserver | null = null,
   ) {}
 
   /** A 429 when `userId` already holds the maximum of open streams. */
@@ -46,6 +54,8 @@ export class EventStreams {
   start(req: Request, res: Response, owner: StreamOwner): EventStream {
     this.assertRoom(owner.userId);
     const stream = openEventStream(req, res);
+    // A browser's EventSource sends back the last id it saw when it reconnects by itself.
+    this.observer?.opened(req.headers['last-event-id'] !== undefined);
     this.open.add(stream);
     const forget = this.connections.add({ ...owner, kind: 'stream' }, () => stream.end('session-ended', { reason: 'The session this stream belonged to has ended; sign in again.' }));
     stream.onClose(() => {
@@ -76,7 +86,9 @@ export function openEventStream(req: Request, res: Response): EventStream {
   res.setHeader('X-Accel-Buffering', 'no');
   res.setHeader('Connection', 'keep-alive');
   res.flushHeaders();
-  res.write('retry: 3000\n\n');
+  // The id (the same on every stream: events are state, nothing is replayed) only makes a browser
+  // that reconnects by itself say so, with Last-Event-ID, so reconnects can be counted.
+  res.write(`retry: 3000\nid: ${STREAM_ID}\n\n`);
 
   const cleanups: (() => void)[] = [];
   let closed = false;

@@ -6,7 +6,7 @@ import type { Clock } from '../lib/clock';
 import { formatDuration } from '../lib/duration';
 import { hashSecret } from '../lib/secrets';
 import type { LlmSettings, ModelLimits } from './llmSettings';
-import type { Admission, ModelLimiter } from './modelLimits';
+import { LimitExceeded, type Admission, type ModelLimiter } from './modelLimits';
 import type { ModelCatalog } from './modelCatalog';
 import type { CallEstimate, Charge } from './metering';
 import type { UsageLedger } from './usageLedger';
@@ -43,6 +43,22 @@ export class UpstreamNotReached extends Error {
 }
 
 export type { GatewayCaller };
+
+/** A finished call as the metrics see it: no user, no key, only what a label or a sum may hold. */
+export interface SettledCall {
+  model: string;
+  status: UsageRecord['status'];
+  latencyMs: number;
+  promptTokens: number;
+  completionTokens: number;
+  costMicrodollars: number;
+}
+
+/** Told of every call the gateway settled or refused under a limit (the metrics implement it). */
+export interface ModelCallObserver {
+  settled(call: SettledCall): void;
+  refused(model: string, reason: 'limited' | 'unpriced'): void;
+}
 
 export interface UpstreamRequest {
   method: 'GET' | 'POST';
@@ -97,6 +113,7 @@ export class ModelGateway {
       callers?: GatewayCache;
       /** After each call is charged to its user (budget warnings); must not throw. */
       onCharged?: (userId: string) => void;
+      observer?: ModelCallObserver;
     },
   ) {
     const upstream = deps.settings.upstreamUrl;
@@ -145,8 +162,16 @@ export class ModelGateway {
    * completion token it may produce at the output price.
    */
   admit(caller: GatewayCaller, model: string, estimate: CallEstimate): Admission {
-    if (this.deps.limiter.effective(caller.userId).monthlyCostMicrodollars > 0 && !this.deps.catalog.priced(model)) throw new UnpricedModel(model);
-    return this.deps.limiter.admit(caller.userId, estimate.promptTokens + estimate.completionTokens, this.deps.catalog.costOf(model, estimate));
+    if (this.deps.limiter.effective(caller.userId).monthlyCostMicrodollars > 0 && !this.deps.catalog.priced(model)) {
+      this.deps.observer?.refused(model, 'unpriced');
+      throw new UnpricedModel(model);
+    }
+    try {
+      return this.deps.limiter.admit(caller.userId, estimate.promptTokens + estimate.completionTokens, this.deps.catalog.costOf(model, estimate));
+    } catch (err) {
+      if (err instanceof LimitExceeded) this.deps.observer?.refused(model, 'limited');
+      throw err;
+    }
   }
 
   /**
@@ -230,6 +255,7 @@ export class ModelGateway {
     admission.settle(charge.promptTokens + charge.completionTokens, costMicrodollars);
     this.deps.usage.append({ ...record, promptTokens: charge.promptTokens, completionTokens: charge.completionTokens, estimated: charge.estimated, costMicrodollars });
     this.deps.onCharged?.(record.userId);
+    this.deps.observer?.settled({ model: record.model, status: record.status, latencyMs: record.latencyMs, promptTokens: charge.promptTokens, completionTokens: charge.completionTokens, costMicrodollars });
   }
 
   /** Everyone's usage in [from, to), per user and per model. */

@@ -4,7 +4,8 @@ import { isUp, type RuntimeInstance } from './provisioner';
 
 export const OOM_KILLED = 'OOM_KILLED';
 
-export type ObservedState = 'absent' | 'creating' | 'starting' | 'running' | 'unhealthy' | 'stopping' | 'stopped' | 'failed';
+export const OBSERVED_STATES = ['absent', 'creating', 'starting', 'running', 'unhealthy', 'stopping', 'stopped', 'failed'] as const;
+export type ObservedState = (typeof OBSERVED_STATES)[number];
 
 export interface ObservedInput {
   instance: RuntimeInstance | null;

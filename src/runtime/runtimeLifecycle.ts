@@ -64,6 +64,11 @@ export class RuntimeLifecycle {
     this.slots = new Semaphore(deps.settings.get().maxParallelOperations);
   }
 
+  /** Operations waiting for a slot. */
+  get queued(): number {
+    return this.slots.queued;
+  }
+
   /** Runs before a runtime's data is removed: whatever else holds it must let go first. */
   beforePurge(hook: (runtimeId: string) => Promise<void>): void {
     this.purgeHooks.push(hook);

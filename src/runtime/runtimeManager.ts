@@ -6,6 +6,7 @@ import { NO_ORIGIN, SYSTEM_ACTOR, type Actor, type AuditLog, type RequestOrigin 
 import type { Clock } from '../lib/clock';
 import { notFound } from '../lib/errors';
 import type { Logger } from '../lib/logger';
+import type { ObservedState } from './observedState';
 import type { Operation, RuntimeEventHub } from './operations';
 import { isUp, type PullProgress, type RuntimeInstance, type RuntimePlacement, type RuntimeProvisioner, type RuntimeStats } from './provisioner';
 import type { HttpProbe } from './readinessProbe';
@@ -125,6 +126,16 @@ export class RuntimeManager {
       this.deps.clock,
       actors,
     );
+  }
+
+  /** The observed state of every runtime, from memory and one read of the rows (what the metrics count). */
+  observedStates(): ObservedState[] {
+    return this.deps.runtimes.list().map((r) => this.registry.observed(r).state);
+  }
+
+  /** Operations waiting for a slot, and those launched and not finished (queued ones included). */
+  operationCounts(): { queued: number; inFlight: number } {
+    return { queued: this.lifecycle.queued, inFlight: this.registry.inFlight.size };
   }
 
   view(runtime: RuntimeWithOwner): RuntimeView {

@@ -75,6 +75,7 @@ describe('defaults', () => {
       runtimeBackend: { kind: 'docker' },
       egress: { port: 3128, rules: { profile: 'public', allow: [], deny: [] }, record: { retentionMs: 30 * 86_400_000, maxRows: 500_000 } },
       mail: null,
+      metrics: null,
     });
   });
 
@@ -132,6 +133,9 @@ describe('accepted values', () => {
         CLAWLOOPS_BACKUP_KEY_FILE: '/etc/clawloops/backup-key.txt',
         CLAWLOOPS_BACKUP_OFFBOARDING_DAYS: '90',
         CLAWLOOPS_EGRESS_PORT: '3129',
+        CLAWLOOPS_METRICS_TOKEN: 'metrics-token-0123456789abcdef',
+        CLAWLOOPS_METRICS_PORT: '9464',
+        CLAWLOOPS_METRICS_HOST: '127.0.0.1',
         CLAWLOOPS_EGRESS_PROFILE: 'none',
         CLAWLOOPS_EGRESS_ALLOW: 'Git.Office.lan, *.intra.example,10.0.0.0/8',
         CLAWLOOPS_EGRESS_DENY: 'bad.example.com',
@@ -221,6 +225,7 @@ describe('accepted values', () => {
       runtimeBackend: { kind: 'docker' },
       egress: { port: 3129, rules: { profile: 'none', allow: ['git.office.lan', '*.intra.example', '10.0.0.0/8'], deny: ['bad.example.com'] }, record: { retentionMs: 90 * 86_400_000, maxRows: 500_000 } },
       mail: { smtp: { host: 'mail.example.com', port: 587, secure: false, requireTls: true, user: 'claw@example.com', password: 'p@ss:w/rd' }, from: 'ClawLoops <claw@example.com>' },
+      metrics: { token: 'metrics-token-0123456789abcdef', port: 9464, host: '127.0.0.1' },
     });
   });
 
@@ -292,6 +297,14 @@ describe('runtime backend', () => {
     ['CLAWLOOPS_SWARM_MEMORY_RESERVATION', '2', /CLAWLOOPS_SWARM_MEMORY_RESERVATION/],
   ])('%s=%s is refused', (name, value, message) => {
     expect(() => loadConfig({ CLAWLOOPS_CONTROL_PLANE_CONTAINER: 'self', [name]: value }, CWD)).toThrow(message);
+  });
+});
+
+describe('metrics', () => {
+  test('off unless a token or a port is set; the listener binds where the main port does unless told', () => {
+    expect(loadConfig({ CLAWLOOPS_METRICS_TOKEN: '', CLAWLOOPS_METRICS_PORT: '', CLAWLOOPS_METRICS_HOST: '' }, CWD).metrics).toBeNull();
+    expect(loadConfig({ CLAWLOOPS_METRICS_TOKEN: 'x'.repeat(32) }, CWD).metrics).toEqual({ token: 'x'.repeat(32), port: null, host: '0.0.0.0' });
+    expect(loadConfig({ CLAWLOOPS_METRICS_PORT: '9464', CLAWLOOPS_HOST: '10.0.0.2' }, CWD).metrics).toEqual({ token: null, port: 9464, host: '10.0.0.2' });
   });
 });
 
@@ -397,6 +410,12 @@ describe('bad values are refused with a ConfigError naming the variable', () => 
     ['instance with upper case', { CLAWLOOPS_INSTANCE: 'Team_A' }, /^CLAWLOOPS_INSTANCE: must be 1-40 lowercase letters/],
     ['control plane container with a slash', { CLAWLOOPS_CONTROL_PLANE_CONTAINER: 'a/b' }, /^CLAWLOOPS_CONTROL_PLANE_CONTAINER: /],
     ['egress port of the platform', { CLAWLOOPS_PORT: '9000', CLAWLOOPS_EGRESS_PORT: '9000' }, /^CLAWLOOPS_EGRESS_PORT: must differ/],
+    ['metrics port of the platform', { CLAWLOOPS_PORT: '9000', CLAWLOOPS_METRICS_PORT: '9000' }, /^CLAWLOOPS_METRICS_PORT: must differ/],
+    ['metrics port of the egress proxy', { CLAWLOOPS_METRICS_PORT: '3128' }, /^CLAWLOOPS_METRICS_PORT: must differ/],
+    ['metrics port out of range', { CLAWLOOPS_METRICS_PORT: '70000' }, /^CLAWLOOPS_METRICS_PORT: must be empty .* or an integer/],
+    ['metrics host without a port', { CLAWLOOPS_METRICS_HOST: '127.0.0.1' }, /^CLAWLOOPS_METRICS_HOST: only applies with CLAWLOOPS_METRICS_PORT/],
+    ['metrics host that is a name', { CLAWLOOPS_METRICS_PORT: '9464', CLAWLOOPS_METRICS_HOST: 'prometheus.lan' }, /^CLAWLOOPS_METRICS_HOST: must be an IP address/],
+    ['metrics token too short, never echoed', { CLAWLOOPS_METRICS_TOKEN: 'short-secret' }, /^CLAWLOOPS_METRICS_TOKEN: must be empty \(no token\) or 24 to 512 printable characters[^"]*$/],
     ['egress profile unknown', { CLAWLOOPS_EGRESS_PROFILE: 'open' }, /^CLAWLOOPS_EGRESS_PROFILE: must be public .* or none/],
     ['egress allow entry with a scheme', { CLAWLOOPS_EGRESS_ALLOW: 'example.com,http://x.example' }, /^CLAWLOOPS_EGRESS_ALLOW: "http:\/\/x.example" is not a host name/],
     ['egress deny entry with a bad prefix', { CLAWLOOPS_EGRESS_DENY: '10.0.0.0/40' }, /^CLAWLOOPS_EGRESS_DENY: "10.0.0.0\/40" has a bad prefix length/],

@@ -7,7 +7,7 @@ import type { AuditLog } from '../../domain/audit';
 import { actorOf } from '../../domain/authService';
 import type { ImportTotals } from '../../files/archiveImport';
 import type { SpoolSpace } from '../../files/spoolSpace';
-import { byteRange } from '../../files/fileStreams';
+import { byteRange, countingStream, type FileTraffic } from '../../files/fileStreams';
 import type { FileActor, WorkspaceFiles } from '../../files/workspaceFiles';
 import { parseWorkspacePath } from '../../files/workspacePath';
 import { AppError } from '../../lib/errors';
@@ -23,6 +23,13 @@ export interface FileRouteDeps {
   audit: AuditLog;
   spoolDir: string;
   spool: SpoolSpace;
+  /** Counts the bytes that go in and out (metrics on); nothing is counted without it. */
+  traffic?: FileTraffic | null;
+}
+
+/** Sends a download, its bytes counted as they leave when metrics are on. */
+function send(body: Readable, res: Response, traffic: FileTraffic | null): Promise<void> {
+  return traffic ? pipeline(body, countingStream((n) => traffic('out', n)), res) : pipeline(body, res);
 }
 
 const flag = z.enum(['0', '1', 'true', 'false']).transform((v) => v === '1' || v === 'true');
@@ -59,7 +66,7 @@ function lockDown(res: Response): void {
   res.setHeader('Cache-Control', 'private, no-cache');
 }
 
-async function streamDownload(files: WorkspaceFiles, req: Request, res: Response, userId: string): Promise<void> {
+async function streamDownload(files: WorkspaceFiles, req: Request, res: Response, userId: string, traffic: FileTraffic | null): Promise<void> {
   const query = parseInput(downloadQuery, req.query, 'query');
   const path = parseWorkspacePath(query.path);
   const opened = await files.open(userId, path);
@@ -67,7 +74,7 @@ async function streamDownload(files: WorkspaceFiles, req: Request, res: Response
   if (opened.kind === 'directory') {
     res.attachment(`${opened.name}.tar.gz`);
     res.type('application/gzip');
-    await pipeline(opened.body, res).catch(() => res.destroy());
+    await send(opened.body, res, traffic).catch(() => res.destroy());
     return;
   }
   // attachment() also sets the type from the extension; inline only for types that cannot run as a page.
@@ -105,7 +112,7 @@ async function streamDownload(files: WorkspaceFiles, req: Request, res: Response
     res.end();
     return;
   }
-  await pipeline(body, res).catch(() => {
+  await send(body, res, traffic).catch(() => {
     opened.body.destroy();
     res.destroy();
   });
@@ -162,6 +169,7 @@ class ImportStorage implements StorageEngine {
  */
 function fileEndpoints(deps: FileRouteDeps, userIdOf: (req: Request) => string, adminAccess: boolean): Router {
   const { files, audit } = deps;
+  const traffic = deps.traffic ?? null;
   const { maxFileBytes, maxFilesPerUpload, maxRequestBytes, streamIdleMs } = files.settings;
   const router = Router({ mergeParams: true });
   const who = (req: Request): FileActor => ({ actor: actorOf(authOf(req).user), origin: originOf(req) });
@@ -192,7 +200,7 @@ function fileEndpoints(deps: FileRouteDeps, userIdOf: (req: Request) => string, 
   });
 
   router.get('/download', async (req, res) => {
-    await streamDownload(files, req, res, userIdOf(req));
+    await streamDownload(files, req, res, userIdOf(req), traffic);
   });
 
   router.get('/export', async (req, res) => {
@@ -201,12 +209,13 @@ function fileEndpoints(deps: FileRouteDeps, userIdOf: (req: Request) => string, 
     lockDown(res);
     res.attachment(`workspace-${new Date().toISOString().slice(0, 10)}.tar.gz`);
     res.type('application/gzip');
-    await pipeline(archive, res).catch(() => res.destroy());
+    await send(archive, res, traffic).catch(() => res.destroy());
   });
 
   router.get('/text', async (req, res) => {
     const query = parseInput(pathQuery, req.query, 'query');
     const text = await files.readText(userIdOf(req), parseWorkspacePath(query.path, 'path', { allowRoot: false }));
+    traffic?.('out', text.size);
     res.setHeader('ETag', text.etag);
     res.setHeader('Cache-Control', 'no-store');
     res.json(text satisfies Api.TextFile);
@@ -222,6 +231,7 @@ function fileEndpoints(deps: FileRouteDeps, userIdOf: (req: Request) => string, 
     }
     const content = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
     const saved = await files.writeText(who(req), userIdOf(req), path, content, { ifMatch, ifNoneMatch });
+    traffic?.('in', content.length);
     res.setHeader('ETag', saved.etag);
     res.json(saved satisfies Api.SavedText);
   });
@@ -279,6 +289,7 @@ function fileEndpoints(deps: FileRouteDeps, userIdOf: (req: Request) => string, 
     const session = await uploadStateOf(req)?.session;
     if (!session) throw new AppError(400, 'NO_FILES', 'The upload carried no files.');
     const written = await session.commit();
+    traffic?.('in', written.reduce((sum, file) => sum + file.size, 0));
     res.status(201).json({ path: dir, files: written });
   });
 
@@ -309,6 +320,7 @@ function fileEndpoints(deps: FileRouteDeps, userIdOf: (req: Request) => string, 
       throw uploadError(err, { maxFileBytes, maxFiles: 1 });
     }
     if (!result) throw new AppError(400, 'NO_FILES', 'Send the archive in the form field "archive".');
+    traffic?.('in', (result as ImportTotals).bytes);
     res.status(201).json(result);
   });
 
