@@ -19,6 +19,7 @@ import type { RuntimeSettings } from '../../src/runtime/runtimeSettings';
 import type { FilesSettings } from '../../src/files/filesSettings';
 import type { WorkspaceVolumes } from '../../src/files/workspaceVolumes';
 import type { LlmSettings } from '../../src/llm/llmSettings';
+import type { OidcClient } from '../../src/oidc/oidcClient';
 import { FakeProvisioner } from './fakeProvisioner';
 
 export const PUBLIC_URL = 'http://platform.test:8080';
@@ -98,6 +99,8 @@ export interface HarnessOptions {
   /** How the egress proxy resolves names. */
   egressResolve?: (host: string) => Promise<string[]>;
   llm?: Partial<LlmSettings>;
+  /** The OIDC protocol's stand-in (test/support/fakeOidcClient.ts), with CLAWLOOPS_OIDC_* in `env`. */
+  oidcClient?: OidcClient;
 }
 
 export interface Harness {
@@ -149,6 +152,7 @@ export function createHarness(options: HarnessOptions = {}): Harness {
     ...(options.spoolFreeBytes ? { spoolFreeBytes: options.spoolFreeBytes } : {}),
     ...(options.egressResolve ? { egressResolve: options.egressResolve } : {}),
     ...(options.workspaceVolumes ? { workspaceVolumes: options.workspaceVolumes } : {}),
+    ...(options.oidcClient ? { oidcClient: options.oidcClient } : {}),
   });
   const client = (): TestAgent => supertest.agent(platform.app).set('Origin', config.publicOrigin);
   const bareClient = (): TestAgent => supertest.agent(platform.app);
