@@ -306,7 +306,8 @@ export class OidcSignIn {
 
   private auditFailure(reason: string, message: string, origin: RequestOrigin): void {
     // Anyone can send a browser to the callback: repeats are counted, not written one by one.
-    this.deps.audit.recordRepeated(`${reason}\u0000${origin.ip ?? ''}`, {
+    // The library's messages name the check that failed and come from a short list of them.
+    this.deps.audit.recordRepeated(`${reason}\u0000${origin.ip ?? ''}\u0000${message.slice(0, 300)}`, {
       action: 'oidc.failure',
       actor: null,
       origin,
