@@ -6,58 +6,14 @@
  * client library itself: a tampered state, a replayed code, an ID token for another audience,
  * from another issuer, or expired.
  */
-import { assertBuilt, call, cleanUpProcesses, DOCKER_SOCKET, field, freePort, isListening, MAIN, processTest, spawnMain, tempDir, type Server } from '../support/processes';
-import { CLIENT_ID, CLIENT_SECRET, CookieJar, signInThroughProvider, startProvider, visit, type TestProvider } from '../support/oidcProvider';
+import { assertBuilt, call, cleanUpProcesses, field, MAIN, processTest } from '../support/processes';
+import { CLIENT_ID, CLIENT_SECRET, CookieJar, signInThroughProvider, startOidcAppliance, visit, type OidcAppliance as Appliance } from '../support/oidcProvider';
 
 const ADMIN_PASSWORD = 'correct horse battery staple';
-
-const USERS = {
-  alice: { email: 'alice@example.com', email_verified: true, preferred_username: 'alice', name: 'Alice Liddell', groups: ['staff'] },
-  root: { email: 'root@example.com', email_verified: true, preferred_username: 'root', groups: ['staff', 'clawloops-admins'] },
-  mallory: { email: 'mallory@example.com', email_verified: false, preferred_username: 'mallory', groups: ['staff'] },
-};
+const startAppliance = startOidcAppliance;
 
 beforeAll(() => assertBuilt([MAIN]));
 afterEach(cleanUpProcesses);
-
-interface Appliance {
-  server: Server;
-  provider: TestProvider;
-  /** The first admin's session cookie (set up with a password, as on every installation). */
-  admin: string;
-}
-
-/** A provider and a server configured for it (the provider must know the server's redirect URI first). */
-async function startAppliance(vars: Record<string, string> = {}): Promise<Appliance> {
-  const port = await freePort();
-  const publicUrl = `http://127.0.0.1:${port}`;
-  const provider = await startProvider(publicUrl, USERS);
-  const child = spawnMain('server', {
-    CLAWLOOPS_PORT: String(port),
-    CLAWLOOPS_EGRESS_PORT: String(await freePort()),
-    CLAWLOOPS_HOST: '127.0.0.1',
-    CLAWLOOPS_PUBLIC_URL: publicUrl,
-    CLAWLOOPS_DATA_DIR: tempDir(),
-    CLAWLOOPS_LOG_LEVEL: 'info',
-    CLAWLOOPS_DOCKER_SOCKET: DOCKER_SOCKET,
-    CLAWLOOPS_OIDC_ISSUER: provider.issuer,
-    CLAWLOOPS_OIDC_CLIENT_ID: CLIENT_ID,
-    CLAWLOOPS_OIDC_CLIENT_SECRET: CLIENT_SECRET,
-    CLAWLOOPS_OIDC_SCOPES: 'openid email profile groups',
-    CLAWLOOPS_OIDC_ADMIN_GROUP: 'clawloops-admins',
-    CLAWLOOPS_OIDC_ROLE_SYNC: 'true',
-    CLAWLOOPS_OIDC_DISPLAY_NAME: 'Test IdP',
-    ...vars,
-  });
-  await child.waitForLog(isListening, 'that it is listening');
-  const server: Server = { child, port, publicUrl };
-  const setupUrl = child.logs().find((l) => 'setupUrl' in l)?.setupUrl;
-  const token = new URL(String(setupUrl)).searchParams.get('token');
-  const setup = await call(server, 'POST', '/api/v1/setup', { json: { token, username: 'admin', password: ADMIN_PASSWORD }, headers: { Origin: publicUrl } });
-  expect(setup.status).toBe(201);
-  const admin = String(setup.headers['set-cookie']?.find((c) => c.startsWith('clawloops_session='))?.split(';')[0]);
-  return { server, provider, admin };
-}
 
 async function adminCall(a: Appliance, method: string, urlPath: string, json?: unknown) {
   return call(a.server, method, urlPath, { ...(json === undefined ? {} : { json }), headers: { Cookie: a.admin, Origin: a.server.publicUrl } });

@@ -4,7 +4,7 @@
  * built server's single sign-on without a browser (test/process/oidc.test.ts).
  */
 import path from 'node:path';
-import { spawnNode, WAIT_MS, type Child } from './processes';
+import { call, DOCKER_SOCKET, freePort, isListening, spawnMain, spawnNode, tempDir, WAIT_MS, type Child, type Server } from './processes';
 
 export const PROVIDER_SCRIPT = path.join(__dirname, 'oidcProvider.mjs');
 export const CLIENT_ID = 'clawloops';
@@ -134,3 +134,52 @@ export async function signInThroughProvider(jar: CookieJar, publicUrl: string, l
   }
   throw new Error('the sign-in did not come back to ClawLoops within 20 steps');
 }
+
+export const TEST_ADMIN_PASSWORD = 'correct horse battery staple';
+
+/** The provider's people: alice and root have verified emails, root is in the admin group, mallory's email is unverified. */
+export const TEST_USERS: Record<string, ProviderUser> = {
+  alice: { email: 'alice@example.com', email_verified: true, preferred_username: 'alice', name: 'Alice Liddell', groups: ['staff'] },
+  root: { email: 'root@example.com', email_verified: true, preferred_username: 'root', groups: ['staff', 'clawloops-admins'] },
+  mallory: { email: 'mallory@example.com', email_verified: false, preferred_username: 'mallory', groups: ['staff'] },
+};
+
+export interface OidcAppliance {
+  server: Server;
+  provider: TestProvider;
+  /** The first admin's session cookie (set up with a password, as on every installation). */
+  admin: string;
+}
+
+/** A provider and a server configured for it (the provider must know the server's redirect URI first). */
+export async function startOidcAppliance(vars: Record<string, string> = {}): Promise<OidcAppliance> {
+  const port = await freePort();
+  const publicUrl = `http://127.0.0.1:${port}`;
+  const provider = await startProvider(publicUrl, TEST_USERS);
+  const child = spawnMain('server', {
+    CLAWLOOPS_PORT: String(port),
+    CLAWLOOPS_EGRESS_PORT: String(await freePort()),
+    CLAWLOOPS_HOST: '127.0.0.1',
+    CLAWLOOPS_PUBLIC_URL: publicUrl,
+    CLAWLOOPS_DATA_DIR: tempDir(),
+    CLAWLOOPS_LOG_LEVEL: 'info',
+    CLAWLOOPS_DOCKER_SOCKET: DOCKER_SOCKET,
+    CLAWLOOPS_OIDC_ISSUER: provider.issuer,
+    CLAWLOOPS_OIDC_CLIENT_ID: CLIENT_ID,
+    CLAWLOOPS_OIDC_CLIENT_SECRET: CLIENT_SECRET,
+    CLAWLOOPS_OIDC_SCOPES: 'openid email profile groups',
+    CLAWLOOPS_OIDC_ADMIN_GROUP: 'clawloops-admins',
+    CLAWLOOPS_OIDC_ROLE_SYNC: 'true',
+    CLAWLOOPS_OIDC_DISPLAY_NAME: 'Test IdP',
+    ...vars,
+  });
+  await child.waitForLog(isListening, 'that it is listening');
+  const server: Server = { child, port, publicUrl };
+  const setupUrl = child.logs().find((l) => 'setupUrl' in l)?.setupUrl;
+  const token = new URL(String(setupUrl)).searchParams.get('token');
+  const setup = await call(server, 'POST', '/api/v1/setup', { json: { token, username: 'admin', password: TEST_ADMIN_PASSWORD }, headers: { Origin: publicUrl } });
+  if (setup.status !== 201) throw new Error(`setup failed: ${setup.status} ${setup.text}`);
+  const admin = String(setup.headers['set-cookie']?.find((c) => c.startsWith('clawloops_session='))?.split(';')[0]);
+  return { server, provider, admin };
+}
+
