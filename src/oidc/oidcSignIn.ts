@@ -153,6 +153,12 @@ export class OidcSignIn {
     const inAdminGroup = settings.adminGroup !== null && facts.groups.includes(settings.adminGroup);
     const resolved = await this.resolveAccount(identity, facts, inAdminGroup, refuse, origin);
     if (resolved.kind === 'existing' && resolved.user.status !== 'active') refuse('disabled', resolved.user);
+    // A temporary password an admin set (and knows) is replaced by an unknown one: this person
+    // signs in at the provider, and a forced change would ask them for a password they never used.
+    const replacementHash =
+      resolved.kind === 'existing' && resolved.user.mustChangePassword
+        ? await this.deps.hashing.for('public', origin.ip === null ? null : `address:${origin.ip}`).hash(newSecret())
+        : null;
 
     const { users, links, sessions, audit, transact, clock } = this.deps;
     const signedIn = transact((): SignedIn => {
@@ -172,6 +178,11 @@ export class OidcSignIn {
             origin,
             detail: { issuer: identity.issuer, subject: identity.subject, via: 'email' },
           });
+        }
+        if (replacementHash !== null && user.mustChangePassword) {
+          users.setPassword(user.id, replacementHash, false, now);
+          audit.record({ action: 'oidc.temporary_password_cleared', actor: actorOf(user), target: { type: 'user', id: user.id, label: user.username }, origin });
+          user = { ...user, passwordHash: replacementHash, mustChangePassword: false };
         }
         if (settings.roleSync) user = this.syncRole(user, inAdminGroup, origin);
       } else {

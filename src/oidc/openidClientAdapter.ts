@@ -100,8 +100,10 @@ export function openidClient(settings: OidcSettings, logger: Logger): OidcClient
   };
 }
 
+/** The library's code and message, and its cause's message, which names the check (`unexpected JWT "aud" (audience) claim value`). */
 function messageOf(err: unknown): string {
   const message = err instanceof Error ? err.message : String(err);
   const code = typeof err === 'object' && err !== null && 'code' in err ? String((err as { code: unknown }).code) : null;
-  return `${code ? `${code}: ` : ''}${message}`.slice(0, 300);
+  const cause = err instanceof Error && err.cause instanceof Error && err.cause.message !== message ? ` (${err.cause.message})` : '';
+  return `${code ? `${code}: ` : ''}${message}${cause}`.slice(0, 300);
 }

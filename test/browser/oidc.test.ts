@@ -1,6 +1,6 @@
 /**
  * Single sign-on in a real browser (Debian's chromium through playwright-core): the BUILT server
- * and a real OpenID provider (oidc-provider, test/support/oidcProvider.mjs) each in their own
+ * and a real OpenID provider (oidc-provider, test/support/oidcProviderMain.mjs) each in their own
  * process; people sign in through the provider's own login page. A verified email finds its
  * account, the admin group makes an admin, an unverified email is refused on a page that says
  * why, and sign-out ends the ClawLoops session and then offers the provider's.

@@ -53,7 +53,7 @@ async function auditActions(action: string): Promise<Array<{ actor: { username: 
 async function me(client: TestAgent) {
   const res = await client.get('/api/v1/auth/me');
   expect(res.status).toBe(200);
-  return res.body.user as { id: string; username: string; role: string; email: string | null; displayName: string };
+  return res.body.user as { id: string; username: string; role: string; email: string | null; displayName: string; mustChangePassword: boolean };
 }
 
 const alice: Claims = { sub: 'sub-alice', email: 'alice@example.com', email_verified: true, preferred_username: 'alice', name: 'Alice Liddell', groups: ['staff'] };
@@ -88,7 +88,10 @@ describe('first sign-in', () => {
     const res = await signIn(browser, alice);
     expect([res.status, res.headers.location]).toEqual([303, '/']);
     expect(String(res.headers['set-cookie'])).toMatch(/clawloops_session=[^;]+; .*HttpOnly/);
-    expect(await me(browser)).toMatchObject({ id: created.body.user.id, username: 'alice' });
+    expect(await me(browser)).toMatchObject({ id: created.body.user.id, username: 'alice', mustChangePassword: false });
+    // The temporary password the admin set is gone with the forced change it came with.
+    expect((await h.client().post('/api/v1/auth/login').send({ username: 'alice', password: STRONG_PASSWORD })).status).toBe(401);
+    expect(await auditActions('oidc.temporary_password_cleared')).toHaveLength(1);
     expect(await auditActions('oidc.link')).toEqual([expect.objectContaining({ detail: expect.objectContaining({ issuer: FAKE_ISSUER, subject: 'sub-alice', via: 'email' }) })]);
     expect(await auditActions('login.success')).toContainEqual(expect.objectContaining({ actor: expect.objectContaining({ username: 'alice' }), detail: expect.objectContaining({ method: 'oidc' }) }));
 

@@ -1,12 +1,12 @@
 /**
- * A real OpenID provider (oidc-provider, test/support/oidcProvider.mjs) in its own process, and a
+ * A real OpenID provider (oidc-provider, test/support/oidcProviderMain.mjs) in its own process, and a
  * cookie-keeping HTTP client that goes through its pages as a browser would: for tests of the
  * built server's single sign-on without a browser (test/process/oidc.test.ts).
  */
 import path from 'node:path';
 import { call, DOCKER_SOCKET, freePort, isListening, spawnMain, spawnNode, tempDir, WAIT_MS, type Child, type Server } from './processes';
 
-export const PROVIDER_SCRIPT = path.join(__dirname, 'oidcProvider.mjs');
+export const PROVIDER_SCRIPT = path.join(__dirname, 'oidcProviderMain.mjs');
 export const CLIENT_ID = 'clawloops';
 export const CLIENT_SECRET = 'a-test-client-secret-of-some-length-0123456789';
 
