@@ -275,7 +275,8 @@ describe('upgrades', () => {
   const counts = (db: Db) =>
     Object.fromEntries(tables(db).map((t) => [t, (db.prepare(`SELECT COUNT(*) AS n FROM "${t}"`).get() as { n: number }).n]));
 
-  test.each(Array.from({ length: LATEST_SCHEMA_VERSION - 1 }, (_, i) => i + 1))(
+  // Every released version (not every integer: helpers number their migrations apart and the lead renumbers on merge).
+  test.each(MIGRATIONS.slice(0, -1).map((m) => m.version))(
     'a database at schema version %i, holding data, upgrades to the latest with every row kept, after a copy of it',
     (version) => {
       const db = open();
