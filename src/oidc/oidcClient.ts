@@ -36,6 +36,12 @@ export class OidcProtocolError extends Error {
   constructor(
     readonly reason: 'provider_error' | 'invalid_response' | 'unreachable',
     message: string,
+    /**
+     * Which check or error this was, from a short list (the library's checks, the provider's
+     * error codes): repeats of one are counted together in the audit log. Never free text a
+     * caller chose (an error_description).
+     */
+    readonly check: string = reason,
   ) {
     super(message);
     this.name = 'OidcProtocolError';

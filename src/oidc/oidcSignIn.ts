@@ -96,7 +96,7 @@ export class OidcSignIn {
       begun = await this.deps.client.begin();
     } catch (err) {
       if (!(err instanceof OidcProtocolError)) throw err;
-      this.auditFailure('unreachable', err.message, origin);
+      this.auditFailure('unreachable', err.check, err.message, origin);
       throw new AppError(502, 'OIDC_PROVIDER_UNREACHABLE', 'The sign-in provider cannot be reached right now. Try again in a moment.');
     }
     const browserSecret = this.deps.pending.add(begun.transaction, returnTo);
@@ -109,7 +109,7 @@ export class OidcSignIn {
     const { client, pending } = this.deps;
     const entry = pending.take(browserSecret);
     if (!entry) {
-      this.auditFailure('no_transaction', 'no sign-in in progress for this browser (expired, used, or never started here)', origin);
+      this.auditFailure('no_transaction', 'no_transaction', 'no sign-in in progress for this browser (expired, used, or never started here)', origin);
       throw new OidcRefusal('expired');
     }
     let identity: OidcIdentity;
@@ -117,7 +117,7 @@ export class OidcSignIn {
       identity = await client.finish(callbackUrl, entry.transaction);
     } catch (err) {
       if (!(err instanceof OidcProtocolError)) throw err;
-      this.auditFailure(err.reason, err.message, origin);
+      this.auditFailure(err.reason, err.check, err.message, origin);
       throw new OidcRefusal(err.reason === 'provider_error' ? 'provider_error' : 'failed');
     }
     const facts = this.factsOf(identity);
@@ -315,10 +315,9 @@ export class OidcSignIn {
     };
   }
 
-  private auditFailure(reason: string, message: string, origin: RequestOrigin): void {
-    // Anyone can send a browser to the callback: repeats are counted, not written one by one.
-    // The library's messages name the check that failed and come from a short list of them.
-    this.deps.audit.recordRepeated(`${reason}\u0000${origin.ip ?? ''}\u0000${message.slice(0, 300)}`, {
+  private auditFailure(reason: string, check: string, message: string, origin: RequestOrigin): void {
+    // Anyone can send a browser to the callback: repeats of one check are counted, not written one by one.
+    this.deps.audit.recordRepeated(`${reason}\u0000${origin.ip ?? ''}\u0000${check.slice(0, 300)}`, {
       action: 'oidc.failure',
       actor: null,
       origin,

@@ -82,13 +82,16 @@ export function openidClient(settings: OidcSettings, logger: Logger): OidcClient
       } catch (err) {
         if (err instanceof OidcProtocolError) throw err;
         if (err instanceof lib.AuthorizationResponseError) {
-          throw new OidcProtocolError('provider_error', `The provider refused the sign-in: ${err.error}${err.error_description ? ` (${err.error_description})` : ''}`);
+          const code = errorCode(err.error);
+          throw new OidcProtocolError('provider_error', `The provider refused the sign-in: ${code}${err.error_description ? ` (${err.error_description.slice(0, 200)})` : ''}`, `authorization:${code}`);
         }
         if (err instanceof lib.ResponseBodyError) {
-          throw new OidcProtocolError('invalid_response', `The provider's token endpoint refused the code: ${err.error}${err.error_description ? ` (${err.error_description})` : ''}`);
+          const code = errorCode(err.error);
+          throw new OidcProtocolError('invalid_response', `The provider's token endpoint refused the code: ${code}${err.error_description ? ` (${err.error_description.slice(0, 200)})` : ''}`, `token:${code}`);
         }
         // The library's checks (state, nonce, PKCE, ID token signature, iss, aud, exp) throw with a reason.
-        throw new OidcProtocolError('invalid_response', `The provider's answer did not pass the checks: ${messageOf(err)}`);
+        const check = messageOf(err);
+        throw new OidcProtocolError('invalid_response', `The provider's answer did not pass the checks: ${check}`, check);
       }
     },
 
@@ -98,6 +101,11 @@ export function openidClient(settings: OidcSettings, logger: Logger): OidcClient
       return lib.buildEndSessionUrl(config, { client_id: settings.clientId, post_logout_redirect_uri: settings.postLogoutRedirectUri }).href;
     },
   };
+}
+
+/** An OAuth error code as the spec shapes them (invalid_grant…); anything else is not echoed. */
+function errorCode(value: string): string {
+  return /^[a-z_]{1,50}$/.test(value) ? value : 'unrecognised_error';
 }
 
 /** The library's code and message, and its cause's message, which names the check (`unexpected JWT "aud" (audience) claim value`). */

@@ -126,6 +126,14 @@ describe('first sign-in', () => {
     expect(refusedWith(await signIn(h.client(), { ...alice, sub: 'sub-other' }))).toBe('ambiguous');
   });
 
+  test('an invitation whose username was taken meanwhile ends on the refusal page, not in a JSON error', async () => {
+    await start();
+    expect((await admin.post('/api/v1/admin/invitations').send({ role: 'member', username: 'ally', email: 'alice@example.com' })).status).toBe(201);
+    expect((await admin.post('/api/v1/admin/users').send({ username: 'ally', password: STRONG_PASSWORD })).status).toBe(201);
+    expect(refusedWith(await signIn(h.client(), alice))).toBe('failed');
+    expect(h.logs.text).toContain('"code":"USERNAME_TAKEN"');
+  });
+
   test('nobody known and no auto-create: refused (no_account), no account made', async () => {
     await start();
     expect(refusedWith(await signIn(h.client(), alice))).toBe('no_account');

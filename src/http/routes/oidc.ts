@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { cookieValues } from '../../lib/cookies';
 import { AppError, notFound } from '../../lib/errors';
 import { OidcRefusal, type OidcSignIn } from '../../oidc/oidcSignIn';
-import { originOf } from '../context';
+import { originOf, requestState } from '../context';
 import { setSessionCookie, type CookiePolicy } from '../sessionCookie';
 import { parseInput } from '../validation';
 
@@ -72,8 +72,14 @@ export function oidcRouter(signIn: OidcSignIn, cookies: CookiePolicy): Router {
       setSessionCookie(res, signedIn.token, cookies);
       res.redirect(303, returnTo ?? '/');
     } catch (err) {
-      if (!(err instanceof OidcRefusal)) throw err;
-      res.redirect(303, `${REFUSED_PAGE}?reason=${err.reason}`);
+      if (err instanceof OidcRefusal) return res.redirect(303, `${REFUSED_PAGE}?reason=${err.reason}`);
+      // A navigation: the browser gets a page, not JSON (a username an invitation fixed was taken
+      // meanwhile, the password-hashing queue was full…). Anything else is a bug: the error handler's 500.
+      if (err instanceof AppError) {
+        requestState(req).log.warn({ code: err.code }, 'single sign-on callback refused');
+        return res.redirect(303, `${REFUSED_PAGE}?reason=${err.status >= 500 ? 'unavailable' : 'failed'}`);
+      }
+      throw err;
     }
   });
 
