@@ -252,6 +252,17 @@ describe('the transaction', () => {
     expect(JSON.stringify(failures)).not.toContain(good.slice(6, 20));
   });
 
+  test('over https the transaction cookie is a Secure __Host- cookie, which no other host of the domain can plant', async () => {
+    await start({ CLAWLOOPS_PUBLIC_URL: 'https://claw.example.com' });
+    const started = await h.client().get('/api/v1/auth/oidc/start').set('Origin', 'https://claw.example.com');
+    expect(String(started.headers['set-cookie'])).toMatch(/^__Host-clawloops_oidc=[A-Za-z0-9_-]{43}; Max-Age=600; Path=\/; Expires=[^;]+; HttpOnly; Secure; SameSite=Lax$/);
+    // Two of them (one planted): neither is trusted.
+    const secret = /=([^;]+)/.exec(String(started.headers['set-cookie']))?.[1];
+    const query = idp.authorize(started.headers.location as string, alice);
+    const res = await h.bareClient().get(`/api/v1/auth/oidc/callback${query}`).set('Cookie', `__Host-clawloops_oidc=${secret}; __Host-clawloops_oidc=${'x'.repeat(43)}`);
+    expect(refusedWith(res)).toBe('expired');
+  });
+
   test('the provider saying no, and a provider that cannot be reached, end on the refusal page', async () => {
     await start();
     const browser = h.client();
