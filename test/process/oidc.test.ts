@@ -108,3 +108,11 @@ processTest('the client library refuses a tampered state, a replayed code, and I
     expect(failures.filter((m) => m.includes(check))).toHaveLength(1);
   }
 });
+
+processTest('a public client (no secret) signs in with PKCE alone', async () => {
+  const a = await startAppliance({ CLAWLOOPS_OIDC_AUTO_CREATE: 'true' }, { publicClient: true });
+  const browser = new CookieJar();
+  const signedIn = await signInThroughProvider(browser, a.server.publicUrl, 'alice');
+  expect(signedIn.answer.location?.pathname).toBe('/');
+  expect(field((await me(a, browser)).body, 'user')).toMatchObject({ username: 'alice', role: 'member' });
+});

@@ -26,12 +26,12 @@ export interface TestProvider {
 }
 
 /** Starts the provider for a ClawLoops at `publicUrl` and waits for its issuer line. */
-export async function startProvider(publicUrl: string, users: Record<string, ProviderUser>): Promise<TestProvider> {
+export async function startProvider(publicUrl: string, users: Record<string, ProviderUser>, options: { publicClient?: boolean } = {}): Promise<TestProvider> {
   const child = spawnNode('oidc-provider', PROVIDER_SCRIPT, [], {
     OIDC_TEST_USERS: JSON.stringify(users),
     OIDC_TEST_CLIENT: JSON.stringify({
       id: CLIENT_ID,
-      secret: CLIENT_SECRET,
+      secret: options.publicClient ? null : CLIENT_SECRET,
       redirectUri: `${publicUrl}/api/v1/auth/oidc/callback`,
       postLogoutRedirectUri: `${publicUrl}/login`,
     }),
@@ -152,10 +152,10 @@ export interface OidcAppliance {
 }
 
 /** A provider and a server configured for it (the provider must know the server's redirect URI first). */
-export async function startOidcAppliance(vars: Record<string, string> = {}): Promise<OidcAppliance> {
+export async function startOidcAppliance(vars: Record<string, string> = {}, options: { publicClient?: boolean } = {}): Promise<OidcAppliance> {
   const port = await freePort();
   const publicUrl = `http://127.0.0.1:${port}`;
-  const provider = await startProvider(publicUrl, TEST_USERS);
+  const provider = await startProvider(publicUrl, TEST_USERS, options);
   const child = spawnMain('server', {
     CLAWLOOPS_PORT: String(port),
     CLAWLOOPS_EGRESS_PORT: String(await freePort()),
@@ -166,7 +166,7 @@ export async function startOidcAppliance(vars: Record<string, string> = {}): Pro
     CLAWLOOPS_DOCKER_SOCKET: DOCKER_SOCKET,
     CLAWLOOPS_OIDC_ISSUER: provider.issuer,
     CLAWLOOPS_OIDC_CLIENT_ID: CLIENT_ID,
-    CLAWLOOPS_OIDC_CLIENT_SECRET: CLIENT_SECRET,
+    CLAWLOOPS_OIDC_CLIENT_SECRET: options.publicClient ? '' : CLIENT_SECRET,
     CLAWLOOPS_OIDC_SCOPES: 'openid email profile groups',
     CLAWLOOPS_OIDC_ADMIN_GROUP: 'clawloops-admins',
     CLAWLOOPS_OIDC_ROLE_SYNC: 'true',

@@ -32,12 +32,12 @@ const provider = new Provider(issuer, {
   clients: [
     {
       client_id: client.id,
-      client_secret: client.secret,
+      // Without a secret: a public client, which PKCE alone binds to its codes.
+      ...(client.secret ? { client_secret: client.secret, token_endpoint_auth_method: 'client_secret_post' } : { token_endpoint_auth_method: 'none' }),
       redirect_uris: [client.redirectUri],
       post_logout_redirect_uris: [client.postLogoutRedirectUri],
       grant_types: ['authorization_code'],
       response_types: ['code'],
-      token_endpoint_auth_method: 'client_secret_post',
     },
   ],
   jwks: { keys: [jwk] },
