@@ -101,6 +101,8 @@ export class OidcSignIn {
     }
     const browserSecret = this.deps.pending.add(begun.transaction, returnTo);
     if (browserSecret === null) throw new AppError(503, 'TOO_MANY_SIGN_INS', 'Too many sign-ins are in progress. Try again in a moment.', { 'Retry-After': '60' });
+    // Needs no account, so anyone can repeat it: counted per address, not written one by one.
+    this.deps.audit.recordRepeated(`start\u0000${origin.ip ?? ''}`, { action: 'oidc.start', actor: null, origin, detail: { issuer: this.deps.settings.issuer } });
     return { url: begun.url, browserSecret };
   }
 
@@ -229,13 +231,16 @@ export class OidcSignIn {
   }
 
   /** The provider's own sign-out page, when it has one. */
-  async endSessionUrl(): Promise<string | null> {
+  async endSessionUrl(origin: RequestOrigin): Promise<string | null> {
+    let url: string | null;
     try {
-      return await this.deps.client.endSessionUrl();
+      url = await this.deps.client.endSessionUrl();
     } catch (err) {
-      if (err instanceof OidcProtocolError) return null;
-      throw err;
+      if (!(err instanceof OidcProtocolError)) throw err;
+      url = null;
     }
+    this.deps.audit.recordRepeated(`end\u0000${origin.ip ?? ''}\u0000${url !== null}`, { action: 'oidc.end_session', actor: null, origin, detail: { available: url !== null } });
+    return url;
   }
 
   private async resolveAccount(

@@ -294,5 +294,8 @@ describe('the transaction', () => {
     idp.endSession = null;
     const none = await browser.get('/api/v1/auth/oidc/end-session');
     expect([none.status, errorCode(none)]).toEqual([404, 'NO_END_SESSION']);
+    expect((await auditActions('logout')).length).toBe(1);
+    expect((await auditActions('oidc.start'))[0]?.detail).toMatchObject({ issuer: FAKE_ISSUER, count: 1 });
+    expect((await auditActions('oidc.end_session')).map((e) => e.detail.available)).toEqual([false, true]);
   });
 });

@@ -84,8 +84,8 @@ export function oidcRouter(signIn: OidcSignIn, cookies: CookiePolicy): Router {
   });
 
   // After ClawLoops' own sign-out: the provider's, so the next sign-in asks for credentials again.
-  router.get('/end-session', async (_req, res) => {
-    const url = await signIn.endSessionUrl();
+  router.get('/end-session', async (req, res) => {
+    const url = await signIn.endSessionUrl(originOf(req));
     if (!url) throw notFound('NO_END_SESSION', 'The sign-in provider has no sign-out page.');
     res.redirect(303, url);
   });
