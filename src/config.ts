@@ -11,6 +11,7 @@ import type { FilesSettings } from './files/filesSettings';
 import type { LlmSettings } from './llm/llmSettings';
 import { egressEntryProblem, type EgressRules } from './egress/egressPolicy';
 import { parseMailFrom, parseSmtpUrl, type MailSettings } from './mail/mailSettings';
+import type { OidcSettings } from './oidc/oidcSettings';
 
 /** The most outside connections the record keeps, whatever their age (the oldest go first): ~100 MiB of database. */
 const EGRESS_RECORD_MAX_ROWS = 500_000;
@@ -55,6 +56,8 @@ export interface AppConfig {
    * own at `host`:`port` (behind the token too when one is set). Null: off (the default).
    */
   metrics: { token: string | null; port: number | null; host: string } | null;
+  /** Single sign-on with an OpenID provider (null: local passwords only). */
+  oidc: OidcSettings | null;
 }
 
 /** Thrown at start-up; its message names every bad variable and is meant for the operator. */
@@ -130,6 +133,23 @@ const hostList = () =>
       const problems = entries.map(egressEntryProblem).filter((p): p is string => p !== null);
       if (problems.length > 0) ctx.addIssue({ code: 'custom', message: problems.join('; ') });
     });
+
+const boolVar = (fallback: boolean) =>
+  z
+    .string()
+    .default(String(fallback))
+    .refine((v) => ['true', 'false', '1', '0', 'yes', 'no', 'on', 'off', ''].includes(v.trim().toLowerCase()), { message: 'must be true or false' })
+    .transform((v) => (v.trim() === '' ? fallback : ['true', '1', 'yes', 'on'].includes(v.trim().toLowerCase())));
+
+/** A comma-separated list of names (groups), kept as written: providers compare group names exactly. */
+const nameList = () =>
+  z
+    .string()
+    .default('')
+    .transform((v) => v.split(',').map((x) => x.trim()).filter(Boolean));
+
+// A claim name as providers spell them (preferred_username, groups, https://example.com/roles…).
+const CLAIM_NAME = /^[A-Za-z0-9_.:/-]{1,200}$/;
 
 const envSchema = z.object({
   CLAWLOOPS_PORT: z
@@ -340,6 +360,25 @@ const envSchema = z.object({
   // Checked in loadConfig: its problems must never echo the value (it may hold a password).
   CLAWLOOPS_SMTP_URL: z.string().default(''),
   CLAWLOOPS_MAIL_FROM: z.string().default(''),
+  CLAWLOOPS_OIDC_ISSUER: z.string().default(''),
+  CLAWLOOPS_OIDC_CLIENT_ID: z.string().default(''),
+  CLAWLOOPS_OIDC_CLIENT_SECRET: z.string().default(''),
+  CLAWLOOPS_OIDC_SCOPES: z
+    .string()
+    .default('openid email profile')
+    .transform((v) => v.split(/[\s,]+/).filter(Boolean))
+    .refine((scopes) => scopes.includes('openid') && scopes.every((x) => /^[\x21\x23-\x5b\x5d-\x7e]{1,100}$/.test(x)), {
+      message: 'must be a space-separated list of scopes that includes openid, like "openid email profile groups"',
+    }),
+  CLAWLOOPS_OIDC_USERNAME_CLAIM: z.string().default('preferred_username').refine((v) => CLAIM_NAME.test(v), { message: 'must be a claim name like preferred_username' }),
+  CLAWLOOPS_OIDC_GROUPS_CLAIM: z.string().default('groups').refine((v) => CLAIM_NAME.test(v), { message: 'must be a claim name like groups' }),
+  CLAWLOOPS_OIDC_ADMIN_GROUP: z.string().default('').transform((v) => v.trim()),
+  CLAWLOOPS_OIDC_ALLOWED_GROUPS: nameList(),
+  CLAWLOOPS_OIDC_ALLOWED_EMAIL_DOMAINS: nameList().transform((domains) => domains.map((d) => d.toLowerCase().replace(/^@/, ''))),
+  CLAWLOOPS_OIDC_AUTO_CREATE: boolVar(false),
+  CLAWLOOPS_OIDC_ROLE_SYNC: boolVar(false),
+  CLAWLOOPS_OIDC_DISPLAY_NAME: z.string().default('single sign-on').transform((v) => v.trim() || 'single sign-on').refine((v) => v.length <= 60, { message: 'must be at most 60 characters' }),
+  CLAWLOOPS_OIDC_ONLY: boolVar(false),
 });
 
 function parsePublicUrl(raw: string, problems: string[]): URL | null {
@@ -367,7 +406,7 @@ export function loadConfig(env: NodeJS.ProcessEnv, cwd: string = process.cwd()):
   if (!parsed.success) {
     for (const issue of parsed.error.issues) {
       const name = String(issue.path[0] ?? 'environment');
-      const got = typeof env[name] === 'string' && !/PASSWORD|SECRET|TOKEN|_KEY$|SMTP_URL/.test(name) ? ` (got "${env[name]}")` : '';
+      const got = typeof env[name] === 'string' && !/PASSWORD|SECRET|TOKEN|KEY$|SMTP_URL/.test(name) ? ` (got "${env[name]}")` : '';
       problems.push(`${name}: ${issue.message}${issue.message.includes('got "') ? '' : got}`);
     }
     throw new ConfigError(problems);
@@ -426,6 +465,7 @@ export function loadConfig(env: NodeJS.ProcessEnv, cwd: string = process.cwd()):
   } else if (e.CLAWLOOPS_MAIL_FROM.trim()) {
     problems.push('CLAWLOOPS_MAIL_FROM: is set but CLAWLOOPS_SMTP_URL is not; set both to send mail, or neither');
   }
+  const oidc = publicUrl ? parseOidc(e, publicUrl.origin, problems) : null;
 
   if (problems.length > 0 || !publicUrl) throw new ConfigError(problems);
   const dataDir = path.resolve(cwd, e.CLAWLOOPS_DATA_DIR);
@@ -522,5 +562,52 @@ export function loadConfig(env: NodeJS.ProcessEnv, cwd: string = process.cwd()):
       e.CLAWLOOPS_METRICS_TOKEN || metricsPort !== null
         ? { token: e.CLAWLOOPS_METRICS_TOKEN || null, port: metricsPort, host: e.CLAWLOOPS_METRICS_HOST || e.CLAWLOOPS_HOST }
         : null,
+    oidc,
+  };
+}
+
+type Env = z.infer<typeof envSchema>;
+
+/** The OpenID provider settings, or null when no issuer is set (then none of the other OIDC variables may be). */
+function parseOidc(e: Env, publicOrigin: string, problems: string[]): OidcSettings | null {
+  const issuerText = e.CLAWLOOPS_OIDC_ISSUER.trim();
+  if (!issuerText) {
+    if (e.CLAWLOOPS_OIDC_ONLY) problems.push('CLAWLOOPS_OIDC_ONLY: needs CLAWLOOPS_OIDC_ISSUER (without a provider nobody could sign in)');
+    if (e.CLAWLOOPS_OIDC_CLIENT_ID.trim()) problems.push('CLAWLOOPS_OIDC_CLIENT_ID: set, but CLAWLOOPS_OIDC_ISSUER is not (single sign-on stays off without an issuer)');
+    return null;
+  }
+  let issuer: URL | null = null;
+  try {
+    issuer = new URL(issuerText);
+  } catch {
+    problems.push(`CLAWLOOPS_OIDC_ISSUER: must be the provider's issuer URL like https://sso.example.com/realms/main, got "${issuerText}"`);
+  }
+  if (issuer && ((issuer.protocol !== 'https:' && issuer.protocol !== 'http:') || issuer.search || issuer.hash || issuer.username || issuer.password)) {
+    problems.push('CLAWLOOPS_OIDC_ISSUER: must be an http(s) URL without query, fragment or credentials');
+    issuer = null;
+  }
+  const clientId = e.CLAWLOOPS_OIDC_CLIENT_ID.trim();
+  if (!clientId) problems.push('CLAWLOOPS_OIDC_CLIENT_ID: required with CLAWLOOPS_OIDC_ISSUER (the client id registered at the provider)');
+  if (e.CLAWLOOPS_OIDC_ROLE_SYNC && !e.CLAWLOOPS_OIDC_ADMIN_GROUP) {
+    problems.push('CLAWLOOPS_OIDC_ROLE_SYNC: needs CLAWLOOPS_OIDC_ADMIN_GROUP (the group whose members are admins)');
+  }
+  if (!issuer || !clientId) return null;
+  return {
+    // As written: the ID token's `iss` must equal it exactly (a trailing slash matters to some providers).
+    issuer: issuerText,
+    clientId,
+    clientSecret: e.CLAWLOOPS_OIDC_CLIENT_SECRET || null,
+    scopes: e.CLAWLOOPS_OIDC_SCOPES,
+    usernameClaim: e.CLAWLOOPS_OIDC_USERNAME_CLAIM,
+    groupsClaim: e.CLAWLOOPS_OIDC_GROUPS_CLAIM,
+    adminGroup: e.CLAWLOOPS_OIDC_ADMIN_GROUP || null,
+    allowedGroups: e.CLAWLOOPS_OIDC_ALLOWED_GROUPS,
+    allowedEmailDomains: e.CLAWLOOPS_OIDC_ALLOWED_EMAIL_DOMAINS,
+    autoCreate: e.CLAWLOOPS_OIDC_AUTO_CREATE,
+    roleSync: e.CLAWLOOPS_OIDC_ROLE_SYNC,
+    displayName: e.CLAWLOOPS_OIDC_DISPLAY_NAME,
+    only: e.CLAWLOOPS_OIDC_ONLY,
+    redirectUri: `${publicOrigin}/api/v1/auth/oidc/callback`,
+    postLogoutRedirectUri: `${publicOrigin}/login`,
   };
 }

@@ -92,6 +92,11 @@ import { SmtpMailer } from './mail/smtpMailer';
 import { PlatformMetrics } from './metrics/platformMetrics';
 import { metricsListener, type MetricsAccess } from './http/metricsEndpoint';
 import type { RouteClass } from './http/routeClass';
+import { OidcIdentityRepository } from './db/repositories/oidcIdentityRepository';
+import type { OidcClient } from './oidc/oidcClient';
+import { OidcSignIn } from './oidc/oidcSignIn';
+import { openidClient } from './oidc/openidClientAdapter';
+import { PendingSignIns } from './oidc/pendingSignIns';
 
 /** Seams tests (and benchmarks) may replace; production uses the defaults. */
 export interface PlatformOverrides {
@@ -124,6 +129,8 @@ export interface PlatformOverrides {
   mailer?: Mailer | null;
   /** The mail queue's bounds and retry delays (tests shorten the delays). */
   mailQueue?: Partial<MailQueueOptions>;
+  /** Instead of openid-client against the configured provider (tests of the sign-in rules). */
+  oidcClient?: OidcClient;
 }
 
 export interface Platform {
@@ -238,7 +245,24 @@ export function buildPlatform(config: AppConfig, logger: Logger, overrides: Plat
   const throttle = new LoginThrottle(clock, overrides.loginThrottle ?? DEFAULT_LOGIN_THROTTLE);
   const auth = new AuthService(userRepo, sessions, hashing, throttle, audit, transact, clock);
   const setup = new SetupService(userRepo, factory, sessions, audit, transact, hashing);
-  const invitations = new InvitationService(new InvitationRepository(db), userRepo, factory, sessions, audit, transact, clock, hashing);
+  const invitationRepo = new InvitationRepository(db);
+  const invitations = new InvitationService(invitationRepo, userRepo, factory, sessions, audit, transact, clock, hashing);
+  const oidc = config.oidc
+    ? new OidcSignIn({
+        settings: config.oidc,
+        client: overrides.oidcClient ?? openidClient(config.oidc, logger.child({ component: 'oidc' })),
+        pending: new PendingSignIns(clock),
+        users: userRepo,
+        invitations: invitationRepo,
+        links: new OidcIdentityRepository(db),
+        factory,
+        sessions,
+        hashing,
+        audit,
+        transact,
+        clock,
+      })
+    : null;
   // One store of runtime settings: readers take a frozen snapshot when they need one; the admin's
   // settings and the model catalog set it. Stored admin settings apply before anything reads it.
   const runtimeSettings = new SettingsStore<RuntimeSettings>({ ...config.runtime, ...overrides.runtimeSettings });
@@ -499,7 +523,7 @@ export function buildPlatform(config: AppConfig, logger: Logger, overrides: Plat
       llmBodyLimitBytes: llmSettings.bodyLimitBytes,
       webRoot: overrides.webRoot === undefined ? path.resolve(__dirname, '..', 'web', 'dist') : overrides.webRoot,
     },
-    { logger, backups, backupScheduler, workspaceRestore, rollout, clock, readiness, sessions, tokens, auth, setup, invitations, users, audit, runtimes, runtimeHub, streams, connections, settings, workspaceSessions, gatekeeper, addresses, routes, files, spool, gateway, limiter, catalog, egressRules, egressRecord, moves, mail, metrics: httpMetrics },
+    { logger, backups, backupScheduler, workspaceRestore, rollout, clock, readiness, sessions, tokens, auth, setup, invitations, users, audit, runtimes, runtimeHub, streams, connections, settings, workspaceSessions, gatekeeper, addresses, routes, files, spool, gateway, limiter, catalog, egressRules, egressRecord, moves, mail, metrics: httpMetrics, oidc },
   );
 
   const egress = new EgressProxy({

@@ -354,6 +354,23 @@ export const MIGRATIONS: readonly Migration[] = [
       );
     `,
   },
+  {
+    version: 17,
+    description: 'accounts linked to an OpenID provider\'s identities',
+    sql: `
+      -- Who a provider's (issuer, subject) is here: the subject never changes at the provider, an
+      -- email may, so a person keeps their account whatever their email becomes.
+      CREATE TABLE oidc_identities (
+        issuer TEXT NOT NULL,
+        subject TEXT NOT NULL,
+        user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        linked_at INTEGER NOT NULL,
+        last_login_at INTEGER,
+        PRIMARY KEY (issuer, subject)
+      );
+      CREATE INDEX oidc_identities_by_user ON oidc_identities(user_id);
+    `,
+  },
 ];
 
 export const LATEST_SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]?.version ?? 0;

@@ -46,6 +46,15 @@ export type Me = { user: User; session: { id: string; expiresAt: string } } | { 
  */
 export type SessionState = Me | { user: null; session: null };
 
+/**
+ * GET /auth/methods: how one signs in here. `password` false: single sign-on only (the setup
+ * page still creates the first admin with a password). `oidc.name`: the provider's button label.
+ */
+export interface SignInMethods {
+  password: boolean;
+  oidc: { name: string } | null;
+}
+
 export interface UserAnswer {
   user: User;
 }

@@ -31,6 +31,8 @@ import { requestContext, securityHeaders } from './middleware/requestContext';
 import { accountRouter } from './routes/account';
 import { adminRouter } from './routes/admin';
 import { authRouter } from './routes/auth';
+import { oidcRouter } from './routes/oidc';
+import type { OidcSignIn } from '../oidc/oidcSignIn';
 import { healthRouter } from './routes/health';
 import { invitationsRouter } from './routes/invitations';
 import { adminRuntimeRoutes, ownRuntimeRouter } from './routes/runtime';
@@ -116,6 +118,8 @@ export interface HttpServices {
   moves: RuntimeMoves;
   mail: MailNotifications;
   metrics: HttpMetrics | null;
+  /** Single sign-on through an OpenID provider; null when none is configured. */
+  oidc: OidcSignIn | null;
 }
 
 /** What of the metrics the HTTP side records and serves (metrics off: none of it). */
@@ -179,7 +183,8 @@ export function createApp(config: HttpConfig, services: HttpServices): HttpApp {
   api.use(requireJsonBody);
   api.use(express.json({ limit: config.jsonBodyLimitBytes, strict: true }));
   api.use('/setup', setupRouter(services.setup, cookies));
-  api.use('/auth', authRouter(services.auth, cookies, services.clock));
+  if (services.oidc) api.use('/auth/oidc', oidcRouter(services.oidc, cookies));
+  api.use('/auth', authRouter(services.auth, cookies, services.clock, services.oidc?.methods() ?? { password: true, oidc: null }));
   api.use('/account/tokens', apiTokensRouter(services.tokens, services.clock));
   api.use('/account', accountRouter(services.auth));
   api.use('/invitations', invitationsRouter(services.invitations, cookies));

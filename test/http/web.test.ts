@@ -31,7 +31,7 @@ afterAll(() => {
   fs.rmSync(webRoot, { recursive: true, force: true });
 });
 
-test.each(['/', '/setup?token=abc', '/invite/some-secret', '/login', '/files', '/admin/users'])('the page loads at %s with a strict CSP and no caching', async (url) => {
+test.each(['/', '/setup?token=abc', '/invite/some-secret', '/login', '/sign-in-refused?reason=no_account', '/files', '/admin/users'])('the page loads at %s with a strict CSP and no caching', async (url) => {
   const res = await supertest(platform.app).get(url);
   expect(res.status).toBe(200);
   expect(res.headers['content-type']).toMatch(/text\/html/);

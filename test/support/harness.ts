@@ -20,6 +20,7 @@ import type { FilesSettings } from '../../src/files/filesSettings';
 import type { WorkspaceVolumes } from '../../src/files/workspaceVolumes';
 import type { LlmSettings } from '../../src/llm/llmSettings';
 import type { MailQueueOptions } from '../../src/mail/mailQueue';
+import type { OidcClient } from '../../src/oidc/oidcClient';
 import { FakeProvisioner } from './fakeProvisioner';
 
 export const PUBLIC_URL = 'http://platform.test:8080';
@@ -101,6 +102,8 @@ export interface HarnessOptions {
   llm?: Partial<LlmSettings>;
   /** The mail queue's retry delays and bound (mail itself: CLAWLOOPS_SMTP_URL in `env`). */
   mailQueue?: Partial<MailQueueOptions>;
+  /** The OIDC protocol's stand-in (test/support/fakeOidcClient.ts), with CLAWLOOPS_OIDC_* in `env`. */
+  oidcClient?: OidcClient;
 }
 
 export interface Harness {
@@ -153,6 +156,7 @@ export function createHarness(options: HarnessOptions = {}): Harness {
     ...(options.egressResolve ? { egressResolve: options.egressResolve } : {}),
     ...(options.workspaceVolumes ? { workspaceVolumes: options.workspaceVolumes } : {}),
     ...(options.mailQueue ? { mailQueue: options.mailQueue } : {}),
+    ...(options.oidcClient ? { oidcClient: options.oidcClient } : {}),
   });
   const client = (): TestAgent => supertest.agent(platform.app).set('Origin', config.publicOrigin);
   const bareClient = (): TestAgent => supertest.agent(platform.app);

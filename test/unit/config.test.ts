@@ -76,6 +76,7 @@ describe('defaults', () => {
       egress: { port: 3128, rules: { profile: 'public', allow: [], deny: [] }, record: { retentionMs: 30 * 86_400_000, maxRows: 500_000 } },
       mail: null,
       metrics: null,
+      oidc: null,
     });
   });
 
@@ -226,6 +227,7 @@ describe('accepted values', () => {
       egress: { port: 3129, rules: { profile: 'none', allow: ['git.office.lan', '*.intra.example', '10.0.0.0/8'], deny: ['bad.example.com'] }, record: { retentionMs: 90 * 86_400_000, maxRows: 500_000 } },
       mail: { smtp: { host: 'mail.example.com', port: 587, secure: false, requireTls: true, user: 'claw@example.com', password: 'p@ss:w/rd' }, from: 'ClawLoops <claw@example.com>' },
       metrics: { token: 'metrics-token-0123456789abcdef', port: 9464, host: '127.0.0.1' },
+      oidc: null,
     });
   });
 
@@ -572,5 +574,78 @@ describe('file manager settings', () => {
 describe('model gateway settings', () => {
   test('the upstream must be an http(s) URL', () => {
     expect(() => loadConfig({ CLAWLOOPS_LLM_UPSTREAM_URL: 'litellm:4000' }, CWD)).toThrow(/CLAWLOOPS_LLM_UPSTREAM_URL: must be empty or the http\(s\) base URL/);
+  });
+});
+
+describe('single sign-on settings', () => {
+  const OIDC = { CLAWLOOPS_PUBLIC_URL: 'https://claw.example.com', CLAWLOOPS_OIDC_ISSUER: 'https://sso.example.com/realms/main', CLAWLOOPS_OIDC_CLIENT_ID: 'clawloops' };
+
+  test('defaults, and the redirect URI from the public URL', () => {
+    expect(loadConfig(OIDC, CWD).oidc).toEqual({
+      issuer: 'https://sso.example.com/realms/main',
+      clientId: 'clawloops',
+      clientSecret: null,
+      scopes: ['openid', 'email', 'profile'],
+      usernameClaim: 'preferred_username',
+      groupsClaim: 'groups',
+      adminGroup: null,
+      allowedGroups: [],
+      allowedEmailDomains: [],
+      autoCreate: false,
+      roleSync: false,
+      displayName: 'single sign-on',
+      only: false,
+      redirectUri: 'https://claw.example.com/api/v1/auth/oidc/callback',
+      postLogoutRedirectUri: 'https://claw.example.com/login',
+    });
+  });
+
+  test('every variable read', () => {
+    const oidc = loadConfig(
+      {
+        ...OIDC,
+        CLAWLOOPS_OIDC_CLIENT_SECRET: 'a secret',
+        CLAWLOOPS_OIDC_SCOPES: 'openid email profile groups',
+        CLAWLOOPS_OIDC_USERNAME_CLAIM: 'email',
+        CLAWLOOPS_OIDC_GROUPS_CLAIM: 'realm_access.roles',
+        CLAWLOOPS_OIDC_ADMIN_GROUP: 'clawloops-admins',
+        CLAWLOOPS_OIDC_ALLOWED_GROUPS: 'staff, Contractors',
+        CLAWLOOPS_OIDC_ALLOWED_EMAIL_DOMAINS: 'Example.com,@example.org',
+        CLAWLOOPS_OIDC_AUTO_CREATE: 'true',
+        CLAWLOOPS_OIDC_ROLE_SYNC: 'yes',
+        CLAWLOOPS_OIDC_DISPLAY_NAME: 'Keycloak',
+        CLAWLOOPS_OIDC_ONLY: '1',
+      },
+      CWD,
+    ).oidc;
+    expect(oidc).toMatchObject({
+      clientSecret: 'a secret',
+      scopes: ['openid', 'email', 'profile', 'groups'],
+      usernameClaim: 'email',
+      groupsClaim: 'realm_access.roles',
+      adminGroup: 'clawloops-admins',
+      allowedGroups: ['staff', 'Contractors'],
+      allowedEmailDomains: ['example.com', 'example.org'],
+      autoCreate: true,
+      roleSync: true,
+      displayName: 'Keycloak',
+      only: true,
+    });
+  });
+
+  test.each([
+    [{ CLAWLOOPS_OIDC_ISSUER: 'not a url', CLAWLOOPS_OIDC_CLIENT_ID: 'x' }, /CLAWLOOPS_OIDC_ISSUER: must be the provider's issuer URL/],
+    [{ CLAWLOOPS_OIDC_ISSUER: 'https://sso.example.com' }, /CLAWLOOPS_OIDC_CLIENT_ID: required with CLAWLOOPS_OIDC_ISSUER/],
+    [{ CLAWLOOPS_OIDC_ONLY: 'true' }, /CLAWLOOPS_OIDC_ONLY: needs CLAWLOOPS_OIDC_ISSUER/],
+    [{ ...OIDC, CLAWLOOPS_OIDC_ROLE_SYNC: 'true' }, /CLAWLOOPS_OIDC_ROLE_SYNC: needs CLAWLOOPS_OIDC_ADMIN_GROUP/],
+    [{ ...OIDC, CLAWLOOPS_OIDC_SCOPES: 'email profile' }, /CLAWLOOPS_OIDC_SCOPES: must be a space-separated list of scopes that includes openid/],
+    [{ ...OIDC, CLAWLOOPS_OIDC_AUTO_CREATE: 'sure' }, /CLAWLOOPS_OIDC_AUTO_CREATE: must be true or false/],
+  ])('%j is refused with a reason', (env, message) => {
+    expect(() => loadConfig(env, CWD)).toThrow(message);
+  });
+
+  test('a bad value elsewhere never echoes the client secret', () => {
+    const err = configError({ ...OIDC, CLAWLOOPS_OIDC_CLIENT_SECRET: 'the-client-secret', CLAWLOOPS_PORT: 'x' });
+    expect(err.message).not.toContain('the-client-secret');
   });
 });

@@ -69,6 +69,17 @@ export class InvitationRepository {
     return row ? toInvitation(row) : null;
   }
 
+  /** Invitations to this email (compared without case) that can still be accepted, newest first. */
+  findPendingByEmail(email: string, now: number): Invitation[] {
+    const rows = this.db
+      .prepare(
+        `SELECT * FROM invitations WHERE lower(email) = lower(?) AND accepted_at IS NULL AND revoked_at IS NULL AND expires_at > ?
+         ORDER BY created_at DESC, id`,
+      )
+      .all(email, now) as InvitationRow[];
+    return rows.map(toInvitation);
+  }
+
   list(limit: number, offset: number): { items: Invitation[]; total: number } {
     const rows = this.db
       .prepare('SELECT * FROM invitations ORDER BY created_at DESC, id LIMIT ? OFFSET ?')

@@ -90,6 +90,12 @@ export class UserRepository {
     return row ? toUser(row) : null;
   }
 
+  /** Accounts whose email is this one, compared without case (emails are not unique). */
+  findByEmail(email: string): User[] {
+    const rows = this.db.prepare('SELECT * FROM users WHERE lower(email) = lower(?) ORDER BY created_at').all(email) as UserRow[];
+    return rows.map(toUser);
+  }
+
   usernameExists(username: string): boolean {
     return this.db.prepare('SELECT 1 FROM users WHERE username = ?').get(username) !== undefined;
   }

@@ -1,6 +1,7 @@
 import { Router, type Request } from 'express';
 import type { AuthService } from '../../domain/authService';
 import type { Clock } from '../../lib/clock';
+import { forbidden } from '../../lib/errors';
 import { originOf, requestState, sessionOf } from '../context';
 import { requireAuth } from '../middleware/authentication';
 import { presentApiToken, presentUser } from '../presenters';
@@ -10,11 +11,17 @@ import type * as Api from '../apiTypes';
 
 const loginBody = body({ username: usernameField, password: passwordField });
 
-export function authRouter(auth: AuthService, cookies: CookiePolicy, clock: Clock): Router {
+export function authRouter(auth: AuthService, cookies: CookiePolicy, clock: Clock, methods: Api.SignInMethods): Router {
   const router = Router();
   const signedIn = requireAuth({ allowPendingPasswordChange: true });
 
+  // The sign-in page asks before it shows a password form or a provider's button.
+  router.get('/methods', (_req, res) => {
+    res.json(methods);
+  });
+
   router.post('/login', async (req, res) => {
+    if (!methods.password) throw forbidden('PASSWORD_SIGN_IN_DISABLED', 'Sign-in with a password is turned off here: use single sign-on.');
     const { username, password } = parseInput(loginBody, req.body);
     const result = await auth.login(username, password, originOf(req));
     setSessionCookie(res, result.token, cookies);

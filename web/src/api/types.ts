@@ -45,6 +45,7 @@ export type {
   SessionList,
   SessionState,
   SetupStatus,
+  SignInMethods,
   StartedOperation,
   StoppedBy,
   TextFile,

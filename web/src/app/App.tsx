@@ -6,7 +6,7 @@ import { endUploads } from '../files/sharedQueue';
 import { AccountPage } from '../pages/AccountPage';
 import { FilesPage } from '../pages/FilesPage';
 import { HomePage } from '../pages/HomePage';
-import { InvitePage, LoginPage, PasswordChangePage, SetupPage } from '../pages/entryPages';
+import { InvitePage, LoginPage, PasswordChangePage, SetupPage, SignInRefusedPage } from '../pages/entryPages';
 import { UsagePage } from '../pages/UsagePage';
 import { ErrorNote } from '../ui/ui';
 import { navigate, useLocation } from './router';
@@ -16,7 +16,12 @@ import { Shell } from './Shell';
 // Admins only: kept out of the first load.
 const AdminApp = lazy(() => import('../admin/AdminApp'));
 
-type Boot = { kind: 'loading' } | { kind: 'failed'; error: unknown } | { kind: 'setup' } | { kind: 'signedOut'; notice: string | null } | { kind: 'signedIn'; user: User };
+type Boot =
+  | { kind: 'loading' }
+  | { kind: 'failed'; error: unknown }
+  | { kind: 'setup' }
+  | { kind: 'signedOut'; notice: string | null; byUser?: boolean }
+  | { kind: 'signedIn'; user: User };
 
 /** Where a sign-in may send the browser on: only the workspace hand-off of this origin. */
 export function safeNext(next: string | null): string | null {
@@ -71,6 +76,9 @@ export function App() {
     setBoot({ kind: 'signedIn', user });
   }, []);
 
+  // A refused single sign-on, whoever is (or is not) signed in in this browser.
+  if (pathname === '/sign-in-refused') return <SignInRefusedPage reason={search.get('reason')} />;
+
   const invite = /^\/invite\/([A-Za-z0-9_-]+)$/.exec(pathname);
   if (invite?.[1]) return <InvitePage secret={invite[1]} signedInAs={boot.kind === 'signedIn' ? boot.user.username : null} onAccepted={signedIn} />;
 
@@ -93,7 +101,7 @@ export function App() {
     case 'setup':
       return <SetupPage token={search.get('token') ?? ''} onDone={signedIn} />;
     case 'signedOut':
-      return <LoginPage notice={boot.notice} onSignedIn={signedIn} />;
+      return <LoginPage notice={boot.notice} signedOut={boot.byUser === true} onSignedIn={signedIn} />;
     case 'signedIn':
       break;
   }
@@ -109,7 +117,7 @@ export function App() {
       endUploads();
       await api.post('/auth/logout').catch(() => undefined);
       navigate('/login', { replace: true });
-      setBoot({ kind: 'signedOut', notice: t('login.signedOut') });
+      setBoot({ kind: 'signedOut', notice: t('login.signedOut'), byUser: true });
     },
   };
 

@@ -1,7 +1,8 @@
 import type { ReactNode } from 'react';
 import { api } from '../api/client';
-import type { InvitationPreview } from '../api/types';
+import type { InvitationPreview, SignInMethods } from '../api/types';
 import { LanguageSwitch } from '../app/Shell';
+import type { MessageKey } from '../i18n/en';
 import { mailLanguage, useI18n } from '../i18n/i18n';
 import { formatDateTime } from '../lib/format';
 import { useResource } from '../ui/useResource';
@@ -45,22 +46,65 @@ export function SetupPage({ token, onDone }: { token: string; onDone: () => Prom
   );
 }
 
-export function LoginPage({ notice, onSignedIn }: { notice: string | null; onSignedIn: () => Promise<void> }) {
+/** Where single sign-on starts; `next` (a workspace hand-off) is where the browser goes afterwards. */
+function providerStartUrl(): string {
+  const next = new URLSearchParams(location.search).get('next');
+  return `/api/v1/auth/oidc/start${next && next.startsWith('/_clawloops/open') ? `?next=${encodeURIComponent(next)}` : ''}`;
+}
+
+export function LoginPage({ notice, signedOut, onSignedIn }: { notice: string | null; signedOut?: boolean; onSignedIn: () => Promise<void> }) {
   const { t } = useI18n();
+  const methods = useResource((signal) => api.get<SignInMethods>('/auth/methods', { signal }), 'methods');
+  const oidc = methods.data?.oidc ?? null;
+  // Until the answer arrives the form is shown: passwords are the default and the common case.
+  const password = methods.data?.password ?? true;
   return (
     <EntryFrame title={t('login.title')}>
       {notice && <Notice tone="warning">{notice}</Notice>}
-      <AsyncForm
-        id="login"
-        submitLabel={t('login.submit')}
-        onSubmit={async (v) => {
-          await api.post('/auth/login', { username: v.username, password: v.password });
-          await onSignedIn();
-        }}
-      >
-        <Field label={t('field.username')} name="username" required autoComplete="username" autoFocus />
-        <Field label={t('field.password')} name="password" type="password" required autoComplete="current-password" />
-      </AsyncForm>
+      {signedOut && oidc && (
+        <p>
+          <a href="/api/v1/auth/oidc/end-session">{t('login.providerSignOut', { name: oidc.name })}</a>
+        </p>
+      )}
+      {oidc && (
+        <p>
+          <a className="button button-primary" href={providerStartUrl()}>
+            {t('login.withProvider', { name: oidc.name })}
+          </a>
+        </p>
+      )}
+      {oidc && password && <p className="muted">{t('login.or')}</p>}
+      {password && (
+        <AsyncForm
+          id="login"
+          submitLabel={t('login.submit')}
+          onSubmit={async (v) => {
+            await api.post('/auth/login', { username: v.username, password: v.password });
+            await onSignedIn();
+          }}
+        >
+          <Field label={t('field.username')} name="username" required autoComplete="username" autoFocus={!oidc} />
+          <Field label={t('field.password')} name="password" type="password" required autoComplete="current-password" />
+        </AsyncForm>
+      )}
+    </EntryFrame>
+  );
+}
+
+const REFUSAL_REASONS = ['expired', 'provider_error', 'failed', 'not_allowed', 'no_account', 'email_unverified', 'ambiguous', 'disabled', 'unavailable'] as const;
+
+/** Where a refused single sign-on lands (the server redirects here with the reason). */
+export function SignInRefusedPage({ reason }: { reason: string | null }) {
+  const { t } = useI18n();
+  const known = REFUSAL_REASONS.find((r) => r === reason) ?? 'failed';
+  return (
+    <EntryFrame title={t('refused.title')}>
+      <Notice tone="warning">{t(`refused.${known}` as MessageKey)}</Notice>
+      <p>
+        <a className="button" href="/login">
+          {t('refused.back')}
+        </a>
+      </p>
     </EntryFrame>
   );
 }
