@@ -222,7 +222,7 @@ it('a member makes an API token on the account page: shown once, it works for a 
   await member.getByRole('button', { name: 'New token' }).click();
   const form = member.locator('#api-token-form');
   await form.getByLabel('Name').fill('nightly sync');
-  await form.getByRole('checkbox', { name: /files/ }).check();
+  await form.getByRole('checkbox', { name: /^files/ }).check();
   await form.getByLabel('Expires after').selectOption('7');
   await form.getByRole('button', { name: 'Create token' }).click();
   const secretField = member.locator('#api-token-secret');
