@@ -27,14 +27,15 @@ export function scopesAdmitting(method: string, apiPath: string): readonly ApiTo
 const BEARER = /^Bearer[ \t]+(\S+)[ \t]*$/i;
 
 /**
- * A request with `Authorization` is a script's: it is authenticated by its token alone (any cookie
- * is ignored, so a token request never rides on a browser session) and refused outright when the
- * token does not work; it never falls back to the cookie.
+ * A request with `Authorization: Bearer` is a script's: it is authenticated by its token alone
+ * (any cookie is ignored, so a token request never rides on a browser session) and refused
+ * outright when the token does not work; it never falls back to the cookie. Other schemes are
+ * not ours (a proxy in front may use Basic for itself) and are left alone.
  */
 export function loadApiToken(tokens: ApiTokenService): RequestHandler {
   return (req, res, next) => {
     const header = req.get('authorization');
-    if (header === undefined) return next();
+    if (header === undefined || !/^bearer\b/i.test(header.trimStart())) return next();
     res.setHeader('WWW-Authenticate', 'Bearer realm="ClawLoops API"');
     const match = BEARER.exec(header);
     if (!match?.[1]) throw unauthorized('TOKEN_INVALID', 'Send a personal API token as "Authorization: Bearer <token>".');
