@@ -185,7 +185,7 @@ const coreZh: Record<keyof typeof coreEn, string> = {
   'tokens.scope.adminHint': '“管理”下的一切操作（仅在您是管理员期间有效）',
   'tokens.noScope': '请至少选择一个范围。',
   'tokens.expiry': '有效期',
-  'tokens.days': '{count} 天||{count} 天',
+  'tokens.days': '{count} 天',
   'tokens.secret': '令牌“{name}”',
   'tokens.secretOnce': '请立即复制：它不会再次显示。持有它的人可以在其范围内以您的身份操作。',
   'tokens.none': '您还没有 API 令牌。',
