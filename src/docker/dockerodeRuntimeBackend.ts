@@ -507,49 +507,38 @@ export class DockerodeRuntimeBackend implements RuntimeBackend {
       filters: this.managedFilter({ type: ['container'] }),
     })) as Readable;
     let buffered = '';
-    let ended = false;
-    const finish = (error: Error | null) => {
-      if (ended) return;
-      ended = true;
-      onEnd(error);
-    };
-    stream.on('data', (chunk: Buffer) => {
-      buffered += chunk.toString('utf8');
-      const lines = buffered.split('\n');
-      buffered = lines.pop() ?? '';
-      for (const line of lines) {
-        if (!line.trim()) continue;
-        let raw: {
-          Action?: string;
-          id?: string;
-          timeNano?: number;
-          Actor?: { ID?: string; Attributes?: Record<string, string> };
-        };
-        try {
-          raw = JSON.parse(line) as typeof raw;
-        } catch {
-          continue; // not an event; the engine never sends this, but one bad line must not kill the watcher
+    return followEngineStream(
+      stream,
+      (chunk) => {
+        buffered += chunk.toString('utf8');
+        const lines = buffered.split('\n');
+        buffered = lines.pop() ?? '';
+        for (const line of lines) {
+          if (!line.trim()) continue;
+          let raw: {
+            Action?: string;
+            id?: string;
+            timeNano?: number;
+            Actor?: { ID?: string; Attributes?: Record<string, string> };
+          };
+          try {
+            raw = JSON.parse(line) as typeof raw;
+          } catch {
+            continue; // not an event; the engine never sends this, but one bad line must not kill the watcher
+          }
+          const attributes = raw.Actor?.Attributes ?? {};
+          const exitCode = attributes.exitCode === undefined ? null : Number(attributes.exitCode);
+          onEvent({
+            containerId: raw.Actor?.ID ?? raw.id ?? '',
+            action: raw.Action ?? '',
+            labels: attributes,
+            exitCode,
+            at: raw.timeNano ? Math.floor(raw.timeNano / MS_TO_NS) : Date.now(),
+          });
         }
-        const attributes = raw.Actor?.Attributes ?? {};
-        const exitCode = attributes.exitCode === undefined ? null : Number(attributes.exitCode);
-        onEvent({
-          containerId: raw.Actor?.ID ?? raw.id ?? '',
-          action: raw.Action ?? '',
-          labels: attributes,
-          exitCode,
-          at: raw.timeNano ? Math.floor(raw.timeNano / MS_TO_NS) : Date.now(),
-        });
-      }
-    });
-    stream.on('error', (err: Error) => finish(err));
-    stream.on('end', () => finish(null));
-    stream.on('close', () => finish(null));
-    return {
-      close: () => {
-        ended = true;
-        stream.destroy();
       },
-    };
+      onEnd,
+    );
   }
 
   async stats(id: string): Promise<ContainerStats | null> {
@@ -591,3 +580,25 @@ export class DockerodeRuntimeBackend implements RuntimeBackend {
 
 }
 
+/**
+ * Follows one of the engine's endless streams (events): `onChunk` for what arrives, `onEnd` once
+ * when it ends or fails, never after the subscriber closed it.
+ */
+export function followEngineStream(stream: Readable, onChunk: (chunk: Buffer) => void, onEnd: (error: Error | null) => void): EventSubscription {
+  let ended = false;
+  const finish = (error: Error | null): void => {
+    if (ended) return;
+    ended = true;
+    onEnd(error);
+  };
+  stream.on('data', onChunk);
+  stream.on('error', (err: Error) => finish(err));
+  stream.on('end', () => finish(null));
+  stream.on('close', () => finish(null));
+  return {
+    close: () => {
+      ended = true;
+      stream.destroy();
+    },
+  };
+}

@@ -104,6 +104,19 @@ export function serviceSpecFor(
 const PENDING_STATES = new Set(['new', 'allocated', 'pending', 'assigned', 'accepted', 'preparing', 'ready', 'starting']);
 export const taskIsUp = (task: TaskSnapshot): boolean => task.state === 'running' || PENDING_STATES.has(task.state);
 
+/**
+ * Whether a runtime is where it is heading, so that nothing but a crash or an announced change
+ * (a service or node event) can move it: running with nothing else up, stopped with nothing up,
+ * or held by its node (drained, down), which only a node event ends.
+ */
+export function isSettled(service: ServiceSnapshot, tasks: TaskSnapshot[], verdict: NodeVerdict): boolean {
+  if (verdict.lost || verdict.reason) return true;
+  const up = tasks.filter(taskIsUp);
+  if (service.replicas === 0) return up.length === 0;
+  const latest = tasks[0];
+  return latest !== undefined && latest.state === 'running' && latest.desiredState === 'running' && up.length === 1;
+}
+
 /** The newest task that is not a leftover of an earlier desired state. */
 export const latestTask = (tasks: TaskSnapshot[]): TaskSnapshot | null => tasks[0] ?? null;
 

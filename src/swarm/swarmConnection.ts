@@ -26,6 +26,7 @@ export interface SwarmOptions {
   fileAgentIdleMs: number;
   fileAgentNamePrefix?: string;
   pollMs?: number;
+  idlePollMs?: number;
 }
 
 export interface SwarmConnection {
@@ -64,6 +65,7 @@ export function connectSwarm(options: SwarmOptions): SwarmConnection {
       sharedVolumeOptions: options.sharedVolumeOptions,
       memoryReservationShare: options.memoryReservationShare,
       pollMs: options.pollMs ?? 1_000,
+      idlePollMs: options.idlePollMs ?? 5_000,
       runtimeMemoryBytes: () => options.settings.get().memoryBytes,
     },
     options.logger.child({ component: 'runtimes' }),

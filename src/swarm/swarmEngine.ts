@@ -2,7 +2,7 @@ import { pipeline } from 'node:stream/promises';
 import type { Readable } from 'node:stream';
 import type Docker from 'dockerode';
 import { DockerLogLines } from '../docker/logLines';
-import { engineReason } from '../docker/dockerodeRuntimeBackend';
+import { engineReason, followEngineStream } from '../docker/dockerodeRuntimeBackend';
 import { LABELS, MANAGED_LABEL } from '../docker/runtimeBackend';
 import { DEFAULT_SUBNET_POOL, nextFreeSubnet, poolCapacity, upperHalf, type SubnetPool } from '../docker/subnetPool';
 
@@ -207,6 +207,16 @@ export class SwarmEngine {
     const info = obj(await this.docker.info());
     const swarm = obj(info.Swarm);
     return { nodeId: str(swarm.NodeID), state: str(swarm.LocalNodeState), manager: swarm.ControlAvailable === true };
+  }
+
+  /**
+   * Calls `onEvent` whenever a manager reports a service or node event (a service created,
+   * updated or removed; a node's state or availability changed). Tasks have no events: their
+   * changes are seen only by reading them. What happened is not passed on: the caller reads.
+   */
+  async subscribeSwarmEvents(onEvent: () => void, onEnd: (error: Error | null) => void): Promise<{ close(): void }> {
+    const stream = (await this.docker.getEvents({ filters: { type: ['service', 'node'] } })) as Readable;
+    return followEngineStream(stream, () => onEvent(), onEnd);
   }
 
   async listNodes(): Promise<NodeSnapshot[]> {

@@ -24,7 +24,7 @@ import type {
 } from '../runtime/provisioner';
 import { OPENCLAW_HOME, OPENCLAW_PORT } from '../runtime/runtimeSettings';
 import { Placement, type NodeLoad } from './placement';
-import { ANY_NODE, changeBetween, digestOf, instanceOfService, isRuntimeService, NODE_LABEL, serviceSpecFor, taskIsUp, type NodeVerdict, type ServiceDigest, type ServiceSettings } from './runtimeService';
+import { ANY_NODE, changeBetween, digestOf, instanceOfService, isRuntimeService, isSettled, NODE_LABEL, serviceSpecFor, taskIsUp, type NodeVerdict, type ServiceDigest, type ServiceSettings } from './runtimeService';
 import type { SwarmFileAgents } from './swarmFileAgents';
 import type { OverlayInfo, ServiceSnapshot, SwarmEngine, TaskSnapshot } from './swarmEngine';
 
@@ -38,8 +38,13 @@ export interface SwarmProvisionerSettings extends ServiceSettings {
   /** The configured runtime memory (placement counts what a runtime not created yet will reserve). */
   runtimeMemoryBytes: () => number;
   controlPlaneContainer: string | null;
-  /** How often the swarm's tasks are read for changes (the swarm has no task events). */
+  /** How often the swarm's tasks are read while a runtime is on its way somewhere (the swarm has no task events). */
   pollMs: number;
+  /**
+   * How often they are read while every runtime is where it is heading: then only a crash (or a
+   * change nobody announced) can happen, and service and node events wake the watch at once.
+   */
+  idlePollMs: number;
 }
 
 function typed<T>(work: Promise<T>, what = 'provisioning a runtime on the swarm'): Promise<T> {
@@ -49,6 +54,32 @@ function typed<T>(work: Promise<T>, what = 'provisioning a runtime on the swarm'
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** A pause that a nudge ends early; a nudge while nobody waits ends the next pause at once. */
+class Wakeup {
+  private pending = false;
+  private wake: (() => void) | null = null;
+
+  nudge(): void {
+    this.pending = true;
+    this.wake?.();
+  }
+
+  after(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const done = (): void => {
+        clearTimeout(timer);
+        this.wake = null;
+        this.pending = false;
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      if (this.pending) return done();
+      this.wake = done;
+    });
+  }
+}
+
 
 /**
  * The runtime provisioner on a Docker Swarm: each runtime is a one-replica service (replicas 0
@@ -441,20 +472,27 @@ export class SwarmRuntimeProvisioner implements RuntimeProvisioner {
   }
 
   /**
-   * The swarm reports no task events, so its tasks are read every `pollMs` and compared with the
-   * last look: a runtime whose task started, ended, was rescheduled or lost its node is a change.
+   * The swarm reports no task events, so its tasks are read and compared with the last look: a
+   * runtime whose task started, ended, was rescheduled or lost its node is a change. They are read
+   * every `pollMs` while some runtime is on its way somewhere, every `idlePollMs` once all have
+   * settled, and at once on any service or node event (a start, a stop, a node drained or down).
+   * The measured cost of reading every second was 3.4× the Docker backend's idle CPU.
    */
   async watch(onChange: (change: RuntimeChange) => void, onEnd: (error: Error | null) => void): Promise<Subscription> {
     const seen = new Map<string, { runtimeId: string; digest: ServiceDigest }>();
     let closed = false;
-    const look = async (report: boolean): Promise<void> => {
+    /** Whether every runtime was where it is heading at the last look. */
+    const look = async (report: boolean): Promise<boolean> => {
       const [services, tasks, troubles] = await Promise.all([this.engine.listServices(), this.engine.listTasks(), this.nodeTroubles()]);
       const present = new Set<string>();
+      let settled = true;
       for (const service of services.filter(isRuntimeService)) {
         const own = tasks.filter((t) => t.serviceId === service.id);
         const runtimeId = service.labels[LABELS.runtimeId] ?? '';
-        const digest = digestOf(service, own, this.verdictFor(service, own, troubles));
+        const verdict = this.verdictFor(service, own, troubles);
+        const digest = digestOf(service, own, verdict);
         present.add(service.id);
+        if (!isSettled(service, own, verdict)) settled = false;
         const change = changeBetween(runtimeId, service.id, seen.get(service.id)?.digest, digest, own[0]?.exitCode ?? null);
         seen.set(service.id, { runtimeId, digest });
         if (change && report) onChange(change);
@@ -465,17 +503,37 @@ export class SwarmRuntimeProvisioner implements RuntimeProvisioner {
         const change = changeBetween(runtimeId, serviceId, digest, null, null);
         if (change) onChange(change);
       }
+      return settled;
     };
+    const wakeUp = new Wakeup();
+    // Without events the watch cannot rest: it reads at the short interval only.
+    let events: { close(): void } | null = null;
+    const subscribe = async (): Promise<void> => {
+      try {
+        events = await this.engine.subscribeSwarmEvents(
+          () => wakeUp.nudge(),
+          (err) => {
+            events = null;
+            if (!closed) this.logger.warn({ err: err?.message ?? 'ended' }, 'the swarm\'s event stream ended; reading its tasks every poll until it is back');
+          },
+        );
+      } catch (err) {
+        this.logger.warn({ err: (err as Error).message }, 'subscribing to the swarm\'s events failed; reading its tasks every poll');
+      }
+    };
+    await subscribe();
     // The first look only records: the caller reads the inventory itself once subscribed.
-    await typed(look(false));
+    let settled = await typed(look(false));
     const loop = async (): Promise<void> => {
       while (!closed) {
-        await sleep(this.settings.pollMs);
+        await wakeUp.after(settled && events ? this.settings.idlePollMs : this.settings.pollMs);
         if (closed) return;
+        if (!events) await subscribe();
         try {
-          await look(true);
+          settled = await look(true);
         } catch (err) {
           closed = true;
+          events?.close();
           onEnd(engineFault(err, 'watching the swarm') as Error);
           return;
         }
@@ -485,6 +543,8 @@ export class SwarmRuntimeProvisioner implements RuntimeProvisioner {
     return {
       close: () => {
         closed = true;
+        events?.close();
+        wakeUp.nudge();
       },
     };
   }

@@ -5,7 +5,7 @@
  */
 import type Docker from 'dockerode';
 import { Placement } from '../../src/swarm/placement';
-import { ANY_NODE, changeBetween, digestOf, instanceOfService, NODE_LABEL, phaseOf, serviceSpecFor, swarmTraefikLabels } from '../../src/swarm/runtimeService';
+import { ANY_NODE, changeBetween, digestOf, instanceOfService, isSettled, NODE_LABEL, phaseOf, serviceSpecFor, swarmTraefikLabels } from '../../src/swarm/runtimeService';
 import type { NodeSnapshot, ServiceSnapshot, SwarmEngine, TaskSnapshot } from '../../src/swarm/swarmEngine';
 import { intoVolume } from '../../src/swarm/swarmRuntimeProvisioner';
 import type { RuntimeSpec } from '../../src/runtime/provisioner';
@@ -52,6 +52,23 @@ describe('a service and its tasks as a runtime phase', () => {
     expect(instanceOfService(service(1), [task('running')], 18789, fine)).toMatchObject({ phase: 'running', url: 'http://10.213.0.130:18789', specHash: null, owner });
     const lost = instanceOfService(service(1), [task('running')], 18789, { reason: 'Its node n1 is down (heartbeat failure)', lost: true });
     expect(lost).toMatchObject({ phase: 'crashed', url: null, reason: 'Its node n1 is down (heartbeat failure)' });
+  });
+});
+
+describe('when the watch may rest (read every idle poll, woken by service and node events)', () => {
+  test.each([
+    ['running, nothing else up', 1, [task('running')], fine, true],
+    ['stopped, nothing up', 0, [task('shutdown', { desiredState: 'shutdown', exitCode: 0 })], fine, true],
+    ['never started', 0, [], fine, true],
+    ['held by a drained node', 1, [task('pending')], { reason: 'Its node n2 is set to drain …', lost: false }, true],
+    ['lost with a node that is down', 1, [task('running')], { reason: 'Its node n2 is down', lost: true }, true],
+    ['starting', 1, [task('starting')], fine, false],
+    ['no task yet', 1, [], fine, false],
+    ['stopping: its task still runs', 0, [task('running', { desiredState: 'shutdown' })], fine, false],
+    ['replaced: the new task runs, the old one is still going down', 1, [task('running', { id: 't2', createdAt: 12 }), task('running', { desiredState: 'shutdown' })], fine, false],
+    ['failed, the swarm restarts it', 1, [task('failed', { exitCode: 1 })], fine, false],
+  ] as const)('%s: %s', (_name, replicas, tasks, verdict, settled) => {
+    expect(isSettled(service(replicas), [...tasks], verdict)).toBe(settled);
   });
 });
 
