@@ -30,6 +30,7 @@ bash scripts/ensure-chromium.sh
 
 step "age (backups are checked against the reference tool)"
 bash scripts/ensure-age.sh
+bash scripts/ensure-litmus.sh
 
 step "test images"
 bash scripts/images/build-test-images.sh

@@ -51,6 +51,7 @@ import type { SpoolSpace } from '../files/spoolSpace';
 import type { WorkspaceFiles } from '../files/workspaceFiles';
 import type { ModelGateway } from '../llm/modelGateway';
 import { gatewayHandler } from './llm/gatewayHandler';
+import { davRouter, DAV_PREFIX } from '../webdav/davHandler';
 import { frontDoor, type RequestListener } from './frontDoor';
 import { metricsEndpoint, type MetricsAccess } from './metricsEndpoint';
 import type { RequestObserver } from './routeClass';
@@ -169,6 +170,9 @@ export function createApp(config: HttpConfig, services: HttpServices): HttpApp {
     WORKSPACE_OPEN_PATH,
     workspaceOpenHandler({ cookies, sessions: services.sessions, workspaceSessions: services.workspaceSessions, addresses: services.addresses, audit: services.audit }),
   );
+
+  // WebDAV clients authenticate with Basic and an app password only (never a cookie): before the API's session handling.
+  app.use(DAV_PREFIX, davRouter({ files: services.files, tokens: services.tokens, clock: services.clock, publicOrigin: config.publicOrigin }));
 
   const api = express.Router();
   api.use(securityHeaders);
