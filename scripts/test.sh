@@ -30,6 +30,8 @@ bash scripts/ensure-chromium.sh
 
 step "age (backups are checked against the reference tool)"
 bash scripts/ensure-age.sh
+
+step "litmus (the WebDAV compliance suite, for test/http/webdavLitmus)"
 bash scripts/ensure-litmus.sh
 
 step "test images"

@@ -7,11 +7,12 @@ import { byteRange } from '../files/fileStreams';
 import type { FileActor, WorkspaceFiles } from '../files/workspaceFiles';
 import { parseWorkspacePath, ROOT_PATH, type WorkspacePath } from '../files/workspacePath';
 import type { Clock } from '../lib/clock';
+import type { DavPropertyRepository } from '../db/repositories/davPropertyRepository';
 import { AppError, badRequest } from '../lib/errors';
 import { originOf } from '../http/context';
 import { davAuthentication, davCaller } from './davAuth';
 import { DavLocks, parseIf, parseTimeout, tokensOf, type DavLock, type IfList } from './davLocks';
-import { childOf, DAV_NS, escapeXml, isDav, parseXml, propElement, readBody, type XmlNode } from './davXml';
+import { childOf, DAV_NS, escapeXml, isDav, parseXml, propElement, readBody, serializeProperty, type XmlNode } from './davXml';
 
 export const DAV_PREFIX = '/dav';
 const XML_BODY_MAX = 1024 * 1024;
@@ -20,6 +21,7 @@ const ALLOW = 'OPTIONS, GET, HEAD, PUT, DELETE, MKCOL, COPY, MOVE, PROPFIND, PRO
 export interface DavDeps {
   files: WorkspaceFiles;
   tokens: ApiTokenService;
+  properties: DavPropertyRepository;
   clock: Clock;
   /** The platform's public origin: a Destination must be on it (or on the request's own host). */
   publicOrigin: string;
@@ -44,6 +46,10 @@ class DavCondition extends Error {
 
 const LIVE_PROPS = ['resourcetype', 'getcontentlength', 'getlastmodified', 'creationdate', 'displayname', 'getetag', 'getcontenttype', 'supportedlock', 'lockdiscovery'];
 const QUOTA_PROPS = ['quota-available-bytes', 'quota-used-bytes'];
+/** Bounds on what clients may store: a property's XML, and properties per member. */
+const MAX_PROPERTY_BYTES = 64 * 1024;
+const MAX_PROPERTIES_PER_USER = 100_000;
+const propKey = (ns: string, name: string): string => `${ns}\n${name}`;
 
 const etagOf = (e: Pick<Entry, 'size' | 'modifiedAt'>): string => `"${e.size.toString(16)}-${e.modifiedAt.getTime().toString(16)}"`;
 
@@ -80,7 +86,7 @@ const nameOf = (path: WorkspacePath): string => path.slice(path.lastIndexOf('/')
  * while ours moves bytes as tar streams through the engine and names through the file agent.
  */
 export function davRouter(deps: DavDeps): Router {
-  const { files } = deps;
+  const { files, properties } = deps;
   const locks = new DavLocks(deps.clock);
   const router = Router();
   router.use(davAuthentication(deps.tokens));
@@ -103,7 +109,7 @@ export function davRouter(deps: DavDeps): Router {
   }
 
   /** Evaluates the If header (412 when false) and refuses a write to a locked resource whose token was not submitted (423). */
-  async function checkWrite(req: Request, path: WorkspacePath, options: { descendants: boolean; current?: Entry | null }): Promise<IfList[]> {
+  async function checkWrite(req: Request, path: WorkspacePath, options: { descendants: boolean; current?: Entry | null; lockTokens?: boolean }): Promise<IfList[]> {
     const userId = userOf(req);
     const header = req.get('if');
     let lists: IfList[] = [];
@@ -128,6 +134,7 @@ export function davRouter(deps: DavDeps): Router {
       }
       if (!any) throw new AppError(412, 'PRECONDITION_FAILED', 'The If header does not hold for this resource.');
     }
+    if (options.lockTokens === false) return lists;
     const submitted = new Set(tokensOf(lists));
     const blocking = locks.affecting(userId, path, options.descendants).filter((l) => !submitted.has(l.token));
     if (blocking[0]) {
@@ -264,15 +271,24 @@ export function davRouter(deps: DavDeps): Router {
       const responses = entries.map((entry) => {
         const found: string[] = [];
         const missing: string[] = [];
+        const dead = properties.list(userId, entry.path);
         if (mode === 'propname') {
           for (const local of LIVE_PROPS) if (propertyXml(entry, local, userLocks, null) !== null) found.push(`<D:${local}/>`);
+          for (const p of dead) found.push(propElement(p.ns, p.name, null));
         } else if (mode === 'allprop') {
           for (const local of LIVE_PROPS) {
             const value = propertyXml(entry, local, userLocks, null);
             if (value !== null) found.push(propElement(DAV_NS, local, value));
           }
+          for (const p of dead) found.push(p.value);
         } else {
+          const deadByKey = new Map(dead.map((p) => [propKey(p.ns, p.name), p.value]));
           for (const prop of wanted) {
+            const stored = deadByKey.get(propKey(prop.ns, prop.local));
+            if (stored !== undefined) {
+              found.push(stored);
+              continue;
+            }
             const value = prop.ns === DAV_NS ? propertyXml(entry, prop.local, userLocks, quota) : null;
             if (value === null) missing.push(propElement(prop.ns, prop.local, null));
             else found.push(propElement(prop.ns, prop.local, value));
@@ -291,14 +307,26 @@ export function davRouter(deps: DavDeps): Router {
       await checkWrite(req, path, { descendants: false, current: entry });
       const body = await xmlBody(req);
       if (!body || !isDav(body, 'propertyupdate')) throw badRequest('INVALID_XML', 'PROPPATCH takes a <D:propertyupdate> body.');
-      const props = body.children.filter((c) => isDav(c, 'set') || isDav(c, 'remove')).flatMap((c) => childOf(c, 'prop')?.children ?? []);
-      // Dead properties are not stored (yet): every one is refused, which is what the protocol allows a server to do.
-      const refused = props.map((p) => propElement(p.ns, p.local, null));
-      sendXml(
-        res,
-        207,
-        `<D:multistatus xmlns:D="DAV:"><D:response><D:href>${escapeXml(hrefOf(path, entry.dir))}</D:href>${refused.length ? propstat(refused, 403) : ''}</D:response></D:multistatus>`,
-      );
+      // In document order (RFC 4918 §9.2): all of it is done, or none of it.
+      const updates = body.children
+        .filter((c) => isDav(c, 'set') || isDav(c, 'remove'))
+        .flatMap((c) => (childOf(c, 'prop')?.children ?? []).map((prop) => ({ set: isDav(c, 'set'), prop })));
+      const names = updates.map((u) => propElement(u.prop.ns, u.prop.local, null));
+      // Live properties are the server's own: changing one fails, and with it the whole request.
+      const refused = updates.map((u) => u.prop.ns === DAV_NS && (LIVE_PROPS.includes(u.prop.local) || QUOTA_PROPS.includes(u.prop.local)));
+      const values = updates.map((u) => (u.set ? serializeProperty(u.prop) : ''));
+      const tooLarge = values.map((v) => Buffer.byteLength(v) > MAX_PROPERTY_BYTES);
+      const full = properties.count(userId) + updates.filter((u) => u.set).length > MAX_PROPERTIES_PER_USER;
+      let stats: string;
+      if (refused.some(Boolean) || tooLarge.some(Boolean) || full) {
+        const failed = names.filter((_, i) => refused[i] || tooLarge[i] || full);
+        const dependent = names.filter((_, i) => !(refused[i] || tooLarge[i] || full));
+        stats = propstat(failed, full || tooLarge.some(Boolean) ? 507 : 403) + (dependent.length ? propstat(dependent, 424) : '');
+      } else {
+        updates.forEach((u, i) => (u.set ? properties.set(userId, path, { ns: u.prop.ns, name: u.prop.local, value: values[i] as string }) : properties.remove(userId, path, u.prop.ns, u.prop.local)));
+        stats = names.length ? propstat(names, 200) : '';
+      }
+      sendXml(res, 207, `<D:multistatus xmlns:D="DAV:"><D:response><D:href>${escapeXml(hrefOf(path, entry.dir))}</D:href>${stats}</D:response></D:multistatus>`);
     },
 
     async GET(req, res, path) {
@@ -343,6 +371,7 @@ export function davRouter(deps: DavDeps): Router {
       await checkWrite(req, path, { descendants: true, current });
       await files.remove(who(req), userId, path, true);
       locks.removeUnder(userId, path);
+      properties.removeTree(userId, path);
       res.status(204).end();
     },
 
@@ -393,7 +422,8 @@ export function davRouter(deps: DavDeps): Router {
       const owner = childOf(body, 'owner');
       const ownerXml = owner ? ownerInner(owner) : '';
       let current = await find(userId, path);
-      await checkWrite(req, path, { descendants: depthHeader === 'infinity', current });
+      // Whether a lock in the way conflicts (exclusive vs shared) is the lock table's call, below.
+      if (req.get('if') !== undefined) await checkWrite(req, path, { descendants: false, current, lockTokens: false });
       const lock = locks.create({ userId, path, depth: depthHeader === 'infinity' ? 'infinity' : '0', scope, ownerXml, timeoutSeconds });
       if (!lock) throw new DavCondition(423, '<D:no-conflicting-lock/>');
       let created = false;
@@ -527,11 +557,15 @@ export function davRouter(deps: DavDeps): Router {
     await checkWrite(req, to, { descendants: true, current: existing });
     if (kind === 'copy') {
       await files.copy(who(req), userId, path, to, { overwrite, shallow: depth === '0' });
+      if (existing) properties.removeTree(userId, to);
+      properties.copyTree(userId, path, to, depth === '0');
     } else {
       // Overwrite: T replaces what is there, folders included (RFC 4918 §9.9.3: as if deleted first).
       if (existing) await files.remove(who(req), userId, to, true);
       await files.move(who(req), userId, path, to, false);
       locks.removeUnder(userId, path);
+      properties.removeTree(userId, to);
+      properties.moveTree(userId, path, to);
     }
     if (existing) locks.removeUnder(userId, to);
     res.status(existing ? 204 : 201).end();
@@ -544,6 +578,8 @@ export function davRouter(deps: DavDeps): Router {
         res.setHeader('Allow', ALLOW);
         throw new AppError(405, 'METHOD_NOT_ALLOWED', `${req.method} is not a WebDAV method this server speaks.`);
       }
+      // A fragment is never part of a resource's name; a client that sends one means something else (litmus: delete_fragment).
+      if (req.originalUrl.includes('#')) throw badRequest('INVALID_PATH', 'A request URI must not carry a fragment (#).');
       const path = davPathOf(`${DAV_PREFIX}${req.path}`);
       await handler(req, res, path);
     } catch (err) {
@@ -569,7 +605,7 @@ export function davRouter(deps: DavDeps): Router {
 }
 
 function propstat(props: string[], status: number): string {
-  const text = { 200: 'OK', 403: 'Forbidden', 404: 'Not Found', 424: 'Failed Dependency' }[status] ?? '';
+  const text = { 200: 'OK', 403: 'Forbidden', 404: 'Not Found', 424: 'Failed Dependency', 507: 'Insufficient Storage' }[status] ?? '';
   return `<D:propstat><D:prop>${props.join('')}</D:prop><D:status>HTTP/1.1 ${status} ${text}</D:status></D:propstat>`;
 }
 

@@ -1,4 +1,4 @@
-import { XMLParser, XMLValidator } from 'fast-xml-parser';
+import { XMLBuilder, XMLParser, XMLValidator } from 'fast-xml-parser';
 import { AppError, badRequest } from '../lib/errors';
 
 /**
@@ -15,8 +15,11 @@ export interface XmlNode {
   local: string;
   children: XmlNode[];
   text: string;
-  /** The element as it came, with the namespaces it needs (a dead property's value). */
   attributes: Record<string, string>;
+  /** The namespace declarations in scope at this element (prefix '' is the default namespace). */
+  scope: Record<string, string>;
+  /** The element's content as parsed, to be written back (a dead property's value). */
+  raw: Ordered[];
 }
 
 type Ordered = Record<string, unknown>;
@@ -59,7 +62,11 @@ function convert(list: Ordered[], scope: Record<string, string>): XmlNode[] {
     const inner: Record<string, string> = { ...scope };
     for (const [name, value] of Object.entries(attrs)) {
       if (name === 'xmlns') inner[''] = value;
-      else if (name.startsWith('xmlns:')) inner[name.slice(6)] = value;
+      else if (name.startsWith('xmlns:')) {
+        // Namespaces in XML 1.0: a prefix cannot be bound to the empty name.
+        if (value === '') throw badRequest('INVALID_XML', `The namespace prefix "${name.slice(6)}" is bound to nothing.`);
+        inner[name.slice(6)] = value;
+      }
     }
     const colon = tag.indexOf(':');
     const prefix = colon >= 0 ? tag.slice(0, colon) : '';
@@ -68,9 +75,28 @@ function convert(list: Ordered[], scope: Record<string, string>): XmlNode[] {
     if (ns === undefined && prefix !== '') throw badRequest('INVALID_XML', `The namespace prefix "${prefix}" is not declared.`);
     const content = (item[tag] ?? []) as Ordered[];
     const text = content.map((c) => (typeof c['#text'] === 'string' ? c['#text'] : '')).join('');
-    nodes.push({ ns: ns ?? '', local, children: convert(content, inner), text, attributes: attrs });
+    nodes.push({ ns: ns ?? '', local, children: convert(content, inner), text, attributes: attrs, scope: inner, raw: content });
   }
   return nodes;
+}
+
+const builder = new XMLBuilder({ preserveOrder: true, ignoreAttributes: false, attributeNamePrefix: '', processEntities: false, suppressEmptyNode: true });
+
+/**
+ * A property element as it came, ready to be written back inside any document: under a prefix of
+ * its own, with every namespace in scope where it stood declared on it, so its content means the
+ * same wherever it is written.
+ */
+export function serializeProperty(node: XmlNode): string {
+  const declarations = Object.entries(node.scope)
+    .filter(([prefix]) => prefix !== 'ns0')
+    .map(([prefix, uri]) => (prefix === '' ? ` xmlns="${escapeXml(uri)}"` : ` xmlns:${prefix}="${escapeXml(uri)}"`))
+    .join('');
+  const inner = node.raw.length > 0 ? String(builder.build(node.raw)) : '';
+  const tag = node.ns === '' ? node.local : `ns0:${node.local}`;
+  const own = node.ns === '' ? (node.scope[''] ? ' xmlns=""' : '') : ` xmlns:ns0="${escapeXml(node.ns)}"`;
+  const scopeDecls = node.ns === '' ? declarations.replace(/ xmlns="[^"]*"/, '') : declarations;
+  return inner === '' ? `<${tag}${own}${scopeDecls}/>` : `<${tag}${own}${scopeDecls}>${inner}</${tag}>`;
 }
 
 export const isDav = (node: XmlNode, local: string): boolean => node.ns === DAV_NS && node.local === local;

@@ -60,7 +60,7 @@ describe('authentication', () => {
   test('no credentials, a cookie alone, the login password, a token without the files scope, another user name and malformed headers are 401 with the Basic realm', async () => {
     const readToken = await tokenFor(admin, ['read']);
     const cookie = (await h.client().post('/api/v1/auth/login').send({ username: 'admin', password: STRONG_PASSWORD })).headers['set-cookie'] as unknown as string[];
-    const refused = [
+    const refused: Record<string, string>[] = [
       {},
       { authorization: '' },
       { cookie: cookie.map((c) => c.split(';')[0]).join('; ') },
@@ -184,11 +184,21 @@ describe('methods', () => {
     expect(fs.readFileSync(path.join(root, 'new.txt'), 'utf8')).toBe('');
   });
 
-  test('PROPPATCH answers every dead property 403', async () => {
+  test('PROPPATCH stores dead properties, which move and copy with their file; live ones are refused', async () => {
     await dav('PUT', '/dav/f.txt', {}, 'x');
-    const res = await dav('PROPPATCH', '/dav/f.txt', {}, '<propertyupdate xmlns="DAV:"><set><prop><x:a xmlns:x="urn:x">1</x:a></prop></set></propertyupdate>');
-    expect(res.status).toBe(207);
-    expect(res.body).toContain('403');
+    const set = await dav('PROPPATCH', '/dav/f.txt', {}, '<propertyupdate xmlns="DAV:"><set><prop><x:a xmlns:x="urn:x">1 &amp; <x:b>2</x:b></x:a></prop></set></propertyupdate>');
+    expect(set.status).toBe(207);
+    expect(set.body).toContain('HTTP/1.1 200 OK');
+    const live = await dav('PROPPATCH', '/dav/f.txt', {}, '<propertyupdate xmlns="DAV:"><set><prop><getetag>x</getetag><x:c xmlns:x="urn:x">3</x:c></prop></set></propertyupdate>');
+    expect(live.body).toMatch(/<D:getetag\/><\/D:prop><D:status>HTTP\/1.1 403/);
+    expect(live.body).toContain('424');
+    await dav('MOVE', '/dav/f.txt', { destination: `http://${HOST}/dav/g.txt` });
+    await dav('COPY', '/dav/g.txt', { destination: `http://${HOST}/dav/h.txt` });
+    for (const name of ['g.txt', 'h.txt']) {
+      const got = await dav('PROPFIND', `/dav/${name}`, { depth: '0' }, '<propfind xmlns="DAV:"><prop><a xmlns="urn:x"/><c xmlns="urn:x"/></prop></propfind>');
+      expect(got.body).toMatch(/<ns0:a xmlns:ns0="urn:x"[^>]*>1 &amp; <x:b>2<\/x:b><\/ns0:a>/);
+      expect(got.body).toMatch(/<x:c xmlns:x="urn:x"\/><\/D:prop><D:status>HTTP\/1.1 404/);
+    }
   });
 });
 
