@@ -31,8 +31,8 @@ bash scripts/ensure-chromium.sh
 step "age (backups are checked against the reference tool)"
 bash scripts/ensure-age.sh
 
-step "litmus (the WebDAV compliance suite, for test/http/webdavLitmus)"
-bash scripts/ensure-litmus.sh
+step "litmus and rclone (WebDAV clients, for test/http/webdavLitmus and webdavRclone)"
+bash scripts/ensure-webdav-clients.sh
 
 step "test images"
 bash scripts/images/build-test-images.sh

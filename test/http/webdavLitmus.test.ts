@@ -1,5 +1,5 @@
 /**
- * The litmus WebDAV compliance suite (Debian's `litmus`, scripts/ensure-litmus.sh) against /dav/
+ * The litmus WebDAV compliance suite (Debian's `litmus`, scripts/ensure-webdav-clients.sh) against /dav/
  * on a free port, over the workspace-volume port's fake. Every test of the basic and copymove
  * groups must pass; props and locks are run and reported, with each failure and its reason
  * printed, and only the failures listed in KNOWN_FAILURES (with why) are allowed there.
