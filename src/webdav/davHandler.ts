@@ -2,6 +2,7 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { Router, type Request, type Response } from 'express';
 import type { ApiTokenService } from '../domain/apiTokens';
+import type { AuditLog } from '../domain/audit';
 import { actorOf } from '../domain/authService';
 import { byteRange } from '../files/fileStreams';
 import type { FileActor, WorkspaceFiles } from '../files/workspaceFiles';
@@ -22,6 +23,7 @@ export interface DavDeps {
   files: WorkspaceFiles;
   tokens: ApiTokenService;
   properties: DavPropertyRepository;
+  audit: AuditLog;
   clock: Clock;
   /** The platform's public origin: a Destination must be on it (or on the request's own host). */
   publicOrigin: string;
@@ -325,6 +327,16 @@ export function davRouter(deps: DavDeps): Router {
       } else {
         updates.forEach((u, i) => (u.set ? properties.set(userId, path, { ns: u.prop.ns, name: u.prop.local, value: values[i] as string }) : properties.remove(userId, path, u.prop.ns, u.prop.local)));
         stats = names.length ? propstat(names, 200) : '';
+        if (updates.length > 0) {
+          const actor = who(req);
+          deps.audit.record({
+            action: 'files.properties',
+            actor: actor.actor,
+            target: { type: 'files', id: userId, label: null },
+            origin: actor.origin,
+            detail: { path, set: updates.filter((u) => u.set).length, removed: updates.filter((u) => !u.set).length },
+          });
+        }
       }
       sendXml(res, 207, `<D:multistatus xmlns:D="DAV:"><D:response><D:href>${escapeXml(hrefOf(path, entry.dir))}</D:href>${stats}</D:response></D:multistatus>`);
     },

@@ -163,6 +163,8 @@ describe('methods', () => {
     expect(fs.existsSync(path.join(root, 'b'))).toBe(false);
     expect(fs.readFileSync(path.join(root, 'a', 'one.txt'), 'utf8')).toBe('one');
     expect((await dav('MOVE', '/dav/two.txt', dest('three.txt'))).status).toBe(201);
+    const actions = (h.platform.db.prepare("SELECT action FROM audit_log WHERE action LIKE 'files.%'").all() as { action: string }[]).map((r) => r.action);
+    expect(actions).toEqual(expect.arrayContaining(['files.copy', 'files.move', 'files.delete']));
   });
 
   test('LOCK, writes without and with the token, UNLOCK', async () => {
@@ -192,6 +194,7 @@ describe('methods', () => {
     const live = await dav('PROPPATCH', '/dav/f.txt', {}, '<propertyupdate xmlns="DAV:"><set><prop><getetag>x</getetag><x:c xmlns:x="urn:x">3</x:c></prop></set></propertyupdate>');
     expect(live.body).toMatch(/<D:getetag\/><\/D:prop><D:status>HTTP\/1.1 403/);
     expect(live.body).toContain('424');
+    expect(h.platform.db.prepare("SELECT COUNT(*) AS n FROM audit_log WHERE action = 'files.properties'").get()).toEqual({ n: 1 });
     await dav('MOVE', '/dav/f.txt', { destination: `http://${HOST}/dav/g.txt` });
     await dav('COPY', '/dav/g.txt', { destination: `http://${HOST}/dav/h.txt` });
     for (const name of ['g.txt', 'h.txt']) {
