@@ -221,6 +221,17 @@ describe('refusals', () => {
     expect(viaLink.body).not.toContain('TOPSECRET');
   });
 
+  test('an engine that does not answer is a 503 in words, and nothing is held', async () => {
+    volumes.unreachable = true;
+    for (const [method, p] of [['PROPFIND', '/dav/'], ['GET', '/dav/a.txt'], ['PUT', '/dav/a.txt'], ['MKCOL', '/dav/x']] as const) {
+      const res = await dav(method, p, { depth: '0' }, method === 'PUT' ? 'abc' : undefined);
+      expect(res.status).toBe(503);
+      expect(JSON.parse(res.body)).toMatchObject({ error: { code: 'ENGINE_UNAVAILABLE' } });
+    }
+    volumes.unreachable = false;
+    expect(volumes.held).toBe(0);
+  });
+
   test('a PUT over the quota is 507 and leaves nothing behind', async () => {
     const big = 'x'.repeat(1200);
     const res = await dav('PUT', '/dav/big.bin', {}, big);
