@@ -31,6 +31,9 @@ bash scripts/ensure-chromium.sh
 step "age (backups are checked against the reference tool)"
 bash scripts/ensure-age.sh
 
+step "litmus and rclone (WebDAV clients, for test/http/webdavLitmus and webdavRclone)"
+bash scripts/ensure-webdav-clients.sh
+
 step "test images"
 bash scripts/images/build-test-images.sh
 

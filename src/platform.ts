@@ -8,6 +8,7 @@ import { AuditRepository } from './db/repositories/auditRepository';
 import { InvitationRepository } from './db/repositories/invitationRepository';
 import { SessionRepository } from './db/repositories/sessionRepository';
 import { ApiTokenRepository } from './db/repositories/apiTokenRepository';
+import { DavPropertyRepository } from './db/repositories/davPropertyRepository';
 import { UserRepository } from './db/repositories/userRepository';
 import { RuntimeRepository } from './db/repositories/runtimeRepository';
 import { SettingsRepository } from './db/repositories/settingsRepository';
@@ -523,7 +524,7 @@ export function buildPlatform(config: AppConfig, logger: Logger, overrides: Plat
       llmBodyLimitBytes: llmSettings.bodyLimitBytes,
       webRoot: overrides.webRoot === undefined ? path.resolve(__dirname, '..', 'web', 'dist') : overrides.webRoot,
     },
-    { logger, backups, backupScheduler, workspaceRestore, rollout, clock, readiness, sessions, tokens, auth, setup, invitations, users, audit, runtimes, runtimeHub, streams, connections, settings, workspaceSessions, gatekeeper, addresses, routes, files, spool, gateway, limiter, catalog, egressRules, egressRecord, moves, mail, metrics: httpMetrics, oidc },
+    { logger, backups, backupScheduler, workspaceRestore, rollout, clock, readiness, sessions, tokens, auth, setup, invitations, users, audit, runtimes, runtimeHub, streams, connections, settings, workspaceSessions, gatekeeper, addresses, routes, files, spool, gateway, limiter, catalog, egressRules, egressRecord, moves, mail, metrics: httpMetrics, oidc, davProperties: new DavPropertyRepository(db) },
   );
 
   const egress = new EgressProxy({

@@ -371,6 +371,22 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX oidc_identities_by_user ON oidc_identities(user_id);
     `,
   },
+  {
+    version: 18,
+    description: 'WebDAV dead properties of workspace files',
+    sql: `
+      -- What WebDAV clients store on a file or folder (PROPPATCH): keyed by its workspace path,
+      -- moved, copied and deleted with it by the WebDAV endpoint. value is the property's XML.
+      CREATE TABLE dav_properties (
+        user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        path TEXT NOT NULL,
+        ns TEXT NOT NULL,
+        name TEXT NOT NULL,
+        value TEXT NOT NULL,
+        PRIMARY KEY (user_id, path, ns, name)
+      );
+    `,
+  },
 ];
 
 export const LATEST_SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]?.version ?? 0;

@@ -24,6 +24,7 @@ export const STATUS_OF: Record<string, number> = {
   ROOT_UNAVAILABLE: 409,
   PRECONDITION_FAILED: 412,
   NO_SPACE: 507,
+  QUOTA_EXCEEDED: 413,
 };
 
 export const RUNTIME_CHANGED = 'RUNTIME_CHANGED';

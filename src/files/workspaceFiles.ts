@@ -10,7 +10,8 @@ import { repackArchive, type ImportTotals } from './archiveImport';
 import { conflictError, quotaError, RUNTIME_CHANGED, volumeFault } from './fileErrors';
 import { bufferStream, cutWhenUnread, emptyTar, fileOf, gzipped, releaseWhenDone, type OpenedFile } from './fileStreams';
 import type { FilesSettings } from './filesSettings';
-import { importSink, Staging } from './staging';
+import { importSink, STAGING_DIR, Staging } from './staging';
+import { newId } from '../lib/secrets';
 import { UploadSession, type Room } from './uploadSession';
 import { baseName, joinPath, ROOT_PATH, type WorkspacePath } from './workspacePath';
 import type { VolumeAccess, VolumeUse, WorkspaceVolumes } from './workspaceVolumes';
@@ -95,6 +96,14 @@ export class WorkspaceFiles {
       }))
       .sort((a, b) => Number(b.type === 'dir') - Number(a.type === 'dir') || collator.compare(a.name, b.name) || (a.name < b.name ? -1 : 1));
     return { path, entries };
+  }
+
+  /** One entry, links inside the root followed (one leading outside is refused). */
+  async stat(userId: string, path: WorkspacePath): Promise<{ type: AgentEntry['type']; size: number; modifiedAt: Date }> {
+    const st = await this.withAccess(userId, 'command', (access) =>
+      this.agent.run<{ type: AgentEntry['type']; size: number; mtimeMs: number }>(access, { op: 'stat', root: this.deps.settings.root, path }),
+    );
+    return { type: st.type, size: st.size, modifiedAt: new Date(st.mtimeMs) };
   }
 
   /**
@@ -202,6 +211,31 @@ export class WorkspaceFiles {
     await this.withAccess(userId, 'command', (access) => this.agent.run(access, { op: 'move', root: this.deps.settings.root, from, to, overwrite }));
     this.audit(who, userId, 'files.move', { from, to, overwrite });
     return { from, to };
+  }
+
+  /**
+   * Copies a file or folder (`shallow`: a folder without its content) inside the workspace; the
+   * agent builds it in staging and moves it into place, and refuses it beyond the free quota.
+   */
+  async copy(who: FileActor, userId: string, from: WorkspacePath, to: WorkspacePath, options: { overwrite: boolean; shallow: boolean }): Promise<{ replaced: boolean; bytes: number }> {
+    const room = await this.reserveRoom(userId, 0);
+    try {
+      const { quotaBytes } = this.deps.settings;
+      const used = (await this.usage(userId, { anyAge: true })).bytes;
+      const maxBytes = Math.max(0, quotaBytes - used - (this.reserved.get(userId) ?? 0));
+      const staging = `${this.deps.settings.volumeRoot}/${STAGING_DIR}/${newId()}`;
+      const result = await this.withAccess(userId, 'command', (access) =>
+        this.agent.run<{ bytes: number; files: number; dirs: number; replaced: boolean }>(access, { op: 'copy', root: this.deps.settings.root, from, to, staging, maxBytes, ...options }),
+      );
+      this.invalidateUsage(userId);
+      this.audit(who, userId, 'files.copy', { from, to, overwrite: options.overwrite, bytes: result.bytes, files: result.files });
+      return { replaced: result.replaced, bytes: result.bytes };
+    } catch (err) {
+      if (err instanceof AppError && err.code === 'QUOTA_EXCEEDED') throw quotaError(this.deps.settings.quotaBytes, 0);
+      throw err;
+    } finally {
+      room.release();
+    }
   }
 
   async remove(who: FileActor, userId: string, path: WorkspacePath, recursive: boolean): Promise<{ path: string; bytes: number; files: number; dirs: number }> {

@@ -51,6 +51,8 @@ import type { SpoolSpace } from '../files/spoolSpace';
 import type { WorkspaceFiles } from '../files/workspaceFiles';
 import type { ModelGateway } from '../llm/modelGateway';
 import { gatewayHandler } from './llm/gatewayHandler';
+import { davRouter, DAV_PREFIX } from '../webdav/davHandler';
+import type { DavPropertyRepository } from '../db/repositories/davPropertyRepository';
 import { frontDoor, type RequestListener } from './frontDoor';
 import { metricsEndpoint, type MetricsAccess } from './metricsEndpoint';
 import type { RequestObserver } from './routeClass';
@@ -120,6 +122,8 @@ export interface HttpServices {
   metrics: HttpMetrics | null;
   /** Single sign-on through an OpenID provider; null when none is configured. */
   oidc: OidcSignIn | null;
+  /** WebDAV clients' dead properties. */
+  davProperties: DavPropertyRepository;
 }
 
 /** What of the metrics the HTTP side records and serves (metrics off: none of it). */
@@ -169,6 +173,9 @@ export function createApp(config: HttpConfig, services: HttpServices): HttpApp {
     WORKSPACE_OPEN_PATH,
     workspaceOpenHandler({ cookies, sessions: services.sessions, workspaceSessions: services.workspaceSessions, addresses: services.addresses, audit: services.audit }),
   );
+
+  // WebDAV clients authenticate with Basic and an app password only (never a cookie): before the API's session handling.
+  app.use(DAV_PREFIX, davRouter({ files: services.files, tokens: services.tokens, properties: services.davProperties, audit: services.audit, clock: services.clock, publicOrigin: config.publicOrigin }));
 
   const api = express.Router();
   api.use(securityHeaders);

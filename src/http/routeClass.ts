@@ -31,6 +31,8 @@ export function routeClassOf(url: string): RouteClass {
     if (path === '/api/v1/admin' || path.startsWith('/api/v1/admin/')) return 'admin_api';
     return 'api';
   }
+  // WebDAV is the file API by another protocol.
+  if (path === '/dav' || path.startsWith('/dav/')) return 'files';
   if (path === '/healthz' || path === '/readyz') return 'health';
   if (path === '/metrics') return 'metrics';
   if (path === FORWARD_AUTH_PATH) return 'forward_auth';

@@ -17,6 +17,8 @@ describe('routeClassOf', () => {
     ['/api/v1/files/download?path=a.txt', 'files'],
     ['/api/v1/files', 'files'],
     ['/api/v1/admin/users/8d0f/files/export', 'files'],
+    ['/dav/', 'files'],
+    ['/dav/some/file.txt', 'files'],
     ['/api/v1/filesystem', 'api'],
     ['/healthz', 'health'],
     ['/readyz?x=1', 'health'],

@@ -54,6 +54,8 @@ function operate(request: AgentRequest): unknown {
       return withStaging(request.staging, () => commit(request, root));
     case 'commitTree':
       return withStaging(request.staging, () => commitTree(request, root));
+    case 'copy':
+      return withStaging(request.staging, () => copy(request, root));
     case 'replaceText':
       return withStaging(request.staging, () => replaceText(request, root));
   }
@@ -131,6 +133,34 @@ function move(request: Op<'move'>, root: WorkspaceRoot) {
   if (existing || source.isDirectory()) fs.renameSync(from.target, to.target);
   else place(from.target, to.target, false, request.to);
   return { from: request.from, to: request.to };
+}
+
+function copy(request: Op<'copy'>, root: WorkspaceRoot) {
+  const from = root.resolveEntry(request.from);
+  const source = lstatOrNull(from.target);
+  if (!source) throw new Refusal('NOT_FOUND', `${show(request.from)} does not exist.`);
+  const to = root.resolveEntry(request.to);
+  if (to.target === from.target) throw new Refusal('INVALID_MOVE', `${show(request.to)} is the source itself.`);
+  const deep = source.isDirectory() && !request.shallow;
+  if (deep && (to.parent === from.target || to.parent.startsWith(`${from.target}/`))) {
+    throw new Refusal('INVALID_MOVE', `A folder cannot be copied into itself (${show(request.to)}).`);
+  }
+  const existing = lstatOrNull(to.target);
+  if (existing && !request.overwrite) throw new Refusal('ALREADY_EXISTS', `${show(request.to)} already exists; ask to overwrite it to replace it.`);
+  const totals = deep ? measure(from.target) : { bytes: source.isFile() ? source.size : 0, files: source.isDirectory() ? 0 : 1, dirs: source.isDirectory() ? 1 : 0 };
+  if (totals.bytes > request.maxBytes) throw new Refusal('QUOTA_EXCEEDED', `The copy holds ${totals.bytes} bytes; ${request.maxBytes} bytes of your quota are free.`);
+  fs.mkdirSync(request.staging, { recursive: true, mode: 0o700 });
+  const built = `${request.staging}/copy`;
+  if (source.isDirectory()) {
+    if (deep) fs.cpSync(from.target, built, { recursive: true, verbatimSymlinks: true, errorOnExist: true });
+    else fs.mkdirSync(built, { mode: source.mode & 0o7777 });
+  } else if (source.isSymbolicLink()) fs.symlinkSync(fs.readlinkSync(from.target), built);
+  else if (source.isFile()) fs.copyFileSync(from.target, built, fs.constants.COPYFILE_EXCL);
+  else throw new Refusal('NOT_A_FILE', `${show(request.from)} is neither a file nor a folder.`);
+  // The replaced entry goes only once the copy is complete beside it.
+  if (existing) fs.rmSync(to.target, { recursive: true, force: true });
+  fs.renameSync(built, to.target);
+  return { ...totals, replaced: existing !== null };
 }
 
 function remove(request: Op<'remove'>, root: WorkspaceRoot) {

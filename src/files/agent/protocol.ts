@@ -47,6 +47,12 @@ export type AgentRequest =
   | (RootRequest & { op: 'conflicts'; dir: string; paths: string[]; overwrite: boolean })
   | (RootRequest & { op: 'commit'; staging: string; dir: string; files: StagedFile[]; overwrite: boolean })
   | (RootRequest & { op: 'commitTree'; staging: string; dir: string; overwrite: boolean })
+  /**
+   * Copies an entry (a folder with everything in it unless `shallow`) inside the root: built under
+   * `staging` first and moved into place, so no half-copied tree appears; refused with
+   * QUOTA_EXCEEDED when its files hold more than `maxBytes`.
+   */
+  | (RootRequest & { op: 'copy'; from: string; to: string; overwrite: boolean; shallow: boolean; staging: string; maxBytes: number })
   | (RootRequest & { op: 'replaceText'; staging: string; name: string; path: string; ifMatch: string | null; ifNoneMatch: boolean })
   | { op: 'discard'; staging: string }
   /** Whole-volume restores (volumeSwap.ts): outside any file root, on the volume's own root. */

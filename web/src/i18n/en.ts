@@ -180,7 +180,7 @@ export const coreEn = {
   'tokens.scope.runtime': 'runtime',
   'tokens.scope.runtimeHint': 'start, stop and restart your runtime',
   'tokens.scope.files': 'files',
-  'tokens.scope.filesHint': 'upload, download, move and delete your files',
+  'tokens.scope.filesHint': 'upload, download, move and delete your files; also the app password of a WebDAV drive (/dav/)',
   'tokens.scope.admin': 'admin',
   'tokens.scope.adminHint': 'everything under Admin, while you are an administrator',
   'tokens.noScope': 'Choose at least one scope.',

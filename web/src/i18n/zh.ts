@@ -180,7 +180,7 @@ const coreZh: Record<keyof typeof coreEn, string> = {
   'tokens.scope.runtime': '运行时',
   'tokens.scope.runtimeHint': '启动、停止和重启您的运行时',
   'tokens.scope.files': '文件',
-  'tokens.scope.filesHint': '上传、下载、移动和删除您的文件',
+  'tokens.scope.filesHint': '上传、下载、移动和删除您的文件；也可作为 WebDAV 网络驱动器（/dav/）的应用密码',
   'tokens.scope.admin': '管理',
   'tokens.scope.adminHint': '“管理”下的一切操作（仅在您是管理员期间有效）',
   'tokens.noScope': '请至少选择一个范围。',
