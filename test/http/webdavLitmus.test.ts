@@ -47,7 +47,7 @@ describeIf('litmus against /dav/', () => {
   });
 
   test('basic, copymove, props and locks', async () => {
-    const all = await runLitmus(`http://127.0.0.1:${port}/dav/`, 'admin', secret, 120_000);
+    const all = await runLitmus(`http://127.0.0.1:${port}/dav/`, 'admin', secret, undefined, 120_000);
     for (const group of ['basic', 'copymove', 'props', 'locks']) expect([group, all.some((r) => r.group === group)]).toEqual([group, true]);
     // The record the closing note quotes.
     process.stdout.write(`\nlitmus results\n${litmusReport(all, KNOWN_FAILURES)}\n`);

@@ -1,5 +1,7 @@
 /**
- * WebDAV through the real engine: litmus's basic, copymove, props and locks groups and an rclone
+ * WebDAV through the real engine: litmus's basic and copymove groups (the ones whose requests
+ * become engine work; props and locks, the same writes plus state of our own, run over the volume
+ * port's fake in test/http/webdavLitmus, which keeps the suite's time down) and an rclone
  * sync both ways (unicode names, empty folders, a 256 MiB file, byte-identical by SHA-256)
  * against /dav/ of a member whose runtime is stopped, every byte going through the file helper
  * and the engine's archive API. Then the runtime starts and finds the synced tree in its
@@ -55,10 +57,11 @@ describeIf('WebDAV through the real engine', () => {
     fs.rmSync(work, { recursive: true, force: true });
   });
 
-  it('litmus: basic, copymove, props and locks all pass', async () => {
-    const all = await runLitmus(`http://127.0.0.1:${port}/dav/`, 'alice', secret);
-    process.stdout.write(`\nlitmus through the real engine\n${litmusReport(all, {})}\n`);
-    for (const group of ['basic', 'copymove', 'props', 'locks']) expect([group, all.some((r) => r.group === group)]).toEqual([group, true]);
+  it('litmus: basic and copymove all pass', async () => {
+    const groups = ['basic', 'copymove'] as const;
+    const all = await runLitmus(`http://127.0.0.1:${port}/dav/`, 'alice', secret, groups);
+    process.stdout.write(`\nlitmus through the real engine\n${litmusReport(all, {}, groups)}\n`);
+    for (const group of groups) expect([group, all.some((r) => r.group === group)]).toEqual([group, true]);
     expect(all.filter((r) => r.outcome === 'FAIL').map((r) => `${r.group}/${r.test}: ${r.detail}`)).toEqual([]);
   });
 
