@@ -258,6 +258,7 @@ export function buildPlatform(config: AppConfig, logger: Logger, overrides: Plat
         links: new OidcIdentityRepository(db),
         factory,
         sessions,
+        auth,
         hashing,
         audit,
         transact,

@@ -16,6 +16,13 @@ export interface SignedIn {
   token: string;
 }
 
+/** A sign-in not by password, as its `login.success` audit entry records it. */
+export interface SignInVia {
+  method: 'oidc';
+  issuer: string;
+  subject: string;
+}
+
 const INVALID_CREDENTIALS_MESSAGE = 'Invalid username or password.';
 
 function tooManyAttempts(waitMs: number): AppError {
@@ -80,17 +87,26 @@ export class AuthService {
     }
     attempt.succeeded();
     const signedInUser = user;
-    return this.transact(() => {
-      this.users.recordLogin(signedInUser.id, this.clock.now());
-      const { token, session } = this.sessions.create(signedInUser.id, origin);
-      this.audit.record({
-        action: 'login.success',
-        actor: { id: signedInUser.id, username: signedInUser.username },
-        target: { type: 'user', id: signedInUser.id, label: signedInUser.username },
-        origin,
-      });
-      return { user: signedInUser, session, token };
+    return this.transact(() => this.completeSignIn(signedInUser, origin));
+  }
+
+  /**
+   * The end of every sign-in, once the person is known and let in: by password here, through the
+   * provider in OidcSignIn. One place, so the two ways cannot drift apart in what they record.
+   * Runs in the caller's transaction: a sign-in undone after this leaves no session and no entry.
+   * A password sign-in's `login.success` entry has no detail; another way names itself in `via`.
+   */
+  completeSignIn(user: User, origin: RequestOrigin, via?: SignInVia): SignedIn {
+    this.users.recordLogin(user.id, this.clock.now());
+    const { token, session } = this.sessions.create(user.id, origin);
+    this.audit.record({
+      action: 'login.success',
+      actor: actorOf(user),
+      target: { type: 'user', id: user.id, label: user.username },
+      origin,
+      ...(via ? { detail: { ...via } } : {}),
     });
+    return { user, session, token };
   }
 
   /**

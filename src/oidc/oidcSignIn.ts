@@ -3,7 +3,7 @@ import type { OidcIdentityRepository } from '../db/repositories/oidcIdentityRepo
 import type { User, UserRepository } from '../db/repositories/userRepository';
 import type { Role } from '../domain/accountRules';
 import type { AuditLog, RequestOrigin } from '../domain/audit';
-import { actorOf, type SignedIn } from '../domain/authService';
+import { actorOf, type AuthService, type SignedIn } from '../domain/authService';
 import type { PasswordHashing } from '../domain/passwordHashingGate';
 import type { SessionService } from '../domain/sessions';
 import type { Transactor } from '../domain/transactor';
@@ -63,6 +63,8 @@ export interface OidcSignInDeps {
   links: OidcIdentityRepository;
   factory: UserFactory;
   sessions: SessionService;
+  /** Ends an admitted sign-in as a password sign-in ends (session, last login, audit). */
+  auth: Pick<AuthService, 'completeSignIn'>;
   hashing: PasswordHashing;
   audit: AuditLog;
   transact: Transactor;
@@ -162,7 +164,7 @@ export class OidcSignIn {
         ? await this.deps.hashing.for('public', origin.ip === null ? null : `address:${origin.ip}`).hash(newSecret())
         : null;
 
-    const { users, links, sessions, audit, transact, clock } = this.deps;
+    const { users, links, auth, audit, transact, clock } = this.deps;
     const signedIn = transact((): SignedIn => {
       const now = clock.now();
       let user: User;
@@ -210,17 +212,8 @@ export class OidcSignIn {
               },
         );
       }
-      users.recordLogin(user.id, now);
       links.recordLogin(identity.issuer, identity.subject, now);
-      const { token, session } = sessions.create(user.id, origin);
-      audit.record({
-        action: 'login.success',
-        actor: actorOf(user),
-        target: { type: 'user', id: user.id, label: user.username },
-        origin,
-        detail: { method: 'oidc', issuer: identity.issuer, subject: identity.subject },
-      });
-      return { user, session, token };
+      return auth.completeSignIn(user, origin, { method: 'oidc', issuer: identity.issuer, subject: identity.subject });
     });
     if (resolved.kind === 'new') this.deps.factory.announce(signedIn.user);
     return signedIn;

@@ -172,6 +172,18 @@ describe('login rate limiting', () => {
     ]);
     expect(items.filter((e) => e.action === 'login.throttled').map((e) => e.detail)).toEqual([{ lockedBy: 'account', count: 1 }]);
   });
+
+  // Single sign-on ends in the same place (AuthService.completeSignIn) and adds its method to the detail.
+  test('a sign-in is audited as login.success by and for the account, with no detail, and sets its last sign-in time', async () => {
+    const { client: admin, userId } = await h.setupAdmin();
+    expect((await admin.get(`/api/v1/admin/users/${userId}`)).body.user.lastLoginAt).toBeNull();
+    expect((await h.bareClient().post('/api/v1/auth/login').send({ username: 'admin', password: STRONG_PASSWORD })).status).toBe(200);
+    const audit = await admin.get('/api/v1/admin/audit?action=login.success&limit=10');
+    expect(audit.body.items).toEqual([
+      expect.objectContaining({ actor: { id: userId, username: 'admin' }, target: { type: 'user', id: userId, label: 'admin' }, detail: {} }),
+    ]);
+    expect((await admin.get(`/api/v1/admin/users/${userId}`)).body.user.lastLoginAt).toEqual(expect.any(String));
+  });
 });
 
 describe('sessions', () => {
