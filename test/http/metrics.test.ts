@@ -66,6 +66,16 @@ async function scrape(harness: Harness): Promise<{ text: string; metrics: Exposi
   return { text: res.text, metrics: parseExposition(res.text) };
 }
 
+/** The platform's separate metrics port (CLAWLOOPS_METRICS_PORT), listening on a free local port until the test ends. */
+async function serveMetricsPort(harness: Harness): Promise<number> {
+  const listener = harness.platform.metricsListener;
+  if (!listener) throw new Error('no metrics listener');
+  const server = http.createServer(listener);
+  servers.push(server);
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return portOf(server);
+}
+
 /** GET on a listening server from a chosen local address; resolves once the head has come (the body is dropped). */
 function rawGet(port: number, urlPath: string, headers: Record<string, string> = {}, localAddress = '127.0.0.1'): Promise<{ status: number; head: string; req: http.ClientRequest }> {
   return new Promise((resolve, reject) => {
@@ -229,12 +239,7 @@ describe('who may scrape', () => {
   test('a separate port without a token: /metrics only there, the main port answers 404', async () => {
     const harness = await platformWith({ env: { CLAWLOOPS_METRICS_PORT: '19464' } });
     expect((await harness.bareClient().get('/metrics')).status).toBe(404);
-    const listener = harness.platform.metricsListener;
-    if (!listener) throw new Error('no metrics listener');
-    const server = http.createServer(listener);
-    servers.push(server);
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    const port = portOf(server);
+    const port = await serveMetricsPort(harness);
     const res = await fetch(`http://127.0.0.1:${port}/metrics`);
     expect(res.status).toBe(200);
     const metrics = parseExposition(await res.text());
@@ -247,12 +252,7 @@ describe('who may scrape', () => {
     const backend = new FakeProvisioner();
     backend.runtimeHost = '127.0.0.7';
     const harness = await platformWith({ env: { CLAWLOOPS_METRICS_PORT: '19464', CLAWLOOPS_METRICS_TOKEN: TOKEN }, backend });
-    const listener = harness.platform.metricsListener;
-    if (!listener) throw new Error('no metrics listener');
-    const server = http.createServer(listener);
-    servers.push(server);
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    const port = portOf(server);
+    const port = await serveMetricsPort(harness);
     expect((await rawGet(port, '/metrics')).status).toBe(401);
     expect((await rawGet(port, '/metrics', { authorization: `Bearer ${TOKEN}` })).status).toBe(200);
 
