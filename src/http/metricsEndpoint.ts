@@ -3,6 +3,7 @@ import type { RequestOrigin } from '../domain/audit';
 import { plainAddress } from '../egress/egressProxy';
 import type { Logger } from '../lib/logger';
 import { constantTimeEqual } from '../lib/secrets';
+import { bearerCredential } from './bearer';
 import type { RequestListener } from './frontDoor';
 import { writeJsonError } from './jsonError';
 
@@ -22,8 +23,6 @@ export interface MetricsAccess {
 const notFound = (req: IncomingMessage, res: ServerResponse): void =>
   writeJsonError(res, 404, 'NOT_FOUND', `No route for ${req.method ?? 'GET'} ${(req.url ?? '/').split('?')[0]?.slice(0, 200) ?? '/'}.`);
 
-const BEARER = /^Bearer\s+(\S{1,1024})$/i;
-
 /**
  * `/metrics` for Prometheus. `access` null: metrics are not served here (a 404 like any unknown
  * path). Otherwise a scrape from a runtime's address is refused whatever it carries, then the
@@ -42,7 +41,7 @@ export function metricsEndpoint(access: MetricsAccess | null): RequestListener {
       return writeJsonError(res, 403, 'METRICS_FORBIDDEN', 'Workspaces cannot read the platform\'s metrics.');
     }
     if (access.token !== null) {
-      const presented = BEARER.exec(req.headers.authorization ?? '')?.[1];
+      const presented = bearerCredential(req.headers.authorization);
       if (!presented || !constantTimeEqual(presented, access.token)) {
         access.refused(origin, 'invalid_token');
         res.setHeader('WWW-Authenticate', 'Bearer realm="clawloops-metrics"');
