@@ -4,7 +4,7 @@ import { plainAddress } from '../egress/egressProxy';
 import type { Logger } from '../lib/logger';
 import { constantTimeEqual } from '../lib/secrets';
 import { bearerCredential } from './bearer';
-import type { RequestListener } from './frontDoor';
+import { isMetricsPath, type RequestListener } from './frontDoor';
 import { writeJsonError } from './jsonError';
 
 export interface MetricsAccess {
@@ -69,8 +69,7 @@ export function metricsEndpoint(access: MetricsAccess | null): RequestListener {
 export function metricsListener(access: MetricsAccess): RequestListener {
   const serve = metricsEndpoint(access);
   return (req, res) => {
-    const url = req.url ?? '/';
-    if (url === '/metrics' || url.startsWith('/metrics?')) return serve(req, res);
+    if (isMetricsPath(req.url ?? '/')) return serve(req, res);
     notFound(req, res);
   };
 }
