@@ -175,7 +175,7 @@ export function createApp(config: HttpConfig, services: HttpServices): HttpApp {
   );
 
   // WebDAV clients authenticate with Basic and an app password only (never a cookie): before the API's session handling.
-  app.use(DAV_PREFIX, davRouter({ files: services.files, tokens: services.tokens, properties: services.davProperties, audit: services.audit, clock: services.clock, publicOrigin: config.publicOrigin }));
+  app.use(DAV_PREFIX, davRouter({ files: services.files, tokens: services.tokens, properties: services.davProperties, audit: services.audit, clock: services.clock, publicOrigin: config.publicOrigin, traffic: services.metrics?.fileTraffic ?? null }));
 
   const api = express.Router();
   api.use(securityHeaders);

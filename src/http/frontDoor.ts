@@ -18,7 +18,8 @@ export interface FrontDoorParts {
   observe?: RequestObserver | null;
 }
 
-const isMetricsPath = (url: string): boolean => url === '/metrics' || url.startsWith('/metrics?');
+/** Whether a request URL (path and query, as it came) is `/metrics`: on the main port and on the metrics port alike. */
+export const isMetricsPath = (url: string): boolean => url === '/metrics' || url.startsWith('/metrics?');
 
 /**
  * The HTTP server's request listener: a plain node:http dispatcher in front of Express. The hot

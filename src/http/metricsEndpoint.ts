@@ -3,7 +3,8 @@ import type { RequestOrigin } from '../domain/audit';
 import { plainAddress } from '../egress/egressProxy';
 import type { Logger } from '../lib/logger';
 import { constantTimeEqual } from '../lib/secrets';
-import type { RequestListener } from './frontDoor';
+import { bearerCredential } from './bearer';
+import { isMetricsPath, type RequestListener } from './frontDoor';
 import { writeJsonError } from './jsonError';
 
 export interface MetricsAccess {
@@ -21,8 +22,6 @@ export interface MetricsAccess {
 
 const notFound = (req: IncomingMessage, res: ServerResponse): void =>
   writeJsonError(res, 404, 'NOT_FOUND', `No route for ${req.method ?? 'GET'} ${(req.url ?? '/').split('?')[0]?.slice(0, 200) ?? '/'}.`);
-
-const BEARER = /^Bearer\s+(\S{1,1024})$/i;
 
 /**
  * `/metrics` for Prometheus. `access` null: metrics are not served here (a 404 like any unknown
@@ -42,7 +41,7 @@ export function metricsEndpoint(access: MetricsAccess | null): RequestListener {
       return writeJsonError(res, 403, 'METRICS_FORBIDDEN', 'Workspaces cannot read the platform\'s metrics.');
     }
     if (access.token !== null) {
-      const presented = BEARER.exec(req.headers.authorization ?? '')?.[1];
+      const presented = bearerCredential(req.headers.authorization);
       if (!presented || !constantTimeEqual(presented, access.token)) {
         access.refused(origin, 'invalid_token');
         res.setHeader('WWW-Authenticate', 'Bearer realm="clawloops-metrics"');
@@ -70,8 +69,7 @@ export function metricsEndpoint(access: MetricsAccess | null): RequestListener {
 export function metricsListener(access: MetricsAccess): RequestListener {
   const serve = metricsEndpoint(access);
   return (req, res) => {
-    const url = req.url ?? '/';
-    if (url === '/metrics' || url.startsWith('/metrics?')) return serve(req, res);
+    if (isMetricsPath(req.url ?? '/')) return serve(req, res);
     notFound(req, res);
   };
 }

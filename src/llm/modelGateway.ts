@@ -125,11 +125,13 @@ export class ModelGateway {
     return this.deps.settings.upstreamUrl !== null;
   }
 
-  /** The caller behind `Authorization: Bearer <key>`; null for a missing, unknown, rotated or revoked key, or a disabled user. */
-  authenticate(authorization: string | undefined): GatewayCaller | null {
-    const match = /^Bearer\s+(\S{16,512})$/i.exec(authorization ?? '');
-    if (!match?.[1]) return null;
-    const keyHash = hashSecret(match[1]);
+  /**
+   * The caller a model key (a call's bearer credential) belongs to; null for a missing, malformed,
+   * unknown, rotated or revoked key, or a disabled user.
+   */
+  authenticate(key: string | null): GatewayCaller | null {
+    if (key === null || key.length < 16 || key.length > 512) return null;
+    const keyHash = hashSecret(key);
     const known = this.deps.callers?.get(keyHash);
     if (known) {
       this.deps.onActivity(known.runtimeId);

@@ -1,16 +1,16 @@
 import { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import { Router, type Request, type Response } from 'express';
 import type { ApiTokenService } from '../domain/apiTokens';
 import type { AuditLog } from '../domain/audit';
 import { actorOf } from '../domain/authService';
-import { byteRange } from '../files/fileStreams';
+import type { FileTraffic } from '../files/fileStreams';
 import type { FileActor, WorkspaceFiles } from '../files/workspaceFiles';
 import { parseWorkspacePath, ROOT_PATH, type WorkspacePath } from '../files/workspacePath';
 import type { Clock } from '../lib/clock';
 import type { DavPropertyRepository } from '../db/repositories/davPropertyRepository';
 import { AppError, badRequest } from '../lib/errors';
 import { originOf } from '../http/context';
+import { requestedBytes, sendFileBytes } from '../http/fileDownload';
 import { davAuthentication, davCaller } from './davAuth';
 import { DavLocks, parseIf, parseTimeout, tokensOf, type DavLock, type IfList } from './davLocks';
 import { childOf, DAV_NS, escapeXml, isDav, parseXml, propElement, readBody, serializeProperty, type XmlNode } from './davXml';
@@ -27,6 +27,8 @@ export interface DavDeps {
   clock: Clock;
   /** The platform's public origin: a Destination must be on it (or on the request's own host). */
   publicOrigin: string;
+  /** Counts the bytes of downloads (metrics on), as the file API's are; nothing is counted without it. */
+  traffic?: FileTraffic | null;
 }
 
 interface Entry {
@@ -89,6 +91,7 @@ const nameOf = (path: WorkspacePath): string => path.slice(path.lastIndexOf('/')
  */
 export function davRouter(deps: DavDeps): Router {
   const { files, properties } = deps;
+  const traffic = deps.traffic ?? null;
   const locks = new DavLocks(deps.clock);
   const router = Router();
   router.use(davAuthentication(deps.tokens));
@@ -516,26 +519,9 @@ export function davRouter(deps: DavDeps): Router {
       opened.body.destroy();
       throw new AppError(409, 'CONFLICT', 'The file became a folder meanwhile.');
     }
-    let body: Readable = opened.body;
-    const ifRange = req.get('if-range');
-    const rangeApplies = req.headers.range && (!ifRange || ifRange === etag || ifRange === entry.modifiedAt.toUTCString());
-    const ranges = rangeApplies ? req.range(opened.size) : undefined;
-    if (ranges === -1) {
-      opened.body.destroy();
-      res.setHeader('Content-Range', `bytes */${opened.size}`);
-      throw new AppError(416, 'RANGE_NOT_SATISFIABLE', `The file is ${opened.size} bytes; the requested range is outside it.`);
-    }
-    if (Array.isArray(ranges) && ranges.length === 1 && ranges[0]) {
-      const { start, end } = ranges[0];
-      res.status(206);
-      res.setHeader('Content-Range', `bytes ${start}-${end}/${opened.size}`);
-      res.setHeader('Content-Length', String(end - start + 1));
-      const slice = byteRange(start, end);
-      slice.on('end', () => opened.body.destroy());
-      opened.body.pipe(slice);
-      body = slice;
-    } else res.setHeader('Content-Length', String(opened.size));
-    await pipeline(body, res).catch(() => {
+    // An If-Range date is one the client had from Last-Modified above: the entry's time, so that is what it must match.
+    const body = requestedBytes(req, res, { size: opened.size, modifiedAt: entry.modifiedAt, body: opened.body }, etag);
+    await sendFileBytes(body, res, traffic).catch(() => {
       opened.body.destroy();
       res.destroy();
     });

@@ -8,6 +8,7 @@ import { fromUpstream, JsonUsageMeter, nothingCharged, partialCharge, reservatio
 import { SseUsageTap } from '../../llm/sseUsage';
 import { CallLimit } from '../../llm/callLimit';
 import { LimitExceeded, type Admission } from '../../llm/modelLimits';
+import { bearerCredential } from '../bearer';
 import { readJsonBody } from './jsonBody';
 import { OPENAI_ENDPOINTS, rebuildRequest, type OpenAiEndpoint } from './openAiRequest';
 
@@ -93,7 +94,7 @@ async function serve(deps: GatewayHandlerDeps, req: IncomingMessage, res: Server
   // Like the platform's routes: a trailing slash names the same endpoint.
   const path = fullPath.slice(LLM_PREFIX.length).replace(/(.)\/$/, '$1');
 
-  const caller = gateway.authenticate(req.headers.authorization);
+  const caller = gateway.authenticate(bearerCredential(req.headers.authorization));
   if (!caller) {
     openAiError(res, 401, 'invalid_request_error', 'invalid_api_key', 'The API key is missing, unknown or no longer valid. Runtimes get a new key each time they are re-created; restart the runtime.');
     return;

@@ -2,6 +2,7 @@ import type { RequestHandler } from 'express';
 import type { ApiTokenScope } from '../../db/repositories/apiTokenRepository';
 import type { ApiTokenService } from '../../domain/apiTokens';
 import { forbidden, unauthorized } from '../../lib/errors';
+import { bearerCredential } from '../bearer';
 import { originOf, requestState } from '../context';
 
 const READS = new Set(['GET', 'HEAD']);
@@ -24,8 +25,6 @@ export function scopesAdmitting(method: string, apiPath: string): readonly ApiTo
   return null;
 }
 
-const BEARER = /^Bearer[ \t]+(\S+)[ \t]*$/i;
-
 /**
  * A request with `Authorization: Bearer` is a script's: it is authenticated by its token alone
  * (any cookie is ignored, so a token request never rides on a browser session) and refused
@@ -37,9 +36,9 @@ export function loadApiToken(tokens: ApiTokenService): RequestHandler {
     const header = req.get('authorization');
     if (header === undefined || !/^bearer\b/i.test(header.trimStart())) return next();
     res.setHeader('WWW-Authenticate', 'Bearer realm="ClawLoops API"');
-    const match = BEARER.exec(header);
-    if (!match?.[1]) throw unauthorized('TOKEN_INVALID', 'Send a personal API token as "Authorization: Bearer <token>".');
-    const found = tokens.authenticate(match[1], originOf(req));
+    const secret = bearerCredential(header);
+    if (secret === null) throw unauthorized('TOKEN_INVALID', 'Send a personal API token as "Authorization: Bearer <token>".');
+    const found = tokens.authenticate(secret, originOf(req));
     if (!found) throw unauthorized('TOKEN_INVALID', 'This API token is unknown, expired or revoked, or its account is disabled.');
     requestState(req).token = found;
     next();

@@ -1,5 +1,4 @@
 import type { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import express, { Router, type Request, type RequestHandler, type Response } from 'express';
 import multer, { type StorageEngine } from 'multer';
 import { z } from 'zod';
@@ -7,11 +6,12 @@ import type { AuditLog } from '../../domain/audit';
 import { actorOf } from '../../domain/authService';
 import type { ImportTotals } from '../../files/archiveImport';
 import type { SpoolSpace } from '../../files/spoolSpace';
-import { byteRange, countingStream, type FileTraffic } from '../../files/fileStreams';
+import type { FileTraffic } from '../../files/fileStreams';
 import type { FileActor, WorkspaceFiles } from '../../files/workspaceFiles';
 import { parseWorkspacePath } from '../../files/workspacePath';
 import { AppError } from '../../lib/errors';
 import { authOf, originOf } from '../context';
+import { requestedBytes, sendFileBytes } from '../fileDownload';
 import { requireAuth } from '../middleware/authentication';
 import { requireJsonBody } from '../middleware/originCheck';
 import { cutWhenIdle, failStreamsOnDisconnect, PartRefusal, setUploadState, uploadError, uploadMiddleware, uploadStateOf } from '../uploads';
@@ -25,11 +25,6 @@ export interface FileRouteDeps {
   spool: SpoolSpace;
   /** Counts the bytes that go in and out (metrics on); nothing is counted without it. */
   traffic?: FileTraffic | null;
-}
-
-/** Sends a download, its bytes counted as they leave when metrics are on. */
-function send(body: Readable, res: Response, traffic: FileTraffic | null): Promise<void> {
-  return traffic ? pipeline(body, countingStream((n) => traffic('out', n)), res) : pipeline(body, res);
 }
 
 const flag = z.enum(['0', '1', 'true', 'false']).transform((v) => v === '1' || v === 'true');
@@ -74,7 +69,7 @@ async function streamDownload(files: WorkspaceFiles, req: Request, res: Response
   if (opened.kind === 'directory') {
     res.attachment(`${opened.name}.tar.gz`);
     res.type('application/gzip');
-    await send(opened.body, res, traffic).catch(() => res.destroy());
+    await sendFileBytes(opened.body, res, traffic).catch(() => res.destroy());
     return;
   }
   // attachment() also sets the type from the extension; inline only for types that cannot run as a page.
@@ -88,31 +83,13 @@ async function streamDownload(files: WorkspaceFiles, req: Request, res: Response
   res.setHeader('ETag', etag);
   res.setHeader('Last-Modified', opened.modifiedAt.toUTCString());
   res.setHeader('Accept-Ranges', 'bytes');
-  let body = opened.body;
-  const ifRange = req.get('if-range');
-  const rangeApplies = req.headers.range && (!ifRange || ifRange === etag || ifRange === opened.modifiedAt.toUTCString());
-  const ranges = rangeApplies ? req.range(opened.size) : undefined;
-  if (ranges === -1) {
-    opened.body.destroy();
-    res.setHeader('Content-Range', `bytes */${opened.size}`);
-    throw new AppError(416, 'RANGE_NOT_SATISFIABLE', `The file is ${opened.size} bytes; the requested range is outside it.`);
-  }
-  if (Array.isArray(ranges) && ranges.length === 1 && ranges[0]) {
-    const { start, end } = ranges[0];
-    res.status(206);
-    res.setHeader('Content-Range', `bytes ${start}-${end}/${opened.size}`);
-    res.setHeader('Content-Length', String(end - start + 1));
-    const slice = byteRange(start, end);
-    slice.on('end', () => opened.body.destroy());
-    opened.body.pipe(slice);
-    body = slice;
-  } else res.setHeader('Content-Length', String(opened.size));
+  const body = requestedBytes(req, res, opened, etag);
   if (req.method === 'HEAD') {
     opened.body.destroy();
     res.end();
     return;
   }
-  await send(body, res, traffic).catch(() => {
+  await sendFileBytes(body, res, traffic).catch(() => {
     opened.body.destroy();
     res.destroy();
   });
@@ -209,7 +186,7 @@ function fileEndpoints(deps: FileRouteDeps, userIdOf: (req: Request) => string, 
     lockDown(res);
     res.attachment(`workspace-${new Date().toISOString().slice(0, 10)}.tar.gz`);
     res.type('application/gzip');
-    await send(archive, res, traffic).catch(() => res.destroy());
+    await sendFileBytes(archive, res, traffic).catch(() => res.destroy());
   });
 
   router.get('/text', async (req, res) => {
