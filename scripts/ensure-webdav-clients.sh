@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
-# Makes sure Debian's `litmus` (the WebDAV compliance suite) and `rclone` are installed: the tests
-# test/http/webdavLitmus and test/http/webdavRclone run them against /dav/. When one is missing and
-# we run as root on Debian, installs it with apt-get (~10 s); otherwise those tests are skipped with a note.
+# Makes sure the WebDAV clients the tests run against /dav/ are installed, all Debian packages:
+# `litmus` (the compliance suite), `rclone` (sync, and `rclone mount`), `davfs2` (a kernel mount)
+# and `fuse3` (fusermount, which rclone mount needs). When one is missing and we run as root on
+# Debian, installs it with apt-get (~10 s); otherwise the tests that need it are skipped with a note.
 set -euo pipefail
 
 missing=()
 command -v litmus >/dev/null 2>&1 || missing+=(litmus)
 command -v rclone >/dev/null 2>&1 || missing+=(rclone)
+[[ -x /usr/sbin/mount.davfs || -x /sbin/mount.davfs ]] || missing+=(davfs2)
+command -v fusermount3 >/dev/null 2>&1 || missing+=(fuse3)
 if [[ ${#missing[@]} -eq 0 ]]; then
-  echo "webdav clients: litmus and rclone $(rclone version 2>/dev/null | head -1)"
+  echo "webdav clients: litmus, davfs2, fuse3 and $(rclone version 2>/dev/null | head -1)"
   exit 0
 fi
 if [[ "$(id -u)" != "0" ]] || ! command -v apt-get >/dev/null 2>&1; then

@@ -31,7 +31,7 @@ bash scripts/ensure-chromium.sh
 step "age (backups are checked against the reference tool)"
 bash scripts/ensure-age.sh
 
-step "litmus and rclone (WebDAV clients, for test/http/webdavLitmus and webdavRclone)"
+step "WebDAV clients: litmus, rclone, davfs2 (test/http/webdav*, test/integration/webdavEngine)"
 bash scripts/ensure-webdav-clients.sh
 
 step "test images"

@@ -136,3 +136,79 @@ export function writeAwkwardTree(root: string, largeBytes: number): void {
   }
   for (const empty of ['empty folder', 'deep/a/also empty', '空のフォルダ']) fs.mkdirSync(path.join(root, empty), { recursive: true });
 }
+
+// ---- mounts: ordinary programs reading and writing through /dav/ ----
+
+export const MOUNT_DAVFS = ['/usr/sbin/mount.davfs', '/sbin/mount.davfs'].find((p) => fs.existsSync(p)) ?? null;
+export const FUSERMOUNT = ['/usr/bin/fusermount3', '/bin/fusermount3', '/usr/bin/fusermount'].find((p) => fs.existsSync(p)) ?? null;
+/** Mounting takes root (davfs2) and the kernel's FUSE device (both clients). */
+export const CAN_MOUNT = process.getuid?.() === 0 && fs.existsSync('/dev/fuse');
+
+export interface ProgramRun {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/**
+ * A program run as a child process. Anything that touches a mount of /dav/ must go through here
+ * when the server is this process: a synchronous fs call on the mount would block the event loop
+ * that has to answer it.
+ */
+export function program(file: string, args: string[], options: { env?: Record<string, string>; timeoutMs?: number } = {}): Promise<ProgramRun> {
+  return new Promise((resolve) => {
+    execFile(file, args, { env: { ...process.env, ...options.env }, timeout: options.timeoutMs ?? 120_000, maxBuffer: 16 * 1024 ** 2 }, (err, stdout, stderr) => {
+      const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? ((err as { code: number }).code) : -1) : 0;
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+function mounted(mountpoint: string): boolean {
+  return fs.readFileSync('/proc/mounts', 'utf8').split('\n').some((line) => line.split(' ')[1] === mountpoint);
+}
+
+async function waitUntilMounted(mountpoint: string, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!mounted(mountpoint)) {
+    if (Date.now() > deadline) throw new Error(`${mountpoint} was not mounted within ${timeoutMs} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+/**
+ * Mounts `url` with davfs2 at `mountpoint` (credentials in a secrets file of `work`, never on a
+ * command line) and returns its unmount, which waits until davfs2 has uploaded what it cached.
+ */
+export async function mountDavfs(url: string, username: string, secret: string, work: string, mountpoint: string): Promise<() => Promise<void>> {
+  const secrets = path.join(work, 'davfs2.secrets');
+  const conf = path.join(work, 'davfs2.conf');
+  fs.writeFileSync(secrets, `${url} ${username} ${secret}\n`, { mode: 0o600 });
+  // ask_auth 0: fail rather than prompt; use_locks: what Finder and Explorer do too.
+  fs.writeFileSync(conf, `secrets ${secrets}\nask_auth 0\nuse_locks 1\n`);
+  fs.mkdirSync(mountpoint, { recursive: true });
+  const run = await program(MOUNT_DAVFS as string, [url, mountpoint, '-o', `conf=${conf},rw`], { timeoutMs: 60_000 });
+  if (run.code !== 0) throw new Error(`mount.davfs exited ${run.code}: ${run.stderr}`);
+  await waitUntilMounted(mountpoint, 10_000);
+  return async () => {
+    if (!mounted(mountpoint)) return;
+    const done = await program('umount', [mountpoint], { timeoutMs: 300_000 });
+    if (done.code !== 0) throw new Error(`umount ${mountpoint} exited ${done.code}: ${done.stderr}`);
+  };
+}
+
+/**
+ * Mounts the rclone remote `dav:` (rcloneRemote's environment) at `mountpoint`. Writes are cached
+ * and uploaded when a file is closed, at once (no write-back delay), so an unmount loses nothing.
+ */
+export async function mountRclone(env: Record<string, string>, mountpoint: string): Promise<() => Promise<void>> {
+  fs.mkdirSync(mountpoint, { recursive: true });
+  const run = await program(RCLONE as string, ['mount', 'dav:', mountpoint, '--daemon', '--vfs-cache-mode', 'writes', '--vfs-write-back', '0s', '--dir-cache-time', '1s'], { env, timeoutMs: 60_000 });
+  if (run.code !== 0) throw new Error(`rclone mount exited ${run.code}: ${run.stderr}`);
+  await waitUntilMounted(mountpoint, 30_000);
+  return async () => {
+    if (!mounted(mountpoint)) return;
+    const done = await program(FUSERMOUNT as string, ['-u', mountpoint], { timeoutMs: 60_000 });
+    if (done.code !== 0) throw new Error(`fusermount -u ${mountpoint} exited ${done.code}: ${done.stderr}`);
+  };
+}
