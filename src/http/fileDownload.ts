@@ -20,14 +20,16 @@ export interface RangedFile {
 /**
  * The part of `file` the request asks for, with its status and length headers set: 206 with
  * Content-Range for one satisfiable range (suffix and open-ended ones included), the whole file
- * otherwise: no Range, an If-Range that names neither `etag` nor the file's Last-Modified date
+ * otherwise: no Range, a unit other than bytes, an If-Range that names neither `etag` nor the file's Last-Modified date
  * (the client holds another version), several ranges, or a malformed header. A range wholly
  * outside the file is a 416 whose Content-Range gives only the file's size, the body destroyed.
  */
 export function requestedBytes(req: Request, res: Response, file: RangedFile, etag: string): Readable {
   const ifRange = req.get('if-range');
   const rangeApplies = req.headers.range && (!ifRange || ifRange === etag || ifRange === file.modifiedAt.toUTCString());
-  const ranges = rangeApplies ? req.range(file.size) : undefined;
+  const parsed = rangeApplies ? req.range(file.size) : undefined;
+  // A unit other than bytes is one we do not know: RFC 9110 §14.2 says to ignore the header.
+  const ranges = Array.isArray(parsed) && parsed.type !== 'bytes' ? undefined : parsed;
   if (ranges === -1) {
     file.body.destroy();
     res.setHeader('Content-Range', `bytes */${file.size}`);

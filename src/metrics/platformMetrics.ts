@@ -111,7 +111,7 @@ export class PlatformMetrics implements ModelCallObserver {
     });
     this.modelTokens = new Counter({ name: 'clawloops_model_tokens_total', help: 'Tokens charged for model calls (prompt or completion).', labelNames: ['model', 'type'], registers });
     this.modelCost = new Counter({ name: 'clawloops_model_cost_usd_total', help: 'What model calls cost at the catalog prices, in US dollars.', labelNames: ['model'], registers });
-    this.fileBytes = new Counter({ name: 'clawloops_file_bytes_total', help: 'Bytes of workspace files through the file API and WebDAV (in: API uploads, imports, edits; out: downloads, WebDAV GET included, exports, reads).', labelNames: ['direction'], registers });
+    this.fileBytes = new Counter({ name: 'clawloops_file_bytes_total', help: 'Bytes of workspace files through the file API and WebDAV (in: API uploads, imports, edits, WebDAV PUT; out: downloads, WebDAV GET included, exports, reads).', labelNames: ['direction'], registers });
     this.httpDuration = new Histogram({
       name: 'clawloops_http_request_duration_seconds',
       help: 'Time to answer HTTP requests, by route class and status class.',

@@ -373,6 +373,7 @@ export function davRouter(deps: DavDeps): Router {
         throw err;
       }
       await upload.commit();
+      traffic?.('in', size);
       const written = await find(userId, path);
       if (written) res.setHeader('ETag', etagOf(written));
       res.status(current ? 204 : 201).end();

@@ -133,6 +133,9 @@ describe('after real operations', () => {
     const basic = `Basic ${Buffer.from(`${ADMIN}:${(appPassword.body as { secret: string }).secret}`).toString('base64')}`;
     const davTail = await harness.bareClient().get('/dav/secret-plan.txt').set('Authorization', basic).set('Range', 'bytes=-5');
     expect(davTail.status).toBe(206);
+    // And a file in through WebDAV, counted like an upload.
+    const davPut = await harness.bareClient().put('/dav/from-dav.txt').set('Authorization', basic).send('eleven byte');
+    expect(davPut.status).toBe(201);
 
     // The runtime's event stream, opened as a browser reopens a dropped one.
     const { server, port } = await servePlatform(harness.platform);
@@ -168,13 +171,13 @@ describe('after real operations', () => {
     expect(sumOf(after, 'clawloops_model_tokens_total', { model: MODEL, type: 'prompt' })).toBe(22);
     expect(sumOf(after, 'clawloops_model_tokens_total', { model: MODEL, type: 'completion' })).toBe(6);
     expect(sumOf(after, 'clawloops_model_cost_usd_total')).toBe(0);
-    expect(sumOf(after, 'clawloops_file_bytes_total', { direction: 'in' })).toBe(content.length);
+    expect(sumOf(after, 'clawloops_file_bytes_total', { direction: 'in' })).toBe(content.length + 'eleven byte'.length);
     expect(sumOf(after, 'clawloops_file_bytes_total', { direction: 'out' })).toBe(content.length + 5);
     expect(sumOf(after, 'clawloops_event_streams_opened_total')).toBe(2);
     expect(sumOf(after, 'clawloops_event_stream_reconnects_total')).toBe(1);
     expect(sumOf(after, 'clawloops_http_request_duration_seconds_count', { route_class: 'gateway', status_class: '2xx' })).toBe(2);
     expect(sumOf(after, 'clawloops_http_request_duration_seconds_count', { route_class: 'gateway', status_class: '4xx' })).toBe(1);
-    expect(sumOf(after, 'clawloops_http_request_duration_seconds_count', { route_class: 'files', status_class: '2xx' })).toBe(3);
+    expect(sumOf(after, 'clawloops_http_request_duration_seconds_count', { route_class: 'files', status_class: '2xx' })).toBe(4);
     expect(sumOf(after, 'clawloops_http_request_duration_seconds_count', { route_class: 'api', status_class: '2xx' })).toBeGreaterThanOrEqual(3);
     expect(sumOf(after, 'clawloops_http_request_duration_seconds_count', { route_class: 'metrics' })).toBeGreaterThanOrEqual(3);
     expect(sumOf(after, 'clawloops_http_request_duration_seconds_count', { route_class: 'workspace' })).toBe(1);
