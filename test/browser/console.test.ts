@@ -230,6 +230,12 @@ it('a member makes an API token on the account page: shown once, it works for a 
   const secret = await secretField.inputValue();
   expect(secret).toMatch(/^clt_[A-Za-z0-9_-]{43}$/);
   await shot(member, '05b-account-token');
+  // A files token is also a WebDAV app password: the card says where and as whom.
+  const connect = member.getByTestId('webdav-connect');
+  await expect(connect.textContent()).resolves.toContain(`${base}/dav/`);
+  await expect(connect.textContent()).resolves.toContain('alice');
+  // The picture docs/webdav.md shows (docs/images/app-password.png), the secret masked.
+  await member.locator('section.card', { has: member.getByRole('heading', { name: 'API tokens' }) }).screenshot({ path: path.join(shots, 'app-password.png'), mask: [secretField] });
 
   // The script: no cookie, the token in the header.
   const call = (method: string, route: string) => fetch(`${base}/api/v1${route}`, { method, headers: { authorization: `Bearer ${secret}` } });

@@ -77,7 +77,7 @@ export function AccountPage() {
           </div>
         )}
       </Card>
-      <ApiTokensCard isAdmin={user.role === 'admin'} />
+      <ApiTokensCard isAdmin={user.role === 'admin'} username={user.username} />
       <ConfirmDialog
         open={confirming}
         title={t('account.signOutOthersTitle')}

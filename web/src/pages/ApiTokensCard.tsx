@@ -18,7 +18,7 @@ const EXPIRY_DAYS = [7, 30, 90, 365];
 const scopeLabel = (scope: ApiTokenScope): MessageKey => SCOPES.find((s) => s.scope === scope)?.label ?? 'tokens.scope.read';
 
 /** Personal API tokens for scripts: made here, their secret shown once, revoked here. */
-export function ApiTokensCard({ isAdmin }: { isAdmin: boolean }) {
+export function ApiTokensCard({ isAdmin, username }: { isAdmin: boolean; username: string }) {
   const { t, locale } = useI18n();
   const tokens = useResource((signal) => api.get<ApiTokenList>('/account/tokens', { signal }), 'tokens');
   const [creating, setCreating] = useState(false);
@@ -47,6 +47,23 @@ export function ApiTokensCard({ isAdmin }: { isAdmin: boolean }) {
           note={t('tokens.secretOnce')}
           onDone={() => setCreated(null)}
         />
+      )}
+      {created?.token.scopes.includes('files') && (
+        <div data-testid="webdav-connect">
+          <p className="secret-label">{t('tokens.davTitle')}</p>
+          <dl className="facts">
+            <dt>{t('tokens.davAddress')}</dt>
+            <dd>
+              <code>{`${window.location.origin}/dav/`}</code>
+            </dd>
+            <dt>{t('field.username')}</dt>
+            <dd>
+              <code>{username}</code>
+            </dd>
+            <dt>{t('tokens.davPassword')}</dt>
+            <dd>{t('tokens.davPasswordIsToken')}</dd>
+          </dl>
+        </div>
       )}
       {creating && (
         <AsyncForm
