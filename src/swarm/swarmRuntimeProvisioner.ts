@@ -23,6 +23,7 @@ import type {
   Subscription,
 } from '../runtime/provisioner';
 import { OPENCLAW_HOME, OPENCLAW_PORT } from '../runtime/runtimeSettings';
+import { LocalTaskContainers } from './localTaskContainers';
 import { Placement, type NodeLoad } from './placement';
 import { ANY_NODE, changeBetween, digestOf, instanceOfService, isRuntimeService, isSettled, NODE_LABEL, serviceSpecFor, taskIsUp, type NodeVerdict, type ServiceDigest, type ServiceSettings } from './runtimeService';
 import type { SwarmFileAgents } from './swarmFileAgents';
@@ -95,6 +96,8 @@ class Wakeup {
 export class SwarmRuntimeProvisioner implements RuntimeProvisioner {
   private readonly proxies: ProxyAttachments;
   private readonly placement: Placement;
+  /** For the figures' frequent samples only; freezing and thawing look the task up fresh. */
+  private readonly sampledContainers: LocalTaskContainers;
   private claimed = false;
   private localNodeId: string | null = null;
 
@@ -108,6 +111,7 @@ export class SwarmRuntimeProvisioner implements RuntimeProvisioner {
   ) {
     this.proxies = new ProxyAttachments(local, { controlPlaneContainer: settings.controlPlaneContainer, router: settings.router }, logger);
     this.placement = new Placement(engine, settings);
+    this.sampledContainers = new LocalTaskContainers(() => typed(this.engine.listTasks()), () => this.thisNode());
   }
 
   async claim(): Promise<void> {
@@ -559,7 +563,7 @@ export class SwarmRuntimeProvisioner implements RuntimeProvisioner {
   }
 
   async stats(instanceId: string): Promise<RuntimeStats | null> {
-    const container = await this.localContainer(instanceId);
+    const container = await this.sampledContainers.containerOf(instanceId);
     return container ? typed(this.local.stats(container)) : null;
   }
 
