@@ -273,10 +273,11 @@ export function davRouter(deps: DavDeps): Router {
         quota = { used: usage.bytes, available: Math.max(0, usage.quotaBytes - usage.bytes) };
       }
       const userLocks = locks.affecting(userId, path, true);
+      const deadByPath = properties.listWithin(userId, path);
       const responses = entries.map((entry) => {
         const found: string[] = [];
         const missing: string[] = [];
-        const dead = properties.list(userId, entry.path);
+        const dead = deadByPath.get(entry.path) ?? [];
         if (mode === 'propname') {
           for (const local of LIVE_PROPS) if (propertyXml(entry, local, userLocks, null) !== null) found.push(`<D:${local}/>`);
           for (const p of dead) found.push(propElement(p.ns, p.name, null));

@@ -203,6 +203,21 @@ describe('methods', () => {
       expect(got.body).toMatch(/<x:c xmlns:x="urn:x"\/><\/D:prop><D:status>HTTP\/1.1 404/);
     }
   });
+
+  test('PROPFIND Depth 1 shows each child its own dead properties, and none of a folder whose name only begins alike', async () => {
+    await dav('MKCOL', '/dav/p');
+    await dav('MKCOL', '/dav/p/a');
+    await dav('MKCOL', '/dav/p/ab');
+    await dav('PUT', '/dav/p/a/deep.txt', {}, 'x');
+    const tag = (where: string, value: string) => dav('PROPPATCH', where, {}, `<propertyupdate xmlns="DAV:"><set><prop><t xmlns="urn:t">${value}</t></prop></set></propertyupdate>`);
+    for (const [where, value] of [['/dav/p/a', 'A'], ['/dav/p/ab', 'AB'], ['/dav/p/a/deep.txt', 'DEEP']] as const) expect((await tag(where, value)).status).toBe(207);
+    const listed = await dav('PROPFIND', '/dav/p/', { depth: '1' }, '<propfind xmlns="DAV:"><prop><t xmlns="urn:t"/></prop></propfind>');
+    expect(listed.status).toBe(207);
+    const valueOf = (href: string) => new RegExp(`<D:href>${href}</D:href>(.*?)</D:response>`).exec(listed.body)?.[1] ?? '';
+    expect([/>A</.test(valueOf('/dav/p/a/')), /AB/.test(valueOf('/dav/p/a/')), /DEEP/.test(valueOf('/dav/p/a/'))]).toEqual([true, false, false]);
+    expect(/>AB</.test(valueOf('/dav/p/ab/'))).toBe(true);
+    expect(valueOf('/dav/p/')).toContain('HTTP/1.1 404');
+  });
 });
 
 describe('refusals', () => {
