@@ -2,7 +2,7 @@
 # Benchmarks against the local Docker engine (the model gateway's needs none). Every figure is
 # printed next to a baseline measured in the same run (ratios, never absolute thresholds); nothing
 # here is asserted by the test suite.
-#   bash bench/run.sh              everything, ~9 minutes:
+#   bash bench/run.sh              everything, one part after the other:
 #   bash bench/run.sh start        1. API start → ready vs raw dockerode (stand-in image), cold and
 #                                     warm, with a breakdown of where an API start spends its time
 #   bash bench/run.sh concurrent   2. 20 new users starting at once vs 20 × a single start
@@ -35,6 +35,9 @@
 #                                     ready, 20 starts at once (one engine, a single-node swarm, and
 #                                     three engines joined by scripts/swarm-lab), and the control
 #                                     plane's memory and CPU with 20 runtimes running
+#   bash bench/run.sh webdav        12. WebDAV, ~2 minutes: a 1 GiB PUT and GET through /dav/ vs the
+#                                     file API vs raw putArchive/getArchive, and a PROPFIND of
+#                                     10,000 entries vs the file API's listing of that folder
 # Knobs: BENCH_ITERATIONS (15), BENCH_CONCURRENT (20), BENCH_BURSTS (3), BENCH_PROFILE_ITERATIONS (8),
 # OPENCLAW_ITERATIONS (5), CLAWLOOPS_RUNTIME_MAX_PARALLEL (unset: the product default, 4);
 # routing: BENCH_SAMPLES (2000), BENCH_CONNECTIONS (16), BENCH_DURATION (4), BENCH_ROUNDS (3),
@@ -46,13 +49,13 @@
 # overlapping: Docker's ~2 s one-shot stats that overlap), BENCH_STATS_MS (45 | 2000), BENCH_OLD_ROUNDS (3),
 # BENCH_LIST_SAMPLES (100); backup: BENCH_BACKUP_MIB (1024), BENCH_ROUNDS (3); egress: BENCH_EGRESS_MIB (1024),
 # BENCH_ROUNDS (5), BENCH_SAMPLES (300); swarm: BENCH_ITERATIONS (8), BENCH_CONCURRENT (20), BENCH_IDLE_SECONDS (30),
-# BENCH_CLUSTER (1; 0 skips the three-engine swarm).
+# BENCH_CLUSTER (1; 0 skips the three-engine swarm); webdav: BENCH_FILE_MIB, BENCH_FILE_ROUNDS, BENCH_LIST_ENTRIES, BENCH_LIST_SAMPLES as for files.
 # Everything a run creates carries one instance label and is swept at the end, even on failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 which="${1:-all}"
-case "$which" in all | start | concurrent | openclaw | routing | files | gateway | web | adminlist | backup | egress | swarm) ;; *) echo "usage: $0 [all|start|concurrent|openclaw|routing|files|gateway|web|adminlist|backup|egress|swarm]" >&2; exit 2 ;; esac
+case "$which" in all | start | concurrent | openclaw | routing | files | gateway | web | adminlist | backup | egress | swarm | webdav) ;; *) echo "usage: $0 [all|start|concurrent|openclaw|routing|files|gateway|web|adminlist|backup|egress|swarm|webdav]" >&2; exit 2 ;; esac
 
 if [[ "$which" != gateway && "$which" != adminlist && "$which" != egress ]]; then
   docker info >/dev/null 2>&1 || bash scripts/ensure-docker.sh >/dev/null
@@ -83,6 +86,7 @@ case "$which" in
   openclaw) npx tsx bench/openclawStart.ts "${OPENCLAW_ITERATIONS:-5}" || status=$? ;;
   routing) npx tsx bench/workspaceRouting.ts proxy forwardauth || status=$? ;;
   files) npx tsx bench/workspaceFiles.ts transfer list || status=$? ;;
+  webdav) npx tsx bench/workspaceFiles.ts webdav || status=$? ;;
   gateway) npx tsx bench/modelGateway.ts || status=$? ;;
   web) bash scripts/ensure-chromium.sh >/dev/null && npm run --silent build:web && npx tsx bench/webConsole.ts load drop || status=$? ;;
   adminlist) npx tsx bench/adminRuntimeList.ts || status=$? ;;
@@ -93,7 +97,7 @@ case "$which" in
     npx tsx bench/runtimeStart.ts start concurrent || status=$?
     npx tsx bench/openclawStart.ts "${OPENCLAW_ITERATIONS:-5}" || status=$?
     npx tsx bench/workspaceRouting.ts proxy forwardauth || status=$?
-    npx tsx bench/workspaceFiles.ts transfer list || status=$?
+    npx tsx bench/workspaceFiles.ts transfer list webdav || status=$?
     npx tsx bench/modelGateway.ts || status=$?
     bash scripts/ensure-chromium.sh >/dev/null && npm run --silent build:web && npx tsx bench/webConsole.ts load drop || status=$?
     npx tsx bench/adminRuntimeList.ts || status=$?

@@ -48,12 +48,24 @@
  *   `node -e 0` in the runtime (the agent's floor), and readdir + lstat of every entry timed
  *   inside the container (the agent's own work).
  *
+ *   part "webdav": the same BENCH_FILE_MIB file through /dav/ (Basic auth with a files-scoped app
+ *   password), next to the file API and raw putArchive/getArchive, all measured in this part:
+ *     WebDAV PUT     PUT /dav/bench/dav-big.bin with an exact Content-Length, streamed from disk,
+ *                    until the 201/204 (the file is in place: same staging and commit as the API)
+ *     WebDAV GET     GET /dav/bench/dav-big.bin, consumed fully, byte count checked
+ *     - after an unmeasured 1 MiB warm-up of each path, BENCH_FILE_ROUNDS rounds rotating who
+ *       goes first among raw, API and WebDAV; MB/s each way (median of the rounds), WebDAV/API and
+ *       WebDAV/raw, and the control plane's RSS growth during the WebDAV transfers
+ *     - PROPFIND Depth: 1 of a folder of BENCH_LIST_ENTRIES (10,000) empty files vs GET
+ *       /api/v1/files of the same folder (same agent listing underneath; the difference is the
+ *       multistatus XML), alternating, p50/p95 and the size of each answer
+ *
  * Where things run: the control plane is this process (its main thread; nothing else runs here
  * while measuring, apart from the 50 ms RSS sampler). Every client, the HTTP requests and the raw
  * dockerode calls alike, is a CHILD process (fork of this file), so its buffers, its file reads and
  * its CPU are not counted as the control plane's: the RSS figure is the server's own.
  *
- * Usage: npx tsx bench/workspaceFiles.ts [transfer] [list]   (both when none is named)
+ * Usage: npx tsx bench/workspaceFiles.ts [transfer] [list] [webdav]   (transfer and list when none is named)
  * Env: BENCH_FILE_MIB (1024), BENCH_FILE_ROUNDS (2), BENCH_LIST_ENTRIES (10000), BENCH_LIST_SAMPLES (10), BENCH_INSTANCE.
  */
 import { fork, spawnSync, type ChildProcess } from 'node:child_process';
@@ -101,6 +113,8 @@ interface HttpTarget {
   baseUrl: string;
   cookie: string;
   origin: string;
+  /** `Basic …` with the member's username and a files-scoped app password: what /dav/ accepts. */
+  davAuthorization: string;
 }
 
 type Task =
@@ -108,7 +122,10 @@ type Task =
   | { kind: 'api-download'; http: HttpTarget; path: string; size: number }
   | { kind: 'raw-upload'; containerId: string; file: string; size: number; dir: string; name: string; chunk: number }
   | { kind: 'raw-download'; containerId: string; path: string; size: number }
-  | { kind: 'list'; http: HttpTarget; paths: string[]; entries: number; warmup: number; samples: number };
+  | { kind: 'list'; http: HttpTarget; paths: string[]; entries: number; warmup: number; samples: number }
+  | { kind: 'dav-upload'; http: HttpTarget; file: string; size: number; path: string }
+  | { kind: 'dav-download'; http: HttpTarget; path: string; size: number }
+  | { kind: 'dav-vs-api-listing'; http: HttpTarget; path: string; entries: number; warmup: number; samples: number };
 
 interface Transfer {
   ms: number;
@@ -149,6 +166,25 @@ function multipart(file: string, size: number, name: string, manifest: boolean):
   return { boundary, length: preamble.length + size + epilogue.length, body: () => Readable.from(parts(), { objectMode: false }) };
 }
 
+/** Streams `body` into `req`; the answer, when the last byte went out, and a send error (an early refusal cuts the upload short: the answer says why, not the broken pipe). */
+async function sendStreamed(req: http.ClientRequest, body: Readable): Promise<{ status: number; text: string; sentAt: number; answeredAt: number; sendError: Error | null }> {
+  const answer = new Promise<{ status: number; text: string }>((resolve, reject) => {
+    req.on('response', (res) => collectText(res).then((text) => resolve({ status: res.statusCode ?? 0, text }), reject));
+    req.on('error', reject);
+  });
+  let sentAt = NaN;
+  const sent = pipeline(body, req).then(
+    () => {
+      sentAt = performance.now();
+      return null;
+    },
+    (err: unknown) => err as Error,
+  );
+  const { status, text } = await answer;
+  const answeredAt = performance.now();
+  return { status, text, sentAt, answeredAt, sendError: await sent };
+}
+
 async function apiUpload(t: Extract<Task, { kind: 'api-upload' }>): Promise<Transfer> {
   const cpu = processCpuMs();
   const started = performance.now();
@@ -163,55 +199,16 @@ async function apiUpload(t: Extract<Task, { kind: 'api-upload' }>): Promise<Tran
       'content-length': String(form.length),
     },
   });
-  const answer = new Promise<{ status: number; text: string }>((resolve, reject) => {
-    req.on('response', (res) => collectText(res).then((text) => resolve({ status: res.statusCode ?? 0, text }), reject));
-    req.on('error', reject);
-  });
-  // An early refusal cuts the upload short: the answer says why, not the broken pipe.
-  let sentAt = NaN;
-  const sent = pipeline(form.body(), req).then(
-    () => {
-      sentAt = performance.now();
-      return null;
-    },
-    (err: unknown) => err as Error,
-  );
-  const { status, text } = await answer;
-  const answeredAt = performance.now();
-  const ms = answeredAt - started;
-  const sendError = await sent;
+  const { status, text, sentAt, answeredAt, sendError } = await sendStreamed(req, form.body());
   if (status !== 201) throw new Error(`upload answered ${status}: ${text.slice(0, 500)}`);
   if (sendError) throw sendError;
   const written = (JSON.parse(text) as { files: { path: string; size: number }[] }).files;
   if (written.length !== 1 || written[0]?.size !== t.size) throw new Error(`upload wrote ${JSON.stringify(written)}, expected one file of ${t.size} bytes`);
-  return { ms, bytes: t.size, clientCpuMs: processCpuMs() - cpu, edgeMs: answeredAt - sentAt };
+  return { ms: answeredAt - started, bytes: t.size, clientCpuMs: processCpuMs() - cpu, edgeMs: answeredAt - sentAt };
 }
 
 function apiDownload(t: Extract<Task, { kind: 'api-download' }>): Promise<Transfer> {
-  const cpu = processCpuMs();
-  const started = performance.now();
-  return new Promise((resolve, reject) => {
-    const req = http.get(`${t.http.baseUrl}/api/v1/files/download?path=${encodeURIComponent(t.path)}`, { agent: false, headers: { cookie: t.http.cookie, origin: t.http.origin } }, (res) => {
-      if (res.statusCode !== 200) {
-        collectText(res).then((text) => reject(new Error(`download answered ${res.statusCode}: ${text.slice(0, 500)}`)), reject);
-        return;
-      }
-      let bytes = 0;
-      let firstByte = NaN;
-      res.on('data', (chunk: Buffer) => {
-        if (bytes === 0) firstByte = performance.now() - started;
-        bytes += chunk.length;
-      });
-      res.on('error', reject);
-      res.on('end', () => {
-        const ms = performance.now() - started;
-        if (bytes !== t.size || res.headers['content-length'] !== String(t.size)) {
-          reject(new Error(`download of ${t.path}: ${bytes} bytes, Content-Length ${res.headers['content-length']}, expected ${t.size}`));
-        } else resolve({ ms, bytes, clientCpuMs: processCpuMs() - cpu, edgeMs: firstByte });
-      });
-    });
-    req.on('error', reject);
-  });
+  return streamedGet(`${t.http.baseUrl}/api/v1/files/download?path=${encodeURIComponent(t.path)}`, { cookie: t.http.cookie, origin: t.http.origin }, t.size);
 }
 
 async function rawUpload(t: Extract<Task, { kind: 'raw-upload' }>): Promise<Transfer> {
@@ -248,18 +245,24 @@ async function rawDownload(t: Extract<Task, { kind: 'raw-download' }>): Promise<
   return { ms, bytes: t.size, clientCpuMs: processCpuMs() - cpu, edgeMs: firstByte };
 }
 
-function listOnce(h: HttpTarget, dirPath: string): Promise<{ ms: number; text: string }> {
+/** One request answered in full: its time to the last byte and its text, or an error naming `what` when the status is not `expected`. */
+function timedRequest(url: string, options: http.RequestOptions, body: string | null, expected: number, what: string): Promise<{ ms: number; text: string }> {
   const started = performance.now();
   return new Promise((resolve, reject) => {
-    const req = http.get(`${h.baseUrl}/api/v1/files?path=${encodeURIComponent(dirPath)}`, { agent: false, headers: { cookie: h.cookie, origin: h.origin } }, (res) => {
+    const req = http.request(url, { agent: false, ...options }, (res) => {
       collectText(res).then((text) => {
         const ms = performance.now() - started;
-        if (res.statusCode !== 200) reject(new Error(`listing ${dirPath} answered ${res.statusCode}: ${text.slice(0, 500)}`));
+        if (res.statusCode !== expected) reject(new Error(`${what} answered ${res.statusCode}: ${text.slice(0, 500)}`));
         else resolve({ ms, text });
       }, reject);
     });
     req.on('error', reject);
+    req.end(body ?? undefined);
   });
+}
+
+function listOnce(h: HttpTarget, dirPath: string): Promise<{ ms: number; text: string }> {
+  return timedRequest(`${h.baseUrl}/api/v1/files?path=${encodeURIComponent(dirPath)}`, { headers: { cookie: h.cookie, origin: h.origin } }, null, 200, `listing ${dirPath}`);
 }
 
 /** Listings alternating between the paths (who goes first rotates); ms per path, plus each one's total apparent size. */
@@ -282,6 +285,70 @@ async function listings(t: Extract<Task, { kind: 'list' }>): Promise<{ ms: numbe
   return { ms, totalBytes, answerBytes };
 }
 
+/** `/dav/` + the path, each segment percent-encoded. */
+const davUrl = (h: HttpTarget, p: string) => `${h.baseUrl}/dav/${p.split('/').map(encodeURIComponent).join('/')}`;
+
+async function davUpload(t: Extract<Task, { kind: 'dav-upload' }>): Promise<Transfer> {
+  const cpu = processCpuMs();
+  const started = performance.now();
+  const req = http.request(davUrl(t.http, t.path), { method: 'PUT', agent: false, headers: { authorization: t.http.davAuthorization, 'content-type': 'application/octet-stream', 'content-length': String(t.size) } });
+  const { status, text, sentAt, answeredAt, sendError } = await sendStreamed(req, source(t.file, t.size));
+  if (status !== 201 && status !== 204) throw new Error(`PUT ${t.path} answered ${status}: ${text.slice(0, 500)}`);
+  if (sendError) throw sendError;
+  return { ms: answeredAt - started, bytes: t.size, clientCpuMs: processCpuMs() - cpu, edgeMs: answeredAt - sentAt };
+}
+
+function streamedGet(url: string, headers: http.OutgoingHttpHeaders, size: number): Promise<Transfer> {
+  const cpu = processCpuMs();
+  const started = performance.now();
+  return new Promise((resolve, reject) => {
+    const req = http.get(url, { agent: false, headers }, (res) => {
+      if (res.statusCode !== 200) {
+        collectText(res).then((text) => reject(new Error(`GET ${url} answered ${res.statusCode}: ${text.slice(0, 500)}`)), reject);
+        return;
+      }
+      let bytes = 0;
+      let firstByte = NaN;
+      res.on('data', (chunk: Buffer) => {
+        if (bytes === 0) firstByte = performance.now() - started;
+        bytes += chunk.length;
+      });
+      res.on('error', reject);
+      res.on('end', () => {
+        const ms = performance.now() - started;
+        if (bytes !== size || res.headers['content-length'] !== String(size)) {
+          reject(new Error(`GET ${url}: ${bytes} bytes, Content-Length ${res.headers['content-length']}, expected ${size}`));
+        } else resolve({ ms, bytes, clientCpuMs: processCpuMs() - cpu, edgeMs: firstByte });
+      });
+    });
+    req.on('error', reject);
+  });
+}
+
+const PROPFIND_BODY = '<?xml version="1.0" encoding="utf-8"?><D:propfind xmlns:D="DAV:"><D:allprop/></D:propfind>';
+
+function propfindOnce(h: HttpTarget, p: string): Promise<{ ms: number; text: string }> {
+  const headers = { authorization: h.davAuthorization, depth: '1', 'content-type': 'application/xml; charset=utf-8', 'content-length': String(Buffer.byteLength(PROPFIND_BODY)) };
+  return timedRequest(davUrl(h, `${p}/`), { method: 'PROPFIND', headers }, PROPFIND_BODY, 207, `PROPFIND ${p}`);
+}
+
+/** PROPFIND Depth 1 and GET /api/v1/files of one folder, alternating (who goes first rotates). */
+async function davVsApiListing(t: Extract<Task, { kind: 'dav-vs-api-listing' }>): Promise<{ ms: [number[], number[]]; answerBytes: [number, number] }> {
+  const out: { ms: [number[], number[]]; answerBytes: [number, number] } = { ms: [[], []], answerBytes: [0, 0] };
+  for (let i = 0; i < t.warmup + t.samples; i++) {
+    for (let j = 0; j < 2; j++) {
+      const k = (i + j) % 2;
+      const answer = k === 0 ? await propfindOnce(t.http, t.path) : await listOnce(t.http, t.path);
+      // Checked outside the timing: the folder plus every entry, or every entry.
+      const count = k === 0 ? answer.text.split('<D:response>').length - 1 : (JSON.parse(answer.text) as { entries: unknown[] }).entries.length;
+      if (count !== (k === 0 ? t.entries + 1 : t.entries)) throw new Error(`${k === 0 ? 'PROPFIND' : 'listing'} of ${t.path}: ${count} entries`);
+      out.answerBytes[k] = Buffer.byteLength(answer.text);
+      if (i >= t.warmup) (k === 0 ? out.ms[0] : out.ms[1]).push(answer.ms);
+    }
+  }
+  return out;
+}
+
 function runTask(task: Task): Promise<unknown> {
   switch (task.kind) {
     case 'api-upload':
@@ -294,6 +361,12 @@ function runTask(task: Task): Promise<unknown> {
       return rawDownload(task);
     case 'list':
       return listings(task);
+    case 'dav-upload':
+      return davUpload(task);
+    case 'dav-download':
+      return streamedGet(davUrl(task.http, task.path), { authorization: task.http.davAuthorization }, task.size);
+    case 'dav-vs-api-listing':
+      return davVsApiListing(task);
   }
 }
 
@@ -502,6 +575,18 @@ async function execNode(containerId: string, script: string): Promise<{ stdout: 
   return { stdout: Buffer.concat(out).toString('utf8'), ms: took };
 }
 
+/** A files-scoped app password for the member, made as the console makes one, as a Basic header for /dav/. */
+async function appPassword(bench: BenchPlatform, member: Member): Promise<string> {
+  const res = await fetch(`${bench.baseUrl}/api/v1/account/tokens`, {
+    method: 'POST',
+    headers: { cookie: member.cookie, origin: bench.origin, 'content-type': 'application/json' },
+    body: JSON.stringify({ name: 'bench', scopes: ['files'], expiresInDays: 1 }),
+  });
+  if (res.status !== 201) throw new Error(`creating an app password answered ${res.status}: ${(await res.text()).slice(0, 500)}`);
+  const { secret } = (await res.json()) as { secret: string };
+  return `Basic ${Buffer.from(`${member.username}:${secret}`).toString('base64')}`;
+}
+
 async function setUp(): Promise<Setup> {
   const bench = await startBenchPlatform({
     instance,
@@ -517,8 +602,9 @@ async function setUp(): Promise<Setup> {
     const [container] = await docker.listContainers({ filters });
     if (!container) throw new Error('no running runtime container carries the instance label');
     client = new ClientProcess();
+    const davAuthorization = await appPassword(bench, member);
     const sourceFile = path.join(os.tmpdir(), `clawloops-${instance}-${FILE_MIB}mib.bin`);
-    return { bench, member, containerId: container.Id, http: { baseUrl: bench.baseUrl, cookie: member.cookie, origin: bench.origin }, client, sourceFile };
+    return { bench, member, containerId: container.Id, http: { baseUrl: bench.baseUrl, cookie: member.cookie, origin: bench.origin, davAuthorization }, client, sourceFile };
   } catch (err) {
     client?.close();
     await bench.close();
@@ -528,6 +614,20 @@ async function setUp(): Promise<Setup> {
 
 interface Summary {
   lines: string[];
+}
+
+/** A folder under the files root of `entries` files of `size` bytes each (sparse: truncated, no data written), made in the runtime as uid 1000; ms taken. */
+async function makeFolderOfFiles(containerId: string, dir: string, entries: number, size: number): Promise<number> {
+  const script = `
+    const fs = require('fs');
+    const dir = ${JSON.stringify(`${FILES_ROOT}/${dir}`)};
+    fs.mkdirSync(dir, { recursive: true });
+    for (let i = 0; i < ${entries}; i++) {
+      const file = dir + '/file-' + String(i).padStart(6, '0') + '.bin';
+      fs.writeFileSync(file, '');
+      if (${size} > 0) fs.truncateSync(file, ${size});
+    }`;
+  return (await execNode(containerId, script)).ms;
 }
 
 // ---- part "transfer" ----
@@ -672,20 +772,10 @@ async function listPart(s: Setup, summary: Summary): Promise<void> {
   const small = 'list-small';
   const big = 'list-big';
   const bigFileBytes = Math.floor(1024 ** 3 / LIST_ENTRIES);
-  // In the runtime as uid 1000: empty files, and sparse ones of bigFileBytes each (truncate, no data written).
-  const create = `
-    const fs = require('fs');
-    for (const [dir, size] of [[${JSON.stringify(`${FILES_ROOT}/${small}`)}, 0], [${JSON.stringify(`${FILES_ROOT}/${big}`)}, ${bigFileBytes}]]) {
-      fs.mkdirSync(dir, { recursive: true });
-      for (let i = 0; i < ${LIST_ENTRIES}; i++) {
-        const file = dir + '/file-' + String(i).padStart(6, '0') + '.bin';
-        fs.writeFileSync(file, '');
-        if (size > 0) fs.truncateSync(file, size);
-      }
-    }`;
   console.log(`\n## Listing a folder of ${LIST_ENTRIES} entries: empty files vs ~1 GiB of (sparse) files (${await machineNote()})`);
-  const created = await execNode(s.containerId, create);
-  console.log(`made ${small}/ (${LIST_ENTRIES} empty files) and ${big}/ (${LIST_ENTRIES} × ${bigFileBytes} bytes, sparse) inside the runtime in ${ms(created.ms)}`);
+  const madeSmall = await makeFolderOfFiles(s.containerId, small, LIST_ENTRIES, 0);
+  const madeBig = await makeFolderOfFiles(s.containerId, big, LIST_ENTRIES, bigFileBytes);
+  console.log(`made ${small}/ (${LIST_ENTRIES} empty files) and ${big}/ (${LIST_ENTRIES} × ${bigFileBytes} bytes, sparse) inside the runtime in ${ms(madeSmall + madeBig)}`);
 
   const listed = await s.client.run<{ ms: number[][]; totalBytes: number[]; answerBytes: number[] }>({ kind: 'list', http: s.http, paths: [small, big], entries: LIST_ENTRIES, warmup: 2, samples: LIST_SAMPLES });
   const [smallMs, bigMs] = listed.ms as [number[], number[]];
@@ -746,12 +836,104 @@ async function listPart(s: Setup, summary: Summary): Promise<void> {
   );
 }
 
+// ---- part "webdav" ----
+
+async function webdavPart(s: Setup, summary: Summary): Promise<void> {
+  if (!fs.existsSync(s.sourceFile) || fs.statSync(s.sourceFile).size !== FILE_BYTES) makeSourceFile(s.sourceFile, FILE_MIB);
+  const apiPath = `${API_DIR}/big.bin`;
+  const davPath = `${API_DIR}/dav-big.bin`;
+  const rawPath = `${RAW_DIR}/raw-big.bin`;
+  const tasks = {
+    up: {
+      raw: (size: number, name: string): Task => ({ kind: 'raw-upload', containerId: s.containerId, file: s.sourceFile, size, dir: RAW_DIR, name, chunk: READ_CHUNK }),
+      api: (size: number, name: string): Task => ({ kind: 'api-upload', http: s.http, file: s.sourceFile, size, dir: API_DIR, name, manifest: true }),
+      dav: (size: number, p: string): Task => ({ kind: 'dav-upload', http: s.http, file: s.sourceFile, size, path: p }),
+    },
+    down: {
+      raw: (size: number, p: string): Task => ({ kind: 'raw-download', containerId: s.containerId, path: p, size }),
+      api: (size: number, p: string): Task => ({ kind: 'api-download', http: s.http, path: p, size }),
+      dav: (size: number, p: string): Task => ({ kind: 'dav-download', http: s.http, path: p, size }),
+    },
+  };
+  console.log(`\n## WebDAV: a ${mib(FILE_BYTES)} PUT and GET through /dav/ vs the file API vs the Docker archive API, same volume (${await machineNote()})`);
+
+  // Unmeasured warm-up of every path (folders, code paths, the file helper, engine connections).
+  await s.client.run(tasks.up.raw(WARMUP_BYTES, 'raw-warm.bin'));
+  await s.client.run(tasks.up.api(WARMUP_BYTES, 'warm.bin'));
+  await s.client.run(tasks.up.dav(WARMUP_BYTES, `${API_DIR}/dav-warm.bin`));
+  await s.client.run(tasks.down.raw(WARMUP_BYTES, `${RAW_DIR}/raw-warm.bin`));
+  await s.client.run(tasks.down.api(WARMUP_BYTES, `${API_DIR}/warm.bin`));
+  await s.client.run(tasks.down.dav(WARMUP_BYTES, `${API_DIR}/dav-warm.bin`));
+
+  const kinds = ['raw', 'api', 'dav'] as const;
+  const runs = { up: { raw: [] as Measured[], api: [] as Measured[], dav: [] as Measured[] }, down: { raw: [] as Measured[], api: [] as Measured[], dav: [] as Measured[] } };
+  for (let round = 0; round < ROUNDS; round++) {
+    // Who goes first rotates, so neither a warm page cache nor a tired engine favours one path.
+    const order = kinds.map((_, i) => kinds[(i + round) % kinds.length] as (typeof kinds)[number]);
+    for (const kind of order) {
+      const task = kind === 'raw' ? tasks.up.raw(FILE_BYTES, 'raw-big.bin') : kind === 'api' ? tasks.up.api(FILE_BYTES, 'big.bin') : tasks.up.dav(FILE_BYTES, davPath);
+      runs.up[kind].push(await measured(s.client, task));
+    }
+    for (const kind of order) {
+      const task = kind === 'raw' ? tasks.down.raw(FILE_BYTES, rawPath) : kind === 'api' ? tasks.down.api(FILE_BYTES, apiPath) : tasks.down.dav(FILE_BYTES, davPath);
+      runs.down[kind].push(await measured(s.client, task));
+    }
+  }
+  const names = { raw: 'raw putArchive / getArchive', api: 'file API', dav: 'WebDAV PUT / GET' };
+  const rows: (string | number)[][] = [['path', 'direction', ...Array.from({ length: ROUNDS }, (_, i) => `round ${i + 1} MB/s`), 'median MB/s', 'vs raw', 'vs file API', 'control-plane RSS growth (worst)']];
+  for (const direction of ['up', 'down'] as const) {
+    const rawMbps = median(runs[direction].raw.map(mbps));
+    const apiMbps = median(runs[direction].api.map(mbps));
+    for (const kind of kinds) {
+      const list = runs[direction][kind];
+      const value = median(list.map(mbps));
+      rows.push([
+        names[kind],
+        direction === 'up' ? 'upload' : 'download',
+        ...list.map((m) => fixed(mbps(m))),
+        fixed(value),
+        kind === 'raw' ? '[baseline]' : pct(value, rawMbps),
+        kind === 'dav' ? pct(value, apiMbps) : '',
+        kind === 'raw' ? `${signedMib(Math.max(...list.map((m) => growth(m.rss))))} (noise floor)` : signedMib(Math.max(...list.map((m) => growth(m.rss)))),
+      ]);
+    }
+  }
+  console.log(`\n### Throughput, ${mib(FILE_BYTES)}, ${ROUNDS} round${ROUNDS === 1 ? '' : 's'}, the order of raw, API and WebDAV rotating each round (MB/s = 10^6 B/s)\n`);
+  console.log(table(rows));
+
+  // PROPFIND of a folder of LIST_ENTRIES files, next to the file API's listing of the same folder.
+  const folder = 'dav-list';
+  const made = await makeFolderOfFiles(s.containerId, folder, LIST_ENTRIES, 0);
+  const listed = await s.client.run<{ ms: [number[], number[]]; answerBytes: [number, number] }>({ kind: 'dav-vs-api-listing', http: s.http, path: folder, entries: LIST_ENTRIES, warmup: 2, samples: LIST_SAMPLES });
+  const [propfindMs, apiMs] = listed.ms;
+  console.log(`\n### A folder of ${LIST_ENTRIES} empty files (made in the runtime in ${ms(made)}): ${LIST_SAMPLES} listings each after 2 warm-up, alternating\n`);
+  console.log(
+    table([
+      ['what', 'p50', 'p95', 'answer', 'vs file API (p50)'],
+      ['PROPFIND Depth: 1, allprop (/dav/)', ms(percentile(propfindMs, 50)), ms(percentile(propfindMs, 95)), kib(listed.answerBytes[0]), ratio(percentile(propfindMs, 50), percentile(apiMs, 50))],
+      ['GET /api/v1/files (JSON): the baseline', ms(percentile(apiMs, 50)), ms(percentile(apiMs, 95)), kib(listed.answerBytes[1]), '[baseline]'],
+    ]),
+  );
+
+  const line = (direction: 'up' | 'down', verb: string) => {
+    const dav = median(runs[direction].dav.map(mbps));
+    const api = median(runs[direction].api.map(mbps));
+    const raw = median(runs[direction].raw.map(mbps));
+    return `WebDAV ${verb} ${mib(FILE_BYTES)}: ${fixed(dav)} MB/s = ${pct(dav, api)} of the file API (${fixed(api)} MB/s), ${pct(dav, raw)} of raw (${fixed(raw)} MB/s); control-plane RSS growth ${signedMib(Math.max(...runs[direction].dav.map((m) => growth(m.rss))))} (worst round)`;
+  };
+  summary.lines.push(
+    line('up', 'PUT'),
+    line('down', 'GET'),
+    `PROPFIND Depth 1 of ${LIST_ENTRIES} entries: p50 ${ms(percentile(propfindMs, 50))} (${kib(listed.answerBytes[0])} of XML) vs the file API's listing ${ms(percentile(apiMs, 50))} (${kib(listed.answerBytes[1])} of JSON): ${ratio(percentile(propfindMs, 50), percentile(apiMs, 50))}×`,
+  );
+}
+
 // ---- main ----
 
 async function main(): Promise<void> {
   const requested = process.argv.slice(2);
   const parts = new Set(requested.length > 0 ? requested : ['transfer', 'list']);
-  for (const part of parts) if (part !== 'transfer' && part !== 'list') throw new Error(`unknown part "${part}" (transfer, list)`);
+  for (const part of parts) if (part !== 'transfer' && part !== 'list' && part !== 'webdav') throw new Error(`unknown part "${part}" (transfer, list, webdav)`);
 
   sweepOnSignal(instance);
   console.log(`instance label ${instance}; engine ${(await docker.version()).Version}; ${new Date().toISOString()}; ${await machineNote()}`);
@@ -769,6 +951,7 @@ async function main(): Promise<void> {
     );
     if (parts.has('transfer')) await transferPart(s, summary);
     if (parts.has('list')) await listPart(s, summary);
+    if (parts.has('webdav')) await webdavPart(s, summary);
     console.log(`\n## Summary\n\n${summary.lines.join('\n')}`);
   } catch (err) {
     console.error(`--- platform log (last lines)\n${s.bench.logText().split('\n').slice(-30).join('\n')}`);
