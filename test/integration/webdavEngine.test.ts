@@ -66,7 +66,7 @@ describeIf('WebDAV through the real engine', () => {
   });
 
   it('litmus: basic, copymove, props and locks all pass', async () => {
-    const all = await runLitmus(`http://127.0.0.1:${port}/dav/`, 'alice', secret);
+    const all = await runLitmus(`http://127.0.0.1:${port}/dav/`, 'alice', secret, undefined, 300_000, { atOnce: true });
     // The record the closing note quotes.
     process.stdout.write(`\nlitmus through the real engine\n${litmusReport(all, {})}\n`);
     for (const group of LITMUS_GROUPS) expect([group, all.some((r) => r.group === group)]).toEqual([group, true]);
