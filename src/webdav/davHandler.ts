@@ -250,14 +250,27 @@ export function davRouter(deps: DavDeps): Router {
         } else if (!childOf(body, 'allprop')) throw badRequest('INVALID_XML', 'PROPFIND takes allprop, propname or prop.');
       }
       const userId = userOf(req);
+      // The listing (and the quota, when asked for) at the same time as the entry itself: each is an
+      // agent run in the engine. A listing of what turns out to be a file is dropped.
+      const listing =
+        depth === 1
+          ? files.list(userId, path).then(
+              (listed) => ({ entries: listed.entries, error: null }),
+              (error: unknown) => ({ entries: [], error }),
+            )
+          : null;
+      // Quota asked for by name: measured now (the cached figure only follows the API's own writes).
+      const needsQuota = mode === 'prop' && wanted.some((p) => p.ns === DAV_NS && QUOTA_PROPS.includes(p.local));
+      const measuring = needsQuota ? files.usage(userId, { fresh: true }) : Promise.resolve(null);
+      // Awaited below, or dropped when the entry is missing: never an unhandled rejection.
+      measuring.catch(() => undefined);
       const self = await find(userId, path);
       if (!self) throw new AppError(404, 'NOT_FOUND', 'Nothing is there.');
       const entries: Entry[] = [self];
-      if (self.dir && depth === 1) {
-        const listed = await files.list(userId, path).catch((err: unknown) => {
-          if (path === ROOT_PATH && err instanceof AppError && err.code === 'NOT_FOUND') return { entries: [] };
-          throw err;
-        });
+      if (self.dir && listing) {
+        const listed = await listing;
+        // A workspace without its folder yet lists as empty.
+        if (listed.error !== null && !(path === ROOT_PATH && listed.error instanceof AppError && listed.error.code === 'NOT_FOUND')) throw listed.error;
         for (const e of listed.entries) {
           // Links are shown as what they lead to inside the root; one leading outside (or broken) is left out.
           const type = e.type === 'symlink' ? e.targetType : e.type;
@@ -265,13 +278,8 @@ export function davRouter(deps: DavDeps): Router {
           entries.push({ path: e.path as WorkspacePath, dir: type === 'dir', size: e.size, modifiedAt: new Date(e.modifiedAt) });
         }
       }
-      const needsQuota = mode === 'prop' ? wanted.some((p) => p.ns === DAV_NS && QUOTA_PROPS.includes(p.local)) : false;
-      let quota: { used: number; available: number } | null = null;
-      if (needsQuota) {
-        // Asked for by name: measured now (the cached figure only follows the API's own writes).
-        const usage = await files.usage(userId, { fresh: true });
-        quota = { used: usage.bytes, available: Math.max(0, usage.quotaBytes - usage.bytes) };
-      }
+      const usage = await measuring;
+      const quota = usage ? { used: usage.bytes, available: Math.max(0, usage.quotaBytes - usage.bytes) } : null;
       const userLocks = locks.affecting(userId, path, true);
       const deadByPath = properties.listWithin(userId, path);
       const responses = entries.map((entry) => {
