@@ -113,6 +113,11 @@ export function davRouter(deps: DavDeps): Router {
     }
   }
 
+  /** Several entries asked of the engine at the same time (each is an agent run), in the order given. */
+  function findEach<const Paths extends readonly WorkspacePath[]>(userId: string, paths: Paths): Promise<{ [K in keyof Paths]: Entry | null }> {
+    return Promise.all(paths.map((p) => find(userId, p))) as Promise<{ [K in keyof Paths]: Entry | null }>;
+  }
+
   /** Evaluates the If header (412 when false) and refuses a write to a locked resource whose token was not submitted (423). */
   async function checkWrite(req: Request, path: WorkspacePath, options: { descendants: boolean; current?: Entry | null; lockTokens?: boolean }): Promise<IfList[]> {
     const userId = userOf(req);
@@ -367,9 +372,8 @@ export function davRouter(deps: DavDeps): Router {
       const declared = req.get('content-length') ?? req.get('x-expected-entity-length');
       if (declared === undefined || !/^\d{1,16}$/.test(declared)) throw new AppError(411, 'LENGTH_REQUIRED', 'Send a Content-Length with PUT.');
       const size = Number(declared);
-      const parent = await find(userId, parentOf(path));
+      const [parent, current] = await findEach(userId, [parentOf(path), path]);
       if (!parent?.dir) throw new AppError(409, 'CONFLICT', 'The folder to put this in does not exist.');
-      const current = await find(userId, path);
       if (current?.dir) throw new AppError(405, 'METHOD_NOT_ALLOWED', 'A folder is there; PUT writes files.');
       preconditions(req, current);
       await checkWrite(req, path, { descendants: false, current });
@@ -407,8 +411,9 @@ export function davRouter(deps: DavDeps): Router {
         req.resume();
         throw new AppError(415, 'UNSUPPORTED_MEDIA_TYPE', 'MKCOL takes no body.');
       }
-      if (path === ROOT_PATH || (await find(userId, path))) throw new AppError(405, 'METHOD_NOT_ALLOWED', 'Something is there already.');
-      const parent = await find(userId, parentOf(path));
+      if (path === ROOT_PATH) throw new AppError(405, 'METHOD_NOT_ALLOWED', 'Something is there already.');
+      const [current, parent] = await findEach(userId, [path, parentOf(path)]);
+      if (current) throw new AppError(405, 'METHOD_NOT_ALLOWED', 'Something is there already.');
       if (!parent?.dir) throw new AppError(409, 'CONFLICT', 'The folder to create this in does not exist.');
       await checkWrite(req, path, { descendants: false, current: null });
       await files.mkdir(who(req), userId, path, false);
@@ -550,11 +555,9 @@ export function davRouter(deps: DavDeps): Router {
     if (kind === 'move' ? depth !== 'infinity' : depth !== '0' && depth !== 'infinity') throw badRequest('INVALID_DEPTH', kind === 'move' ? 'MOVE takes Depth: infinity.' : 'COPY takes Depth 0 or infinity.');
     if (path === ROOT_PATH || to === ROOT_PATH) throw new AppError(403, 'FORBIDDEN', 'The workspace folder itself cannot be copied, moved or replaced.');
     if (to === path) throw new AppError(403, 'FORBIDDEN', 'The source and the destination are the same.');
-    const source = await find(userId, path);
+    const [source, parent, existing] = await findEach(userId, [path, parentOf(to), to]);
     if (!source) throw new AppError(404, 'NOT_FOUND', 'Nothing is there.');
-    const parent = await find(userId, parentOf(to));
     if (!parent?.dir) throw new AppError(409, 'CONFLICT', 'The folder of the destination does not exist.');
-    const existing = await find(userId, to);
     if (existing && !overwrite) throw new AppError(412, 'PRECONDITION_FAILED', 'The destination exists and Overwrite is F.');
     if (kind === 'move') await checkWrite(req, path, { descendants: true, current: source });
     else await checkWrite(req, path, { descendants: false, current: source }).catch((err: unknown) => {
