@@ -182,6 +182,11 @@ export interface Platform {
   spool: SpoolSpace;
   /** For the HTTP server's `upgrade` event: WebSockets to workspaces. */
   upgrade: WorkspaceUpgrade;
+  /**
+   * A swarm's node-stats service (the runtimes' figures on every node), null on one Docker
+   * engine: server.ts sweeps what an earlier process left at start-up and removes its own at shutdown.
+   */
+  swarmNodeStats: { sweep(): Promise<void>; close(): Promise<void> } | null;
   /** Ends every proxied WebSocket (shutdown: the HTTP server does not track upgraded sockets). */
   closeWorkspaceSockets(): void;
   /**
@@ -540,6 +545,7 @@ export function buildPlatform(config: AppConfig, logger: Logger, overrides: Plat
   return {
     app: app.handler,
     upgrade: app.upgrade,
+    swarmNodeStats: swarm?.nodeStats ?? null,
     closeWorkspaceSockets: app.closeWorkspaceSockets,
     sweepOpenConnections: () => {
       const gone = connections.sessionIds().filter((id) => {

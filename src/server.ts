@@ -127,6 +127,7 @@ export async function startServer(config: AppConfig, logger: Logger, overrides: 
   platform.backupScheduler.start();
   // Volume access is disposable (Docker: file helper containers): what a previous run left holds nothing worth keeping.
   void platform.volumes.closeAll().catch((err: unknown) => logger.warn({ err: (err as Error).message }, 'could not sweep old file helper containers'));
+  void platform.swarmNodeStats?.sweep().catch((err: unknown) => logger.warn({ err: (err as Error).message }, 'could not sweep an old node-stats service'));
 
   let closing: Promise<void> | null = null;
   const shutdown = (reason: string): Promise<void> => {
@@ -150,6 +151,7 @@ export async function startServer(config: AppConfig, logger: Logger, overrides: 
         void Promise.all([
           platform.runtimes.drain(config.shutdownTimeoutMs),
           platform.volumes.closeAll().catch(() => 0),
+          platform.swarmNodeStats?.close().catch(() => undefined),
           // Briefly: a mail server that does not answer must not hold the shutdown up.
           platform.mail.drain(Math.min(MAIL_DRAIN_MS, config.shutdownTimeoutMs)),
         ]).then(() => {

@@ -1,11 +1,12 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { BUNDLE_NAME, bundleFileAgent, bundleFileServer, FILE_SERVER_BUNDLE_NAME } from './agent/build';
+import { BUNDLE_NAME, bundleFileAgent, bundleFileServer, bundleNodeStatsServer, FILE_SERVER_BUNDLE_NAME, NODE_STATS_BUNDLE_NAME, NODE_STATS_ENTRY } from './agent/build';
 
 /**
- * A bundled script as the volume ports ship it: the bundle the build wrote into dist/
- * (production), or, when the control plane runs from its TypeScript sources (tsx, jest), bundled
- * from them once on first use. A failed bundle is not cached: the next use tries again.
+ * A bundled script as the volume ports (and a swarm's node-stats service) ship it: the bundle
+ * the build wrote into dist/ (production), or, when the control plane runs from its TypeScript
+ * sources (tsx, jest), bundled from them once on first use. A failed bundle is not cached: the
+ * next use tries again.
  */
 function cachedScript(bundleName: string, entry: string, bundle: (entry: string) => Promise<string>, what: string): () => Promise<string> {
   let script: Promise<string> | null = null;
@@ -32,3 +33,6 @@ export const fileAgentScript: () => Promise<string> = cachedScript(BUNDLE_NAME, 
 
 /** The file server (agent/server.ts), started as `node -e` in a container beside the volume. */
 export const fileServerScript: () => Promise<string> = cachedScript(FILE_SERVER_BUNDLE_NAME, 'server.ts', bundleFileServer, 'file server');
+
+/** A swarm's node-stats server (swarm/nodeStats/server.ts), started as `node -e` on every node. */
+export const nodeStatsServerScript: () => Promise<string> = cachedScript(NODE_STATS_BUNDLE_NAME, NODE_STATS_ENTRY, bundleNodeStatsServer, 'node-stats server');

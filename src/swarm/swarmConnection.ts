@@ -3,12 +3,14 @@ import type { Installation } from '../domain/installation';
 import type { RuntimeFileTargets } from '../docker/fileHelpers';
 import type { RuntimeBackend } from '../docker/runtimeBackend';
 import type { SubnetPool } from '../docker/subnetPool';
-import { fileServerScript } from '../files/agentScript';
+import { planNetwork } from '../docker/networkPlan';
+import { fileServerScript, nodeStatsServerScript } from '../files/agentScript';
 import type { Logger } from '../lib/logger';
 import type { SettingsSource } from '../lib/settingsStore';
 import type { RuntimeSettings } from '../runtime/runtimeSettings';
 import { SwarmEngine } from './swarmEngine';
 import { SwarmFileAgents } from './swarmFileAgents';
+import { SwarmNodeStats } from './swarmNodeStats';
 import { SwarmRuntimeProvisioner } from './swarmRuntimeProvisioner';
 import { SwarmWorkspaceVolumes } from './swarmWorkspaceVolumes';
 
@@ -23,6 +25,7 @@ export interface SwarmOptions {
   sharedVolumeOptions: Record<string, string> | null;
   memoryReservationShare: number;
   logger: Logger;
+  /** How long an unused file agent, and the node-stats service, live. */
   fileAgentIdleMs: number;
   fileAgentNamePrefix?: string;
   pollMs?: number;
@@ -33,6 +36,8 @@ export interface SwarmConnection {
   engine: SwarmEngine;
   provisioner: SwarmRuntimeProvisioner;
   fileAgents: SwarmFileAgents;
+  /** Runtime figures on every node; swept at start-up and closed at shutdown (server.ts). */
+  nodeStats: SwarmNodeStats;
   volumes(targets: RuntimeFileTargets): SwarmWorkspaceVolumes;
 }
 
@@ -54,6 +59,18 @@ export function connectSwarm(options: SwarmOptions): SwarmConnection {
     idleMs: options.fileAgentIdleMs,
     ...(options.fileAgentNamePrefix ? { namePrefix: options.fileAgentNamePrefix } : {}),
   });
+  const nodeStats = new SwarmNodeStats({
+    engine,
+    overlayName: `${options.instance}-node-stats`,
+    join: async (overlay) => {
+      if (!fixed.controlPlaneContainer) throw new Error('the control plane runs in no container: it cannot join the node-stats network');
+      await options.local.connectToNetwork(overlay.id, fixed.controlPlaneContainer, { ipv4Address: planNetwork(overlay.subnet).controlPlane, aliases: [] });
+    },
+    settings: options.settings,
+    serverScript: nodeStatsServerScript,
+    logger: options.logger.child({ component: 'runtimes' }),
+    idleMs: options.fileAgentIdleMs,
+  });
   provisioner = new SwarmRuntimeProvisioner(
     engine,
     options.local,
@@ -70,6 +87,7 @@ export function connectSwarm(options: SwarmOptions): SwarmConnection {
     },
     options.logger.child({ component: 'runtimes' }),
     options.installation,
+    nodeStats,
   );
-  return { engine, provisioner, fileAgents, volumes: (targets) => new SwarmWorkspaceVolumes(fileAgents, targets) };
+  return { engine, provisioner, fileAgents, nodeStats, volumes: (targets) => new SwarmWorkspaceVolumes(fileAgents, targets) };
 }

@@ -47,6 +47,8 @@ export interface TaskSnapshot {
   stateSince: number | null;
   /** The task's address on each network it is attached to, by network name. */
   addresses: Record<string, string>;
+  /** Its container's labels (the service's ContainerSpec labels). */
+  labels: Record<string, string>;
 }
 
 export interface ServiceSnapshot {
@@ -142,6 +144,7 @@ export function taskOf(raw: unknown): TaskSnapshot {
     createdAt: parseTime(task.CreatedAt),
     stateSince: parseTime(status.Timestamp),
     addresses,
+    labels: labelsOf(obj(obj(task.Spec).ContainerSpec).Labels),
   };
 }
 
@@ -196,6 +199,11 @@ export class SwarmEngine {
 
   stamp(labels: Record<string, string>): Record<string, string> {
     return { ...labels, [MANAGED_LABEL]: 'true', [LABELS.instance]: this.instance };
+  }
+
+  /** Whether something carries this installation's labels (stamp). */
+  owns(labels: Record<string, string>): boolean {
+    return labels[MANAGED_LABEL] === 'true' && labels[LABELS.instance] === this.instance;
   }
 
   private managedFilter(): string {
@@ -308,9 +316,10 @@ export class SwarmEngine {
     await ignoreNotFound(network.remove());
   }
 
+  /** The runtimes' overlays: this installation's overlays that carry a runtime id (not the node-stats service's). */
   async listOverlays(): Promise<OverlayInfo[]> {
     const networks = await this.docker.listNetworks({ filters: this.managedFilter() });
-    return networks.filter((n) => n.Driver === 'overlay').map((n) => ({ id: n.Id, name: n.Name, subnet: n.IPAM?.Config?.[0]?.Subnet ?? '', labels: n.Labels ?? {} }));
+    return networks.filter((n) => n.Driver === 'overlay' && n.Labels?.[LABELS.runtimeId]).map((n) => ({ id: n.Id, name: n.Name, subnet: n.IPAM?.Config?.[0]?.Subnet ?? '', labels: n.Labels ?? {} }));
   }
 
   private async createOverlay(name: string, labels: Record<string, string>): Promise<OverlayInfo> {

@@ -23,9 +23,9 @@ import type {
   Subscription,
 } from '../runtime/provisioner';
 import { OPENCLAW_HOME, OPENCLAW_PORT } from '../runtime/runtimeSettings';
-import { LocalTaskContainers } from './localTaskContainers';
 import { Placement, type NodeLoad } from './placement';
 import { ANY_NODE, changeBetween, digestOf, instanceOfService, isRuntimeService, isSettled, NODE_LABEL, serviceSpecFor, taskIsUp, type NodeVerdict, type ServiceDigest, type ServiceSettings } from './runtimeService';
+import { SwarmFigures, type NodeStatsSource } from './swarmFigures';
 import type { SwarmFileAgents } from './swarmFileAgents';
 import type { OverlayInfo, ServiceSnapshot, SwarmEngine, TaskSnapshot } from './swarmEngine';
 
@@ -89,15 +89,15 @@ class Wakeup {
  * plain containers on this manager and join every runtime's overlay at their fixed addresses:
  * the engine cannot attach a running service task to a new network without restarting it.
  *
- * What the swarm's API cannot do from a manager is done by a file agent beside the volume
- * (swarmFileAgents.ts): files into and out of a runtime's data. Pausing and live figures
- * (`freeze`, `stats`) are per-engine: they work for tasks on this node only.
+ * What the swarm's API cannot do from a manager is done by a service on the node: files into
+ * and out of a runtime's data by a file agent beside the volume (swarmFileAgents.ts), live
+ * figures (`stats`) by the node-stats service on every node (swarmNodeStats.ts). Pausing
+ * (`freeze`) is per-engine: it works for tasks on this node only.
  */
 export class SwarmRuntimeProvisioner implements RuntimeProvisioner {
   private readonly proxies: ProxyAttachments;
   private readonly placement: Placement;
-  /** For the figures' frequent samples only; freezing and thawing look the task up fresh. */
-  private readonly sampledContainers: LocalTaskContainers;
+  private readonly figures: SwarmFigures;
   private claimed = false;
   private localNodeId: string | null = null;
 
@@ -108,10 +108,15 @@ export class SwarmRuntimeProvisioner implements RuntimeProvisioner {
     private readonly settings: SwarmProvisionerSettings & { router: 'builtin' | 'traefik' },
     private readonly logger: Logger,
     private readonly installation: Installation,
+    nodeStats: NodeStatsSource,
   ) {
     this.proxies = new ProxyAttachments(local, { controlPlaneContainer: settings.controlPlaneContainer, router: settings.router }, logger);
     this.placement = new Placement(engine, settings);
-    this.sampledContainers = new LocalTaskContainers(() => typed(this.engine.listTasks()), () => this.thisNode());
+    this.figures = new SwarmFigures({
+      listTasks: () => typed(this.engine.listTasks()),
+      isRuntime: (task) => task.labels[LABELS.role] === RUNTIME_ROLE && this.engine.owns(task.labels),
+      source: nodeStats,
+    });
   }
 
   async claim(): Promise<void> {
@@ -562,9 +567,9 @@ export class SwarmRuntimeProvisioner implements RuntimeProvisioner {
     }
   }
 
-  async stats(instanceId: string): Promise<RuntimeStats | null> {
-    const container = await this.sampledContainers.containerOf(instanceId);
-    return container ? typed(this.local.stats(container)) : null;
+  /** From the node-stats service on the task's node, this node included: one path for every node. */
+  stats(instanceId: string): Promise<RuntimeStats | null> {
+    return this.figures.stats(instanceId);
   }
 
   async logs(instanceId: string, options: { tail: number; follow: boolean }): Promise<Readable | null> {

@@ -2,9 +2,10 @@
  * ClawLoops on a swarm of several machines, for real: three Docker engines in containers on this
  * machine (scripts/swarm-lab/lab.sh: a manager and two workers, joined into one swarm), the
  * control plane in a container on the manager as docker-compose.swarm.yml runs it. Runtimes are
- * placed on the workers, files are read and written on them through their file agents, a drained
- * node and a stopped node are reported with their reason, and a runtime moves between workers
- * with its data, or without it when its node is lost.
+ * placed on the workers, their memory and CPU figures come from every node, files are read and
+ * written on them through their file agents, a drained node and a stopped node are reported with
+ * their reason, and a runtime moves between workers with its data, or without it when its node
+ * is lost.
  *
  * Run on its own (scripts/test.sh): three engines and their runtimes take the machine.
  */
@@ -14,7 +15,7 @@ import Docker from 'dockerode';
 import supertest from 'supertest';
 import type TestAgent from 'supertest/lib/agent';
 import { ADMIN, NODE_BASE_IMAGE, startControlPlane, type ControlPlane } from '../support/controlPlaneContainer';
-import { docker, eventually, STANDIN_IMAGE } from '../support/engine';
+import { docker, eventually, execIn, STANDIN_IMAGE } from '../support/engine';
 
 jest.setTimeout(600_000);
 
@@ -111,8 +112,17 @@ async function entriesIn(engine: Docker, volume: string): Promise<number> {
 
 async function setAvailability(hostname: string, availability: 'active' | 'drain'): Promise<void> {
   const node = manager.getNode(nodeIds.get(hostname) ?? hostname);
-  const info = (await node.inspect()) as { Version: { Index: number }; Spec: Record<string, unknown> };
-  await node.update({ version: info.Version.Index, ...info.Spec, Availability: availability });
+  // The swarm updates a node's object itself too (the network attachments of the tasks it gains or
+  // loses, as when it is drained): an update that names the version read just before may be late.
+  for (let attempt = 0; ; attempt++) {
+    const info = (await node.inspect()) as { Version: { Index: number }; Spec: Record<string, unknown> };
+    try {
+      await node.update({ version: info.Version.Index, ...info.Spec, Availability: availability });
+      return;
+    } catch (err) {
+      if (attempt >= 4 || !/update out of sequence/.test((err as Error).message)) throw err;
+    }
+  }
 }
 
 beforeAll(async () => {
@@ -171,6 +181,102 @@ it('spreads new runtimes over the nodes and runs them on the workers', async () 
   expect(hosts).toEqual(new Set(['clawloops-swarmlab-1', 'clawloops-swarmlab-2', 'clawloops-swarmlab-3']));
   for (const view of seen.nodes) expect(view).toMatchObject({ state: 'ready', availability: 'active', running: 1 });
 });
+
+interface ListedRuntime {
+  id: string | null;
+  username: string;
+  stats: { memoryBytes: number; memoryLimitBytes: number; cpuPercent: number } | null;
+  statsStale: boolean;
+}
+
+/** The admin's runtime list, as the console shows it: the members' runtimes in it. */
+async function listedFigures(): Promise<ListedRuntime[]> {
+  const items = ((await admin.get('/api/v1/admin/runtimes')).body as { items: ListedRuntime[] }).items;
+  return items.filter((item) => members.has(item.username));
+}
+
+/** A member's runtime that runs on a worker, and where. */
+async function memberOnAWorker(): Promise<{ username: string; runtimeId: string; node: string }> {
+  for (const [username, agent] of members) {
+    const runtimeId = (await runtimeOf(agent)).id;
+    const node = await nodeOfRuntime(runtimeId);
+    if (node !== 'clawloops-swarmlab-1') return { username, runtimeId, node };
+  }
+  throw new Error('no member runtime on a worker');
+}
+
+/** The container of a runtime's task, on its node. */
+async function runtimeContainer(engine: Docker, runtimeId: string): Promise<string> {
+  const [container] = await engine.listContainers({ filters: JSON.stringify({ label: ['io.clawloops.role=runtime', `io.clawloops.runtime-id=${runtimeId}`] }) });
+  if (!container) throw new Error(`no container of runtime ${runtimeId} on this node`);
+  return container.Id;
+}
+
+it("shows every running runtime's memory and CPU in the admin list, wherever it runs", async () => {
+  const measured = await eventually(
+    async () => {
+      const listed = await listedFigures();
+      return listed.length === 3 && listed.every((r) => r.stats && r.stats.memoryBytes > 0 && !r.statsStale) ? listed : undefined;
+    },
+    'figures of the three runtimes, one on each node',
+    90_000,
+    1_000,
+  );
+  for (const runtime of measured) {
+    const stats = runtime.stats as NonNullable<ListedRuntime['stats']>;
+    expect(stats.memoryLimitBytes).toBe(256 * 1024 ** 2);
+    expect(stats.cpuPercent).toBeGreaterThanOrEqual(0);
+    process.stdout.write(`figures of ${runtime.username}'s runtime on ${await nodeOfRuntime(runtime.id ?? '')}: ${(stats.memoryBytes / 1024 ** 2).toFixed(1)} MiB of ${stats.memoryLimitBytes / 1024 ** 2} MiB, CPU ${stats.cpuPercent.toFixed(2)}%\n`);
+  }
+
+  // The CPU figure is the runtime's own: a busy loop in a runtime on a worker shows (its limit is a quarter of a CPU).
+  const worker = await memberOnAWorker();
+  const engine = await nodeEngine(worker.node);
+  const loop = execIn(await runtimeContainer(engine, worker.runtimeId), ['/usr/local/bin/node', '-e', 'const end = Date.now() + 25000; while (Date.now() < end);'], '1000:1000', engine);
+  const loaded = await eventually(
+    async () => {
+      const listed = (await listedFigures()).find((r) => r.id === worker.runtimeId);
+      return listed?.stats && listed.stats.cpuPercent > 15 ? listed.stats : undefined;
+    },
+    'the busy runtime to show its CPU',
+    20_000,
+    1_000,
+  );
+  process.stdout.write(`figures of ${worker.username}'s runtime on ${worker.node} while busy: ${(loaded.memoryBytes / 1024 ** 2).toFixed(1)} MiB, CPU ${loaded.cpuPercent.toFixed(2)}%\n`);
+  expect(loaded.cpuPercent).toBeLessThan(40);
+  await loop;
+});
+
+it('reads the figures through a node-stats service that runs least-privileged and that runtimes cannot reach', async () => {
+  const [service] = (await manager.listServices({ filters: JSON.stringify({ label: ['io.clawloops.role=node-stats', `io.clawloops.instance=${INSTANCE}`] }) })) as Docker.Service[];
+  if (!service?.Spec?.TaskTemplate || !('ContainerSpec' in service.Spec.TaskTemplate)) throw new Error('no node-stats service');
+  expect(service.Spec.Mode).toEqual({ Global: {} });
+  const spec = service.Spec.TaskTemplate.ContainerSpec as Record<string, unknown>;
+  expect(spec).toMatchObject({ User: '1000:1000', ReadOnly: true, CapabilityDrop: ['ALL'], Mounts: [{ Type: 'bind', Source: '/sys/fs/cgroup', Target: '/host/cgroup', ReadOnly: true }] });
+  expect((spec.Command as string[]).slice(0, 2)).toEqual(['/usr/bin/setpriv', '--no-new-privs']);
+  expect(JSON.stringify(spec)).not.toContain('docker.sock');
+  // Its network: the control plane and its tasks only.
+  const networks = (service.Spec.TaskTemplate as { Networks?: { Target: string }[] }).Networks ?? [];
+  expect(networks).toHaveLength(1);
+  const overlay = (await manager.getNetwork(networks[0]?.Target ?? '').inspect()) as { Name: string; Internal: boolean; Containers?: Record<string, { Name: string }> };
+  expect(overlay.Internal).toBe(true);
+  // (What the manager's engine sees of it: the manager's own task, and the overlay's load-balancer endpoint, lb-<network>.)
+  const others = Object.entries(overlay.Containers ?? {}).filter(([id, c]) => !id.startsWith('lb-') && !c.Name.startsWith('clawloops-node-stats-'));
+  expect(others.map(([, c]) => c.Name)).toEqual(['clawloops-control-plane']);
+
+  // A runtime on a worker cannot open a connection to the node-stats task beside it.
+  const tasks = (await manager.listTasks({ filters: JSON.stringify({ service: [service.ID], 'desired-state': ['running'] }) })) as { NodeID: string; NetworksAttachments?: { Addresses?: string[] }[] }[];
+  const { runtimeId, node } = await memberOnAWorker();
+  const statsTask = tasks.find((t) => t.NodeID === nodeIds.get(node));
+  const address = statsTask?.NetworksAttachments?.[0]?.Addresses?.[0]?.split('/')[0];
+  expect(address).toBeDefined();
+  const engine = await nodeEngine(node);
+  const probe = "const s = require('net').connect(7071, process.argv[1]); s.on('connect', () => { console.log('connected'); process.exit(0); }); s.on('error', (e) => { console.log(e.code); process.exit(0); }); setTimeout(() => { console.log('timeout'); process.exit(0); }, 3000);";
+  const tried = await execIn(await runtimeContainer(engine, runtimeId), ['/usr/local/bin/node', '-e', probe, address ?? ''], '1000:1000', engine);
+  expect(tried.stdout.trim()).not.toBe('connected');
+  process.stdout.write(`a runtime on ${node} connecting to the node-stats server there (${address}:7071): ${tried.stdout.trim()}\n`);
+});
+
 
 let onWorker: { name: string; agent: TestAgent; runtime: RuntimeView; node: string };
 

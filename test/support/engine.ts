@@ -103,16 +103,16 @@ export function withDiagnostics(instance: () => string, logs: () => string, body
   };
 }
 
-/** Runs a command in a container and returns its exit code and output. */
-export async function execIn(containerId: string, cmd: string[], user = '1000:1000'): Promise<{ exitCode: number; stdout: string; stderr: string }> {
-  const exec = await docker.getContainer(containerId).exec({ Cmd: cmd, User: user, AttachStdout: true, AttachStderr: true });
+/** Runs a command in a container (of this machine's engine, or of `engine`) and returns its exit code and output. */
+export async function execIn(containerId: string, cmd: string[], user = '1000:1000', engine: Docker = docker): Promise<{ exitCode: number; stdout: string; stderr: string }> {
+  const exec = await engine.getContainer(containerId).exec({ Cmd: cmd, User: user, AttachStdout: true, AttachStderr: true });
   const stream = await exec.start({ hijack: true, stdin: false });
   const out = new PassThrough();
   const err = new PassThrough();
   const chunks = { out: [] as Buffer[], err: [] as Buffer[] };
   out.on('data', (c: Buffer) => chunks.out.push(c));
   err.on('data', (c: Buffer) => chunks.err.push(c));
-  docker.modem.demuxStream(stream, out, err);
+  engine.modem.demuxStream(stream, out, err);
   await new Promise<void>((resolve) => stream.on('end', resolve));
   const info = await exec.inspect();
   return { exitCode: info.ExitCode ?? -1, stdout: Buffer.concat(chunks.out).toString('utf8'), stderr: Buffer.concat(chunks.err).toString('utf8') };

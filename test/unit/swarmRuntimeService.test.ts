@@ -18,7 +18,7 @@ function service(replicas: number, extra: Partial<ServiceSnapshot> = {}): Servic
 }
 
 function task(state: TaskSnapshot['state'], extra: Partial<TaskSnapshot> = {}): TaskSnapshot {
-  return { id: `t-${state}`, serviceId: 'svc1', nodeId: 'node-a', state, desiredState: 'running', message: '', error: null, exitCode: null, containerId: 'c1', createdAt: 10, stateSince: 20, addresses: { [`clawloops-net-${owner.runtimeId}`]: '10.213.0.130' }, ...extra };
+  return { id: `t-${state}`, serviceId: 'svc1', nodeId: 'node-a', state, desiredState: 'running', message: '', error: null, exitCode: null, containerId: 'c1', createdAt: 10, stateSince: 20, addresses: { [`clawloops-net-${owner.runtimeId}`]: '10.213.0.130' }, labels: {}, ...extra };
 }
 
 const fine = { reason: null, lost: false };
