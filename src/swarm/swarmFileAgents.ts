@@ -13,6 +13,7 @@ import { IdleLeases } from '../lib/idleLeases';
 import type { RuntimeOwner } from '../runtime/provisioner';
 import { OPENCLAW_HOME, RUNTIME_UID, type RuntimeSettings } from '../runtime/runtimeSettings';
 import { NO_NEW_PRIVILEGES, placementConstraints, volumeMount } from './runtimeService';
+import { removeSecretWhenFree } from './swarmSecrets';
 import type { SwarmEngine, TaskSnapshot } from './swarmEngine';
 
 export const FILES_ROLE = 'files';
@@ -251,25 +252,14 @@ export class SwarmFileAgents {
     await Promise.all(services.map((s) => engine.removeService(s.id)));
     const secrets = (await typed(engine.listSecrets(), 'listing file agent keys')).filter((s) => s.labels[LABELS.role] === FILES_ROLE && match(s.labels));
     // A secret cannot go while a task still uses it: the removed services' tasks end first.
-    await Promise.all(secrets.map((s) => this.removeSecretSoon(s.id)));
+    await Promise.all(secrets.map((s) => removeSecretWhenFree(this.deps.engine, s.id, this.deps.logger, 'a file agent key')));
     return services.length;
   }
 
-  private async removeSecretSoon(secretId: string): Promise<void> {
-    for (let attempt = 0; attempt < 60; attempt++) {
-      try {
-        await this.deps.engine.removeSecret(secretId);
-        return;
-      } catch {
-        await sleep(500);
-      }
-    }
-    this.deps.logger.warn({ secretId: secretId.slice(0, 12) }, 'a file agent key (swarm secret) could not be removed; the next start-up sweep removes it');
-  }
 
   private async removeAgent(agent: { serviceId: string | null; secretId: string | null }): Promise<void> {
     if (agent.serviceId) await typed(this.deps.engine.removeService(agent.serviceId), 'removing a file agent');
-    if (agent.secretId) await this.removeSecretSoon(agent.secretId);
+    if (agent.secretId) await removeSecretWhenFree(this.deps.engine, agent.secretId, this.deps.logger, 'a file agent key');
   }
 
   /**

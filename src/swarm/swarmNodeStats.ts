@@ -11,6 +11,7 @@ import { RUNTIME_UID, type RuntimeSettings } from '../runtime/runtimeSettings';
 import { NODE_STATS_PORT, parseAnswer, type NodeStatsAnswer } from './nodeStats/protocol';
 import { NO_NEW_PRIVILEGES } from './runtimeService';
 import type { NodeStatsSource } from './swarmFigures';
+import { removeSecretWhenFree } from './swarmSecrets';
 import type { OverlayInfo, SwarmEngine, TaskSnapshot } from './swarmEngine';
 
 export const NODE_STATS_ROLE = 'node-stats';
@@ -153,7 +154,7 @@ export class SwarmNodeStats implements NodeStatsSource {
       this.deps.logger.info({ serviceId: serviceId.slice(0, 12), ms: Date.now() - began }, 'node-stats service started');
       return { serviceId, startedAt: Date.now(), secretId, key: filesKeyFrom(keyText), overlay: overlay.name };
     } catch (err) {
-      await this.removeSecretSoon(secretId);
+      await removeSecretWhenFree(this.deps.engine, secretId, this.deps.logger, 'a node-stats key');
       throw err;
     }
   }
@@ -161,7 +162,7 @@ export class SwarmNodeStats implements NodeStatsSource {
   private async remove(service: StatsService): Promise<void> {
     try {
       await typed(this.deps.engine.removeService(service.serviceId), 'removing the node-stats service');
-      await this.removeSecretSoon(service.secretId);
+      await removeSecretWhenFree(this.deps.engine, service.secretId, this.deps.logger, 'a node-stats key');
     } catch (err) {
       this.deps.logger.warn({ err: (err as Error).message }, 'removing the node-stats service failed; the next start removes it');
     }
@@ -174,20 +175,7 @@ export class SwarmNodeStats implements NodeStatsSource {
     const services = (await typed(engine.listServices(), 'listing node-stats services')).filter((s) => ours(s.labels));
     await Promise.all(services.map((s) => engine.removeService(s.id)));
     const secrets = (await typed(engine.listSecrets(), 'listing node-stats keys')).filter((s) => ours(s.labels));
-    await Promise.all(secrets.map((s) => this.removeSecretSoon(s.id)));
-  }
-
-  /** A secret cannot go while a task still uses it: a removed service's tasks end first. */
-  private async removeSecretSoon(secretId: string): Promise<void> {
-    for (let attempt = 0; attempt < 60; attempt++) {
-      try {
-        await this.deps.engine.removeSecret(secretId);
-        return;
-      } catch {
-        await sleep(500);
-      }
-    }
-    this.deps.logger.warn({ secretId: secretId.slice(0, 12) }, 'a node-stats key (swarm secret) could not be removed; the next start removes it');
+    await Promise.all(secrets.map((s) => removeSecretWhenFree(this.deps.engine, s.id, this.deps.logger, 'a node-stats key')));
   }
 
   /**
