@@ -4,6 +4,7 @@ import type { RuntimeRepository } from '../db/repositories/runtimeRepository';
 import type { UsageRecord, UsageTotals } from '../db/repositories/usageRepository';
 import type { Clock } from '../lib/clock';
 import { formatDuration } from '../lib/duration';
+import { KEPT_ALIVE_IDLE_MS } from '../lib/keptAlive';
 import { hashSecret } from '../lib/secrets';
 import type { LlmSettings, ModelLimits } from './llmSettings';
 import { LimitExceeded, type Admission, type ModelLimiter } from './modelLimits';
@@ -118,7 +119,8 @@ export class ModelGateway {
   ) {
     const upstream = deps.settings.upstreamUrl;
     // Keep-alive: a model call should not pay a TCP (or TLS) handshake each time.
-    this.agent = upstream?.startsWith('https:') ? new https.Agent({ keepAlive: true }) : new http.Agent({ keepAlive: true });
+    const pooling = { keepAlive: true, timeout: KEPT_ALIVE_IDLE_MS };
+    this.agent = upstream?.startsWith('https:') ? new https.Agent(pooling) : new http.Agent(pooling);
   }
 
   get configured(): boolean {

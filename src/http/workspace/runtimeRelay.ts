@@ -87,36 +87,59 @@ export interface RelayOptions {
 
 const UNREACHABLE_MESSAGE = 'The workspace did not answer; it may be restarting. Try again in a moment.';
 
+/** Methods whose request the runtime may receive twice without harm, when they carry no body to replay. */
+const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
+
+function replayable(req: IncomingMessage): boolean {
+  const length = req.headers['content-length'];
+  return SAFE_METHODS.has(req.method ?? '') && (length === undefined || length === '0') && req.headers['transfer-encoding'] === undefined;
+}
+
 /**
  * Relays one request to a runtime and its answer back, streaming both ways with back-pressure.
  * No timer: long-lived answers (SSE, a chat being written) end when the runtime or the client
  * ends them. A client that leaves cuts the runtime's request, freeing the kept-alive connection.
  */
 export function relayRequest(req: IncomingMessage, res: ServerResponse, target: RuntimeTarget, headers: OutgoingHttpHeaders, options: RelayOptions): void {
-  const upstream = http.request({ host: target.host, port: target.port, method: req.method, path: req.url, headers, agent: options.agent });
+  const bodyless = replayable(req);
   let clientGone = false;
-  const fail = (err: Error) => {
-    // Cut because the client left (or its session ended): nothing failed, nobody to tell.
-    if (clientGone) return;
-    options.onError(err);
-    if (!res.headersSent) writeJsonError(res, 502, 'RUNTIME_UNREACHABLE', UNREACHABLE_MESSAGE);
-    else res.destroy();
-  };
-  upstream.on('error', fail);
-  upstream.on('response', (answer) => {
-    answer.on('error', (err) => {
+  let upstream: http.ClientRequest;
+  const send = (fresh: boolean) => {
+    // A replay goes out on a new connection: another pooled one may be just as stale.
+    upstream = http.request({ host: target.host, port: target.port, method: req.method, path: req.url, headers, agent: fresh ? false : options.agent });
+    const sent = upstream;
+    sent.on('error', (err: NodeJS.ErrnoException) => {
+      // Cut because the client left (or its session ended): nothing failed, nobody to tell.
+      if (clientGone) return;
+      // The runtime closed an idle kept-alive connection as this request went out on it, so it
+      // never read the request: one without a body is sent again rather than shown as a 502.
+      if (!fresh && bodyless && sent.reusedSocket && !res.headersSent && (err.code === 'ECONNRESET' || err.code === 'EPIPE')) {
+        send(true);
+        return;
+      }
       options.onError(err);
-      res.destroy();
+      if (!res.headersSent) writeJsonError(res, 502, 'RUNTIME_UNREACHABLE', UNREACHABLE_MESSAGE);
+      else res.destroy();
     });
-    res.writeHead(answer.statusCode ?? 502, answer.statusMessage, responseHeaders(answer.rawHeaders));
-    answer.pipe(res);
-  });
+    sent.on('response', (answer) => {
+      answer.on('error', (err) => {
+        options.onError(err);
+        res.destroy();
+      });
+      res.writeHead(answer.statusCode ?? 502, answer.statusMessage, responseHeaders(answer.rawHeaders));
+      answer.pipe(res);
+    });
+    if (bodyless) sent.end();
+    else req.pipe(sent);
+  };
   res.on('close', () => {
     if (res.writableFinished) return;
     clientGone = true;
     upstream.destroy();
   });
-  req.pipe(upstream);
+  // Nothing to relay from a bodyless request, but it is read to its end all the same.
+  if (bodyless) req.resume();
+  send(false);
 }
 
 function headBlock(statusLine: string, raw: string[]): string {

@@ -5,6 +5,7 @@ import { actorOf } from '../../domain/authService';
 import type { WorkspaceAddresses } from '../../domain/workspaceAddresses';
 import type { GateDecision, WorkspaceGatekeeper } from '../../domain/workspaceGatekeeper';
 import { forbidden, notFound } from '../../lib/errors';
+import { KEPT_ALIVE_IDLE_MS } from '../../lib/keptAlive';
 import { loggablePath, type Logger } from '../../lib/logger';
 import type { RouterMode } from '../../runtime/runtimeSettings';
 import { originOf } from '../context';
@@ -61,7 +62,7 @@ export function createWorkspaceRouter(deps: WorkspaceRouterDeps): WorkspaceRoute
   const { gatekeeper, addresses, manager, logger, connections, routes } = deps;
   const scheme = new URL(deps.platformOrigin).protocol.replace(/:$/, '');
   // Keep-alive to runtimes: a proxied request should not pay a TCP handshake.
-  const agent = new http.Agent({ keepAlive: true, maxSockets: 256 });
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 256, timeout: KEPT_ALIVE_IDLE_MS });
   const onRelayError = (req: IncomingMessage) => (err: Error) => logger.warn({ err: err.message, path: loggablePath(req.url ?? '/') }, 'workspace proxy error');
 
   /** Proxied traffic is logged at debug (a line per asset would drown the log); everything else as the platform logs. */
