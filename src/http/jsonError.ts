@@ -25,7 +25,15 @@ export function errorBody(code: string, message: string, options: JsonErrorOptio
  * Answers `status` with the error as JSON. A response whose head already left cannot say it in
  * words any more: it is cut, so the client sees a failure rather than a truncated success.
  */
+/** The error each response answered with, for its request's log line (a 400 says which field). */
+const ANSWERED = new WeakMap<ServerResponse, { code: string; message: string }>();
+
+export function answeredError(res: ServerResponse): { code: string; message: string } | undefined {
+  return ANSWERED.get(res);
+}
+
 export function writeJsonError(res: ServerResponse, status: number, code: string, message: string, options: JsonErrorOptions = {}): void {
+  ANSWERED.set(res, { code, message });
   if (res.headersSent) {
     res.destroy();
     return;

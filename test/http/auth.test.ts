@@ -421,6 +421,8 @@ describe('first-run setup', () => {
 
     const missing = await client.post('/api/v1/setup').send({ username: 'admin', password: STRONG_PASSWORD });
     expect([missing.status, errorCode(missing)]).toEqual([400, 'VALIDATION_FAILED']);
+    // The operator's log says why, naming the field (never what was sent).
+    expect(h.logs.lines.map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => l.msg === 'request' && l.status === 400)).toMatchObject({ error: 'VALIDATION_FAILED', invalid: expect.stringContaining('token') });
     const wrong = await client.post('/api/v1/setup').send({ token: 'x'.repeat(43), username: 'admin', password: STRONG_PASSWORD });
     expect([wrong.status, errorCode(wrong)]).toEqual([403, 'INVALID_SETUP_TOKEN']);
     const weak = await client.post('/api/v1/setup').send({ token, username: 'admin', password: 'admin' });
