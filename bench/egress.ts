@@ -6,6 +6,9 @@
  *   tunnel        the same download through the egress proxy with CONNECT, as OpenClaw's
  *                 web_fetch and Node's fetch (undici) go through it, even for http://
  *   forward       the same through the proxy as a plain http:// request (absolute form, as curl)
+ *   relay         the same through socat (Debian's, when installed) forwarding a port to the
+ *                 server: the least any process relaying the bytes costs on this machine, a
+ *                 reference for the proxy (it has no policy, no record, no CONNECT)
  *   latency       a fresh connection and one small request each, direct vs through the proxy
  *                 (CONNECT): time to the first byte of the answer, medians over BENCH_SAMPLES (300)
  *
@@ -14,7 +17,8 @@
  * The headline ratio is the median of the rounds' own ratios (both paths measured back to back).
  * Usage: npx tsx bench/egress.ts   Env: BENCH_EGRESS_MIB (1024), BENCH_ROUNDS (5), BENCH_SAMPLES (300).
  */
-import { fork, type ChildProcess } from 'node:child_process';
+import { execFileSync, fork, spawn, type ChildProcess } from 'node:child_process';
+import net from 'node:net';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -51,7 +55,7 @@ server.listen(0, '127.0.0.1', () => process.send(server.address().port));
 const CLIENT = `
 const http = require('http');
 const net = require('net');
-process.on('message', async ({ mode, worldPort, proxyPort, path, samples }) => {
+process.on('message', async ({ mode, worldPort, proxyPort, relayPort, path, samples }) => {
   const target = '${WORLD_NAME}:' + worldPort;
   const socketFor = () => new Promise((resolve, reject) => {
     if (mode !== 'tunnel') return resolve(null);
@@ -76,7 +80,7 @@ process.on('message', async ({ mode, worldPort, proxyPort, path, samples }) => {
         ? { host: '127.0.0.1', port: proxyPort, path: 'http://' + target + path, headers: { host: target } }
         : mode === 'tunnel'
           ? { createConnection: () => socket, path, headers: { host: target } }
-          : { host: '127.0.0.1', port: worldPort, path };
+          : { host: '127.0.0.1', port: mode === 'relay' ? relayPort : worldPort, path };
       // A fresh connection every time: the tunnel is one by itself, the others get no agent.
       const req = http.get(mode === 'tunnel' ? options : { ...options, agent: false }, (res) => {
         let bytes = 0;
@@ -114,6 +118,30 @@ function child(script: string): { process: ChildProcess; next: () => Promise<unk
   return { process: proc, next: () => (queue.length > 0 ? Promise.resolve(queue.shift()) : new Promise((resolve) => waiting.push(resolve))) };
 }
 
+/** socat forwarding a free local port to the server, with large buffers; null when socat is not installed. */
+async function startSocatRelay(worldPort: number): Promise<{ port: number; process: ChildProcess } | null> {
+  try {
+    execFileSync('socat', ['-V'], { stdio: 'ignore' });
+  } catch {
+    return null;
+  }
+  const probe = net.createServer();
+  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
+  const port = (probe.address() as net.AddressInfo).port;
+  await new Promise((resolve) => probe.close(resolve));
+  const proc = spawn('socat', ['-b', '262144', `TCP-LISTEN:${port},bind=127.0.0.1,reuseaddr,fork`, `TCP:127.0.0.1:${worldPort}`], { stdio: 'ignore' });
+  for (let tries = 0; tries < 100; tries++) {
+    const up = await new Promise<boolean>((resolve) => {
+      const s = net.connect(port, '127.0.0.1', () => (s.destroy(), resolve(true)));
+      s.on('error', () => resolve(false));
+    });
+    if (up) return { port, process: proc };
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  proc.kill();
+  throw new Error('socat did not start listening');
+}
+
 interface Sample {
   bytes: number;
   ms: number;
@@ -135,23 +163,25 @@ async function main(): Promise<void> {
     logger: createLogger('silent'),
   });
   const proxyPort = await proxy.listen(0, '127.0.0.1');
+  const relay = await startSocatRelay(worldPort);
   const client = child(CLIENT);
   await client.next();
   const run = async (mode: string, pathName: string, samples: number): Promise<Sample[]> => {
-    client.process.send({ mode, worldPort, proxyPort, path: pathName, samples });
+    client.process.send({ mode, worldPort, proxyPort, relayPort: relay?.port, path: pathName, samples });
     const answer = (await client.next()) as { results?: Sample[]; error?: string };
     if (!answer.results) throw new Error(`${mode}: ${answer.error}`);
     return answer.results;
   };
   try {
-    const downloads: Record<string, number[]> = { direct: [], tunnel: [], forward: [] };
+    const downloads: Record<string, number[]> = { direct: [], tunnel: [], forward: [], relay: [] };
+    const modes = relay ? (['direct', 'tunnel', 'forward', 'relay'] as const) : (['direct', 'tunnel', 'forward'] as const);
     for (let round = 0; round < ROUNDS; round++) {
-      for (const mode of ['direct', 'tunnel', 'forward'] as const) {
+      for (const mode of modes) {
         const [sample] = await run(mode, '/big', 1);
         if (!sample || sample.bytes !== MIBS * 1024 * 1024) throw new Error(`${mode}: got ${sample?.bytes} bytes (status ${sample?.status})`);
         downloads[mode]?.push(sample.ms);
       }
-      console.log(`  round ${round + 1}/${ROUNDS}: direct ${Math.round(downloads.direct?.[round] ?? 0)} ms, tunnel ${Math.round(downloads.tunnel?.[round] ?? 0)} ms, forward ${Math.round(downloads.forward?.[round] ?? 0)} ms`);
+      console.log(`  round ${round + 1}/${ROUNDS}: direct ${Math.round(downloads.direct?.[round] ?? 0)} ms, tunnel ${Math.round(downloads.tunnel?.[round] ?? 0)} ms, forward ${Math.round(downloads.forward?.[round] ?? 0)} ms${relay ? `, socat ${Math.round(downloads.relay?.[round] ?? 0)} ms` : ''}`);
     }
     const mbps = (ms: number) => MIBS / (ms / 1000);
     const direct = p50(downloads.direct ?? []);
@@ -164,6 +194,7 @@ async function main(): Promise<void> {
         ['direct  [baseline]', `${Math.round(direct)} ms`, mbps(direct).toFixed(0), '1.00'],
         ['through the proxy, CONNECT (web_fetch, Node fetch)', `${Math.round(tunnel)} ms`, mbps(tunnel).toFixed(0), ratio(mbps(tunnel), mbps(direct))],
         ['through the proxy, plain http (curl)', `${Math.round(forward)} ms`, mbps(forward).toFixed(0), ratio(mbps(forward), mbps(direct))],
+        ...(relay ? [['through socat, a bare relay (reference)', `${Math.round(p50(downloads.relay ?? []))} ms`, mbps(p50(downloads.relay ?? [])).toFixed(0), ratio(mbps(p50(downloads.relay ?? [])), mbps(direct))]] : []),
       ]),
     );
 
@@ -183,10 +214,16 @@ async function main(): Promise<void> {
     console.log(`\nthrough the proxy (CONNECT) vs direct within each round: ${(downloads.direct ?? []).map((ms, i) => `${Math.round((ms / (downloads.tunnel?.[i] ?? Number.NaN)) * 100)} %`).join(', ')}; median ${(paired * 100).toFixed(0)} %`);
     const share = paired;
     console.log(`\ndownload through the proxy: ${(share * 100).toFixed(0)} % of direct (target ≥ 70 %: ${share >= 0.7 ? 'MET' : 'MISSED'}); added latency per connection ${(p50(tunnelLatency) - p50(directLatency)).toFixed(2)} ms (p50)`);
+    if (relay) {
+      const bare = p50((downloads.direct ?? []).map((ms, i) => ms / (downloads.relay?.[i] ?? Number.NaN)));
+      const againstBare = p50((downloads.relay ?? []).map((ms, i) => ms / (downloads.tunnel?.[i] ?? Number.NaN)));
+      console.log(`socat, relaying and nothing else, vs direct within each round: median ${(bare * 100).toFixed(0)} %; the proxy (CONNECT) vs socat: median ${(againstBare * 100).toFixed(0)} %`);
+    }
     console.log(`the proxy recorded ${recorded.length} connections`);
   } finally {
     client.process.kill();
     world.process.kill();
+    relay?.process.kill();
     await proxy.close();
   }
 }
