@@ -1,4 +1,4 @@
-import { spawn, type ChildProcessByStdio } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import fs from 'node:fs';
@@ -13,6 +13,7 @@ import { MAX_SCRIPT_BYTES } from '../../src/files/agent/build';
 import { FILES_AUTH_HEADER, filesKeyFrom, RequestVerifier, signRequest, SIGNATURE_WINDOW_MS } from '../../src/files/agent/requestSigning';
 import { createFileServer, type FileServerOptions } from '../../src/files/agent/server';
 import { fileServerScript } from '../../src/files/agentScript';
+import { bundleRefusal, startBundle } from '../support/bundledServer';
 import { eventually } from '../support/eventually';
 
 /**
@@ -601,7 +602,7 @@ describe('file server', () => {
 });
 
 describe('file server bundle', () => {
-  let proc: ChildProcessByStdio<null, Readable, Readable> | null = null;
+  let proc: ChildProcess | null = null;
 
   afterEach(async () => {
     if (proc && proc.exitCode === null && proc.signalCode === null) {
@@ -630,20 +631,8 @@ describe('file server bundle', () => {
     fs.writeFileSync(keyFile, `${KEY.toString()}\n`, { mode: 0o600 });
     fs.writeFileSync(path.join(root, 'workspace', 'a.txt'), 'hello');
     const port = await freePort();
-    const child = spawn(process.execPath, ['-e', bundle], {
-      env: { PATH: process.env.PATH, CLAWLOOPS_FILES_ROOT: root, CLAWLOOPS_FILES_KEY_FILE: keyFile, CLAWLOOPS_FILES_PORT: String(port) },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    const child = await startBundle(bundle, { CLAWLOOPS_FILES_ROOT: root, CLAWLOOPS_FILES_KEY_FILE: keyFile, CLAWLOOPS_FILES_PORT: String(port) });
     proc = child;
-    let stderr = '';
-    child.stdout.resume();
-    await new Promise<void>((resolve, reject) => {
-      child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
-        stderr += chunk;
-        if (stderr.includes('listening')) resolve();
-      });
-      child.once('exit', (code) => reject(new Error(`the file server exited (${code}): ${stderr}`)));
-    });
 
     expect((await call(port, 'GET', '/healthz', { sign: false })).body.toString()).toBe('ok');
     const unsigned = await call(port, 'POST', '/agent', { sign: false, body: '{}' });
@@ -667,15 +656,7 @@ describe('file server bundle', () => {
   it('refuses to start without a usable key', async () => {
     const keyFile = path.join(tmp, 'short-key');
     fs.writeFileSync(keyFile, 'short\n');
-    const child = spawn(process.execPath, ['-e', bundle], {
-      env: { PATH: process.env.PATH, CLAWLOOPS_FILES_ROOT: root, CLAWLOOPS_FILES_KEY_FILE: keyFile, CLAWLOOPS_FILES_PORT: String(await freePort()) },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    proc = child;
-    let stderr = '';
-    child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
-    child.stdout.resume();
-    const [code] = (await once(child, 'exit')) as [number];
+    const { code, stderr } = await bundleRefusal(bundle, { CLAWLOOPS_FILES_ROOT: root, CLAWLOOPS_FILES_KEY_FILE: keyFile, CLAWLOOPS_FILES_PORT: String(await freePort()) });
     expect(code).toBe(1);
     expect(stderr).toMatch(/at least 32 bytes/);
   });

@@ -1,4 +1,4 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
@@ -10,6 +10,7 @@ import { FILES_AUTH_HEADER, signRequest } from '../../src/files/agent/requestSig
 import { nodeStatsServerScript } from '../../src/files/agentScript';
 import { MAX_CONTAINERS, parseAnswer, type NodeStatsAnswer } from '../../src/swarm/nodeStats/protocol';
 import { createNodeStatsServer } from '../../src/swarm/nodeStats/server';
+import { bundleRefusal, startBundle } from '../support/bundledServer';
 import { freePort } from '../support/processes';
 
 /**
@@ -130,19 +131,7 @@ test('starts as `node -e <bundle>` from its environment, the way the node-stats 
   const keyFile = path.join(root, 'key');
   fs.writeFileSync(keyFile, `${KEY.toString()}\n`, { mode: 0o600 });
   const port = await freePort();
-  const started = spawn(process.execPath, ['-e', bundle], {
-    env: { PATH: process.env.PATH, CLAWLOOPS_NODE_STATS_CGROUP: root, CLAWLOOPS_NODE_STATS_KEY_FILE: keyFile, CLAWLOOPS_NODE_STATS_PORT: String(port) },
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
-  child = started;
-  let stderr = '';
-  await new Promise<void>((resolve, reject) => {
-    started.stderr?.setEncoding('utf8').on('data', (chunk: string) => {
-      stderr += chunk;
-      if (stderr.includes('listening')) resolve();
-    });
-    started.once('exit', (code) => reject(new Error(`the node-stats server exited (${code}): ${stderr}`)));
-  });
+  child = await startBundle(bundle, { CLAWLOOPS_NODE_STATS_CGROUP: root, CLAWLOOPS_NODE_STATS_KEY_FILE: keyFile, CLAWLOOPS_NODE_STATS_PORT: String(port) });
   expect((await call(port, `/stats?containers=${A}`, { sign: false })).status).toBe(401);
   const body = JSON.parse((await call(port, `/stats?containers=${A}`)).body) as NodeStatsAnswer;
   expect(body.containers[A]).toMatchObject({ memoryBytes: 50_000, cpuNs: 2_000_000_000, atUs: expect.any(Number) });
@@ -150,13 +139,7 @@ test('starts as `node -e <bundle>` from its environment, the way the node-stats 
 
 test('refuses to start without a key or a cgroup tree', async () => {
   const bundle = await nodeStatsServerScript();
-  const run = (env: Record<string, string>) =>
-    new Promise<{ code: number | null; stderr: string }>((resolve) => {
-      const started = spawn(process.execPath, ['-e', bundle], { env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', 'ignore', 'pipe'] });
-      let stderr = '';
-      started.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
-      started.once('exit', (code) => resolve({ code, stderr }));
-    });
-  expect(await run({ CLAWLOOPS_NODE_STATS_CGROUP: root })).toMatchObject({ code: 1, stderr: expect.stringContaining('the key cannot be read') });
+  const run = (env: Record<string, string>) => bundleRefusal(bundle, env);
+  expect(await run({ CLAWLOOPS_NODE_STATS_CGROUP: root })).toMatchObject({ code: 1, stderr: expect.stringContaining('CLAWLOOPS_NODE_STATS_KEY_FILE must name the file holding the key') });
   expect(await run({ CLAWLOOPS_NODE_STATS_CGROUP: '/nonexistent' })).toMatchObject({ code: 1, stderr: expect.stringContaining('CLAWLOOPS_NODE_STATS_CGROUP') });
 });

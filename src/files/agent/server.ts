@@ -4,7 +4,8 @@ import { posix } from 'node:path';
 import { AgentQueue, isAgentRun, ownAgentCommand, spawnAgent, type AgentLimits, type AgentRunner } from './agentRunner';
 import { packArchive } from './archiveRead';
 import { ClientGone, unpackArchive } from './archiveWrite';
-import { FILES_AUTH_HEADER, filesKeyFrom, RequestVerifier } from './requestSigning';
+import { bundledServerStart } from './bundledServer';
+import { FILES_AUTH_HEADER, RequestVerifier } from './requestSigning';
 import { badRequest, ServerRefusal } from './serverErrors';
 import { isInside, resolveDir, resolveEntry } from './serverPaths';
 import { runAgentOverStdio } from './stdio';
@@ -226,42 +227,18 @@ export function createFileServer(options: FileServerOptions): http.Server {
 /** The request's path without its query (which may name the user's files) for the log. */
 const pathOf = (req: http.IncomingMessage): string => (req.url ?? '').split('?')[0] ?? '';
 
-function fatal(message: string): never {
-  process.stderr.write(`file server: ${message}\n`);
-  process.exit(1);
-}
-
 function main(): void {
   if (isAgentRun()) {
     runAgentOverStdio();
     return;
   }
+  const start = bundledServerStart('file server');
   const root = process.env.CLAWLOOPS_FILES_ROOT ?? '';
-  if (!root.startsWith('/')) fatal('CLAWLOOPS_FILES_ROOT must be the absolute path of the volume');
-  if (!fs.existsSync(root) || !fs.statSync(root).isDirectory()) fatal(`CLAWLOOPS_FILES_ROOT (${root}) is not a folder`);
-  const keyFile = process.env.CLAWLOOPS_FILES_KEY_FILE ?? '';
-  if (!keyFile) fatal('CLAWLOOPS_FILES_KEY_FILE must name the file holding the key');
-  let key: Buffer;
-  try {
-    key = filesKeyFrom(fs.readFileSync(keyFile));
-  } catch (err) {
-    fatal(`the key cannot be read from ${keyFile}: ${(err as Error).message}`);
-  }
-  const portText = process.env.CLAWLOOPS_FILES_PORT || String(DEFAULT_PORT);
-  const port = Number(portText);
-  if (!/^\d+$/.test(portText) || port < 1 || port > 65535) fatal(`CLAWLOOPS_FILES_PORT (${portText}) is not a port`);
-
-  const server = createFileServer({ root, key, agent: spawnAgent(ownAgentCommand()) });
-  server.on('error', (err) => fatal(err.message));
-  server.listen(port, '0.0.0.0', () => process.stderr.write(`file server: listening on 0.0.0.0:${port} for ${root}\n`));
-  // Often PID 1 in its container, where a signal without a handler does nothing.
-  const stop = () => {
-    server.close(() => process.exit(0));
-    server.closeIdleConnections();
-    setTimeout(() => process.exit(0), 5_000).unref();
-  };
-  process.once('SIGTERM', stop);
-  process.once('SIGINT', stop);
+  if (!root.startsWith('/')) start.fatal('CLAWLOOPS_FILES_ROOT must be the absolute path of the volume');
+  if (!fs.existsSync(root) || !fs.statSync(root).isDirectory()) start.fatal(`CLAWLOOPS_FILES_ROOT (${root}) is not a folder`);
+  const key = start.keyFrom('CLAWLOOPS_FILES_KEY_FILE');
+  const port = start.portFrom('CLAWLOOPS_FILES_PORT', DEFAULT_PORT);
+  start.listenUntilStopped(createFileServer({ root, key, agent: spawnAgent(ownAgentCommand()) }), port, root, 5_000);
 }
 
 /** Set to true by the bundler (build.ts): the bundle starts; an import of this module (tests) does not. */

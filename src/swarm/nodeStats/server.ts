@@ -2,7 +2,8 @@ import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as os from 'node:os';
-import { FILES_AUTH_HEADER, filesKeyFrom, RequestVerifier } from '../../files/agent/requestSigning';
+import { bundledServerStart } from '../../files/agent/bundledServer';
+import { FILES_AUTH_HEADER, RequestVerifier } from '../../files/agent/requestSigning';
 import { CgroupReader, CONTAINER_ID } from './cgroupReadings';
 import { MAX_CONTAINERS, NODE_STATS_PORT, type NodeReading, type NodeStatsAnswer } from './protocol';
 
@@ -120,35 +121,13 @@ export function createNodeStatsServer(options: NodeStatsServerOptions): http.Ser
   return server;
 }
 
-function fatal(message: string): never {
-  process.stderr.write(`node-stats server: ${message}\n`);
-  process.exit(1);
-}
-
 function main(): void {
+  const start = bundledServerStart('node-stats server');
   const cgroupRoot = process.env.CLAWLOOPS_NODE_STATS_CGROUP ?? '';
-  if (!cgroupRoot.startsWith('/') || !fs.existsSync(cgroupRoot)) fatal(`CLAWLOOPS_NODE_STATS_CGROUP (${cgroupRoot}) must be the folder the node's /sys/fs/cgroup is mounted at`);
-  const keyFile = process.env.CLAWLOOPS_NODE_STATS_KEY_FILE ?? '';
-  let key: Buffer;
-  try {
-    key = filesKeyFrom(fs.readFileSync(keyFile));
-  } catch (err) {
-    fatal(`the key cannot be read from ${keyFile || '(CLAWLOOPS_NODE_STATS_KEY_FILE unset)'}: ${(err as Error).message}`);
-  }
-  const portText = process.env.CLAWLOOPS_NODE_STATS_PORT || String(NODE_STATS_PORT);
-  const port = Number(portText);
-  if (!/^\d+$/.test(portText) || port < 1 || port > 65535) fatal(`CLAWLOOPS_NODE_STATS_PORT (${portText}) is not a port`);
-  const server = createNodeStatsServer({ cgroupRoot, key, nodeMemoryBytes: os.totalmem() });
-  server.on('error', (err) => fatal(err.message));
-  server.listen(port, '0.0.0.0', () => process.stderr.write(`node-stats server: listening on 0.0.0.0:${port} for ${cgroupRoot}\n`));
-  // Often PID 1 in its container, where a signal without a handler does nothing.
-  const stop = () => {
-    server.close(() => process.exit(0));
-    server.closeIdleConnections();
-    setTimeout(() => process.exit(0), 2_000).unref();
-  };
-  process.once('SIGTERM', stop);
-  process.once('SIGINT', stop);
+  if (!cgroupRoot.startsWith('/') || !fs.existsSync(cgroupRoot)) start.fatal(`CLAWLOOPS_NODE_STATS_CGROUP (${cgroupRoot}) must be the folder the node's /sys/fs/cgroup is mounted at`);
+  const key = start.keyFrom('CLAWLOOPS_NODE_STATS_KEY_FILE');
+  const port = start.portFrom('CLAWLOOPS_NODE_STATS_PORT', NODE_STATS_PORT);
+  start.listenUntilStopped(createNodeStatsServer({ cgroupRoot, key, nodeMemoryBytes: os.totalmem() }), port, cgroupRoot, 2_000);
 }
 
 /** Set to true by the bundler (files/agent/build.ts): the bundle starts; an import of this module (tests) does not. */
