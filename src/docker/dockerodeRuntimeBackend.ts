@@ -19,6 +19,7 @@ import {
   type RuntimeBackend,
 } from './runtimeBackend';
 import { DEFAULT_SUBNET_POOL, nextFreeSubnet, poolCapacity, type SubnetPool, upperHalf } from './subnetPool';
+import { readEngineArchive } from './engineArchiveRead';
 import { DockerLogLines } from './logLines';
 import { fileEntriesTar } from '../runtime/fileEntriesTar';
 
@@ -436,6 +437,11 @@ export class DockerodeRuntimeBackend implements RuntimeBackend {
   }
 
   async getArchive(containerId: string, path: string, signal?: AbortSignal): Promise<Readable | null> {
+    // On the engine's Unix socket, our own lean reader (engineArchiveRead.ts says why).
+    const modem = this.docker.modem as { socketPath?: unknown; version?: unknown };
+    if (typeof modem.socketPath === 'string') {
+      return readEngineArchive({ socketPath: modem.socketPath, version: typeof modem.version === 'string' ? modem.version : undefined }, containerId, path, signal);
+    }
     const stream = await ignoreNotFound(this.docker.getContainer(containerId).getArchive({ path, ...(signal ? { abortSignal: signal } : {}) }));
     return stream as Readable | null;
   }
