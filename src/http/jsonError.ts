@@ -21,10 +21,6 @@ export function errorBody(code: string, message: string, options: JsonErrorOptio
   return { ...options.alongside, error: { code, message, ...options.details } };
 }
 
-/**
- * Answers `status` with the error as JSON. A response whose head already left cannot say it in
- * words any more: it is cut, so the client sees a failure rather than a truncated success.
- */
 /** The error each response answered with, for its request's log line (a 400 says which field). */
 const ANSWERED = new WeakMap<ServerResponse, { code: string; message: string }>();
 
@@ -32,6 +28,10 @@ export function answeredError(res: ServerResponse): { code: string; message: str
   return ANSWERED.get(res);
 }
 
+/**
+ * Answers `status` with the error as JSON. A response whose head already left cannot say it in
+ * words any more: it is cut, so the client sees a failure rather than a truncated success.
+ */
 export function writeJsonError(res: ServerResponse, status: number, code: string, message: string, options: JsonErrorOptions = {}): void {
   ANSWERED.set(res, { code, message });
   if (res.headersSent) {

@@ -4,7 +4,7 @@ import type { RuntimeRepository } from '../db/repositories/runtimeRepository';
 import type { UsageRecord, UsageTotals } from '../db/repositories/usageRepository';
 import type { Clock } from '../lib/clock';
 import { formatDuration } from '../lib/duration';
-import { KEPT_ALIVE_IDLE_MS } from '../lib/keptAlive';
+import { KEPT_ALIVE_IDLE_MS, metClosedConnection } from '../lib/keptAlive';
 import { hashSecret } from '../lib/secrets';
 import type { LlmSettings, ModelLimits } from './llmSettings';
 import { LimitExceeded, type Admission, type ModelLimiter } from './modelLimits';
@@ -225,8 +225,7 @@ export class ModelGateway {
       request.limit.bind((reason) => req.destroy(reason));
       req.on('response', resolve);
       req.on('error', (err: NodeJS.ErrnoException) => {
-        const code = err.code ?? '';
-        reject(NOT_CONNECTED.has(code) || (req.reusedSocket && (code === 'ECONNRESET' || code === 'EPIPE')) ? new UpstreamNotReached(err) : err);
+        reject(NOT_CONNECTED.has(err.code ?? '') || metClosedConnection(req, err) ? new UpstreamNotReached(err) : err);
       });
       req.end(request.body ?? undefined);
     });

@@ -2,6 +2,7 @@ import http, { type IncomingMessage, type OutgoingHttpHeaders, type ServerRespon
 import type { Duplex } from 'node:stream';
 import { WORKSPACE_BIND_COOKIE, WORKSPACE_COOKIE } from '../../domain/workspaceGatekeeper';
 import { HOP_BY_HOP_HEADERS } from '../../lib/hopByHop';
+import { metClosedConnection } from '../../lib/keptAlive';
 import { PROBE_CLIENT_ADDRESS } from '../../runtime/readinessProbe';
 import { SECURE_SESSION_COOKIE, SESSION_COOKIE } from '../sessionCookie';
 import { writeJsonError } from '../jsonError';
@@ -113,7 +114,7 @@ export function relayRequest(req: IncomingMessage, res: ServerResponse, target: 
       if (clientGone) return;
       // The runtime closed an idle kept-alive connection as this request went out on it, so it
       // never read the request: one without a body is sent again rather than shown as a 502.
-      if (!fresh && bodyless && sent.reusedSocket && !res.headersSent && (err.code === 'ECONNRESET' || err.code === 'EPIPE')) {
+      if (!fresh && bodyless && !res.headersSent && metClosedConnection(sent, err)) {
         send(true);
         return;
       }
