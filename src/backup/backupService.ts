@@ -13,7 +13,8 @@ import type { Clock } from '../lib/clock';
 import type { Logger } from '../lib/logger';
 import type { AgeIdentity } from './ageFormat';
 import { PartSealer } from './sealedParts';
-import { TarEntryFilter } from './tarFilter';
+import type { SealResult } from './sealProtocol';
+import { inFolders, TarEntryFilter } from './tarFilter';
 import {
   BACKUP_FORMAT,
   BackupError,
@@ -281,10 +282,18 @@ export class BackupService {
     // After the helper is up: the runtime stays frozen only while its files are read.
     const thaw = await this.deps.freeze(userId);
     try {
-      const archive = await access.readArchive(this.deps.volumeRoot);
-      if (!archive) throw new BackupError('BACKUP_VOLUME_UNREADABLE', `The volume of ${username} could not be read.`);
       const name = volumePart(runtimeId);
-      const written = await this.sealer.seal(withoutStaging(archive, path.posix.basename(this.deps.volumeRoot)), path.join(folder, name), identity.publicRaw);
+      const file = path.join(folder, name);
+      const leaveOut = leftOutOfBackups(path.posix.basename(this.deps.volumeRoot));
+      // The sealing worker reads the engine itself where it can (on this machine's socket).
+      const request = access.archiveRequest(this.deps.volumeRoot);
+      let written: SealResult | null;
+      if (request) written = await this.sealer.sealEngineArchive(request, leaveOut, file, identity.publicRaw, access.signal);
+      else {
+        const archive = await access.readArchive(this.deps.volumeRoot);
+        written = archive ? await this.sealer.seal(leavingOut(archive, leaveOut), file, identity.publicRaw) : null;
+      }
+      if (!written) throw new BackupError('BACKUP_VOLUME_UNREADABLE', `The volume of ${username} could not be read.`);
       return { name, kind: 'volume', runtimeId, username, ...written };
     } finally {
       await thaw?.().catch((err: unknown) => this.deps.logger.error({ username, err: (err as Error).message }, 'could not let a runtime go on after its backup'));
@@ -349,16 +358,17 @@ export async function verifyBackup(dir: string, identity: AgeIdentity): Promise<
 }
 
 /**
- * A volume's tar without the file manager's staging folder (an upload in flight is in the
- * backup entirely, moved into place before the volume was read, or not at all) and without
- * what a workspace restore left (volumeSwap.ts).
+ * What a backup leaves out of a volume's tar (`rootName` is the volume's folder as the archive
+ * names it): the file manager's staging folder (an upload in flight is in the backup entirely,
+ * moved into place before the volume was read, or not at all) and what a workspace restore left
+ * (volumeSwap.ts).
  */
-function withoutStaging(archive: Readable, rootName: string): Readable {
-  const skipped = [`${rootName}/${STAGING_DIR}`, `${rootName}/${RESTORE_DIR}`];
-  const filter = new TarEntryFilter((name) => {
-    const trimmed = name.replace(/\/$/, '');
-    return skipped.some((dir) => trimmed === dir || trimmed.startsWith(`${dir}/`));
-  });
+function leftOutOfBackups(rootName: string): string[] {
+  return [`${rootName}/${STAGING_DIR}`, `${rootName}/${RESTORE_DIR}`];
+}
+
+function leavingOut(archive: Readable, dirs: string[]): Readable {
+  const filter = new TarEntryFilter(inFolders(dirs));
   archive.on('error', (err) => filter.destroy(err));
   return archive.pipe(filter);
 }

@@ -1,3 +1,5 @@
+import type { EngineArchiveRequest } from '../files/workspaceVolumes';
+
 /** What the control plane and its sealing worker (sealWorker.ts) say to each other. */
 
 export interface SealResult {
@@ -16,8 +18,18 @@ export interface SealResult {
  */
 export type SealerRequest =
   | { type: 'begin'; file: string; recipient: Uint8Array }
+  /**
+   * A part whose plaintext the worker reads itself: the engine's archive of a path, with the
+   * entries in `leaveOut` folders left out; then `done`, `failed` or `missing`. `abort` stops it.
+   */
+  | { type: 'read'; file: string; recipient: Uint8Array; archive: EngineArchiveRequest; leaveOut: string[] }
   | { type: 'chunk'; data: Uint8Array<ArrayBuffer>; length: number }
   | { type: 'end' }
   | { type: 'abort' };
 
-export type SealerMessage = { type: 'ack'; data: Uint8Array<ArrayBuffer> } | { type: 'done'; result: SealResult } | { type: 'failed'; message: string };
+export type SealerMessage =
+  | { type: 'ack'; data: Uint8Array<ArrayBuffer> }
+  | { type: 'done'; result: SealResult }
+  | { type: 'failed'; message: string }
+  /** The engine has no such container or path: no file was made. */
+  | { type: 'missing' };

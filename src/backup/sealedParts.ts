@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { Worker } from 'node:worker_threads';
+import type { EngineArchiveRequest } from '../files/workspaceVolumes';
 import type { SealerMessage, SealerRequest, SealResult } from './sealProtocol';
 
 /** Plaintext is sent to the worker in pieces of this size, at most MAX_IN_FLIGHT of them unacknowledged. */
@@ -64,9 +65,61 @@ export class PartSealer {
    * A failure on either side ends the part.
    */
   seal(source: Readable, file: string, recipient: Buffer): Promise<SealResult> {
-    const turn = this.queue.then(() => this.sealNow(source, file, recipient));
+    return this.inTurn(() => this.sealNow(source, file, recipient));
+  }
+
+  /**
+   * Encrypts the engine's archive `archive` into `file`, the entries in the `leaveOut` folders
+   * left out, read by the worker itself: nothing of it passes through this thread. Resolves null
+   * when the engine has no such container or path (no file is made then); `signal` stops it.
+   */
+  sealEngineArchive(archive: EngineArchiveRequest, leaveOut: string[], file: string, recipient: Buffer, signal: AbortSignal): Promise<SealResult | null> {
+    return this.inTurn(async () => {
+      signal.throwIfAborted();
+      const worker = await this.start();
+      const part = this.partEnd(worker);
+      const stop = () => worker.postMessage({ type: 'abort' } satisfies SealerRequest);
+      signal.addEventListener('abort', stop, { once: true });
+      try {
+        worker.postMessage({ type: 'read', file, archive, leaveOut, recipient: new Uint8Array(recipient) } satisfies SealerRequest);
+        return await part.finished;
+      } catch (err) {
+        throw signal.aborted ? (signal.reason as Error) : err;
+      } finally {
+        signal.removeEventListener('abort', stop);
+        part.stopListening();
+      }
+    });
+  }
+
+  private inTurn<T>(work: () => Promise<T>): Promise<T> {
+    const turn = this.queue.then(work);
     this.queue = turn.catch(() => undefined);
     return turn;
+  }
+
+  /** How the part the worker is on ends, as it says (or by its death); `onAck` hears of each chunk it is done with. */
+  private partEnd(worker: Worker, onAck: (data: Uint8Array<ArrayBuffer>) => void = () => undefined): { finished: Promise<SealResult | null>; stopListening: () => void } {
+    let onMessage: (message: SealerMessage) => void = () => undefined;
+    let onExit: (code: number) => void = () => undefined;
+    const finished = new Promise<SealResult | null>((resolve, reject) => {
+      onMessage = (message) => {
+        if (message.type === 'ack') onAck(message.data);
+        else if (message.type === 'done') resolve(message.result);
+        else if (message.type === 'missing') resolve(null);
+        else reject(new Error(message.message));
+      };
+      onExit = (code) => reject(new Error(`the backup sealing worker stopped (exit code ${code})`));
+    });
+    worker.on('message', onMessage);
+    worker.on('exit', onExit);
+    return {
+      finished,
+      stopListening: () => {
+        worker.off('message', onMessage);
+        worker.off('exit', onExit);
+      },
+    };
   }
 
   async close(): Promise<void> {
@@ -84,21 +137,12 @@ export class PartSealer {
     let inFlight = 0;
     let wake: (() => void) | null = null;
     let failure: Error | null = null;
-    let onMessage: (message: SealerMessage) => void = () => undefined;
-    let onExit: (code: number) => void = () => undefined;
-    const finished = new Promise<SealResult>((resolve, reject) => {
-      onMessage = (message) => {
-        if (message.type === 'ack') {
-          inFlight--;
-          free.push(message.data);
-          wake?.();
-        } else if (message.type === 'done') resolve(message.result);
-        else reject(new Error(message.message));
-      };
-      onExit = (code) => reject(new Error(`the backup sealing worker stopped (exit code ${code})`));
+    const part = this.partEnd(worker, (data) => {
+      inFlight--;
+      free.push(data);
+      wake?.();
     });
-    worker.on('message', onMessage);
-    worker.on('exit', onExit);
+    const finished = part.finished;
     finished.catch((err: Error) => {
       failure = err;
       wake?.();
@@ -138,7 +182,9 @@ export class PartSealer {
       wake = null;
       if (filled > 0) send();
       post({ type: 'end' });
-      return await finished;
+      const result = await finished;
+      if (!result) throw new Error('the backup sealing worker lost the part');
+      return result;
     } catch (err) {
       // What went wrong first: the worker's failure, or the source's.
       const cause: unknown = failure ?? err;
@@ -148,8 +194,7 @@ export class PartSealer {
       await finished.catch(() => undefined);
       throw cause;
     } finally {
-      worker.off('message', onMessage);
-      worker.off('exit', onExit);
+      part.stopListening();
     }
   }
 }

@@ -129,6 +129,14 @@ export class TarEntryFilter extends Transform {
   }
 }
 
+/** `drop` for TarEntryFilter: every entry in one of `dirs` (paths as the archive names them), and the folders themselves. */
+export function inFolders(dirs: readonly string[]): (path: string) => boolean {
+  return (name) => {
+    const trimmed = name.replace(/\/$/, '');
+    return dirs.some((dir) => trimmed === dir || trimmed.startsWith(`${dir}/`));
+  };
+}
+
 function field(header: Buffer, start: number, length: number): string {
   const raw = header.subarray(start, start + length);
   const end = raw.indexOf(0);

@@ -1,5 +1,5 @@
 import type { Readable } from 'node:stream';
-import type { AgentLimits, AgentRun, VolumeAccess, VolumeUse, WorkspaceVolumes } from '../files/workspaceVolumes';
+import type { AgentLimits, AgentRun, EngineArchiveRequest, VolumeAccess, VolumeUse, WorkspaceVolumes } from '../files/workspaceVolumes';
 import { RUNTIME_UID } from '../runtime/runtimeSettings';
 import { typedEngineCall } from './engineFaults';
 import { FileHelpers, type FileHelpersDeps, type FileHostLease } from './fileHelpers';
@@ -74,6 +74,10 @@ class DockerVolumeAccess implements VolumeAccess {
   readArchive(path: string): Promise<Readable | null> {
     if (this.lease.signal.aborted) return Promise.reject(this.lease.signal.reason as Error);
     return typedEngineCall('reading from the workspace volume', () => this.backend.getArchive(this.lease.containerId, path, this.lease.signal), { target: true });
+  }
+
+  archiveRequest(path: string): EngineArchiveRequest | null {
+    return this.lease.signal.aborted ? null : this.backend.archiveRequest(this.lease.containerId, path);
   }
 
   release(): void {

@@ -20,6 +20,7 @@ import {
 } from './runtimeBackend';
 import { DEFAULT_SUBNET_POOL, nextFreeSubnet, poolCapacity, type SubnetPool, upperHalf } from './subnetPool';
 import { readEngineArchive } from './engineArchiveRead';
+import type { EngineArchiveRequest } from '../files/workspaceVolumes';
 import { DockerLogLines } from './logLines';
 import { fileEntriesTar } from '../runtime/fileEntriesTar';
 
@@ -438,12 +439,16 @@ export class DockerodeRuntimeBackend implements RuntimeBackend {
 
   async getArchive(containerId: string, path: string, signal?: AbortSignal): Promise<Readable | null> {
     // On the engine's Unix socket, our own lean reader (engineArchiveRead.ts says why).
-    const modem = this.docker.modem as { socketPath?: unknown; version?: unknown };
-    if (typeof modem.socketPath === 'string') {
-      return readEngineArchive({ socketPath: modem.socketPath, version: typeof modem.version === 'string' ? modem.version : undefined }, containerId, path, signal);
-    }
+    const request = this.archiveRequest(containerId, path);
+    if (request) return readEngineArchive(request, signal);
     const stream = await ignoreNotFound(this.docker.getContainer(containerId).getArchive({ path, ...(signal ? { abortSignal: signal } : {}) }));
     return stream as Readable | null;
+  }
+
+  archiveRequest(containerId: string, path: string): EngineArchiveRequest | null {
+    const modem = this.docker.modem as { socketPath?: unknown; version?: unknown };
+    if (typeof modem.socketPath !== 'string') return null;
+    return { socketPath: modem.socketPath, apiVersion: typeof modem.version === 'string' ? modem.version : undefined, containerId, path };
   }
 
   async startContainer(id: string): Promise<void> {

@@ -1,11 +1,6 @@
 import net from 'node:net';
 import { Readable } from 'node:stream';
-
-/** Where the engine's API answers: a Unix socket, and the API version dockerode was told to use (if any). */
-export interface EngineSocket {
-  socketPath: string;
-  version?: string | undefined;
-}
+import type { EngineArchiveRequest } from '../files/workspaceVolumes';
 
 /** One read buffer per stream, reused for every read of the socket. */
 const READ_BUFFER_BYTES = 1024 * 1024;
@@ -106,9 +101,9 @@ function parseHead(text: string): Head {
  * there; rejects with the engine's refusal (statusCode and json, as dockerode's errors carry).
  * An answer cut short fails the stream; `signal` ends it with its reason.
  */
-export function readEngineArchive(engine: EngineSocket, containerId: string, path: string, signal?: AbortSignal): Promise<Readable | null> {
+export function readEngineArchive(request: EngineArchiveRequest, signal?: AbortSignal): Promise<Readable | null> {
   if (signal?.aborted) return Promise.reject(signal.reason as Error);
-  const target = `${engine.version ? `/${engine.version}` : ''}/containers/${encodeURIComponent(containerId)}/archive?path=${encodeURIComponent(path)}`;
+  const target = `${request.apiVersion ? `/${request.apiVersion}` : ''}/containers/${encodeURIComponent(request.containerId)}/archive?path=${encodeURIComponent(request.path)}`;
   return new Promise((resolve, reject) => {
     let settled = false;
     let head: Head | null = null;
@@ -250,7 +245,7 @@ export function readEngineArchive(engine: EngineSocket, containerId: string, pat
     };
 
     const readBuffer = Buffer.allocUnsafeSlow(READ_BUFFER_BYTES);
-    const socket = net.connect({ path: engine.socketPath, onread: { buffer: readBuffer, callback: onRead } });
+    const socket = net.connect({ path: request.socketPath, onread: { buffer: readBuffer, callback: onRead } });
     socket.on('connect', () => socket.write(`GET ${target} HTTP/1.1\r\nHost: docker\r\nUser-Agent: clawloops\r\nConnection: close\r\n\r\n`));
     socket.on('error', (err) => fail(err));
     socket.on('end', () => {

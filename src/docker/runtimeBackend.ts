@@ -1,4 +1,5 @@
 import type { Readable } from 'node:stream';
+import type { EngineArchiveRequest } from '../files/workspaceVolumes';
 import type { FileEntry, LogLine, PullProgress, RuntimeStats } from '../runtime/provisioner';
 
 // The engine moves the same files, pull progress, log lines and figures as the provisioner port.
@@ -183,6 +184,8 @@ export interface RuntimeBackend {
   putArchive(containerId: string, dir: string, archive: Readable, signal?: AbortSignal): Promise<void>;
   /** A tar stream of `path` (the entry itself, links not followed) from a running or stopped container; null when it does not exist. */
   getArchive(containerId: string, path: string, signal?: AbortSignal): Promise<Readable | null>;
+  /** getArchive as a request another thread can make on this machine's engine socket; null when the engine is reached otherwise (TCP). */
+  archiveRequest(containerId: string, path: string): EngineArchiveRequest | null;
   startContainer(id: string): Promise<void>;
   stopContainer(id: string, timeoutSeconds: number): Promise<void>;
   /** Freezes every process of a running container (cgroup freezer); false when it was not running. */

@@ -35,6 +35,19 @@ export interface AgentRun {
   stderr: string;
 }
 
+/**
+ * The engine's archive endpoint for one path, on a socket of this machine: a request that a
+ * thread of its own can make and read without the control plane's event loop (a backup's
+ * sealing worker does, for the CPU the main thread would spend on every byte).
+ */
+export interface EngineArchiveRequest {
+  socketPath: string;
+  /** The API version the engine was told to speak, if any (as `/v1.41/…`). */
+  apiVersion?: string | undefined;
+  containerId: string;
+  path: string;
+}
+
 /** Access to one user's volume; release it when done. */
 export interface VolumeAccess {
   readonly runtimeId: string;
@@ -54,6 +67,12 @@ export interface VolumeAccess {
   writeArchive(dir: string, archive: Readable, signal: AbortSignal): Promise<void>;
   /** A tar stream of `path` (the entry itself, links not followed); null when nothing is there. */
   readArchive(path: string): Promise<Readable | null>;
+  /**
+   * The same tar as readArchive, as a request on this machine's engine socket, for a reader on
+   * another thread; null when the volume is reached some other way (over the network, a fake)
+   * or the access was taken away. The access must be held until that read has ended.
+   */
+  archiveRequest(path: string): EngineArchiveRequest | null;
   release(): void;
 }
 

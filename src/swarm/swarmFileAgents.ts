@@ -399,6 +399,11 @@ export class SwarmVolumeAccess implements VolumeAccess {
     return this.connection.readArchive(path);
   }
 
+  /** The volume is on some node's file agent, reached over the network: read on this thread. */
+  archiveRequest(): null {
+    return null;
+  }
+
   release(): void {
     this.done();
   }

@@ -150,4 +150,9 @@ class FakeAccess implements VolumeAccess {
     // A Node stream, as the engine's is (tar-stream packs are streamx streams).
     return Readable.from(archive);
   }
+
+  /** No engine here: archives are read on the caller's thread. */
+  archiveRequest(): null {
+    return null;
+  }
 }

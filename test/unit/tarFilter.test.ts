@@ -5,7 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { buffer } from 'node:stream/consumers';
-import { TarEntryFilter } from '../../src/backup/tarFilter';
+import { inFolders, TarEntryFilter } from '../../src/backup/tarFilter';
 
 /**
  * The backup's pass-through tar filter against archives GNU tar writes (ustar, pax, GNU long
@@ -24,10 +24,7 @@ const FILES: Record<string, Buffer> = {
   '.openclaw/.clawloops-stagingX/kept-despite-the-prefix': Buffer.from('kept'),
 };
 const staging = '.openclaw/.clawloops-staging';
-const dropStaging = (name: string) => {
-  const trimmed = name.replace(/\/$/, '');
-  return trimmed === staging || trimmed.startsWith(`${staging}/`);
-};
+const dropStaging = inFolders([staging]);
 
 beforeAll(() => {
   root = fs.mkdtempSync(path.join(os.tmpdir(), 'tar-filter-'));
