@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { PassThrough, Writable, type Readable } from 'node:stream';
+import { PassThrough, Writable } from 'node:stream';
 import Database from 'better-sqlite3';
 import type { Db } from '../db/database';
 import { schemaVersion } from '../db/migrations';
@@ -14,7 +14,6 @@ import type { Logger } from '../lib/logger';
 import type { AgeIdentity } from './ageFormat';
 import { PartSealer } from './sealedParts';
 import type { SealResult } from './sealProtocol';
-import { inFolders, TarEntryFilter } from './tarFilter';
 import {
   BACKUP_FORMAT,
   BackupError,
@@ -285,13 +284,13 @@ export class BackupService {
       const name = volumePart(runtimeId);
       const file = path.join(folder, name);
       const leaveOut = leftOutOfBackups(path.posix.basename(this.deps.volumeRoot));
-      // The sealing worker reads the engine itself where it can (on this machine's socket).
+      // Straight from the engine's socket where it is on this machine: the cheapest read there is.
       const request = access.archiveRequest(this.deps.volumeRoot);
       let written: SealResult | null;
       if (request) written = await this.sealer.sealEngineArchive(request, leaveOut, file, identity.publicRaw, access.signal);
       else {
         const archive = await access.readArchive(this.deps.volumeRoot);
-        written = archive ? await this.sealer.seal(leavingOut(archive, leaveOut), file, identity.publicRaw) : null;
+        written = archive ? await this.sealer.seal(archive, leaveOut, file, identity.publicRaw) : null;
       }
       if (!written) throw new BackupError('BACKUP_VOLUME_UNREADABLE', `The volume of ${username} could not be read.`);
       return { name, kind: 'volume', runtimeId, username, ...written };
@@ -365,10 +364,4 @@ export async function verifyBackup(dir: string, identity: AgeIdentity): Promise<
  */
 function leftOutOfBackups(rootName: string): string[] {
   return [`${rootName}/${STAGING_DIR}`, `${rootName}/${RESTORE_DIR}`];
-}
-
-function leavingOut(archive: Readable, dirs: string[]): Readable {
-  const filter = new TarEntryFilter(inFolders(dirs));
-  archive.on('error', (err) => filter.destroy(err));
-  return archive.pipe(filter);
 }

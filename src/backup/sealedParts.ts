@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { Worker } from 'node:worker_threads';
+import { openEngineArchive } from '../docker/engineArchiveRead';
 import type { EngineArchiveRequest } from '../files/workspaceVolumes';
 import type { SealerMessage, SealerRequest, SealResult } from './sealProtocol';
 
@@ -58,38 +59,34 @@ export class PartSealer {
     return this.worker;
   }
 
-  /**
-   * Encrypts `source` into `file`: this thread only reads the source (the engine's archive
-   * stream, the staging filter) and hands the bytes over, a few MiB ahead at most, so memory
-   * stays flat whatever the part's size; the encryption, hashing and writing run on another core.
-   * A failure on either side ends the part.
-   */
-  seal(source: Readable, file: string, recipient: Buffer): Promise<SealResult> {
-    return this.inTurn(() => this.sealNow(source, file, recipient));
+  async close(): Promise<void> {
+    const worker = await this.worker?.catch(() => null);
+    this.worker = null;
+    await worker?.terminate();
   }
 
   /**
-   * Encrypts the engine's archive `archive` into `file`, the entries in the `leaveOut` folders
-   * left out, read by the worker itself: nothing of it passes through this thread. Resolves null
-   * when the engine has no such container or path (no file is made then); `signal` stops it.
+   * Encrypts `source` (a volume's tar) into `file`, the entries in the `leaveOut` folders left
+   * out: this thread only reads the source and hands the bytes over, a few MiB ahead at most, so
+   * memory stays flat whatever the part's size; leaving out, encryption, hashing and writing run
+   * on another core. A failure on either side ends the part, and its file is removed.
+   */
+  seal(source: Readable, leaveOut: string[], file: string, recipient: Buffer): Promise<SealResult> {
+    return this.inTurn(async () => {
+      const result = await this.sealFed(file, recipient, leaveOut, (into) => feedStream(source, into));
+      if (!result) throw new Error('the backup sealing worker lost the part');
+      return result;
+    });
+  }
+
+  /**
+   * As `seal`, with the engine's archive `archive` read here through one reused buffer and
+   * copied straight into the pieces the worker lends back (engineArchiveRead.ts): no memory is
+   * made per byte on this thread, so the garbage collector has nothing to do. Resolves null when
+   * the engine has no such container or path; `signal` stops it with its reason.
    */
   sealEngineArchive(archive: EngineArchiveRequest, leaveOut: string[], file: string, recipient: Buffer, signal: AbortSignal): Promise<SealResult | null> {
-    return this.inTurn(async () => {
-      signal.throwIfAborted();
-      const worker = await this.start();
-      const part = this.partEnd(worker);
-      const stop = () => worker.postMessage({ type: 'abort' } satisfies SealerRequest);
-      signal.addEventListener('abort', stop, { once: true });
-      try {
-        worker.postMessage({ type: 'read', file, archive, leaveOut, recipient: new Uint8Array(recipient) } satisfies SealerRequest);
-        return await part.finished;
-      } catch (err) {
-        throw signal.aborted ? (signal.reason as Error) : err;
-      } finally {
-        signal.removeEventListener('abort', stop);
-        part.stopListening();
-      }
-    });
+    return this.inTurn(() => this.sealFed(file, recipient, leaveOut, (into) => feedEngineArchive(archive, into, signal)));
   }
 
   private inTurn<T>(work: () => Promise<T>): Promise<T> {
@@ -98,103 +95,186 @@ export class PartSealer {
     return turn;
   }
 
-  /** How the part the worker is on ends, as it says (or by its death); `onAck` hears of each chunk it is done with. */
-  private partEnd(worker: Worker, onAck: (data: Uint8Array<ArrayBuffer>) => void = () => undefined): { finished: Promise<SealResult | null>; stopListening: () => void } {
+  /**
+   * One part: `feed` writes the plaintext into the pieces and resolves true at its end (false:
+   * there was nothing to read); the pieces go to the worker, at most MAX_IN_FLIGHT unacknowledged.
+   */
+  private async sealFed(file: string, recipient: Buffer, leaveOut: string[], feed: (into: PieceWriter) => Promise<boolean>): Promise<SealResult | null> {
+    const worker = await this.start();
+    const post = (message: SealerRequest, transfer?: ArrayBuffer[]) => worker.postMessage(message, transfer);
+    // Buffers the worker has handed back, filled again in turn (at most MAX_IN_FLIGHT + 2 exist:
+    // one read of the source may fill two pieces after the last one the worker has room for).
+    const free: Uint8Array<ArrayBuffer>[] = [];
+    let inFlight = 0;
+    let failure: Error | null = null;
     let onMessage: (message: SealerMessage) => void = () => undefined;
     let onExit: (code: number) => void = () => undefined;
+    const into = new PieceWriter((piece, length) => {
+      post({ type: 'chunk', data: piece, length }, [piece.buffer]);
+      inFlight++;
+      return { next: free.pop() ?? new Uint8Array(PIECE), room: inFlight < MAX_IN_FLIGHT };
+    });
     const finished = new Promise<SealResult | null>((resolve, reject) => {
       onMessage = (message) => {
-        if (message.type === 'ack') onAck(message.data);
-        else if (message.type === 'done') resolve(message.result);
-        else if (message.type === 'missing') resolve(null);
+        if (message.type === 'ack') {
+          inFlight--;
+          free.push(message.data);
+          if (inFlight < MAX_IN_FLIGHT) into.roomAgain();
+        } else if (message.type === 'done') resolve(message.result);
         else reject(new Error(message.message));
       };
       onExit = (code) => reject(new Error(`the backup sealing worker stopped (exit code ${code})`));
     });
     worker.on('message', onMessage);
     worker.on('exit', onExit);
-    return {
-      finished,
-      stopListening: () => {
-        worker.off('message', onMessage);
-        worker.off('exit', onExit);
-      },
-    };
-  }
-
-  async close(): Promise<void> {
-    const worker = await this.worker?.catch(() => null);
-    this.worker = null;
-    await worker?.terminate();
-  }
-
-  private async sealNow(source: Readable, file: string, recipient: Buffer): Promise<SealResult> {
-    const worker = await this.start();
-    const post = (message: SealerRequest, transfer?: ArrayBuffer[]) => worker.postMessage(message, transfer);
-    // Buffers the worker has handed back, filled again in turn (at most MAX_IN_FLIGHT + 2 exist:
-    // one chunk of the source may fill two pieces after the last one the worker has room for).
-    const free: Uint8Array<ArrayBuffer>[] = [];
-    let inFlight = 0;
-    let wake: (() => void) | null = null;
-    let failure: Error | null = null;
-    const part = this.partEnd(worker, (data) => {
-      inFlight--;
-      free.push(data);
-      wake?.();
-    });
-    const finished = part.finished;
     finished.catch((err: Error) => {
       failure = err;
-      wake?.();
+      into.fail(err);
     });
-    let piece = new Uint8Array(PIECE);
-    let filled = 0;
-    const send = () => {
-      post({ type: 'chunk', data: piece, length: filled }, [piece.buffer]);
-      inFlight++;
-      filled = 0;
-      piece = free.pop() ?? new Uint8Array(PIECE);
-    };
     try {
-      post({ type: 'begin', file, recipient: new Uint8Array(recipient) });
-      // 'data' events, not `for await`: the iterator joins whatever the stream has buffered into
-      // a new buffer on every read (a quarter of a second per GiB on this thread, and as much GC).
-      await new Promise<void>((resolve, reject) => {
-        wake = () => {
-          if (failure) reject(failure);
-          else if (inFlight < MAX_IN_FLIGHT) source.resume();
-        };
-        source.on('data', (chunk: Buffer) => {
-          // Copied into the piece being filled: the stream's own buffers may be views into shared pools.
-          for (let offset = 0; offset < chunk.length; ) {
-            const n = Math.min(PIECE - filled, chunk.length - offset);
-            piece.set(chunk.subarray(offset, offset + n), filled);
-            filled += n;
-            offset += n;
-            if (filled === PIECE) send();
-          }
-          if (inFlight >= MAX_IN_FLIGHT) source.pause();
-        });
-        source.once('end', resolve);
-        source.once('error', reject);
-        if (failure) reject(failure);
-      });
-      wake = null;
-      if (filled > 0) send();
+      post({ type: 'begin', file, recipient: new Uint8Array(recipient), leaveOut });
+      const found = await feed(into);
+      if (!found) {
+        post({ type: 'abort' });
+        await finished.catch(() => undefined);
+        return null;
+      }
+      into.flush();
       post({ type: 'end' });
-      const result = await finished;
-      if (!result) throw new Error('the backup sealing worker lost the part');
-      return result;
+      return await finished;
     } catch (err) {
       // What went wrong first: the worker's failure, or the source's.
       const cause: unknown = failure ?? err;
       post({ type: 'abort' });
-      source.destroy();
       // The part's end (done or failed) still comes: wait for it, so the next part starts clean.
       await finished.catch(() => undefined);
       throw cause;
     } finally {
-      part.stopListening();
+      worker.off('message', onMessage);
+      worker.off('exit', onExit);
     }
+  }
+}
+
+/**
+ * Copies the source's bytes into pieces and hands each full one on. `send` answers with the
+ * piece to fill next and whether there is room for more; without room the source is told to
+ * wait (`write` returns false) until `roomAgain`.
+ */
+class PieceWriter {
+  /** Rejects once the part failed on the worker's side: whatever feeds it stops then. */
+  readonly failed: Promise<never>;
+  private piece = new Uint8Array(PIECE);
+  private filled = 0;
+  private waiting: (() => void) | null = null;
+  private failure: Error | null = null;
+  private room = true;
+  private rejectFailed: (err: Error) => void = () => undefined;
+
+  constructor(private readonly send: (piece: Uint8Array<ArrayBuffer>, length: number) => { next: Uint8Array<ArrayBuffer>; room: boolean }) {
+    this.failed = new Promise<never>((_resolve, reject) => (this.rejectFailed = reject));
+    this.failed.catch(() => undefined);
+  }
+
+  /** Copies `view` in (it may be reused once this returns); false: wait for `whenRoom` before writing more. */
+  write(view: Uint8Array): boolean {
+    for (let offset = 0; offset < view.length; ) {
+      const n = Math.min(PIECE - this.filled, view.length - offset);
+      this.piece.set(view.subarray(offset, offset + n), this.filled);
+      this.filled += n;
+      offset += n;
+      if (this.filled === PIECE) this.handOn();
+    }
+    return this.room;
+  }
+
+  /** Resolves when there is room again; rejects once the part failed on the worker's side. */
+  whenRoom(): Promise<void> {
+    if (this.failure) return Promise.reject(this.failure);
+    if (this.room) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      this.waiting = () => (this.failure ? reject(this.failure) : resolve());
+    });
+  }
+
+  roomAgain(): void {
+    this.room = true;
+    this.wake();
+  }
+
+  fail(err: Error): void {
+    this.failure = err;
+    this.rejectFailed(err);
+    this.wake();
+  }
+
+  /** The last, partly filled piece. */
+  flush(): void {
+    if (this.filled > 0) this.handOn();
+  }
+
+  private handOn(): void {
+    const { next, room } = this.send(this.piece, this.filled);
+    this.piece = next;
+    this.filled = 0;
+    this.room = room;
+  }
+
+  private wake(): void {
+    const waiting = this.waiting;
+    this.waiting = null;
+    waiting?.();
+  }
+}
+
+/** A stream's chunks into the pieces; true at its end. */
+async function feedStream(source: Readable, into: PieceWriter): Promise<boolean> {
+  // 'data' events, not `for await`: the iterator joins whatever the stream has buffered into
+  // a new buffer on every read (a quarter of a second per GiB on this thread, and as much GC).
+  try {
+    await new Promise<void>((resolve, reject) => {
+      source.on('data', (chunk: Buffer) => {
+        if (into.write(chunk)) return;
+        source.pause();
+        into.whenRoom().then(() => source.resume(), reject);
+      });
+      source.once('end', resolve);
+      source.once('error', reject);
+      into.failed.catch(reject);
+    });
+    return true;
+  } finally {
+    source.destroy();
+  }
+}
+
+/** The engine's archive into the pieces; true at its end, false when the engine has no such path. */
+async function feedEngineArchive(archive: EngineArchiveRequest, into: PieceWriter, signal: AbortSignal): Promise<boolean> {
+  let settle: { resolve: () => void; reject: (err: Error) => void } = { resolve: () => undefined, reject: () => undefined };
+  const read = new Promise<void>((resolve, reject) => (settle = { resolve, reject }));
+  read.catch(() => undefined);
+  const reading = openEngineArchive(
+    archive,
+    {
+      data: (view) => {
+        if (into.write(view)) return true;
+        // A failure meanwhile is heard through `into.failed`.
+        into.whenRoom().then(
+          () => reading.resume(),
+          () => undefined,
+        );
+        return false;
+      },
+      end: () => settle.resolve(),
+      fail: (err) => settle.reject(err),
+    },
+    signal,
+  );
+  try {
+    if (!(await Promise.race([reading.answered, into.failed]))) return false;
+    await Promise.race([read, into.failed]);
+    return true;
+  } finally {
+    reading.stop();
   }
 }

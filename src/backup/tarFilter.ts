@@ -1,18 +1,18 @@
-import { Transform, type TransformCallback } from 'node:stream';
-
 const BLOCK = 512;
 
 /**
  * Leaves entries out of a tar stream and passes every other byte through untouched: headers are
  * read (ustar, pax and GNU long names), file contents are never copied or re-framed. A backup
  * reads a whole volume through it; re-packing the archive entry by entry (tar-stream) cost a
- * second of CPU per GiB on the thread that also reads the engine.
+ * second of CPU per GiB.
  *
  * `drop(path)` decides per entry, on its full path (a pax `path` or GNU long name wins over the
  * header's own); the metadata records in front of a dropped entry go with it. A global pax
- * header passes. An archive that ends in the middle of an entry fails the stream.
+ * header passes. The input may be a buffer its owner reuses once `feed` returns: what is kept
+ * across calls (a header split between two chunks, metadata records) is copied. What passes
+ * goes to `emit` as views of the input, valid during the call only.
  */
-export class TarEntryFilter extends Transform {
+export class TarEntrySieve {
   private header = Buffer.alloc(BLOCK);
   private headerFill = 0;
   /** Bytes of the current entry's contents (with padding) still to come, and whether they pass. */
@@ -25,35 +25,34 @@ export class TarEntryFilter extends Transform {
   private metaPath: string | null = null;
   private metaSize: number | null = null;
   private ended = false;
+  private emit: (view: Buffer) => void = () => undefined;
 
-  constructor(private readonly dropped: (path: string) => boolean) {
-    super({ highWaterMark: 1024 * 1024 });
-  }
+  constructor(private readonly dropped: (path: string) => boolean) {}
 
-  override _transform(chunk: Buffer, _encoding: BufferEncoding, done: TransformCallback): void {
+  feed(chunk: Buffer, emit: (view: Buffer) => void): void {
+    this.emit = emit;
     try {
       this.consume(chunk);
-      done();
-    } catch (err) {
-      done(err as Error);
+    } finally {
+      this.emit = () => undefined;
     }
   }
 
-  override _flush(done: TransformCallback): void {
-    if (!this.ended && (this.headerFill > 0 || this.remaining > 0 || this.meta)) done(new Error('the archive ended in the middle of an entry'));
-    else done();
+  /** The input's end: throws when it came in the middle of an entry. */
+  finish(): void {
+    if (!this.ended && (this.headerFill > 0 || this.remaining > 0 || this.meta)) throw new Error('the archive ended in the middle of an entry');
   }
 
   private consume(chunk: Buffer): void {
     let offset = 0;
     while (offset < chunk.length) {
       if (this.ended) {
-        this.push(chunk.subarray(offset));
+        this.emit(chunk.subarray(offset));
         return;
       }
       if (this.meta) {
         const n = Math.min(this.meta.left, chunk.length - offset);
-        this.meta.body.push(chunk.subarray(offset, offset + n));
+        this.meta.body.push(Buffer.from(chunk.subarray(offset, offset + n)));
         this.meta.left -= n;
         offset += n;
         if (this.meta.left === 0) this.finishMeta();
@@ -61,7 +60,7 @@ export class TarEntryFilter extends Transform {
       }
       if (this.remaining > 0) {
         const n = Math.min(this.remaining, chunk.length - offset);
-        if (this.passing) this.push(chunk.subarray(offset, offset + n));
+        if (this.passing) this.emit(chunk.subarray(offset, offset + n));
         this.remaining -= n;
         offset += n;
         continue;
@@ -88,14 +87,14 @@ export class TarEntryFilter extends Transform {
     if (header.every((b) => b === 0)) {
       // The end-of-archive blocks: they and whatever follows pass as they are.
       this.ended = true;
-      this.push(header);
+      this.emit(header);
       return;
     }
     const type = String.fromCharCode(header[156] ?? 0x30);
     const size = sizeOf(header);
     const padded = Math.ceil(size / BLOCK) * BLOCK;
     if (type === 'x' || type === 'L' || type === 'K') {
-      this.meta = { header, body: [], left: padded, type };
+      this.meta = { header: Buffer.from(header), body: [], left: padded, type };
       if (padded === 0) this.finishMeta();
       return;
     }
@@ -104,8 +103,8 @@ export class TarEntryFilter extends Transform {
     // A global pax header describes no entry of its own.
     this.passing = type === 'g' || !this.dropped(path);
     if (this.passing) {
-      for (const record of this.pendingMeta) this.push(record);
-      this.push(header);
+      for (const record of this.pendingMeta) this.emit(record);
+      this.emit(header);
     }
     this.pendingMeta = [];
     this.metaPath = null;
@@ -129,7 +128,7 @@ export class TarEntryFilter extends Transform {
   }
 }
 
-/** `drop` for TarEntryFilter: every entry in one of `dirs` (paths as the archive names them), and the folders themselves. */
+/** `drop` for TarEntrySieve: every entry in one of `dirs` (paths as the archive names them), and the folders themselves. */
 export function inFolders(dirs: readonly string[]): (path: string) => boolean {
   return (name) => {
     const trimmed = name.replace(/\/$/, '');

@@ -4,7 +4,7 @@ import type { EngineArchiveRequest } from '../files/workspaceVolumes';
 
 /** One read buffer per stream, reused for every read of the socket. */
 const READ_BUFFER_BYTES = 1024 * 1024;
-/** The pieces handed on, each a buffer of its own that nothing here touches again. */
+/** The pieces readEngineArchive hands on, each a buffer of its own that nothing here touches again. */
 const PIECE_BYTES = 1024 * 1024;
 const MAX_HEAD_BYTES = 64 * 1024;
 const MAX_ERROR_BODY_BYTES = 64 * 1024;
@@ -92,19 +92,46 @@ function parseHead(text: string): Head {
   return { status: Number(status[1]), chunked, length };
 }
 
+/** Where the tar's bytes go as they are read. */
+export interface ArchiveSink {
+  /**
+   * A piece of the tar: a view into a buffer the next read reuses, valid only during the call
+   * (copy what you keep). Returning false stops reading the engine after this read, until
+   * `resume`.
+   */
+  data(view: Buffer): boolean;
+  /** The whole tar was read. */
+  end(): void;
+  /** The read failed after the engine had said yes (cut short, malformed, stopped). */
+  fail(err: Error): void;
+}
+
+export interface EngineArchiveRead {
+  /**
+   * Settles once the engine has answered: true when the tar follows (the part of it in the
+   * answer's first read has gone to the sink already, and a fault in that read rejects), false when the container or the path is not there; rejects with the
+   * engine's refusal (statusCode and json, as dockerode's errors carry) or with why no answer came.
+   */
+  answered: Promise<boolean>;
+  resume(): void;
+  /** Hangs up on the engine; nothing more reaches the sink. */
+  stop(): void;
+}
+
 /**
- * `GET /containers/{id}/archive?path=` on the engine's Unix socket, read with one reused buffer
- * and handed on in 1 MiB pieces. Through dockerode the same read costs the control plane about
+ * `GET /containers/{id}/archive?path=` on the engine's Unix socket, read with one reused buffer:
+ * the chunked framing is undone in place and the sink sees views of that buffer, so reading
+ * costs no new memory at all. Through dockerode the same read costs the control plane about
  * twice the CPU (a new buffer per 64 KiB socket read, then the HTTP parser's and the stream's
  * work per 32 KiB chunk of the engine's): on two cores that is CPU a backup's encryption needs
- * (bench/backup.ts). Resolves with the tar stream, null when the container or the path is not
- * there; rejects with the engine's refusal (statusCode and json, as dockerode's errors carry).
- * An answer cut short fails the stream; `signal` ends it with its reason.
+ * (bench/backup.ts). An answer cut short fails the read; `signal` ends it with its reason.
  */
-export function readEngineArchive(request: EngineArchiveRequest, signal?: AbortSignal): Promise<Readable | null> {
-  if (signal?.aborted) return Promise.reject(signal.reason as Error);
+export function openEngineArchive(request: EngineArchiveRequest, sink: ArchiveSink, signal?: AbortSignal): EngineArchiveRead {
   const target = `${request.apiVersion ? `/${request.apiVersion}` : ''}/containers/${encodeURIComponent(request.containerId)}/archive?path=${encodeURIComponent(request.path)}`;
-  return new Promise((resolve, reject) => {
+  let socket: net.Socket | null = null;
+  let wantsMore = true;
+  const answered = new Promise<boolean>((resolve, reject) => {
+    if (signal?.aborted) return reject(signal.reason as Error);
     let settled = false;
     let head: Head | null = null;
     let headText = '';
@@ -112,27 +139,11 @@ export function readEngineArchive(request: EngineArchiveRequest, signal?: AbortS
     let received = 0;
     const errorBody: Buffer[] = [];
     let errorBytes = 0;
-    let piece = Buffer.allocUnsafeSlow(PIECE_BYTES);
-    let filled = 0;
-    /** The tar stream was ended or failed (or the promise rejected): nothing more to tell. */
+    /** The tar was read to its end or failed (or the answer refused): nothing more to tell. */
     let ended = false;
-    let wantsMore = true;
-
-    const out = new Readable({
-      highWaterMark: 4 * PIECE_BYTES,
-      read() {
-        wantsMore = true;
-        // net.Socket's own resume starts reading into the user buffer again (its pause stopped it).
-        socket.resume();
-      },
-      destroy(err, done) {
-        socket.destroy();
-        done(err);
-      },
-    });
 
     const fail = (err: Error) => {
-      socket.destroy();
+      connection.destroy();
       if (ended) return;
       // From here on nothing more is said: the caller hears of the fault once.
       ended = true;
@@ -140,30 +151,19 @@ export function readEngineArchive(request: EngineArchiveRequest, signal?: AbortS
       if (!settled) {
         settled = true;
         reject(err);
-      } else out.destroy(err);
+      } else sink.fail(err);
     };
     const onAbort = () => fail(signal?.reason instanceof Error ? signal.reason : new Error('the archive read was stopped'));
     signal?.addEventListener('abort', onAbort, { once: true });
 
     const emitBody = (view: Buffer) => {
-      for (let offset = 0; offset < view.length; ) {
-        const n = Math.min(PIECE_BYTES - filled, view.length - offset);
-        view.copy(piece, filled, offset, offset + n);
-        filled += n;
-        offset += n;
-        if (filled === PIECE_BYTES) {
-          wantsMore = out.push(piece) && wantsMore;
-          piece = Buffer.allocUnsafeSlow(PIECE_BYTES);
-          filled = 0;
-        }
-      }
+      if (!sink.data(view)) wantsMore = false;
     };
     const finishBody = () => {
       ended = true;
       signal?.removeEventListener('abort', onAbort);
-      if (filled > 0) out.push(piece.subarray(0, filled));
-      out.push(null);
-      socket.destroy();
+      connection.destroy();
+      sink.end();
     };
     const collectError = (view: Buffer) => {
       if (errorBytes >= MAX_ERROR_BODY_BYTES) return;
@@ -174,8 +174,9 @@ export function readEngineArchive(request: EngineArchiveRequest, signal?: AbortS
       if (!head || settled) return;
       signal?.removeEventListener('abort', onAbort);
       settled = true;
-      socket.destroy();
-      if (head.status === 404) return resolve(null);
+      ended = true;
+      connection.destroy();
+      if (head.status === 404) return resolve(false);
       const text = Buffer.concat(errorBody).toString('utf8');
       let json: unknown = Buffer.from(text);
       try {
@@ -189,9 +190,9 @@ export function readEngineArchive(request: EngineArchiveRequest, signal?: AbortS
     /** A body's bytes in this read: the tar, or an error answer's text. */
     const onBody = (input: Buffer) => {
       const current = head as Head;
-      const sink = current.status === 200 ? emitBody : collectError;
+      const into = current.status === 200 ? emitBody : collectError;
       if (current.chunked) {
-        chunked.feed(input, sink);
+        chunked.feed(input, into);
         if (chunked.done) {
           if (current.status === 200) finishBody();
           else refuse();
@@ -200,7 +201,7 @@ export function readEngineArchive(request: EngineArchiveRequest, signal?: AbortS
       }
       const take = current.length === null ? input.length : Math.min(input.length, current.length - received);
       received += take;
-      sink(input.subarray(0, take));
+      into(input.subarray(0, take));
       if (current.length !== null && received >= current.length) {
         if (current.status === 200) finishBody();
         else refuse();
@@ -208,8 +209,8 @@ export function readEngineArchive(request: EngineArchiveRequest, signal?: AbortS
     };
 
     const onRead = (bytes: number, buffer: Buffer): boolean => {
-      // The stream is handed over only after the read that brought the head is through: a fault
-      // in it rejects, rather than failing a stream nobody listens to yet.
+      // The answer is said to be a yes only after the read that brought the head is through: a
+      // fault in it rejects, rather than failing a read the caller has not taken up yet.
       let handOver = false;
       try {
         let input = buffer.subarray(0, bytes);
@@ -235,20 +236,20 @@ export function readEngineArchive(request: EngineArchiveRequest, signal?: AbortS
         fail(err as Error);
         return false;
       }
-      if (handOver) {
+      if (handOver && !settled) {
         settled = true;
-        resolve(out);
+        resolve(true);
       }
       // Not by returning false: that stops the reads in a way only net's internals restart.
-      if (!wantsMore) socket.pause();
+      if (!wantsMore) connection.pause();
       return true;
     };
 
-    const readBuffer = Buffer.allocUnsafeSlow(READ_BUFFER_BYTES);
-    const socket = net.connect({ path: request.socketPath, onread: { buffer: readBuffer, callback: onRead } });
-    socket.on('connect', () => socket.write(`GET ${target} HTTP/1.1\r\nHost: docker\r\nUser-Agent: clawloops\r\nConnection: close\r\n\r\n`));
-    socket.on('error', (err) => fail(err));
-    socket.on('end', () => {
+    const connection = net.connect({ path: request.socketPath, onread: { buffer: Buffer.allocUnsafeSlow(READ_BUFFER_BYTES), callback: onRead } });
+    socket = connection;
+    connection.on('connect', () => connection.write(`GET ${target} HTTP/1.1\r\nHost: docker\r\nUser-Agent: clawloops\r\nConnection: close\r\n\r\n`));
+    connection.on('error', (err) => fail(err));
+    connection.on('end', () => {
       if (!head) return fail(new Error('the engine closed the connection without answering'));
       // An answer delimited by the end of the connection ends here; any other is cut short.
       if (!head.chunked && head.length === null) {
@@ -257,10 +258,64 @@ export function readEngineArchive(request: EngineArchiveRequest, signal?: AbortS
       } else if (!ended && head.status === 200) fail(new Error('the engine ended the archive before its end'));
       else refuse();
     });
-    socket.on('close', () => {
+    connection.on('close', () => {
       signal?.removeEventListener('abort', onAbort);
       if (!settled) fail(new Error('the engine closed the connection without answering'));
       else if (!ended && head?.status === 200) fail(new Error('the engine ended the archive before its end'));
     });
   });
+  return {
+    answered,
+    resume: () => {
+      wantsMore = true;
+      // net.Socket's own resume starts reading into the user buffer again (its pause stopped it).
+      socket?.resume();
+    },
+    stop: () => socket?.destroy(),
+  };
+}
+
+/**
+ * The archive as a stream of 1 MiB pieces, each a buffer of its own. Resolves with it once the
+ * engine said yes, null when the container or the path is not there; rejects with the engine's
+ * refusal. An answer cut short fails the stream; `signal` ends it with its reason.
+ */
+export async function readEngineArchive(request: EngineArchiveRequest, signal?: AbortSignal): Promise<Readable | null> {
+  let piece = Buffer.allocUnsafeSlow(PIECE_BYTES);
+  let filled = 0;
+  const out = new Readable({
+    highWaterMark: 4 * PIECE_BYTES,
+    read: () => read.resume(),
+    destroy(err, done) {
+      read.stop();
+      done(err);
+    },
+  });
+  const read = openEngineArchive(
+    request,
+    {
+      data: (view) => {
+        let wantsMore = true;
+        for (let offset = 0; offset < view.length; ) {
+          const n = Math.min(PIECE_BYTES - filled, view.length - offset);
+          view.copy(piece, filled, offset, offset + n);
+          filled += n;
+          offset += n;
+          if (filled === PIECE_BYTES) {
+            wantsMore = out.push(piece) && wantsMore;
+            piece = Buffer.allocUnsafeSlow(PIECE_BYTES);
+            filled = 0;
+          }
+        }
+        return wantsMore;
+      },
+      end: () => {
+        if (filled > 0) out.push(piece.subarray(0, filled));
+        out.push(null);
+      },
+      fail: (err) => out.destroy(err),
+    },
+    signal,
+  );
+  return (await read.answered) ? out : null;
 }

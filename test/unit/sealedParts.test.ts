@@ -14,14 +14,14 @@ import { startStandInEngine, writeChunked, type StandInEngine } from '../support
  * Backup parts sealed in a worker thread: what comes out is an age file the reference tool
  * decrypts to exactly the input, with the sizes and hash reported; a failing source or a file
  * that exists already fails the part without hanging, and nothing is held in memory beyond a
- * few pieces (the sender waits for the worker). A part the worker reads from the engine itself
- * (a stand-in engine on a Unix socket here) leaves the folders it is told to out, and a missing
- * path, a refusal, an answer cut short or a stop each end it with what happened.
+ * few pieces (the sender waits for the worker). A part read from the engine's socket (a
+ * stand-in engine here) leaves the folders it is told to out, and a missing path, a refusal, an
+ * answer cut short or a stop each end it with what happened, leaving no file.
  */
 let dir: string;
 const key = generateIdentity();
 const sealer = new PartSealer();
-const writePart = (source: Readable, file: string, recipient: Buffer) => sealer.seal(source, file, recipient);
+const writePart = (source: Readable, file: string, recipient: Buffer) => sealer.seal(source, [], file, recipient);
 afterAll(() => sealer.close());
 beforeEach(() => {
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sealed-parts-'));
@@ -41,12 +41,13 @@ test('a part sealed in the worker decrypts with age to exactly what went in; siz
   expect(decrypted.equals(plain)).toBe(true);
 });
 
-test('a source that fails mid-way fails the part with its error', async () => {
+test('a source that fails mid-way fails the part with its error, and leaves no file', async () => {
   async function* failing() {
     yield randomBytes(3 * 1024 * 1024);
     throw new Error('the engine dropped the stream');
   }
   await expect(writePart(Readable.from(failing()), path.join(dir, 'part.age'), key.identity.publicRaw)).rejects.toThrow('the engine dropped the stream');
+  expect(fs.existsSync(path.join(dir, 'part.age'))).toBe(false);
   // The worker seals the next part as if nothing had happened.
   const next = randomBytes(1024 * 1024 + 1);
   expect((await writePart(Readable.from([next]), path.join(dir, 'next.age'), key.identity.publicRaw)).plainBytes).toBe(next.length);
@@ -68,7 +69,7 @@ test('parts sealed one after another by the same worker, even when asked for at 
   }
 });
 
-describe('a part the worker reads from the engine itself', () => {
+describe('a part read from the engine\'s socket', () => {
   let engine: StandInEngine;
   beforeEach(async () => {
     engine = await startStandInEngine();
@@ -126,12 +127,13 @@ describe('a part the worker reads from the engine itself', () => {
       socket.end(tar.subarray(0, 1024 * 1024));
     };
     await expect(fromEngine(path.join(dir, 'cut.age'))).rejects.toThrow('before its end');
+    expect(fs.readdirSync(dir).filter((name) => name.endsWith('.age'))).toEqual([]);
     // The worker goes on with the next part.
     engine.answer = (socket) => writeChunked(socket, tar, [64 * 1024]);
     expect((await fromEngine(path.join(dir, 'next.age')))?.plainBytes).toBe(tar.length);
   });
 
-  test('a stop ends the read with its reason, hangs up on the engine, and the worker goes on', async () => {
+  test('a stop ends the read with its reason, hangs up on the engine, leaves no file, and the worker goes on', async () => {
     let hungUp: () => void = () => undefined;
     const closed = new Promise<void>((resolve) => (hungUp = resolve));
     engine.answer = (socket) => {
@@ -161,6 +163,7 @@ describe('a part the worker reads from the engine itself', () => {
     stop.abort(new Error('the workspace is being removed'));
     await expect(sealing).rejects.toThrow('the workspace is being removed');
     await closed;
+    expect(fs.existsSync(path.join(dir, 'stopped.age'))).toBe(false);
     const next = randomBytes(1024 * 1024);
     expect((await writePart(Readable.from([next]), path.join(dir, 'next.age'), key.identity.publicRaw)).plainBytes).toBe(next.length);
   });
