@@ -10,7 +10,10 @@
  *   raw write     putArchive of the plain tar into a fresh volume: the restore baseline
  *   restore       the volume part read, checked (SHA-256), decrypted and unpacked into a fresh volume
  *
- * Usage: npx tsx bench/backup.ts   Env: BENCH_BACKUP_MIB (1024), BENCH_ROUNDS (3).
+ * The throughput headline is the median of the rounds' own ratios (raw read and backup measured
+ * back to back), as in bench/egress.ts; the ratio of the medians is printed beside it.
+ *
+ * Usage: npx tsx bench/backup.ts   Env: BENCH_BACKUP_MIB (1024), BENCH_ROUNDS (5).
  */
 import crypto from 'node:crypto';
 import { execFileSync } from 'node:child_process';
@@ -28,7 +31,7 @@ import { OPENCLAW_HOME, RUNTIME_UID } from '../src/runtime/runtimeSettings';
 import { benchInstance, docker, knob, machineCpu, machineCoresBusySince, machineNote, mib, p50, processCpuMs, ratio, startBenchPlatform, STANDIN_IMAGE, sweep, sweepOnSignal, table } from './support';
 
 const MIBS = knob('BENCH_BACKUP_MIB', 1024);
-const ROUNDS = knob('BENCH_ROUNDS', 3);
+const ROUNDS = knob('BENCH_ROUNDS', 5);
 const MiB = 1024 ** 2;
 const instance = benchInstance();
 sweepOnSignal(instance);
@@ -235,9 +238,13 @@ async function main(): Promise<void> {
         cpuRow('backup', cpu.ours),
       ]),
     );
-    const throughput = mbps(p50(ours)) / mbps(p50(raw));
+    // Each round reads raw and backs up back to back: the median of the rounds' own ratios holds
+    // up when the machine's speed drifts between rounds (the same raw GiB took 3.6–6.7 s in one run).
+    const perRound = raw.map((r, i) => r / (ours[i] ?? NaN));
+    const throughput = p50(perRound);
     const peak = Math.max(...rss);
-    console.log(`\nbackup throughput ${(throughput * 100).toFixed(0)} % of raw getArchive (target ≥ 70 %: ${throughput >= 0.7 ? 'MET' : 'MISSED'}); ${((mbps(p50(ours)) / mbps(p50(rawToFile))) * 100).toFixed(0)} % of raw getArchive written to a file`);
+    console.log(`\nbackup throughput per round: ${perRound.map((r) => `${(r * 100).toFixed(0)} %`).join(', ')} of raw getArchive in the same round`);
+    console.log(`backup throughput ${(throughput * 100).toFixed(0)} % of raw getArchive, median of the rounds (target ≥ 70 %: ${throughput >= 0.7 ? 'MET' : 'MISSED'}); ratio of the medians ${((mbps(p50(ours)) / mbps(p50(raw))) * 100).toFixed(0)} %; ${((mbps(p50(ours)) / mbps(p50(rawToFile))) * 100).toFixed(0)} % of raw getArchive written to a file`);
     console.log(`the disk alone writes ${((mbps(p50(diskAlone)) / mbps(p50(raw))) * 100).toFixed(0)} % of what raw getArchive reads in the same time: the ceiling of any backup written to it`);
     console.log(`control-plane RSS growth during a backup: at most ${mib(peak)} (target < 64 MiB: ${peak < 64 * MiB ? 'MET' : 'MISSED'})`);
     console.log(`restore of ${mib(volumeBytes)}: ${Math.round(p50(restore))} ms (${ratio(p50(restore), p50(rawWrite))}× raw putArchive)`);
