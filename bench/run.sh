@@ -47,7 +47,7 @@
 # BENCH_CHUNK_GAP_MS (2), BENCH_STREAM_ROUNDS (3), BENCH_CLIENT (wrk|node), BENCH_LOG_LEVEL (info);
 # web: BENCH_LOADS (10), BENCH_DROP_FILES (200); adminlist: BENCH_RUNTIMES (200), BENCH_ENGINE (serial, or
 # overlapping: Docker's ~2 s one-shot stats that overlap), BENCH_STATS_MS (45 | 2000), BENCH_OLD_ROUNDS (3),
-# BENCH_LIST_SAMPLES (100); backup: BENCH_BACKUP_MIB (1024), BENCH_ROUNDS (3); egress: BENCH_EGRESS_MIB (1024),
+# BENCH_LIST_SAMPLES (100); backup: BENCH_BACKUP_MIB (1024), BENCH_ROUNDS (5); egress: BENCH_EGRESS_MIB (1024),
 # BENCH_ROUNDS (5), BENCH_SAMPLES (300); swarm: BENCH_ITERATIONS (8), BENCH_CONCURRENT (20), BENCH_IDLE_SECONDS (30),
 # BENCH_CLUSTER (1; 0 skips the three-engine swarm); webdav: BENCH_FILE_MIB, BENCH_FILE_ROUNDS, BENCH_LIST_ENTRIES, BENCH_LIST_SAMPLES as for files.
 # Everything a run creates carries one instance label and is swept at the end, even on failure.
