@@ -73,9 +73,14 @@ export class PartSealer {
    */
   seal(source: Readable, leaveOut: string[], file: string, recipient: Buffer): Promise<SealResult> {
     return this.inTurn(async () => {
-      const result = await this.sealFed(file, recipient, leaveOut, (into) => feedStream(source, into));
-      if (!result) throw new Error('the backup sealing worker lost the part');
-      return result;
+      try {
+        const result = await this.sealFed(file, recipient, leaveOut, (into) => feedStream(source, into));
+        if (!result) throw new Error('the backup sealing worker lost the part');
+        return result;
+      } finally {
+        // Also when the worker could not even start: the source holds the engine's archive lock.
+        source.destroy();
+      }
     });
   }
 
@@ -166,7 +171,7 @@ class PieceWriter {
   readonly failed: Promise<never>;
   private piece = new Uint8Array(PIECE);
   private filled = 0;
-  private waiting: (() => void) | null = null;
+  private waiting: (() => void)[] = [];
   private failure: Error | null = null;
   private room = true;
   private rejectFailed: (err: Error) => void = () => undefined;
@@ -193,7 +198,7 @@ class PieceWriter {
     if (this.failure) return Promise.reject(this.failure);
     if (this.room) return Promise.resolve();
     return new Promise((resolve, reject) => {
-      this.waiting = () => (this.failure ? reject(this.failure) : resolve());
+      this.waiting.push(() => (this.failure ? reject(this.failure) : resolve()));
     });
   }
 
@@ -222,8 +227,8 @@ class PieceWriter {
 
   private wake(): void {
     const waiting = this.waiting;
-    this.waiting = null;
-    waiting?.();
+    this.waiting = [];
+    for (const waiter of waiting) waiter();
   }
 }
 
@@ -231,21 +236,17 @@ class PieceWriter {
 async function feedStream(source: Readable, into: PieceWriter): Promise<boolean> {
   // 'data' events, not `for await`: the iterator joins whatever the stream has buffered into
   // a new buffer on every read (a quarter of a second per GiB on this thread, and as much GC).
-  try {
-    await new Promise<void>((resolve, reject) => {
-      source.on('data', (chunk: Buffer) => {
-        if (into.write(chunk)) return;
-        source.pause();
-        into.whenRoom().then(() => source.resume(), reject);
-      });
-      source.once('end', resolve);
-      source.once('error', reject);
-      into.failed.catch(reject);
+  await new Promise<void>((resolve, reject) => {
+    source.on('data', (chunk: Buffer) => {
+      if (into.write(chunk)) return;
+      source.pause();
+      into.whenRoom().then(() => source.resume(), reject);
     });
-    return true;
-  } finally {
-    source.destroy();
-  }
+    source.once('end', resolve);
+    source.once('error', reject);
+    into.failed.catch(reject);
+  });
+  return true;
 }
 
 /** The engine's archive into the pieces; true at its end, false when the engine has no such path. */
@@ -253,16 +254,24 @@ async function feedEngineArchive(archive: EngineArchiveRequest, into: PieceWrite
   let settle: { resolve: () => void; reject: (err: Error) => void } = { resolve: () => undefined, reject: () => undefined };
   const read = new Promise<void>((resolve, reject) => (settle = { resolve, reject }));
   read.catch(() => undefined);
+  let waiting = false;
   const reading = openEngineArchive(
     archive,
     {
       data: (view) => {
         if (into.write(view)) return true;
-        // A failure meanwhile is heard through `into.failed`.
-        into.whenRoom().then(
-          () => reading.resume(),
-          () => undefined,
-        );
+        // One wait per read: the rest of this read's views come before the reading stops.
+        if (!waiting) {
+          waiting = true;
+          // A failure meanwhile is heard through `into.failed`.
+          into.whenRoom().then(
+            () => {
+              waiting = false;
+              reading.resume();
+            },
+            () => undefined,
+          );
+        }
         return false;
       },
       end: () => settle.resolve(),

@@ -108,9 +108,10 @@ export interface ArchiveSink {
 
 export interface EngineArchiveRead {
   /**
-   * Settles once the engine has answered: true when the tar follows (the part of it in the
-   * answer's first read has gone to the sink already, and a fault in that read rejects), false when the container or the path is not there; rejects with the
-   * engine's refusal (statusCode and json, as dockerode's errors carry) or with why no answer came.
+   * Settles once the engine has answered: true when the tar follows (what the answer's first
+   * read held has gone to the sink already, and a fault in that read rejects), false when the
+   * container or the path is not there; rejects with the engine's refusal (statusCode and json,
+   * as dockerode's errors carry) or with why no answer came.
    */
   answered: Promise<boolean>;
   resume(): void;
@@ -130,6 +131,8 @@ export function openEngineArchive(request: EngineArchiveRequest, sink: ArchiveSi
   const target = `${request.apiVersion ? `/${request.apiVersion}` : ''}/containers/${encodeURIComponent(request.containerId)}/archive?path=${encodeURIComponent(request.path)}`;
   let socket: net.Socket | null = null;
   let wantsMore = true;
+  /** Stopped by the caller: the sink hears nothing more. */
+  let stopped = false;
   const answered = new Promise<boolean>((resolve, reject) => {
     if (signal?.aborted) return reject(signal.reason as Error);
     let settled = false;
@@ -151,7 +154,7 @@ export function openEngineArchive(request: EngineArchiveRequest, sink: ArchiveSi
       if (!settled) {
         settled = true;
         reject(err);
-      } else sink.fail(err);
+      } else if (!stopped) sink.fail(err);
     };
     const onAbort = () => fail(signal?.reason instanceof Error ? signal.reason : new Error('the archive read was stopped'));
     signal?.addEventListener('abort', onAbort, { once: true });
@@ -271,7 +274,10 @@ export function openEngineArchive(request: EngineArchiveRequest, sink: ArchiveSi
       // net.Socket's own resume starts reading into the user buffer again (its pause stopped it).
       socket?.resume();
     },
-    stop: () => socket?.destroy(),
+    stop: () => {
+      stopped = true;
+      socket?.destroy();
+    },
   };
 }
 

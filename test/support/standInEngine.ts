@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
@@ -62,4 +63,26 @@ export async function writeChunked(socket: net.Socket, body: Buffer, sizes: numb
     offset += size;
   }
   socket.end('0\r\nX-Trailer: yes\r\n\r\n');
+}
+
+/**
+ * An answer that never ends: 200, chunked, `first` (if any) and then random 64 KiB chunks for as
+ * long as the reader takes them. `hungUp` resolves once the reader closed the connection.
+ */
+export function endlessAnswer(first?: Buffer): { answer: EngineAnswer; hungUp: Promise<void> } {
+  let hangUp: () => void = () => undefined;
+  const hungUp = new Promise<void>((resolve) => (hangUp = resolve));
+  const frame = (data: Buffer) => Buffer.concat([Buffer.from(`${data.length.toString(16)}\r\n`), data, Buffer.from('\r\n')]);
+  const block = frame(randomBytes(64 * 1024));
+  const answer: EngineAnswer = (socket) => {
+    socket.on('close', hangUp);
+    socket.write('HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n');
+    if (first) socket.write(frame(first));
+    const more = () => {
+      while (!socket.destroyed && socket.write(block));
+      if (!socket.destroyed) socket.once('drain', more);
+    };
+    more();
+  };
+  return { answer, hungUp };
 }

@@ -7,7 +7,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { readEngineArchive } from '../../src/docker/engineArchiveRead';
-import { startStandInEngine, tick, writeChunked, type StandInEngine } from '../support/standInEngine';
+import { endlessAnswer, startStandInEngine, tick, writeChunked, type StandInEngine } from '../support/standInEngine';
 
 let engine: StandInEngine;
 beforeEach(async () => {
@@ -87,19 +87,8 @@ test('an archive cut short fails the stream instead of ending it', async () => {
 });
 
 test('a stop ends the stream with its reason and hangs up on the engine', async () => {
-  let hungUp: () => void = () => undefined;
-  const closed = new Promise<void>((resolve) => (hungUp = resolve));
-  engine.answer = (socket) => {
-    socket.on('close', hungUp);
-    socket.write('HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n');
-    const block = randomBytes(64 * 1024);
-    const frame = Buffer.concat([Buffer.from(`${block.length.toString(16)}\r\n`), block, Buffer.from('\r\n')]);
-    const more = () => {
-      while (!socket.destroyed && socket.write(frame));
-      if (!socket.destroyed) socket.once('drain', more);
-    };
-    more();
-  };
+  const endless = endlessAnswer();
+  engine.answer = endless.answer;
   const stop = new AbortController();
   const stream = (await readEngineArchive(request(), stop.signal)) as Readable;
   let got = 0;
@@ -108,7 +97,7 @@ test('a stop ends the stream with its reason and hangs up on the engine', async 
     if (got >= 8 * 1024 * 1024) stop.abort(new Error('the workspace is being removed'));
   });
   await expect(new Promise((resolve, reject) => stream.on('end', resolve).on('error', reject))).rejects.toThrow('the workspace is being removed');
-  await closed;
+  await endless.hungUp;
   const stopped = new AbortController();
   stopped.abort(new Error('already stopped'));
   await expect(readEngineArchive(request(), stopped.signal)).rejects.toThrow('already stopped');

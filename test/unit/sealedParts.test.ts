@@ -8,7 +8,7 @@ import { generateIdentity } from '../../src/backup/ageFormat';
 import { buffer } from 'node:stream/consumers';
 import { extract, pack } from 'tar-stream';
 import { PartSealer } from '../../src/backup/sealedParts';
-import { startStandInEngine, writeChunked, type StandInEngine } from '../support/standInEngine';
+import { endlessAnswer, startStandInEngine, writeChunked, type StandInEngine } from '../support/standInEngine';
 
 /**
  * Backup parts sealed in a worker thread: what comes out is an age file the reference tool
@@ -134,35 +134,19 @@ describe('a part read from the engine\'s socket', () => {
   });
 
   test('a stop ends the read with its reason, hangs up on the engine, leaves no file, and the worker goes on', async () => {
-    let hungUp: () => void = () => undefined;
-    const closed = new Promise<void>((resolve) => (hungUp = resolve));
-    engine.answer = (socket) => {
-      socket.on('close', hungUp);
-      socket.write('HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n');
-      // A tar entry that never ends.
-      const header = pack();
-      header.entry({ name: '.openclaw/endless.bin', size: 1024 ** 4 }, () => undefined);
-      const block = randomBytes(64 * 1024);
-      const frame = Buffer.concat([Buffer.from(`${block.length.toString(16)}\r\n`), block, Buffer.from('\r\n')]);
-      const more = () => {
-        while (!socket.destroyed && socket.write(frame));
-        if (!socket.destroyed) socket.once('drain', more);
-      };
-      header.once('data', (data: unknown) => {
-        const first = data as Buffer;
-        socket.write(`${first.length.toString(16)}\r\n`);
-        socket.write(first);
-        socket.write('\r\n');
-        more();
-      });
-    };
+    // A tar entry that never ends: its header, then contents for as long as they are read.
+    const header = pack();
+    header.entry({ name: '.openclaw/endless.bin', size: 1024 ** 4 }, () => undefined);
+    const first = await new Promise<Buffer>((resolve) => header.once('data', (data: unknown) => resolve(data as Buffer)));
+    const endless = endlessAnswer(first);
+    engine.answer = endless.answer;
     const stop = new AbortController();
     const sealing = fromEngine(path.join(dir, 'stopped.age'), stop.signal);
     // Once the worker has written some of it.
     while (!fs.existsSync(path.join(dir, 'stopped.age')) || fs.statSync(path.join(dir, 'stopped.age')).size < 1024 * 1024) await new Promise((resolve) => setTimeout(resolve, 20));
     stop.abort(new Error('the workspace is being removed'));
     await expect(sealing).rejects.toThrow('the workspace is being removed');
-    await closed;
+    await endless.hungUp;
     expect(fs.existsSync(path.join(dir, 'stopped.age'))).toBe(false);
     const next = randomBytes(1024 * 1024);
     expect((await writePart(Readable.from([next]), path.join(dir, 'next.age'), key.identity.publicRaw)).plainBytes).toBe(next.length);
