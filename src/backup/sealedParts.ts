@@ -74,9 +74,8 @@ export class PartSealer {
   seal(source: Readable, leaveOut: string[], file: string, recipient: Buffer): Promise<SealResult> {
     return this.inTurn(async () => {
       try {
-        const result = await this.sealFed(file, recipient, leaveOut, (into) => feedStream(source, into));
-        if (!result) throw new Error('the backup sealing worker lost the part');
-        return result;
+        // A stream always has something to read: only an engine read finds nothing (null).
+        return (await this.sealFed(file, recipient, leaveOut, (into) => feedStream(source, into))) as SealResult;
       } finally {
         // Also when the worker could not even start: the source holds the engine's archive lock.
         source.destroy();
@@ -119,7 +118,7 @@ export class PartSealer {
       inFlight++;
       return { next: free.pop() ?? new Uint8Array(PIECE), room: inFlight < MAX_IN_FLIGHT };
     });
-    const finished = new Promise<SealResult | null>((resolve, reject) => {
+    const finished = new Promise<SealResult>((resolve, reject) => {
       onMessage = (message) => {
         if (message.type === 'ack') {
           inFlight--;
@@ -172,7 +171,6 @@ class PieceWriter {
   private piece = new Uint8Array(PIECE);
   private filled = 0;
   private waiting: (() => void)[] = [];
-  private failure: Error | null = null;
   private room = true;
   private rejectFailed: (err: Error) => void = () => undefined;
 
@@ -193,13 +191,10 @@ class PieceWriter {
     return this.room;
   }
 
-  /** Resolves when there is room again; rejects once the part failed on the worker's side. */
+  /** Resolves when there is room again (or the part failed: that is heard through `failed`). */
   whenRoom(): Promise<void> {
-    if (this.failure) return Promise.reject(this.failure);
     if (this.room) return Promise.resolve();
-    return new Promise((resolve, reject) => {
-      this.waiting.push(() => (this.failure ? reject(this.failure) : resolve()));
-    });
+    return new Promise((resolve) => this.waiting.push(resolve));
   }
 
   roomAgain(): void {
@@ -208,8 +203,9 @@ class PieceWriter {
   }
 
   fail(err: Error): void {
-    this.failure = err;
     this.rejectFailed(err);
+    // Nothing more goes to the worker: whoever waits for room goes on, to hear of the failure.
+    this.room = true;
     this.wake();
   }
 
@@ -240,7 +236,7 @@ async function feedStream(source: Readable, into: PieceWriter): Promise<boolean>
     source.on('data', (chunk: Buffer) => {
       if (into.write(chunk)) return;
       source.pause();
-      into.whenRoom().then(() => source.resume(), reject);
+      void into.whenRoom().then(() => source.resume());
     });
     source.once('end', resolve);
     source.once('error', reject);
@@ -263,14 +259,10 @@ async function feedEngineArchive(archive: EngineArchiveRequest, into: PieceWrite
         // One wait per read: the rest of this read's views come before the reading stops.
         if (!waiting) {
           waiting = true;
-          // A failure meanwhile is heard through `into.failed`.
-          into.whenRoom().then(
-            () => {
-              waiting = false;
-              reading.resume();
-            },
-            () => undefined,
-          );
+          void into.whenRoom().then(() => {
+            waiting = false;
+            reading.resume();
+          });
         }
         return false;
       },

@@ -23,7 +23,7 @@ class EngineRefusal extends Error {
 
 /**
  * HTTP/1.1 chunked transfer coding, undone a read at a time: `emit` gets views of the input
- * (valid only during the call). Returns true once the last chunk and its trailer were read.
+ * (valid only during the call). `done` once the last chunk and its trailer were read.
  */
 class ChunkedBody {
   private state: 'size' | 'data' | 'data-end' | 'trailer' | 'done' = 'size';
@@ -34,7 +34,7 @@ class ChunkedBody {
     return this.state === 'done';
   }
 
-  feed(input: Buffer, emit: (view: Buffer) => void): number {
+  feed(input: Buffer, emit: (view: Buffer) => void): void {
     let i = 0;
     while (i < input.length && this.state !== 'done') {
       if (this.state === 'data') {
@@ -65,7 +65,6 @@ class ChunkedBody {
         this.state = 'done';
       }
     }
-    return i;
   }
 }
 
